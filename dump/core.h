@@ -1,0 +1,56 @@
+/* The ELF core writer: a live process as a core file gdb, lldb and eu-stack
+ * open like a kernel core. Layout first (exact size known before the first
+ * byte), then a stream to a dp_sink with a small constant buffer.
+ *
+ * The caller must be allowed to ptrace the target (the helper process). */
+#ifndef DP_CORE_H
+#define DP_CORE_H
+
+#include <sys/types.h>
+#include <apr_pools.h>
+#include "proc/dp_error.h"
+#include "dump/sink.h"
+
+/* MINIDUMP_TYPE bits we map (see API.md, Dumps). */
+#define DP_DUMP_NORMAL              0x0UL
+#define DP_DUMP_DATA_SEGS           0x1UL
+#define DP_DUMP_FULL_MEMORY         0x2UL
+#define DP_DUMP_HANDLE_DATA         0x4UL
+#define DP_DUMP_PRIVATE_RW_MEMORY   0x200UL
+#define DP_DUMP_FULL_MEMORY_INFO    0x800UL
+#define DP_DUMP_THREAD_INFO         0x1000UL
+#define DP_DUMP_IGNORE_INACCESSIBLE 0x20000UL
+#define DP_DUMP_SUPPORTED (DP_DUMP_DATA_SEGS | DP_DUMP_FULL_MEMORY | DP_DUMP_HANDLE_DATA \
+        | DP_DUMP_PRIVATE_RW_MEMORY | DP_DUMP_FULL_MEMORY_INFO | DP_DUMP_THREAD_INFO \
+        | DP_DUMP_IGNORE_INACCESSIBLE)
+/* Bits that add memory beyond the minimal dump (need `DiagProcAllow fulldump`). */
+#define DP_DUMP_NEEDS_FULLDUMP (DP_DUMP_SUPPORTED & ~DP_DUMP_IGNORE_INACCESSIBLE)
+
+typedef struct dp_core_opts {
+    pid_t pid;
+    unsigned long dump_type;        /* validated MINIDUMP_TYPE bits */
+    pid_t keep_running_tid;         /* thread never left stopped (the one that
+                                       carries the stream when dumping ourselves); 0 = none */
+    unsigned long long max_bytes;   /* refuse (413-like, status 409) a core larger than this; 0 = no cap */
+} dp_core_opts;
+
+typedef struct dp_core dp_core;
+
+/* Seize and stop the target's threads, capture registers, notes and the
+ * memory layout. On failure nothing is left stopped. Errors: 404 not running,
+ * 409 zombie / kernel thread / exited meanwhile / too large, 403 not permitted,
+ * 500 otherwise. Registered as a cleanup on p: the target is always resumed. */
+int dp_core_open(dp_core **out, const dp_core_opts *opts, apr_pool_t *p, dp_error *err);
+
+/* Exact size in bytes of the core dp_core_write will produce. */
+unsigned long long dp_core_size(const dp_core *c);
+
+/* Stream exactly dp_core_size() bytes. Resumes the target as early as it can
+ * (at the latest on return). -1 when the sink fails or the target vanished:
+ * the caller must then make the truncation visible, never pad. */
+int dp_core_write(dp_core *c, dp_sink *sink, dp_error *err);
+
+/* Detach and resume every thread; idempotent. */
+void dp_core_close(dp_core *c);
+
+#endif

@@ -1,0 +1,21 @@
+/* A stream of named entries (files of a bundle). The zip writer implements it
+ * over a dp_sink; the helper implements it as frames on its socket, which the
+ * worker turns back into entry boundaries for the zip output filter. */
+#ifndef DP_ENTRIES_H
+#define DP_ENTRIES_H
+
+#include "dump/sink.h"
+
+typedef struct dp_entry_sink dp_entry_sink;
+struct dp_entry_sink {
+    /* Start an entry: path inside the bundle ("core", "sysroot/usr/lib/..."),
+     * modification time (Unix seconds), Unix mode bits (0644, 0755). */
+    int (*begin)(dp_entry_sink *s, const char *name, long long mtime, unsigned mode);
+    /* Bytes of the current entry go through `data`. */
+    dp_sink data;
+    /* End the current entry. */
+    int (*end)(dp_entry_sink *s);
+    void *ctx;
+};
+
+#endif
