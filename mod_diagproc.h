@@ -1,0 +1,54 @@
+/* Shared between the httpd glue files (mod_diagproc*.c): configuration and
+ * the few entry points one glue file offers the others. The cores in proc/,
+ * dump/ and helper/ never include this. */
+#ifndef MOD_DIAGPROC_H
+#define MOD_DIAGPROC_H
+
+#include "httpd.h"
+#include "http_config.h"
+#include "apr_tables.h"
+#include "proc/dp_error.h"
+
+/* DiagProcAllow words */
+#define DP_ALLOW_KILL        0x01
+#define DP_ALLOW_DUMP        0x02
+#define DP_ALLOW_FULLDUMP    0x04
+#define DP_ALLOW_ENVIRONMENT 0x08
+#define DP_ALLOW_STACKS      0x10
+
+typedef struct dp_dir_conf {
+    int allow;                  /* DP_ALLOW_* bits */
+    int allow_set;
+    int all_users;              /* DiagProcUsers * */
+    apr_array_header_t *uids;   /* uid_t; NULL = not set (default: httpd User) */
+} dp_dir_conf;
+
+typedef struct dp_server_conf {
+    const char *instance_name;          /* DiagProcInstanceName */
+    int max_dumps;                      /* DiagProcMaxDumps, -1 unset */
+    apr_off_t max_dump_bytes;           /* DiagProcMaxDumpSize, 0 = no cap, -1 unset */
+    int dump_timeout;                   /* DiagProcDumpTimeout seconds, 0 = none, -1 unset */
+} dp_server_conf;
+
+/* The helper's server-wide ceiling: whose processes may be read, killed or
+ * dumped at all. Filled while the configuration is read (only root can write
+ * it): User + every DiagProcUsers name, or narrowed/widened by
+ * DiagProcHelperUsers. */
+typedef struct dp_ceiling {
+    int all_users;              /* '*' named somewhere */
+    int explicit_set;           /* DiagProcHelperUsers given: it alone decides */
+    apr_array_header_t *uids;   /* uid_t */
+} dp_ceiling;
+
+extern module AP_MODULE_DECLARE_DATA diagproc_module;
+
+dp_server_conf *dp_server_config(server_rec *s);
+dp_dir_conf *dp_dir_config(request_rec *r);
+const dp_ceiling *dp_global_ceiling(void);
+
+/* Sends {"Message": ...} with the status; returns OK/DONE for the handler. */
+int dp_send_error(request_rec *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int dp_send_dp_error(request_rec *r, const dp_error *err);
+
+#endif

@@ -1,0 +1,25 @@
+#!/bin/sh
+# Installs the Debian packages the build, the tests and `make run` need,
+# only those missing, and says what it did.
+set -e
+PKGS="apache2 apache2-dev libjansson-dev zlib1g-dev libcmocka-dev gdb lldb python3-lldb-14 elfutils
+      unzip curl wrk python3 python3-psutil chromium perl make gcc"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -z "$missing" ]; then
+    echo "deps: all required Debian packages are installed"
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "deps: missing packages:$missing" >&2
+    echo "deps: run as root (or: sudo apt-get install$missing)" >&2
+    exit 1
+fi
+echo "deps: installing with apt-get:$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
+echo "deps: installed:$missing"

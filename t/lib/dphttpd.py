@@ -1,0 +1,214 @@
+"""A real httpd for integration tests: generated config, 127.0.0.1, a free port.
+
+As root the workers run as the test account DP_TEST_USER (default dptest),
+as httpd does on a real server; as an ordinary user, as that user.
+"""
+import atexit
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import http.client
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.path.join(ROOT, "build")
+MODULE = os.path.join(ROOT, ".libs", "mod_diagproc.so")
+APACHE = "/usr/sbin/apache2"
+MODDIR = "/usr/lib/apache2/modules"
+IS_ROOT = os.geteuid() == 0
+TEST_USER = os.environ.get("DP_TEST_USER", "dptest")
+
+DEFAULT_LOCATIONS = {
+    "/diagnostics/processes": "",
+    "/api/processes": "",
+}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def worker_user():
+    return TEST_USER if IS_ROOT else pwd.getpwuid(os.geteuid()).pw_name
+
+
+class Httpd:
+    """Start with Httpd(...).start(); stop() (also at exit)."""
+
+    def __init__(self, locations=None, server_conf="", mpm="event", allow="",
+                 users=None):
+        self.locations = locations if locations is not None else {
+            p: (f"DiagProcAllow {allow}\n" if allow else "") +
+               (f"DiagProcUsers {users}\n" if users else "")
+            for p in DEFAULT_LOCATIONS}
+        self.server_conf = server_conf
+        self.mpm = mpm
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="dphttpd-")
+        os.chmod(self.dir, 0o755)
+        self.proc = None
+        self.user = worker_user()
+        atexit.register(self.stop)
+
+    @property
+    def base(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def config(self):
+        loc = ""
+        for path, extra in self.locations.items():
+            loc += (f"<Location {path}>\n    SetHandler diagproc\n"
+                    f"    {extra.strip()}\n    Require ip 127.0.0.1 ::1\n</Location>\n")
+        user = ""
+        if IS_ROOT:
+            user = f"User {self.user}\nGroup {self.user}\n"
+        return f"""ServerRoot {self.dir}
+ServerName 127.0.0.1
+Listen 127.0.0.1:{self.port}
+PidFile {self.dir}/httpd.pid
+DefaultRuntimeDir {self.dir}
+ErrorLog {self.dir}/error.log
+LogLevel info
+LogFormat "%h %l %u %t \\"%r\\" %>s %b" common
+CustomLog {self.dir}/access.log common
+{user}LoadModule mpm_{self.mpm}_module {MODDIR}/mod_mpm_{self.mpm}.so
+LoadModule authz_core_module {MODDIR}/mod_authz_core.so
+LoadModule authz_host_module {MODDIR}/mod_authz_host.so
+LoadModule status_module {MODDIR}/mod_status.so
+LoadModule diagproc_module {MODULE}
+StartServers 1
+ServerLimit 2
+{"MaxRequestWorkers 25" if self.mpm != "prefork" else "MaxRequestWorkers 5"}
+<Location /server-status>
+    SetHandler server-status
+    Require ip 127.0.0.1
+</Location>
+{self.server_conf}
+{loc}
+"""
+
+    def write_config(self):
+        with open(os.path.join(self.dir, "httpd.conf"), "w") as f:
+            f.write(self.config())
+
+    def start(self):
+        self.write_config()
+        self.proc = subprocess.Popen(
+            [APACHE, "-f", os.path.join(self.dir, "httpd.conf"), "-DFOREGROUND"],
+            stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "stderr.log"), "w"),
+            start_new_session=True)
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("httpd did not start:\n" + self.logs())
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("httpd did not listen:\n" + self.logs())
+
+    def logs(self):
+        out = ""
+        for name in ("stderr.log", "error.log"):
+            p = os.path.join(self.dir, name)
+            if os.path.exists(p):
+                with open(p, errors="replace") as f:
+                    out += f.read()[-6000:]
+        return out
+
+    def signal(self, cmd):
+        """apache2 -k graceful / stop, as an operator would."""
+        subprocess.run([APACHE, "-f", os.path.join(self.dir, "httpd.conf"), "-k", cmd],
+                       check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    @property
+    def parent_pid(self):
+        return self.proc.pid if self.proc else None
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+        if self.dir and os.path.isdir(self.dir):
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+
+    # --- HTTP ---
+    def request(self, method, path, headers=None, body=None, timeout=60):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            data = resp.read()
+            return Response(resp.status, dict((k.lower(), v) for k, v in resp.getheaders()), data)
+        finally:
+            conn.close()
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        try:
+            return json.loads(self.body.decode("utf-8"))
+        except Exception:
+            return None
+
+    def __repr__(self):
+        return f"<{self.status} {self.body[:300]!r}>"
+
+
+def spawn(argv, ready=None, user=None, **kw):
+    """Start a test target; wait for its `ready` line on stdout if given."""
+    preexec = None
+    if user is not None and IS_ROOT:
+        pw = pwd.getpwnam(user)
+
+        def preexec():
+            os.setgid(pw.pw_gid)
+            os.setgroups([])
+            os.setuid(pw.pw_uid)
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                         preexec_fn=preexec, start_new_session=True, **kw)
+    lines = []
+    if ready:
+        while True:
+            line = p.stdout.readline().decode(errors="replace")
+            if not line:
+                raise RuntimeError(f"{argv[0]} exited before ready: {lines}")
+            lines.append(line)
+            if ready in line:
+                break
+    p.ready_lines = lines
+    atexit.register(kill_quietly, p)
+    return p
+
+
+def kill_quietly(p):
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except OSError:
+        pass
+    try:
+        p.wait(timeout=5)
+    except Exception:
+        pass
