@@ -1,0 +1,148 @@
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <apr_strings.h>
+#include "proc/format.h"
+
+const char *dp_timespan(unsigned long long ticks, long hz, apr_pool_t *p)
+{
+    /* .NET TimeSpan "c" format: 100 ns units, days only when non-zero */
+    unsigned long long units = ticks * (10000000ULL / (unsigned long long)hz);
+    unsigned long long secs = units / 10000000ULL, frac = units % 10000000ULL;
+    unsigned long long days = secs / 86400;
+
+    secs %= 86400;
+    if (days)
+        return apr_psprintf(p, "%llu.%02llu:%02llu:%02llu.%07llu", days, secs / 3600,
+                            (secs / 60) % 60, secs % 60, frac);
+    return apr_psprintf(p, "%02llu:%02llu:%02llu.%07llu", secs / 3600, (secs / 60) % 60,
+                        secs % 60, frac);
+}
+
+const char *dp_iso_time(long long secs, long nsec, apr_pool_t *p)
+{
+    time_t t = (time_t)secs;
+    struct tm tm;
+    char buf[32];
+
+    gmtime_r(&t, &tm);
+    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+    return apr_psprintf(p, "%s.%07ldZ", buf, nsec / 100);
+}
+
+/* Length of a valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    size_t len, i;
+    unsigned int cp;
+
+    if (s[0] < 0x80)
+        return s[0] ? 1 : 0;
+    if (s[0] >= 0xC2 && s[0] <= 0xDF) { len = 2; cp = s[0] & 0x1F; }
+    else if (s[0] >= 0xE0 && s[0] <= 0xEF) { len = 3; cp = s[0] & 0x0F; }
+    else if (s[0] >= 0xF0 && s[0] <= 0xF4) { len = 4; cp = s[0] & 0x07; }
+    else return 0;
+    if (n < len)
+        return 0;
+    for (i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)))
+        || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    return len;
+}
+
+const char *dp_utf8(const char *buf, size_t len, apr_pool_t *p)
+{
+    const unsigned char *s = (const unsigned char *)buf;
+    size_t i = 0, o = 0, bad = 0;
+    char *out;
+
+    while (i < len) {
+        size_t k = utf8_seq(s + i, len - i);
+        if (!k) { bad++; k = 1; }
+        i += k;
+    }
+    if (!bad)
+        return apr_pstrmemdup(p, buf, len);
+    out = apr_palloc(p, len + bad * 2 + 1);
+    for (i = 0; i < len;) {
+        size_t k = utf8_seq(s + i, len - i);
+        if (k) {
+            memcpy(out + o, s + i, k);
+            o += k;
+            i += k;
+        }
+        else {
+            memcpy(out + o, "\xEF\xBF\xBD", 3);     /* U+FFFD */
+            o += 3;
+            i++;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static int needs_quotes(const char *a)
+{
+    return *a == '\0' || strpbrk(a, " \t\n\"'") != NULL;
+}
+
+const char *dp_join_cmdline(const apr_array_header_t *argv, apr_pool_t *p)
+{
+    size_t cap = 1, i;
+    char *out, *o;
+
+    for (i = 0; i < (size_t)argv->nelts; i++)
+        cap += strlen(APR_ARRAY_IDX(argv, i, const char *)) * 2 + 3;
+    o = out = apr_palloc(p, cap);
+    for (i = 0; i < (size_t)argv->nelts; i++) {
+        const char *a = APR_ARRAY_IDX(argv, i, const char *);
+        if (i)
+            *o++ = ' ';
+        if (!needs_quotes(a)) {
+            size_t n = strlen(a);
+            memcpy(o, a, n);
+            o += n;
+            continue;
+        }
+        *o++ = '"';
+        for (; *a; a++) {
+            if (*a == '"' || *a == '\\')
+                *o++ = '\\';
+            *o++ = *a;
+        }
+        *o++ = '"';
+    }
+    *o = '\0';
+    return out;
+}
+
+const char *dp_soname_version(const char *path)
+{
+    const char *base = strrchr(path, '/'), *so;
+    base = base ? base + 1 : path;
+    so = strstr(base, ".so.");
+    if (!so)
+        return "";
+    so += 4;
+    /* only digits and dots: "libc.so.6 (deleted)" has no version we trust */
+    return so[strspn(so, "0123456789.")] == '\0' ? so : "";
+}
+
+const char *dp_hex(const unsigned char *b, size_t n, apr_pool_t *p)
+{
+    static const char digits[] = "0123456789abcdef";
+    char *out = apr_palloc(p, n * 2 + 1);
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        out[2 * i] = digits[b[i] >> 4];
+        out[2 * i + 1] = digits[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+    return out;
+}

@@ -1,0 +1,25 @@
+/* Formats the API speaks: .NET TimeSpan, ISO-8601 UTC, valid UTF-8, the
+ * joined command line. No httpd, no jansson. */
+#ifndef DP_FORMAT_H
+#define DP_FORMAT_H
+
+#include <stddef.h>
+#include <apr_pools.h>
+#include <apr_tables.h>
+
+/* [d.]hh:mm:ss.fffffff from clock ticks. */
+const char *dp_timespan(unsigned long long ticks, long ticks_per_sec, apr_pool_t *p);
+/* yyyy-mm-ddThh:mm:ss.fffffffZ from epoch seconds + nanoseconds. */
+const char *dp_iso_time(long long secs, long nsec, apr_pool_t *p);
+/* The bytes as valid UTF-8: each invalid byte becomes U+FFFD; NULs become U+FFFD too
+ * (JSON and HTML consumers must not see a truncated string). */
+const char *dp_utf8(const char *buf, size_t len, apr_pool_t *p);
+/* argv joined by spaces; arguments with spaces, quotes, or empty are quoted
+ * (Windows-style, as Kudu shows a command line). */
+const char *dp_join_cmdline(const apr_array_header_t *argv, apr_pool_t *p);
+/* "6" for libc.so.6, "4.14.0" for libjansson.so.4.14.0, "" otherwise. */
+const char *dp_soname_version(const char *path);
+/* Lower-case hex of bytes. */
+const char *dp_hex(const unsigned char *b, size_t n, apr_pool_t *p);
+
+#endif

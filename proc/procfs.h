@@ -1,0 +1,104 @@
+/* Reading the process table from /proc: small parsers that work on buffers
+ * (so unit tests feed them fixture files) and readers that fill them.
+ * APR pools only; no httpd headers. */
+#ifndef DP_PROCFS_H
+#define DP_PROCFS_H
+
+#include <sys/types.h>
+#include <apr_pools.h>
+#include <apr_tables.h>
+#include "proc/dp_error.h"
+
+#define DP_COMM_MAX 64      /* comm is at most 15 bytes; room for odd kernels */
+
+/* /proc/PID/stat (and task/TID/stat), the fields we use. */
+typedef struct dp_stat {
+    pid_t pid;
+    char comm[DP_COMM_MAX];         /* raw bytes, NUL-terminated */
+    char state;                     /* R S D T t Z X I ... */
+    pid_t ppid, pgrp, session;
+    unsigned long flags;            /* PF_* */
+    unsigned long long utime, stime;        /* clock ticks */
+    long long cutime, cstime;
+    long priority, nice, num_threads;
+    unsigned long long starttime;           /* ticks since boot */
+    unsigned long long vsize;               /* bytes */
+    long long rss;                          /* pages */
+    int processor;
+} dp_stat;
+
+#define DP_PF_KTHREAD 0x00200000UL
+
+/* The comm field ends at the *last* ')' in the line: names may hold ')' too. */
+int dp_parse_stat(const char *buf, size_t len, dp_stat *st);
+
+/* /proc/PID/status, the fields we use; -1 means absent. Sizes in bytes. */
+typedef struct dp_status {
+    long uid[4], gid[4];            /* real, effective, saved, fs */
+    long long vm_peak, vm_size, vm_hwm, vm_rss, rss_anon, rss_file, rss_shmem;
+    long long vm_data, vm_stk, vm_exe, vm_lib, vm_swap;
+    long long threads;
+    long long vol_ctxt, nonvol_ctxt;
+} dp_status;
+
+int dp_parse_status(const char *buf, size_t len, dp_status *st);
+
+/* /proc/PID/statm in pages. */
+typedef struct dp_statm {
+    unsigned long long size, resident, shared, text, lib, data, dirty;
+} dp_statm;
+int dp_parse_statm(const char *buf, dp_statm *sm);
+
+/* One line of /proc/PID/maps. */
+typedef struct dp_map {
+    unsigned long long start, end, offset, inode;
+    unsigned int dev_major, dev_minor;
+    char perms[5];
+    const char *path;               /* "" for anonymous; "[stack]", "... (deleted)" */
+} dp_map;
+
+/* Parses every line of a maps buffer into an array of dp_map (paths copied into p). */
+apr_array_header_t *dp_parse_maps(const char *buf, size_t len, apr_pool_t *p);
+
+/* /proc/PID/io */
+typedef struct dp_io {
+    long long read_count, write_count, read_bytes, write_bytes, read_chars, write_chars;
+} dp_io;
+int dp_parse_io(const char *buf, size_t len, dp_io *io);
+
+/* Reads a whole /proc file (small: stat, status, cmdline, environ, maps) into
+ * a pool buffer, NUL-terminated. Returns 0, or -1 with errno set. */
+int dp_read_file(const char *path, char **buf, size_t *len, apr_pool_t *p);
+/* Same with a caller buffer: returns bytes read or -1 (errno). Stops at cap-1. */
+ssize_t dp_read_small(const char *path, char *buf, size_t cap);
+
+/* pid's stat; -1 with err 404 (Kudu text) when it is not running. */
+int dp_read_stat(pid_t pid, pid_t tid, dp_stat *st, dp_error *err);
+
+/* Owner (uid of /proc/PID), -1 when gone. */
+long dp_proc_owner(pid_t pid);
+
+/* argv from a cmdline buffer (NUL-separated; a trailing NUL is optional). */
+apr_array_header_t *dp_split_nul(const char *buf, size_t len, apr_pool_t *p);
+
+/* The process name psutil reports: comm, or argv[0]'s basename when comm is
+ * the 15-byte truncation of it. */
+const char *dp_process_name(const char *comm, const apr_array_header_t *argv, apr_pool_t *p);
+
+/* Pids under /proc, ascending. */
+apr_array_header_t *dp_list_pids(apr_pool_t *p);
+/* Tids under /proc/PID/task, ascending; NULL when the process is gone. */
+apr_array_header_t *dp_list_tids(pid_t pid, apr_pool_t *p);
+
+/* Boot time (epoch seconds, /proc/stat btime) and clock ticks per second. */
+long long dp_boot_time(void);
+long dp_clock_ticks(void);
+long dp_page_size(void);
+
+/* psutil's status words for a state letter. */
+const char *dp_state_word(char state);
+
+/* User name for a uid (cached), or the number as a string. */
+const char *dp_user_name(long uid, apr_pool_t *p);
+
+#endif
