@@ -7,6 +7,7 @@
 #include "httpd.h"
 #include "http_config.h"
 #include "apr_tables.h"
+#include <jansson.h>
 #include "proc/dp_error.h"
 
 /* DiagProcAllow words */
@@ -17,6 +18,7 @@
 #define DP_ALLOW_STACKS      0x10
 
 typedef struct dp_dir_conf {
+    const char *prefix;         /* the <Location> path, without a trailing slash */
     int allow;                  /* DP_ALLOW_* bits */
     int allow_set;
     int all_users;              /* DiagProcUsers * */
@@ -46,7 +48,21 @@ dp_server_conf *dp_server_config(server_rec *s);
 dp_dir_conf *dp_dir_config(request_rec *r);
 const dp_ceiling *dp_global_ceiling(void);
 
-/* Sends {"Message": ...} with the status; returns OK/DONE for the handler. */
+/* Send a whole response and return DONE (a 5xx if even that failed), so
+ * that `if ((rv = step(r)) != OK) return rv;` chains policy checks. */
+/* Sends a JSON body (takes the reference) with the status. */
+int dp_send_json(request_rec *r, int status, json_t *body);
+/* The query string as a table (decoded). */
+apr_table_t *dp_query(request_rec *r);
+/* May this Location see and act on processes of uid (DiagProcUsers)? */
+int dp_in_scope(request_rec *r, long uid);
+
+/* Resolves {id} of a route (0 = this process) to a running process within
+ * the Location's scope; on failure sends the error and returns it. */
+struct dp_stat;
+int dp_resolve_target(request_rec *r, const char *idstr, pid_t *pid, struct dp_stat *st);
+
+/* Sends {"Message": ...} with the status. */
 int dp_send_error(request_rec *r, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int dp_send_dp_error(request_rec *r, const dp_error *err);

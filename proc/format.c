@@ -11,12 +11,17 @@ const char *dp_timespan(unsigned long long ticks, long hz, apr_pool_t *p)
     unsigned long long secs = units / 10000000ULL, frac = units % 10000000ULL;
     unsigned long long days = secs / 86400;
 
+    char buf[64];
+
+    /* libc's snprintf: APR's formatter knows no %llu */
     secs %= 86400;
     if (days)
-        return apr_psprintf(p, "%llu.%02llu:%02llu:%02llu.%07llu", days, secs / 3600,
-                            (secs / 60) % 60, secs % 60, frac);
-    return apr_psprintf(p, "%02llu:%02llu:%02llu.%07llu", secs / 3600, (secs / 60) % 60,
-                        secs % 60, frac);
+        snprintf(buf, sizeof(buf), "%llu.%02llu:%02llu:%02llu.%07llu", days, secs / 3600,
+                 (secs / 60) % 60, secs % 60, frac);
+    else
+        snprintf(buf, sizeof(buf), "%02llu:%02llu:%02llu.%07llu", secs / 3600,
+                 (secs / 60) % 60, secs % 60, frac);
+    return apr_pstrdup(p, buf);
 }
 
 const char *dp_iso_time(long long secs, long nsec, apr_pool_t *p)

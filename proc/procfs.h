@@ -85,6 +85,9 @@ apr_array_header_t *dp_split_nul(const char *buf, size_t len, apr_pool_t *p);
  * the 15-byte truncation of it. */
 const char *dp_process_name(const char *comm, const apr_array_header_t *argv, apr_pool_t *p);
 
+/* A decimal pid ("0" allowed) within the kernel's range; -1 otherwise. */
+int dp_parse_pid(const char *s, pid_t *pid);
+
 /* Pids under /proc, ascending. */
 apr_array_header_t *dp_list_pids(apr_pool_t *p);
 /* Tids under /proc/PID/task, ascending; NULL when the process is gone. */

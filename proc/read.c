@@ -212,3 +212,21 @@ const char *dp_user_name(long uid, apr_pool_t *p)
     pthread_mutex_unlock(&user_cache_lock);
     return name;
 }
+
+int dp_parse_pid(const char *s, pid_t *pid)
+{
+    long v = 0;
+    const char *c;
+
+    if (!*s || strlen(s) > 10 || (s[0] == '0' && s[1]))
+        return -1;
+    for (c = s; *c; c++) {
+        if (*c < '0' || *c > '9')
+            return -1;
+        v = v * 10 + (*c - '0');
+    }
+    if (v > 4194304)    /* PID_MAX_LIMIT */
+        return -1;
+    *pid = (pid_t)v;
+    return 0;
+}

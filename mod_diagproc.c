@@ -1,0 +1,627 @@
+/* mod_diagproc: Kudu's "Process list and minidump" API for Linux, as an
+ * httpd handler. This file is the glue: module record, directives, policy,
+ * and the dispatch table. The work is done in proc/ and dump/ (httpd-free),
+ * mod_diagproc_procs.c (read-only routes), mod_diagproc_helper.c (anything
+ * privileged: kill, dump, other users' private /proc files) and
+ * mod_diagproc_zip.c (the zip output filter). */
+
+#include <ctype.h>
+#include <errno.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "ap_mpm.h"
+#include "unixd.h"
+#include "apr_strings.h"
+
+#include "mod_diagproc.h"
+#include "mod_diagproc_procs.h"
+#include "mod_diagproc_helper.h"
+#include "mod_diagproc_zip.h"
+#include "proc/procfs.h"
+#include "dump/core.h"
+
+/* Server-wide ceiling of the helper, collected while the configuration is
+ * read. Lives in pconf; pre_config starts it afresh on every (re)start. */
+static dp_ceiling ceiling;
+
+/* ------------------------------------------------------------------ config */
+
+static void *create_dir_conf(apr_pool_t *p, char *dir)
+{
+    dp_dir_conf *c = apr_pcalloc(p, sizeof(*c));
+    if (dir) {
+        size_t n = strlen(dir);
+        while (n > 1 && dir[n - 1] == '/')
+            n--;
+        c->prefix = apr_pstrmemdup(p, dir, n);
+    }
+    return c;
+}
+
+static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    dp_dir_conf *base = basev, *add = addv, *c = apr_pcalloc(p, sizeof(*c));
+    c->prefix = add->prefix ? add->prefix : base->prefix;
+    c->allow_set = add->allow_set || base->allow_set;
+    c->allow = add->allow_set ? add->allow : base->allow;
+    c->uids = add->uids ? add->uids : base->uids;
+    c->all_users = add->uids ? add->all_users : base->all_users;
+    return c;
+}
+
+static void *create_server_conf(apr_pool_t *p, server_rec *s)
+{
+    dp_server_conf *c = apr_pcalloc(p, sizeof(*c));
+    (void)s;
+    c->max_dumps = -1;
+    c->max_dump_bytes = -1;
+    c->dump_timeout = -1;
+    return c;
+}
+
+static void *merge_server_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    dp_server_conf *base = basev, *add = addv, *c = apr_pcalloc(p, sizeof(*c));
+    c->instance_name = add->instance_name ? add->instance_name : base->instance_name;
+    c->max_dumps = add->max_dumps >= 0 ? add->max_dumps : base->max_dumps;
+    c->max_dump_bytes = add->max_dump_bytes >= 0 ? add->max_dump_bytes : base->max_dump_bytes;
+    c->dump_timeout = add->dump_timeout >= 0 ? add->dump_timeout : base->dump_timeout;
+    return c;
+}
+
+dp_server_conf *dp_server_config(server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &diagproc_module);
+}
+
+dp_dir_conf *dp_dir_config(request_rec *r)
+{
+    return ap_get_module_config(r->per_dir_config, &diagproc_module);
+}
+
+static void ceiling_add(uid_t uid)
+{
+    int i;
+    for (i = 0; i < ceiling.uids->nelts; i++)
+        if (APR_ARRAY_IDX(ceiling.uids, i, uid_t) == uid)
+            return;
+    APR_ARRAY_PUSH(ceiling.uids, uid_t) = uid;
+}
+
+const dp_ceiling *dp_global_ceiling(void)
+{
+    /* httpd's User belongs to the default ceiling; it is only known once the
+     * whole configuration is read, hence added here and not at parse time */
+    if (!ceiling.explicit_set)
+        ceiling_add(ap_unixd_config.user_id);
+    return &ceiling;
+}
+
+static const char *parse_user(cmd_parms *cmd, const char *word, uid_t *uid)
+{
+    struct passwd *pw;
+    char *end;
+
+    if (*word == '#') {
+        long v = strtol(word + 1, &end, 10);
+        if (*end || v < 0)
+            return apr_psprintf(cmd->pool, "%s: '%s' is not a user", cmd->cmd->name, word);
+        *uid = (uid_t)v;
+        return NULL;
+    }
+    pw = getpwnam(word);
+    if (!pw)
+        return apr_psprintf(cmd->pool, "%s: no such user '%s'", cmd->cmd->name, word);
+    *uid = pw->pw_uid;
+    return NULL;
+}
+
+static const char *set_allow(cmd_parms *cmd, void *dconf, const char *word)
+{
+    static const struct { const char *word; int bit; } words[] = {
+        { "kill", DP_ALLOW_KILL }, { "dump", DP_ALLOW_DUMP },
+        { "fulldump", DP_ALLOW_FULLDUMP }, { "environment", DP_ALLOW_ENVIRONMENT },
+        { "stacks", DP_ALLOW_STACKS }, { "none", 0 },
+    };
+    dp_dir_conf *c = dconf;
+    size_t i;
+
+    if (!c->allow_set) {
+        c->allow_set = 1;
+        c->allow = 0;
+    }
+    for (i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        if (!strcasecmp(word, words[i].word)) {
+            c->allow |= words[i].bit;
+            return NULL;
+        }
+    }
+    return apr_psprintf(cmd->pool, "DiagProcAllow: unknown action '%s' "
+                        "(known: kill dump fulldump environment stacks none)", word);
+}
+
+static const char *set_users(cmd_parms *cmd, void *dconf, const char *word)
+{
+    dp_dir_conf *c = dconf;
+    uid_t uid;
+    const char *err;
+
+    if (!c->uids)
+        c->uids = apr_array_make(cmd->pool, 4, sizeof(uid_t));
+    if (!strcmp(word, "*")) {
+        c->all_users = 1;
+        if (!ceiling.explicit_set)
+            ceiling.all_users = 1;
+        return NULL;
+    }
+    if ((err = parse_user(cmd, word, &uid)) != NULL)
+        return err;
+    APR_ARRAY_PUSH(c->uids, uid_t) = uid;
+    if (!ceiling.explicit_set)
+        ceiling_add(uid);
+    return NULL;
+}
+
+static const char *set_helper_users(cmd_parms *cmd, void *dconf, const char *word)
+{
+    uid_t uid;
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)dconf;
+    if (err)
+        return err;
+    if (!ceiling.explicit_set) {
+        ceiling.explicit_set = 1;
+        ceiling.all_users = 0;
+        apr_array_clear(ceiling.uids);
+    }
+    if (!strcmp(word, "*")) {
+        ceiling.all_users = 1;
+        return NULL;
+    }
+    if ((err = parse_user(cmd, word, &uid)) != NULL)
+        return err;
+    ceiling_add(uid);
+    return NULL;
+}
+
+static const char *set_instance(cmd_parms *cmd, void *d, const char *arg)
+{
+    (void)d;
+    dp_server_config(cmd->server)->instance_name = arg;
+    return NULL;
+}
+
+static const char *set_max_dumps(cmd_parms *cmd, void *d, const char *arg)
+{
+    char *end;
+    long v = strtol(arg, &end, 10);
+    (void)d;
+    if (*end || v < 1 || v > 1000)
+        return "DiagProcMaxDumps takes a number from 1 to 1000";
+    dp_server_config(cmd->server)->max_dumps = (int)v;
+    return NULL;
+}
+
+static const char *set_max_dump_size(cmd_parms *cmd, void *d, const char *arg)
+{
+    char *end;
+    apr_off_t v = (apr_off_t)strtoll(arg, &end, 10);
+    (void)d;
+    switch (toupper((unsigned char)*end)) {
+    case 'K': v <<= 10; end++; break;
+    case 'M': v <<= 20; end++; break;
+    case 'G': v <<= 30; end++; break;
+    case 'T': v <<= 40; end++; break;
+    }
+    if (*end || v < 0)
+        return "DiagProcMaxDumpSize takes a size in bytes, with an optional K, M, G or T; 0 = no cap";
+    dp_server_config(cmd->server)->max_dump_bytes = v;
+    return NULL;
+}
+
+static const char *set_dump_timeout(cmd_parms *cmd, void *d, const char *arg)
+{
+    char *end;
+    long v = strtol(arg, &end, 10);
+    (void)d;
+    if (*end || v < 0)
+        return "DiagProcDumpTimeout takes seconds; 0 = no limit";
+    dp_server_config(cmd->server)->dump_timeout = (int)v;
+    return NULL;
+}
+
+static const command_rec dp_cmds[] = {
+    /* ACCESS_CONF only: none of them may be set from .htaccess */
+    AP_INIT_ITERATE("DiagProcAllow", set_allow, NULL, ACCESS_CONF,
+                    "actions to enable: kill dump fulldump environment stacks"),
+    AP_INIT_ITERATE("DiagProcUsers", set_users, NULL, ACCESS_CONF,
+                    "users whose processes this location may see and act on, or *"),
+    AP_INIT_ITERATE("DiagProcHelperUsers", set_helper_users, NULL, RSRC_CONF,
+                    "server-wide ceiling of the privileged helper (default: User + DiagProcUsers)"),
+    AP_INIT_TAKE1("DiagProcInstanceName", set_instance, NULL, RSRC_CONF,
+                  "machineName reported (default: the host name)"),
+    AP_INIT_TAKE1("DiagProcMaxDumps", set_max_dumps, NULL, RSRC_CONF,
+                  "concurrent dumps server-wide (default 2)"),
+    AP_INIT_TAKE1("DiagProcMaxDumpSize", set_max_dump_size, NULL, RSRC_CONF,
+                  "largest core a dump may produce (default: no cap)"),
+    AP_INIT_TAKE1("DiagProcDumpTimeout", set_dump_timeout, NULL, RSRC_CONF,
+                  "longest a dump may take, in seconds (default: no limit)"),
+    { NULL }
+};
+
+static int dp_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    (void)plog; (void)ptemp;
+    memset(&ceiling, 0, sizeof(ceiling));
+    ceiling.uids = apr_array_make(pconf, 4, sizeof(uid_t));
+    return OK;
+}
+
+/* --------------------------------------------------------------- responses */
+
+int dp_send_json(request_rec *r, int status, json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (!text)
+        return HTTP_INTERNAL_SERVER_ERROR;
+    r->status = status;
+    ap_set_content_type(r, "application/json; charset=utf-8");
+    apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    ap_set_content_length(r, (apr_off_t)strlen(text));
+    if (!r->header_only)
+        ap_rwrite(text, (int)strlen(text), r);
+    free(text);
+    return DONE;    /* the response is complete: callers test `!= OK` */
+}
+
+int dp_send_error(request_rec *r, int status, const char *fmt, ...)
+{
+    va_list ap;
+    char *msg;
+
+    va_start(ap, fmt);
+    msg = apr_pvsprintf(r->pool, fmt, ap);
+    va_end(ap);
+    if (status >= 500)
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APLOGNO(10800) "%s", msg);
+    else
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, APLOGNO(10801) "%d: %s", status, msg);
+    return dp_send_json(r, status, json_pack("{s:s}", "Message", msg));
+}
+
+int dp_send_dp_error(request_rec *r, const dp_error *err)
+{
+    if (err->status == 503 && !apr_table_get(r->headers_out, "Retry-After"))
+        apr_table_setn(r->headers_out, "Retry-After", "5");
+    return dp_send_error(r, err->status ? err->status : 500, "%s",
+                         err->msg[0] ? err->msg : "internal error");
+}
+
+/* ------------------------------------------------------------------ policy */
+
+apr_table_t *dp_query(request_rec *r)
+{
+    apr_table_t *t = apr_table_make(r->pool, 4);
+    char *args = r->args ? apr_pstrdup(r->pool, r->args) : NULL, *pair;
+
+    while (args && (pair = strsep(&args, "&")) != NULL) {
+        char *eq = strchr(pair, '=');
+        if (!*pair)
+            continue;
+        if (eq)
+            *eq++ = '\0';
+        ap_unescape_url(pair);
+        if (eq)
+            ap_unescape_url(eq);
+        apr_table_set(t, pair, eq ? eq : "");
+    }
+    return t;
+}
+
+int dp_in_scope(request_rec *r, long uid)
+{
+    dp_dir_conf *c = dp_dir_config(r);
+    int i;
+
+    if (!c->uids)   /* default: the httpd User, i.e. whoever the worker runs as */
+        return uid == (long)geteuid();
+    if (c->all_users)
+        return 1;
+    for (i = 0; i < c->uids->nelts; i++)
+        if ((long)APR_ARRAY_IDX(c->uids, i, uid_t) == uid)
+            return 1;
+    return 0;
+}
+
+/* The target as the routes see it: pid resolved (0 = this process), running,
+ * within this Location's scope. */
+int dp_resolve_target(request_rec *r, const char *idstr, pid_t *pid, dp_stat *st)
+{
+    dp_error err = { 0 };
+    long owner;
+
+    if (dp_parse_pid(idstr, pid) != 0)
+        return dp_send_error(r, HTTP_BAD_REQUEST, "'%s' is not a valid process id: use a "
+                             "decimal pid, or 0 for the httpd process serving this request",
+                             idstr);
+    if (*pid == 0)
+        *pid = getpid();
+    if (dp_read_stat(*pid, 0, st, &err) != 0 || (owner = dp_proc_owner(*pid)) < 0) {
+        dp_fail_not_running(&err, *pid);
+        return dp_send_dp_error(r, &err);
+    }
+    if (!dp_in_scope(r, owner))
+        return dp_send_error(r, HTTP_FORBIDDEN, "Process %d belongs to user '%s', outside "
+                             "this location's scope (DiagProcUsers).", (int)*pid,
+                             dp_user_name(owner, r->pool));
+    return OK;
+}
+
+/* pid 1, the httpd parent, kernel threads: never killed or dumped from here. */
+static int refuse_protected(request_rec *r, pid_t pid, const dp_stat *st)
+{
+    if (pid == 1)
+        return dp_send_error(r, HTTP_FORBIDDEN, "Process 1 (init) is protected.");
+    if (pid == getppid())
+        return dp_send_error(r, HTTP_FORBIDDEN, "Process %d is the httpd parent process; "
+                             "it is protected (use apachectl to restart httpd).", (int)pid);
+    if ((st->flags & DP_PF_KTHREAD) || pid == 2 || st->ppid == 2)
+        return dp_send_error(r, HTTP_FORBIDDEN, "Process %d is a kernel thread; kernel "
+                             "threads are protected.", (int)pid);
+    return OK;
+}
+
+static int require_allowed(request_rec *r, int bit, const char *word, const char *what)
+{
+    if (dp_dir_config(r)->allow & bit)
+        return OK;
+    return dp_send_error(r, HTTP_FORBIDDEN, "%s is not enabled here: add '%s' to "
+                         "DiagProcAllow in this <Location>.", what, word);
+}
+
+/* A page on another site must not be able to kill or dump through the
+ * operator's browser (a plain form post needs no CORS preflight). */
+static int refuse_cross_site(request_rec *r)
+{
+    const char *site = apr_table_get(r->headers_in, "Sec-Fetch-Site");
+    const char *origin = apr_table_get(r->headers_in, "Origin");
+
+    if (site && !strcasecmp(site, "cross-site"))
+        return dp_send_error(r, HTTP_FORBIDDEN, "Cross-site requests may not change "
+                             "processes (Sec-Fetch-Site: cross-site).");
+    if (origin && strcmp(origin, "null") != 0) {
+        const char *own = ap_construct_url(r->pool, "", r);
+        size_t n = strlen(own);
+        while (n && own[n - 1] == '/')
+            n--;
+        if (strlen(origin) != n || strncasecmp(origin, own, n) != 0)
+            return dp_send_error(r, HTTP_FORBIDDEN, "Requests from another origin (%s) may "
+                                 "not change processes.", origin);
+    }
+    else if (origin)
+        return dp_send_error(r, HTTP_FORBIDDEN, "Requests from an opaque origin may not "
+                             "change processes.");
+    return OK;
+}
+
+/* ------------------------------------------------------------------ routes */
+
+static int route_kill(request_rec *r, const char **seg)
+{
+    pid_t pid;
+    dp_stat st;
+    int rv;
+
+    if ((rv = refuse_cross_site(r)) != OK
+        || (rv = require_allowed(r, DP_ALLOW_KILL, "kill", "Killing processes")) != OK
+        || (rv = dp_resolve_target(r, seg[0], &pid, &st)) != OK
+        || (rv = refuse_protected(r, pid, &st)) != OK)
+        return rv;
+    return dp_handle_kill(r, pid);
+}
+
+static int parse_dump_type(const char *s, unsigned long *type)
+{
+    char *end;
+    int hex = s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
+
+    if (!*s || (!hex && !isdigit((unsigned char)s[0])) || (hex && !isxdigit((unsigned char)s[2])))
+        return -1;
+    errno = 0;
+    *type = strtoul(hex ? s + 2 : s, &end, hex ? 16 : 10);
+    return *end || errno ? -1 : 0;
+}
+
+static int route_dump(request_rec *r, const char **seg)
+{
+    apr_table_t *q = dp_query(r);
+    const char *ts = apr_table_get(q, "dumpType");
+    const char *fmt = apr_table_get(q, "format");
+    unsigned long type = 0;
+    pid_t pid;
+    dp_stat st;
+    int rv, zip = 0;
+
+    if (ts && parse_dump_type(ts, &type) != 0)
+        return dp_send_error(r, HTTP_BAD_REQUEST, "dumpType '%s' is not a number: give the "
+                             "MINIDUMP_TYPE bits in decimal or 0x-hex (0 = minimal).", ts);
+    if (type & ~DP_DUMP_SUPPORTED)
+        return dp_send_error(r, HTTP_BAD_REQUEST, "dumpType 0x%lx has bits with no Linux "
+                             "meaning (0x%lx); supported bits: 0x1 WithDataSegs, 0x2 "
+                             "WithFullMemory, 0x4 WithHandleData, 0x200 "
+                             "WithPrivateReadWriteMemory, 0x800 WithFullMemoryInfo, 0x1000 "
+                             "WithThreadInfo, 0x20000 IgnoreInaccessibleMemory.",
+                             type, type & ~DP_DUMP_SUPPORTED);
+    if (fmt && !strcmp(fmt, "zip"))
+        zip = 1;
+    else if (fmt && strcmp(fmt, "raw") != 0)
+        return dp_send_error(r, HTTP_BAD_REQUEST, "format '%s' is unknown: use raw (an ELF "
+                             "core) or zip (the core with its binaries and scripts).", fmt);
+    if ((rv = require_allowed(r, DP_ALLOW_DUMP, "dump", "Dumps")) != OK)
+        return rv;
+    if ((type & DP_DUMP_NEEDS_FULLDUMP)
+        && (rv = require_allowed(r, DP_ALLOW_FULLDUMP, "fulldump",
+                                 "Dumps with more than the minimal memory")) != OK)
+        return rv;
+    if ((rv = dp_resolve_target(r, seg[0], &pid, &st)) != OK
+        || (rv = refuse_protected(r, pid, &st)) != OK)
+        return rv;
+    if (st.state == 'Z' || st.state == 'X')
+        return dp_send_error(r, HTTP_CONFLICT, "Process %d is a zombie: it has exited and "
+                             "has no memory left to dump.", (int)pid);
+    return dp_handle_dump(r, pid, type, zip);
+}
+
+static int route_stacks(request_rec *r, const char **seg)
+{
+    int rv;
+    (void)seg;
+    if ((rv = require_allowed(r, DP_ALLOW_STACKS, "stacks", "Live stacks")) != OK)
+        return rv;
+    return dp_send_error(r, HTTP_NOT_IMPLEMENTED, "Live stacks are not implemented yet; "
+                         "take a dump (dumpType=0) and open it in gdb.");
+}
+
+static int route_environment(request_rec *r, const char **seg)
+{
+    int rv;
+    if ((rv = require_allowed(r, DP_ALLOW_ENVIRONMENT, "environment",
+                              "Reading environments")) != OK)
+        return rv;
+    return dp_route_environment(r, seg);
+}
+
+typedef int (*dp_route_fn)(request_rec *r, const char **seg);
+
+/* The dispatch table: a pattern of segments ("{}" = a parameter), the
+ * methods it answers and its function. */
+static const struct dp_route {
+    const char *pattern;
+    const char *methods;        /* Allow header; GET implies HEAD */
+    dp_route_fn get, del, post;
+} routes[] = {
+    { "",                   "GET, HEAD",         dp_route_list,        NULL,       NULL },
+    { "{}",                 "GET, HEAD, DELETE", dp_route_detail,      route_kill, NULL },
+    { "{}/stop",            "POST",              NULL,                 NULL,       route_kill },
+    { "{}/dump",            "GET, HEAD",         route_dump,           NULL,       NULL },
+    { "{}/threads",         "GET, HEAD",         dp_route_threads,     NULL,       NULL },
+    { "{}/threads/{}",      "GET, HEAD",         dp_route_thread,      NULL,       NULL },
+    { "{}/modules",         "GET, HEAD",         dp_route_modules,     NULL,       NULL },
+    { "{}/modules/{}",      "GET, HEAD",         dp_route_module,      NULL,       NULL },
+    { "{}/environments/{}", "GET, HEAD",         route_environment,    NULL,       NULL },
+    { "{}/stacks",          "GET, HEAD",         route_stacks,         NULL,       NULL },
+};
+
+/* Splits rest ("/123/threads/", "") into at most 8 segments; a single
+ * trailing slash is accepted, empty segments elsewhere are not. */
+static int split_route(apr_pool_t *p, const char *rest, const char **seg, int max)
+{
+    int n = 0;
+    char *s = apr_pstrdup(p, rest), *tok;
+
+    if (*s == '/')
+        s++;
+    if (*s && s[strlen(s) - 1] == '/')
+        s[strlen(s) - 1] = '\0';
+    if (!*s)
+        return 0;
+    while ((tok = strsep(&s, "/")) != NULL) {
+        if (!*tok || n == max)
+            return -1;
+        seg[n++] = tok;
+    }
+    return n;
+}
+
+static int pattern_matches(const char *pattern, const char **seg, int n)
+{
+    const char *p = pattern;
+    int i;
+
+    for (i = 0; i < n; i++) {
+        const char *slash = strchr(p, '/');
+        size_t len = slash ? (size_t)(slash - p) : strlen(p);
+        if (len == 0)
+            return 0;
+        if (!(len == 2 && !strncmp(p, "{}", 2)) && (strlen(seg[i]) != len || strncmp(seg[i], p, len)))
+            return 0;
+        p = slash ? slash + 1 : p + len;
+        if (!slash && i + 1 < n)
+            return 0;
+    }
+    return *p == '\0';
+}
+
+static int dp_handler(request_rec *r)
+{
+    dp_dir_conf *c;
+    const char *seg[8];
+    const char *rest;
+    int n;
+    size_t i, plen;
+
+    if (!r->handler || strcmp(r->handler, "diagproc"))
+        return DECLINED;
+    c = dp_dir_config(r);
+    plen = c->prefix ? strlen(c->prefix) : 0;
+    if (!c->prefix || strncmp(r->uri, c->prefix, plen) != 0
+        || (r->uri[plen] != '\0' && r->uri[plen] != '/'))
+        return dp_send_error(r, HTTP_NOT_FOUND, "mod_diagproc answers below the <Location> "
+                             "it is mounted at; '%s' is not below it.", r->uri);
+    r->allowed |= (AP_METHOD_BIT << M_GET) | (AP_METHOD_BIT << M_DELETE)
+        | (AP_METHOD_BIT << M_POST);
+    rest = r->uri + plen;
+    n = split_route(r->pool, rest, seg, 8);
+    for (i = 0; n >= 0 && i < sizeof(routes) / sizeof(routes[0]); i++) {
+        const struct dp_route *rt = &routes[i];
+        dp_route_fn fn = NULL;
+        if (!pattern_matches(rt->pattern, seg, n))
+            continue;
+        if (r->method_number == M_GET)
+            fn = rt->get;
+        else if (r->method_number == M_DELETE)
+            fn = rt->del;
+        else if (r->method_number == M_POST)
+            fn = rt->post;
+        if (!fn) {
+            apr_table_setn(r->headers_out, "Allow", rt->methods);
+            return dp_send_error(r, HTTP_METHOD_NOT_ALLOWED, "%s is not allowed on this "
+                                 "route; allowed: %s.", r->method, rt->methods);
+        }
+        return fn(r, seg);
+    }
+    return dp_send_error(r, HTTP_NOT_FOUND, "No such route: '%s'. See the API reference "
+                         "for the routes below %s.", r->uri, c->prefix);
+}
+
+static void dp_register_hooks(apr_pool_t *p)
+{
+    ap_hook_pre_config(dp_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(dp_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    dp_helper_register_hooks(p);
+    dp_zip_filter_register(p);
+}
+
+AP_DECLARE_MODULE(diagproc) = {
+    STANDARD20_MODULE_STUFF,
+    create_dir_conf,
+    merge_dir_conf,
+    create_server_conf,
+    merge_server_conf,
+    dp_cmds,
+    dp_register_hooks,
+    AP_MODULE_FLAG_NONE
+};

@@ -1,0 +1,782 @@
+/* The read-only routes. Values come from proc/; this file only chooses what
+ * to read for each route and renders Kudu's JSON (and the Linux additions). */
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "apr_strings.h"
+#include "apr_lib.h"
+
+#include "mod_diagproc.h"
+#include "mod_diagproc_procs.h"
+#include "mod_diagproc_helper.h"
+#include "mod_diagproc_html.h"
+#include "proc/procfs.h"
+#include "proc/format.h"
+#include "proc/elfinfo.h"
+
+/* ------------------------------------------------------------ small parts */
+
+static json_t *jstr(apr_pool_t *p, const char *buf, size_t len)
+{
+    return json_string(dp_utf8(buf, len, p));
+}
+
+static json_t *jcstr(apr_pool_t *p, const char *s)
+{
+    return s ? jstr(p, s, strlen(s)) : json_null();
+}
+
+static json_t *jint_or_null(long long v)
+{
+    return v < 0 ? json_null() : json_integer(v);
+}
+
+/* The prefix exactly as the client wrote it, as an absolute URL. */
+static const char *base_href(request_rec *r)
+{
+    dp_dir_conf *c = dp_dir_config(r);
+    size_t n = strlen(c->prefix);
+    return ap_construct_url(r->pool, apr_pstrmemdup(r->pool, r->uri, n), r);
+}
+
+static const char *proc_href(request_rec *r, long pid)
+{
+    return apr_psprintf(r->pool, "%s/%ld", base_href(r), pid);
+}
+
+static const char *machine_name(request_rec *r)
+{
+    static char host[256];
+    dp_server_conf *sc = dp_server_config(r->server);
+
+    if (sc->instance_name)
+        return sc->instance_name;
+    if (!host[0] && gethostname(host, sizeof(host) - 1) != 0)
+        strcpy(host, "localhost");
+    return host;
+}
+
+static const char *start_time_iso(unsigned long long ticks, apr_pool_t *p)
+{
+    long hz = dp_clock_ticks();
+    return dp_iso_time(dp_boot_time() + (long long)(ticks / (unsigned long long)hz),
+                       (long)((ticks % (unsigned long long)hz) * (1000000000ULL / (unsigned long long)hz)), p);
+}
+
+static const char *now_iso(apr_pool_t *p)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return dp_iso_time(ts.tv_sec, ts.tv_nsec, p);
+}
+
+static char *proc_path(apr_pool_t *p, pid_t pid, const char *what)
+{
+    return apr_psprintf(p, "/proc/%d/%s", (int)pid, what);
+}
+
+/* A /proc file the worker may not be allowed to read (another user's
+ * process on a root-started httpd): ask the privileged helper instead.
+ * Returns 0 with the bytes, or -1 when nobody may read it. */
+static int read_private(request_rec *r, pid_t pid, int what, const char *file,
+                        char **buf, size_t *len)
+{
+    dp_error err = { 0 };
+    apr_size_t n = 0;
+
+    if (dp_read_file(proc_path(r->pool, pid, file), buf, len, r->pool) == 0)
+        return 0;
+    if (errno != EACCES && errno != EPERM)
+        return -1;
+    if (dp_helper_proc_read(r, pid, what, buf, &n, &err) != 0)
+        return -1;
+    *len = n;
+    return 0;
+}
+
+static int readlink_private(request_rec *r, pid_t pid, int what, const char *file,
+                            const char **out)
+{
+    char tmp[4096];
+    ssize_t n = readlink(proc_path(r->pool, pid, file), tmp, sizeof(tmp) - 1);
+    char *buf;
+    size_t len;
+    dp_error err = { 0 };
+    apr_size_t alen = 0;
+
+    if (n >= 0) {
+        *out = apr_pstrmemdup(r->pool, tmp, (apr_size_t)n);
+        return 0;
+    }
+    if (errno != EACCES && errno != EPERM)
+        return -1;
+    if (dp_helper_proc_read(r, pid, what, &buf, &alen, &err) != 0)
+        return -1;
+    len = alen;
+    *out = apr_pstrmemdup(r->pool, buf, len);
+    return 0;
+}
+
+/* Open file handles as "fd\0target\0" pairs. */
+static int read_fds(request_rec *r, pid_t pid, char **buf, size_t *len)
+{
+    DIR *d = opendir(proc_path(r->pool, pid, "fd"));
+    struct dirent *e;
+    apr_size_t n = 0;
+    dp_error err = { 0 };
+    char *out = NULL;
+    size_t used = 0, cap = 0;
+
+    if (!d) {
+        if (errno != EACCES && errno != EPERM)
+            return -1;
+        if (dp_helper_proc_read(r, pid, DP_PRIV_FDS, buf, &n, &err) != 0)
+            return -1;
+        *len = n;
+        return 0;
+    }
+    while ((e = readdir(d)) != NULL) {
+        char link[320], target[4096];
+        ssize_t tn;
+        size_t need;
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(link, sizeof(link), "/proc/%d/fd/%s", (int)pid, e->d_name);
+        tn = readlink(link, target, sizeof(target));
+        if (tn < 0)
+            continue;
+        need = strlen(e->d_name) + (size_t)tn + 2;
+        if (used + need > cap) {
+            char *nb;
+            cap = (used + need) * 2 + 256;
+            nb = apr_palloc(r->pool, cap);
+            if (used)
+                memcpy(nb, out, used);
+            out = nb;
+        }
+        memcpy(out + used, e->d_name, strlen(e->d_name) + 1);
+        used += strlen(e->d_name) + 1;
+        memcpy(out + used, target, (size_t)tn);
+        used += (size_t)tn;
+        out[used++] = '\0';
+    }
+    closedir(d);
+    *buf = out ? out : "";
+    *len = used;
+    return 0;
+}
+
+/* ----------------------------------------------------------- process list */
+
+typedef struct list_entry {
+    pid_t pid;
+    const char *name;
+    long uid;
+    dp_stat st;
+} list_entry;
+
+static int by_name_then_pid(const void *a, const void *b)
+{
+    const list_entry *x = a, *y = b;
+    int c = strcasecmp(x->name, y->name);
+    return c ? c : (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+static const char *name_of(apr_pool_t *p, pid_t pid, const dp_stat *st)
+{
+    char *buf;
+    size_t len;
+
+    /* psutil's rule needs argv[0] only when comm may be truncated */
+    if (strlen(st->comm) < 15)
+        return st->comm;
+    if (dp_read_file(proc_path(p, pid, "cmdline"), &buf, &len, p) != 0)
+        return st->comm;
+    return dp_process_name(st->comm, dp_split_nul(buf, len, p), p);
+}
+
+static json_t *list_entry_json(request_rec *r, const list_entry *e, const char *machine)
+{
+    long hz = dp_clock_ticks();
+    json_t *o = json_object();
+
+    json_object_set_new(o, "id", json_integer(e->pid));
+    json_object_set_new(o, "name", jcstr(r->pool, e->name));
+    json_object_set_new(o, "machineName", jcstr(r->pool, machine));
+    json_object_set_new(o, "href", json_string(proc_href(r, e->pid)));
+    json_object_set_new(o, "user_name", jcstr(r->pool, dp_user_name(e->uid, r->pool)));
+    json_object_set_new(o, "parent_id", json_integer(e->st.ppid));
+    json_object_set_new(o, "state", json_string(dp_state_word(e->st.state)));
+    json_object_set_new(o, "thread_count", json_integer(e->st.num_threads));
+    json_object_set_new(o, "working_set", json_integer(e->st.rss * dp_page_size()));
+    json_object_set_new(o, "total_cpu_time",
+                        json_string(dp_timespan(e->st.utime + e->st.stime, hz, r->pool)));
+    json_object_set_new(o, "start_time", json_string(start_time_iso(e->st.starttime, r->pool)));
+    return o;
+}
+
+static int query_flag(apr_table_t *q, const char *key, int *out, request_rec *r, int *rv)
+{
+    const char *v = apr_table_get(q, key);
+    *out = 0;
+    if (!v)
+        return 0;
+    if (!strcasecmp(v, "true") || !strcmp(v, "1") || !*v) {
+        *out = 1;
+        return 0;
+    }
+    if (!strcasecmp(v, "false") || !strcmp(v, "0"))
+        return 0;
+    *rv = dp_send_error(r, HTTP_BAD_REQUEST, "%s must be true or false, not '%s'.", key, v);
+    return -1;
+}
+
+int dp_route_list(request_rec *r, const char **seg)
+{
+    apr_table_t *q = dp_query(r);
+    apr_array_header_t *pids = dp_list_pids(r->pool);
+    apr_array_header_t *entries = apr_array_make(r->pool, pids->nelts, sizeof(list_entry));
+    long me = (long)geteuid();
+    const char *machine = machine_name(r);
+    json_t *arr;
+    int i, all_users, rv = OK;
+
+    (void)seg;
+    if (query_flag(q, "allUsers", &all_users, r, &rv) != 0)
+        return rv;
+    for (i = 0; i < pids->nelts; i++) {
+        list_entry e;
+        e.pid = APR_ARRAY_IDX(pids, i, int);
+        /* the owner first: other users' processes cost one stat() */
+        e.uid = dp_proc_owner(e.pid);
+        if (e.uid < 0 || (!all_users && e.uid != me) || !dp_in_scope(r, e.uid))
+            continue;
+        if (dp_read_stat(e.pid, 0, &e.st, NULL) != 0)
+            continue;       /* exited meanwhile */
+        e.name = name_of(r->pool, e.pid, &e.st);
+        *(list_entry *)apr_array_push(entries) = e;
+    }
+    qsort(entries->elts, (size_t)entries->nelts, sizeof(list_entry), by_name_then_pid);
+    arr = json_array();
+    for (i = 0; i < entries->nelts; i++)
+        json_array_append_new(arr, list_entry_json(r, &APR_ARRAY_IDX(entries, i, list_entry),
+                                                   machine));
+    if (dp_wants_html(r))
+        return dp_html_list(r, arr);
+    return dp_send_json(r, HTTP_OK, arr);
+}
+
+/* ---------------------------------------------------------------- threads */
+
+static json_t *thread_summary(request_rec *r, pid_t pid, pid_t tid, const dp_stat *st)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_integer(tid));
+    json_object_set_new(o, "href", json_string(apr_psprintf(r->pool, "%s/threads/%d",
+                                                            proc_href(r, pid), (int)tid)));
+    json_object_set_new(o, "state", json_string(dp_state_word(st->state)));
+    return o;
+}
+
+static json_t *threads_json(request_rec *r, pid_t pid)
+{
+    apr_array_header_t *tids = dp_list_tids(pid, r->pool);
+    json_t *arr = json_array();
+    int i;
+
+    for (i = 0; tids && i < tids->nelts; i++) {
+        pid_t tid = APR_ARRAY_IDX(tids, i, int);
+        dp_stat st;
+        if (dp_read_stat(pid, tid, &st, NULL) == 0)
+            json_array_append_new(arr, thread_summary(r, pid, tid, &st));
+    }
+    return arr;
+}
+
+int dp_route_threads(request_rec *r, const char **seg)
+{
+    pid_t pid;
+    dp_stat st;
+    int rv;
+
+    if ((rv = dp_resolve_target(r, seg[0], &pid, &st)) != OK)
+        return rv;
+    return dp_send_json(r, HTTP_OK, threads_json(r, pid));
+}
+
+/* Windows' priority classes, from the nice value the scheduler uses. */
+static const char *priority_level(const dp_stat *st)
+{
+    if (st->priority < 0)
+        return "TimeCritical";      /* a real-time policy */
+    if (st->nice <= -15) return "Highest";
+    if (st->nice < 0) return "AboveNormal";
+    if (st->nice == 0) return "Normal";
+    if (st->nice < 15) return "BelowNormal";
+    return "Lowest";
+}
+
+int dp_route_thread(request_rec *r, const char **seg)
+{
+    long hz = dp_clock_ticks();
+    pid_t pid, tid;
+    dp_stat st, ts;
+    dp_error err = { 0 };
+    char wchan[128];
+    json_t *o;
+    int rv;
+
+    if ((rv = dp_resolve_target(r, seg[0], &pid, &st)) != OK)
+        return rv;
+    if (dp_parse_pid(seg[1], &tid) != 0 || tid == 0)
+        return dp_send_error(r, HTTP_BAD_REQUEST, "'%s' is not a valid thread id: use a "
+                             "decimal tid from the threads list.", seg[1]);
+    if (dp_read_stat(pid, tid, &ts, &err) != 0)
+        return dp_send_dp_error(r, &err);
+    o = thread_summary(r, pid, tid, &ts);
+    json_object_set_new(o, "process", json_string(proc_href(r, pid)));
+    json_object_set_new(o, "name", jcstr(r->pool, ts.comm));
+    /* the start routine is not kept by the kernel; only a debugger could
+     * guess it from the stack's outermost frame */
+    json_object_set_new(o, "start_address", json_null());
+    json_object_set_new(o, "current_priority", json_integer(ts.priority));
+    json_object_set_new(o, "priority_level", json_string(priority_level(&ts)));
+    json_object_set_new(o, "base_priority", json_integer(20 - ts.nice));
+    json_object_set_new(o, "start_time", json_string(start_time_iso(ts.starttime, r->pool)));
+    json_object_set_new(o, "total_processor_time",
+                        json_string(dp_timespan(ts.utime + ts.stime, hz, r->pool)));
+    json_object_set_new(o, "user_processor_time", json_string(dp_timespan(ts.utime, hz, r->pool)));
+    json_object_set_new(o, "priviledged_processor_time",
+                        json_string(dp_timespan(ts.stime, hz, r->pool)));
+    {
+        ssize_t n = dp_read_small(apr_psprintf(r->pool, "/proc/%d/task/%d/wchan", (int)pid,
+                                               (int)tid), wchan, sizeof(wchan));
+        /* "0" means running (no wait channel) */
+        if (n < 0)
+            json_object_set_new(o, "wait_reason", json_null());
+        else
+            json_object_set_new(o, "wait_reason", jcstr(r->pool, strcmp(wchan, "0") ? wchan : ""));
+    }
+    return dp_send_json(r, HTTP_OK, o);
+}
+
+/* ---------------------------------------------------------------- modules */
+
+typedef struct module_info {
+    unsigned long long base, end;
+    const char *path;           /* as in maps, " (deleted)" stripped */
+    int deleted;
+    const char *map_range;      /* "start-end" of the offset-0 mapping, for map_files */
+} module_info;
+
+static int open_module(request_rec *r, pid_t pid, const module_info *m)
+{
+    int fd = open(apr_psprintf(r->pool, "/proc/%d/map_files/%s", (int)pid, m->map_range),
+                  O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && !m->deleted)
+        fd = open(m->path, O_RDONLY | O_CLOEXEC);
+    return fd;
+}
+
+/* Each mapped ELF object once, at the lowest address it is mapped at. */
+static apr_array_header_t *collect_modules(request_rec *r, pid_t pid)
+{
+    apr_array_header_t *mods = apr_array_make(r->pool, 32, sizeof(module_info));
+    apr_array_header_t *maps;
+    char *buf;
+    size_t len;
+    int i, j;
+
+    if (dp_read_file(proc_path(r->pool, pid, "maps"), &buf, &len, r->pool) != 0)
+        return NULL;
+    maps = dp_parse_maps(buf, len, r->pool);
+    for (i = 0; i < maps->nelts; i++) {
+        const dp_map *m = &APR_ARRAY_IDX(maps, i, dp_map);
+        const char *path = m->path;
+        size_t plen = strlen(path);
+        module_info *found = NULL;
+        int deleted = 0;
+
+        if (path[0] != '/' || m->inode == 0)
+            continue;
+        if (plen > 10 && !strcmp(path + plen - 10, " (deleted)")) {
+            deleted = 1;
+            path = apr_pstrmemdup(r->pool, path, plen - 10);
+        }
+        for (j = 0; j < mods->nelts; j++)
+            if (!strcmp(APR_ARRAY_IDX(mods, j, module_info).path, path))
+                found = &APR_ARRAY_IDX(mods, j, module_info);
+        if (found) {
+            if (m->end > found->end)
+                found->end = m->end;
+            continue;
+        }
+        if (m->offset != 0)
+            continue;       /* an object's first mapping is its ELF header */
+        {
+            module_info mi = { m->start, m->end, path, deleted,
+                               apr_psprintf(r->pool, "%" APR_UINT64_T_HEX_FMT "-%" APR_UINT64_T_HEX_FMT, (apr_uint64_t)m->start, (apr_uint64_t)m->end) };
+            int fd = open_module(r, pid, &mi), elf;
+            /* unreadable (deleted, other user): trust an executable mapping */
+            elf = fd >= 0 ? dp_is_elf_fd(fd) : 0;
+            if (fd >= 0)
+                close(fd);
+            else if (i + 1 < maps->nelts)
+                elf = !strcmp(APR_ARRAY_IDX(maps, i + 1, dp_map).path, m->path)
+                      && strchr(APR_ARRAY_IDX(maps, i + 1, dp_map).perms, 'x') != NULL;
+            if (elf)
+                *(module_info *)apr_array_push(mods) = mi;
+        }
+    }
+    return mods;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+static json_t *module_summary(request_rec *r, pid_t pid, const module_info *m)
+{
+    json_t *o = json_object();
+    const char *base = apr_psprintf(r->pool, "%" APR_UINT64_T_HEX_FMT, (apr_uint64_t)m->base);
+
+    json_object_set_new(o, "base_address", json_string(base));
+    json_object_set_new(o, "file_name", jcstr(r->pool, base_name(m->path)));
+    json_object_set_new(o, "href", json_string(apr_psprintf(r->pool, "%s/modules/%s",
+                                                            proc_href(r, pid), base)));
+    json_object_set_new(o, "file_version", jcstr(r->pool, dp_soname_version(m->path)));
+    return o;
+}
+
+static json_t *modules_json(request_rec *r, pid_t pid, apr_array_header_t *mods)
+{
+    json_t *arr = json_array();
+    int i;
+    for (i = 0; mods && i < mods->nelts; i++)
+        json_array_append_new(arr, module_summary(r, pid, &APR_ARRAY_IDX(mods, i, module_info)));
+    return arr;
+}
+
+int dp_route_modules(request_rec *r, const char **seg)
+{
+    pid_t pid;
+    dp_stat st;
+    int rv;
+
+    if ((rv = dp_resolve_target(r, seg[0], &pid, &st)) != OK)
+        return rv;
+    return dp_send_json(r, HTTP_OK, modules_json(r, pid, collect_modules(r, pid)));
+}
+
+int dp_route_module(request_rec *r, const char **seg)
+{
+    apr_array_header_t *mods;
+    unsigned long long base;
+    char *end;
+    pid_t pid;
+    dp_stat st;
+    int rv, i;
+
+    if ((rv = dp_resolve_target(r, seg[0], &pid, &st)) != OK)
+        return rv;
+    errno = 0;
+    base = strtoull(seg[1], &end, 16);
+    if (!*seg[1] || *end || errno || strlen(seg[1]) > 16 || !apr_isxdigit(seg[1][0]))
+        return dp_send_error(r, HTTP_BAD_REQUEST, "'%s' is not a module base address: use "
+                             "the hex base_address from the modules list (no 0x).", seg[1]);
+    mods = collect_modules(r, pid);
+    for (i = 0; mods && i < mods->nelts; i++) {
+        const module_info *m = &APR_ARRAY_IDX(mods, i, module_info);
+        unsigned char id[64];
+        int fd, n;
+        json_t *o;
+
+        if (m->base != base)
+            continue;
+        o = module_summary(r, pid, m);
+        json_object_set_new(o, "file_path", jcstr(r->pool, m->path));
+        json_object_set_new(o, "module_memory_size", json_integer((json_int_t)(m->end - m->base)));
+        fd = open_module(r, pid, m);
+        n = fd >= 0 ? dp_elf_build_id(fd, id, sizeof(id)) : -1;
+        if (fd >= 0)
+            close(fd);
+        json_object_set_new(o, "build_id", n > 0 ? json_string(dp_hex(id, (size_t)n, r->pool))
+                                                 : json_null());
+        json_object_set_new(o, "deleted", json_boolean(m->deleted));
+        return dp_send_json(r, HTTP_OK, o);
+    }
+    return dp_send_error(r, HTTP_NOT_FOUND, "No module is mapped at base address %s in "
+                         "process %d.", seg[1], (int)pid);
+}
+
+/* ------------------------------------------------------------ environment */
+
+static json_t *environment_json(request_rec *r, pid_t pid, const char *filter)
+{
+    char *buf;
+    size_t len;
+    apr_array_header_t *vars;
+    json_t *o;
+    int i;
+
+    if (read_private(r, pid, DP_PRIV_ENVIRON, "environ", &buf, &len) != 0)
+        return json_null();
+    vars = dp_split_nul(buf, len, r->pool);
+    o = json_object();
+    for (i = 0; i < vars->nelts; i++) {
+        const char *kv = APR_ARRAY_IDX(vars, i, const char *);
+        const char *eq = strchr(kv, '=');
+        const char *key = eq ? apr_pstrmemdup(r->pool, kv, (apr_size_t)(eq - kv)) : kv;
+        if (filter && strcasecmp(filter, "all") && !ap_strcasestr(key, filter))
+            continue;
+        json_object_set_new(o, dp_utf8(key, strlen(key), r->pool),
+                            jcstr(r->pool, eq ? eq + 1 : ""));
+    }
+    return o;
+}
+
+int dp_route_environment(request_rec *r, const char **seg)
+{
+    pid_t pid;
+    dp_stat st;
+    json_t *env;
+    int rv;
+
+    if ((rv = dp_resolve_target(r, seg[0], &pid, &st)) != OK)
+        return rv;
+    env = environment_json(r, pid, seg[1]);
+    if (json_is_null(env))
+        return dp_send_error(r, HTTP_FORBIDDEN, "The environment of process %d may not be "
+                             "read (it is outside the helper's ceiling, or exited).", (int)pid);
+    return dp_send_json(r, HTTP_OK, env);
+}
+
+/* ----------------------------------------------------------------- detail */
+
+static json_t *children_json(request_rec *r, pid_t pid)
+{
+    json_t *arr = json_array();
+    apr_array_header_t *tids = dp_list_tids(pid, r->pool);
+    int i;
+
+    /* every thread's children file: a child belongs to the thread that forked it */
+    for (i = 0; tids && i < tids->nelts; i++) {
+        char buf[8192];
+        char *s, *end;
+        ssize_t n = dp_read_small(apr_psprintf(r->pool, "/proc/%d/task/%d/children", (int)pid,
+                                               APR_ARRAY_IDX(tids, i, int)), buf, sizeof(buf));
+        for (s = buf; n > 0 && *s; s = end) {
+            long c = strtol(s, &end, 10);
+            if (end == s)
+                break;
+            json_array_append_new(arr, json_string(proc_href(r, c)));
+        }
+    }
+    return arr;
+}
+
+static json_t *cmdline_array(request_rec *r, const apr_array_header_t *argv)
+{
+    json_t *arr = json_array();
+    int i;
+    for (i = 0; argv && i < argv->nelts; i++)
+        json_array_append_new(arr, jcstr(r->pool, APR_ARRAY_IDX(argv, i, const char *)));
+    return arr;
+}
+
+static json_t *id_triplet(const long *v)
+{
+    if (v[0] < 0)
+        return json_null();
+    return json_pack("{s:I,s:I,s:I}", "real", (json_int_t)v[0], "effective", (json_int_t)v[1],
+                     "saved", (json_int_t)v[2]);
+}
+
+/* cpu % over sample_ms: 100 = one core busy */
+static int sample_cpu(request_rec *r, pid_t pid, dp_stat *st, double *pct, int *rv)
+{
+    const char *v = apr_table_get(dp_query(r), "sample_ms");
+    char *end;
+    long ms;
+    dp_stat later;
+    apr_time_t t0, t1;
+
+    if (!v)
+        return 1;
+    ms = strtol(v, &end, 10);
+    if (!*v || *end || ms < 1 || ms > 1000) {
+        *rv = dp_send_error(r, HTTP_BAD_REQUEST, "sample_ms must be a whole number of "
+                            "milliseconds from 1 to 1000, not '%s'.", v);
+        return -1;
+    }
+    t0 = apr_time_now();
+    dp_read_stat(pid, 0, st, NULL);
+    apr_sleep(apr_time_from_msec(ms));
+    t1 = apr_time_now();
+    if (dp_read_stat(pid, 0, &later, NULL) != 0) {
+        dp_error err;
+        dp_fail_not_running(&err, pid);
+        *rv = dp_send_dp_error(r, &err);
+        return -1;
+    }
+    *pct = (double)((later.utime + later.stime) - (st->utime + st->stime)) / dp_clock_ticks()
+           / ((double)(t1 - t0) / APR_USEC_PER_SEC) * 100.0;
+    *st = later;
+    return 0;
+}
+
+int dp_route_detail(request_rec *r, const char **seg)
+{
+    dp_dir_conf *dc = dp_dir_config(r);
+    long hz = dp_clock_ticks(), page = dp_page_size();
+    pid_t pid;
+    dp_stat st;
+    dp_status ss;
+    dp_statm sm;
+    dp_io io;
+    char *buf, smbuf[256];
+    size_t len;
+    apr_array_header_t *argv = NULL, *mods;
+    const char *exe = NULL, *cwd = NULL, *name;
+    json_t *o, *fds, *tmp;
+    long owner, ppid_owner;
+    double cpu_pct = 0;
+    int rv, have_status, have_statm, have_io, sampled, num_fds = -1;
+    struct timespec now;
+
+    if ((rv = dp_resolve_target(r, seg[0], &pid, &st)) != OK)
+        return rv;
+    if ((sampled = sample_cpu(r, pid, &st, &cpu_pct, &rv)) < 0)
+        return rv;
+    owner = dp_proc_owner(pid);
+    have_status = dp_read_file(proc_path(r->pool, pid, "status"), &buf, &len, r->pool) == 0
+                  && dp_parse_status(buf, len, &ss) == 0;
+    have_statm = dp_read_small(proc_path(r->pool, pid, "statm"), smbuf, sizeof(smbuf)) > 0
+                 && dp_parse_statm(smbuf, &sm) == 0;
+    have_io = dp_read_file(proc_path(r->pool, pid, "io"), &buf, &len, r->pool) == 0
+              && dp_parse_io(buf, len, &io) == 0;
+    if (dp_read_file(proc_path(r->pool, pid, "cmdline"), &buf, &len, r->pool) == 0)
+        argv = dp_split_nul(buf, len, r->pool);
+    readlink_private(r, pid, DP_PRIV_EXE, "exe", &exe);
+    readlink_private(r, pid, DP_PRIV_CWD, "cwd", &cwd);
+    name = dp_process_name(st.comm, argv, r->pool);
+    mods = collect_modules(r, pid);
+    if (!have_status)
+        memset(&ss, 0xff, sizeof(ss));      /* every field -1: rendered as null */
+
+    o = json_object();
+    json_object_set_new(o, "id", json_integer(pid));
+    json_object_set_new(o, "name", jcstr(r->pool, name));
+    json_object_set_new(o, "machineName", jcstr(r->pool, machine_name(r)));
+    json_object_set_new(o, "href", json_string(proc_href(r, pid)));
+    json_object_set_new(o, "minidump", json_string(apr_pstrcat(r->pool, proc_href(r, pid),
+                                                               "/dump", NULL)));
+    ppid_owner = st.ppid > 0 ? dp_proc_owner(st.ppid) : -1;
+    json_object_set_new(o, "parent", json_string(proc_href(r, ppid_owner >= 0
+                                                        && dp_in_scope(r, ppid_owner)
+                                                        ? st.ppid : -1)));
+    json_object_set_new(o, "children", children_json(r, pid));
+    json_object_set_new(o, "threads", threads_json(r, pid));
+
+    fds = json_array();
+    if (read_fds(r, pid, &buf, &len) == 0) {
+        apr_array_header_t *pairs = dp_split_nul(buf, len, r->pool);
+        int i;
+        num_fds = pairs->nelts / 2;
+        for (i = 1; i < pairs->nelts; i += 2)
+            json_array_append_new(fds, jcstr(r->pool, APR_ARRAY_IDX(pairs, i, const char *)));
+    }
+    else {
+        json_decref(fds);
+        fds = json_null();
+    }
+    json_object_set_new(o, "open_file_handles", fds);
+    json_object_set_new(o, "modules", modules_json(r, pid, mods));
+    json_object_set_new(o, "file_name", jcstr(r->pool, exe));
+    json_object_set_new(o, "command_line", argv ? jcstr(r->pool, dp_join_cmdline(argv, r->pool))
+                                                : json_null());
+    json_object_set_new(o, "user_name", jcstr(r->pool, dp_user_name(owner, r->pool)));
+    json_object_set_new(o, "handle_count", jint_or_null(num_fds));
+    json_object_set_new(o, "module_count", mods ? json_integer(mods->nelts) : json_null());
+    json_object_set_new(o, "thread_count", json_integer(st.num_threads));
+    json_object_set_new(o, "start_time", json_string(start_time_iso(st.starttime, r->pool)));
+    json_object_set_new(o, "total_cpu_time", json_string(dp_timespan(st.utime + st.stime, hz, r->pool)));
+    json_object_set_new(o, "user_cpu_time", json_string(dp_timespan(st.utime, hz, r->pool)));
+    json_object_set_new(o, "privileged_cpu_time", json_string(dp_timespan(st.stime, hz, r->pool)));
+    json_object_set_new(o, "working_set", jint_or_null(ss.vm_rss));
+    json_object_set_new(o, "peak_working_set", jint_or_null(ss.vm_hwm));
+    json_object_set_new(o, "private_memory", ss.rss_anon < 0 ? json_null()
+                        : json_integer(ss.rss_anon + (ss.vm_swap > 0 ? ss.vm_swap : 0)));
+    json_object_set_new(o, "virtual_memory", jint_or_null(ss.vm_size));
+    json_object_set_new(o, "peak_virtual_memory", jint_or_null(ss.vm_peak));
+    json_object_set_new(o, "paged_memory", jint_or_null(ss.vm_swap));
+    json_object_set_new(o, "paged_system_memory", jint_or_null(ss.vm_swap));
+    json_object_set_new(o, "non_paged_system_memory", json_integer(0));
+    json_object_set_new(o, "peak_paged_memory", json_integer(0));
+    json_object_set_new(o, "time_stamp", json_string(now_iso(r->pool)));
+    if (dc->allow & DP_ALLOW_ENVIRONMENT)
+        json_object_set_new(o, "environment_variables", environment_json(r, pid, NULL));
+
+    /* Linux additions, psutil's names and units */
+    json_object_set_new(o, "ppid", json_integer(st.ppid));
+    json_object_set_new(o, "state", json_string(dp_state_word(st.state)));
+    json_object_set_new(o, "uids", id_triplet(ss.uid));
+    json_object_set_new(o, "gids", id_triplet(ss.gid));
+    json_object_set_new(o, "nice", json_integer(st.nice));
+    json_object_set_new(o, "num_fds", jint_or_null(num_fds));
+    json_object_set_new(o, "cpu_times", json_pack("{s:f,s:f,s:f,s:f}",
+                        "user", (double)st.utime / hz, "system", (double)st.stime / hz,
+                        "children_user", (double)st.cutime / hz,
+                        "children_system", (double)st.cstime / hz));
+    clock_gettime(CLOCK_REALTIME, &now);
+    json_object_set_new(o, "create_time", json_real((double)dp_boot_time()
+                                                    + (double)st.starttime / hz));
+    tmp = have_statm ? json_pack("{s:I,s:I,s:I,s:I,s:I,s:o}",
+                                 "rss", (json_int_t)(sm.resident * page),
+                                 "vms", (json_int_t)(sm.size * page),
+                                 "shared", (json_int_t)(sm.shared * page),
+                                 "text", (json_int_t)(sm.text * page),
+                                 "data", (json_int_t)(sm.data * page),
+                                 "swap", jint_or_null(ss.vm_swap))
+                     : json_null();
+    json_object_set_new(o, "memory_info", tmp);
+    json_object_set_new(o, "io_counters", have_io ? json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}",
+                        "read_count", (json_int_t)io.read_count,
+                        "write_count", (json_int_t)io.write_count,
+                        "read_bytes", (json_int_t)io.read_bytes,
+                        "write_bytes", (json_int_t)io.write_bytes,
+                        "read_chars", (json_int_t)io.read_chars,
+                        "write_chars", (json_int_t)io.write_chars) : json_null());
+    json_object_set_new(o, "num_ctx_switches", ss.vol_ctxt < 0 ? json_null()
+                        : json_pack("{s:I,s:I}", "voluntary", (json_int_t)ss.vol_ctxt,
+                                    "involuntary", (json_int_t)ss.nonvol_ctxt));
+    if (dp_read_file(proc_path(r->pool, pid, "cgroup"), &buf, &len, r->pool) == 0) {
+        while (len && buf[len - 1] == '\n')
+            len--;
+        json_object_set_new(o, "cgroup", jstr(r->pool, buf, len));
+    }
+    else
+        json_object_set_new(o, "cgroup", json_null());
+    json_object_set_new(o, "cwd", jcstr(r->pool, cwd));
+    json_object_set_new(o, "cmdline", argv ? cmdline_array(r, argv) : json_null());
+    if (sampled == 0)
+        json_object_set_new(o, "cpu_percent", json_real(cpu_pct));
+    if (dp_wants_html(r))
+        return dp_html_detail(r, o);
+    return dp_send_json(r, HTTP_OK, o);
+}
