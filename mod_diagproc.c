@@ -38,20 +38,13 @@ static dp_ceiling ceiling;
 
 static void *create_dir_conf(apr_pool_t *p, char *dir)
 {
-    dp_dir_conf *c = apr_pcalloc(p, sizeof(*c));
-    if (dir) {
-        size_t n = strlen(dir);
-        while (n > 1 && dir[n - 1] == '/')
-            n--;
-        c->prefix = apr_pstrmemdup(p, dir, n);
-    }
-    return c;
+    (void)dir;
+    return apr_pcalloc(p, sizeof(dp_dir_conf));
 }
 
 static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
 {
     dp_dir_conf *base = basev, *add = addv, *c = apr_pcalloc(p, sizeof(*c));
-    c->prefix = add->prefix ? add->prefix : base->prefix;
     c->allow_set = add->allow_set || base->allow_set;
     c->allow = add->allow_set ? add->allow : base->allow;
     c->uids = add->uids ? add->uids : base->uids;
@@ -87,6 +80,20 @@ dp_server_conf *dp_server_config(server_rec *s)
 dp_dir_conf *dp_dir_config(request_rec *r)
 {
     return ap_get_module_config(r->per_dir_config, &diagproc_module);
+}
+
+/* The <Location> path the handler was mounted at, without a trailing slash.
+ * Taken from core's merged section path: our own per-dir config only exists
+ * in sections that use one of our directives. */
+const char *dp_prefix(request_rec *r)
+{
+    core_dir_config *cd = ap_get_core_module_config(r->per_dir_config);
+    const char *d = cd && cd->d ? cd->d : "";
+    size_t n = strlen(d);
+
+    while (n > 0 && d[n - 1] == '/')
+        n--;
+    return apr_pstrmemdup(r->pool, d, n);
 }
 
 static void ceiling_add(uid_t uid)
@@ -567,17 +574,16 @@ static int pattern_matches(const char *pattern, const char **seg, int n)
 
 static int dp_handler(request_rec *r)
 {
-    dp_dir_conf *c;
     const char *seg[8];
-    const char *rest;
+    const char *rest, *prefix;
     int n;
     size_t i, plen;
 
     if (!r->handler || strcmp(r->handler, "diagproc"))
         return DECLINED;
-    c = dp_dir_config(r);
-    plen = c->prefix ? strlen(c->prefix) : 0;
-    if (!c->prefix || strncmp(r->uri, c->prefix, plen) != 0
+    prefix = dp_prefix(r);
+    plen = strlen(prefix);
+    if (strncmp(r->uri, prefix, plen) != 0
         || (r->uri[plen] != '\0' && r->uri[plen] != '/'))
         return dp_send_error(r, HTTP_NOT_FOUND, "mod_diagproc answers below the <Location> "
                              "it is mounted at; '%s' is not below it.", r->uri);
@@ -604,7 +610,7 @@ static int dp_handler(request_rec *r)
         return fn(r, seg);
     }
     return dp_send_error(r, HTTP_NOT_FOUND, "No such route: '%s'. See the API reference "
-                         "for the routes below %s.", r->uri, c->prefix);
+                         "for the routes below %s.", r->uri, prefix);
 }
 
 static void dp_register_hooks(apr_pool_t *p)

@@ -18,7 +18,6 @@
 #define DP_ALLOW_STACKS      0x10
 
 typedef struct dp_dir_conf {
-    const char *prefix;         /* the <Location> path, without a trailing slash */
     int allow;                  /* DP_ALLOW_* bits */
     int allow_set;
     int all_users;              /* DiagProcUsers * */
@@ -46,6 +45,7 @@ extern module AP_MODULE_DECLARE_DATA diagproc_module;
 
 dp_server_conf *dp_server_config(server_rec *s);
 dp_dir_conf *dp_dir_config(request_rec *r);
+const char *dp_prefix(request_rec *r);
 const dp_ceiling *dp_global_ceiling(void);
 
 /* Send a whole response and return DONE (a 5xx if even that failed), so

@@ -47,8 +47,7 @@ static json_t *jint_or_null(long long v)
 /* The prefix exactly as the client wrote it, as an absolute URL. */
 static const char *base_href(request_rec *r)
 {
-    dp_dir_conf *c = dp_dir_config(r);
-    size_t n = strlen(c->prefix);
+    size_t n = strlen(dp_prefix(r));
     return ap_construct_url(r->pool, apr_pstrmemdup(r->pool, r->uri, n), r);
 }
 
@@ -341,9 +340,9 @@ int dp_route_thread(request_rec *r, const char **seg)
 
     if ((rv = dp_resolve_target(r, seg[0], &pid, &st)) != OK)
         return rv;
-    if (dp_parse_pid(seg[1], &tid) != 0 || tid == 0)
+    if (dp_parse_pid(seg[2], &tid) != 0 || tid == 0)
         return dp_send_error(r, HTTP_BAD_REQUEST, "'%s' is not a valid thread id: use a "
-                             "decimal tid from the threads list.", seg[1]);
+                             "decimal tid from the threads list.", seg[2]);
     if (dp_read_stat(pid, tid, &ts, &err) != 0)
         return dp_send_dp_error(r, &err);
     o = thread_summary(r, pid, tid, &ts);
@@ -495,10 +494,10 @@ int dp_route_module(request_rec *r, const char **seg)
     if ((rv = dp_resolve_target(r, seg[0], &pid, &st)) != OK)
         return rv;
     errno = 0;
-    base = strtoull(seg[1], &end, 16);
-    if (!*seg[1] || *end || errno || strlen(seg[1]) > 16 || !apr_isxdigit(seg[1][0]))
+    base = strtoull(seg[2], &end, 16);
+    if (!*seg[2] || *end || errno || strlen(seg[2]) > 16 || !apr_isxdigit(seg[2][0]))
         return dp_send_error(r, HTTP_BAD_REQUEST, "'%s' is not a module base address: use "
-                             "the hex base_address from the modules list (no 0x).", seg[1]);
+                             "the hex base_address from the modules list (no 0x).", seg[2]);
     mods = collect_modules(r, pid);
     for (i = 0; mods && i < mods->nelts; i++) {
         const module_info *m = &APR_ARRAY_IDX(mods, i, module_info);
@@ -521,7 +520,7 @@ int dp_route_module(request_rec *r, const char **seg)
         return dp_send_json(r, HTTP_OK, o);
     }
     return dp_send_error(r, HTTP_NOT_FOUND, "No module is mapped at base address %s in "
-                         "process %d.", seg[1], (int)pid);
+                         "process %d.", seg[2], (int)pid);
 }
 
 /* ------------------------------------------------------------ environment */
@@ -559,7 +558,7 @@ int dp_route_environment(request_rec *r, const char **seg)
 
     if ((rv = dp_resolve_target(r, seg[0], &pid, &st)) != OK)
         return rv;
-    env = environment_json(r, pid, seg[1]);
+    env = environment_json(r, pid, seg[2]);
     if (json_is_null(env))
         return dp_send_error(r, HTTP_FORBIDDEN, "The environment of process %d may not be "
                              "read (it is outside the helper's ceiling, or exited).", (int)pid);

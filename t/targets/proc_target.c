@@ -1,0 +1,104 @@
+/* A target for the process API tests: known name, threads, memory, open
+ * file and children, so a test can compare what the API says with what it
+ * set up.
+ *   proc_target [--comm HEX] [--threads N] [--rss MIB] [--open PATH]
+ *               [--children N] [--spin] [args...]
+ * Prints "ready <pid>" when everything is in place, then sleeps until killed. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+static volatile int spin_forever = 1;
+
+static void *idle_thread(void *arg)
+{
+    char name[16];
+    snprintf(name, sizeof(name), "worker-%ld", (long)(size_t)arg);
+    pthread_setname_np(pthread_self(), name);
+    for (;;)
+        pause();
+    return NULL;
+}
+
+static void *spin_thread(void *arg)
+{
+    volatile unsigned long n = 0;
+    (void)arg;
+    pthread_setname_np(pthread_self(), "spinner");
+    while (spin_forever)
+        n++;
+    return NULL;
+}
+
+static int unhex(const char *h, char *out, size_t cap)
+{
+    size_t i, n = strlen(h) / 2;
+    if (n >= cap)
+        n = cap - 1;
+    for (i = 0; i < n; i++) {
+        unsigned v;
+        if (sscanf(h + 2 * i, "%2x", &v) != 1)
+            return -1;
+        out[i] = (char)v;
+    }
+    out[n] = '\0';
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int i, threads = 0, children = 0, spin = 0;
+    long rss_mib = 0;
+    pthread_t t;
+
+    signal(SIGPIPE, SIG_IGN);
+    for (i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--comm") && i + 1 < argc) {
+            char comm[17];
+            if (unhex(argv[++i], comm, sizeof(comm)) == 0)
+                prctl(PR_SET_NAME, comm, 0, 0, 0);
+        }
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--rss") && i + 1 < argc)
+            rss_mib = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--open") && i + 1 < argc) {
+            if (!fopen(argv[++i], "r"))
+                perror("open");
+        }
+        else if (!strcmp(argv[i], "--children") && i + 1 < argc)
+            children = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--spin"))
+            spin = 1;
+    }
+    if (rss_mib > 0) {
+        size_t n = (size_t)rss_mib << 20;
+        char *mem = malloc(n);
+        if (!mem)
+            return 1;
+        memset(mem, 0x5a, n);      /* touched: resident */
+    }
+    for (i = 0; i < threads; i++)
+        pthread_create(&t, NULL, idle_thread, (void *)(size_t)i);
+    if (spin)
+        pthread_create(&t, NULL, spin_thread, NULL);
+    for (i = 0; i < children; i++) {
+        pid_t c = fork();
+        if (c == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+            for (;;)
+                pause();
+        }
+        printf("child %d\n", (int)c);
+    }
+    usleep(50000);  /* let the threads name themselves */
+    printf("ready %d\n", (int)getpid());
+    fflush(stdout);
+    for (;;)
+        pause();
+}
