@@ -395,8 +395,8 @@ static int require_allowed(request_rec *r, int bit, const char *word, const char
 {
     if (dp_dir_config(r)->allow & bit)
         return OK;
-    return dp_send_error(r, HTTP_FORBIDDEN, "%s is not enabled here: add '%s' to "
-                         "DiagProcAllow in this <Location>.", what, word);
+    return dp_send_error(r, HTTP_FORBIDDEN, "%s: not enabled here; add "
+                         "'DiagProcAllow %s' to this <Location> to enable it.", what, word);
 }
 
 /* A page on another site must not be able to kill or dump through the
