@@ -200,10 +200,8 @@ static const char *name_of(apr_pool_t *p, pid_t pid, const dp_stat *st)
     size_t len;
 
     /* psutil's rule needs argv[0] only when comm may be truncated */
-    if (strlen(st->comm) < 15)
-        return st->comm;
-    if (dp_read_file(proc_path(p, pid, "cmdline"), &buf, &len, p) != 0)
-        return st->comm;
+    if (strlen(st->comm) < 15 || dp_read_file(proc_path(p, pid, "cmdline"), &buf, &len, p) != 0)
+        return apr_pstrdup(p, st->comm);
     return dp_process_name(st->comm, dp_split_nul(buf, len, p), p);
 }
 

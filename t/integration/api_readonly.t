@@ -77,6 +77,8 @@ like(e.get("start_time", ""), ISO, "start_time is ISO-8601 UTC")
 names = [(x["name"].lower(), x["id"]) for x in lst]
 is_(names, sorted(names), "sorted by name (case-insensitive), then pid")
 ok(all(x["user_name"] == worker_user() for x in lst), "default filter: only the worker's user")
+is_(sorted(set(x["name"] for x in lst if x["id"] != pid and x["id"] not in children)),
+    ["apache2"], "every other entry keeps its own name (the httpd workers)")
 ok(not any(x["id"] == 1 for x in lst), "pid 1 (root) is not in the default list")
 
 r2 = h.get("/api/processes/")
