@@ -26,6 +26,7 @@
 #include "proc/procfs.h"
 #include "proc/format.h"
 #include "proc/elfinfo.h"
+#include "proc/jsonw.h"
 
 /* ------------------------------------------------------------ small parts */
 
@@ -180,51 +181,6 @@ static int read_fds(request_rec *r, pid_t pid, char **buf, size_t *len)
 
 /* ----------------------------------------------------------- process list */
 
-typedef struct list_entry {
-    pid_t pid;
-    const char *name;
-    long uid;
-    dp_stat st;
-} list_entry;
-
-static int by_name_then_pid(const void *a, const void *b)
-{
-    const list_entry *x = a, *y = b;
-    int c = strcasecmp(x->name, y->name);
-    return c ? c : (x->pid > y->pid) - (x->pid < y->pid);
-}
-
-static const char *name_of(apr_pool_t *p, pid_t pid, const dp_stat *st)
-{
-    char *buf;
-    size_t len;
-
-    /* psutil's rule needs argv[0] only when comm may be truncated */
-    if (strlen(st->comm) < 15 || dp_read_file(proc_path(p, pid, "cmdline"), &buf, &len, p) != 0)
-        return apr_pstrdup(p, st->comm);
-    return dp_process_name(st->comm, dp_split_nul(buf, len, p), p);
-}
-
-static json_t *list_entry_json(request_rec *r, const list_entry *e, const char *machine)
-{
-    long hz = dp_clock_ticks();
-    json_t *o = json_object();
-
-    json_object_set_new(o, "id", json_integer(e->pid));
-    json_object_set_new(o, "name", jcstr(r->pool, e->name));
-    json_object_set_new(o, "machineName", jcstr(r->pool, machine));
-    json_object_set_new(o, "href", json_string(proc_href(r, e->pid)));
-    json_object_set_new(o, "user_name", jcstr(r->pool, dp_user_name(e->uid, r->pool)));
-    json_object_set_new(o, "parent_id", json_integer(e->st.ppid));
-    json_object_set_new(o, "state", json_string(dp_state_word(e->st.state)));
-    json_object_set_new(o, "thread_count", json_integer(e->st.num_threads));
-    json_object_set_new(o, "working_set", json_integer(e->st.rss * dp_page_size()));
-    json_object_set_new(o, "total_cpu_time",
-                        json_string(dp_timespan(e->st.utime + e->st.stime, hz, r->pool)));
-    json_object_set_new(o, "start_time", json_string(start_time_iso(e->st.starttime, r->pool)));
-    return o;
-}
-
 static int query_flag(apr_table_t *q, const char *key, int *out, request_rec *r, int *rv)
 {
     const char *v = apr_table_get(q, key);
@@ -241,39 +197,137 @@ static int query_flag(apr_table_t *q, const char *key, int *out, request_rec *r,
     return -1;
 }
 
+
+static int by_name_then_pid(const void *a, const void *b)
+{
+    const dp_proc_entry *x = a, *y = b;
+    int c = strcasecmp(x->name, y->name);
+    return c ? c : (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+typedef struct list_filter {
+    request_rec *r;
+    long me;
+    int all_users;
+} list_filter;
+
+static int keep_for_list(long uid, void *ctx)
+{
+    list_filter *f = ctx;
+    return (f->all_users || uid == f->me) && dp_in_scope(f->r, uid);
+}
+
+/* The list is polled by pages and fleets: it is written straight into the
+ * output as JSON, with no tree of nodes per process. */
+static void write_list(request_rec *r, const apr_array_header_t *entries, dp_jsonw *w)
+{
+    const char *base = base_href(r), *machine = machine_name(r);
+    long hz = dp_clock_ticks(), page = dp_page_size();
+    int i;
+
+    dp_jw_raw(w, "[", 1);
+    for (i = 0; i < entries->nelts && !w->failed; i++) {
+        const dp_proc_entry *e = &APR_ARRAY_IDX(entries, i, dp_proc_entry);
+        apr_pool_t *tmp = r->pool;
+        char href[512];
+
+        snprintf(href, sizeof(href), "%s/%d", base, (int)e->pid);
+        dp_jw_raw(w, i ? ",{" : "{", i ? 2 : 1);
+        dp_jw_key(w, "id");
+        dp_jw_int(w, e->pid);
+        dp_jw_raw(w, ",", 1);
+        dp_jw_key(w, "name");
+        dp_jw_cstr(w, e->name);
+        dp_jw_raw(w, ",", 1);
+        dp_jw_key(w, "machineName");
+        dp_jw_cstr(w, machine);
+        dp_jw_raw(w, ",", 1);
+        dp_jw_key(w, "href");
+        dp_jw_cstr(w, href);
+        dp_jw_raw(w, ",", 1);
+        dp_jw_key(w, "user_name");
+        dp_jw_cstr(w, dp_user_name(e->uid, tmp));
+        dp_jw_raw(w, ",", 1);
+        dp_jw_key(w, "parent_id");
+        dp_jw_int(w, e->st.ppid);
+        dp_jw_raw(w, ",", 1);
+        dp_jw_key(w, "state");
+        dp_jw_cstr(w, dp_state_word(e->st.state));
+        dp_jw_raw(w, ",", 1);
+        dp_jw_key(w, "thread_count");
+        dp_jw_int(w, e->st.num_threads);
+        dp_jw_raw(w, ",", 1);
+        dp_jw_key(w, "working_set");
+        dp_jw_int(w, e->st.rss * page);
+        dp_jw_raw(w, ",", 1);
+        dp_jw_key(w, "total_cpu_time");
+        dp_jw_cstr(w, dp_timespan(e->st.utime + e->st.stime, hz, tmp));
+        dp_jw_raw(w, ",", 1);
+        dp_jw_key(w, "start_time");
+        dp_jw_cstr(w, start_time_iso(e->st.starttime, tmp));
+        dp_jw_raw(w, "}", 1);
+    }
+    dp_jw_raw(w, "]", 1);
+}
+
+static int flush_to_client(void *ctx, const char *buf, size_t len)
+{
+    request_rec *r = ctx;
+    return ap_rwrite(buf, (int)len, r) < 0 || r->connection->aborted ? -1 : 0;
+}
+
+typedef struct membuf {
+    apr_pool_t *pool;
+    char *buf;
+    size_t len, cap;
+} membuf;
+
+static int flush_to_memory(void *ctx, const char *buf, size_t len)
+{
+    membuf *m = ctx;
+    if (m->len + len > m->cap) {
+        char *nb;
+        m->cap = (m->len + len) * 2;
+        nb = apr_palloc(m->pool, m->cap);
+        if (m->len)
+            memcpy(nb, m->buf, m->len);
+        m->buf = nb;
+    }
+    memcpy(m->buf + m->len, buf, len);
+    m->len += len;
+    return 0;
+}
+
 int dp_route_list(request_rec *r, const char **seg)
 {
     apr_table_t *q = dp_query(r);
-    apr_array_header_t *pids = dp_list_pids(r->pool);
-    apr_array_header_t *entries = apr_array_make(r->pool, pids->nelts, sizeof(list_entry));
-    long me = (long)geteuid();
-    const char *machine = machine_name(r);
-    json_t *arr;
-    int i, all_users, rv = OK;
+    list_filter f = { r, (long)geteuid(), 0 };
+    apr_array_header_t *entries;
+    dp_jsonw *w = apr_palloc(r->pool, sizeof(*w));
+    int rv = OK;
 
     (void)seg;
-    if (query_flag(q, "allUsers", &all_users, r, &rv) != 0)
+    if (query_flag(q, "allUsers", &f.all_users, r, &rv) != 0)
         return rv;
-    for (i = 0; i < pids->nelts; i++) {
-        list_entry e;
-        e.pid = APR_ARRAY_IDX(pids, i, int);
-        /* the owner first: other users' processes cost one stat() */
-        e.uid = dp_proc_owner(e.pid);
-        if (e.uid < 0 || (!all_users && e.uid != me) || !dp_in_scope(r, e.uid))
-            continue;
-        if (dp_read_stat(e.pid, 0, &e.st, NULL) != 0)
-            continue;       /* exited meanwhile */
-        e.name = name_of(r->pool, e.pid, &e.st);
-        *(list_entry *)apr_array_push(entries) = e;
+    entries = dp_scan_procs(keep_for_list, &f, r->pool);
+    qsort(entries->elts, (size_t)entries->nelts, sizeof(dp_proc_entry), by_name_then_pid);
+    if (dp_wants_html(r)) {
+        /* people are few: the page renders from the same JSON, parsed back */
+        membuf mem = { r->pool, NULL, 0, 0 };
+        dp_jw_init(w, flush_to_memory, &mem);
+        write_list(r, entries, w);
+        dp_jw_finish(w);
+        return dp_html_list(r, json_loadb(mem.buf, mem.len, 0, NULL));
     }
-    qsort(entries->elts, (size_t)entries->nelts, sizeof(list_entry), by_name_then_pid);
-    arr = json_array();
-    for (i = 0; i < entries->nelts; i++)
-        json_array_append_new(arr, list_entry_json(r, &APR_ARRAY_IDX(entries, i, list_entry),
-                                                   machine));
-    if (dp_wants_html(r))
-        return dp_html_list(r, arr);
-    return dp_send_json(r, HTTP_OK, arr);
+    ap_set_content_type(r, "application/json; charset=utf-8");
+    apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    if (r->header_only)
+        return DONE;
+    dp_jw_init(w, flush_to_client, r);
+    write_list(r, entries, w);
+    dp_jw_finish(w);
+    return DONE;
 }
 
 /* ---------------------------------------------------------------- threads */

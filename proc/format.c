@@ -3,6 +3,7 @@
 #include <time.h>
 #include <apr_strings.h>
 #include "proc/format.h"
+#include "proc/jsonw.h"
 
 const char *dp_timespan(unsigned long long ticks, long hz, apr_pool_t *p)
 {
@@ -35,31 +36,6 @@ const char *dp_iso_time(long long secs, long nsec, apr_pool_t *p)
     return apr_psprintf(p, "%s.%07ldZ", buf, nsec / 100);
 }
 
-/* Length of a valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    size_t len, i;
-    unsigned int cp;
-
-    if (s[0] < 0x80)
-        return s[0] ? 1 : 0;
-    if (s[0] >= 0xC2 && s[0] <= 0xDF) { len = 2; cp = s[0] & 0x1F; }
-    else if (s[0] >= 0xE0 && s[0] <= 0xEF) { len = 3; cp = s[0] & 0x0F; }
-    else if (s[0] >= 0xF0 && s[0] <= 0xF4) { len = 4; cp = s[0] & 0x07; }
-    else return 0;
-    if (n < len)
-        return 0;
-    for (i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)))
-        || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-        return 0;
-    return len;
-}
-
 const char *dp_utf8(const char *buf, size_t len, apr_pool_t *p)
 {
     const unsigned char *s = (const unsigned char *)buf;
@@ -67,7 +43,7 @@ const char *dp_utf8(const char *buf, size_t len, apr_pool_t *p)
     char *out;
 
     while (i < len) {
-        size_t k = utf8_seq(s + i, len - i);
+        size_t k = dp_utf8_seq(s + i, len - i);
         if (!k) { bad++; k = 1; }
         i += k;
     }
@@ -75,7 +51,7 @@ const char *dp_utf8(const char *buf, size_t len, apr_pool_t *p)
         return apr_pstrmemdup(p, buf, len);
     out = apr_palloc(p, len + bad * 2 + 1);
     for (i = 0; i < len;) {
-        size_t k = utf8_seq(s + i, len - i);
+        size_t k = dp_utf8_seq(s + i, len - i);
         if (k) {
             memcpy(out + o, s + i, k);
             o += k;

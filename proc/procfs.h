@@ -85,6 +85,19 @@ apr_array_header_t *dp_split_nul(const char *buf, size_t len, apr_pool_t *p);
  * the 15-byte truncation of it. */
 const char *dp_process_name(const char *comm, const apr_array_header_t *argv, apr_pool_t *p);
 
+/* One process of a table scan: what the list shows, from one read of
+ * /proc/PID/stat plus the owner of /proc/PID. */
+typedef struct dp_proc_entry {
+    pid_t pid;
+    long uid;
+    const char *name;       /* psutil's name (argv[0] read only when comm is truncated) */
+    dp_stat st;
+} dp_proc_entry;
+
+/* Scans /proc. keep(uid, ctx) is asked first, so a process that is not
+ * wanted costs one fstatat. Processes that exit meanwhile are skipped. */
+apr_array_header_t *dp_scan_procs(int (*keep)(long uid, void *ctx), void *ctx, apr_pool_t *p);
+
 /* A decimal pid ("0" allowed) within the kernel's range; -1 otherwise. */
 int dp_parse_pid(const char *s, pid_t *pid);
 
