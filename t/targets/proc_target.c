@@ -2,7 +2,10 @@
  * file and children, so a test can compare what the API says with what it
  * set up.
  *   proc_target [--comm HEX] [--threads N] [--rss MIB] [--open PATH]
- *               [--children N] [--spin] [args...]
+ *               [--children N] [--spin] [--heartbeat] [args...]
+ * --heartbeat: a thread ticks every millisecond and tracks the longest gap
+ * between ticks (how long the process was paused); SIGUSR1 makes it print
+ * "maxgap_us N" and start over.
  * Prints "ready <pid>" when everything is in place, then sleeps until killed. */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -11,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 static volatile int spin_forever = 1;
@@ -32,6 +36,45 @@ static void *spin_thread(void *arg)
     pthread_setname_np(pthread_self(), "spinner");
     while (spin_forever)
         n++;
+    return NULL;
+}
+
+static volatile sig_atomic_t report_gap;
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    report_gap = 1;
+}
+
+static long long now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void *heartbeat_thread(void *arg)
+{
+    long long last = now_us(), max_gap = 0;
+    struct timespec ms = { 0, 1000000 };
+    (void)arg;
+    pthread_setname_np(pthread_self(), "heartbeat");
+    for (;;) {
+        long long t;
+        nanosleep(&ms, NULL);
+        t = now_us();
+        if (t - last > max_gap)
+            max_gap = t - last;
+        last = t;
+        if (report_gap) {
+            report_gap = 0;
+            printf("maxgap_us %lld\n", max_gap);
+            fflush(stdout);
+            max_gap = 0;
+            last = now_us();
+        }
+    }
     return NULL;
 }
 
@@ -75,6 +118,10 @@ int main(int argc, char **argv)
             children = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--spin"))
             spin = 1;
+        else if (!strcmp(argv[i], "--heartbeat")) {
+            signal(SIGUSR1, on_usr1);
+            pthread_create(&t, NULL, heartbeat_thread, NULL);
+        }
     }
     if (rss_mib > 0) {
         size_t n = (size_t)rss_mib << 20;
