@@ -48,9 +48,11 @@ int dp_parse_stat(const char *buf, size_t len, dp_stat *st)
 
         while (*s == ' ')
             s++;
+        if (*s == '\0' || *s == '\n')
+            return -1;      /* cut after the name: never step past tail's NUL */
         state = *s++;
         for (i = 4; i <= 39 && *s; i++) {
-            while (*s == ' ')
+            while (*s == ' ' || *s == '\n')   /* the line's final newline ends it */
                 s++;
             if (!*s)
                 break;
