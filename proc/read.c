@@ -225,7 +225,7 @@ int dp_parse_pid(const char *s, pid_t *pid)
             return -1;
         v = v * 10 + (*c - '0');
     }
-    if (v > 4194304)    /* PID_MAX_LIMIT */
+    if (v >= 4194304)   /* PID_MAX_LIMIT: pids stay below it */
         return -1;
     *pid = (pid_t)v;
     return 0;
