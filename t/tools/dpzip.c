@@ -17,6 +17,7 @@
  *   --core-stub        bundle mode: a placeholder core (default)
  *   --zero-bytes N     synthetic: an entry "zeros" of N zero bytes
  *   --entries N        synthetic: N small text entries "e/<i>.txt"
+ *   --add PATH         synthetic: the file as entry "file" (benchmarks)
  *   --force-zip64      ZIP64 records for every entry
  *
  * Exit status 0 when the archive was finished, 1 otherwise. */
@@ -88,7 +89,10 @@ static int out_write(dp_sink *s, const void *buf, size_t len)
     return 0;
 }
 
-static int synthetic(dp_zip *z, unsigned long long zero_bytes, unsigned long entries)
+static int stream_file(const char *path, dp_sink *data, dp_error *err);
+
+static int synthetic(dp_zip *z, unsigned long long zero_bytes, unsigned long entries,
+                     const char *add, dp_error *err)
 {
     static unsigned char zeros[1 << 20];
     char name[64], text[128];
@@ -104,6 +108,9 @@ static int synthetic(dp_zip *z, unsigned long long zero_bytes, unsigned long ent
             zero_bytes -= k;
         }
     }
+    if (add && (dp_zip_begin(z, "file", 1700000000, 0644) != 0
+                || stream_file(add, &dp_zip_entry_sink(z)->data, err) != 0))
+        return -1;
     for (i = 0; i < entries; i++) {
         int n = snprintf(text, sizeof(text), "entry %lu of %lu\n", i, entries);
         snprintf(name, sizeof(name), "e/%lu.txt", i);
@@ -204,6 +211,7 @@ int main(int argc, char **argv)
     core_src cs = { 0 };
     unsigned long long zero_bytes = 0;
     unsigned long entries = 0;
+    const char *add = NULL;
     int synth = 0, i, rc;
     apr_pool_t *p;
     dp_zip *z;
@@ -231,6 +239,8 @@ int main(int argc, char **argv)
             zero_bytes = strtoull(argv[++i], NULL, 0);
         else if (!strcmp(a, "--entries"))
             entries = strtoul(argv[++i], NULL, 0);
+        else if (!strcmp(a, "--add"))
+            add = argv[++i];
         else if (!strcmp(a, "--instance"))
             bo.instance_name = argv[++i];
         else if (!strcmp(a, "--core-file"))
@@ -251,7 +261,7 @@ int main(int argc, char **argv)
     }
     cs.pid = bo.pid;
     if (synth)
-        rc = synthetic(z, zero_bytes, entries);
+        rc = synthetic(z, zero_bytes, entries, add, &err);
     else
         rc = dp_bundle_write(&bo, dp_zip_entry_sink(z), write_core, &cs, p, &err);
     if (rc == 0)
