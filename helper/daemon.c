@@ -1,0 +1,445 @@
+/* The helper daemon's loop and its per-request children. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <apr_pools.h>
+
+#include "helper/daemon.h"
+#include "helper/proto.h"
+#include "proc/procfs.h"
+#include "proc/kill.h"
+#include "dump/core.h"
+#include "dump/bundle.h"
+
+/* ------------------------------------------------------------ privileges */
+
+static const int kept_caps[] = { CAP_SYS_PTRACE, CAP_KILL, CAP_DAC_READ_SEARCH };
+
+/* Root-started: become the workers' user, keeping only the three
+ * capabilities the requests need; then no way back up (no_new_privs) and
+ * nobody may ptrace or core-dump the helper itself. */
+static int drop_privileges(const dp_helper_policy *pol)
+{
+    struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2];
+    int cap, i;
+
+    if (pol->drop_to_peer && geteuid() == 0) {
+        for (cap = 0; cap <= 63; cap++) {
+            int keep = 0;
+            for (i = 0; i < 3; i++)
+                keep |= cap == kept_caps[i];
+            if (!keep && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL)
+                return -1;
+        }
+        if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0 || setgroups(0, NULL) != 0
+            || setgid(pol->peer_gid) != 0 || setuid(pol->peer_uid) != 0)
+            return -1;
+        memset(data, 0, sizeof(data));
+        for (i = 0; i < 3; i++) {
+            data[kept_caps[i] / 32].effective |= 1u << (kept_caps[i] % 32);
+            data[kept_caps[i] / 32].permitted |= 1u << (kept_caps[i] % 32);
+        }
+        if (syscall(SYS_capset, &hdr, data) != 0)
+            return -1;
+    }
+    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- policy */
+
+int dp_policy_allows_uid(const dp_helper_policy *pol, long uid)
+{
+    int i;
+    for (i = 0; i < pol->nuids; i++)
+        if ((long)pol->uids[i] == uid)
+            return 1;
+    return pol->all_users && uid != 0;
+}
+
+/* The target may be acted on at all: within the ceiling, not protected. */
+static int check_target(const dp_helper_policy *pol, pid_t pid, int acting, dp_stat *st,
+                        dp_error *err)
+{
+    char path[64], buf[2048];
+    dp_status ss;
+    ssize_t n;
+
+    if (dp_read_stat(pid, 0, st, err) != 0)
+        return -1;
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    n = dp_read_small(path, buf, sizeof(buf));
+    if (n <= 0 || dp_parse_status(buf, (size_t)n, &ss) != 0)
+        return dp_fail_not_running(err, pid);
+    /* both the real and the effective user must be within the ceiling */
+    if (!dp_policy_allows_uid(pol, ss.uid[0]) || !dp_policy_allows_uid(pol, ss.uid[1]))
+        return dp_fail(err, 403, "Process %d (uid %ld) is outside the helper's ceiling "
+                       "(DiagProcHelperUsers / DiagProcUsers).", (int)pid, ss.uid[1]);
+    if (acting) {
+        if (pid == 1)
+            return dp_fail(err, 403, "Process 1 (init) is protected.");
+        if (pid == pol->httpd_pid || pid == getppid())
+            return dp_fail(err, 403, "Process %d is the httpd parent process; it is "
+                           "protected.", (int)pid);
+        if (pid == getpid())
+            return dp_fail(err, 403, "Process %d is the diagproc helper; it is protected.",
+                           (int)pid);
+        if ((st->flags & DP_PF_KTHREAD) || st->ppid == 2 || pid == 2)
+            return dp_fail(err, 403, "Process %d is a kernel thread; kernel threads are "
+                           "protected.", (int)pid);
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- answers */
+
+static void send_error(int fd, const dp_error *err)
+{
+    uint32_t status = (uint32_t)(err->status ? err->status : 500);
+    dp_frame_write(fd, DP_FR_ERROR, &status, sizeof(status), err->msg, strlen(err->msg));
+}
+
+static int send_ok(int fd, uint64_t size, const char *name)
+{
+    return dp_frame_write(fd, DP_FR_OK, &size, sizeof(size), name, strlen(name));
+}
+
+static int send_end(int fd)
+{
+    return dp_frame_write(fd, DP_FR_END, NULL, 0, NULL, 0);
+}
+
+/* Bytes as DATA frames on the socket. */
+static int frames_write(dp_sink *s, const void *buf, size_t len)
+{
+    int fd = *(int *)s->ctx;
+    const char *p = buf;
+    while (len) {
+        size_t k = len < DP_FRAME_MAX ? len : DP_FRAME_MAX;
+        if (dp_frame_write(fd, DP_FR_DATA, p, k, NULL, 0) != 0)
+            return -1;
+        p += k;
+        len -= k;
+    }
+    return 0;
+}
+
+static int entries_begin(dp_entry_sink *s, const char *name, long long mtime, unsigned mode)
+{
+    int fd = *(int *)s->ctx;
+    unsigned char meta[12];
+    uint32_t m = mode;
+    memcpy(meta, &mtime, 8);
+    memcpy(meta + 8, &m, 4);
+    return dp_frame_write(fd, DP_FR_ENTRY, meta, sizeof(meta), name, strlen(name));
+}
+
+static int entries_end(dp_entry_sink *s)
+{
+    (void)s;    /* the next ENTRY or END closes an entry */
+    return 0;
+}
+
+/* ---------------------------------------------------------------- requests */
+
+static void do_proc_read(int fd, const dp_helper_policy *pol, const dp_request *rq,
+                         apr_pool_t *p)
+{
+    static const char *files[] = { NULL, "fd", "exe", "environ", "cwd" };
+    dp_error err = { 0 };
+    dp_stat st;
+    char path[64];
+    dp_sink out = { frames_write, &fd };
+
+    if (check_target(pol, rq->pid, 0, &st, &err) != 0)
+        return send_error(fd, &err);
+    snprintf(path, sizeof(path), "/proc/%d/%s", (int)rq->pid, files[rq->what]);
+    if (rq->what == DP_READ_FDS) {
+        DIR *d = opendir(path);
+        struct dirent *de;
+        char link[320], target[4096];
+
+        if (!d) {
+            dp_fail(&err, errno == ENOENT ? 404 : 403, "Cannot read the open files of "
+                    "process %d: %s.", (int)rq->pid, strerror(errno));
+            return send_error(fd, &err);
+        }
+        send_ok(fd, UINT64_MAX, "");
+        while ((de = readdir(d)) != NULL) {
+            ssize_t n;
+            if (de->d_name[0] == '.')
+                continue;
+            snprintf(link, sizeof(link), "%s/%s", path, de->d_name);
+            n = readlink(link, target, sizeof(target));
+            if (n < 0)
+                continue;
+            if (dp_sink_write(&out, de->d_name, strlen(de->d_name) + 1) != 0
+                || dp_sink_write(&out, target, (size_t)n) != 0
+                || dp_sink_write(&out, "", 1) != 0)
+                break;
+        }
+        closedir(d);
+        send_end(fd);
+        return;
+    }
+    if (rq->what == DP_READ_EXE || rq->what == DP_READ_CWD) {
+        char target[4096];
+        ssize_t n = readlink(path, target, sizeof(target));
+        if (n < 0) {
+            dp_fail(&err, 403, "Cannot read %s of process %d: %s.", files[rq->what],
+                    (int)rq->pid, strerror(errno));
+            return send_error(fd, &err);
+        }
+        send_ok(fd, (uint64_t)n, "");
+        dp_sink_write(&out, target, (size_t)n);
+        send_end(fd);
+        return;
+    }
+    {
+        char *buf;
+        size_t len;
+        if (dp_read_file(path, &buf, &len, p) != 0) {
+            dp_fail(&err, 403, "Cannot read the environment of process %d: %s.",
+                    (int)rq->pid, strerror(errno));
+            return send_error(fd, &err);
+        }
+        send_ok(fd, len, "");
+        dp_sink_write(&out, buf, len);
+        send_end(fd);
+    }
+}
+
+static void do_kill(int fd, const dp_helper_policy *pol, const dp_request *rq)
+{
+    dp_error err = { 0 };
+    dp_stat st;
+
+    if (check_target(pol, rq->pid, 1, &st, &err) != 0)
+        return send_error(fd, &err);
+    if (rq->delay_ms) {
+        /* the requester is the target: it answers its client, then we kill */
+        send_ok(fd, 0, "");
+        send_end(fd);
+        usleep(rq->delay_ms * 1000);
+        dp_kill_tree(rq->pid, rq->start_time, &err);
+        return;
+    }
+    if (dp_kill_tree(rq->pid, rq->start_time, &err) != 0)
+        return send_error(fd, &err);
+    send_ok(fd, 0, "");
+    send_end(fd);
+}
+
+typedef struct core_arg {
+    dp_core *core;
+} core_arg;
+
+static int write_core_entry(void *arg, dp_sink *data, dp_error *err)
+{
+    return dp_core_write(((core_arg *)arg)->core, data, err);
+}
+
+static void do_dump(int fd, const dp_helper_policy *pol, const dp_request *rq,
+                    pid_t peer_pid, apr_pool_t *p)
+{
+    dp_error err = { 0 };
+    dp_stat st;
+    dp_core_opts o;
+    dp_core *core;
+    dp_sink out = { frames_write, &fd };
+    char tidpath[64];
+
+    if (check_target(pol, rq->pid, 1, &st, &err) != 0)
+        return send_error(fd, &err);
+    memset(&o, 0, sizeof(o));
+    o.pid = rq->pid;
+    o.dump_type = (unsigned long)rq->dump_type;
+    o.max_bytes = rq->max_bytes;
+    /* only the requesting worker's own thread may be kept running */
+    snprintf(tidpath, sizeof(tidpath), "/proc/%d/task/%d", (int)peer_pid,
+             (int)rq->keep_running_tid);
+    if (rq->keep_running_tid && rq->pid == peer_pid && access(tidpath, F_OK) == 0)
+        o.keep_running_tid = rq->keep_running_tid;
+    if (rq->timeout_s)
+        alarm(rq->timeout_s);       /* SIGALRM ends this child; SEIZE resumes the target */
+    if (dp_core_open(&core, &o, p, &err) != 0)
+        return send_error(fd, &err);
+    if (send_ok(fd, rq->what ? UINT64_MAX : dp_core_size(core), st.comm) != 0) {
+        dp_core_close(core);
+        return;
+    }
+    if (rq->what == 0) {
+        if (dp_core_write(core, &out, &err) != 0) {
+            dp_core_close(core);
+            return;                 /* no END: the worker makes the truncation visible */
+        }
+    }
+    else {
+        dp_entry_sink entries = { entries_begin, { frames_write, &fd }, entries_end, &fd };
+        dp_bundle_opts bo = { rq->pid, (unsigned long)rq->dump_type, rq->instance, 0 };
+        core_arg ca = { core };
+        if (dp_bundle_write(&bo, &entries, write_core_entry, &ca, p, &err) != 0) {
+            dp_core_close(core);
+            return;
+        }
+    }
+    dp_core_close(core);
+    send_end(fd);
+}
+
+/* ------------------------------------------------------------- the loop */
+
+static volatile sig_atomic_t dumps_running;
+static pid_t *dump_children;
+static int max_children;
+
+static void reap(void)
+{
+    int status, i;
+    pid_t c;
+    while ((c = waitpid(-1, &status, WNOHANG)) > 0)
+        for (i = 0; i < max_children; i++)
+            if (dump_children[i] == c) {
+                dump_children[i] = 0;
+                dumps_running--;
+            }
+}
+
+static void on_child(int sig)
+{
+    (void)sig;
+}
+
+static void serve_one(int fd, const dp_helper_policy *pol, const struct ucred *peer,
+                      const dp_request *rq)
+{
+    apr_pool_t *p;
+
+    apr_pool_create(&p, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    switch (rq->op) {
+    case DP_OP_PROC_READ:
+        do_proc_read(fd, pol, rq, p);
+        break;
+    case DP_OP_KILL:
+        do_kill(fd, pol, rq);
+        break;
+    case DP_OP_DUMP:
+        do_dump(fd, pol, rq, peer->pid, p);
+        break;
+    }
+    apr_pool_destroy(p);
+}
+
+static void handle_connection(int fd, const dp_helper_policy *pol)
+{
+    struct ucred peer;
+    socklen_t plen = sizeof(peer);
+    struct timeval tv = { 5, 0 };
+    dp_request rq;
+    dp_error err = { 0 };
+    pid_t child;
+    int i, slot = -1;
+
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &plen) != 0
+        || (peer.uid != pol->peer_uid && peer.uid != 0))
+        return;     /* not a worker: no answer at all */
+    if (dp_read_full(fd, &rq, sizeof(rq)) != 0) {
+        dp_fail(&err, 400, "The request to the helper is malformed (short or oversized).");
+        return send_error(fd, &err);
+    }
+    {
+        /* an oversized request: anything after the fixed struct */
+        char extra;
+        ssize_t n = recv(fd, &extra, 1, MSG_DONTWAIT | MSG_PEEK);
+        if (n > 0) {
+            dp_fail(&err, 400, "The request to the helper is oversized.");
+            return send_error(fd, &err);
+        }
+    }
+    if (dp_request_check(&rq, err.msg, sizeof(err.msg)) != 0) {
+        err.status = 400;
+        return send_error(fd, &err);
+    }
+    if (rq.op == DP_OP_DUMP) {
+        reap();
+        for (i = 0; i < max_children; i++)
+            if (!dump_children[i]) {
+                slot = i;
+                break;
+            }
+        if (slot < 0 || dumps_running >= pol->max_dumps) {
+            dp_fail(&err, 503, "%d dumps are already running (DiagProcMaxDumps %d); try "
+                    "again shortly.", (int)dumps_running, pol->max_dumps);
+            return send_error(fd, &err);
+        }
+    }
+    child = fork();
+    if (child == 0) {
+        tv.tv_sec = 0;
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        serve_one(fd, pol, &peer, &rq);
+        _exit(0);
+    }
+    if (child > 0 && slot >= 0) {
+        dump_children[slot] = child;
+        dumps_running++;
+    }
+    if (child < 0) {
+        dp_fail(&err, 503, "The helper cannot fork: %s.", strerror(errno));
+        send_error(fd, &err);
+    }
+}
+
+void dp_helper_main(int listen_fd, const dp_helper_policy *pol)
+{
+    pid_t parent = getppid();
+    struct sigaction sa;
+
+    if (drop_privileges(pol) != 0) {
+        fprintf(stderr, "mod_diagproc helper: cannot drop privileges: %s\n", strerror(errno));
+        _exit(1);
+    }
+    /* after the credential change, which clears it */
+    prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+    if (getppid() != parent)
+        _exit(0);
+    apr_initialize();
+    max_children = pol->max_dumps > 0 ? pol->max_dumps : 1;
+    dump_children = calloc((size_t)max_children, sizeof(pid_t));
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_child;       /* interrupts accept so children are reaped */
+    sigaction(SIGCHLD, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGUSR1, SIG_IGN);       /* httpd's graceful signal goes to the process group */
+    signal(SIGWINCH, SIG_IGN);
+    for (;;) {
+        int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        int e = errno;
+        reap();
+        if (fd < 0) {
+            if (e == EINTR || e == ECONNABORTED || e == EMFILE || e == ENFILE)
+                continue;
+            _exit(1);
+        }
+        handle_connection(fd, pol);
+        close(fd);
+    }
+}

@@ -1,0 +1,27 @@
+/* The privileged helper daemon: forked from the httpd parent before it drops
+ * privileges, it serves the workers' requests for what they may not do
+ * themselves (ptrace, kill, other users' /proc files), each request in a
+ * forked child, within a server-wide ceiling. No httpd headers. */
+#ifndef DP_DAEMON_H
+#define DP_DAEMON_H
+
+#include <sys/types.h>
+
+typedef struct dp_helper_policy {
+    uid_t peer_uid;             /* who may connect: the workers' user (root always may) */
+    int drop_to_peer;           /* started as root: become peer_uid, keep only the caps we need */
+    gid_t peer_gid;
+    pid_t httpd_pid;            /* the httpd parent: protected */
+    int all_users;              /* ceiling: every user but root... */
+    const uid_t *uids;          /* ...or only these (root only if listed) */
+    int nuids;
+    int max_dumps;              /* concurrent dumps server-wide */
+} dp_helper_policy;
+
+/* Serves listen_fd until the parent goes away; never returns. */
+void dp_helper_main(int listen_fd, const dp_helper_policy *pol);
+
+/* Is uid within the ceiling? (also used by the tests) */
+int dp_policy_allows_uid(const dp_helper_policy *pol, long uid);
+
+#endif

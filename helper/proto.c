@@ -1,0 +1,110 @@
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include "helper/proto.h"
+#include "dump/core.h"
+
+int dp_write_full(int fd, const void *buf, size_t n)
+{
+    const char *p = buf;
+    while (n) {
+        ssize_t k = write(fd, p, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+int dp_read_full(int fd, void *buf, size_t n)
+{
+    char *p = buf;
+    while (n) {
+        ssize_t k = read(fd, p, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+int dp_frame_write(int fd, int type, const void *a, size_t alen, const void *b, size_t blen)
+{
+    unsigned char hdr[DP_FRAME_HDR];
+    uint32_t len = (uint32_t)(alen + blen);
+
+    if (alen + blen > DP_FRAME_MAX)
+        return -1;
+    hdr[0] = (unsigned char)type;
+    hdr[1] = (unsigned char)len;
+    hdr[2] = (unsigned char)(len >> 8);
+    hdr[3] = (unsigned char)(len >> 16);
+    hdr[4] = (unsigned char)(len >> 24);
+    if (dp_write_full(fd, hdr, sizeof(hdr)) != 0)
+        return -1;
+    if (alen && dp_write_full(fd, a, alen) != 0)
+        return -1;
+    return blen ? dp_write_full(fd, b, blen) : 0;
+}
+
+int dp_frame_read_header(int fd, int *type, uint32_t *len)
+{
+    unsigned char hdr[DP_FRAME_HDR];
+
+    if (dp_read_full(fd, hdr, sizeof(hdr)) != 0)
+        return -1;
+    *type = hdr[0];
+    *len = (uint32_t)hdr[1] | (uint32_t)hdr[2] << 8 | (uint32_t)hdr[3] << 16
+           | (uint32_t)hdr[4] << 24;
+    if (*type < DP_FR_ERROR || *type > DP_FR_END || *len > DP_FRAME_MAX)
+        return -1;
+    return 0;
+}
+
+int dp_request_check(const dp_request *rq, char *msg, size_t msglen)
+{
+#define BAD(...) do { snprintf(msg, msglen, __VA_ARGS__); return -1; } while (0)
+    if (rq->magic != DP_PROTO_MAGIC)
+        BAD("not a diagproc request");
+    if (rq->version != DP_PROTO_VERSION)
+        BAD("protocol version %u is not %u", rq->version, DP_PROTO_VERSION);
+    if (rq->pid <= 0 || rq->pid >= 4194304)
+        BAD("pid %d is out of range", rq->pid);
+    if (rq->keep_running_tid < 0 || rq->keep_running_tid >= 4194304)
+        BAD("tid %d is out of range", rq->keep_running_tid);
+    if (memchr(rq->instance, '\0', sizeof(rq->instance)) == NULL)
+        BAD("instance name is not terminated");
+    if (rq->op != DP_OP_KILL && rq->delay_ms != 0)
+        BAD("only a kill may be delayed");
+    if (rq->delay_ms > 5000)
+        BAD("a kill may be delayed by at most 5000 ms");
+    switch (rq->op) {
+    case DP_OP_PROC_READ:
+        if (rq->what < DP_READ_FDS || rq->what > DP_READ_CWD)
+            BAD("unknown /proc item %u", rq->what);
+        break;
+    case DP_OP_KILL:
+        if (rq->what != 0)
+            BAD("kill takes no item");
+        break;
+    case DP_OP_DUMP:
+        if (rq->what > 1)
+            BAD("unknown dump format %u", rq->what);
+        if (rq->dump_type & ~(uint64_t)DP_DUMP_SUPPORTED)
+            BAD("unsupported dumpType bits 0x%llx", (unsigned long long)rq->dump_type);
+        if (rq->timeout_s > 86400)
+            BAD("timeout %u is too long", rq->timeout_s);
+        break;
+    default:
+        BAD("unknown operation %u", rq->op);
+    }
+    return 0;
+#undef BAD
+}

@@ -1,0 +1,58 @@
+/* The helper's request protocol: one fixed-size, versioned request from the
+ * worker, answered by a stream of length-prefixed frames. Small on purpose:
+ * the helper validates every field and trusts nothing else. */
+#ifndef DP_PROTO_H
+#define DP_PROTO_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#define DP_PROTO_MAGIC   0x31485044u     /* "DPH1" */
+#define DP_PROTO_VERSION 1u
+
+enum dp_op {
+    DP_OP_PROC_READ = 1,    /* a private /proc file of a process */
+    DP_OP_KILL = 2,         /* kill a process tree */
+    DP_OP_DUMP = 3          /* core (raw) or bundle (zip) */
+};
+
+/* what, for DP_OP_PROC_READ (same values as the glue's DP_PRIV_*) */
+enum dp_priv { DP_READ_FDS = 1, DP_READ_EXE = 2, DP_READ_ENVIRON = 3, DP_READ_CWD = 4 };
+
+typedef struct dp_request {
+    uint32_t magic, version, op, what;      /* what: dp_priv, or 1 = zip for DUMP */
+    int32_t pid;
+    int32_t keep_running_tid;               /* DUMP of the requesting worker itself */
+    uint64_t start_time;                    /* KILL: the start time the worker saw; 0 = now */
+    uint64_t dump_type;
+    uint64_t max_bytes;                     /* 0 = no cap */
+    uint32_t timeout_s;                     /* 0 = none */
+    uint32_t delay_ms;                      /* KILL: accept now, kill after this (our own worker) */
+    char instance[128];                     /* machine name for the bundle manifest */
+} dp_request;
+
+/* Frames: [type:1][length:4 little-endian][payload] */
+enum dp_frame_type {
+    DP_FR_ERROR = 1,        /* u32 status, then the message */
+    DP_FR_OK = 2,           /* u64 size (UINT64_MAX = unknown), then the process name */
+    DP_FR_ENTRY = 3,        /* i64 mtime, u32 mode, then the entry name */
+    DP_FR_DATA = 4,         /* bytes */
+    DP_FR_END = 5           /* the answer is complete */
+};
+
+#define DP_FRAME_MAX (256 * 1024)
+#define DP_FRAME_HDR 5
+
+/* Writes one frame (a header and up to two payload parts); 0, or -1 when the
+ * peer is gone. */
+int dp_frame_write(int fd, int type, const void *a, size_t alen, const void *b, size_t blen);
+/* Reads one frame header; 0, or -1 on EOF/error/oversized. */
+int dp_frame_read_header(int fd, int *type, uint32_t *len);
+/* Reads exactly n bytes; 0, or -1. */
+int dp_read_full(int fd, void *buf, size_t n);
+int dp_write_full(int fd, const void *buf, size_t n);
+
+/* Checks a request field by field: 0, or -1 with a message. */
+int dp_request_check(const dp_request *rq, char *msg, size_t msglen);
+
+#endif
