@@ -111,7 +111,7 @@ static int start_helper(apr_pool_t *p, server_rec *s)
     close(fd);
     helper_pid = pid;
     helper_proc.pid = pid;
-    apr_proc_other_child_register(&helper_proc, helper_maintenance, NULL, NULL, p);
+    apr_proc_other_child_register(&helper_proc, helper_maintenance, &helper_proc, NULL, p);
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, APLOGNO(10812)
                  "diagproc: helper %d serving %s", (int)pid, sockpath);
     return 0;
@@ -119,29 +119,37 @@ static int start_helper(apr_pool_t *p, server_rec *s)
 
 static void stop_helper(void)
 {
-    if (helper_pid > 0) {
-        kill(helper_pid, SIGTERM);
+    int i;
+
+    if (helper_pid <= 0)
+        return;
+    kill(helper_pid, SIGTERM);
+    /* never hang the parent: SIGKILL after two seconds */
+    for (i = 0; i < 200 && waitpid(helper_pid, NULL, WNOHANG) == 0; i++)
+        usleep(10000);
+    if (i == 200) {
+        kill(helper_pid, SIGKILL);
         waitpid(helper_pid, NULL, 0);
-        helper_pid = 0;
     }
+    helper_pid = 0;
 }
 
+/* APR calls this when the helper dies, and with UNREGISTER whenever its
+ * record goes (our unregister below, or pconf's cleanup at restart/stop). */
 static void helper_maintenance(int reason, void *data, apr_wait_t status)
 {
-    (void)data;
     (void)status;
     switch (reason) {
     case APR_OC_REASON_DEATH:
     case APR_OC_REASON_LOST:
+        helper_pid = 0;                 /* so the UNREGISTER below stops nothing */
         apr_proc_other_child_unregister(data);
-        helper_pid = 0;
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, main_server, APLOGNO(10813)
                      "diagproc: helper died; starting a new one");
         start_helper(helper_pool, main_server);
         break;
     case APR_OC_REASON_RESTART:
     case APR_OC_REASON_UNREGISTER:
-        apr_proc_other_child_unregister(data);
         stop_helper();
         break;
     }
@@ -150,8 +158,7 @@ static void helper_maintenance(int reason, void *data, apr_wait_t status)
 static apr_status_t helper_cleanup(void *data)
 {
     (void)data;
-    if (helper_pid > 0)
-        apr_proc_other_child_unregister(NULL);
+    /* the helper itself is stopped by APR's other-child cleanup (UNREGISTER) */
     stop_helper();
     if (sockpath)
         unlink(sockpath);

@@ -369,8 +369,15 @@ static void handle_connection(int fd, const dp_helper_policy *pol)
         char extra;
         ssize_t n = recv(fd, &extra, 1, MSG_DONTWAIT | MSG_PEEK);
         if (n > 0) {
+            char sink[4096];
+            int total = 0;
             dp_fail(&err, 400, "The request to the helper is oversized.");
-            return send_error(fd, &err);
+            send_error(fd, &err);
+            /* let the peer read the answer: drain (bounded) instead of a reset */
+            shutdown(fd, SHUT_WR);
+            while (total < (1 << 20) && (n = recv(fd, sink, sizeof(sink), 0)) > 0)
+                total += (int)n;
+            return;
         }
     }
     if (dp_request_check(&rq, err.msg, sizeof(err.msg)) != 0) {
@@ -411,6 +418,15 @@ void dp_helper_main(int listen_fd, const dp_helper_policy *pol)
 {
     pid_t parent = getppid();
     struct sigaction sa;
+    sigset_t none;
+    int sig;
+
+    /* forked from httpd's parent at any time: drop its handlers and mask */
+    for (sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            signal(sig, SIG_DFL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
 
     if (drop_privileges(pol) != 0) {
         fprintf(stderr, "mod_diagproc helper: cannot drop privileges: %s\n", strerror(errno));

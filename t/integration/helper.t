@@ -1,0 +1,188 @@
+# The privileged helper: private reads within its ceiling, refusals outside
+# it, a socket nobody else may use, strict request checks, restart by the
+# parent, and no helper left after graceful and stop.
+import glob
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from tap import ok, is_, like, diag, done_testing  # noqa: E402
+import dphttpd  # noqa: E402
+from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT  # noqa: E402
+
+TARGET = os.path.join(BUILD, "targets", "proc_target")
+
+
+def helpers_of(parent):
+    """The helper: the httpd parent's child that set no_new_privs."""
+    found = []
+    for st in glob.glob("/proc/[0-9]*/status"):
+        try:
+            with open(st) as f:
+                s = f.read()
+        except OSError:
+            continue
+        fields = dict(l.split(":", 1) for l in s.splitlines() if ":" in l)
+        if int(fields.get("PPid", "0")) == parent and fields.get("NoNewPrivs", "").strip() == "1" \
+                and fields.get("State", "").split()[0] not in ("Z", "X"):
+            found.append(int(st.split("/")[2]))
+    return found
+
+
+def helper_caps(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("CapEff:"):
+                return int(line.split()[1], 16)
+
+
+def request(op=1, what=1, pid=1, magic=0x31485044, version=1, delay=0, extra=b""):
+    return struct.pack("<IIIIiiQQQII128s", magic, version, op, what, pid, 0, 0, 0, 0, 0,
+                       delay, b"x") + extra
+
+
+def ask(sockpath, payload, shut=True):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    s.connect(sockpath)
+    s.sendall(payload)
+    if shut:
+        s.shutdown(socket.SHUT_WR)
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    return data
+
+
+def first_frame(data):
+    if len(data) < 5:
+        return None, None, b""
+    t, n = data[0], struct.unpack("<I", data[1:5])[0]
+    body = data[5:5 + n]
+    if t == 1:
+        return t, struct.unpack("<I", body[:4])[0], body[4:]
+    return t, None, body
+
+
+other = "dptest2" if IS_ROOT else None
+third = "dptest3" if IS_ROOT else None
+users = f"{worker_user()} {other}" if other else worker_user()
+h = Httpd(server_conf=f"DiagProcHelperUsers {users}" if IS_ROOT else "",
+          locations={"/p": f"DiagProcAllow environment\nDiagProcUsers {users}",
+                     "/all": "DiagProcAllow environment kill\nDiagProcUsers *"}).start()
+hp = helpers_of(h.parent_pid)
+is_(len(hp), 1, "one helper runs beside the workers")
+helper = hp[0] if hp else 0
+sockpath = os.path.join(h.dir, f"diagproc.{h.parent_pid}.sock")
+st = os.stat(sockpath)
+is_(oct(st.st_mode & 0o777), "0o600", "helper socket is mode 0600")
+is_(st.st_uid, os.stat(f"/proc/{h.get('/p/0').json()['id']}").st_uid, "…owned by the workers' user")
+fds = os.listdir(f"/proc/{helper}/fd") if helper else []
+ok(len(fds) <= 4, f"the helper inherited no listener or other fd ({len(fds)} open)")
+if IS_ROOT:
+    caps = helper_caps(helper)
+    want = (1 << 19) | (1 << 5) | (1 << 2)     # SYS_PTRACE, KILL, DAC_READ_SEARCH
+    is_(hex(caps), hex(want), "the helper keeps only CAP_SYS_PTRACE, CAP_KILL, CAP_DAC_READ_SEARCH")
+    with open(f"/proc/{helper}/status") as f:
+        uid_line = [l for l in f if l.startswith("Uid:")][0]
+    is_(int(uid_line.split()[2]), st.st_uid, "…and runs as the workers' user, not root")
+else:
+    is_(helper_caps(helper), 0, "an ordinary user's helper has no capabilities")
+
+# ---- private reads through the helper
+path = os.path.join(h.dir, "held-open.txt")
+with open(path, "w") as f:
+    f.write("x")
+os.chmod(path, 0o644)
+owner = other or worker_user()
+t = spawn([TARGET, "--open", path], ready="ready", user=owner, env={"DP_SECRET": "s3"})
+d = h.get(f"/p/{t.pid}").json() or {}
+ok(path in (d.get("open_file_handles") or []),
+   f"open files of {owner}'s process (through the helper when the worker may not read them)")
+is_(d.get("file_name"), TARGET, "…and its executable")
+is_((d.get("environment_variables") or {}).get("DP_SECRET"), "s3", "…and its environment")
+if third:
+    t3 = spawn([TARGET, "--open", path], ready="ready", user=third)
+    d3 = h.get(f"/all/{t3.pid}").json() or {}
+    is_(d3.get("open_file_handles"), None,
+        "a process outside the helper's ceiling: open files are null, not guessed")
+    r = h.get(f"/all/{t3.pid}/environments/all")
+    is_(r.status, 403, "…its environment is refused with 403")
+    r = h.request("DELETE", f"/all/{t3.pid}")
+    is_(r.status, 403, "…and killing it is refused by the helper's ceiling")
+    like((r.json() or {}).get("Message"), "ceiling", "…with a Message naming the ceiling")
+    ok(os.path.exists(f"/proc/{t3.pid}"), "…and it still runs")
+    dphttpd.kill_quietly(t3)
+
+# ---- the socket: nobody else, and no malformed request harms it
+if IS_ROOT:
+    code = ("import socket,sys\ns=socket.socket(socket.AF_UNIX)\n"
+            "try:\n    s.connect(sys.argv[1]); print('connected')\n"
+            "except PermissionError: print('refused')\n")
+    out = subprocess.run(["/usr/bin/python3", "-c", code, sockpath], user="dptest2",
+                         capture_output=True, text=True).stdout.strip()
+    is_(out, "refused", "an unrelated user cannot connect to the helper socket")
+    for name, payload in (("wrong magic", request(magic=0xdeadbeef)),
+                          ("wrong version", request(version=9)),
+                          ("unknown op", request(op=77)),
+                          ("pid out of range", request(pid=-5)),
+                          ("short request", b"DPH1\x01"),
+                          ("oversized request", request(extra=b"A" * 100000)),
+                          ("delay on a read", request(delay=10))):
+        t_, status, msg = first_frame(ask(sockpath, payload))
+        is_((t_, status), (1, 400), f"{name}: rejected with 400")
+    garbage = os.urandom(4096)
+    ask(sockpath, garbage)
+    ok(helpers_of(h.parent_pid) == [helper], "the helper survived every malformed request")
+    d = h.get(f"/p/{t.pid}").json() or {}
+    ok(path in (d.get("open_file_handles") or []), "…and still serves the workers")
+dphttpd.kill_quietly(t)
+
+# ---- restart by the parent
+os.kill(helper, signal.SIGKILL)
+t0 = time.time()
+new = []
+while time.time() - t0 < 5 and not new:
+    new = [p for p in helpers_of(h.parent_pid) if p != helper]
+    time.sleep(0.02)
+took = time.time() - t0
+ok(new, f"killing the helper makes the parent start a new one ({took:.2f} s)")
+ok(took < 1.5, "…within about a second")
+t = spawn([TARGET, "--open", path], ready="ready", user=owner)
+d = h.get(f"/p/{t.pid}").json() or {}
+ok(path in (d.get("open_file_handles") or []), "the new helper serves")
+dphttpd.kill_quietly(t)
+
+# ---- graceful restart and stop leave no helper behind
+before = helpers_of(h.parent_pid)
+h.signal("graceful")
+deadline = time.time() + 10
+after = before
+while time.time() < deadline:
+    after = helpers_of(h.parent_pid)
+    if after and not set(after) & set(before):
+        break
+    time.sleep(0.1)
+is_(len(after), 1, "after -k graceful exactly one helper runs")
+ok(not set(after) & set(before), "…a new one: the old one is gone")
+for p in before:
+    ok(not os.path.exists(f"/proc/{p}") or open(f"/proc/{p}/stat").read().split(")")[1].split()[0] == "Z",
+       f"old helper {p} ended")
+is_(h.get("/p/0").status, 200, "httpd serves after the graceful restart")
+last = after
+h.signal("stop")
+deadline = time.time() + 10
+while time.time() < deadline and any(os.path.exists(f"/proc/{p}") for p in last):
+    time.sleep(0.1)
+ok(not any(os.path.exists(f"/proc/{p}") for p in last), "after -k stop no helper is left")
+h.stop()
+done_testing()
