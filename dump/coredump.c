@@ -1,0 +1,737 @@
+/* The ELF core writer (x86_64). Order of work:
+ *   1. seize and interrupt every thread (re-scanning for new ones),
+ *      capture registers, notes and the memory map;
+ *   2. choose memory per dumpType, keep only present or swapped pages
+ *      (pagemap), and lay the file out: its exact size is known before the
+ *      first byte;
+ *   3. stream headers, notes and memory through a 1 MiB buffer, then detach.
+ * Untouched memory is never read (reading it would commit it). */
+
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/procfs.h>
+#include <sys/ptrace.h>
+#include <sys/uio.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <apr_strings.h>
+
+#include "dump/core.h"
+#include "proc/procfs.h"
+
+#define PAGE 4096ULL
+#define PAGE_DOWN(a) ((a) & ~(PAGE - 1))
+#define PAGE_UP(a) (((a) + PAGE - 1) & ~(PAGE - 1))
+#define IO_CHUNK (1u << 20)
+#define STACK_CAP (64ULL << 20)
+#define XSTATE_MAX 16384
+#define ZERO_GAP_PAGES 16           /* absent gaps this small are written as zeros */
+
+typedef struct thread_regs {
+    pid_t tid;
+    int attached;
+    struct user_regs_struct regs;
+    struct user_fpregs_struct fp;
+    int has_fp;
+    size_t xstate_len;
+    unsigned char *xstate;
+} thread_regs;
+
+/* A stretch of the address space in the file: read it, or write zeros. */
+typedef struct segment {
+    unsigned long long vaddr, len;
+    int zero;
+} segment;
+
+typedef struct load {
+    unsigned long long vaddr, memsz, filesz, offset;
+    unsigned flags;
+    int first_seg, nseg;        /* segments behind filesz */
+} load;
+
+struct dp_core {
+    apr_pool_t *pool;
+    pid_t pid;
+    dp_core_opts opts;
+    dp_stat st;
+    apr_array_header_t *threads;    /* thread_regs */
+    apr_array_header_t *maps;       /* dp_map */
+    apr_array_header_t *segs;       /* segment */
+    apr_array_header_t *loads;      /* load */
+    char *notes;
+    size_t notes_len;
+    unsigned long long size, data_offset;
+    int memfd;
+    int closed;
+};
+
+/* ------------------------------------------------------------ ptrace */
+
+static thread_regs *find_thread(dp_core *c, pid_t tid)
+{
+    int i;
+    for (i = 0; i < c->threads->nelts; i++)
+        if (APR_ARRAY_IDX(c->threads, i, thread_regs).tid == tid)
+            return &APR_ARRAY_IDX(c->threads, i, thread_regs);
+    return NULL;
+}
+
+static void detach_all(dp_core *c)
+{
+    int i;
+    for (i = 0; c->threads && i < c->threads->nelts; i++) {
+        thread_regs *t = &APR_ARRAY_IDX(c->threads, i, thread_regs);
+        if (t->attached) {
+            ptrace(PTRACE_DETACH, t->tid, NULL, NULL);
+            t->attached = 0;
+        }
+    }
+}
+
+static int capture_regs(thread_regs *t)
+{
+    struct iovec iov = { &t->regs, sizeof(t->regs) };
+
+    if (ptrace(PTRACE_GETREGSET, t->tid, (void *)NT_PRSTATUS, &iov) != 0)
+        return -1;
+    iov.iov_base = &t->fp;
+    iov.iov_len = sizeof(t->fp);
+    t->has_fp = ptrace(PTRACE_GETREGSET, t->tid, (void *)NT_PRFPREG, &iov) == 0;
+    iov.iov_base = t->xstate;
+    iov.iov_len = XSTATE_MAX;
+    t->xstate_len = ptrace(PTRACE_GETREGSET, t->tid, (void *)NT_X86_XSTATE, &iov) == 0
+                    ? iov.iov_len : 0;
+    return 0;
+}
+
+/* Seize + interrupt every thread until a scan finds no new one. */
+static int stop_threads(dp_core *c, dp_error *err)
+{
+    int grew, i;
+
+    do {
+        apr_array_header_t *tids = dp_list_tids(c->pid, c->pool);
+        grew = 0;
+        if (!tids)
+            return dp_fail(err, 409, "Process %d exited while it was being dumped.", (int)c->pid);
+        for (i = 0; i < tids->nelts; i++) {
+            pid_t tid = APR_ARRAY_IDX(tids, i, int);
+            thread_regs *t;
+            int status;
+            if (find_thread(c, tid))
+                continue;
+            if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) != 0) {
+                if (errno == ESRCH)
+                    continue;       /* the thread ended meanwhile */
+                if (errno == EPERM)
+                    return dp_fail(err, 403, "Not permitted to trace process %d (another "
+                                   "tracer, or missing CAP_SYS_PTRACE).", (int)c->pid);
+                return dp_fail(err, 500, "PTRACE_SEIZE of thread %d failed: %s.", (int)tid,
+                               strerror(errno));
+            }
+            t = apr_array_push(c->threads);
+            memset(t, 0, sizeof(*t));
+            t->tid = tid;
+            t->attached = 1;
+            t->xstate = apr_palloc(c->pool, XSTATE_MAX);
+            grew = 1;
+            if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) != 0
+                || waitpid(tid, &status, __WALL) != tid || !WIFSTOPPED(status)
+                || capture_regs(t) != 0) {
+                t->attached = 0;    /* gone: it will not be in the core */
+                t->tid = -tid;
+                continue;
+            }
+            if (tid == c->opts.keep_running_tid) {
+                /* it carries the stream: registers taken, let it run */
+                ptrace(PTRACE_DETACH, tid, NULL, NULL);
+                t->attached = 0;
+            }
+        }
+    } while (grew);
+    return 0;
+}
+
+/* ------------------------------------------------------------ memory */
+
+static ssize_t read_mem(dp_core *c, unsigned long long addr, void *buf, size_t len)
+{
+    struct iovec local = { buf, len }, remote = { (void *)(uintptr_t)addr, len };
+    ssize_t n = process_vm_readv(c->pid, &local, 1, &remote, 1, 0);
+
+    if (n == (ssize_t)len)
+        return n;
+    if (c->memfd < 0) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/mem", (int)c->pid);
+        c->memfd = open(path, O_RDONLY | O_CLOEXEC);
+    }
+    if (c->memfd >= 0 && (n = pread(c->memfd, buf, len, (off_t)addr)) == (ssize_t)len)
+        return n;
+    return -1;
+}
+
+static int read_word(dp_core *c, unsigned long long addr, unsigned long long *out)
+{
+    return read_mem(c, addr, out, 8) == 8 ? 0 : -1;
+}
+
+typedef struct range {
+    unsigned long long start, end;
+} range;
+
+static void want(apr_array_header_t *want, unsigned long long start, unsigned long long end)
+{
+    range *r;
+    if (end <= start)
+        return;
+    r = apr_array_push(want);
+    r->start = PAGE_DOWN(start);
+    r->end = PAGE_UP(end);
+}
+
+static const dp_map *map_of(dp_core *c, unsigned long long addr)
+{
+    int i;
+    for (i = 0; i < c->maps->nelts; i++) {
+        const dp_map *m = &APR_ARRAY_IDX(c->maps, i, dp_map);
+        if (addr >= m->start && addr < m->end)
+            return m;
+    }
+    return NULL;
+}
+
+/* The dynamic linker's view: the exe's .dynamic, r_debug, every link_map
+ * and its name. Debuggers walk exactly this to find shared libraries. */
+static void want_link_maps(dp_core *c, const char *auxv, size_t auxv_len, apr_array_header_t *w)
+{
+    const Elf64_auxv_t *a = (const Elf64_auxv_t *)auxv;
+    unsigned long long phdr = 0, phnum = 0, bias = 0, dyn = 0, rdebug = 0, lm;
+    size_t i, n = auxv_len / sizeof(*a);
+    int guard;
+
+    for (i = 0; i < n; i++) {
+        if (a[i].a_type == AT_PHDR)
+            phdr = a[i].a_un.a_val;
+        else if (a[i].a_type == AT_PHNUM)
+            phnum = a[i].a_un.a_val;
+    }
+    for (i = 0; phdr && i < phnum && i < 64; i++) {
+        Elf64_Phdr ph;
+        if (read_mem(c, phdr + i * sizeof(ph), &ph, sizeof(ph)) != sizeof(ph))
+            return;
+        if (ph.p_type == PT_PHDR)
+            bias = phdr - ph.p_vaddr;
+        else if (ph.p_type == PT_DYNAMIC)
+            dyn = ph.p_vaddr;
+    }
+    if (!dyn)
+        return;
+    dyn += bias;
+    want(w, phdr, phdr + phnum * sizeof(Elf64_Phdr));
+    for (i = 0; i < 512; i++) {
+        Elf64_Dyn d;
+        if (read_mem(c, dyn + i * sizeof(d), &d, sizeof(d)) != sizeof(d) || d.d_tag == DT_NULL)
+            break;
+        if (d.d_tag == DT_DEBUG)
+            rdebug = d.d_un.d_ptr;
+    }
+    want(w, dyn, dyn + (i + 1) * sizeof(Elf64_Dyn));
+    if (!rdebug)
+        return;
+    want(w, rdebug, rdebug + sizeof(struct r_debug));
+    if (read_word(c, rdebug + offsetof(struct r_debug, r_map), &lm) != 0)
+        return;
+    for (guard = 0; lm && guard < 4096; guard++) {
+        struct link_map l;
+        char name[512];
+        if (read_mem(c, lm, &l, sizeof(l)) != sizeof(l))
+            break;
+        want(w, lm, lm + 2 * PAGE);            /* the public part and rtld's own fields */
+        if (l.l_name) {
+            ssize_t k = read_mem(c, (unsigned long long)(uintptr_t)l.l_name, name, 1);
+            if (k == 1)
+                want(w, (uintptr_t)l.l_name, (uintptr_t)l.l_name + sizeof(name));
+        }
+        if (l.l_ld)
+            want(w, (uintptr_t)l.l_ld, (uintptr_t)l.l_ld + 64 * sizeof(Elf64_Dyn));
+        lm = (unsigned long long)(uintptr_t)l.l_next;
+    }
+}
+
+static int is_special(const dp_map *m)
+{
+    return !strcmp(m->path, "[vvar]") || !strcmp(m->path, "[vvar_vclock]")
+           || !strcmp(m->path, "[vsyscall]");
+}
+
+/* Mappings that must never be read: device memory (io) and MADV_DONTDUMP (dd). */
+static apr_array_header_t *unreadable_starts(dp_core *c)
+{
+    apr_array_header_t *out = apr_array_make(c->pool, 8, sizeof(unsigned long long));
+    char path[64], line[512];
+    unsigned long long cur = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/smaps", (int)c->pid);
+    f = fopen(path, "re");
+    while (f && fgets(line, sizeof(line), f)) {
+        unsigned long long s, e;
+        if (sscanf(line, "%llx-%llx ", &s, &e) == 2 && strchr(line, '-') < strchr(line, ' '))
+            cur = s;
+        else if (!strncmp(line, "VmFlags:", 8) && (strstr(line, " dd") || strstr(line, " io")))
+            *(unsigned long long *)apr_array_push(out) = cur;
+    }
+    if (f)
+        fclose(f);
+    return out;
+}
+
+static int in_list(const apr_array_header_t *a, unsigned long long v)
+{
+    int i;
+    for (i = 0; i < a->nelts; i++)
+        if (APR_ARRAY_IDX(a, i, unsigned long long) == v)
+            return 1;
+    return 0;
+}
+
+/* What dumpType asks for, as page ranges. */
+static apr_array_header_t *choose_memory(dp_core *c, const char *auxv, size_t auxv_len)
+{
+    apr_array_header_t *w = apr_array_make(c->pool, 64, sizeof(range));
+    unsigned long t = c->opts.dump_type;
+    apr_array_header_t *never = unreadable_starts(c);
+    int i;
+
+    for (i = 0; i < c->threads->nelts; i++) {
+        const thread_regs *th = &APR_ARRAY_IDX(c->threads, i, thread_regs);
+        unsigned long long sp = th->regs.rsp - 128;
+        const dp_map *m;
+        if (th->tid <= 0)
+            continue;
+        m = map_of(c, sp);
+        if (m)
+            want(w, sp, m->end - sp > STACK_CAP ? sp + STACK_CAP : m->end);
+    }
+    want_link_maps(c, auxv, auxv_len, w);
+    for (i = 0; i < c->maps->nelts; i++) {
+        const dp_map *m = &APR_ARRAY_IDX(c->maps, i, dp_map);
+        int file = m->path[0] == '/';
+        if (m->perms[0] != 'r' || is_special(m) || in_list(never, m->start))
+            continue;
+        if (!strcmp(m->path, "[vdso]"))
+            want(w, m->start, m->end);
+        else if (file && m->offset == 0)
+            want(w, m->start, m->start + PAGE);       /* ELF header, phdrs, build id */
+        if ((t & DP_DUMP_FULL_MEMORY)
+            || ((t & DP_DUMP_DATA_SEGS) && file && m->perms[1] == 'w')
+            || ((t & DP_DUMP_PRIVATE_RW_MEMORY) && !file && m->perms[1] == 'w'
+                && m->perms[3] == 'p'))
+            want(w, m->start, m->end);
+    }
+    return w;
+}
+
+/* Is page `addr` in a wanted range? Ranges are few; a linear scan is fine
+ * for the minimal dump and each mapping is checked against them once. */
+static int wanted(const apr_array_header_t *w, unsigned long long addr)
+{
+    int i;
+    for (i = 0; i < w->nelts; i++) {
+        const range *r = &APR_ARRAY_IDX(w, i, range);
+        if (addr >= r->start && addr < r->end)
+            return 1;
+    }
+    return 0;
+}
+
+static void add_segment(dp_core *c, load *l, unsigned long long vaddr, unsigned long long len, int zero)
+{
+    segment *s = apr_array_push(c->segs);
+    s->vaddr = vaddr;
+    s->len = len;
+    s->zero = zero;
+    if (!l->nseg)
+        l->first_seg = c->segs->nelts - 1;
+    l->nseg++;
+    l->filesz += len;
+}
+
+static unsigned phdr_flags(const dp_map *m)
+{
+    return (m->perms[0] == 'r' ? PF_R : 0) | (m->perms[1] == 'w' ? PF_W : 0)
+           | (m->perms[2] == 'x' ? PF_X : 0);
+}
+
+/* One mapping into PT_LOADs: runs of wanted, present (or swapped) pages;
+ * short absent gaps inside a run become zeros, longer ones end the run. */
+static void lay_out_mapping(dp_core *c, const dp_map *m, const apr_array_header_t *w, int pagemap)
+{
+    unsigned long long addr = m->start, run_start = 0, gap = 0;
+    uint64_t entries[512];
+    load cur;
+    int in_run = 0;
+
+    memset(&cur, 0, sizeof(cur));
+    while (addr < m->end) {
+        size_t k, n = (size_t)((m->end - addr) / PAGE);
+        if (n > 512)
+            n = 512;
+        if (pagemap < 0 || pread(pagemap, entries, n * 8, (off_t)(addr / PAGE * 8)) != (ssize_t)(n * 8))
+            memset(entries, 0, n * 8);      /* unknown: treat as absent, never read */
+        for (k = 0; k < n; k++, addr += PAGE) {
+            int take = (entries[k] >> 62) && wanted(w, addr);
+            if (take) {
+                if (!in_run) {
+                    memset(&cur, 0, sizeof(cur));
+                    cur.vaddr = addr;
+                    cur.flags = phdr_flags(m);
+                    run_start = addr;
+                    in_run = 1;
+                }
+                else if (gap)
+                    add_segment(c, &cur, addr - gap, gap, 1);
+                gap = 0;
+                add_segment(c, &cur, addr, PAGE, 0);
+            }
+            else if (in_run && ++gap > ZERO_GAP_PAGES) {
+                cur.memsz = cur.filesz;
+                *(load *)apr_array_push(c->loads) = cur;
+                in_run = 0;
+                gap = 0;
+            }
+        }
+    }
+    if (in_run) {
+        cur.memsz = cur.filesz;
+        *(load *)apr_array_push(c->loads) = cur;
+    }
+    (void)run_start;
+}
+
+/* Coalesces adjacent segments of the same kind (fewer, larger reads). */
+static void merge_segments(dp_core *c)
+{
+    int i, j;
+    for (i = 0; i < c->loads->nelts; i++) {
+        load *l = &APR_ARRAY_IDX(c->loads, i, load);
+        segment *s = &APR_ARRAY_IDX(c->segs, l->first_seg, segment);
+        int out = 0;
+        for (j = 1; j < l->nseg; j++) {
+            if (s[out].zero == s[j].zero && s[out].vaddr + s[out].len == s[j].vaddr)
+                s[out].len += s[j].len;
+            else
+                s[++out] = s[j];
+        }
+        l->nseg = l->nseg ? out + 1 : 0;
+    }
+}
+
+/* ------------------------------------------------------------ notes */
+
+typedef struct nbuf {
+    apr_pool_t *pool;
+    char *p;
+    size_t len, cap;
+} nbuf;
+
+static void append(nbuf *b, const void *data, size_t n)
+{
+    if (b->len + n > b->cap) {
+        char *np;
+        b->cap = (b->len + n) * 2 + 4096;
+        np = apr_palloc(b->pool, b->cap);
+        if (b->len)
+            memcpy(np, b->p, b->len);
+        b->p = np;
+    }
+    if (data)
+        memcpy(b->p + b->len, data, n);
+    else
+        memset(b->p + b->len, 0, n);
+    b->len += n;
+}
+
+static void note(nbuf *b, const char *name, unsigned type, const void *desc, size_t len)
+{
+    Elf64_Nhdr h = { (Elf64_Word)(strlen(name) + 1), (Elf64_Word)len, type };
+    size_t nl = (h.n_namesz + 3) & ~3U, dl = (len + 3) & ~3UL;
+
+    append(b, &h, sizeof(h));
+    append(b, name, h.n_namesz);
+    append(b, NULL, nl - h.n_namesz);
+    append(b, desc, len);
+    append(b, NULL, dl - len);
+}
+
+static void build_notes(dp_core *c, const char *auxv, size_t auxv_len)
+{
+    nbuf nb = { c->pool, NULL, 0, 0 }, fb = { c->pool, NULL, 0, 0 };
+    struct elf_prpsinfo ps;
+    char path[64], *cmd;
+    size_t cmdlen, i;
+    unsigned long long count = 0, page = PAGE;
+    int t;
+
+    memset(&ps, 0, sizeof(ps));
+    ps.pr_state = c->st.state == 'R' ? 0 : 1;
+    ps.pr_sname = c->st.state;
+    ps.pr_nice = (char)c->st.nice;
+    ps.pr_flag = c->st.flags;
+    ps.pr_uid = (unsigned)dp_proc_owner(c->pid);
+    ps.pr_pid = c->pid;
+    ps.pr_ppid = c->st.ppid;
+    ps.pr_pgrp = c->st.pgrp;
+    ps.pr_sid = c->st.session;
+    apr_cpystrn(ps.pr_fname, c->st.comm, sizeof(ps.pr_fname));
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)c->pid);
+    if (dp_read_file(path, &cmd, &cmdlen, c->pool) == 0) {
+        for (i = 0; i < cmdlen && i < sizeof(ps.pr_psargs) - 1; i++)
+            ps.pr_psargs[i] = cmd[i] ? cmd[i] : ' ';
+    }
+    note(&nb, "CORE", NT_PRPSINFO, &ps, sizeof(ps));
+    for (t = 0; t < c->threads->nelts; t++) {
+        const thread_regs *th = &APR_ARRAY_IDX(c->threads, t, thread_regs);
+        struct elf_prstatus pr;
+        if (th->tid <= 0)
+            continue;
+        memset(&pr, 0, sizeof(pr));
+        pr.pr_pid = th->tid;
+        pr.pr_ppid = c->st.ppid;
+        pr.pr_pgrp = c->st.pgrp;
+        pr.pr_sid = c->st.session;
+        memcpy(&pr.pr_reg, &th->regs, sizeof(th->regs));
+        note(&nb, "CORE", NT_PRSTATUS, &pr, sizeof(pr));
+        if (th->has_fp)
+            note(&nb, "CORE", NT_PRFPREG, &th->fp, sizeof(th->fp));
+        if (th->xstate_len)
+            note(&nb, "LINUX", NT_X86_XSTATE, th->xstate, th->xstate_len);
+    }
+    note(&nb, "CORE", NT_AUXV, auxv, auxv_len);
+    /* NT_FILE: count, page size, (start, end, offset in pages)..., names */
+    for (t = 0; t < c->maps->nelts; t++)
+        count += APR_ARRAY_IDX(c->maps, t, dp_map).path[0] == '/';
+    append(&fb, &count, 8);
+    append(&fb, &page, 8);
+    for (t = 0; t < c->maps->nelts; t++) {
+        const dp_map *m = &APR_ARRAY_IDX(c->maps, t, dp_map);
+        unsigned long long tri[3] = { m->start, m->end, m->offset / PAGE };
+        if (m->path[0] == '/')
+            append(&fb, tri, sizeof(tri));
+    }
+    for (t = 0; t < c->maps->nelts; t++) {
+        const dp_map *m = &APR_ARRAY_IDX(c->maps, t, dp_map);
+        if (m->path[0] == '/')
+            append(&fb, m->path, strlen(m->path) + 1);
+    }
+    note(&nb, "CORE", NT_FILE, fb.p, fb.len);
+    c->notes = nb.p;
+    c->notes_len = nb.len;
+}
+
+/* ------------------------------------------------------------ layout */
+
+static void lay_out(dp_core *c, const apr_array_header_t *w)
+{
+    char path[64];
+    unsigned long long off;
+    int pagemap, i, nph;
+
+    snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)c->pid);
+    pagemap = open(path, O_RDONLY | O_CLOEXEC);
+    for (i = 0; i < c->maps->nelts; i++) {
+        const dp_map *m = &APR_ARRAY_IDX(c->maps, i, dp_map);
+        if (m->perms[0] == 'r' && !is_special(m))
+            lay_out_mapping(c, m, w, pagemap);
+    }
+    if (pagemap >= 0)
+        close(pagemap);
+    merge_segments(c);
+    nph = 1 + c->loads->nelts;
+    off = sizeof(Elf64_Ehdr) + (unsigned long long)nph * sizeof(Elf64_Phdr)
+          + (nph >= PN_XNUM ? sizeof(Elf64_Shdr) : 0);
+    off += c->notes_len;
+    c->data_offset = PAGE_UP(off);
+    off = c->data_offset;
+    for (i = 0; i < c->loads->nelts; i++) {
+        load *l = &APR_ARRAY_IDX(c->loads, i, load);
+        l->offset = off;
+        off += l->filesz;
+    }
+    c->size = off;
+}
+
+/* ------------------------------------------------------------ API */
+
+static apr_status_t core_cleanup(void *data)
+{
+    dp_core_close(data);
+    return APR_SUCCESS;
+}
+
+int dp_core_open(dp_core **out, const dp_core_opts *opts, apr_pool_t *p, dp_error *err)
+{
+    dp_core *c = apr_pcalloc(p, sizeof(*c));
+    char path[64], *buf, *auxv;
+    size_t len, auxv_len;
+
+    if (opts->dump_type & ~DP_DUMP_SUPPORTED)
+        return dp_fail(err, 400, "dumpType 0x%lx has unsupported bits.", opts->dump_type);
+    c->pool = p;
+    c->pid = opts->pid;
+    c->opts = *opts;
+    c->memfd = -1;
+    c->threads = apr_array_make(p, 16, sizeof(thread_regs));
+    c->segs = apr_array_make(p, 256, sizeof(segment));
+    c->loads = apr_array_make(p, 64, sizeof(load));
+    if (dp_read_stat(c->pid, 0, &c->st, err) != 0)
+        return -1;
+    if (c->st.state == 'Z' || c->st.state == 'X')
+        return dp_fail(err, 409, "Process %d is a zombie: nothing is left to dump.", (int)c->pid);
+    if (c->st.flags & DP_PF_KTHREAD)
+        return dp_fail(err, 409, "Process %d is a kernel thread: it has no user memory.",
+                       (int)c->pid);
+    apr_pool_cleanup_register(p, c, core_cleanup, apr_pool_cleanup_null);
+    if (stop_threads(c, err) != 0) {
+        dp_core_close(c);
+        return -1;
+    }
+    snprintf(path, sizeof(path), "/proc/%d/maps", (int)c->pid);
+    if (dp_read_file(path, &buf, &len, p) != 0) {
+        dp_core_close(c);
+        return dp_fail(err, 409, "Process %d exited while it was being dumped.", (int)c->pid);
+    }
+    c->maps = dp_parse_maps(buf, len, p);
+    snprintf(path, sizeof(path), "/proc/%d/auxv", (int)c->pid);
+    if (dp_read_file(path, &auxv, &auxv_len, p) != 0)
+        auxv_len = 0;
+    build_notes(c, auxv, auxv_len);
+    lay_out(c, choose_memory(c, auxv, auxv_len));
+    if (opts->max_bytes && c->size > opts->max_bytes) {
+        dp_core_close(c);
+        return dp_fail(err, 409, "The core would be %llu bytes, more than DiagProcMaxDumpSize "
+                       "(%llu); ask for a smaller dumpType.", c->size, opts->max_bytes);
+    }
+    *out = c;
+    return 0;
+}
+
+unsigned long long dp_core_size(const dp_core *c)
+{
+    return c->size;
+}
+
+static int put(dp_sink *sink, unsigned long long *written, const void *buf, size_t len)
+{
+    *written += len;
+    return dp_sink_write(sink, buf, len);
+}
+
+int dp_core_write(dp_core *c, dp_sink *sink, dp_error *err)
+{
+    unsigned long long written = 0;
+    int nph = 1 + c->loads->nelts, i, j;
+    Elf64_Ehdr eh;
+    Elf64_Phdr ph;
+    char *io = apr_palloc(c->pool, IO_CHUNK);
+
+    memset(&eh, 0, sizeof(eh));
+    memcpy(eh.e_ident, ELFMAG, SELFMAG);
+    eh.e_ident[EI_CLASS] = ELFCLASS64;
+    eh.e_ident[EI_DATA] = ELFDATA2LSB;
+    eh.e_ident[EI_VERSION] = EV_CURRENT;
+    eh.e_ident[EI_OSABI] = ELFOSABI_NONE;
+    eh.e_type = ET_CORE;
+    eh.e_machine = EM_X86_64;
+    eh.e_version = EV_CURRENT;
+    eh.e_phoff = sizeof(eh);
+    eh.e_ehsize = sizeof(eh);
+    eh.e_phentsize = sizeof(Elf64_Phdr);
+    eh.e_phnum = nph >= PN_XNUM ? PN_XNUM : (Elf64_Half)nph;
+    if (nph >= PN_XNUM) {
+        /* more than 65534 segments: the real count lives in section 0 */
+        eh.e_shoff = sizeof(eh) + (unsigned long long)nph * sizeof(Elf64_Phdr);
+        eh.e_shentsize = sizeof(Elf64_Shdr);
+        eh.e_shnum = 1;
+    }
+    if (put(sink, &written, &eh, sizeof(eh)) != 0)
+        goto gone;
+    memset(&ph, 0, sizeof(ph));
+    ph.p_type = PT_NOTE;
+    ph.p_offset = sizeof(eh) + (unsigned long long)nph * sizeof(Elf64_Phdr)
+                  + (nph >= PN_XNUM ? sizeof(Elf64_Shdr) : 0);
+    ph.p_filesz = c->notes_len;
+    ph.p_align = 4;
+    if (put(sink, &written, &ph, sizeof(ph)) != 0)
+        goto gone;
+    for (i = 0; i < c->loads->nelts; i++) {
+        const load *l = &APR_ARRAY_IDX(c->loads, i, load);
+        memset(&ph, 0, sizeof(ph));
+        ph.p_type = PT_LOAD;
+        ph.p_offset = l->offset;
+        ph.p_vaddr = l->vaddr;
+        ph.p_filesz = l->filesz;
+        ph.p_memsz = l->memsz;
+        ph.p_flags = l->flags;
+        ph.p_align = PAGE;
+        if (put(sink, &written, &ph, sizeof(ph)) != 0)
+            goto gone;
+    }
+    if (nph >= PN_XNUM) {
+        Elf64_Shdr sh;
+        memset(&sh, 0, sizeof(sh));
+        sh.sh_info = (Elf64_Word)nph;
+        if (put(sink, &written, &sh, sizeof(sh)) != 0)
+            goto gone;
+    }
+    if (put(sink, &written, c->notes, c->notes_len) != 0)
+        goto gone;
+    memset(io, 0, IO_CHUNK);
+    if (put(sink, &written, io, (size_t)(c->data_offset - written)) != 0)
+        goto gone;
+    for (i = 0; i < c->loads->nelts; i++) {
+        const load *l = &APR_ARRAY_IDX(c->loads, i, load);
+        for (j = 0; j < l->nseg; j++) {
+            const segment *s = &APR_ARRAY_IDX(c->segs, l->first_seg + j, segment);
+            unsigned long long a = s->vaddr, end = s->vaddr + s->len;
+            while (a < end) {
+                size_t n = end - a < IO_CHUNK ? (size_t)(end - a) : IO_CHUNK;
+                if (s->zero || read_mem(c, a, io, n) != (ssize_t)n) {
+                    /* page by page, so one bad page costs only itself */
+                    size_t k;
+                    for (k = 0; k < n; k += PAGE)
+                        if (s->zero || read_mem(c, a + k, io + k, PAGE) != (ssize_t)PAGE)
+                            memset(io + k, 0, PAGE);
+                }
+                if (put(sink, &written, io, n) != 0)
+                    goto gone;
+                a += n;
+            }
+        }
+    }
+    dp_core_close(c);       /* resume as soon as the last byte is read */
+    return 0;
+gone:
+    dp_core_close(c);
+    return dp_fail(err, 500, "The dump of process %d was not completed: its reader went away.",
+                   (int)c->pid);
+}
+
+void dp_core_close(dp_core *c)
+{
+    if (!c || c->closed)
+        return;
+    c->closed = 1;
+    detach_all(c);
+    if (c->memfd >= 0)
+        close(c->memfd);
+    c->memfd = -1;
+}

@@ -1,0 +1,54 @@
+/* dpcore PID DUMPTYPE [KEEP_RUNNING_TID] > core: the core writer alone
+ * (needs ptrace access to PID). Prints the exact size on stderr. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <apr_general.h>
+#include "dump/core.h"
+
+static int write_fd(dp_sink *s, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t n = write(*(int *)s->ctx, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    apr_pool_t *p;
+    dp_core_opts o = { 0 };
+    dp_core *c;
+    dp_error err = { 0 };
+    int fd = 1;
+    dp_sink out = { write_fd, &fd };
+
+    if (argc < 3) {
+        fprintf(stderr, "usage: dpcore PID DUMPTYPE [KEEP_RUNNING_TID]\n");
+        return 2;
+    }
+    apr_initialize();
+    apr_pool_create(&p, NULL);
+    o.pid = (pid_t)atoi(argv[1]);
+    o.dump_type = strtoul(argv[2], NULL, 0);
+    o.keep_running_tid = argc > 3 ? (pid_t)atoi(argv[3]) : 0;
+    if (dp_core_open(&c, &o, p, &err) != 0) {
+        fprintf(stderr, "%d %s\n", err.status, err.msg);
+        return 1;
+    }
+    fprintf(stderr, "%llu\n", dp_core_size(c));
+    if (dp_core_write(c, &out, &err) != 0) {
+        fprintf(stderr, "%d %s\n", err.status, err.msg);
+        return 1;
+    }
+    apr_pool_destroy(p);
+    return 0;
+}
