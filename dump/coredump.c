@@ -707,6 +707,10 @@ int dp_core_write(dp_core *c, dp_sink *sink, dp_error *err)
                 if (s->zero || read_mem(c, a, io, n) != (ssize_t)n) {
                     /* page by page, so one bad page costs only itself */
                     size_t k;
+                    dp_stat now;
+                    if (!s->zero && (dp_read_stat(c->pid, 0, &now, NULL) != 0
+                                     || now.state == 'Z' || now.state == 'X'))
+                        goto vanished;  /* zeros now would make a dump that looks whole */
                     for (k = 0; k < n; k += PAGE)
                         if (s->zero || read_mem(c, a + k, io + k, PAGE) != (ssize_t)PAGE)
                             memset(io + k, 0, PAGE);
@@ -719,6 +723,9 @@ int dp_core_write(dp_core *c, dp_sink *sink, dp_error *err)
     }
     dp_core_close(c);       /* resume as soon as the last byte is read */
     return 0;
+vanished:
+    dp_core_close(c);
+    return dp_fail(err, 409, "Process %d exited while it was being dumped.", (int)c->pid);
 gone:
     dp_core_close(c);
     return dp_fail(err, 500, "The dump of process %d was not completed: its reader went away.",

@@ -1,0 +1,246 @@
+# Dumps through a real httpd: raw cores that gdb, lldb and eu-stack read,
+# dumpType memory selection, zip bundles, id 0, limits, and faults half-way
+# (the target is never left stopped, the truncation is visible to curl).
+import glob
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from tap import ok, is_, like, diag, done_testing  # noqa: E402
+import dphttpd  # noqa: E402
+from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT  # noqa: E402
+
+TARGET = os.path.join(BUILD, "targets", "dump_target")
+BIG = os.path.join(BUILD, "targets", "proc_target")
+FUNCS = ["alpha_leaf", "alpha_mid", "alpha_top", "beta_leaf", "beta_mid", "beta_top",
+         "gamma_leaf", "gamma_mid", "gamma_top", "main_leaf", "main_mid", "main_top"]
+PATTERN = "0x5a5aa5a5deadbeef"
+work = tempfile.TemporaryDirectory(prefix="dp-dump-")
+
+
+def not_stopped(pid):
+    states = []
+    for st in glob.glob(f"/proc/{pid}/task/*/stat"):
+        try:
+            with open(st) as f:
+                states.append(f.read().rsplit(")", 1)[1].split()[0])
+        except OSError:
+            pass
+    return states and not any(s in ("T", "t") for s in states)
+
+
+def settle_not_stopped(pid, secs=5):
+    deadline = time.time() + secs
+    while time.time() < deadline:
+        if not_stopped(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def curl(url, out, *extra):
+    return subprocess.run(["curl", "-sS", "-o", out, "-w", "%{http_code}", *extra, url],
+                          capture_output=True, text=True, timeout=300)
+
+
+def gdb_bt(exe, core):
+    return subprocess.run(["gdb", "-batch", "-nx", "-ex", "thread apply all bt", exe, core],
+                          capture_output=True, text=True, timeout=120).stdout
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int([l for l in f if l.startswith("VmRSS:")][0].split()[1])
+
+
+h = Httpd(server_conf="DiagProcMaxDumps 1",
+          locations={"/p": "DiagProcAllow dump fulldump",
+                     "/min": "DiagProcAllow dump"}).start()
+t = spawn([TARGET], ready="ready", user=worker_user())
+heap = [l.split()[1] for l in t.ready_lines if l.startswith("heap ")][0]
+
+# ---- dumpType 0: a small core with complete backtraces
+core0 = os.path.join(work.name, "min.core")
+hdr = os.path.join(work.name, "hdr")
+r = curl(f"{h.base}/p/{t.pid}/dump", core0, "-D", hdr)
+is_(r.stdout, "200", "dump answers 200")
+headers = open(hdr).read()
+like(headers, r"(?i)content-type: application/octet-stream", "raw dump is octet-stream")
+like(headers, rf'(?i)content-disposition: attachment; filename="dump_target-{t.pid}-\d{{8}}-\d{{6}}\.core"',
+     "Content-Disposition names process, pid and UTC time")
+m = re.search(r"(?i)content-length: (\d+)", headers)
+ok(m and int(m.group(1)) == os.path.getsize(core0), "Content-Length is exact")
+size0 = os.path.getsize(core0)
+ok(size0 < 2 << 20, f"minimal core is small ({size0 // 1024} KiB)")
+ok(not_stopped(t.pid), "target runs again after the dump")
+bt = gdb_bt(TARGET, core0)
+missing = [f for f in FUNCS if f not in bt]
+is_(missing, [], "gdb: every thread's named frames are in the minimal core")
+for leaf in ("alpha", "beta", "gamma"):
+    blocks = [b for b in bt.split("\nThread ") if f"{leaf}_leaf" in b]
+    ok(len(blocks) == 1 and f"{leaf}_mid" in blocks[0] and f"{leaf}_top" in blocks[0],
+       f"gdb: {leaf}_leaf, _mid and _top are in one thread")
+lldb = subprocess.run(["lldb", "-b", "-o", "thread backtrace all", "-c", core0, TARGET],
+                      capture_output=True, text=True, timeout=120).stdout
+is_([f for f in FUNCS if f not in lldb], [], "lldb: the same frames")
+eu = subprocess.run(["eu-stack", f"--core={core0}", "-e", TARGET],
+                    capture_output=True, text=True, timeout=120).stdout
+is_([f for f in FUNCS if f not in eu], [], "eu-stack: the same frames")
+
+# ---- dumpType 2 and 0x200: memory
+core2 = os.path.join(work.name, "full.core")
+is_(curl(f"{h.base}/p/{t.pid}/dump?dumpType=2", core2).stdout, "200", "dumpType=2 answers")
+x = subprocess.run(["gdb", "-batch", "-nx", "-ex", f"x/2gx {heap}", TARGET, core2],
+                   capture_output=True, text=True).stdout
+ok(PATTERN in x, "dumpType=2: gdb reads the known pattern from the heap")
+corep = os.path.join(work.name, "priv.core")
+is_(curl(f"{h.base}/p/{t.pid}/dump?dumpType=0x200", corep).stdout, "200", "dumpType=0x200 answers")
+x = subprocess.run(["gdb", "-batch", "-nx", "-ex", f"x/2gx {heap}", TARGET, corep],
+                   capture_output=True, text=True).stdout
+ok(PATTERN in x, "dumpType=0x200: the heap is there")
+ok(os.path.getsize(corep) < os.path.getsize(core2),
+   f"…and the core is smaller than with 2 ({os.path.getsize(corep) >> 10} < {os.path.getsize(core2) >> 10} KiB)")
+os.unlink(core2)
+os.unlink(corep)
+
+# ---- parameters and policy
+for q, status, pattern, name in (("dumpType=0x8", 400, "supported bits", "an unmapped bit"),
+                                 ("dumpType=abc", 400, "not a number", "a non-number"),
+                                 ("format=tar", 400, "format", "an unknown format")):
+    r = h.get(f"/p/{t.pid}/dump?{q}")
+    is_(r.status, status, f"{name}: {status}")
+    like((r.json() or {}).get("Message"), pattern, f"{name}: the Message says why")
+r = h.get(f"/min/{t.pid}/dump?dumpType=2")
+is_(r.status, 403, "dumpType 2 without DiagProcAllow fulldump is 403")
+like((r.json() or {}).get("Message"), "DiagProcAllow fulldump", "…naming the directive")
+ok(not_stopped(t.pid), "refused requests never touched the target")
+
+# ---- zip bundle
+zpath = os.path.join(work.name, "b.zip")
+r = curl(f"{h.base}/p/{t.pid}/dump?format=zip", zpath, "-D", hdr)
+is_(r.stdout, "200", "format=zip answers")
+headers = open(hdr).read()
+like(headers, r"(?i)content-type: application/zip", "zip content type")
+like(headers, r'(?i)filename="dump_target-\d+-\d{8}-\d{6}\.zip"', "zip filename")
+is_(subprocess.run(["unzip", "-tq", zpath], capture_output=True).returncode, 0, "unzip -t accepts it")
+with zipfile.ZipFile(zpath) as z:
+    names = z.namelist()
+    is_(z.testzip(), None, "Python's zipfile accepts it")
+    z.extractall(os.path.join(work.name, "bundle"))
+for n in ("core", "manifest.json", "open-gdb.sh", "open-lldb.sh"):
+    ok(n in names, f"bundle has {n}")
+ok(any(n.endswith("/dump_target") for n in names), "bundle has the executable in its sysroot")
+ok(any("libc.so" in n for n in names), "bundle has libc in its sysroot")
+elsewhere = tempfile.mkdtemp(dir=work.name)
+script = os.path.join(work.name, "bundle", "open-gdb.sh")
+os.chmod(script, 0o755)
+out = subprocess.run([script, "-batch", "-ex", "thread apply all bt"], cwd=elsewhere,
+                     capture_output=True, text=True, timeout=120).stdout
+is_([f for f in FUNCS if f not in out], [], "open-gdb.sh from another directory: named frames")
+
+# ---- id 0: the serving worker's own stack
+c0 = os.path.join(work.name, "self.core")
+r = curl(f"{h.base}/p/0/dump", c0, "-D", hdr)
+is_(r.stdout, "200", "dumping id 0 works (the streaming thread keeps running)")
+wpid = int(re.search(r'filename="[^"]*-(\d+)-\d{8}', open(hdr).read()).group(1))
+bt = gdb_bt("/usr/sbin/apache2", c0)
+ok("dp_handle_dump" in bt or "dp_handler" in bt, "id 0's core shows the handler's own stack")
+ok(settle_not_stopped(wpid), "the worker runs on")
+is_(h.get("/p/0").status, 200, "…and serves the next request")
+
+# ---- DiagProcMaxDumps: a second dump while one runs is 503 + Retry-After
+big = spawn([BIG, "--rss", "512"], ready="ready", user=worker_user())
+sock = socket.create_connection(("127.0.0.1", h.port))
+sock.sendall(f"GET /p/{big.pid}/dump?dumpType=2 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+sock.recv(65536)        # the first bytes: the dump is under way, and we stop reading
+time.sleep(0.3)
+r = h.get(f"/p/{t.pid}/dump")
+is_(r.status, 503, "a dump beyond DiagProcMaxDumps is 503")
+ok(r.headers.get("retry-after"), "…with Retry-After")
+
+# ---- client gone mid-dump: the target resumes, nothing stays stopped
+sock.close()
+ok(settle_not_stopped(big.pid), "client disconnect mid-dump: the target is not left stopped")
+time.sleep(0.5)
+r = h.get(f"/p/{t.pid}/dump")
+is_(r.status, 200, "the dump slot is free again")
+
+
+def helper_children():
+    kids = []
+    for st in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(st) as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+            kids.append((int(st.split("/")[2]), int(rest[1])))
+        except (OSError, ValueError):
+            pass
+    return kids
+
+
+def dump_while(action, name):
+    """Start a full dump of `big` with curl, run action() mid-stream, expect curl to see
+    the truncation and the target to resume."""
+    out = os.path.join(work.name, "cut.core")
+    p = subprocess.Popen(["curl", "-sS", "--limit-rate", "20M", "-o", out,
+                          f"{h.base}/p/{big.pid}/dump?dumpType=2"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    action()
+    rc = p.wait(timeout=120)
+    ok(rc != 0, f"{name}: curl sees the truncation (exit {rc})")
+    ok(settle_not_stopped(big.pid), f"{name}: the target is not left stopped")
+    if os.path.exists(out):
+        os.unlink(out)
+
+
+def kill_helper_child():
+    kids = helper_children()
+    helper = [p for p, pp in kids if pp == h.parent_pid]
+    dumpers = [p for p, pp in kids if pp in helper]
+    for p in dumpers:
+        os.kill(p, signal.SIGKILL)
+
+
+def kill_worker():
+    kids = helper_children()
+    for p, pp in kids:
+        if pp == h.parent_pid:
+            try:
+                with open(f"/proc/{p}/status") as f:
+                    if "NoNewPrivs:\t1" in f.read():
+                        continue
+            except OSError:
+                continue
+            os.kill(p, signal.SIGKILL)
+
+
+dump_while(kill_helper_child, "kill -9 of the helper's dumping child")
+dump_while(kill_worker, "kill -9 of the worker")
+time.sleep(1.5)     # httpd replaces the worker
+dphttpd.kill_quietly(big)
+
+# ---- a target that exits mid-dump
+big2 = spawn([BIG, "--rss", "512"], ready="ready", user=worker_user())
+big = big2
+dump_while(lambda: os.kill(big2.pid, signal.SIGKILL), "target exits mid-dump")
+
+# ---- 16 GiB untouched reservation: no memory faulted in, the core stays small
+res = spawn([TARGET, "--reserve"], ready="ready", user=worker_user())
+before = rss_kb(res.pid)
+cr = os.path.join(work.name, "reserve.core")
+is_(curl(f"{h.base}/p/{res.pid}/dump?dumpType=2", cr).stdout, "200", "dump of a 16 GiB reservation")
+after = rss_kb(res.pid)
+ok(after - before < 8 * 1024, f"…the target's RSS did not grow ({before} -> {after} KiB)")
+ok(os.path.getsize(cr) < 200 << 20, f"…the core stays near the resident size ({os.path.getsize(cr) >> 20} MiB)")
+
+h.stop()
+done_testing()
