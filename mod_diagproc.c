@@ -107,10 +107,11 @@ static void ceiling_add(uid_t uid)
 
 const dp_ceiling *dp_global_ceiling(void)
 {
-    /* httpd's User belongs to the default ceiling; it is only known once the
-     * whole configuration is read, hence added here and not at parse time */
+    /* the workers' user belongs to the default ceiling; it is only known once
+     * the whole configuration is read, hence added here and not at parse
+     * time. A httpd started by an ordinary user runs its workers as itself. */
     if (!ceiling.explicit_set)
-        ceiling_add(ap_unixd_config.user_id);
+        ceiling_add(geteuid() == 0 ? ap_unixd_config.user_id : geteuid());
     return &ceiling;
 }
 

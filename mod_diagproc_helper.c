@@ -189,10 +189,6 @@ static int dp_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
     policy.all_users = c->all_users;
     policy.uids = (const uid_t *)c->uids->elts;
     policy.nuids = c->uids->nelts;
-    if (geteuid() != 0 && !policy.nuids) {
-        policy.uids = &policy.peer_uid;     /* an ordinary user's httpd: its own processes */
-        policy.nuids = 1;
-    }
     policy.max_dumps = sc->max_dumps > 0 ? sc->max_dumps : 2;
     apr_pool_cleanup_register(pconf, NULL, helper_cleanup, apr_pool_cleanup_null);
     if (start_helper(pconf, s) != 0)

@@ -1,0 +1,110 @@
+#!/usr/bin/python3
+"""Process-list benchmark: GET list and GET detail through a real httpd with
+N extra sleeping processes of the workers' user (N = 0, 1000, 5000), against
+baselines measured in the same run:
+
+  (a) bench/proc_baseline.c: getdents /proc + fstatat owner + one read of stat
+  (b) psutil.process_iter(['pid', 'name', 'username'])
+  (c) ps -e -o pid,user,comm
+  (d) mod_status ?auto: the cost of an almost empty httpd handler
+
+  make bench   (or: /usr/bin/python3 bench/list_bench.py [--n 0,1000,5000] [--secs 3])
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "t", "lib"))
+import dphttpd  # noqa: E402
+from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT  # noqa: E402
+
+SLEEPERS = os.path.join(BUILD, "targets", "sleepers")
+BASELINE = os.path.join(BUILD, "bench", "proc_baseline")
+
+
+def wrk(url, secs):
+    out = subprocess.run(["wrk", "-t1", "-c1", f"-d{secs}s", url], capture_output=True,
+                         text=True).stdout
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    return float(m.group(1)) if m else 0.0
+
+
+def rate(fn, secs):
+    t0 = time.perf_counter()
+    n = 0
+    while time.perf_counter() - t0 < secs:
+        fn()
+        n += 1
+    return n / (time.perf_counter() - t0)
+
+
+def psutil_iter():
+    import psutil
+    for _ in psutil.process_iter(["pid", "name", "username"]):
+        pass
+
+
+def ps():
+    subprocess.run(["ps", "-e", "-o", "pid,user,comm"], stdout=subprocess.DEVNULL, check=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", default="0,1000,5000")
+    ap.add_argument("--secs", type=float, default=3)
+    args = ap.parse_args()
+    os.makedirs(os.path.dirname(BASELINE), exist_ok=True)
+    subprocess.run(["gcc", "-O2", "-o", BASELINE, os.path.join(HERE, "proc_baseline.c")],
+                   check=True)
+    h = Httpd().start()
+    rows = []
+    try:
+        for n in [int(x) for x in args.n.split(",")]:
+            s = spawn([SLEEPERS, str(n)], ready="ready", user=worker_user())
+            try:
+                time.sleep(0.5)
+                lst = json.loads(h.get("/diagnostics/processes").body)
+                listed = len(lst)
+                size = len(h.get("/diagnostics/processes").body)
+                secs = max(1, int(args.secs))
+                list_rps = wrk(f"{h.base}/diagnostics/processes", secs)
+                detail_rps = wrk(f"{h.base}/diagnostics/processes/{s.pid}", secs)
+                status_rps = wrk(f"{h.base}/server-status?auto", secs)
+                base = subprocess.run([BASELINE, str(args.secs)], capture_output=True,
+                                      text=True).stdout.split()
+                psu = rate(psutil_iter, args.secs)
+                psr = rate(ps, args.secs)
+                nprocs = int(base[1])
+                rows.append((n, nprocs, listed, size, list_rps, detail_rps, float(base[0]), psu, psr,
+                             status_rps))
+            finally:
+                dphttpd.kill_quietly(s)
+    finally:
+        h.stop()
+
+    print("N extra sleepers; rates per second; the list holds the workers' user's processes,")
+    print("the baselines (a) (b) (c) walk every process of the machine")
+    print(f"{'N':>5} {'procs':>6} {'listed':>6} {'bytes':>8} {'list':>8} {'detail':>8}"
+          f" {'(a)C':>8} {'(b)psutil':>9} {'(c)ps':>7} {'(d)status':>9}"
+          f" {'list/(a)':>8} {'psutil/list':>11}")
+    for n, procs, listed, size, lr, dr, a, b, c, d in rows:
+        print(f"{n:>5} {procs:>6} {listed:>6} {size:>8} {lr:>8.1f} {dr:>8.1f} {a:>8.1f} {b:>9.2f}"
+              f" {c:>7.1f} {d:>9.1f} {a / lr if lr else 0:>8.2f}x {lr / b if b else 0:>10.1f}x")
+    if len(rows) >= 2:
+        (n0, p0, *_r0), (n1, p1, *_r1) = rows[0], rows[-1]
+        l0, l1 = rows[0][4], rows[-1][4]
+        a0, a1 = rows[0][6], rows[-1][6]
+        per_list = (1 / l1 - 1 / l0) / (n1 - n0) * 1e6
+        per_base = (1 / a1 - 1 / a0) / (p1 - p0) * 1e6 if p1 != p0 else 0
+        print(f"growth: list {per_list:.2f} us per extra process, baseline (a) {per_base:.2f} us")
+    print("list/(a): time per list request over the bare-reads loop (goal <= 1.5);"
+          " psutil/list: how many times faster than psutil (goal >= 3)")
+
+
+if __name__ == "__main__":
+    main()
