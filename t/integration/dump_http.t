@@ -243,4 +243,13 @@ ok(after - before < 8 * 1024, f"…the target's RSS did not grow ({before} -> {a
 ok(os.path.getsize(cr) < 200 << 20, f"…the core stays near the resident size ({os.path.getsize(cr) >> 20} MiB)")
 
 h.stop()
+
+# ---- DiagProcMaxDumpSize: a core larger than the cap is refused before any byte
+h = Httpd(server_conf="DiagProcMaxDumpSize 2M", locations={"/p": "DiagProcAllow dump fulldump"}).start()
+r = h.get(f"/p/{t.pid}/dump?dumpType=2")
+is_(r.status, 409, "a core beyond DiagProcMaxDumpSize is 409")
+like((r.json() or {}).get("Message"), "DiagProcMaxDumpSize", "…naming the directive")
+ok(not_stopped(t.pid), "…and the target runs on")
+is_(h.get(f"/p/{t.pid}/dump").status, 200, "a minimal dump under the cap still works")
+h.stop()
 done_testing()
