@@ -1,25 +1,15 @@
 /* dpcore PID DUMPTYPE [KEEP_RUNNING_TID] > core: the core writer alone
  * (needs ptrace access to PID). Prints the exact size on stderr. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <apr_general.h>
 #include "dump/core.h"
+#include "helper/proto.h"
 
 static int write_fd(dp_sink *s, const void *buf, size_t len)
 {
-    const char *p = buf;
-    while (len) {
-        ssize_t n = write(*(int *)s->ctx, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
+    return dp_write_full(*(int *)s->ctx, buf, len);
 }
 
 int main(int argc, char **argv)
