@@ -233,6 +233,56 @@ big2 = spawn([BIG, "--rss", "512"], ready="ready", user=worker_user())
 big = big2
 dump_while(lambda: os.kill(big2.pid, signal.SIGKILL), "target exits mid-dump")
 
+# ---- a target creating threads while it is dumped
+churn = spawn([BIG, "--churn-threads", "--threads", "2"], ready="ready", user=worker_user())
+good = 0
+for i in range(5):
+    cc = os.path.join(work.name, f"churn{i}.core")
+    if curl(f"{h.base}/p/{churn.pid}/dump", cc).stdout == "200":
+        bt = gdb_bt(BIG, cc)
+        good += "idle_thread" in bt and "main" in bt
+    os.unlink(cc) if os.path.exists(cc) else None
+is_(good, 5, "threads appearing and vanishing during the dump: 5 of 5 cores open with stacks")
+ok(settle_not_stopped(churn.pid), "…and the target is not left stopped")
+dphttpd.kill_quietly(churn)
+
+# ---- zip of a target whose executable was deleted, over HTTP
+exe_dir = tempfile.mkdtemp(prefix="dp-exe-")
+os.chmod(exe_dir, 0o755)
+gone_exe = os.path.join(exe_dir, "gone_target")
+subprocess.run(["cp", TARGET, gone_exe], check=True)
+g = spawn([gone_exe], ready="ready", user=worker_user())
+os.unlink(gone_exe)
+zg = os.path.join(work.name, "gone.zip")
+is_(curl(f"{h.base}/p/{g.pid}/dump?format=zip", zg).stdout, "200", "zip of a target whose binary was deleted")
+gdir = os.path.join(work.name, "gone")
+with zipfile.ZipFile(zg) as z:
+    z.extractall(gdir)
+    man = z.read("manifest.json").decode()
+ok("deleted" in man, "…the manifest flags the deleted file")
+os.chmod(os.path.join(gdir, "open-gdb.sh"), 0o755)
+out = subprocess.run([os.path.join(gdir, "open-gdb.sh"), "-batch", "-ex", "thread apply all bt"],
+                     cwd=tempfile.mkdtemp(dir=work.name), capture_output=True, text=True,
+                     timeout=120).stdout
+is_([f for f in FUNCS if f not in out], [], "…open-gdb.sh from elsewhere still names every frame")
+dphttpd.kill_quietly(g)
+os.rmdir(exe_dir)
+
+# ---- a zip cut half-way is rejected by zip readers
+big3 = spawn([BIG, "--rss-random", "256"], ready="ready", user=worker_user())
+zc = os.path.join(work.name, "cut.zip")
+p = subprocess.Popen(["curl", "-sS", "--limit-rate", "20M", "-o", zc,
+                      f"{h.base}/p/{big3.pid}/dump?dumpType=2&format=zip"],
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+time.sleep(1.0)
+kill_helper_child()
+rc = p.wait(timeout=120)
+ok(rc != 0, f"zip cut mid-stream: curl sees the truncation (exit {rc})")
+ok(subprocess.run(["unzip", "-tq", zc], capture_output=True).returncode != 0,
+   "…and unzip -t rejects the partial zip")
+ok(settle_not_stopped(big3.pid), "…and the target runs on")
+dphttpd.kill_quietly(big3)
+
 # ---- 16 GiB untouched reservation: no memory faulted in, the core stays small
 res = spawn([TARGET, "--reserve"], ready="ready", user=worker_user())
 before = rss_kb(res.pid)

@@ -2,7 +2,10 @@
  * file and children, so a test can compare what the API says with what it
  * set up.
  *   proc_target [--comm HEX] [--threads N] [--rss MIB] [--open PATH]
- *               [--children N] [--spin] [--heartbeat] [args...]
+ *               [--rss-random MIB] [--children N] [--spin] [--churn-threads]
+ *               [--heartbeat] [args...]
+ * --churn-threads: a thread keeps creating short-lived threads (the dump
+ * must cope with threads that appear and vanish while it seizes them).
  * --heartbeat: a thread ticks every millisecond and tracks the longest gap
  * between ticks (how long the process was paused); SIGUSR1 makes it print
  * "maxgap_us N" and start over.
@@ -10,6 +13,7 @@
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +82,25 @@ static void *heartbeat_thread(void *arg)
     return NULL;
 }
 
+static void *short_thread(void *arg)
+{
+    (void)arg;
+    usleep(1000);
+    return NULL;
+}
+
+static void *churn_thread(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, short_thread, NULL) == 0)
+            pthread_detach(t);
+        usleep(200);
+    }
+    return NULL;
+}
+
 static int unhex(const char *h, char *out, size_t cap)
 {
     size_t i, n = strlen(h) / 2;
@@ -110,6 +133,19 @@ int main(int argc, char **argv)
             threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--rss") && i + 1 < argc)
             rss_mib = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--rss-random") && i + 1 < argc) {
+            /* incompressible memory, for streams that must take a while */
+            size_t n = (size_t)atol(argv[++i]) << 20, k;
+            uint64_t *mem = malloc(n), x = 88172645463325252ULL;
+            if (!mem)
+                return 1;
+            for (k = 0; k < n / 8; k++) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                mem[k] = x;
+            }
+        }
         else if (!strcmp(argv[i], "--open") && i + 1 < argc) {
             if (!fopen(argv[++i], "r"))
                 perror("open");
@@ -118,6 +154,8 @@ int main(int argc, char **argv)
             children = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--spin"))
             spin = 1;
+        else if (!strcmp(argv[i], "--churn-threads"))
+            pthread_create(&t, NULL, churn_thread, NULL);
         else if (!strcmp(argv[i], "--heartbeat")) {
             signal(SIGUSR1, on_usr1);
             pthread_create(&t, NULL, heartbeat_thread, NULL);
