@@ -69,11 +69,18 @@ static const char *machine_name(request_rec *r)
     return host;
 }
 
+static void start_time_buf(char *buf, size_t len, unsigned long long ticks)
+{
+    unsigned long long hz = (unsigned long long)dp_clock_ticks();
+    dp_iso_time_buf(buf, len, dp_boot_time() + (long long)(ticks / hz),
+                    (long)((ticks % hz) * (1000000000ULL / hz)));
+}
+
 static const char *start_time_iso(unsigned long long ticks, apr_pool_t *p)
 {
-    long hz = dp_clock_ticks();
-    return dp_iso_time(dp_boot_time() + (long long)(ticks / (unsigned long long)hz),
-                       (long)((ticks % (unsigned long long)hz) * (1000000000ULL / (unsigned long long)hz)), p);
+    char buf[48];
+    start_time_buf(buf, sizeof(buf), ticks);
+    return apr_pstrdup(p, buf);
 }
 
 static const char *now_iso(apr_pool_t *p)
@@ -200,7 +207,7 @@ static int query_flag(apr_table_t *q, const char *key, int *out, request_rec *r,
 
 static int by_name_then_pid(const void *a, const void *b)
 {
-    const dp_proc_entry *x = a, *y = b;
+    const dp_proc_entry *x = *(dp_proc_entry *const *)a, *y = *(dp_proc_entry *const *)b;
     int c = strcasecmp(x->name, y->name);
     return c ? c : (x->pid > y->pid) - (x->pid < y->pid);
 }
@@ -219,19 +226,24 @@ static int keep_for_list(long uid, void *ctx)
 
 /* The list is polled by pages and fleets: it is written straight into the
  * output as JSON, with no tree of nodes per process. */
-static void write_list(request_rec *r, const apr_array_header_t *entries, dp_jsonw *w)
+static void write_list(request_rec *r, const apr_array_header_t *sorted, dp_jsonw *w)
 {
-    const char *base = base_href(r), *machine = machine_name(r);
-    long hz = dp_clock_ticks(), page = dp_page_size();
+    const char *base = base_href(r), *machine = machine_name(r), *user = NULL;
+    long hz = dp_clock_ticks(), page = dp_page_size(), last_uid = -1;
     int i;
 
     dp_jw_raw(w, "[", 1);
-    for (i = 0; i < entries->nelts && !w->failed; i++) {
-        const dp_proc_entry *e = &APR_ARRAY_IDX(entries, i, dp_proc_entry);
-        apr_pool_t *tmp = r->pool;
-        char href[512];
+    for (i = 0; i < sorted->nelts && !w->failed; i++) {
+        const dp_proc_entry *e = APR_ARRAY_IDX(sorted, i, dp_proc_entry *);
+        char href[512], cpu[64], started[48];
 
         snprintf(href, sizeof(href), "%s/%d", base, (int)e->pid);
+        dp_timespan_buf(cpu, sizeof(cpu), e->st.utime + e->st.stime, hz);
+        start_time_buf(started, sizeof(started), e->st.starttime);
+        if (e->uid != last_uid) {       /* lists are mostly one user */
+            user = dp_user_name(e->uid, r->pool);
+            last_uid = e->uid;
+        }
         dp_jw_raw(w, i ? ",{" : "{", i ? 2 : 1);
         dp_jw_key(w, "id");
         dp_jw_int(w, e->pid);
@@ -246,7 +258,7 @@ static void write_list(request_rec *r, const apr_array_header_t *entries, dp_jso
         dp_jw_cstr(w, href);
         dp_jw_raw(w, ",", 1);
         dp_jw_key(w, "user_name");
-        dp_jw_cstr(w, dp_user_name(e->uid, tmp));
+        dp_jw_cstr(w, user);
         dp_jw_raw(w, ",", 1);
         dp_jw_key(w, "parent_id");
         dp_jw_int(w, e->st.ppid);
@@ -261,10 +273,10 @@ static void write_list(request_rec *r, const apr_array_header_t *entries, dp_jso
         dp_jw_int(w, e->st.rss * page);
         dp_jw_raw(w, ",", 1);
         dp_jw_key(w, "total_cpu_time");
-        dp_jw_cstr(w, dp_timespan(e->st.utime + e->st.stime, hz, tmp));
+        dp_jw_cstr(w, cpu);
         dp_jw_raw(w, ",", 1);
         dp_jw_key(w, "start_time");
-        dp_jw_cstr(w, start_time_iso(e->st.starttime, tmp));
+        dp_jw_cstr(w, started);
         dp_jw_raw(w, "}", 1);
     }
     dp_jw_raw(w, "]", 1);
@@ -302,20 +314,24 @@ int dp_route_list(request_rec *r, const char **seg)
 {
     apr_table_t *q = dp_query(r);
     list_filter f = { r, (long)geteuid(), 0 };
-    apr_array_header_t *entries;
+    apr_array_header_t *entries, *sorted;
     dp_jsonw *w = apr_palloc(r->pool, sizeof(*w));
-    int rv = OK;
+    int rv = OK, i;
 
     (void)seg;
     if (query_flag(q, "allUsers", &f.all_users, r, &rv) != 0)
         return rv;
     entries = dp_scan_procs(keep_for_list, &f, r->pool);
-    qsort(entries->elts, (size_t)entries->nelts, sizeof(dp_proc_entry), by_name_then_pid);
+    /* sort pointers: the entries are a few hundred bytes each */
+    sorted = apr_array_make(r->pool, entries->nelts, sizeof(dp_proc_entry *));
+    for (i = 0; i < entries->nelts; i++)
+        APR_ARRAY_PUSH(sorted, dp_proc_entry *) = &APR_ARRAY_IDX(entries, i, dp_proc_entry);
+    qsort(sorted->elts, (size_t)sorted->nelts, sizeof(dp_proc_entry *), by_name_then_pid);
     if (dp_wants_html(r)) {
         /* people are few: the page renders from the same JSON, parsed back */
         membuf mem = { r->pool, NULL, 0, 0 };
         dp_jw_init(w, flush_to_memory, &mem);
-        write_list(r, entries, w);
+        write_list(r, sorted, w);
         dp_jw_finish(w);
         return dp_html_list(r, json_loadb(mem.buf, mem.len, 0, NULL));
     }
@@ -325,7 +341,7 @@ int dp_route_list(request_rec *r, const char **seg)
     if (r->header_only)
         return DONE;
     dp_jw_init(w, flush_to_client, r);
-    write_list(r, entries, w);
+    write_list(r, sorted, w);
     dp_jw_finish(w);
     return DONE;
 }

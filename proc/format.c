@@ -5,35 +5,44 @@
 #include "proc/format.h"
 #include "proc/jsonw.h"
 
-const char *dp_timespan(unsigned long long ticks, long hz, apr_pool_t *p)
+void dp_timespan_buf(char *buf, size_t len, unsigned long long ticks, long hz)
 {
     /* .NET TimeSpan "c" format: 100 ns units, days only when non-zero */
     unsigned long long units = ticks * (10000000ULL / (unsigned long long)hz);
     unsigned long long secs = units / 10000000ULL, frac = units % 10000000ULL;
     unsigned long long days = secs / 86400;
 
-    char buf[64];
-
-    /* libc's snprintf: APR's formatter knows no %llu */
     secs %= 86400;
     if (days)
-        snprintf(buf, sizeof(buf), "%llu.%02llu:%02llu:%02llu.%07llu", days, secs / 3600,
+        snprintf(buf, len, "%llu.%02llu:%02llu:%02llu.%07llu", days, secs / 3600,
                  (secs / 60) % 60, secs % 60, frac);
     else
-        snprintf(buf, sizeof(buf), "%02llu:%02llu:%02llu.%07llu", secs / 3600,
-                 (secs / 60) % 60, secs % 60, frac);
+        snprintf(buf, len, "%02llu:%02llu:%02llu.%07llu", secs / 3600, (secs / 60) % 60,
+                 secs % 60, frac);
+}
+
+const char *dp_timespan(unsigned long long ticks, long hz, apr_pool_t *p)
+{
+    char buf[64];
+    dp_timespan_buf(buf, sizeof(buf), ticks, hz);
     return apr_pstrdup(p, buf);
+}
+
+void dp_iso_time_buf(char *buf, size_t len, long long secs, long nsec)
+{
+    time_t t = (time_t)secs;
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%07ldZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, nsec / 100);
 }
 
 const char *dp_iso_time(long long secs, long nsec, apr_pool_t *p)
 {
-    time_t t = (time_t)secs;
-    struct tm tm;
-    char buf[32];
-
-    gmtime_r(&t, &tm);
-    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-    return apr_psprintf(p, "%s.%07ldZ", buf, nsec / 100);
+    char buf[48];
+    dp_iso_time_buf(buf, sizeof(buf), secs, nsec);
+    return apr_pstrdup(p, buf);
 }
 
 const char *dp_utf8(const char *buf, size_t len, apr_pool_t *p)

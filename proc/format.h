@@ -11,6 +11,9 @@
 const char *dp_timespan(unsigned long long ticks, long ticks_per_sec, apr_pool_t *p);
 /* yyyy-mm-ddThh:mm:ss.fffffffZ from epoch seconds + nanoseconds. */
 const char *dp_iso_time(long long secs, long nsec, apr_pool_t *p);
+/* The same into a caller's buffer (at least 32 bytes), for hot loops. */
+void dp_timespan_buf(char *buf, size_t len, unsigned long long ticks, long ticks_per_sec);
+void dp_iso_time_buf(char *buf, size_t len, long long secs, long nsec);
 /* The bytes as valid UTF-8: each invalid byte becomes U+FFFD; NULs become U+FFFD too
  * (JSON and HTML consumers must not see a truncated string). */
 const char *dp_utf8(const char *buf, size_t len, apr_pool_t *p);
