@@ -344,8 +344,12 @@ int dp_in_scope(request_rec *r, long uid)
     dp_dir_conf *c = dp_dir_config(r);
     int i;
 
-    if (!c->uids)   /* default: the httpd User, i.e. whoever the worker runs as */
-        return uid == (long)geteuid();
+    if (!c->uids) {     /* default: the httpd User, i.e. whoever the worker runs as */
+        static long worker_uid = -1;    /* fixed once the worker started: ask once */
+        if (worker_uid < 0)
+            worker_uid = (long)geteuid();
+        return uid == worker_uid;
+    }
     if (c->all_users)
         return 1;
     for (i = 0; i < c->uids->nelts; i++)
