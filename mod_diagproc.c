@@ -499,12 +499,21 @@ static int route_dump(request_rec *r, const char **seg)
 
 static int route_stacks(request_rec *r, const char **seg)
 {
+    pid_t pid;
+    dp_stat st;
     int rv;
-    (void)seg;
-    if ((rv = require_allowed(r, DP_ALLOW_STACKS, "stacks", "Live stacks")) != OK)
+
+    if ((rv = require_allowed(r, DP_ALLOW_STACKS, "stacks", "Live stacks")) != OK
+        || (rv = dp_resolve_target(r, seg[0], &pid, &st)) != OK
+        || (rv = refuse_protected(r, pid, &st)) != OK)
         return rv;
-    return dp_send_error(r, HTTP_NOT_IMPLEMENTED, "Live stacks are not implemented yet; "
-                         "take a dump (dumpType=0) and open it in gdb.");
+    if (st.state == 'Z' || st.state == 'X')
+        return dp_send_error(r, HTTP_CONFLICT, "Process %d is a zombie: it has no stacks left.",
+                             (int)pid);
+    return dp_handle_stacks(r, pid, apr_psprintf(r->pool, "%s/%d",
+                            ap_construct_url(r->pool, apr_pstrmemdup(r->pool, r->uri,
+                                                                     strlen(dp_prefix(r))), r),
+                            (int)pid));
 }
 
 static int route_environment(request_rec *r, const char **seg)

@@ -34,6 +34,7 @@
 #include "helper/proto.h"
 #include "helper/daemon.h"
 #include "proc/procfs.h"
+#include "proc/format.h"
 
 APLOG_USE_MODULE(diagproc);
 
@@ -263,22 +264,13 @@ static int read_answer(request_rec *r, helper_conn *hc, uint64_t *size, char **n
     return 0;
 }
 
-int dp_helper_proc_read(request_rec *r, pid_t pid, int what, char **out, apr_size_t *outlen,
-                        dp_error *err)
+/* The DATA frames of an answer up to its END, in one pool buffer (bounded). */
+static int read_rest(request_rec *r, helper_conn *hc, char **out, apr_size_t *outlen,
+                     dp_error *err)
 {
-    dp_request rq;
-    helper_conn *hc;
-    uint64_t size;
     size_t used = 0, cap = 4096;
-    char *buf;
+    char *buf = apr_palloc(r->pool, cap);
 
-    memset(&rq, 0, sizeof(rq));
-    rq.op = DP_OP_PROC_READ;
-    rq.what = (uint32_t)what;
-    rq.pid = pid;
-    if (helper_call(r, &rq, &hc, err) != 0 || read_answer(r, hc, &size, NULL, err) != 0)
-        return -1;
-    buf = apr_palloc(r->pool, cap);
     for (;;) {
         int type;
         uint32_t len;
@@ -304,6 +296,85 @@ int dp_helper_proc_read(request_rec *r, pid_t pid, int what, char **out, apr_siz
     *outlen = used;
     close_conn(hc);
     return 0;
+}
+
+int dp_helper_proc_read(request_rec *r, pid_t pid, int what, char **out, apr_size_t *outlen,
+                        dp_error *err)
+{
+    dp_request rq;
+    helper_conn *hc;
+    uint64_t size;
+
+    memset(&rq, 0, sizeof(rq));
+    rq.op = DP_OP_PROC_READ;
+    rq.what = (uint32_t)what;
+    rq.pid = pid;
+    if (helper_call(r, &rq, &hc, err) != 0 || read_answer(r, hc, &size, NULL, err) != 0)
+        return -1;
+    return read_rest(r, hc, out, outlen, err);
+}
+
+/* eu-stack -m's text ("TID n:" then "#i  0xaddr function - module") as JSON. */
+static json_t *stacks_json(request_rec *r, pid_t pid, char *text, const char *href)
+{
+    json_t *threads = json_array(), *frames = NULL;
+    char *line, *save = NULL;
+
+    for (line = apr_strtok(text, "\n", &save); line; line = apr_strtok(NULL, "\n", &save)) {
+        long tid;
+        int idx;
+        char addr[32], rest[1024];
+        if (sscanf(line, "TID %ld:", &tid) == 1) {
+            char comm[64] = "";
+            char path[64];
+            json_t *t = json_object();
+            snprintf(path, sizeof(path), "/proc/%d/task/%ld/comm", (int)pid, tid);
+            if (dp_read_small(path, comm, sizeof(comm)) > 0)
+                comm[strcspn(comm, "\n")] = '\0';
+            frames = json_array();
+            json_object_set_new(t, "id", json_integer(tid));
+            json_object_set_new(t, "name", json_string(dp_utf8(comm, strlen(comm), r->pool)));
+            json_object_set_new(t, "href", json_string(apr_psprintf(r->pool, "%s/threads/%ld",
+                                                                    href, tid)));
+            json_object_set_new(t, "frames", frames);
+            json_array_append_new(threads, t);
+        }
+        else if (frames && sscanf(line, "#%d %31s %1023[^\n]", &idx, addr, rest) == 3) {
+            char *sep = strstr(rest, " - ");
+            json_t *f = json_object();
+            if (sep)
+                *sep = '\0';
+            json_object_set_new(f, "index", json_integer(idx));
+            json_object_set_new(f, "address", json_string(dp_utf8(addr, strlen(addr), r->pool)));
+            json_object_set_new(f, "function", json_string(dp_utf8(rest, strlen(rest), r->pool)));
+            json_object_set_new(f, "module", sep ? json_string(dp_utf8(sep + 3, strlen(sep + 3),
+                                                                       r->pool)) : json_null());
+            json_array_append_new(frames, f);
+        }
+    }
+    return threads;
+}
+
+int dp_handle_stacks(request_rec *r, pid_t pid, const char *href)
+{
+    dp_request rq;
+    dp_error err = { 0 };
+    helper_conn *hc;
+    uint64_t size;
+    char *name, *text;
+    apr_size_t len;
+
+    memset(&rq, 0, sizeof(rq));
+    rq.op = DP_OP_STACKS;
+    rq.pid = pid;
+    rq.keep_running_tid = pid == getpid() ? (int32_t)syscall(SYS_gettid) : 0;
+    if (helper_call(r, &rq, &hc, &err) != 0 || read_answer(r, hc, &size, &name, &err) != 0)
+        return dp_send_dp_error(r, &err);
+    if (read_rest(r, hc, &text, &len, &err) != 0)
+        return dp_send_error(r, HTTP_INTERNAL_SERVER_ERROR, "The stacks of process %d could "
+                             "not be read (is elfutils' eu-stack installed?).", (int)pid);
+    return dp_send_json(r, HTTP_OK, json_pack("{s:i,s:s,s:o}", "id", (int)pid, "href", href,
+                                              "threads", stacks_json(r, pid, text, href)));
 }
 
 int dp_handle_kill(request_rec *r, pid_t pid)

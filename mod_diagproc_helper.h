@@ -21,5 +21,7 @@ int dp_helper_proc_read(request_rec *r, pid_t pid, int what, char **buf, apr_siz
  * and scope. They send the whole response. */
 int dp_handle_kill(request_rec *r, pid_t pid);
 int dp_handle_dump(request_rec *r, pid_t pid, unsigned long dump_type, int zip);
+/* href: the process's own href, for the threads' links */
+int dp_handle_stacks(request_rec *r, pid_t pid, const char *href);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -153,6 +154,11 @@ static int entries_end(dp_entry_sink *s)
 {
     (void)s;    /* the next ENTRY or END closes an entry */
     return 0;
+}
+
+static int write_to_fd(dp_sink *s, const void *buf, size_t len)
+{
+    return dp_write_full(*(int *)s->ctx, buf, len);
 }
 
 /* ---------------------------------------------------------------- requests */
@@ -302,6 +308,57 @@ static void do_dump(int fd, const dp_helper_policy *pol, const dp_request *rq,
     send_end(fd);
 }
 
+/* Backtraces: a minimal core into memory, read back by eu-stack (elfutils),
+ * whose text goes to the worker as it is. */
+static void do_stacks(int fd, const dp_helper_policy *pol, const dp_request *rq,
+                      pid_t peer_pid, apr_pool_t *p)
+{
+    dp_error err = { 0 };
+    dp_stat st;
+    dp_core_opts o;
+    dp_core *core;
+    dp_sink out = { frames_write, &fd };
+    int memfd = memfd_create("diagproc-core", 0), pipefd[2], status;
+    dp_sink to_mem = { write_to_fd, &memfd };
+    char tidpath[64], corearg[64], buf[65536];
+    pid_t child;
+    ssize_t n;
+
+    if (check_target(pol, rq->pid, 1, &st, &err) != 0)
+        return send_error(fd, &err);
+    if (memfd < 0 || pipe(pipefd) != 0) {
+        dp_fail(&err, 500, "No memory file for the stacks: %s.", strerror(errno));
+        return send_error(fd, &err);
+    }
+    memset(&o, 0, sizeof(o));
+    o.pid = rq->pid;
+    snprintf(tidpath, sizeof(tidpath), "/proc/%d/task/%d", (int)peer_pid,
+             (int)rq->keep_running_tid);
+    if (rq->keep_running_tid && rq->pid == peer_pid && access(tidpath, F_OK) == 0)
+        o.keep_running_tid = rq->keep_running_tid;
+    if (dp_core_open(&core, &o, p, &err) != 0 || dp_core_write(core, &to_mem, &err) != 0)
+        return send_error(fd, &err);
+    snprintf(corearg, sizeof(corearg), "--core=/proc/self/fd/%d", memfd);
+    child = fork();
+    if (child == 0) {
+        dup2(pipefd[1], 1);
+        close(pipefd[0]);
+        execl("/usr/bin/eu-stack", "eu-stack", "-m", corearg, (char *)NULL);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    send_ok(fd, UINT64_MAX, st.comm);
+    while ((n = read(pipefd[0], buf, sizeof(buf))) > 0)
+        if (dp_sink_write(&out, buf, (size_t)n) != 0)
+            break;
+    close(pipefd[0]);
+    waitpid(child, &status, 0);
+    close(memfd);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+        return;     /* no END: the worker reports that eu-stack is missing */
+    send_end(fd);
+}
+
 /* ------------------------------------------------------------- the loop */
 
 static volatile sig_atomic_t dumps_running;
@@ -341,6 +398,9 @@ static void serve_one(int fd, const dp_helper_policy *pol, const struct ucred *p
         break;
     case DP_OP_DUMP:
         do_dump(fd, pol, rq, peer->pid, p);
+        break;
+    case DP_OP_STACKS:
+        do_stacks(fd, pol, rq, peer->pid, p);
         break;
     }
     apr_pool_destroy(p);

@@ -94,6 +94,10 @@ int dp_request_check(const dp_request *rq, char *msg, size_t msglen)
         if (rq->what != 0)
             BAD("kill takes no item");
         break;
+    case DP_OP_STACKS:
+        if (rq->what != 0 || rq->dump_type != 0)
+            BAD("stacks take no item and no dumpType");
+        break;
     case DP_OP_DUMP:
         if (rq->what > 1)
             BAD("unknown dump format %u", rq->what);

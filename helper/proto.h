@@ -13,7 +13,8 @@
 enum dp_op {
     DP_OP_PROC_READ = 1,    /* a private /proc file of a process */
     DP_OP_KILL = 2,         /* kill a process tree */
-    DP_OP_DUMP = 3          /* core (raw) or bundle (zip) */
+    DP_OP_DUMP = 3,         /* core (raw) or bundle (zip) */
+    DP_OP_STACKS = 4        /* symbolized backtraces of every thread (eu-stack's text) */
 };
 
 /* what, for DP_OP_PROC_READ (same values as the glue's DP_PRIV_*) */
