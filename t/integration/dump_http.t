@@ -294,6 +294,19 @@ ok(os.path.getsize(cr) < 200 << 20, f"…the core stays near the resident size (
 
 h.stop()
 
+# ---- DiagProcDumpTimeout: a dump that takes too long is cut and the target resumes
+h = Httpd(server_conf="DiagProcDumpTimeout 1", locations={"/p": "DiagProcAllow dump fulldump"}).start()
+slow = spawn([BIG, "--rss-random", "256"], ready="ready", user=worker_user())
+out = os.path.join(work.name, "slow.core")
+t0 = time.time()
+r = curl(f"{h.base}/p/{slow.pid}/dump?dumpType=2", out, "--limit-rate", "20M")
+took = time.time() - t0
+ok(r.returncode != 0, f"a dump beyond DiagProcDumpTimeout is cut, visibly (curl exit {r.returncode})")
+ok(took < 10, f"…after about the timeout ({took:.1f} s), not the 13 s the client would need")
+ok(settle_not_stopped(slow.pid), "…and the target runs on")
+dphttpd.kill_quietly(slow)
+h.stop()
+
 # ---- DiagProcMaxDumpSize: a core larger than the cap is refused before any byte
 h = Httpd(server_conf="DiagProcMaxDumpSize 2M", locations={"/p": "DiagProcAllow dump fulldump"}).start()
 r = h.get(f"/p/{t.pid}/dump?dumpType=2")
