@@ -1,0 +1,107 @@
+/* The helper's request validation and frame encoding. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include "helper/proto.h"
+#include "dump/core.h"
+
+static dp_request good(uint32_t op)
+{
+    dp_request rq;
+    memset(&rq, 0, sizeof(rq));
+    rq.magic = DP_PROTO_MAGIC;
+    rq.version = DP_PROTO_VERSION;
+    rq.op = op;
+    rq.pid = 1234;
+    if (op == DP_OP_PROC_READ)
+        rq.what = DP_READ_ENVIRON;
+    return rq;
+}
+
+static void expect_bad(dp_request rq, const char *why)
+{
+    char msg[256];
+    assert_int_equal(dp_request_check(&rq, msg, sizeof(msg)), -1);
+    assert_non_null(strstr(msg, why));
+}
+
+static void test_valid_requests(void **state)
+{
+    char msg[256];
+    dp_request rq;
+    (void)state;
+    rq = good(DP_OP_PROC_READ);
+    assert_int_equal(dp_request_check(&rq, msg, sizeof(msg)), 0);
+    rq = good(DP_OP_KILL);
+    rq.delay_ms = 500;
+    assert_int_equal(dp_request_check(&rq, msg, sizeof(msg)), 0);
+    rq = good(DP_OP_DUMP);
+    rq.what = 1;
+    rq.dump_type = DP_DUMP_FULL_MEMORY | DP_DUMP_PRIVATE_RW_MEMORY;
+    assert_int_equal(dp_request_check(&rq, msg, sizeof(msg)), 0);
+    rq = good(DP_OP_STACKS);
+    assert_int_equal(dp_request_check(&rq, msg, sizeof(msg)), 0);
+}
+
+static void test_every_field_is_checked(void **state)
+{
+    dp_request rq;
+    (void)state;
+    rq = good(DP_OP_KILL); rq.magic = 0;                 expect_bad(rq, "not a diagproc request");
+    rq = good(DP_OP_KILL); rq.version = 2;               expect_bad(rq, "protocol version");
+    rq = good(DP_OP_KILL); rq.pid = 0;                   expect_bad(rq, "pid");
+    rq = good(DP_OP_KILL); rq.pid = 4194304;             expect_bad(rq, "pid");
+    rq = good(DP_OP_KILL); rq.keep_running_tid = -1;     expect_bad(rq, "tid");
+    rq = good(DP_OP_KILL); rq.what = 1;                  expect_bad(rq, "kill takes no item");
+    rq = good(DP_OP_KILL); rq.delay_ms = 5001;           expect_bad(rq, "at most 5000");
+    rq = good(DP_OP_PROC_READ); rq.what = 9;             expect_bad(rq, "unknown /proc item");
+    rq = good(DP_OP_PROC_READ); rq.delay_ms = 1;         expect_bad(rq, "only a kill");
+    rq = good(DP_OP_DUMP); rq.what = 2;                  expect_bad(rq, "dump format");
+    rq = good(DP_OP_DUMP); rq.dump_type = 0x8;           expect_bad(rq, "unsupported dumpType");
+    rq = good(DP_OP_DUMP); rq.timeout_s = 100000;        expect_bad(rq, "too long");
+    rq = good(DP_OP_STACKS); rq.dump_type = 2;           expect_bad(rq, "stacks take");
+    rq = good(77);                                       expect_bad(rq, "unknown operation");
+    rq = good(DP_OP_KILL);
+    memset(rq.instance, 'x', sizeof(rq.instance));       expect_bad(rq, "not terminated");
+}
+
+static void test_frames_round_trip_and_limits(void **state)
+{
+    int fds[2], type;
+    uint32_t len;
+    char buf[16];
+    unsigned char bad[5] = { DP_FR_DATA, 0xff, 0xff, 0xff, 0x7f };
+    (void)state;
+    assert_int_equal(pipe(fds), 0);
+    assert_int_equal(dp_frame_write(fds[1], DP_FR_DATA, "ab", 2, "cde", 3), 0);
+    assert_int_equal(dp_frame_read_header(fds[0], &type, &len), 0);
+    assert_int_equal(type, DP_FR_DATA);
+    assert_int_equal(len, 5);
+    assert_int_equal(dp_read_full(fds[0], buf, len), 0);
+    assert_memory_equal(buf, "abcde", 5);
+    /* an oversized or unknown frame is refused, not trusted */
+    assert_int_equal(dp_frame_write(fds[1], DP_FR_DATA, buf, DP_FRAME_MAX + 1, NULL, 0), -1);
+    assert_int_equal(write(fds[1], bad, sizeof(bad)), 5);
+    assert_int_equal(dp_frame_read_header(fds[0], &type, &len), -1);
+    bad[0] = 99;
+    bad[1] = bad[2] = bad[3] = bad[4] = 0;
+    assert_int_equal(write(fds[1], bad, sizeof(bad)), 5);
+    assert_int_equal(dp_frame_read_header(fds[0], &type, &len), -1);
+    close(fds[1]);
+    assert_int_equal(dp_frame_read_header(fds[0], &type, &len), -1);    /* EOF */
+    close(fds[0]);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid_requests),
+        cmocka_unit_test(test_every_field_is_checked),
+        cmocka_unit_test(test_frames_round_trip_and_limits),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
