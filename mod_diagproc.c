@@ -510,10 +510,7 @@ static int route_stacks(request_rec *r, const char **seg)
     if (st.state == 'Z' || st.state == 'X')
         return dp_send_error(r, HTTP_CONFLICT, "Process %d is a zombie: it has no stacks left.",
                              (int)pid);
-    return dp_handle_stacks(r, pid, apr_psprintf(r->pool, "%s/%d",
-                            ap_construct_url(r->pool, apr_pstrmemdup(r->pool, r->uri,
-                                                                     strlen(dp_prefix(r))), r),
-                            (int)pid));
+    return dp_handle_stacks(r, pid, dp_proc_href(r, pid));
 }
 
 static int route_environment(request_rec *r, const char **seg)

@@ -52,7 +52,7 @@ static const char *base_href(request_rec *r)
     return ap_construct_url(r->pool, apr_pstrmemdup(r->pool, r->uri, n), r);
 }
 
-static const char *proc_href(request_rec *r, long pid)
+const char *dp_proc_href(request_rec *r, long pid)
 {
     return apr_psprintf(r->pool, "%s/%ld", base_href(r), pid);
 }
@@ -353,7 +353,7 @@ static json_t *thread_summary(request_rec *r, pid_t pid, pid_t tid, const dp_sta
     json_t *o = json_object();
     json_object_set_new(o, "id", json_integer(tid));
     json_object_set_new(o, "href", json_string(apr_psprintf(r->pool, "%s/threads/%d",
-                                                            proc_href(r, pid), (int)tid)));
+                                                            dp_proc_href(r, pid), (int)tid)));
     json_object_set_new(o, "state", json_string(dp_state_word(st->state)));
     return o;
 }
@@ -414,7 +414,7 @@ int dp_route_thread(request_rec *r, const char **seg)
     if (dp_read_stat(pid, tid, &ts, &err) != 0)
         return dp_send_dp_error(r, &err);
     o = thread_summary(r, pid, tid, &ts);
-    json_object_set_new(o, "process", json_string(proc_href(r, pid)));
+    json_object_set_new(o, "process", json_string(dp_proc_href(r, pid)));
     json_object_set_new(o, "name", jcstr(r->pool, ts.comm));
     /* the start routine is not kept by the kernel; only a debugger could
      * guess it from the stack's outermost frame */
@@ -525,7 +525,7 @@ static json_t *module_summary(request_rec *r, pid_t pid, const module_info *m)
     json_object_set_new(o, "base_address", json_string(base));
     json_object_set_new(o, "file_name", jcstr(r->pool, base_name(m->path)));
     json_object_set_new(o, "href", json_string(apr_psprintf(r->pool, "%s/modules/%s",
-                                                            proc_href(r, pid), base)));
+                                                            dp_proc_href(r, pid), base)));
     json_object_set_new(o, "file_version", jcstr(r->pool, dp_soname_version(m->path)));
     return o;
 }
@@ -651,7 +651,7 @@ static json_t *children_json(request_rec *r, pid_t pid)
             long c = strtol(s, &end, 10);
             if (end == s)
                 break;
-            json_array_append_new(arr, json_string(proc_href(r, c)));
+            json_array_append_new(arr, json_string(dp_proc_href(r, c)));
         }
     }
     return arr;
@@ -750,11 +750,11 @@ int dp_route_detail(request_rec *r, const char **seg)
     json_object_set_new(o, "id", json_integer(pid));
     json_object_set_new(o, "name", jcstr(r->pool, name));
     json_object_set_new(o, "machineName", jcstr(r->pool, machine_name(r)));
-    json_object_set_new(o, "href", json_string(proc_href(r, pid)));
-    json_object_set_new(o, "minidump", json_string(apr_pstrcat(r->pool, proc_href(r, pid),
+    json_object_set_new(o, "href", json_string(dp_proc_href(r, pid)));
+    json_object_set_new(o, "minidump", json_string(apr_pstrcat(r->pool, dp_proc_href(r, pid),
                                                                "/dump", NULL)));
     ppid_owner = st.ppid > 0 ? dp_proc_owner(st.ppid) : -1;
-    json_object_set_new(o, "parent", json_string(proc_href(r, ppid_owner >= 0
+    json_object_set_new(o, "parent", json_string(dp_proc_href(r, ppid_owner >= 0
                                                         && dp_in_scope(r, ppid_owner)
                                                         ? st.ppid : -1)));
     json_object_set_new(o, "children", children_json(r, pid));

@@ -251,6 +251,18 @@ static void do_kill(int fd, const dp_helper_policy *pol, const dp_request *rq)
     send_end(fd);
 }
 
+/* Only the requesting worker's own thread (the one carrying the stream) may
+ * be kept running; any other tid the request names is ignored. */
+static pid_t kept_thread(const dp_request *rq, pid_t peer_pid)
+{
+    char path[64];
+
+    if (!rq->keep_running_tid || rq->pid != peer_pid)
+        return 0;
+    snprintf(path, sizeof(path), "/proc/%d/task/%d", (int)peer_pid, (int)rq->keep_running_tid);
+    return access(path, F_OK) == 0 ? rq->keep_running_tid : 0;
+}
+
 typedef struct core_arg {
     dp_core *core;
 } core_arg;
@@ -268,7 +280,6 @@ static void do_dump(int fd, const dp_helper_policy *pol, const dp_request *rq,
     dp_core_opts o;
     dp_core *core;
     dp_sink out = { frames_write, &fd };
-    char tidpath[64];
 
     if (check_target(pol, rq->pid, 1, &st, &err) != 0)
         return send_error(fd, &err);
@@ -276,11 +287,7 @@ static void do_dump(int fd, const dp_helper_policy *pol, const dp_request *rq,
     o.pid = rq->pid;
     o.dump_type = (unsigned long)rq->dump_type;
     o.max_bytes = rq->max_bytes;
-    /* only the requesting worker's own thread may be kept running */
-    snprintf(tidpath, sizeof(tidpath), "/proc/%d/task/%d", (int)peer_pid,
-             (int)rq->keep_running_tid);
-    if (rq->keep_running_tid && rq->pid == peer_pid && access(tidpath, F_OK) == 0)
-        o.keep_running_tid = rq->keep_running_tid;
+    o.keep_running_tid = kept_thread(rq, peer_pid);
     if (rq->timeout_s)
         alarm(rq->timeout_s);       /* SIGALRM ends this child; SEIZE resumes the target */
     if (dp_core_open(&core, &o, p, &err) != 0)
@@ -320,7 +327,7 @@ static void do_stacks(int fd, const dp_helper_policy *pol, const dp_request *rq,
     dp_sink out = { frames_write, &fd };
     int memfd = memfd_create("diagproc-core", 0), pipefd[2], status;
     dp_sink to_mem = { write_to_fd, &memfd };
-    char tidpath[64], corearg[64], buf[65536];
+    char corearg[64], buf[65536];
     pid_t child;
     ssize_t n;
 
@@ -332,10 +339,7 @@ static void do_stacks(int fd, const dp_helper_policy *pol, const dp_request *rq,
     }
     memset(&o, 0, sizeof(o));
     o.pid = rq->pid;
-    snprintf(tidpath, sizeof(tidpath), "/proc/%d/task/%d", (int)peer_pid,
-             (int)rq->keep_running_tid);
-    if (rq->keep_running_tid && rq->pid == peer_pid && access(tidpath, F_OK) == 0)
-        o.keep_running_tid = rq->keep_running_tid;
+    o.keep_running_tid = kept_thread(rq, peer_pid);
     if (dp_core_open(&core, &o, p, &err) != 0 || dp_core_write(core, &to_mem, &err) != 0)
         return send_error(fd, &err);
     snprintf(corearg, sizeof(corearg), "--core=/proc/self/fd/%d", memfd);
