@@ -111,6 +111,15 @@ static int capture_regs(thread_regs *t)
     return 0;
 }
 
+/* The kernel refuses (EPERM) to attach to a thread that is exiting, the
+ * same answer as for a real permission problem: tell them apart. */
+static int thread_ended(pid_t pid, pid_t tid)
+{
+    dp_stat st;
+    dp_error ignored = { 0 };
+    return dp_read_stat(pid, tid, &st, &ignored) != 0 || st.state == 'Z' || st.state == 'X';
+}
+
 /* Seize + interrupt every thread until a scan finds no new one. */
 static int stop_threads(dp_core *c, dp_error *err)
 {
@@ -128,7 +137,7 @@ static int stop_threads(dp_core *c, dp_error *err)
             if (find_thread(c, tid))
                 continue;
             if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) != 0) {
-                if (errno == ESRCH)
+                if (errno == ESRCH || (errno == EPERM && thread_ended(c->pid, tid)))
                     continue;       /* the thread ended meanwhile */
                 if (errno == EPERM)
                     return dp_fail(err, 403, "Not permitted to trace process %d (another "

@@ -381,6 +381,23 @@ static void reap(void)
             }
 }
 
+/* A dump's client sees its last byte a moment before the dumping child has
+ * exited; a client that asks again at once must not get a 503 for that, so a
+ * full table waits briefly for a child to finish. */
+static int free_dump_slot(void)
+{
+    int i, tries;
+    for (tries = 0; tries < 20; tries++) {
+        reap();
+        if (dumps_running < max_children)
+            for (i = 0; i < max_children; i++)
+                if (!dump_children[i])
+                    return i;
+        usleep(50 * 1000);
+    }
+    return -1;
+}
+
 static void on_child(int sig)
 {
     (void)sig;
@@ -418,7 +435,7 @@ static void handle_connection(int fd, const dp_helper_policy *pol)
     dp_request rq;
     dp_error err = { 0 };
     pid_t child;
-    int i, slot = -1;
+    int slot = -1;
 
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &plen) != 0
@@ -449,13 +466,8 @@ static void handle_connection(int fd, const dp_helper_policy *pol)
         return send_error(fd, &err);
     }
     if (rq.op == DP_OP_DUMP) {
-        reap();
-        for (i = 0; i < max_children; i++)
-            if (!dump_children[i]) {
-                slot = i;
-                break;
-            }
-        if (slot < 0 || dumps_running >= pol->max_dumps) {
+        slot = free_dump_slot();
+        if (slot < 0) {
             dp_fail(&err, 503, "%d dumps are already running (DiagProcMaxDumps %d); try "
                     "again shortly.", (int)dumps_running, pol->max_dumps);
             return send_error(fd, &err);
