@@ -59,6 +59,7 @@ static void *create_server_conf(apr_pool_t *p, server_rec *s)
     c->max_dumps = -1;
     c->max_dump_bytes = -1;
     c->dump_timeout = -1;
+    c->dump_snapshot = -1;
     return c;
 }
 
@@ -69,6 +70,7 @@ static void *merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     c->max_dumps = add->max_dumps >= 0 ? add->max_dumps : base->max_dumps;
     c->max_dump_bytes = add->max_dump_bytes >= 0 ? add->max_dump_bytes : base->max_dump_bytes;
     c->dump_timeout = add->dump_timeout >= 0 ? add->dump_timeout : base->dump_timeout;
+    c->dump_snapshot = add->dump_snapshot >= 0 ? add->dump_snapshot : base->dump_snapshot;
     return c;
 }
 
@@ -249,6 +251,13 @@ static const char *set_dump_timeout(cmd_parms *cmd, void *d, const char *arg)
     return NULL;
 }
 
+static const char *set_dump_snapshot(cmd_parms *cmd, void *d, int on)
+{
+    (void)d;
+    dp_server_config(cmd->server)->dump_snapshot = on;
+    return NULL;
+}
+
 static const command_rec dp_cmds[] = {
     /* ACCESS_CONF only: none of them may be set from .htaccess */
     AP_INIT_ITERATE("DiagProcAllow", set_allow, NULL, ACCESS_CONF,
@@ -265,6 +274,8 @@ static const command_rec dp_cmds[] = {
                   "largest core a dump may produce (default: no cap)"),
     AP_INIT_TAKE1("DiagProcDumpTimeout", set_dump_timeout, NULL, RSRC_CONF,
                   "longest a dump may take, in seconds (default: no limit)"),
+    AP_INIT_FLAG("DiagProcDumpSnapshot", set_dump_snapshot, NULL, RSRC_CONF,
+                 "On: a large dump pauses the target only for a copy-on-write fork (default On)"),
     { NULL }
 };
 

@@ -29,6 +29,7 @@ typedef struct dp_server_conf {
     int max_dumps;                      /* DiagProcMaxDumps, -1 unset */
     apr_off_t max_dump_bytes;           /* DiagProcMaxDumpSize, 0 = no cap, -1 unset */
     int dump_timeout;                   /* DiagProcDumpTimeout seconds, 0 = none, -1 unset */
+    int dump_snapshot;                  /* DiagProcDumpSnapshot on/off, -1 unset (on) */
 } dp_server_conf;
 
 /* The helper's server-wide ceiling: whose processes may be read, killed or

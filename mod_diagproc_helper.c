@@ -191,6 +191,7 @@ static int dp_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
     policy.uids = (const uid_t *)c->uids->elts;
     policy.nuids = c->uids->nelts;
     policy.max_dumps = sc->max_dumps > 0 ? sc->max_dumps : 2;
+    policy.snapshot = sc->dump_snapshot != 0;
     apr_pool_cleanup_register(pconf, NULL, helper_cleanup, apr_pool_cleanup_null);
     if (start_helper(pconf, s) != 0)
         ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, APLOGNO(10814)

@@ -32,6 +32,8 @@ typedef struct dp_core_opts {
     pid_t keep_running_tid;         /* thread never left stopped (the one that
                                        carries the stream when dumping ourselves); 0 = none */
     unsigned long long max_bytes;   /* refuse (413-like, status 409) a core larger than this; 0 = no cap */
+    int snapshot;                   /* large dumps: pause only for a copy-on-write fork
+                                       (dump/snapshot.h) instead of the whole stream */
 } dp_core_opts;
 
 typedef struct dp_core dp_core;
@@ -46,7 +48,7 @@ int dp_core_open(dp_core **out, const dp_core_opts *opts, apr_pool_t *p, dp_erro
 unsigned long long dp_core_size(const dp_core *c);
 
 /* Stream exactly dp_core_size() bytes. Resumes the target as early as it can
- * (at the latest on return). -1 when the sink fails or the target vanished:
+ * (with a snapshot, already before the first byte; at the latest on return). -1 when the sink fails or the target vanished:
  * the caller must then make the truncation visible, never pad. */
 int dp_core_write(dp_core *c, dp_sink *sink, dp_error *err);
 

@@ -24,6 +24,7 @@
 #include <apr_strings.h>
 
 #include "dump/core.h"
+#include "dump/snapshot.h"
 #include "proc/procfs.h"
 
 #define PAGE 4096ULL
@@ -33,6 +34,7 @@
 #define STACK_CAP (64ULL << 20)
 #define XSTATE_MAX 16384
 #define ZERO_GAP_PAGES 16           /* absent gaps this small are written as zeros */
+#define SNAPSHOT_MIN (16ULL << 20)  /* below this, reading is quicker than a fork */
 
 typedef struct thread_regs {
     pid_t tid;
@@ -59,6 +61,8 @@ typedef struct load {
 struct dp_core {
     apr_pool_t *pool;
     pid_t pid;
+    pid_t mem_pid;                  /* where memory is read: pid, or its snapshot */
+    dp_snapshot snap;
     dp_core_opts opts;
     dp_stat st;
     apr_array_header_t *threads;    /* thread_regs */
@@ -170,21 +174,32 @@ static int stop_threads(dp_core *c, dp_error *err)
 
 /* ------------------------------------------------------------ memory */
 
+static ssize_t read_proc_mem(dp_core *c, unsigned long long addr, void *buf, size_t len)
+{
+    if (c->memfd < 0) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/mem", (int)c->mem_pid);
+        c->memfd = open(path, O_RDONLY | O_CLOEXEC);
+    }
+    return c->memfd >= 0 ? pread(c->memfd, buf, len, (off_t)addr) : -1;
+}
+
+/* A snapshot is read through /proc/PID/mem: process_vm_readv pins pages,
+ * and pinning a page shared with the target makes the kernel copy it,
+ * which would double the memory and slow the read. */
 static ssize_t read_mem(dp_core *c, unsigned long long addr, void *buf, size_t len)
 {
     struct iovec local = { buf, len }, remote = { (void *)(uintptr_t)addr, len };
-    ssize_t n = process_vm_readv(c->pid, &local, 1, &remote, 1, 0);
 
-    if (n == (ssize_t)len)
-        return n;
-    if (c->memfd < 0) {
-        char path[64];
-        snprintf(path, sizeof(path), "/proc/%d/mem", (int)c->pid);
-        c->memfd = open(path, O_RDONLY | O_CLOEXEC);
+    if (c->mem_pid == c->pid) {
+        if (process_vm_readv(c->pid, &local, 1, &remote, 1, 0) == (ssize_t)len)
+            return (ssize_t)len;
+        return read_proc_mem(c, addr, buf, len) == (ssize_t)len ? (ssize_t)len : -1;
     }
-    if (c->memfd >= 0 && (n = pread(c->memfd, buf, len, (off_t)addr)) == (ssize_t)len)
-        return n;
-    return -1;
+    if (read_proc_mem(c, addr, buf, len) == (ssize_t)len)
+        return (ssize_t)len;
+    /* a mapping the snapshot lacks (MADV_DONTFORK): the live one */
+    return process_vm_readv(c->pid, &local, 1, &remote, 1, 0) == (ssize_t)len ? (ssize_t)len : -1;
 }
 
 static int read_word(dp_core *c, unsigned long long addr, unsigned long long *out)
@@ -349,29 +364,58 @@ static apr_array_header_t *choose_memory(dp_core *c, const char *auxv, size_t au
     return w;
 }
 
-/* Is page `addr` in a wanted range? Ranges are few; a linear scan is fine
- * for the minimal dump and each mapping is checked against them once. */
-static int wanted(const apr_array_header_t *w, unsigned long long addr)
+static int by_start(const void *a, const void *b)
 {
-    int i;
-    for (i = 0; i < w->nelts; i++) {
-        const range *r = &APR_ARRAY_IDX(w, i, range);
-        if (addr >= r->start && addr < r->end)
-            return 1;
-    }
-    return 0;
+    const range *x = a, *y = b;
+    return x->start < y->start ? -1 : x->start > y->start;
 }
 
+/* Sorted, without overlaps: pages are then matched with one moving cursor. */
+static void sort_ranges(apr_array_header_t *w)
+{
+    range *r = (range *)w->elts;
+    int i, out = 0;
+
+    if (!w->nelts)
+        return;
+    qsort(r, (size_t)w->nelts, sizeof(*r), by_start);
+    for (i = 1; i < w->nelts; i++) {
+        if (r[i].start <= r[out].end) {
+            if (r[i].end > r[out].end)
+                r[out].end = r[i].end;
+        }
+        else
+            r[++out] = r[i];
+    }
+    w->nelts = out + 1;
+}
+
+/* Is page `addr` wanted? Addresses only grow, so the cursor only moves on. */
+static int wanted(const apr_array_header_t *w, int *cursor, unsigned long long addr)
+{
+    const range *r = (const range *)w->elts;
+    while (*cursor < w->nelts && r[*cursor].end <= addr)
+        (*cursor)++;
+    return *cursor < w->nelts && r[*cursor].start <= addr;
+}
+
+/* Extends the load's last segment when the new one continues it. */
 static void add_segment(dp_core *c, load *l, unsigned long long vaddr, unsigned long long len, int zero)
 {
-    segment *s = apr_array_push(c->segs);
+    segment *s = l->nseg ? &APR_ARRAY_IDX(c->segs, c->segs->nelts - 1, segment) : NULL;
+
+    l->filesz += len;
+    if (s && s->zero == zero && s->vaddr + s->len == vaddr) {
+        s->len += len;
+        return;
+    }
+    s = apr_array_push(c->segs);
     s->vaddr = vaddr;
     s->len = len;
     s->zero = zero;
     if (!l->nseg)
         l->first_seg = c->segs->nelts - 1;
     l->nseg++;
-    l->filesz += len;
 }
 
 static unsigned phdr_flags(const dp_map *m)
@@ -382,9 +426,10 @@ static unsigned phdr_flags(const dp_map *m)
 
 /* One mapping into PT_LOADs: runs of wanted, present (or swapped) pages;
  * short absent gaps inside a run become zeros, longer ones end the run. */
-static void lay_out_mapping(dp_core *c, const dp_map *m, const apr_array_header_t *w, int pagemap)
+static void lay_out_mapping(dp_core *c, const dp_map *m, const apr_array_header_t *w,
+                            int *cursor, int pagemap)
 {
-    unsigned long long addr = m->start, run_start = 0, gap = 0;
+    unsigned long long addr = m->start, gap = 0;
     uint64_t entries[512];
     load cur;
     int in_run = 0;
@@ -397,13 +442,12 @@ static void lay_out_mapping(dp_core *c, const dp_map *m, const apr_array_header_
         if (pagemap < 0 || pread(pagemap, entries, n * 8, (off_t)(addr / PAGE * 8)) != (ssize_t)(n * 8))
             memset(entries, 0, n * 8);      /* unknown: treat as absent, never read */
         for (k = 0; k < n; k++, addr += PAGE) {
-            int take = (entries[k] >> 62) && wanted(w, addr);
+            int take = (entries[k] >> 62) && wanted(w, cursor, addr);
             if (take) {
                 if (!in_run) {
                     memset(&cur, 0, sizeof(cur));
                     cur.vaddr = addr;
                     cur.flags = phdr_flags(m);
-                    run_start = addr;
                     in_run = 1;
                 }
                 else if (gap)
@@ -422,25 +466,6 @@ static void lay_out_mapping(dp_core *c, const dp_map *m, const apr_array_header_
     if (in_run) {
         cur.memsz = cur.filesz;
         *(load *)apr_array_push(c->loads) = cur;
-    }
-    (void)run_start;
-}
-
-/* Coalesces adjacent segments of the same kind (fewer, larger reads). */
-static void merge_segments(dp_core *c)
-{
-    int i, j;
-    for (i = 0; i < c->loads->nelts; i++) {
-        load *l = &APR_ARRAY_IDX(c->loads, i, load);
-        segment *s = &APR_ARRAY_IDX(c->segs, l->first_seg, segment);
-        int out = 0;
-        for (j = 1; j < l->nseg; j++) {
-            if (s[out].zero == s[j].zero && s[out].vaddr + s[out].len == s[j].vaddr)
-                s[out].len += s[j].len;
-            else
-                s[++out] = s[j];
-        }
-        l->nseg = l->nseg ? out + 1 : 0;
     }
 }
 
@@ -548,22 +573,22 @@ static void build_notes(dp_core *c, const char *auxv, size_t auxv_len)
 
 /* ------------------------------------------------------------ layout */
 
-static void lay_out(dp_core *c, const apr_array_header_t *w)
+static void lay_out(dp_core *c, apr_array_header_t *w)
 {
     char path[64];
     unsigned long long off;
-    int pagemap, i, nph;
+    int pagemap, i, nph, cursor = 0;
 
+    sort_ranges(w);
     snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)c->pid);
     pagemap = open(path, O_RDONLY | O_CLOEXEC);
     for (i = 0; i < c->maps->nelts; i++) {
         const dp_map *m = &APR_ARRAY_IDX(c->maps, i, dp_map);
         if (m->perms[0] == 'r' && !is_special(m))
-            lay_out_mapping(c, m, w, pagemap);
+            lay_out_mapping(c, m, w, &cursor, pagemap);
     }
     if (pagemap >= 0)
         close(pagemap);
-    merge_segments(c);
     nph = 1 + c->loads->nelts;
     off = sizeof(Elf64_Ehdr) + (unsigned long long)nph * sizeof(Elf64_Phdr)
           + (nph >= PN_XNUM ? sizeof(Elf64_Shdr) : 0);
@@ -580,6 +605,28 @@ static void lay_out(dp_core *c, const apr_array_header_t *w)
 
 /* ------------------------------------------------------------ API */
 
+/* A large dump reads a copy-on-write copy, and the target runs on at once. */
+static void take_snapshot(dp_core *c)
+{
+    int i;
+
+    if (c->size - c->data_offset < SNAPSHOT_MIN || dp_snapshot_refused(c->pid))
+        return;
+    for (i = 0; i < c->threads->nelts; i++) {
+        const thread_regs *t = &APR_ARRAY_IDX(c->threads, i, thread_regs);
+        if (t->attached) {
+            if (dp_snapshot_take(c->pid, t->tid, &c->snap) == 0) {
+                c->mem_pid = c->snap.pid;
+                if (c->memfd >= 0)
+                    close(c->memfd);        /* the target's; reopened for the copy */
+                c->memfd = -1;
+                detach_all(c);
+            }
+            return;
+        }
+    }
+}
+
 static apr_status_t core_cleanup(void *data)
 {
     dp_core_close(data);
@@ -595,7 +642,7 @@ int dp_core_open(dp_core **out, const dp_core_opts *opts, apr_pool_t *p, dp_erro
     if (opts->dump_type & ~DP_DUMP_SUPPORTED)
         return dp_fail(err, 400, "dumpType 0x%lx has unsupported bits.", opts->dump_type);
     c->pool = p;
-    c->pid = opts->pid;
+    c->pid = c->mem_pid = opts->pid;
     c->opts = *opts;
     c->memfd = -1;
     c->threads = apr_array_make(p, 16, sizeof(thread_regs));
@@ -629,6 +676,8 @@ int dp_core_open(dp_core **out, const dp_core_opts *opts, apr_pool_t *p, dp_erro
         return dp_fail(err, 409, "The core would be %llu bytes, more than DiagProcMaxDumpSize "
                        "(%llu); ask for a smaller dumpType.", c->size, opts->max_bytes);
     }
+    if (opts->snapshot)
+        take_snapshot(c);
     *out = c;
     return 0;
 }
@@ -717,7 +766,7 @@ int dp_core_write(dp_core *c, dp_sink *sink, dp_error *err)
                     /* page by page, so one bad page costs only itself */
                     size_t k;
                     dp_stat now;
-                    if (!s->zero && (dp_read_stat(c->pid, 0, &now, NULL) != 0
+                    if (!s->zero && (dp_read_stat(c->mem_pid, 0, &now, NULL) != 0
                                      || now.state == 'Z' || now.state == 'X'))
                         goto vanished;  /* zeros now would make a dump that looks whole */
                     for (k = 0; k < n; k += PAGE)
@@ -747,6 +796,7 @@ void dp_core_close(dp_core *c)
         return;
     c->closed = 1;
     detach_all(c);
+    dp_snapshot_drop(c->pid, &c->snap);
     if (c->memfd >= 0)
         close(c->memfd);
     c->memfd = -1;

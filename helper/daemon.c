@@ -24,6 +24,7 @@
 #include "proc/kill.h"
 #include "dump/core.h"
 #include "dump/bundle.h"
+#include "dump/snapshot.h"
 
 /* ------------------------------------------------------------ privileges */
 
@@ -288,6 +289,7 @@ static void do_dump(int fd, const dp_helper_policy *pol, const dp_request *rq,
     o.dump_type = (unsigned long)rq->dump_type;
     o.max_bytes = rq->max_bytes;
     o.keep_running_tid = kept_thread(rq, peer_pid);
+    o.snapshot = pol->snapshot;
     if (rq->timeout_s)
         alarm(rq->timeout_s);       /* SIGALRM ends this child; SEIZE resumes the target */
     if (dp_core_open(&core, &o, p, &err) != 0)
@@ -365,9 +367,33 @@ static void do_stacks(int fd, const dp_helper_policy *pol, const dp_request *rq,
 
 /* ------------------------------------------------------------- the loop */
 
+typedef struct dump_child {
+    pid_t pid;                  /* 0 = free slot */
+    pid_t target;
+    unsigned long long since;   /* clock ticks since boot, when it started */
+} dump_child;
+
 static volatile sig_atomic_t dumps_running;
-static pid_t *dump_children;
+static dump_child *dump_children;
 static int max_children;
+
+static unsigned long long ticks_since_boot(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    return (unsigned long long)ts.tv_sec * (unsigned long long)dp_clock_ticks()
+           + (unsigned long long)ts.tv_nsec / (1000000000ULL / (unsigned long long)dp_clock_ticks());
+}
+
+/* A dumping child that was killed left its snapshot's copy a zombie in the
+ * target: a short-lived process reaps it there. */
+static void after_dump(const dump_child *d, int status)
+{
+    if (WIFSIGNALED(status) && fork() == 0) {
+        dp_snapshot_reap_orphans(d->target, d->since);
+        _exit(0);
+    }
+}
 
 static void reap(void)
 {
@@ -375,8 +401,9 @@ static void reap(void)
     pid_t c;
     while ((c = waitpid(-1, &status, WNOHANG)) > 0)
         for (i = 0; i < max_children; i++)
-            if (dump_children[i] == c) {
-                dump_children[i] = 0;
+            if (dump_children[i].pid == c) {
+                after_dump(&dump_children[i], status);
+                dump_children[i].pid = 0;
                 dumps_running--;
             }
 }
@@ -391,7 +418,7 @@ static int free_dump_slot(void)
         reap();
         if (dumps_running < max_children)
             for (i = 0; i < max_children; i++)
-                if (!dump_children[i])
+                if (!dump_children[i].pid)
                     return i;
         usleep(50 * 1000);
     }
@@ -436,6 +463,7 @@ static void handle_connection(int fd, const dp_helper_policy *pol)
     dp_error err = { 0 };
     pid_t child;
     int slot = -1;
+    unsigned long long since;
 
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &plen) != 0
@@ -473,6 +501,7 @@ static void handle_connection(int fd, const dp_helper_policy *pol)
             return send_error(fd, &err);
         }
     }
+    since = ticks_since_boot();
     child = fork();
     if (child == 0) {
         tv.tv_sec = 0;
@@ -481,7 +510,9 @@ static void handle_connection(int fd, const dp_helper_policy *pol)
         _exit(0);
     }
     if (child > 0 && slot >= 0) {
-        dump_children[slot] = child;
+        dump_children[slot].pid = child;
+        dump_children[slot].target = rq.pid;
+        dump_children[slot].since = since;
         dumps_running++;
     }
     if (child < 0) {
@@ -514,7 +545,7 @@ void dp_helper_main(int listen_fd, const dp_helper_policy *pol)
         _exit(0);
     apr_initialize();
     max_children = pol->max_dumps > 0 ? pol->max_dumps : 1;
-    dump_children = calloc((size_t)max_children, sizeof(pid_t));
+    dump_children = calloc((size_t)max_children, sizeof(dump_child));
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_child;       /* interrupts accept so children are reaped */
     sigaction(SIGCHLD, &sa, NULL);

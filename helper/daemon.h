@@ -16,6 +16,7 @@ typedef struct dp_helper_policy {
     const uid_t *uids;          /* ...or only these (root only if listed) */
     int nuids;
     int max_dumps;              /* concurrent dumps server-wide */
+    int snapshot;               /* DiagProcDumpSnapshot: large dumps read a copy-on-write fork */
 } dp_helper_policy;
 
 /* Serves listen_fd until the parent goes away; never returns. */

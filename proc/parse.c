@@ -38,7 +38,7 @@ int dp_parse_stat(const char *buf, size_t len, dp_stat *st)
     tail[n] = '\0';
     /* fields 3.. : state ppid pgrp session tty tpgid flags minflt cminflt majflt
      * cmajflt utime stime cutime cstime priority nice num_threads itrealvalue
-     * starttime vsize rss ... processor(39) */
+     * starttime vsize rss ... exit_signal(38) processor(39) */
     {
         unsigned long long f[40] = {0};
         long long sf[40] = {0};
@@ -81,6 +81,7 @@ int dp_parse_stat(const char *buf, size_t len, dp_stat *st)
         st->starttime = f[22];
         st->vsize = f[23];
         st->rss = sf[24];
+        st->exit_signal = (int)sf[38];
         st->processor = (int)sf[39];
     }
     return 0;

@@ -24,6 +24,7 @@ typedef struct dp_stat {
     unsigned long long starttime;           /* ticks since boot */
     unsigned long long vsize;               /* bytes */
     long long rss;                          /* pages */
+    int exit_signal;                        /* sent to the parent at exit; 0 = none */
     int processor;
 } dp_stat;
 

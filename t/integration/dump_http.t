@@ -228,10 +228,7 @@ dump_while(kill_worker, "kill -9 of the worker")
 time.sleep(1.5)     # httpd replaces the worker
 dphttpd.kill_quietly(big)
 
-# ---- a target that exits mid-dump
-big2 = spawn([BIG, "--rss", "512"], ready="ready", user=worker_user())
-big = big2
-dump_while(lambda: os.kill(big2.pid, signal.SIGKILL), "target exits mid-dump")
+# (a target that exits mid-dump: dump_snapshot.t, with and without the snapshot)
 
 # ---- a target creating threads while it is dumped: threads that exit as they
 # are attached must not fail the dump (the kernel answers EPERM for them)

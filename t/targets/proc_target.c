@@ -3,12 +3,14 @@
  * set up.
  *   proc_target [--comm HEX] [--threads N] [--rss MIB] [--open PATH]
  *               [--rss-random MIB] [--children N] [--spin] [--churn-threads]
- *               [--heartbeat] [args...]
+ *               [--heartbeat] [--seccomp] [args...]
  * --churn-threads: a thread keeps creating short-lived threads (the dump
  * must cope with threads that appear and vanish while it seizes them).
  * --heartbeat: a thread ticks every millisecond and tracks the longest gap
  * between ticks (how long the process was paused); SIGUSR1 makes it print
  * "maxgap_us N" and start over.
+ * --seccomp: run under an allow-all seccomp filter (put it first, so every
+ * thread has it): a dump must not inject calls into such a process.
  * Prints "ready <pid>" when everything is in place, then sleeps until killed. */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -17,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
@@ -156,6 +160,13 @@ int main(int argc, char **argv)
             spin = 1;
         else if (!strcmp(argv[i], "--churn-threads"))
             pthread_create(&t, NULL, churn_thread, NULL);
+        else if (!strcmp(argv[i], "--seccomp")) {
+            struct sock_filter allow = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+            struct sock_fprog prog = { 1, &allow };
+            if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0)
+                perror("seccomp");
+        }
         else if (!strcmp(argv[i], "--heartbeat")) {
             signal(SIGUSR1, on_usr1);
             pthread_create(&t, NULL, heartbeat_thread, NULL);
@@ -167,6 +178,7 @@ int main(int argc, char **argv)
         if (!mem)
             return 1;
         memset(mem, 0x5a, n);      /* touched: resident */
+        printf("rss_at %p\n", (void *)mem);
     }
     for (i = 0; i < threads; i++)
         pthread_create(&t, NULL, idle_thread, (void *)(size_t)i);

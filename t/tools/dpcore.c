@@ -1,5 +1,6 @@
 /* dpcore PID DUMPTYPE [KEEP_RUNNING_TID] > core: the core writer alone
- * (needs ptrace access to PID). Prints the exact size on stderr. */
+ * (needs ptrace access to PID). Prints the exact size on stderr.
+ * DPCORE_SNAPSHOT=0 in the environment: no copy-on-write snapshot. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -30,6 +31,7 @@ int main(int argc, char **argv)
     o.pid = (pid_t)atoi(argv[1]);
     o.dump_type = strtoul(argv[2], NULL, 0);
     o.keep_running_tid = argc > 3 ? (pid_t)atoi(argv[3]) : 0;
+    o.snapshot = !getenv("DPCORE_SNAPSHOT") || atoi(getenv("DPCORE_SNAPSHOT"));
     if (dp_core_open(&c, &o, p, &err) != 0) {
         fprintf(stderr, "%d %s\n", err.status, err.msg);
         return 1;
