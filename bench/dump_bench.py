@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Dump benchmark: a ~1 GiB resident target dumped, in one run, by
 
-  ours    GET P/{pid}/dump?dumpType=2 through a real httpd, streamed to a local client
+  ours    GET P/{pid}/dump?dumpType=2 through a real httpd, streamed to a local client,
+          with the copy-on-write snapshot (the default) and with DiagProcDumpSnapshot Off
   gcore   gdb's gcore writing to tmpfs (/dev/shm)
   copy    a raw process_vm_readv copy loop (bench/vm_copy.c), the floor for reading memory
 
@@ -130,27 +131,32 @@ def main():
     args = ap.parse_args()
     build_tools()
     h = Httpd(allow="dump fulldump").start()
+    h_off = Httpd(allow="dump fulldump", server_conf="DiagProcDumpSnapshot Off").start()
     target = Target(args.mib)
     try:
         hwm_before = worker_hwm_kb(h.parent_pid)
         o = best_of(args.runs, target, lambda: ours(h, target.pid, 2))
         hwm_after = worker_hwm_kb(h.parent_pid)
+        off = best_of(args.runs, target, lambda: ours(h_off, target.pid, 2))
         o0 = best_of(args.runs, target, lambda: ours(h, target.pid, 0))
         g = best_of(args.runs, target, lambda: gcore(target.pid))
         c = best_of(args.runs, target, lambda: vm_copy(target.pid))
     finally:
         dphttpd.kill_quietly(target.p)
         h.stop()
+        h_off.stop()
 
     mib = 1 << 20
     print(f"target: {args.mib} MiB resident, 5 threads; best of {args.runs} runs each")
     print(f"{'':28}{'seconds':>9}{'MiB/s':>9}{'size MiB':>10}{'pause ms':>10}")
-    for name, (secs, size, pause) in (("ours dumpType=2 (HTTP)", o), ("ours dumpType=0 (HTTP)", o0),
+    for name, (secs, size, pause) in (("ours dumpType=2 (HTTP)", o), ("  same, snapshot off", off),
+                                      ("ours dumpType=0 (HTTP)", o0),
                                       ("gcore to tmpfs", g), ("process_vm_readv copy", c)):
         print(f"{name:28}{secs:9.3f}{size / mib / secs:9.0f}{size / mib:10.1f}{pause:10.1f}")
     print(f"time  ours/gcore   {o[0] / g[0]:.2f}x   (below 1 = faster than gcore)")
     print(f"time  ours/copy    {o[0] / c[0]:.2f}x   (the cost over a bare memory copy)")
     print(f"pause ours/gcore   {o[2] / max(g[2], 0.001):.2f}x   ({o[2]:.0f} ms vs {g[2]:.0f} ms)")
+    print(f"pause snapshot/off {o[2] / max(off[2], 0.001):.2f}x   ({o[2]:.0f} ms vs {off[2]:.0f} ms)")
     print(f"minimal dump: {o0[1] / 1024:.0f} KiB vs full {o[1] / mib:.0f} MiB")
     print(f"httpd worker peak RSS: {hwm_before / 1024:.1f} MiB before, "
           f"{hwm_after / 1024:.1f} MiB after streaming {o[1] / mib:.0f} MiB x {args.runs}")
