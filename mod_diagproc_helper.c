@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -428,6 +429,39 @@ static int abort_stream(request_rec *r, apr_bucket_brigade *bb)
     return DONE;
 }
 
+/* The helper's shared ring (DP_FR_RING), mapped read-only for this request. */
+typedef struct ring_map {
+    const char *base;
+    size_t size;
+    uint32_t slots, slot_size;
+} ring_map;
+
+static apr_status_t unmap_ring(void *data)
+{
+    ring_map *m = data;
+    munmap((void *)m->base, m->size);
+    return APR_SUCCESS;
+}
+
+static int map_ring(request_rec *r, ring_map *m, const char *payload, uint32_t len, int fd)
+{
+    struct stat sb;
+    void *base;
+
+    if (fd < 0 || len != 8 || m->base)
+        return -1;
+    memcpy(&m->slots, payload, 4);
+    memcpy(&m->slot_size, payload + 4, 4);
+    m->size = (size_t)m->slots * m->slot_size;
+    if (m->slots < 1 || m->slots > 64 || m->slot_size < 4096 || m->slot_size > (4u << 20)
+        || fstat(fd, &sb) != 0 || (size_t)sb.st_size < m->size
+        || (base = mmap(NULL, m->size, PROT_READ, MAP_SHARED, fd, 0)) == MAP_FAILED)
+        return -1;
+    m->base = base;
+    apr_pool_cleanup_register(r->pool, m, unmap_ring, apr_pool_cleanup_null);
+    return 0;
+}
+
 int dp_handle_dump(request_rec *r, pid_t pid, unsigned long dump_type, int zip)
 {
     dp_server_conf *sc = dp_server_config(r->server);
@@ -438,6 +472,7 @@ int dp_handle_dump(request_rec *r, pid_t pid, unsigned long dump_type, int zip)
     helper_conn *hc;
     uint64_t size;
     char *name, *buf, stamp[32];
+    ring_map *ring = apr_pcalloc(r->pool, sizeof(*ring));   /* unmapped with the pool */
     const char *instance = sc->instance_name ? sc->instance_name : "";
     time_t now = time(NULL);
     struct tm tm;
@@ -475,15 +510,37 @@ int dp_handle_dump(request_rec *r, pid_t pid, unsigned long dump_type, int zip)
     bb = apr_brigade_create(r->pool, ba);
     buf = apr_palloc(r->pool, DP_FRAME_MAX);       /* the worker's one buffer */
     for (;;) {
-        int type;
-        uint32_t len;
-        if (dp_frame_read_header(hc->fd, &type, &len) != 0 || dp_read_full(hc->fd, buf, len) != 0) {
+        int type, passed, bad;
+        uint32_t len, slot[2];
+        const char *data = buf;
+        if (dp_frame_read_header_fd(hc->fd, &type, &len, &passed) != 0
+            || dp_read_full(hc->fd, buf, len) != 0) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APLOGNO(10816)
                           "diagproc: the dump of %d ended early", (int)pid);
             return abort_stream(r, bb);
         }
+        if (type == DP_FR_RING) {
+            bad = map_ring(r, ring, buf, len, passed);
+            if (passed >= 0)
+                close(passed);
+            if (bad)
+                return abort_stream(r, bb);
+            continue;
+        }
+        if (passed >= 0)
+            close(passed);
         if (type == DP_FR_END)
             break;
+        if (type == DP_FR_SLOT) {
+            if (len != sizeof(slot) || !ring->base)
+                return abort_stream(r, bb);
+            memcpy(slot, buf, sizeof(slot));
+            if (slot[0] >= ring->slots || slot[1] > ring->slot_size)
+                return abort_stream(r, bb);
+            data = ring->base + (size_t)slot[0] * ring->slot_size;
+            len = slot[1];
+            type = DP_FR_DATA;
+        }
         if (type == DP_FR_ENTRY && len >= 12) {
             apr_int64_t mtime;
             uint32_t mode;
@@ -495,8 +552,8 @@ int dp_handle_dump(request_rec *r, pid_t pid, unsigned long dump_type, int zip)
         }
         if (type != DP_FR_DATA)
             return abort_stream(r, bb);
-        /* transient + FLUSH: written (or copied) before the buffer is reused */
-        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_transient_create(buf, len, ba));
+        /* transient + FLUSH: written (or copied) before the buffer or slot is reused */
+        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_transient_create(data, len, ba));
         APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(ba));
         if (ap_pass_brigade(r->output_filters, bb) != APR_SUCCESS || r->connection->aborted) {
             close_conn(hc);     /* the helper stops at once and resumes the target */
@@ -504,6 +561,8 @@ int dp_handle_dump(request_rec *r, pid_t pid, unsigned long dump_type, int zip)
             return DONE;
         }
         apr_brigade_cleanup(bb);
+        if (data != buf)
+            send(hc->fd, "k", 1, MSG_NOSIGNAL);     /* the slot is free again */
     }
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(ba));
     ap_pass_brigade(r->output_filters, bb);

@@ -124,6 +124,16 @@ static int thread_ended(pid_t pid, pid_t tid)
     return dp_read_stat(pid, tid, &st, &ignored) != 0 || st.state == 'Z' || st.state == 'X';
 }
 
+/* TracerPid of one thread; 0 when none, -1 when unreadable. */
+static long tracer_of(pid_t pid, pid_t tid)
+{
+    char path[64], buf[2048], *p;
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid, (int)tid);
+    if (dp_read_small(path, buf, sizeof(buf)) <= 0 || !(p = strstr(buf, "\nTracerPid:")))
+        return -1;
+    return strtol(p + 11, NULL, 10);
+}
+
 /* Seize + interrupt every thread until a scan finds no new one. */
 static int stop_threads(dp_core *c, dp_error *err)
 {
@@ -141,13 +151,19 @@ static int stop_threads(dp_core *c, dp_error *err)
             if (find_thread(c, tid))
                 continue;
             if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) != 0) {
-                if (errno == ESRCH || (errno == EPERM && thread_ended(c->pid, tid)))
+                int e = errno;
+                long tracer;
+                if (e == ESRCH || (e == EPERM && thread_ended(c->pid, tid)))
                     continue;       /* the thread ended meanwhile */
-                if (errno == EPERM)
-                    return dp_fail(err, 403, "Not permitted to trace process %d (another "
-                                   "tracer, or missing CAP_SYS_PTRACE).", (int)c->pid);
+                if (e == EPERM && (tracer = tracer_of(c->pid, tid)) > 0)
+                    return dp_fail(err, 409, "Process %d is being traced by process %ld (a "
+                                   "debugger, or another dump); try again once it has "
+                                   "detached.", (int)c->pid, tracer);
+                if (e == EPERM)
+                    return dp_fail(err, 403, "Not permitted to trace process %d (missing "
+                                   "CAP_SYS_PTRACE).", (int)c->pid);
                 return dp_fail(err, 500, "PTRACE_SEIZE of thread %d failed: %s.", (int)tid,
-                               strerror(errno));
+                               strerror(e));
             }
             t = apr_array_push(c->threads);
             memset(t, 0, sizeof(*t));
@@ -773,6 +789,8 @@ int dp_core_write(dp_core *c, dp_sink *sink, dp_error *err)
                         if (s->zero || read_mem(c, a + k, io + k, PAGE) != (ssize_t)PAGE)
                             memset(io + k, 0, PAGE);
                 }
+                if (written + n == c->size)
+                    dp_core_close(c);   /* the last read: resume before the client has it all */
                 if (put(sink, &written, io, n) != 0)
                     goto gone;
                 a += n;

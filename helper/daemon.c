@@ -141,6 +141,62 @@ static int frames_write(dp_sink *s, const void *buf, size_t len)
     return 0;
 }
 
+/* Dump bytes through the shared ring (DP_FR_RING in proto.h). */
+typedef struct ring {
+    int fd;                     /* the worker's socket */
+    char *base;
+    unsigned next, inflight;
+} ring;
+
+static int ring_open(ring *r, int fd)
+{
+    uint32_t geometry[2] = { DP_RING_SLOTS, DP_RING_SLOT };
+    size_t size = (size_t)DP_RING_SLOTS * DP_RING_SLOT;
+    int mfd = memfd_create("diagproc-ring", MFD_CLOEXEC | MFD_ALLOW_SEALING), rc = -1;
+    void *base = MAP_FAILED;
+
+    memset(r, 0, sizeof(*r));
+    r->fd = fd;
+    /* the worker may neither resize it (a SIGBUS here) nor write to it */
+    if (mfd >= 0 && ftruncate(mfd, (off_t)size) == 0
+        && (base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0)) != MAP_FAILED
+        && fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE
+                 | F_SEAL_SEAL) == 0) {
+        r->base = base;
+        rc = dp_frame_write_fd(fd, DP_FR_RING, geometry, sizeof(geometry), mfd);
+    }
+    if (mfd >= 0)
+        close(mfd);
+    return rc;
+}
+
+static int ring_write(dp_sink *s, const void *buf, size_t len)
+{
+    ring *r = s->ctx;
+    const char *p = buf;
+
+    while (len) {
+        size_t k = len < DP_RING_SLOT ? len : DP_RING_SLOT;
+        uint32_t slot[2];
+        char ack;
+        if (r->inflight == DP_RING_SLOTS) {
+            if (dp_read_full(r->fd, &ack, 1) != 0)
+                return -1;
+            r->inflight--;
+        }
+        memcpy(r->base + (size_t)r->next * DP_RING_SLOT, p, k);
+        slot[0] = r->next;
+        slot[1] = (uint32_t)k;
+        if (dp_frame_write(r->fd, DP_FR_SLOT, slot, sizeof(slot), NULL, 0) != 0)
+            return -1;
+        r->next = (r->next + 1) % DP_RING_SLOTS;
+        r->inflight++;
+        p += k;
+        len -= k;
+    }
+    return 0;
+}
+
 static int entries_begin(dp_entry_sink *s, const char *name, long long mtime, unsigned mode)
 {
     int fd = *(int *)s->ctx;
@@ -280,7 +336,8 @@ static void do_dump(int fd, const dp_helper_policy *pol, const dp_request *rq,
     dp_stat st;
     dp_core_opts o;
     dp_core *core;
-    dp_sink out = { frames_write, &fd };
+    ring rg;
+    dp_sink out = { ring_write, &rg };
 
     if (check_target(pol, rq->pid, 1, &st, &err) != 0)
         return send_error(fd, &err);
@@ -298,6 +355,10 @@ static void do_dump(int fd, const dp_helper_policy *pol, const dp_request *rq,
         dp_core_close(core);
         return;
     }
+    if (ring_open(&rg, fd) != 0) {
+        out.write = frames_write;           /* no shared memory: through the socket */
+        out.ctx = &fd;
+    }
     if (rq->what == 0) {
         if (dp_core_write(core, &out, &err) != 0) {
             dp_core_close(core);
@@ -305,7 +366,7 @@ static void do_dump(int fd, const dp_helper_policy *pol, const dp_request *rq,
         }
     }
     else {
-        dp_entry_sink entries = { entries_begin, { frames_write, &fd }, entries_end, &fd };
+        dp_entry_sink entries = { entries_begin, out, entries_end, &fd };
         dp_bundle_opts bo = { rq->pid, (unsigned long)rq->dump_type, rq->instance, 0 };
         core_arg ca = { core };
         if (dp_bundle_write(&bo, &entries, write_core_entry, &ca, p, &err) != 0) {

@@ -1,6 +1,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include "helper/proto.h"
 #include "dump/core.h"
@@ -35,10 +37,19 @@ int dp_read_full(int fd, void *buf, size_t n)
     return 0;
 }
 
-int dp_frame_write(int fd, int type, const void *a, size_t alen, const void *b, size_t blen)
+/* header, a, b in one sendmsg when the socket takes them (and the fd with
+ * the first byte); the rest with plain writes. */
+static int send_frame(int fd, int type, const void *a, size_t alen, const void *b, size_t blen,
+                      int passfd)
 {
     unsigned char hdr[DP_FRAME_HDR];
     uint32_t len = (uint32_t)(alen + blen);
+    struct iovec iov[3] = { { hdr, sizeof(hdr) }, { (void *)a, alen }, { (void *)b, blen } };
+    union { struct cmsghdr c; char buf[CMSG_SPACE(sizeof(int))]; } ctl;
+    struct msghdr mh;
+    size_t total = sizeof(hdr) + alen + blen, done;
+    ssize_t k;
+    int i;
 
     if (alen + blen > DP_FRAME_MAX)
         return -1;
@@ -47,25 +58,90 @@ int dp_frame_write(int fd, int type, const void *a, size_t alen, const void *b, 
     hdr[2] = (unsigned char)(len >> 8);
     hdr[3] = (unsigned char)(len >> 16);
     hdr[4] = (unsigned char)(len >> 24);
-    if (dp_write_full(fd, hdr, sizeof(hdr)) != 0)
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_iov = iov;
+    mh.msg_iovlen = 3;
+    if (passfd >= 0) {
+        memset(&ctl, 0, sizeof(ctl));
+        mh.msg_control = ctl.buf;
+        mh.msg_controllen = sizeof(ctl.buf);
+        ctl.c.cmsg_level = SOL_SOCKET;
+        ctl.c.cmsg_type = SCM_RIGHTS;
+        ctl.c.cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(&ctl.c), &passfd, sizeof(int));
+    }
+    do
+        k = sendmsg(fd, &mh, MSG_NOSIGNAL);
+    while (k < 0 && errno == EINTR);
+    if (k <= 0)
         return -1;
-    if (alen && dp_write_full(fd, a, alen) != 0)
-        return -1;
-    return blen ? dp_write_full(fd, b, blen) : 0;
+    for (done = (size_t)k, i = 0; i < 3 && done < total; i++) {
+        if (done >= iov[i].iov_len) {
+            done -= iov[i].iov_len;
+            total -= iov[i].iov_len;
+            continue;
+        }
+        if (dp_write_full(fd, (char *)iov[i].iov_base + done, iov[i].iov_len - done) != 0)
+            return -1;
+        total -= iov[i].iov_len;
+        done = 0;
+    }
+    return 0;
+}
+
+int dp_frame_write(int fd, int type, const void *a, size_t alen, const void *b, size_t blen)
+{
+    return send_frame(fd, type, a, alen, b, blen, -1);
+}
+
+int dp_frame_write_fd(int fd, int type, const void *a, size_t alen, int passfd)
+{
+    return send_frame(fd, type, a, alen, NULL, 0, passfd);
 }
 
 int dp_frame_read_header(int fd, int *type, uint32_t *len)
 {
-    unsigned char hdr[DP_FRAME_HDR];
+    int passed, rc = dp_frame_read_header_fd(fd, type, len, &passed);
+    if (passed >= 0)
+        close(passed);          /* not expected here */
+    return rc;
+}
 
-    if (dp_read_full(fd, hdr, sizeof(hdr)) != 0)
-        return -1;
+int dp_frame_read_header_fd(int fd, int *type, uint32_t *len, int *passed)
+{
+    unsigned char hdr[DP_FRAME_HDR];
+    struct iovec iov = { hdr, sizeof(hdr) };
+    union { struct cmsghdr c; char buf[CMSG_SPACE(sizeof(int))]; } ctl;
+    struct msghdr mh;
+    struct cmsghdr *c;
+    ssize_t k;
+
+    *passed = -1;
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = ctl.buf;
+    mh.msg_controllen = sizeof(ctl.buf);
+    do
+        k = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+    while (k < 0 && errno == EINTR);
+    for (c = k > 0 ? CMSG_FIRSTHDR(&mh) : NULL; c; c = CMSG_NXTHDR(&mh, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS
+            && c->cmsg_len == CMSG_LEN(sizeof(int)))
+            memcpy(passed, CMSG_DATA(c), sizeof(int));
+    if (k <= 0 || ((size_t)k < sizeof(hdr) && dp_read_full(fd, hdr + k, sizeof(hdr) - (size_t)k) != 0))
+        goto bad;
     *type = hdr[0];
     *len = (uint32_t)hdr[1] | (uint32_t)hdr[2] << 8 | (uint32_t)hdr[3] << 16
            | (uint32_t)hdr[4] << 24;
-    if (*type < DP_FR_ERROR || *type > DP_FR_END || *len > DP_FRAME_MAX)
-        return -1;
+    if (*type < DP_FR_ERROR || *type > DP_FR_SLOT || *len > DP_FRAME_MAX)
+        goto bad;
     return 0;
+bad:
+    if (*passed >= 0)
+        close(*passed);
+    *passed = -1;
+    return -1;
 }
 
 int dp_request_check(const dp_request *rq, char *msg, size_t msglen)

@@ -38,8 +38,18 @@ enum dp_frame_type {
     DP_FR_OK = 2,           /* u64 size (UINT64_MAX = unknown), then the process name */
     DP_FR_ENTRY = 3,        /* i64 mtime, u32 mode, then the entry name */
     DP_FR_DATA = 4,         /* bytes */
-    DP_FR_END = 5           /* the answer is complete */
+    DP_FR_END = 5,          /* the answer is complete */
+    DP_FR_RING = 6,         /* u32 slots, u32 slot size; the ring's memfd rides along
+                               (SCM_RIGHTS): dump bytes come through shared memory */
+    DP_FR_SLOT = 7          /* u32 slot, u32 length: that many bytes in the ring slot; the
+                               worker answers one byte once it has passed them on */
 };
+
+/* A dump's bytes skip two copies through the socket: the helper fills a slot
+ * of a sealed memfd both map, the worker hands the slot to httpd's filters
+ * and acknowledges it; at most DP_RING_SLOTS slots are in flight. */
+#define DP_RING_SLOTS 4
+#define DP_RING_SLOT (512 * 1024)
 
 #define DP_FRAME_MAX (256 * 1024)
 #define DP_FRAME_HDR 5
@@ -47,8 +57,12 @@ enum dp_frame_type {
 /* Writes one frame (a header and up to two payload parts); 0, or -1 when the
  * peer is gone. */
 int dp_frame_write(int fd, int type, const void *a, size_t alen, const void *b, size_t blen);
+/* The same, with a file descriptor passed along (SCM_RIGHTS). */
+int dp_frame_write_fd(int fd, int type, const void *a, size_t alen, int passfd);
 /* Reads one frame header; 0, or -1 on EOF/error/oversized. */
 int dp_frame_read_header(int fd, int *type, uint32_t *len);
+/* The same, keeping a passed file descriptor in *passed (-1 if none). */
+int dp_frame_read_header_fd(int fd, int *type, uint32_t *len, int *passed);
 /* Reads exactly n bytes; 0, or -1. */
 int dp_read_full(int fd, void *buf, size_t n);
 int dp_write_full(int fd, const void *buf, size_t n);

@@ -156,6 +156,21 @@ ok("dp_handle_dump" in bt or "dp_handler" in bt, "id 0's core shows the handler'
 ok(settle_not_stopped(wpid), "the worker runs on")
 is_(h.get("/p/0").status, 200, "…and serves the next request")
 
+# ---- a target a debugger is attached to: 409 naming the tracer, and it stays traced
+gdbp = subprocess.Popen(["gdb", "-nx", "-batch", "-p", str(t.pid), "-ex", "shell sleep 5"],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+traced = lambda: re.search(r"TracerPid:\s*(\d+)", open(f"/proc/{t.pid}/status").read()).group(1)  # noqa: E731
+deadline = time.time() + 20
+while traced() == "0" and time.time() < deadline:
+    time.sleep(0.1)
+r = h.get(f"/p/{t.pid}/dump")
+is_(r.status, 409, "a target under a debugger is 409")
+like(r.json().get("Message", "") if r.status == 409 else "", rf"traced by process {gdbp.pid}\b",
+     "…naming the debugger's pid")
+is_(traced(), str(gdbp.pid), "…and the debugger keeps it")
+gdbp.wait(timeout=60)
+ok(settle_not_stopped(t.pid), "…which runs on once the debugger detaches")
+
 # ---- DiagProcMaxDumps: a second dump while one runs is 503 + Retry-After
 big = spawn([BIG, "--rss", "512"], ready="ready", user=worker_user())
 sock = socket.create_connection(("127.0.0.1", h.port))

@@ -4,6 +4,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include "helper/proto.h"
@@ -76,7 +77,7 @@ static void test_frames_round_trip_and_limits(void **state)
     char buf[16];
     unsigned char bad[5] = { DP_FR_DATA, 0xff, 0xff, 0xff, 0x7f };
     (void)state;
-    assert_int_equal(pipe(fds), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
     assert_int_equal(dp_frame_write(fds[1], DP_FR_DATA, "ab", 2, "cde", 3), 0);
     assert_int_equal(dp_frame_read_header(fds[0], &type, &len), 0);
     assert_int_equal(type, DP_FR_DATA);
@@ -96,12 +97,44 @@ static void test_frames_round_trip_and_limits(void **state)
     close(fds[0]);
 }
 
+/* The ring's memfd travels with its frame; a frame read without expecting
+ * one drops it instead of leaking it. */
+static void test_frame_passes_fd(void **state)
+{
+    int fds[2], type, passed, pipefd[2];
+    uint32_t len, slots[2] = { DP_RING_SLOTS, DP_RING_SLOT }, got[2];
+    char c = 'x';
+    (void)state;
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    assert_int_equal(pipe(pipefd), 0);
+    assert_int_equal(dp_frame_write_fd(fds[1], DP_FR_RING, slots, sizeof(slots), pipefd[1]), 0);
+    assert_int_equal(dp_frame_read_header_fd(fds[0], &type, &len, &passed), 0);
+    assert_int_equal(type, DP_FR_RING);
+    assert_int_equal(len, sizeof(slots));
+    assert_int_equal(dp_read_full(fds[0], got, len), 0);
+    assert_memory_equal(got, slots, sizeof(slots));
+    assert_true(passed >= 0 && passed != pipefd[1]);
+    assert_int_equal(write(passed, &c, 1), 1);          /* the same pipe */
+    assert_int_equal(read(pipefd[0], &c, 1), 1);
+    close(passed);
+    /* no fd expected: dp_frame_read_header closes it */
+    assert_int_equal(dp_frame_write_fd(fds[1], DP_FR_RING, slots, sizeof(slots), pipefd[1]), 0);
+    close(pipefd[1]);
+    assert_int_equal(dp_frame_read_header(fds[0], &type, &len), 0);
+    assert_int_equal(dp_read_full(fds[0], got, len), 0);
+    assert_int_equal(read(pipefd[0], &c, 1), 0);       /* every write end is closed: EOF */
+    close(pipefd[0]);
+    close(fds[0]);
+    close(fds[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_requests),
         cmocka_unit_test(test_every_field_is_checked),
         cmocka_unit_test(test_frames_round_trip_and_limits),
+        cmocka_unit_test(test_frame_passes_fd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
