@@ -267,7 +267,7 @@ static int open_module(bundle *b, module *mod)
     if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0
         && (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
         mod->why = mod->deleted ? "deleted, and the mapping is not readable without "
-                                  "CAP_SYS_ADMIN" : strerror(errno);
+                                  "CAP_CHECKPOINT_RESTORE" : strerror(errno);
         return -1;
     }
     if (fstat(fd, &st) != 0 || !same_file(&st, mod)) {

@@ -34,7 +34,9 @@
 #define STACK_CAP (64ULL << 20)
 #define XSTATE_MAX 16384
 #define ZERO_GAP_PAGES 16           /* absent gaps this small are written as zeros */
-#define SNAPSHOT_MIN (16ULL << 20)  /* below this, reading is quicker than a fork */
+/* Up to about this much, the transport buffers the whole dump and the target
+ * is resumed at once; beyond it the client's speed would set the pause. */
+#define SNAPSHOT_MIN (4ULL << 20)
 
 typedef struct thread_regs {
     pid_t tid;

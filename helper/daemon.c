@@ -28,9 +28,13 @@
 
 /* ------------------------------------------------------------ privileges */
 
-static const int kept_caps[] = { CAP_SYS_PTRACE, CAP_KILL, CAP_DAC_READ_SEARCH };
+/* CAP_CHECKPOINT_RESTORE: opening /proc/PID/map_files/, the only way to a
+ * mapped library that was deleted (replaced by a package upgrade). */
+static const int kept_caps[] = { CAP_SYS_PTRACE, CAP_KILL, CAP_DAC_READ_SEARCH,
+                                 CAP_CHECKPOINT_RESTORE };
+#define NKEPT (int)(sizeof(kept_caps) / sizeof(kept_caps[0]))
 
-/* Root-started: become the workers' user, keeping only the three
+/* Root-started: become the workers' user, keeping only the
  * capabilities the requests need; then no way back up (no_new_privs) and
  * nobody may ptrace or core-dump the helper itself. */
 static int drop_privileges(const dp_helper_policy *pol)
@@ -42,7 +46,7 @@ static int drop_privileges(const dp_helper_policy *pol)
     if (pol->drop_to_peer && geteuid() == 0) {
         for (cap = 0; cap <= 63; cap++) {
             int keep = 0;
-            for (i = 0; i < 3; i++)
+            for (i = 0; i < NKEPT; i++)
                 keep |= cap == kept_caps[i];
             if (!keep && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL)
                 return -1;
@@ -51,7 +55,7 @@ static int drop_privileges(const dp_helper_policy *pol)
             || setgid(pol->peer_gid) != 0 || setuid(pol->peer_uid) != 0)
             return -1;
         memset(data, 0, sizeof(data));
-        for (i = 0; i < 3; i++) {
+        for (i = 0; i < NKEPT; i++) {
             data[kept_caps[i] / 32].effective |= 1u << (kept_caps[i] % 32);
             data[kept_caps[i] / 32].permitted |= 1u << (kept_caps[i] % 32);
         }

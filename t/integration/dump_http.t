@@ -291,6 +291,41 @@ is_([f for f in FUNCS if f not in out], [], "…open-gdb.sh from elsewhere still
 dphttpd.kill_quietly(g)
 os.rmdir(exe_dir)
 
+# ---- a library deleted after it was loaded, as after a package upgrade
+lib_dir = tempfile.mkdtemp(prefix="dp-lib-")
+os.chmod(lib_dir, 0o755)
+gone_lib = os.path.join(lib_dir, "libgone.so")
+with open(os.path.join(lib_dir, "gone.c"), "w") as f:
+    f.write("#include <unistd.h>\n__attribute__((noinline)) void lib_wait(void) { for (;;) pause(); }\n")
+subprocess.run(["gcc", "-shared", "-fPIC", "-g", "-O1", "-o", gone_lib, os.path.join(lib_dir, "gone.c")],
+               check=True)
+os.chmod(gone_lib, 0o755)
+zl = spawn([os.path.join(BUILD, "targets", "zip_target"), "--lib", gone_lib], ready="ready",
+           user=worker_user())
+os.unlink(gone_lib)
+zlz = os.path.join(work.name, "gonelib.zip")
+is_(curl(f"{h.base}/p/{zl.pid}/dump?format=zip", zlz).stdout, "200", "zip of a target whose library was deleted")
+ldir = os.path.join(work.name, "gonelib")
+with zipfile.ZipFile(zlz) as z:
+    z.extractall(ldir)
+    import json
+    mods = {m["path"]: m for m in json.loads(z.read("manifest.json"))["modules"]}
+mod = mods.get(gone_lib, {})
+ok(mod.get("deleted"), "…the manifest flags the deleted library")
+if IS_ROOT:
+    is_(mod.get("source"), "map_files", "…which the helper read from what is mapped (map_files)")
+    os.chmod(os.path.join(ldir, "open-gdb.sh"), 0o755)
+    out = subprocess.run([os.path.join(ldir, "open-gdb.sh"), "-batch", "-ex", "thread apply all bt"],
+                         cwd=tempfile.mkdtemp(dir=work.name), capture_output=True, text=True,
+                         timeout=120).stdout
+    like(out, r"lib_wait \(\) at .*gone\.c", "…and gdb names the frame in it, with its source line")
+else:
+    is_(mod.get("source"), None, "an ordinary user's helper cannot open map_files: the library is left out")
+    like(mod.get("skipped") or "", r"CAP_CHECKPOINT_RESTORE", "…and the manifest says why")
+dphttpd.kill_quietly(zl)
+os.unlink(os.path.join(lib_dir, "gone.c"))
+os.rmdir(lib_dir)
+
 # ---- a zip cut half-way is rejected by zip readers
 big3 = spawn([BIG, "--rss-random", "256"], ready="ready", user=worker_user())
 zc = os.path.join(work.name, "cut.zip")

@@ -97,8 +97,9 @@ else:
         ok(True, "the helper is not dumpable: even its own user cannot look inside")
 if IS_ROOT:
     caps = helper_caps(helper)
-    want = (1 << 19) | (1 << 5) | (1 << 2)     # SYS_PTRACE, KILL, DAC_READ_SEARCH
-    is_(hex(caps), hex(want), "the helper keeps only CAP_SYS_PTRACE, CAP_KILL, CAP_DAC_READ_SEARCH")
+    want = (1 << 19) | (1 << 5) | (1 << 2) | (1 << 40)  # SYS_PTRACE KILL DAC_READ_SEARCH CHECKPOINT_RESTORE
+    is_(hex(caps), hex(want), "the helper keeps only CAP_SYS_PTRACE, CAP_KILL, CAP_DAC_READ_SEARCH, "
+        "CAP_CHECKPOINT_RESTORE")
     with open(f"/proc/{helper}/status") as f:
         uid_line = [l for l in f if l.startswith("Uid:")][0]
     is_(int(uid_line.split()[2]), st.st_uid, "…and runs as the workers' user, not root")
