@@ -362,6 +362,11 @@ took = time.time() - t0
 ok(r.returncode != 0, f"a dump beyond DiagProcDumpTimeout is cut, visibly (curl exit {r.returncode})")
 ok(took < 10, f"…after about the timeout ({took:.1f} s), not the 13 s the client would need")
 ok(settle_not_stopped(slow.pid), "…and the target runs on")
+kids = lambda: [k for f in glob.glob(f"/proc/{slow.pid}/task/*/children") for k in open(f).read().split()]  # noqa: E731
+deadline = time.time() + 5
+while kids() and time.time() < deadline:
+    time.sleep(0.05)
+is_(kids(), [], "…with no snapshot copy (nor zombie) left behind in it")
 dphttpd.kill_quietly(slow)
 h.stop()
 
