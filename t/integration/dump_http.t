@@ -1,7 +1,7 @@
 # Dumps through a real httpd: raw cores that gdb, lldb and eu-stack read,
 # dumpType memory selection, zip bundles, id 0, limits, and faults half-way
 # (the target is never left stopped, the truncation is visible to curl).
-import glob
+import json
 import os
 import re
 import signal
@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from tap import ok, is_, like, diag, done_testing  # noqa: E402
 import dphttpd  # noqa: E402
 from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT  # noqa: E402
+from procstate import running, settle, children, parents  # noqa: E402
 
 TARGET = os.path.join(BUILD, "targets", "dump_target")
 BIG = os.path.join(BUILD, "targets", "proc_target")
@@ -26,24 +27,8 @@ PATTERN = "0x5a5aa5a5deadbeef"
 work = tempfile.TemporaryDirectory(prefix="dp-dump-")
 
 
-def not_stopped(pid):
-    states = []
-    for st in glob.glob(f"/proc/{pid}/task/*/stat"):
-        try:
-            with open(st) as f:
-                states.append(f.read().rsplit(")", 1)[1].split()[0])
-        except OSError:
-            pass
-    return states and not any(s in ("T", "t") for s in states)
-
-
 def settle_not_stopped(pid, secs=5):
-    deadline = time.time() + secs
-    while time.time() < deadline:
-        if not_stopped(pid):
-            return True
-        time.sleep(0.05)
-    return False
+    return settle(lambda: running(pid), secs)
 
 
 def curl(url, out, *extra):
@@ -80,7 +65,7 @@ m = re.search(r"(?i)content-length: (\d+)", headers)
 ok(m and int(m.group(1)) == os.path.getsize(core0), "Content-Length is exact")
 size0 = os.path.getsize(core0)
 ok(size0 < 2 << 20, f"minimal core is small ({size0 // 1024} KiB)")
-ok(not_stopped(t.pid), "target runs again after the dump")
+ok(running(t.pid), "target runs again after the dump")
 bt = gdb_bt(TARGET, core0)
 missing = [f for f in FUNCS if f not in bt]
 is_(missing, [], "gdb: every thread's named frames are in the minimal core")
@@ -121,7 +106,7 @@ for q, status, pattern, name in (("dumpType=0x8", 400, "supported bits", "an unm
 r = h.get(f"/min/{t.pid}/dump?dumpType=2")
 is_(r.status, 403, "dumpType 2 without DiagProcAllow fulldump is 403")
 like((r.json() or {}).get("Message"), "DiagProcAllow fulldump", "…naming the directive")
-ok(not_stopped(t.pid), "refused requests never touched the target")
+ok(running(t.pid), "refused requests never touched the target")
 
 # ---- zip bundle
 zpath = os.path.join(work.name, "b.zip")
@@ -189,18 +174,6 @@ r = h.get(f"/p/{t.pid}/dump")
 is_(r.status, 200, "the dump slot is free again")
 
 
-def helper_children():
-    kids = []
-    for st in glob.glob("/proc/[0-9]*/stat"):
-        try:
-            with open(st) as f:
-                rest = f.read().rsplit(")", 1)[1].split()
-            kids.append((int(st.split("/")[2]), int(rest[1])))
-        except (OSError, ValueError):
-            pass
-    return kids
-
-
 def dump_while(action, name):
     """Start a full dump of `big` with curl, run action() mid-stream, expect curl to see
     the truncation and the target to resume."""
@@ -218,7 +191,7 @@ def dump_while(action, name):
 
 
 def kill_helper_child():
-    kids = helper_children()
+    kids = parents()
     helper = [p for p, pp in kids if pp == h.parent_pid]
     dumpers = [p for p, pp in kids if pp in helper]
     for p in dumpers:
@@ -226,7 +199,7 @@ def kill_helper_child():
 
 
 def kill_worker():
-    kids = helper_children()
+    kids = parents()
     for p, pp in kids:
         if pp == h.parent_pid:
             try:
@@ -269,6 +242,25 @@ is_(good, 5, "…and the 5 checked with gdb show every thread's stack")
 ok(settle_not_stopped(churn.pid), "…and the target is not left stopped")
 dphttpd.kill_quietly(churn)
 
+def zip_and_unpack(pid, name):
+    """format=zip of pid, unpacked: (HTTP status, directory, manifest)."""
+    zp = os.path.join(work.name, name + ".zip")
+    status = curl(f"{h.base}/p/{pid}/dump?format=zip", zp).stdout
+    d = os.path.join(work.name, name)
+    with zipfile.ZipFile(zp) as z:
+        z.extractall(d)
+        man = json.loads(z.read("manifest.json"))
+    os.chmod(os.path.join(d, "open-gdb.sh"), 0o755)
+    return status, d, man
+
+
+def open_gdb_bt(d):
+    """Every thread's backtrace through the bundle's own script, run elsewhere."""
+    return subprocess.run([os.path.join(d, "open-gdb.sh"), "-batch", "-ex", "thread apply all bt"],
+                          cwd=tempfile.mkdtemp(dir=work.name), capture_output=True, text=True,
+                          timeout=120).stdout
+
+
 # ---- zip of a target whose executable was deleted, over HTTP
 exe_dir = tempfile.mkdtemp(prefix="dp-exe-")
 os.chmod(exe_dir, 0o755)
@@ -276,17 +268,10 @@ gone_exe = os.path.join(exe_dir, "gone_target")
 subprocess.run(["cp", TARGET, gone_exe], check=True)
 g = spawn([gone_exe], ready="ready", user=worker_user())
 os.unlink(gone_exe)
-zg = os.path.join(work.name, "gone.zip")
-is_(curl(f"{h.base}/p/{g.pid}/dump?format=zip", zg).stdout, "200", "zip of a target whose binary was deleted")
-gdir = os.path.join(work.name, "gone")
-with zipfile.ZipFile(zg) as z:
-    z.extractall(gdir)
-    man = z.read("manifest.json").decode()
-ok("deleted" in man, "…the manifest flags the deleted file")
-os.chmod(os.path.join(gdir, "open-gdb.sh"), 0o755)
-out = subprocess.run([os.path.join(gdir, "open-gdb.sh"), "-batch", "-ex", "thread apply all bt"],
-                     cwd=tempfile.mkdtemp(dir=work.name), capture_output=True, text=True,
-                     timeout=120).stdout
+status, gdir, man = zip_and_unpack(g.pid, "gone")
+is_(status, "200", "zip of a target whose binary was deleted")
+ok(man["executableDeleted"], "…the manifest flags the deleted file")
+out = open_gdb_bt(gdir)
 is_([f for f in FUNCS if f not in out], [], "…open-gdb.sh from elsewhere still names every frame")
 dphttpd.kill_quietly(g)
 os.rmdir(exe_dir)
@@ -303,22 +288,13 @@ os.chmod(gone_lib, 0o755)
 zl = spawn([os.path.join(BUILD, "targets", "zip_target"), "--lib", gone_lib], ready="ready",
            user=worker_user())
 os.unlink(gone_lib)
-zlz = os.path.join(work.name, "gonelib.zip")
-is_(curl(f"{h.base}/p/{zl.pid}/dump?format=zip", zlz).stdout, "200", "zip of a target whose library was deleted")
-ldir = os.path.join(work.name, "gonelib")
-with zipfile.ZipFile(zlz) as z:
-    z.extractall(ldir)
-    import json
-    mods = {m["path"]: m for m in json.loads(z.read("manifest.json"))["modules"]}
-mod = mods.get(gone_lib, {})
+status, ldir, man = zip_and_unpack(zl.pid, "gonelib")
+is_(status, "200", "zip of a target whose library was deleted")
+mod = {m["path"]: m for m in man["modules"]}.get(gone_lib, {})
 ok(mod.get("deleted"), "…the manifest flags the deleted library")
 if IS_ROOT:
     is_(mod.get("source"), "map_files", "…which the helper read from what is mapped (map_files)")
-    os.chmod(os.path.join(ldir, "open-gdb.sh"), 0o755)
-    out = subprocess.run([os.path.join(ldir, "open-gdb.sh"), "-batch", "-ex", "thread apply all bt"],
-                         cwd=tempfile.mkdtemp(dir=work.name), capture_output=True, text=True,
-                         timeout=120).stdout
-    like(out, r"lib_wait \(\) at .*gone\.c", "…and gdb names the frame in it, with its source line")
+    like(open_gdb_bt(ldir), r"lib_wait \(\) at .*gone\.c", "…and gdb names the frame in it, with its source line")
 else:
     is_(mod.get("source"), None, "an ordinary user's helper cannot open map_files: the library is left out")
     like(mod.get("skipped") or "", r"CAP_CHECKPOINT_RESTORE", "…and the manifest says why")
@@ -362,11 +338,7 @@ took = time.time() - t0
 ok(r.returncode != 0, f"a dump beyond DiagProcDumpTimeout is cut, visibly (curl exit {r.returncode})")
 ok(took < 10, f"…after about the timeout ({took:.1f} s), not the 13 s the client would need")
 ok(settle_not_stopped(slow.pid), "…and the target runs on")
-kids = lambda: [k for f in glob.glob(f"/proc/{slow.pid}/task/*/children") for k in open(f).read().split()]  # noqa: E731
-deadline = time.time() + 5
-while kids() and time.time() < deadline:
-    time.sleep(0.05)
-is_(kids(), [], "…with no snapshot copy (nor zombie) left behind in it")
+ok(settle(lambda: not children(slow.pid)), "…with no snapshot copy (nor zombie) left behind in it")
 dphttpd.kill_quietly(slow)
 h.stop()
 
@@ -375,7 +347,7 @@ h = Httpd(server_conf="DiagProcMaxDumpSize 2M", locations={"/p": "DiagProcAllow 
 r = h.get(f"/p/{t.pid}/dump?dumpType=2")
 is_(r.status, 409, "a core beyond DiagProcMaxDumpSize is 409")
 like((r.json() or {}).get("Message"), "DiagProcMaxDumpSize", "…naming the directive")
-ok(not_stopped(t.pid), "…and the target runs on")
+ok(running(t.pid), "…and the target runs on")
 is_(h.get(f"/p/{t.pid}/dump").status, 200, "a minimal dump under the cap still works")
 h.stop()
 done_testing()

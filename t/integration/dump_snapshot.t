@@ -4,7 +4,6 @@
 # child, no zombie -- even when the dumping process is killed half-way. With
 # the directive off, or for a process under a seccomp filter, the dump stops
 # the target for the whole stream instead.
-import glob
 import os
 import re
 import signal
@@ -17,47 +16,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from tap import ok, is_, diag, done_testing  # noqa: E402
 import dphttpd  # noqa: E402
 from dphttpd import Httpd, spawn, worker_user, BUILD  # noqa: E402
+from procstate import stopped, settle, children, parents  # noqa: E402
 
 BIG = os.path.join(BUILD, "targets", "proc_target")
 work = tempfile.TemporaryDirectory(prefix="dp-snap-")
 LOC = {"/p": "DiagProcAllow dump fulldump"}
 h_on = Httpd(locations=LOC).start()
 h_off = Httpd(server_conf="DiagProcDumpSnapshot Off", locations=LOC).start()
-
-
-def states(pid):
-    out = []
-    for st in glob.glob(f"/proc/{pid}/task/*/stat"):
-        try:
-            with open(st) as f:
-                out.append(f.read().rsplit(")", 1)[1].split()[0])
-        except OSError:
-            pass
-    return out
-
-
-def stopped(pid):
-    return any(s in ("T", "t") for s in states(pid))
-
-
-def settle(cond, secs=5):
-    deadline = time.time() + secs
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
-
-
-def children(pid):
-    kids = []
-    for f in glob.glob(f"/proc/{pid}/task/*/children"):
-        try:
-            with open(f) as fh:
-                kids += fh.read().split()
-        except OSError:
-            pass
-    return kids
 
 
 def max_gap_ms(p):
@@ -140,17 +105,10 @@ dphttpd.kill_quietly(sc)
 # ---- faults half-way
 def dumpers(h):
     """The helper's dumping children."""
-    out = []
-    for st in glob.glob("/proc/[0-9]*/stat"):
-        try:
-            with open(st) as f:
-                rest = f.read().rsplit(")", 1)[1].split()
-            out.append((int(st.split("/")[2]), int(rest[1])))
-        except (OSError, ValueError):
-            pass
-    helper = [p for p, pp in out if pp == h.parent_pid and "NoNewPrivs:\t1" in
+    procs = parents()
+    helper = [p for p, pp in procs if pp == h.parent_pid and "NoNewPrivs:\t1" in
               open(f"/proc/{p}/status").read()]
-    return [p for p, pp in out if pp in helper]
+    return [p for p, pp in procs if pp in helper]
 
 
 def kill_dumper():

@@ -1,0 +1,62 @@
+"""What /proc says of a test target: is any thread stopped, what children it
+has, who is whose parent. The dump and kill tests use these to show that
+nothing is left stopped or behind."""
+import glob
+import time
+
+
+def thread_states(pid):
+    out = []
+    for st in glob.glob(f"/proc/{pid}/task/*/stat"):
+        try:
+            with open(st) as f:
+                out.append(f.read().rsplit(")", 1)[1].split()[0])
+        except OSError:
+            pass
+    return out
+
+
+def stopped(pid):
+    """Some thread is in T (stopped) or t (tracing stop)."""
+    return any(s in ("T", "t") for s in thread_states(pid))
+
+
+def running(pid):
+    """Alive, and no thread stopped."""
+    states = thread_states(pid)
+    return bool(states) and not any(s in ("T", "t") for s in states)
+
+
+def settle(cond, secs=5):
+    """Waits up to secs for cond() to hold; its last answer."""
+    deadline = time.time() + secs
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return cond()
+
+
+def children(pid):
+    """Pids of pid's children, zombies included."""
+    kids = []
+    for f in glob.glob(f"/proc/{pid}/task/*/children"):
+        try:
+            with open(f) as fh:
+                kids += fh.read().split()
+        except OSError:
+            pass
+    return kids
+
+
+def parents():
+    """(pid, ppid) of every process."""
+    out = []
+    for st in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(st) as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+            out.append((int(st.split("/")[2]), int(rest[1])))
+        except (OSError, ValueError):
+            pass
+    return out
