@@ -37,6 +37,7 @@
 /* Up to about this much, the transport buffers the whole dump and the target
  * is resumed at once; beyond it the client's speed would set the pause. */
 #define SNAPSHOT_MIN (4ULL << 20)
+#define KEPT_STACK_MAX (1u << 20)   /* the running thread's stack kept from its stop */
 
 typedef struct thread_regs {
     pid_t tid;
@@ -76,6 +77,10 @@ struct dp_core {
     unsigned long long size, data_offset;
     int memfd;
     int closed;
+    /* The thread kept running goes on using its stack: the core gets the
+     * stack as it was when its registers were taken, or they would not match. */
+    unsigned long long kept_lo, kept_hi;
+    char *kept_stack;
 };
 
 /* ------------------------------------------------------------ ptrace */
@@ -124,6 +129,22 @@ static int thread_ended(pid_t pid, pid_t tid)
     dp_stat st;
     dp_error ignored = { 0 };
     return dp_read_stat(pid, tid, &st, &ignored) != 0 || st.state == 'Z' || st.state == 'X';
+}
+
+/* From below the red zone up to where the stack's mapping ends (or 1 MiB). */
+static void keep_stack(dp_core *c, unsigned long long sp)
+{
+    struct iovec local, remote;
+    ssize_t n;
+
+    c->kept_stack = apr_palloc(c->pool, KEPT_STACK_MAX);
+    c->kept_lo = PAGE_DOWN(sp - 128);
+    local.iov_base = c->kept_stack;
+    local.iov_len = KEPT_STACK_MAX;
+    remote.iov_base = (void *)(uintptr_t)c->kept_lo;
+    remote.iov_len = KEPT_STACK_MAX;
+    n = process_vm_readv(c->pid, &local, 1, &remote, 1, 0);    /* stops at the mapping's end */
+    c->kept_hi = n > 0 ? c->kept_lo + (unsigned long long)n : c->kept_lo;
 }
 
 /* TracerPid of one thread; 0 when none, -1 when unreadable. */
@@ -181,7 +202,8 @@ static int stop_threads(dp_core *c, dp_error *err)
                 continue;
             }
             if (tid == c->opts.keep_running_tid) {
-                /* it carries the stream: registers taken, let it run */
+                /* it carries the stream: registers and stack taken, let it run */
+                keep_stack(c, t->regs.rsp);
                 ptrace(PTRACE_DETACH, tid, NULL, NULL);
                 t->attached = 0;
             }
@@ -205,7 +227,7 @@ static ssize_t read_proc_mem(dp_core *c, unsigned long long addr, void *buf, siz
 /* A snapshot is read through /proc/PID/mem: process_vm_readv pins pages,
  * and pinning a page shared with the target makes the kernel copy it,
  * which would double the memory and slow the read. */
-static ssize_t read_mem(dp_core *c, unsigned long long addr, void *buf, size_t len)
+static ssize_t read_live(dp_core *c, unsigned long long addr, void *buf, size_t len)
 {
     struct iovec local = { buf, len }, remote = { (void *)(uintptr_t)addr, len };
 
@@ -218,6 +240,18 @@ static ssize_t read_mem(dp_core *c, unsigned long long addr, void *buf, size_t l
         return (ssize_t)len;
     /* a mapping the snapshot lacks (MADV_DONTFORK): the live one */
     return process_vm_readv(c->pid, &local, 1, &remote, 1, 0) == (ssize_t)len ? (ssize_t)len : -1;
+}
+
+static ssize_t read_mem(dp_core *c, unsigned long long addr, void *buf, size_t len)
+{
+    unsigned long long lo = addr > c->kept_lo ? addr : c->kept_lo;
+    unsigned long long hi = addr + len < c->kept_hi ? addr + len : c->kept_hi;
+
+    if (read_live(c, addr, buf, len) != (ssize_t)len)
+        return -1;
+    if (lo < hi)
+        memcpy((char *)buf + (lo - addr), c->kept_stack + (lo - c->kept_lo), (size_t)(hi - lo));
+    return (ssize_t)len;
 }
 
 static int read_word(dp_core *c, unsigned long long addr, unsigned long long *out)
@@ -469,7 +503,7 @@ static void lay_out_mapping(dp_core *c, const dp_map *m, const apr_array_header_
                     in_run = 1;
                 }
                 else if (gap)
-                    add_segment(c, &cur, addr - gap, gap, 1);
+                    add_segment(c, &cur, addr - gap * PAGE, gap * PAGE, 1);
                 gap = 0;
                 add_segment(c, &cur, addr, PAGE, 0);
             }

@@ -17,6 +17,7 @@ from tap import ok, is_, like, diag, done_testing  # noqa: E402
 import dphttpd  # noqa: E402
 from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT  # noqa: E402
 from procstate import running, settle, children, parents  # noqa: E402
+from elfcore import layout_problems  # noqa: E402
 
 TARGET = os.path.join(BUILD, "targets", "dump_target")
 BIG = os.path.join(BUILD, "targets", "proc_target")
@@ -92,8 +93,24 @@ x = subprocess.run(["gdb", "-batch", "-nx", "-ex", f"x/2gx {heap}", TARGET, core
 ok(PATTERN in x, "dumpType=0x200: the heap is there")
 ok(os.path.getsize(corep) < os.path.getsize(core2),
    f"…and the core is smaller than with 2 ({os.path.getsize(corep) >> 10} < {os.path.getsize(core2) >> 10} KiB)")
+is_(layout_problems(core0) + layout_problems(core2) + layout_problems(corep), [],
+    "every PT_LOAD of the three cores is page-aligned and inside the file")
 os.unlink(core2)
 os.unlink(corep)
+
+# ---- short absent gaps inside a run of present pages are zeros, in place
+holes = spawn([BIG, "--holes"], ready="ready", user=worker_user())
+at = int([l.split()[1] for l in holes.ready_lines if l.startswith("holes_at ")][0], 16)
+coreh = os.path.join(work.name, "holes.core")
+is_(curl(f"{h.base}/p/{holes.pid}/dump?dumpType=2", coreh).stdout, "200", "dumpType=2 of a target with holes")
+is_(layout_problems(coreh), [], "…its PT_LOADs are page-aligned and inside the file")
+x = subprocess.run(["gdb", "-batch", "-nx"] + sum([["-ex", f"x/1gd {at + k * 4096}"] for k in range(64)], [])
+                   + [BIG, coreh], capture_output=True, text=True).stdout
+got = [int(v) for v in re.findall(r":\s+(-?\d+)", x)]
+is_(got, [0 if k % 8 in (3, 4) else 1000 + k for k in range(64)],
+    "…gdb reads every page's value at its address, and zeros in the holes")
+dphttpd.kill_quietly(holes)
+os.unlink(coreh)
 
 # ---- parameters and policy
 for q, status, pattern, name in (("dumpType=0x8", 400, "supported bits", "an unmapped bit"),

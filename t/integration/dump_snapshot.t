@@ -17,6 +17,7 @@ from tap import ok, is_, done_testing  # noqa: E402
 import dphttpd  # noqa: E402
 from dphttpd import Httpd, spawn, worker_user, BUILD  # noqa: E402
 from procstate import stopped, settle, children, parents  # noqa: E402
+from elfcore import layout_problems  # noqa: E402
 
 BIG = os.path.join(BUILD, "targets", "proc_target")
 work = tempfile.TemporaryDirectory(prefix="dp-snap-")
@@ -71,6 +72,7 @@ rc, mid, secs, size, clen, core = slow_dump(h_on, t.pid, "on")
 gap = max_gap_ms(t)
 is_(rc, 0, "snapshot: the slow dump completes")
 is_(size, clen, "…with exactly Content-Length bytes")
+is_(layout_problems(core), [], "…and every PT_LOAD page-aligned and inside the file")
 ok(not mid, "snapshot: the target is not stopped while its dump streams")
 ok(gap < secs * 1000 / 4, f"snapshot: the longest pause ({gap:.0f} ms) is a small part of the "
    f"dump ({secs * 1000:.0f} ms)")

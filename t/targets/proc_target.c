@@ -3,7 +3,7 @@
  * set up.
  *   proc_target [--comm HEX] [--threads N] [--rss MIB] [--open PATH]
  *               [--rss-random MIB] [--children N] [--spin] [--churn-threads]
- *               [--heartbeat] [--seccomp] [args...]
+ *               [--heartbeat] [--seccomp] [--holes] [args...]
  * --churn-threads: a thread keeps creating short-lived threads (the dump
  * must cope with threads that appear and vanish while it seizes them).
  * --heartbeat: a thread ticks every millisecond and tracks the longest gap
@@ -11,6 +11,9 @@
  * "maxgap_us N" and start over.
  * --seccomp: run under an allow-all seccomp filter (put it first, so every
  * thread has it): a dump must not inject calls into such a process.
+ * --holes: 64 anonymous pages, each holding 1000 + its index, except two in
+ * every eight, never touched: absent gaps inside one run of present pages
+ * (prints "holes_at ADDR").
  * Prints "ready <pid>" when everything is in place, then sleeps until killed. */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -21,6 +24,7 @@
 #include <string.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
@@ -160,6 +164,17 @@ int main(int argc, char **argv)
             spin = 1;
         else if (!strcmp(argv[i], "--churn-threads"))
             pthread_create(&t, NULL, churn_thread, NULL);
+        else if (!strcmp(argv[i], "--holes")) {
+            long pg = sysconf(_SC_PAGESIZE), k;
+            char *h = mmap(NULL, 64 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                           -1, 0);
+            if (h == MAP_FAILED)
+                return 1;
+            for (k = 0; k < 64; k++)
+                if (k % 8 != 3 && k % 8 != 4)
+                    *(long *)(h + k * pg) = 1000 + k;
+            printf("holes_at %p\n", (void *)h);
+        }
         else if (!strcmp(argv[i], "--seccomp")) {
             struct sock_filter allow = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
             struct sock_fprog prog = { 1, &allow };

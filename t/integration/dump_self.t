@@ -1,0 +1,60 @@
+# id 0 -- the httpd process serving the request dumps itself -- on each of
+# httpd's three MPMs, minimal and full, raw and zip: the thread carrying the
+# stream is never stopped, the core shows the handler's own frames, and the
+# worker serves the next request with nothing left behind in it.
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import zipfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from tap import ok, is_, like, done_testing  # noqa: E402
+from dphttpd import Httpd  # noqa: E402
+from procstate import running, settle, children  # noqa: E402
+from elfcore import layout_problems  # noqa: E402
+
+work = tempfile.TemporaryDirectory(prefix="dp-self-")
+
+
+def curl(url, out, hdr):
+    return subprocess.run(["curl", "-sS", "-o", out, "-D", hdr, "-w", "%{http_code}", url],
+                          capture_output=True, text=True, timeout=300).stdout
+
+
+def served_by(hdr):
+    m = re.search(r'filename="[^"]*-(\d+)-\d{8}', open(hdr).read())
+    return int(m.group(1)) if m else 0
+
+
+for mpm in ("event", "worker", "prefork"):
+    h = Httpd(mpm=mpm, locations={"/p": "DiagProcAllow dump fulldump"}).start()
+    for dump_type in (0, 2):
+        core = os.path.join(work.name, f"{mpm}-{dump_type}.core")
+        hdr = core + ".hdr"
+        status = curl(f"{h.base}/p/0/dump?dumpType={dump_type}", core, hdr)
+        is_(status, "200", f"{mpm}: id 0, dumpType={dump_type} answers 200")
+        m = re.search(r"(?i)content-length: (\d+)", open(hdr).read())
+        ok(m and int(m.group(1)) == os.path.getsize(core), f"{mpm}: …all of it")
+        is_(layout_problems(core), [], f"{mpm}: …every PT_LOAD page-aligned and inside the file")
+        bt = subprocess.run(["gdb", "-batch", "-nx", "-ex", "thread apply all bt",
+                             "/usr/sbin/apache2", core], capture_output=True, text=True,
+                            timeout=120).stdout
+        # the streaming thread's stack as it was when its registers were taken
+        like(bt, r"in read_answer \(.*\n#\d+\s+0x[0-9a-f]+ in dp_handle_dump \(",
+             f"{mpm}: …gdb unwinds the streaming thread through read_answer to dp_handle_dump")
+        pid = served_by(hdr)
+        ok(pid and settle(lambda: running(pid)), f"{mpm}: …the worker runs on")
+        ok(settle(lambda: not children(pid)), f"{mpm}: …with no child (nor zombie) left in it")
+        os.unlink(core)
+    zp = os.path.join(work.name, f"{mpm}.zip")
+    is_(curl(f"{h.base}/p/0/dump?format=zip", zp, zp + ".hdr"), "200", f"{mpm}: id 0 as zip")
+    with zipfile.ZipFile(zp) as z:
+        is_(z.testzip(), None, f"{mpm}: …a whole zip")
+        ok("core" in z.namelist() and any(n.endswith("/apache2") for n in z.namelist()),
+           f"{mpm}: …with the core and httpd's own binary")
+    is_(h.get("/p/0").status, 200, f"{mpm}: the next request is served")
+    h.stop()
+
+done_testing()
