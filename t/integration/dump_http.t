@@ -17,7 +17,7 @@ from tap import ok, is_, like, diag, done_testing  # noqa: E402
 import dphttpd  # noqa: E402
 from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT  # noqa: E402
 from procstate import running, settle, children, parents  # noqa: E402
-from elfcore import layout_problems  # noqa: E402
+from elfcore import layout_problems, segments  # noqa: E402
 
 TARGET = os.path.join(BUILD, "targets", "dump_target")
 BIG = os.path.join(BUILD, "targets", "proc_target")
@@ -111,6 +111,21 @@ is_(got, [0 if k % 8 in (3, 4) else 1000 + k for k in range(64)],
     "…gdb reads every page's value at its address, and zeros in the holes")
 dphttpd.kill_quietly(holes)
 os.unlink(coreh)
+
+# ---- more than 65535 segments: PN_XNUM, with the real count in section 0
+runs = spawn([BIG, "--runs", "70000"], ready="ready", user=worker_user())
+at = int([l.split()[1] for l in runs.ready_lines if l.startswith("runs_at ")][0], 16)
+corer = os.path.join(work.name, "runs.core")
+is_(curl(f"{h.base}/p/{runs.pid}/dump?dumpType=2", corer).stdout, "200", "dumpType=2 of 70000 separate runs")
+loads = [s for s in segments(corer) if s[0] == 1]
+ok(len(loads) >= 70000, f"…{len(loads)} PT_LOADs, counted through PN_XNUM")
+is_(layout_problems(corer), [], "…each page-aligned and inside the file")
+probe = {k: at + k * 18 * 4096 for k in (0, 35000, 69999)}
+x = subprocess.run(["gdb", "-batch", "-nx"] + sum([["-ex", f"x/1gd {a:#x}"] for a in probe.values()], [])
+                   + [BIG, corer], capture_output=True, text=True, timeout=300).stdout
+is_([int(v) for v in re.findall(r":\s+(-?\d+)", x)], list(probe), "…gdb reads the first, middle and last run")
+dphttpd.kill_quietly(runs)
+os.unlink(corer)
 
 # ---- parameters and policy
 for q, status, pattern, name in (("dumpType=0x8", 400, "supported bits", "an unmapped bit"),

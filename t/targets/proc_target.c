@@ -3,7 +3,7 @@
  * set up.
  *   proc_target [--comm HEX] [--threads N] [--rss MIB] [--open PATH]
  *               [--rss-random MIB] [--children N] [--spin] [--churn-threads]
- *               [--heartbeat] [--seccomp] [--holes] [args...]
+ *               [--heartbeat] [--seccomp] [--holes] [--runs N] [args...]
  * --churn-threads: a thread keeps creating short-lived threads (the dump
  * must cope with threads that appear and vanish while it seizes them).
  * --heartbeat: a thread ticks every millisecond and tracks the longest gap
@@ -14,6 +14,9 @@
  * --holes: 64 anonymous pages, each holding 1000 + its index, except two in
  * every eight, never touched: absent gaps inside one run of present pages
  * (prints "holes_at ADDR").
+ * --runs N: one reservation in which only every 18th page is touched (holding
+ * its run's index): N separate runs of present pages, so N PT_LOADs in a full
+ * dump (prints "runs_at ADDR").
  * Prints "ready <pid>" when everything is in place, then sleeps until killed. */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -174,6 +177,16 @@ int main(int argc, char **argv)
                 if (k % 8 != 3 && k % 8 != 4)
                     *(long *)(h + k * pg) = 1000 + k;
             printf("holes_at %p\n", (void *)h);
+        }
+        else if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
+            long pg = sysconf(_SC_PAGESIZE), k, n = atol(argv[++i]);
+            char *h = mmap(NULL, (size_t)(n * 18 * pg), PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+            if (h == MAP_FAILED)
+                return 1;
+            for (k = 0; k < n; k++)
+                *(long *)(h + k * 18 * pg) = k;
+            printf("runs_at %p\n", (void *)h);
         }
         else if (!strcmp(argv[i], "--seccomp")) {
             struct sock_filter allow = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
