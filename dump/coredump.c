@@ -195,7 +195,7 @@ static int stop_threads(dp_core *c, dp_error *err)
             t->xstate = apr_palloc(c->pool, XSTATE_MAX);
             grew = 1;
             if (ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) != 0
-                || waitpid(tid, &status, __WALL) != tid || !WIFSTOPPED(status)
+                || dp_wait_traced(tid, &status) != tid || !WIFSTOPPED(status)
                 || capture_regs(t) != 0) {
                 t->attached = 0;    /* gone: it will not be in the core */
                 t->tid = -tid;

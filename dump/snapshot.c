@@ -3,6 +3,7 @@
  * inferior calls: save the registers, point the thread at a `syscall`
  * instruction with orig_rax = -1 (so no interrupted call is restarted
  * into ours), single-step it, restore the registers. */
+#include <errno.h>
 #include <stdint.h>
 #include <sched.h>
 #include <signal.h>
@@ -59,9 +60,18 @@ static unsigned long long find_syscall_insn(pid_t pid)
     return found;
 }
 
+pid_t dp_wait_traced(pid_t tid, int *status)
+{
+    pid_t r;
+    do
+        r = waitpid(tid, status, __WALL);
+    while (r < 0 && errno == EINTR);
+    return r;
+}
+
 static int wait_stop(pid_t tid, int *status)
 {
-    return waitpid(tid, status, __WALL) == tid && WIFSTOPPED(*status) ? 0 : -1;
+    return dp_wait_traced(tid, status) == tid && WIFSTOPPED(*status) ? 0 : -1;
 }
 
 /* The new process must never run the target's code: killed if we die, and
@@ -108,7 +118,7 @@ static int inject(pid_t pid, pid_t tid, unsigned long long insn, long nr, const 
     for (steps = 0; steps < MAX_STEPS && !done; steps++) {
         int event;
         if (ptrace(PTRACE_SINGLESTEP, tid, NULL, NULL) != 0 || wait_stop(tid, &status) != 0)
-            return -1;      /* the thread is gone: nothing to restore */
+            break;          /* gone, or not in a stop: restore if we still can */
         event = status >> 16;
         if (event == PTRACE_EVENT_CLONE && copy) {
             unsigned long msg = 0;
@@ -282,7 +292,7 @@ void dp_snapshot_drop(pid_t pid, dp_snapshot *s)
         return;
     kill(s->pid, SIGKILL);
     for (i = 0; i < 4; i++)
-        if (waitpid(s->pid, &status, __WALL) != s->pid || WIFEXITED(status) || WIFSIGNALED(status))
+        if (dp_wait_traced(s->pid, &status) != s->pid || WIFEXITED(status) || WIFSIGNALED(status))
             break;
     if (s->pid_in_target)
         reap_in_target(pid, s->pid_in_target);

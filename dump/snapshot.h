@@ -36,6 +36,10 @@ void dp_snapshot_drop(pid_t pid, dp_snapshot *s);
  * boot, like /proc's starttime). */
 void dp_snapshot_reap_orphans(pid_t pid, unsigned long long since);
 
+/* waitpid(tid, status, __WALL), again when a signal interrupts it: a wait
+ * cut short would leave a thread stopped, or one we changed running. */
+pid_t dp_wait_traced(pid_t tid, int *status);
+
 /* 1 when the target runs under a seccomp filter or its mode cannot be read. */
 int dp_snapshot_refused(pid_t pid);
 

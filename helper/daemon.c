@@ -502,6 +502,8 @@ static void serve_one(int fd, const dp_helper_policy *pol, const struct ucred *p
 
     apr_pool_create(&p, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* the daemon's SIGCHLD handler would cut our waits for traced threads short */
+    signal(SIGCHLD, SIG_DFL);
     switch (rq->op) {
     case DP_OP_PROC_READ:
         do_proc_read(fd, pol, rq, p);
