@@ -7,6 +7,7 @@
 import os
 import re
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -17,7 +18,7 @@ from tap import ok, is_, done_testing  # noqa: E402
 import dphttpd  # noqa: E402
 from dphttpd import Httpd, spawn, worker_user, BUILD  # noqa: E402
 from procstate import stopped, settle, children, parents  # noqa: E402
-from elfcore import layout_problems  # noqa: E402
+from elfcore import Memory, layout_problems  # noqa: E402
 
 BIG = os.path.join(BUILD, "targets", "proc_target")
 work = tempfile.TemporaryDirectory(prefix="dp-snap-")
@@ -84,6 +85,22 @@ ok(x.count("0x5a5a5a5a5a5a5a5a") == 2, "gdb reads the target's memory from the s
 os.unlink(core)
 ok(settle(lambda: not children(t.pid)), "no child (nor zombie) is left in the target")
 ok(not stopped(t.pid), "…and the target runs")
+
+# ---- the core is the memory of one instant, though the target writes on
+wr = spawn([BIG, "--writer", "64", "--heartbeat"], ready="ready", user=worker_user())
+wat = int([l.split()[1] for l in wr.ready_lines if l.startswith("writer_at ")][0], 16)
+max_gap_ms(wr)
+rc, mid, secs, size, clen, core = slow_dump(h_on, wr.pid, "writer", rate="24M")
+gap = max_gap_ms(wr)
+is_(rc, 0, "a target rewriting 64 MiB without pause: the slow dump completes")
+mem = Memory(core)
+passes = [struct.unpack("<q", mem.read(wat + k * 4096, 8) or b"\xff" * 8)[0] for k in range(64 * 256)]
+changes = sum(1 for a, b in zip(passes, passes[1:]) if a != b)
+ok(min(passes) > 0 and changes <= 1 and max(passes) - min(passes) <= 1,
+   f"…every page from the same instant (passes {min(passes)}..{max(passes)}, {changes} change)")
+ok(gap < secs * 1000 / 4, f"…while the target ran on (longest pause {gap:.0f} ms of {secs * 1000:.0f})")
+dphttpd.kill_quietly(wr)
+os.unlink(core)
 
 # ---- without it: stopped for the whole stream (what the snapshot saves)
 max_gap_ms(t)

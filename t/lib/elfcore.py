@@ -27,6 +27,22 @@ def segments(path):
     return out
 
 
+class Memory:
+    """The memory a core holds, read by address."""
+
+    def __init__(self, path):
+        self.loads = [s for s in segments(path) if s[0] == PT_LOAD]
+        self.f = open(path, "rb")
+
+    def read(self, addr, n):
+        """n bytes at addr; None when the core does not hold them."""
+        for _t, off, vaddr, filesz, _memsz, _align in self.loads:
+            if vaddr <= addr and addr + n <= vaddr + filesz:
+                self.f.seek(off + addr - vaddr)
+                return self.f.read(n)
+        return None
+
+
 def layout_problems(path, page=4096):
     """What breaks the ELF rules for PT_LOAD in this core; [] when none."""
     size = os.path.getsize(path)

@@ -3,7 +3,7 @@
  * set up.
  *   proc_target [--comm HEX] [--threads N] [--rss MIB] [--open PATH]
  *               [--rss-random MIB] [--children N] [--spin] [--churn-threads]
- *               [--heartbeat] [--seccomp] [--holes] [--runs N] [args...]
+ *               [--heartbeat] [--seccomp] [--holes] [--runs N] [--writer MIB] [args...]
  * --churn-threads: a thread keeps creating short-lived threads (the dump
  * must cope with threads that appear and vanish while it seizes them).
  * --heartbeat: a thread ticks every millisecond and tracks the longest gap
@@ -17,6 +17,9 @@
  * --runs N: one reservation in which only every 18th page is touched (holding
  * its run's index): N separate runs of present pages, so N PT_LOADs in a full
  * dump (prints "runs_at ADDR").
+ * --writer MIB: a thread rewrites MIB of memory without pause, writing the
+ * pass number into each page in turn: a consistent copy holds at most one
+ * place where the number changes (prints "writer_at ADDR").
  * Prints "ready <pid>" when everything is in place, then sleeps until killed. */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -112,6 +115,19 @@ static void *churn_thread(void *arg)
     return NULL;
 }
 
+static size_t writer_pages;
+
+static void *writer_thread(void *arg)
+{
+    volatile long *mem = arg;
+    long pass, stride = sysconf(_SC_PAGESIZE) / (long)sizeof(long);
+    size_t i;
+    for (pass = 1;; pass++)
+        for (i = 0; i < writer_pages; i++)
+            mem[i * (size_t)stride] = pass;
+    return NULL;
+}
+
 static int unhex(const char *h, char *out, size_t cap)
 {
     size_t i, n = strlen(h) / 2;
@@ -187,6 +203,16 @@ int main(int argc, char **argv)
             for (k = 0; k < n; k++)
                 *(long *)(h + k * 18 * pg) = k;
             printf("runs_at %p\n", (void *)h);
+        }
+        else if (!strcmp(argv[i], "--writer") && i + 1 < argc) {
+            size_t n = (size_t)atol(argv[++i]) << 20;
+            char *w = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (w == MAP_FAILED)
+                return 1;
+            memset(w, 0, n);
+            writer_pages = n / (size_t)sysconf(_SC_PAGESIZE);
+            printf("writer_at %p\n", (void *)w);
+            pthread_create(&t, NULL, writer_thread, w);
         }
         else if (!strcmp(argv[i], "--seccomp")) {
             struct sock_filter allow = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
