@@ -224,22 +224,20 @@ static ssize_t read_proc_mem(dp_core *c, unsigned long long addr, void *buf, siz
     return c->memfd >= 0 ? pread(c->memfd, buf, len, (off_t)addr) : -1;
 }
 
-/* A snapshot is read through /proc/PID/mem: process_vm_readv pins pages,
- * and pinning a page shared with the target makes the kernel copy it,
- * which would double the memory and slow the read. */
+/* The target is read with process_vm_readv. A snapshot is read through
+ * /proc/PID/mem: process_vm_readv pins pages, and pinning a page shared with
+ * the target makes the kernel copy it. What a snapshot lacks (MADV_DONTFORK
+ * mappings) comes from the live target. */
 static ssize_t read_live(dp_core *c, unsigned long long addr, void *buf, size_t len)
 {
     struct iovec local = { buf, len }, remote = { (void *)(uintptr_t)addr, len };
+    int snapshot = c->mem_pid != c->pid;
 
-    if (c->mem_pid == c->pid) {
-        if (process_vm_readv(c->pid, &local, 1, &remote, 1, 0) == (ssize_t)len)
-            return (ssize_t)len;
-        return read_proc_mem(c, addr, buf, len) == (ssize_t)len ? (ssize_t)len : -1;
-    }
-    if (read_proc_mem(c, addr, buf, len) == (ssize_t)len)
+    if ((!snapshot && process_vm_readv(c->pid, &local, 1, &remote, 1, 0) == (ssize_t)len)
+        || read_proc_mem(c, addr, buf, len) == (ssize_t)len
+        || (snapshot && process_vm_readv(c->pid, &local, 1, &remote, 1, 0) == (ssize_t)len))
         return (ssize_t)len;
-    /* a mapping the snapshot lacks (MADV_DONTFORK): the live one */
-    return process_vm_readv(c->pid, &local, 1, &remote, 1, 0) == (ssize_t)len ? (ssize_t)len : -1;
+    return -1;
 }
 
 static ssize_t read_mem(dp_core *c, unsigned long long addr, void *buf, size_t len)
