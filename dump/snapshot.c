@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <dirent.h>
+#include <linux/close_range.h>
 
 #include "dump/snapshot.h"
 #include "proc/procfs.h"
@@ -161,21 +162,26 @@ int dp_snapshot_refused(pid_t pid)
 int dp_snapshot_take(pid_t pid, pid_t tid, dp_snapshot *s)
 {
     /* no exit signal: the target is never told of this child; shared fd
-     * table: the copy holds no extra reference to the target's files */
-    const long args[6] = { CLONE_FILES, 0, 0, 0, 0, 0 };
+     * table: no file of the target's gets a second reference */
+    const long clone_args[6] = { CLONE_FILES, 0, 0, 0, 0, 0 };
+    /* then the copy leaves the table and closes its private duplicate: were
+     * the target to die mid-dump, its files (a listening port, the socket to
+     * our worker) must close with it, not live on in the copy */
+    const long close_args[6] = { 0, ~0L, CLOSE_RANGE_UNSHARE, 0, 0, 0 };
     unsigned long long insn = find_syscall_insn(pid);
-    long ret = -1;
+    long ret = -1, closed = -1;
     pid_t copy = 0;
     int rc;
 
     memset(s, 0, sizeof(*s));
     if (!insn || ptrace(PTRACE_SETOPTIONS, tid, NULL, (void *)(long)PTRACE_O_TRACECLONE) != 0)
         return -1;
-    rc = inject(pid, tid, insn, SYS_clone, args, &ret, &copy);
+    rc = inject(pid, tid, insn, SYS_clone, clone_args, &ret, &copy);
     ptrace(PTRACE_SETOPTIONS, tid, NULL, NULL);
     s->pid = copy;
     s->pid_in_target = rc == 0 && ret > 0 ? (pid_t)ret : 0;
-    if (!copy || !s->pid_in_target) {
+    if (!copy || !s->pid_in_target
+        || inject(copy, copy, insn, SYS_close_range, close_args, &closed, NULL) != 0 || closed != 0) {
         dp_snapshot_drop(pid, s);
         return -1;
     }

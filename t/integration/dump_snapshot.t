@@ -6,6 +6,7 @@
 # the target for the whole stream instead.
 import os
 import re
+import select
 import signal
 import struct
 import subprocess
@@ -140,9 +141,24 @@ ok(rc != 0, f"kill -9 of the dumping process: curl sees the truncation (exit {rc
 ok(settle(lambda: not stopped(t.pid)), "…the target runs")
 ok(settle(lambda: not children(t.pid)), "…and its snapshot's copy is gone, not left a zombie")
 
-rc, mid, secs, size, clen, core = slow_dump(h_on, t.pid, "exits",
-                                            action=lambda: os.kill(t.pid, signal.SIGKILL))
-is_(rc, 0, "target killed mid-dump: the dump of its snapshot still completes")
+files_closed = []
+
+
+def kill_target():
+    """Kill the target, then see whether its files closed with it: the test
+    holds the read end of its stdout, so EOF means nobody holds the write end
+    any more (the copy must not keep the target's files open)."""
+    os.kill(t.pid, signal.SIGKILL)
+    fd, deadline = t.stdout.fileno(), time.time() + 3
+    while time.time() < deadline:
+        if select.select([fd], [], [], 0.1)[0] and os.read(fd, 65536) == b"":
+            files_closed.append(True)
+            return
+
+
+rc, mid, secs, size, clen, core = slow_dump(h_on, t.pid, "exits", rate="32M", action=kill_target)
+ok(files_closed, "target killed mid-dump: its files close with it, though its snapshot lives on")
+is_(rc, 0, "…and the dump of its snapshot still completes")
 is_(size, clen, "…whole")
 ok("idle_thread" in gdb(core, "thread apply all bt"), "…and gdb opens it")
 ok(settle(lambda: not [p for p in dumpers(h_on)]), "…and the dumping process ends")
