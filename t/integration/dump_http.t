@@ -205,20 +205,22 @@ r = h.get(f"/p/{t.pid}/dump")
 is_(r.status, 200, "the dump slot is free again")
 
 
-def dump_while(action, name):
-    """Start a full dump of `big` with curl, run action() mid-stream, expect curl to see
-    the truncation and the target to resume."""
-    out = os.path.join(work.name, "cut.core")
-    p = subprocess.Popen(["curl", "-sS", "--limit-rate", "20M", "-o", out,
-                          f"{h.base}/p/{big.pid}/dump?dumpType=2"],
+def dump_while(action, name, pid=None, query="dumpType=2", out=None):
+    """Start a dump of `pid` (default: `big`) with curl, run action() mid-stream, expect
+    curl to see the truncation and the target to resume. The partial file is kept
+    only when `out` names it."""
+    pid = pid or big.pid
+    path = out or os.path.join(work.name, "cut.core")
+    p = subprocess.Popen(["curl", "-sS", "--limit-rate", "20M", "-o", path,
+                          f"{h.base}/p/{pid}/dump?{query}"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)
     action()
     rc = p.wait(timeout=120)
     ok(rc != 0, f"{name}: curl sees the truncation (exit {rc})")
-    ok(settle_not_stopped(big.pid), f"{name}: the target is not left stopped")
-    if os.path.exists(out):
-        os.unlink(out)
+    ok(settle_not_stopped(pid), f"{name}: the target is not left stopped")
+    if not out and os.path.exists(path):
+        os.unlink(path)
 
 
 def kill_helper_child():
@@ -336,16 +338,9 @@ os.rmdir(lib_dir)
 # ---- a zip cut half-way is rejected by zip readers
 big3 = spawn([BIG, "--rss-random", "256"], ready="ready", user=worker_user())
 zc = os.path.join(work.name, "cut.zip")
-p = subprocess.Popen(["curl", "-sS", "--limit-rate", "20M", "-o", zc,
-                      f"{h.base}/p/{big3.pid}/dump?dumpType=2&format=zip"],
-                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-time.sleep(1.0)
-kill_helper_child()
-rc = p.wait(timeout=120)
-ok(rc != 0, f"zip cut mid-stream: curl sees the truncation (exit {rc})")
+dump_while(kill_helper_child, "zip cut mid-stream", pid=big3.pid, query="dumpType=2&format=zip", out=zc)
 ok(subprocess.run(["unzip", "-tq", zc], capture_output=True).returncode != 0,
    "…and unzip -t rejects the partial zip")
-ok(settle_not_stopped(big3.pid), "…and the target runs on")
 dphttpd.kill_quietly(big3)
 
 # ---- 16 GiB untouched reservation: no memory faulted in, the core stays small
