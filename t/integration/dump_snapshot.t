@@ -17,14 +17,14 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from tap import ok, is_, done_testing  # noqa: E402
 import dphttpd  # noqa: E402
-from dphttpd import Httpd, spawn, worker_user, BUILD  # noqa: E402
+from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT  # noqa: E402
 from procstate import stopped, settle, children, parents  # noqa: E402
 from elfcore import Memory, layout_problems  # noqa: E402
 
 BIG = os.path.join(BUILD, "targets", "proc_target")
 work = tempfile.TemporaryDirectory(prefix="dp-snap-")
 LOC = {"/p": "DiagProcAllow dump fulldump"}
-h_on = Httpd(locations=LOC).start()
+h_on = Httpd(locations=dict(LOC, **{"/o": "DiagProcAllow dump fulldump\nDiagProcUsers dptest dptest2"})).start()
 h_off = Httpd(server_conf="DiagProcDumpSnapshot Off", locations=LOC).start()
 
 
@@ -102,6 +102,18 @@ ok(min(passes) > 0 and changes <= 1 and max(passes) - min(passes) <= 1,
 ok(gap < secs * 1000 / 4, f"…while the target ran on (longest pause {gap:.0f} ms of {secs * 1000:.0f})")
 dphttpd.kill_quietly(wr)
 os.unlink(core)
+
+# ---- another user's process, through the root-started helper's dropped privileges
+if IS_ROOT:
+    o = spawn([BIG, "--rss", "64", "--threads", "2"], ready="ready", user="dptest2")
+    oc = os.path.join(work.name, "other.core")
+    r = subprocess.run(["curl", "-sS", "-o", oc, "-w", "%{http_code}", f"{h_on.base}/o/{o.pid}/dump?dumpType=2"],
+                       capture_output=True, text=True, timeout=120)
+    is_(r.stdout, "200", "a snapshot dump of another user's (dptest2) process")
+    is_(gdb(oc, "thread apply all bt").count("idle_thread"), 2, "…with its threads' stacks")
+    ok(settle(lambda: not children(o.pid)) and not stopped(o.pid), "…and nothing left in it")
+    dphttpd.kill_quietly(o)
+    os.unlink(oc)
 
 # ---- without it: stopped for the whole stream (what the snapshot saves)
 max_gap_ms(t)
