@@ -127,6 +127,7 @@ static void test_stat_real_process(void **state)
     assert_int_equal(st.starttime, 371493);
     assert_int_equal(st.vsize, 17137664ULL);
     assert_int_equal(st.rss, 3416);
+    assert_int_equal(st.exit_signal, 17);       /* SIGCHLD: an ordinary fork child */
     assert_int_equal(st.processor, 1);
 }
 
