@@ -475,7 +475,8 @@ static void reap(void)
 
 /* A dump's client sees its last byte a moment before the dumping child has
  * exited; a client that asks again at once must not get a 503 for that, so a
- * full table waits briefly for a child to finish. */
+ * full table waits briefly for a child to finish -- briefly, as the helper
+ * serves nobody else meanwhile. */
 static int free_dump_slot(void)
 {
     int i, tries;
@@ -485,7 +486,7 @@ static int free_dump_slot(void)
             for (i = 0; i < max_children; i++)
                 if (!dump_children[i].pid)
                     return i;
-        usleep(50 * 1000);
+        usleep(10 * 1000);
     }
     return -1;
 }
