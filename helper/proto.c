@@ -47,7 +47,7 @@ static int send_frame(int fd, int type, const void *a, size_t alen, const void *
     struct iovec iov[3] = { { hdr, sizeof(hdr) }, { (void *)a, alen }, { (void *)b, blen } };
     union { struct cmsghdr c; char buf[CMSG_SPACE(sizeof(int))]; } ctl;
     struct msghdr mh;
-    size_t total = sizeof(hdr) + alen + blen, done;
+    size_t done;
     ssize_t k;
     int i;
 
@@ -75,16 +75,13 @@ static int send_frame(int fd, int type, const void *a, size_t alen, const void *
     while (k < 0 && errno == EINTR);
     if (k <= 0)
         return -1;
-    for (done = (size_t)k, i = 0; i < 3 && done < total; i++) {
-        if (done >= iov[i].iov_len) {
-            done -= iov[i].iov_len;
-            total -= iov[i].iov_len;
-            continue;
-        }
-        if (dp_write_full(fd, (char *)iov[i].iov_base + done, iov[i].iov_len - done) != 0)
+    /* what the socket did not take at once */
+    for (done = (size_t)k, i = 0; i < 3; i++) {
+        size_t skip = done < iov[i].iov_len ? done : iov[i].iov_len;
+        done -= skip;
+        if (skip < iov[i].iov_len
+            && dp_write_full(fd, (char *)iov[i].iov_base + skip, iov[i].iov_len - skip) != 0)
             return -1;
-        total -= iov[i].iov_len;
-        done = 0;
     }
     return 0;
 }

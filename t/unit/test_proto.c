@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include "helper/proto.h"
@@ -128,6 +129,35 @@ static void test_frame_passes_fd(void **state)
     close(fds[1]);
 }
 
+/* A frame larger than the socket's buffer arrives whole and in order. */
+static void test_large_frame_arrives_whole(void **state)
+{
+    static char a[1000], b[DP_FRAME_MAX - 1000], got[DP_FRAME_MAX];
+    int fds[2], type, status;
+    uint32_t len;
+    size_t i;
+    pid_t writer;
+    (void)state;
+    for (i = 0; i < sizeof(a); i++)
+        a[i] = (char)(i * 7);
+    for (i = 0; i < sizeof(b); i++)
+        b[i] = (char)(i * 13 + 1);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    writer = fork();
+    if (writer == 0)
+        _exit(dp_frame_write(fds[1], DP_FR_DATA, a, sizeof(a), b, sizeof(b)) == 0 ? 0 : 1);
+    usleep(100 * 1000);         /* let the writer fill the socket first */
+    assert_int_equal(dp_frame_read_header(fds[0], &type, &len), 0);
+    assert_int_equal(len, DP_FRAME_MAX);
+    assert_int_equal(dp_read_full(fds[0], got, len), 0);
+    assert_memory_equal(got, a, sizeof(a));
+    assert_memory_equal(got + sizeof(a), b, sizeof(b));
+    assert_int_equal(waitpid(writer, &status, 0), writer);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(fds[0]);
+    close(fds[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -135,6 +165,7 @@ int main(void)
         cmocka_unit_test(test_every_field_is_checked),
         cmocka_unit_test(test_frames_round_trip_and_limits),
         cmocka_unit_test(test_frame_passes_fd),
+        cmocka_unit_test(test_large_frame_arrives_whole),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
