@@ -20,20 +20,8 @@ h = Httpd(allow="dump fulldump",
           server_conf="StartServers 3\nServerLimit 4\nThreadsPerChild 10\nMaxRequestWorkers 40").start()
 
 
-def workers():
-    out = []
-    for k in children(h.parent_pid):
-        try:
-            with open(f"/proc/{k}/status") as f:
-                if "NoNewPrivs:\t1" not in f.read():      # not the helper
-                    out.append(int(k))
-        except OSError:
-            pass
-    return out
-
-
-ok(settle(lambda: len(workers()) >= 3), "three worker processes")
-before = workers()
+ok(settle(lambda: len(h.workers()) >= 3), "three worker processes")
+before = h.workers()
 wrk = subprocess.Popen(["wrk", "-t2", "-c8", "-d12s", f"{h.base}/diagnostics/processes"],
                        stdout=subprocess.PIPE, text=True)
 time.sleep(1)
@@ -64,7 +52,7 @@ if "Socket errors" in out or "Non-2xx" in out:
     diag(out)
 m = re.search(r"Requests/sec:\s+([\d.]+)", out)
 diag(f"wrk: {m.group(1) if m else '?'} req/s while dumping")
-is_([p for p in before if p not in workers()], [], "no worker died (httpd may have added one)")
+is_([p for p in before if p not in h.workers()], [], "no worker died (httpd may have added one)")
 log = open(os.path.join(h.dir, "error.log")).read()
 is_(re.findall(r".*exit signal.*", log), [], "httpd logged no crashed child")
 ok(all(settle(lambda: running(p)) for p in before), "no worker is left stopped")

@@ -10,33 +10,19 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from tap import ok, is_, diag, done_testing  # noqa: E402
 from dphttpd import Httpd  # noqa: E402
-from procstate import settle, children  # noqa: E402
+from procstate import settle  # noqa: E402
 
 h = Httpd(allow="kill",
           server_conf="StartServers 3\nServerLimit 6\nThreadsPerChild 10\nMaxRequestWorkers 60").start()
 
 
-def workers():
-    """Live workers: not the helper, not a killed one httpd has yet to reap."""
-    out = []
-    for k in children(h.parent_pid):
-        try:
-            with open(f"/proc/{k}/status") as f:
-                st = f.read()
-            if "NoNewPrivs:\t1" not in st and "State:\tZ" not in st:
-                out.append(int(k))
-        except OSError:
-            pass
-    return out
-
-
-ok(settle(lambda: len(workers()) >= 3), "three worker processes")
+ok(settle(lambda: len(h.workers()) >= 3), "three worker processes")
 wrk = subprocess.Popen(["wrk", "-t2", "-c8", "-d8s", f"{h.base}/diagnostics/processes"],
                        stdout=subprocess.PIPE, text=True)
 time.sleep(1)
 killed, answers = [], []
 for _ in range(5):
-    target = workers()[0]
+    target = h.workers()[0]
     r = subprocess.run(["curl", "-sS", "-m", "30", "-X", "DELETE", "-o", "/dev/null", "-w", "%{http_code}",
                         f"{h.base}/diagnostics/processes/{target}"], capture_output=True, text=True)
     answers.append(r.stdout)
@@ -47,7 +33,7 @@ out = wrk.communicate(timeout=60)[0]
 ok(set(answers) <= {"204", "404", "409"} and answers.count("204") >= 3,
    f"DELETE of busy workers answers 204 ({answers})")
 ok(settle(lambda: not [p for p in killed if os.path.exists(f"/proc/{p}")]), "…and every one is gone")
-ok(settle(lambda: len(workers()) >= 1 and not set(workers()) & set(killed)), "httpd runs new workers")
+ok(settle(lambda: len(h.workers()) >= 1 and not set(h.workers()) & set(killed)), "httpd runs new workers")
 is_(h.get("/diagnostics/processes").status, 200, "…which serve the next request")
 m = re.search(r"(\d+) requests in", out)
 ok(m and int(m.group(1)) > 1000, f"wrk was served meanwhile ({m.group(1) if m else '?'} requests)")

@@ -15,6 +15,8 @@ import tempfile
 import time
 import http.client
 
+import procstate
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.path.join(ROOT, "build")
 MODULE = os.environ.get("DP_MODULE") or os.path.join(ROOT, ".libs", "mod_diagproc.so")
@@ -132,6 +134,20 @@ ServerLimit 2
     @property
     def parent_pid(self):
         return self.proc.pid if self.proc else None
+
+    def workers(self):
+        """Pids of the live worker processes: the parent's children but the
+        helper (the one with no_new_privs) and killed ones not yet reaped."""
+        out = []
+        for k in procstate.children(self.parent_pid):
+            try:
+                with open(f"/proc/{k}/status") as f:
+                    st = f.read()
+            except OSError:
+                continue
+            if "NoNewPrivs:\t1" not in st and "State:\tZ" not in st:
+                out.append(int(k))
+        return out
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
