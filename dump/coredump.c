@@ -150,11 +150,8 @@ static void keep_stack(dp_core *c, unsigned long long sp)
 /* TracerPid of one thread; 0 when none, -1 when unreadable. */
 static long tracer_of(pid_t pid, pid_t tid)
 {
-    char path[64], buf[2048], *p;
-    snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid, (int)tid);
-    if (dp_read_small(path, buf, sizeof(buf)) <= 0 || !(p = strstr(buf, "\nTracerPid:")))
-        return -1;
-    return strtol(p + 11, NULL, 10);
+    char v[32];
+    return dp_read_status_field(pid, tid, "TracerPid", v, sizeof(v)) == 0 ? atol(v) : -1;
 }
 
 /* Seize + interrupt every thread until a scan finds no new one. */

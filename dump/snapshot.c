@@ -145,18 +145,8 @@ static int inject(pid_t pid, pid_t tid, unsigned long long insn, long nr, const 
 
 int dp_snapshot_refused(pid_t pid)
 {
-    char path[64], line[256];
-    int mode = -1;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    if (!(f = fopen(path, "re")))
-        return 1;
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "Seccomp: %d", &mode) == 1)
-            break;
-    fclose(f);
-    return mode != 0;
+    char mode[16];
+    return dp_read_status_field(pid, 0, "Seccomp", mode, sizeof(mode)) != 0 || atoi(mode) != 0;
 }
 
 int dp_snapshot_take(pid_t pid, pid_t tid, dp_snapshot *s)
@@ -214,66 +204,40 @@ static void reap_in_target(pid_t pid, pid_t copy)
     closedir(d);
 }
 
-/* The pid a process has in its own (innermost) pid namespace. */
+/* The pid a process has in its own (innermost) pid namespace: the last
+ * of NSpid's. */
 static pid_t pid_in_own_ns(pid_t pid)
 {
-    char path[64], line[256];
-    pid_t inner = 0;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    if (!(f = fopen(path, "re")))
+    char ns[128], *last;
+    if (dp_read_status_field(pid, 0, "NSpid", ns, sizeof(ns)) != 0)
         return 0;
-    while (fgets(line, sizeof(line), f))
-        if (!strncmp(line, "NSpid:", 6)) {
-            char *p = line + 6, *end;
-            for (;;) {
-                long v = strtol(p, &end, 10);
-                if (end == p)
-                    break;
-                inner = (pid_t)v;
-                p = end;
-            }
-            break;
-        }
-    fclose(f);
-    return inner;
+    last = strrchr(ns, '\t') ? strrchr(ns, '\t') + 1 : ns;
+    return (pid_t)atoi(last);
 }
 
 /* One pass: reaps the copies that are zombies already; counts those still dying. */
 static int reap_orphans_once(pid_t pid, const dp_stat *target, unsigned long long since)
 {
-    char path[64], buf[4096];
+    apr_pool_t *p;
+    apr_array_header_t *kids;
     dp_stat z;
     dp_error ignored = { 0 };
-    struct dirent *e;
-    DIR *d;
-    int dying = 0;
+    int dying = 0, i;
 
-    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-    if (!(d = opendir(path)))
+    if (apr_pool_create(&p, NULL) != APR_SUCCESS)
         return 0;
-    while ((e = readdir(d))) {
-        char cpath[320], *p, *end;
-        if (e->d_name[0] == '.')
+    kids = dp_list_children(pid, p);
+    for (i = 0; kids && i < kids->nelts; i++) {
+        pid_t child = APR_ARRAY_IDX(kids, i, pid_t), inner;
+        if (dp_read_stat(child, 0, &z, &ignored) != 0 || z.exit_signal != 0
+            || z.starttime < since || strcmp(z.comm, target->comm))
             continue;
-        snprintf(cpath, sizeof(cpath), "/proc/%d/task/%s/children", (int)pid, e->d_name);
-        if (dp_read_small(cpath, buf, sizeof(buf)) <= 0)
-            continue;
-        for (p = buf;; p = end) {
-            pid_t child = (pid_t)strtol(p, &end, 10), inner;
-            if (end == p)
-                break;
-            if (dp_read_stat(child, 0, &z, &ignored) != 0 || z.exit_signal != 0
-                || z.starttime < since || strcmp(z.comm, target->comm))
-                continue;
-            if (z.state != 'Z')
-                dying++;
-            else if ((inner = pid_in_own_ns(child)) > 0)
-                reap_in_target(pid, inner);
-        }
+        if (z.state != 'Z')
+            dying++;
+        else if ((inner = pid_in_own_ns(child)) > 0)
+            reap_in_target(pid, inner);
     }
-    closedir(d);
+    apr_pool_destroy(p);
     return dying;
 }
 

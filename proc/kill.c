@@ -94,34 +94,24 @@ static void tree_free(tree *t)
 /* Stops and adds every child of pid not yet in the tree; returns how many. */
 static int add_children(tree *t, pid_t pid)
 {
-    char path[64], buf[16384];
     int added = 0, i;
     apr_pool_t *p;
-    apr_array_header_t *tids;
+    apr_array_header_t *kids;
 
     if (apr_pool_create(&p, NULL) != APR_SUCCESS)
         return 0;
-    tids = dp_list_tids(pid, p);
-    for (i = 0; tids && i < tids->nelts; i++) {
-        char *s, *end;
-        snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid,
-                 APR_ARRAY_IDX(tids, i, int));
-        if (dp_read_small(path, buf, sizeof(buf)) <= 0)
+    kids = dp_list_children(pid, p);
+    for (i = 0; kids && i < kids->nelts; i++) {
+        pid_t c = APR_ARRAY_IDX(kids, i, pid_t);
+        int fd;
+        if (tree_has(t, c) || (fd = open_checked(c, 0, NULL)) < 0)
             continue;
-        for (s = buf;; s = end) {
-            long c = strtol(s, &end, 10);
-            int fd;
-            if (end == s)
-                break;
-            if (tree_has(t, (pid_t)c) || (fd = open_checked((pid_t)c, 0, NULL)) < 0)
-                continue;
-            pidfd_signal(fd, SIGSTOP);      /* before listing its children: it cannot fork on */
-            if (tree_add(t, (pid_t)c, fd) != 0) {
-                close(fd);
-                break;
-            }
-            added++;
+        pidfd_signal(fd, SIGSTOP);      /* before listing its children: it cannot fork on */
+        if (tree_add(t, c, fd) != 0) {
+            close(fd);
+            break;
         }
+        added++;
     }
     apr_pool_destroy(p);
     return added;

@@ -107,6 +107,14 @@ apr_array_header_t *dp_list_pids(apr_pool_t *p);
 /* Tids under /proc/PID/task, ascending; NULL when the process is gone. */
 apr_array_header_t *dp_list_tids(pid_t pid, apr_pool_t *p);
 
+/* The children of every thread of pid (pid_t), zombies included; NULL when
+ * pid is gone. */
+apr_array_header_t *dp_list_children(pid_t pid, apr_pool_t *p);
+
+/* The text after "key:" on its line of /proc/PID/status (tid 0) or of
+ * task/TID/status, blanks trimmed; -1 when the file or the line is missing. */
+int dp_read_status_field(pid_t pid, pid_t tid, const char *key, char *out, size_t cap);
+
 /* Boot time (epoch seconds, /proc/stat btime) and clock ticks per second. */
 long long dp_boot_time(void);
 long dp_clock_ticks(void);

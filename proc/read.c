@@ -147,6 +147,56 @@ apr_array_header_t *dp_list_tids(pid_t pid, apr_pool_t *p)
     return list_numeric(path, p);
 }
 
+apr_array_header_t *dp_list_children(pid_t pid, apr_pool_t *p)
+{
+    apr_array_header_t *tids = dp_list_tids(pid, p), *out;
+    char path[64], buf[16384];
+    int i;
+
+    if (!tids)
+        return NULL;
+    out = apr_array_make(p, 8, sizeof(pid_t));
+    for (i = 0; i < tids->nelts; i++) {
+        char *s, *end;
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid,
+                 APR_ARRAY_IDX(tids, i, int));
+        if (dp_read_small(path, buf, sizeof(buf)) <= 0)
+            continue;
+        for (s = buf;; s = end) {
+            long c = strtol(s, &end, 10);
+            if (end == s)
+                break;
+            APR_ARRAY_PUSH(out, pid_t) = (pid_t)c;
+        }
+    }
+    return out;
+}
+
+int dp_read_status_field(pid_t pid, pid_t tid, const char *key, char *out, size_t cap)
+{
+    char path[64], buf[4096], *line, *end;
+    size_t klen = strlen(key), n;
+
+    if (tid)
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid, (int)tid);
+    else
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    if (dp_read_small(path, buf, sizeof(buf)) <= 0)
+        return -1;
+    for (line = buf; line; line = (end = strchr(line, '\n')) ? end + 1 : NULL)
+        if (!strncmp(line, key, klen) && line[klen] == ':') {
+            line += klen + 1;
+            line += strspn(line, " \t");
+            n = strcspn(line, "\n");
+            if (n >= cap)
+                n = cap - 1;
+            memcpy(out, line, n);
+            out[n] = '\0';
+            return 0;
+        }
+    return -1;
+}
+
 long long dp_boot_time(void)
 {
     static long long btime;

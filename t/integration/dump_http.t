@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from tap import ok, is_, like, diag, done_testing  # noqa: E402
 import dphttpd  # noqa: E402
 from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT  # noqa: E402
-from procstate import running, settle, children, parents  # noqa: E402
+from procstate import running, settle, children  # noqa: E402
 from elfcore import layout_problems, segments  # noqa: E402
 
 TARGET = os.path.join(BUILD, "targets", "dump_target")
@@ -224,24 +224,13 @@ def dump_while(action, name, pid=None, query="dumpType=2", out=None):
 
 
 def kill_helper_child():
-    kids = parents()
-    helper = [p for p, pp in kids if pp == h.parent_pid]
-    dumpers = [p for p, pp in kids if pp in helper]
-    for p in dumpers:
+    for p in h.dumpers():
         os.kill(p, signal.SIGKILL)
 
 
 def kill_worker():
-    kids = parents()
-    for p, pp in kids:
-        if pp == h.parent_pid:
-            try:
-                with open(f"/proc/{p}/status") as f:
-                    if "NoNewPrivs:\t1" in f.read():
-                        continue
-            except OSError:
-                continue
-            os.kill(p, signal.SIGKILL)
+    for p in h.workers():
+        os.kill(p, signal.SIGKILL)
 
 
 dump_while(kill_helper_child, "kill -9 of the helper's dumping child")

@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from tap import ok, is_, done_testing  # noqa: E402
 import dphttpd  # noqa: E402
 from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT  # noqa: E402
-from procstate import stopped, settle, children, parents  # noqa: E402
+from procstate import stopped, settle, children  # noqa: E402
 from elfcore import Memory, layout_problems  # noqa: E402
 
 BIG = os.path.join(BUILD, "targets", "proc_target")
@@ -135,16 +135,8 @@ dphttpd.kill_quietly(sc)
 
 
 # ---- faults half-way
-def dumpers(h):
-    """The helper's dumping children."""
-    procs = parents()
-    helper = [p for p, pp in procs if pp == h.parent_pid and "NoNewPrivs:\t1" in
-              open(f"/proc/{p}/status").read()]
-    return [p for p, pp in procs if pp in helper]
-
-
 def kill_dumper():
-    for p in dumpers(h_on):
+    for p in h_on.dumpers():
         os.kill(p, signal.SIGKILL)
 
 
@@ -173,7 +165,7 @@ ok(files_closed, "target killed mid-dump: its files close with it, though its sn
 is_(rc, 0, "…and the dump of its snapshot still completes")
 is_(size, clen, "…whole")
 ok("idle_thread" in gdb(core, "thread apply all bt"), "…and gdb opens it")
-ok(settle(lambda: not [p for p in dumpers(h_on)]), "…and the dumping process ends")
+ok(settle(lambda: not [p for p in h_on.dumpers()]), "…and the dumping process ends")
 
 big = spawn([BIG, "--rss", "192"], ready="ready", user=worker_user())
 rc, mid, secs, size, clen, core = slow_dump(h_off, big.pid, "exits-off",

@@ -1,7 +1,6 @@
 # The privileged helper: private reads within its ceiling, refusals outside
 # it, a socket nobody else may use, strict request checks, restart by the
 # parent, and no helper left after graceful and stop.
-import glob
 import os
 import signal
 import socket
@@ -16,22 +15,6 @@ import dphttpd  # noqa: E402
 from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT  # noqa: E402
 
 TARGET = os.path.join(BUILD, "targets", "proc_target")
-
-
-def helpers_of(parent):
-    """The helper: the httpd parent's child that set no_new_privs."""
-    found = []
-    for st in glob.glob("/proc/[0-9]*/status"):
-        try:
-            with open(st) as f:
-                s = f.read()
-        except OSError:
-            continue
-        fields = dict(l.split(":", 1) for l in s.splitlines() if ":" in l)
-        if int(fields.get("PPid", "0")) == parent and fields.get("NoNewPrivs", "").strip() == "1" \
-                and fields.get("State", "").split()[0] not in ("Z", "X"):
-            found.append(int(st.split("/")[2]))
-    return found
 
 
 def helper_caps(pid):
@@ -79,7 +62,7 @@ users = f"{worker_user()} {other}" if other else worker_user()
 h = Httpd(server_conf=f"DiagProcHelperUsers {users}" if IS_ROOT else "",
           locations={"/p": f"DiagProcAllow environment\nDiagProcUsers {users}",
                      "/all": "DiagProcAllow environment kill\nDiagProcUsers *"}).start()
-hp = helpers_of(h.parent_pid)
+hp = h.helpers()
 is_(len(hp), 1, "one helper runs beside the workers")
 helper = hp[0] if hp else 0
 sockpath = os.path.join(h.dir, f"diagproc.{h.parent_pid}.sock")
@@ -150,7 +133,7 @@ if IS_ROOT:
         is_((t_, status), (1, 400), f"{name}: rejected with 400")
     garbage = os.urandom(4096)
     ask(sockpath, garbage)
-    ok(helpers_of(h.parent_pid) == [helper], "the helper survived every malformed request")
+    ok(h.helpers() == [helper], "the helper survived every malformed request")
     d = h.get(f"/p/{t.pid}").json() or {}
     ok(path in (d.get("open_file_handles") or []), "…and still serves the workers")
 dphttpd.kill_quietly(t)
@@ -160,7 +143,7 @@ os.kill(helper, signal.SIGKILL)
 t0 = time.time()
 new = []
 while time.time() - t0 < 5 and not new:
-    new = [p for p in helpers_of(h.parent_pid) if p != helper]
+    new = [p for p in h.helpers() if p != helper]
     time.sleep(0.02)
 took = time.time() - t0
 ok(new, f"killing the helper makes the parent start a new one ({took:.2f} s)")
@@ -171,12 +154,12 @@ ok(path in (d.get("open_file_handles") or []), "the new helper serves")
 dphttpd.kill_quietly(t)
 
 # ---- graceful restart and stop leave no helper behind
-before = helpers_of(h.parent_pid)
+before = h.helpers()
 h.signal("graceful")
 deadline = time.time() + 10
 after = before
 while time.time() < deadline:
-    after = helpers_of(h.parent_pid)
+    after = h.helpers()
     if after and not set(after) & set(before):
         break
     time.sleep(0.1)

@@ -135,9 +135,9 @@ ServerLimit 2
     def parent_pid(self):
         return self.proc.pid if self.proc else None
 
-    def workers(self):
-        """Pids of the live worker processes: the parent's children but the
-        helper (the one with no_new_privs) and killed ones not yet reaped."""
+    def _children(self, helper):
+        """Live children of the parent: the helper (the one that set
+        no_new_privs) or the workers; killed ones not yet reaped are left out."""
         out = []
         for k in procstate.children(self.parent_pid):
             try:
@@ -145,9 +145,19 @@ ServerLimit 2
                     st = f.read()
             except OSError:
                 continue
-            if "NoNewPrivs:\t1" not in st and "State:\tZ" not in st:
+            if ("NoNewPrivs:\t1" in st) == helper and "State:\tZ" not in st:
                 out.append(int(k))
         return out
+
+    def workers(self):
+        return self._children(helper=False)
+
+    def helpers(self):
+        return self._children(helper=True)
+
+    def dumpers(self):
+        """The helper's children: one per request it is serving."""
+        return [int(k) for hp in self.helpers() for k in procstate.children(hp)]
 
     def stop(self):
         if self.proc and self.proc.poll() is None:

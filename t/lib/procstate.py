@@ -1,5 +1,5 @@
 """What /proc says of a test target: is any thread stopped, what children it
-has, who is whose parent. The dump and kill tests use these to show that
+has. The dump and kill tests use these to show that
 nothing is left stopped or behind."""
 import glob
 import time
@@ -47,16 +47,3 @@ def children(pid):
         except OSError:
             pass
     return kids
-
-
-def parents():
-    """(pid, ppid) of every process."""
-    out = []
-    for st in glob.glob("/proc/[0-9]*/stat"):
-        try:
-            with open(st) as f:
-                rest = f.read().rsplit(")", 1)[1].split()
-            out.append((int(st.split("/")[2]), int(rest[1])))
-        except (OSError, ValueError):
-            pass
-    return out

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <apr_general.h>
@@ -809,9 +811,39 @@ static void test_read_self(void **state)
     assert_string_equal(dp_user_name(1999999999, pool), "1999999999");
 }
 
+/* The live readers on this very process and a child of it. */
+static void test_children_and_status_fields(void **state)
+{
+    char v[64];
+    pid_t child = fork();
+    apr_array_header_t *kids;
+    int i, found = 0;
+    (void)state;
+
+    if (child == 0) {
+        pause();
+        _exit(0);
+    }
+    kids = dp_list_children(getpid(), pool);
+    assert_non_null(kids);
+    for (i = 0; i < kids->nelts; i++)
+        found |= APR_ARRAY_IDX(kids, i, pid_t) == child;
+    assert_true(found);
+    assert_int_equal(dp_read_status_field(getpid(), 0, "Pid", v, sizeof(v)), 0);
+    assert_int_equal(atoi(v), getpid());
+    assert_int_equal(dp_read_status_field(getpid(), getpid(), "TracerPid", v, sizeof(v)), 0);
+    assert_string_equal(v, "0");
+    assert_int_equal(dp_read_status_field(getpid(), 0, "Pi", v, sizeof(v)), -1);  /* whole key only */
+    assert_int_equal(dp_read_status_field(getpid(), 0, "NoSuchField", v, sizeof(v)), -1);
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    assert_null(dp_list_children(child, pool));          /* gone */
+}
+
 int main(void)
 {
     static const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_children_and_status_fields),
         cmocka_unit_test(test_stat_real_process),
         cmocka_unit_test(test_stat_kernel_thread),
         cmocka_unit_test(test_stat_realtime_negative_priority),

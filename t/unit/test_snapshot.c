@@ -20,6 +20,7 @@
 #include <linux/seccomp.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <apr_general.h>
 #include "dump/snapshot.h"
 
 #define PAGES 8
@@ -197,5 +198,6 @@ int main(void)
         cmocka_unit_test(test_orphan_of_a_killed_dumper_is_reaped),
         cmocka_unit_test(test_seccomp_target_is_refused),
     };
+    apr_initialize();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
