@@ -34,6 +34,8 @@ typedef struct dp_core_opts {
     unsigned long long max_bytes;   /* refuse (413-like, status 409) a core larger than this; 0 = no cap */
     int snapshot;                   /* large dumps: pause only for a copy-on-write fork
                                        (dump/snapshot.h) instead of the whole stream */
+    int hide_environment;           /* zero-fill the environment block (env_start..env_end)
+                                       in every mapping the core holds */
 } dp_core_opts;
 
 typedef struct dp_core dp_core;

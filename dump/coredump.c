@@ -81,6 +81,7 @@ struct dp_core {
      * stack as it was when its registers were taken, or they would not match. */
     unsigned long long kept_lo, kept_hi;
     char *kept_stack;
+    unsigned long long env_lo, env_hi;     /* zero-filled when hide_environment */
 };
 
 /* ------------------------------------------------------------ ptrace */
@@ -246,6 +247,10 @@ static ssize_t read_mem(dp_core *c, unsigned long long addr, void *buf, size_t l
         return -1;
     if (lo < hi)
         memcpy((char *)buf + (lo - addr), c->kept_stack + (lo - c->kept_lo), (size_t)(hi - lo));
+    lo = addr > c->env_lo ? addr : c->env_lo;
+    hi = addr + len < c->env_hi ? addr + len : c->env_hi;
+    if (lo < hi)
+        memset((char *)buf + (lo - addr), 0, (size_t)(hi - lo));
     return (ssize_t)len;
 }
 
@@ -702,6 +707,14 @@ int dp_core_open(dp_core **out, const dp_core_opts *opts, apr_pool_t *p, dp_erro
     if (c->st.flags & DP_PF_KTHREAD)
         return dp_fail(err, 409, "Process %d is a kernel thread: it has no user memory.",
                        (int)c->pid);
+    if (opts->hide_environment) {
+        /* fail closed: a block we cannot locate cannot be hidden */
+        if (c->st.env_end <= c->st.env_start)
+            return dp_fail(err, 403, "The environment of process %d cannot be located, so it "
+                           "cannot be left out of the dump.", (int)c->pid);
+        c->env_lo = c->st.env_start;
+        c->env_hi = c->st.env_end;
+    }
     apr_pool_cleanup_register(p, c, core_cleanup, apr_pool_cleanup_null);
     if (stop_threads(c, err) != 0) {
         dp_core_close(c);

@@ -14,15 +14,16 @@ static int build_id_in_notes(const unsigned char *n, size_t len, unsigned char *
     size_t off = 0;
 
     while (off + sizeof(Elf64_Nhdr) <= len) {
-        const Elf64_Nhdr *h = (const Elf64_Nhdr *)(n + off);
-        size_t name_off = off + sizeof(*h);
-        size_t desc_off = name_off + ((h->n_namesz + 3) & ~3U);
-        size_t next = desc_off + ((h->n_descsz + 3) & ~3U);
-        if (desc_off > len || h->n_descsz > len - desc_off)
+        Elf64_Nhdr h;       /* copied: the buffer gives no alignment */
+        size_t name_off = off + sizeof(h), desc_off, next;
+        memcpy(&h, n + off, sizeof(h));
+        desc_off = name_off + (((size_t)h.n_namesz + 3) & ~(size_t)3);
+        next = desc_off + (((size_t)h.n_descsz + 3) & ~(size_t)3);
+        if (desc_off > len || h.n_descsz > len - desc_off)
             break;
-        if (h->n_type == NT_GNU_BUILD_ID && h->n_namesz == 4
+        if (h.n_type == NT_GNU_BUILD_ID && h.n_namesz == 4
             && memcmp(n + name_off, "GNU", 4) == 0) {
-            size_t k = h->n_descsz < cap ? h->n_descsz : cap;
+            size_t k = h.n_descsz < cap ? h.n_descsz : cap;
             memcpy(id, n + desc_off, k);
             return (int)k;
         }

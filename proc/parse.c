@@ -1,4 +1,5 @@
 /* Parsers for /proc files. They take a buffer so fixtures can drive them. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,10 +39,11 @@ int dp_parse_stat(const char *buf, size_t len, dp_stat *st)
     tail[n] = '\0';
     /* fields 3.. : state ppid pgrp session tty tpgid flags minflt cminflt majflt
      * cmajflt utime stime cutime cstime priority nice num_threads itrealvalue
-     * starttime vsize rss ... exit_signal(38) processor(39) */
+     * starttime vsize rss ... exit_signal(38) processor(39) ... arg_start(48)
+     * arg_end env_start env_end(51) */
     {
-        unsigned long long f[40] = {0};
-        long long sf[40] = {0};
+        unsigned long long f[52] = {0};
+        long long sf[52] = {0};
         char state = 0;
         char *s = tail, *end;
         int i;
@@ -51,7 +53,7 @@ int dp_parse_stat(const char *buf, size_t len, dp_stat *st)
         if (*s == '\0' || *s == '\n')
             return -1;      /* cut after the name: never step past tail's NUL */
         state = *s++;
-        for (i = 4; i <= 39 && *s; i++) {
+        for (i = 4; i <= 51 && *s; i++) {
             while (*s == ' ' || *s == '\n')   /* the line's final newline ends it */
                 s++;
             if (!*s)
@@ -83,13 +85,21 @@ int dp_parse_stat(const char *buf, size_t len, dp_stat *st)
         st->rss = sf[24];
         st->exit_signal = (int)sf[38];
         st->processor = (int)sf[39];
+        st->arg_start = f[48];
+        st->arg_end = f[49];
+        st->env_start = f[50];
+        st->env_end = f[51];
     }
     return 0;
 }
 
+/* "1234 kB" in bytes; a value that would not fit is clamped, never wrapped. */
 static long long kb_value(const char *v)
 {
-    return strtoll(v, NULL, 10) * 1024;
+    long long kb = strtoll(v, NULL, 10);
+    if (kb < 0)
+        return -1;
+    return kb > LLONG_MAX / 1024 ? LLONG_MAX : kb * 1024;
 }
 
 int dp_parse_status(const char *buf, size_t len, dp_status *st)
@@ -103,22 +113,33 @@ int dp_parse_status(const char *buf, size_t len, dp_status *st)
     st->rss_anon = st->rss_file = st->rss_shmem = -1;
     st->vm_data = st->vm_stk = st->vm_exe = st->vm_lib = st->vm_swap = -1;
     st->threads = st->vol_ctxt = st->nonvol_ctxt = -1;
+    st->cap_prm = st->cap_eff = st->cap_amb = 0;
+    st->caps_known = 0;
 
     while (line < end) {
         const char *nl = memchr(line, '\n', (size_t)(end - line));
-        const char *colon = memchr(line, ':', (size_t)((nl ? nl : end) - line));
+        const char *le = nl ? nl : end;
+        const char *colon = memchr(line, ':', (size_t)(le - line));
         if (colon) {
-            size_t klen = (size_t)(colon - line);
-            const char *v = colon + 1;
+            size_t klen = (size_t)(colon - line), vlen = (size_t)(le - colon - 1);
+            char v[128];    /* the value alone, terminated: the buffer need not be */
+            if (vlen >= sizeof(v))
+                vlen = sizeof(v) - 1;
+            memcpy(v, colon + 1, vlen);
+            v[vlen] = '\0';
 #define KEY(k) (klen == sizeof(k) - 1 && memcmp(line, k, klen) == 0)
             if (KEY("Uid") || KEY("Gid")) {
                 long *dst = KEY("Uid") ? st->uid : st->gid;
-                char *e;
+                char *s = v, *e;
                 for (i = 0; i < 4; i++) {
-                    dst[i] = strtol(v, &e, 10);
-                    v = e;
+                    long id = strtol(s, &e, 10);
+                    dst[i] = e == s || id < 0 ? -1 : id;
+                    s = e;
                 }
             }
+            else if (KEY("CapPrm")) st->cap_prm = strtoull(v, NULL, 16), st->caps_known |= 1;
+            else if (KEY("CapEff")) st->cap_eff = strtoull(v, NULL, 16), st->caps_known |= 2;
+            else if (KEY("CapAmb")) st->cap_amb = strtoull(v, NULL, 16);
             else if (KEY("VmPeak")) st->vm_peak = kb_value(v);
             else if (KEY("VmSize")) st->vm_size = kb_value(v);
             else if (KEY("VmHWM")) st->vm_hwm = kb_value(v);
@@ -188,9 +209,14 @@ int dp_parse_io(const char *buf, size_t len, dp_io *io)
     memset(io, 0, sizeof(*io));
     while (line < end) {
         const char *nl = memchr(line, '\n', (size_t)(end - line));
+        size_t n = (size_t)((nl ? nl : end) - line);
+        char text[96], key[32];     /* the line alone, terminated: the buffer need not be */
         long long v;
-        char key[32];
-        if (sscanf(line, "%31[a-z_]: %lld", key, &v) == 2) {
+        if (n >= sizeof(text))
+            n = sizeof(text) - 1;
+        memcpy(text, line, n);
+        text[n] = '\0';
+        if (sscanf(text, "%31[a-z_]: %lld", key, &v) == 2) {
             found++;
             if (!strcmp(key, "rchar")) io->read_chars = v;
             else if (!strcmp(key, "wchar")) io->write_chars = v;

@@ -26,6 +26,9 @@ typedef struct dp_stat {
     long long rss;                          /* pages */
     int exit_signal;                        /* sent to the parent at exit; 0 = none */
     int processor;
+    /* where the kernel put argv's and the environment's strings at exec
+     * (0 when the reader may not ptrace the process) */
+    unsigned long long arg_start, arg_end, env_start, env_end;
 } dp_stat;
 
 #define DP_PF_KTHREAD 0x00200000UL
@@ -40,6 +43,8 @@ typedef struct dp_status {
     long long vm_data, vm_stk, vm_exe, vm_lib, vm_swap;
     long long threads;
     long long vol_ctxt, nonvol_ctxt;
+    unsigned long long cap_prm, cap_eff, cap_amb;   /* capability sets (hex in the file) */
+    int caps_known;                 /* bit 0: CapPrm seen, bit 1: CapEff seen */
 } dp_status;
 
 int dp_parse_status(const char *buf, size_t len, dp_status *st);

@@ -3,7 +3,8 @@
 # only those missing, and says what it did.
 set -e
 PKGS="apache2 apache2-dev libjansson-dev zlib1g-dev libcmocka-dev gdb lldb python3-lldb-14 elfutils
-      unzip curl wrk python3 python3-psutil chromium perl make gcc"
+      unzip curl wrk python3 python3-psutil chromium perl make gcc clang libclang-rt-14-dev
+      apache2-utils"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

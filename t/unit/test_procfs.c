@@ -413,6 +413,27 @@ static void test_status_synthetic(void **state)
 
 /* ---- dp_parse_statm, dp_parse_io --------------------------------------- */
 
+/* Found by fuzzing: a value at the very end of an unterminated buffer, and
+ * sizes whose kB-to-bytes product would overflow. */
+static void test_status_unterminated_and_huge(void **state)
+{
+    static const char text[] = "Uid:\t0\t33\t0\t33\nVmRSS:\t99999999999999999 kB\n"
+                               "VmSize:\t-5 kB\nCapPrm:\t000001ffffffffff\nGid:\t12";
+    char *exact = malloc(sizeof(text) - 1);     /* no terminator after the last digit */
+    dp_status ss;
+    (void)state;
+    memcpy(exact, text, sizeof(text) - 1);
+    assert_int_equal(dp_parse_status(exact, sizeof(text) - 1, &ss), 0);
+    assert_int_equal(ss.uid[1], 33);
+    assert_int_equal(ss.uid[2], 0);
+    assert_true(ss.vm_rss == LLONG_MAX);
+    assert_true(ss.vm_size == -1);
+    assert_true(ss.cap_prm == 0x1ffffffffffULL);
+    assert_int_equal(ss.gid[0], 12);
+    assert_int_equal(ss.gid[1], -1);
+    free(exact);
+}
+
 static void test_statm(void **state)
 {
     char *buf = fixture("statm_python", NULL);
@@ -856,6 +877,7 @@ int main(void)
         cmocka_unit_test(test_status_real_process),
         cmocka_unit_test(test_status_kernel_thread),
         cmocka_unit_test(test_status_synthetic),
+        cmocka_unit_test(test_status_unterminated_and_huge),
         cmocka_unit_test(test_statm),
         cmocka_unit_test(test_io),
         cmocka_unit_test(test_maps_real),

@@ -1,0 +1,39 @@
+/* libFuzzer harness: the /proc parsers on arbitrary bytes, never terminated
+ * (the readers hand them a length, not a string). */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <apr_general.h>
+#include "proc/procfs.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static apr_pool_t *root;
+    apr_pool_t *p;
+    char *copy = malloc(size ? size : 1), *term;
+    dp_stat st;
+    dp_status ss;
+    dp_io io;
+    dp_statm sm;
+
+    if (!root) {
+        apr_initialize();
+        apr_pool_create(&root, NULL);
+    }
+    apr_pool_create(&p, root);
+    memcpy(copy, data, size);   /* an exact-size heap copy: ASan sees any read past it */
+    dp_parse_stat(copy, size, &st);
+    dp_parse_status(copy, size, &ss);
+    dp_parse_io(copy, size, &io);
+    dp_parse_maps(copy, size, p);
+    dp_split_nul(copy, size, p);
+    free(copy);
+    /* statm takes a string */
+    term = malloc(size + 1);
+    memcpy(term, data, size);
+    term[size] = '\0';
+    dp_parse_statm(term, &sm);
+    free(term);
+    apr_pool_destroy(p);
+    return 0;
+}
