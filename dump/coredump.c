@@ -15,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/procfs.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/ptrace.h>
 #include <sys/uio.h>
 #include <sys/user.h>
@@ -49,11 +52,27 @@ typedef struct thread_regs {
     unsigned char *xstate;
 } thread_regs;
 
-/* A stretch of the address space in the file: read it, or write zeros. */
+/* Where a stretch of the core's bytes comes from. */
+enum { SRC_MEM, SRC_ZERO, SRC_FILE };
+
+/* A stretch of the address space in the file: read it from memory, from the
+ * mapped file (pages of a read-only mapping the target never faulted in), or
+ * write zeros. */
 typedef struct segment {
     unsigned long long vaddr, len;
-    int zero;
+    int src;
+    int file;                   /* SRC_FILE: index into dp_core.files */
+    unsigned long long foff;    /* SRC_FILE: offset of vaddr in that file */
 } segment;
+
+/* A file some mappings are read from, opened once, kept until the end. */
+typedef struct mapped_file {
+    unsigned long long inode;
+    unsigned dev_major, dev_minor;
+    int fd;                     /* -1: could not be opened as the mapped file */
+    unsigned long long size;
+} mapped_file;
+#define MAPPED_FILES_MAX 256
 
 typedef struct load {
     unsigned long long vaddr, memsz, filesz, offset;
@@ -72,6 +91,7 @@ struct dp_core {
     apr_array_header_t *maps;       /* dp_map */
     apr_array_header_t *segs;       /* segment */
     apr_array_header_t *loads;      /* load */
+    apr_array_header_t *files;      /* mapped_file */
     char *notes;
     size_t notes_len;
     unsigned long long size, data_offset;
@@ -452,19 +472,23 @@ static int wanted(const apr_array_header_t *w, int *cursor, unsigned long long a
 }
 
 /* Extends the load's last segment when the new one continues it. */
-static void add_segment(dp_core *c, load *l, unsigned long long vaddr, unsigned long long len, int zero)
+static void add_segment(dp_core *c, load *l, unsigned long long vaddr, unsigned long long len,
+                        int src, int file, unsigned long long foff)
 {
     segment *s = l->nseg ? &APR_ARRAY_IDX(c->segs, c->segs->nelts - 1, segment) : NULL;
 
     l->filesz += len;
-    if (s && s->zero == zero && s->vaddr + s->len == vaddr) {
+    if (s && s->src == src && s->vaddr + s->len == vaddr
+        && (src != SRC_FILE || (s->file == file && s->foff + s->len == foff))) {
         s->len += len;
         return;
     }
     s = apr_array_push(c->segs);
     s->vaddr = vaddr;
     s->len = len;
-    s->zero = zero;
+    s->src = src;
+    s->file = file;
+    s->foff = foff;
     if (!l->nseg)
         l->first_seg = c->segs->nelts - 1;
     l->nseg++;
@@ -474,6 +498,140 @@ static unsigned phdr_flags(const dp_map *m)
 {
     return (m->perms[0] == 'r' ? PF_R : 0) | (m->perms[1] == 'w' ? PF_W : 0)
            | (m->perms[2] == 'x' ? PF_X : 0);
+}
+
+/* A page of memory the target has (bit 63) or swapped out (bit 62). */
+#define PM_HELD(e) ((e) >> 62)
+/* Present and not a page of the file (bit 61 clear): the target's own copy. */
+#define PM_COPY(e) (((e) >> 63) && !(((e) >> 61) & 1))
+
+static int read_pagemap(int pagemap, unsigned long long addr, uint64_t *entries, size_t n)
+{
+    if (pagemap < 0 || pread(pagemap, entries, n * 8, (off_t)(addr / PAGE * 8)) != (ssize_t)(n * 8)) {
+        memset(entries, 0, n * 8);      /* unknown: treat as absent, never read */
+        return -1;
+    }
+    return 0;
+}
+
+/* A read-only file-backed mapping: the one kind jhsdb's core reader accepts
+ * only whole, as its first page, or not at all (it checks them against the
+ * library's own segments). Device mappings never get here (see
+ * unreadable_starts). */
+static int read_only_file(const dp_map *m)
+{
+    return m->path[0] == '/' && m->perms[1] != 'w' && m->inode != 0;
+}
+
+/* The file behind mapping m, opened once per file: map_files (the mapped
+ * file itself, even deleted), else the path in the target's root when it is
+ * still that file. Only regular files: opening anything else could act. */
+static int mapped_file_of(dp_core *c, const dp_map *m)
+{
+    char path[PATH_MAX + 64];
+    mapped_file *f;
+    struct stat st;
+    int i, fd = -1, k;
+
+    for (i = 0; i < c->files->nelts; i++) {
+        f = &APR_ARRAY_IDX(c->files, i, mapped_file);
+        if (f->inode == m->inode && f->dev_major == m->dev_major && f->dev_minor == m->dev_minor)
+            return f->fd >= 0 ? i : -1;
+    }
+    if (c->files->nelts >= MAPPED_FILES_MAX)
+        return -1;
+    for (k = 0; k < 2 && fd < 0; k++) {
+        if (k == 0)
+            snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", (int)c->pid,
+                     m->start, m->end);
+        else if (!strstr(m->path, " (deleted)"))
+            snprintf(path, sizeof(path), "/proc/%d/root%s", (int)c->pid, m->path);
+        else
+            break;
+        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_ino != m->inode
+            || major(st.st_dev) != m->dev_major || minor(st.st_dev) != m->dev_minor)
+            continue;
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_ino != m->inode
+                        || major(st.st_dev) != m->dev_major || minor(st.st_dev) != m->dev_minor)) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    f = apr_array_push(c->files);
+    f->inode = m->inode;
+    f->dev_major = m->dev_major;
+    f->dev_minor = m->dev_minor;
+    f->fd = fd;
+    f->size = fd >= 0 ? (unsigned long long)st.st_size : 0;
+    return fd >= 0 ? c->files->nelts - 1 : -1;
+}
+
+/* A read-only file-backed mapping goes into the core whole, as its first
+ * page, or not at all. Whole when a page beyond the first is wanted (or,
+ * with dumpType 0x1, when the target has copied pages of it: RELRO's .got
+ * and .data.rel.ro); its first page when only that is wanted. Pages the
+ * target holds come from its memory, the others from the file itself, so
+ * nothing is faulted into the target. Without the file, whole falls back to
+ * the first page, and a first page that is not in memory to nothing. */
+static void lay_out_file_mapping(dp_core *c, const dp_map *m, const apr_array_header_t *w,
+                                 int *cursor, int pagemap)
+{
+    unsigned long long addr, end, npages = (m->end - m->start) / PAGE, held = 0;
+    int first_wanted = 0, other_wanted = 0, copied = 0, first_held = 0, file = -1, probe = *cursor;
+    uint64_t entries[512];
+    load cur;
+
+    for (addr = m->start; addr < m->end; ) {
+        size_t k, n = (size_t)((m->end - addr) / PAGE);
+        if (n > 512)
+            n = 512;
+        read_pagemap(pagemap, addr, entries, n);
+        for (k = 0; k < n; k++, addr += PAGE) {
+            int wnt = wanted(w, &probe, addr);
+            if (addr == m->start) {
+                first_wanted = wnt;
+                first_held = PM_HELD(entries[k]) != 0;
+            }
+            else
+                other_wanted |= wnt;
+            copied |= PM_COPY(entries[k]) != 0;
+            held += PM_HELD(entries[k]) != 0;
+        }
+    }
+    while (*cursor < w->nelts && ((const range *)w->elts)[*cursor].end <= m->end)
+        (*cursor)++;
+    end = other_wanted || (copied && (c->opts.dump_type & DP_DUMP_DATA_SEGS)) ? m->end
+          : first_wanted ? m->start + PAGE : m->start;
+    if (end == m->start)
+        return;
+    if ((end == m->end ? held < npages : !first_held) && (file = mapped_file_of(c, m)) < 0) {
+        if (!first_held)
+            return;
+        end = m->start + PAGE;
+    }
+    memset(&cur, 0, sizeof(cur));
+    cur.vaddr = m->start;
+    cur.memsz = end - m->start;
+    cur.flags = phdr_flags(m);
+    for (addr = m->start; addr < end; ) {
+        size_t k, n = (size_t)((end - addr) / PAGE);
+        if (n > 512)
+            n = 512;
+        read_pagemap(pagemap, addr, entries, n);
+        for (k = 0; k < n; k++, addr += PAGE) {
+            unsigned long long foff = m->offset + (addr - m->start);
+            /* (reclaim may have dropped a page since the count: then the file) */
+            if (PM_HELD(entries[k]) || (file < 0 && (file = mapped_file_of(c, m)) < 0))
+                add_segment(c, &cur, addr, PAGE, SRC_MEM, 0, 0);
+            else if (foff < APR_ARRAY_IDX(c->files, file, mapped_file).size)
+                add_segment(c, &cur, addr, PAGE, SRC_FILE, file, foff);
+            else
+                goto past_eof;              /* the rest is beyond the file: memsz only */
+        }
+    }
+past_eof:
+    *(load *)apr_array_push(c->loads) = cur;
 }
 
 /* One mapping into PT_LOADs: runs of wanted, present (or swapped) pages;
@@ -491,8 +649,7 @@ static void lay_out_mapping(dp_core *c, const dp_map *m, const apr_array_header_
         size_t k, n = (size_t)((m->end - addr) / PAGE);
         if (n > 512)
             n = 512;
-        if (pagemap < 0 || pread(pagemap, entries, n * 8, (off_t)(addr / PAGE * 8)) != (ssize_t)(n * 8))
-            memset(entries, 0, n * 8);      /* unknown: treat as absent, never read */
+        read_pagemap(pagemap, addr, entries, n);
         for (k = 0; k < n; k++, addr += PAGE) {
             int take = (entries[k] >> 62) && wanted(w, cursor, addr);
             if (take) {
@@ -503,9 +660,9 @@ static void lay_out_mapping(dp_core *c, const dp_map *m, const apr_array_header_
                     in_run = 1;
                 }
                 else if (gap)
-                    add_segment(c, &cur, addr - gap * PAGE, gap * PAGE, 1);
+                    add_segment(c, &cur, addr - gap * PAGE, gap * PAGE, SRC_ZERO, 0, 0);
                 gap = 0;
-                add_segment(c, &cur, addr, PAGE, 0);
+                add_segment(c, &cur, addr, PAGE, SRC_MEM, 0, 0);
             }
             else if (in_run && ++gap > ZERO_GAP_PAGES) {
                 cur.memsz = cur.filesz;
@@ -636,7 +793,11 @@ static void lay_out(dp_core *c, apr_array_header_t *w)
     pagemap = open(path, O_RDONLY | O_CLOEXEC);
     for (i = 0; i < c->maps->nelts; i++) {
         const dp_map *m = &APR_ARRAY_IDX(c->maps, i, dp_map);
-        if (m->perms[0] == 'r' && !is_special(m))
+        if (m->perms[0] != 'r' || is_special(m))
+            continue;
+        if (read_only_file(m))
+            lay_out_file_mapping(c, m, w, &cursor, pagemap);
+        else
             lay_out_mapping(c, m, w, &cursor, pagemap);
     }
     if (pagemap >= 0)
@@ -700,6 +861,7 @@ int dp_core_open(dp_core **out, const dp_core_opts *opts, apr_pool_t *p, dp_erro
     c->threads = apr_array_make(p, 16, sizeof(thread_regs));
     c->segs = apr_array_make(p, 256, sizeof(segment));
     c->loads = apr_array_make(p, 64, sizeof(load));
+    c->files = apr_array_make(p, 16, sizeof(mapped_file));
     if (dp_read_stat(c->pid, 0, &c->st, err) != 0)
         return -1;
     if (c->st.state == 'Z' || c->st.state == 'X')
@@ -745,6 +907,24 @@ int dp_core_open(dp_core **out, const dp_core_opts *opts, apr_pool_t *p, dp_erro
 unsigned long long dp_core_size(const dp_core *c)
 {
     return c->size;
+}
+
+/* n bytes of a file segment from address a; what the file no longer has
+ * (truncated since) is zeros, as the target would fault on it. */
+static void read_file_pages(dp_core *c, const segment *s, unsigned long long a, char *buf, size_t n)
+{
+    int fd = APR_ARRAY_IDX(c->files, s->file, mapped_file).fd;
+    size_t got = 0;
+
+    while (got < n) {
+        ssize_t k = pread(fd, buf + got, n - got, (off_t)(s->foff + (a - s->vaddr) + got));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+    }
+    memset(buf + got, 0, n - got);
 }
 
 static int put(dp_sink *sink, unsigned long long *written, const void *buf, size_t len)
@@ -822,15 +1002,17 @@ int dp_core_write(dp_core *c, dp_sink *sink, dp_error *err)
             unsigned long long a = s->vaddr, end = s->vaddr + s->len;
             while (a < end) {
                 size_t n = end - a < IO_CHUNK ? (size_t)(end - a) : IO_CHUNK;
-                if (s->zero || read_mem(c, a, io, n) != (ssize_t)n) {
+                if (s->src == SRC_FILE)
+                    read_file_pages(c, s, a, io, n);
+                else if (s->src == SRC_ZERO || read_mem(c, a, io, n) != (ssize_t)n) {
                     /* page by page, so one bad page costs only itself */
                     size_t k;
                     dp_stat now;
-                    if (!s->zero && (dp_read_stat(c->mem_pid, 0, &now, NULL) != 0
+                    if (s->src == SRC_MEM && (dp_read_stat(c->mem_pid, 0, &now, NULL) != 0
                                      || now.state == 'Z' || now.state == 'X'))
                         goto vanished;  /* zeros now would make a dump that looks whole */
                     for (k = 0; k < n; k += PAGE)
-                        if (s->zero || read_mem(c, a + k, io + k, PAGE) != (ssize_t)PAGE)
+                        if (s->src == SRC_ZERO || read_mem(c, a + k, io + k, PAGE) != (ssize_t)PAGE)
                             memset(io + k, 0, PAGE);
                 }
                 if (written + n == c->size)
@@ -854,6 +1036,8 @@ gone:
 
 void dp_core_close(dp_core *c)
 {
+    int i;
+
     if (!c || c->closed)
         return;
     c->closed = 1;
@@ -862,4 +1046,10 @@ void dp_core_close(dp_core *c)
     if (c->memfd >= 0)
         close(c->memfd);
     c->memfd = -1;
+    for (i = 0; c->files && i < c->files->nelts; i++) {
+        mapped_file *f = &APR_ARRAY_IDX(c->files, i, mapped_file);
+        if (f->fd >= 0)
+            close(f->fd);
+        f->fd = -1;
+    }
 }
