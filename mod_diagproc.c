@@ -482,12 +482,10 @@ static int route_dump(request_rec *r, const char **seg)
         return dp_send_error(r, HTTP_BAD_REQUEST, "dumpType '%s' is not a number: give the "
                              "MINIDUMP_TYPE bits in decimal or 0x-hex (0 = minimal).", ts);
     if (type & ~DP_DUMP_SUPPORTED)
-        return dp_send_error(r, HTTP_BAD_REQUEST, "dumpType 0x%lx has bits with no Linux "
-                             "meaning (0x%lx); supported bits: 0x1 WithDataSegs, 0x2 "
-                             "WithFullMemory, 0x4 WithHandleData, 0x200 "
-                             "WithPrivateReadWriteMemory, 0x800 WithFullMemoryInfo, 0x1000 "
-                             "WithThreadInfo, 0x20000 IgnoreInaccessibleMemory.",
-                             type, type & ~DP_DUMP_SUPPORTED);
+        return dp_send_error(r, HTTP_BAD_REQUEST, "dumpType 0x%lx has bits that Windows "
+                             "does not define (0x%lx): MINIDUMP_TYPE's valid bits are "
+                             "0x%lx (MiniDumpValidTypeFlags).", type,
+                             type & ~DP_DUMP_SUPPORTED, DP_DUMP_VALID);
     if (fmt && !strcmp(fmt, "zip"))
         zip = 1;
     else if (fmt && strcmp(fmt, "raw") != 0)

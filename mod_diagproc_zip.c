@@ -212,8 +212,9 @@ static apr_status_t on_eos(zip_ctx *ctx, apr_bucket *e)
 static apr_status_t on_flush(zip_ctx *ctx, apr_bucket *e)
 {
     if (!ctx->failed && dp_zip_flush(ctx->zip) != 0) {
+        /* zlib itself failing is no reason to go on as if flushed */
         apr_bucket_delete(e);
-        return ctx->rv;
+        return ctx->rv != APR_SUCCESS ? ctx->rv : zip_fail(ctx, zip_why(ctx));
     }
     return pass_bucket(ctx, e);
 }

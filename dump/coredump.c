@@ -24,6 +24,7 @@
 #include <sys/user.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <apr_hash.h>
 #include <apr_strings.h>
 
 #include "dump/core.h"
@@ -41,6 +42,8 @@
  * is resumed at once; beyond it the client's speed would set the pause. */
 #define SNAPSHOT_MIN (4ULL << 20)
 #define KEPT_STACK_MAX (1u << 20)   /* the running thread's stack kept from its stop */
+#define TLS_BELOW (16ULL << 10)     /* dumpType 0x100: static TLS below fs_base... */
+#define TCB_ABOVE (8ULL << 10)      /* ...and glibc's struct pthread above it */
 
 typedef struct thread_regs {
     pid_t tid;
@@ -293,12 +296,19 @@ static void want(apr_array_header_t *want, unsigned long long start, unsigned lo
     r->end = PAGE_UP(end);
 }
 
+/* maps come sorted by address: a binary search, since 0x40 asks for every
+ * word of every stack. */
 static const dp_map *map_of(dp_core *c, unsigned long long addr)
 {
-    int i;
-    for (i = 0; i < c->maps->nelts; i++) {
-        const dp_map *m = &APR_ARRAY_IDX(c->maps, i, dp_map);
-        if (addr >= m->start && addr < m->end)
+    int lo = 0, hi = c->maps->nelts - 1;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        const dp_map *m = &APR_ARRAY_IDX(c->maps, mid, dp_map);
+        if (addr < m->start)
+            hi = mid - 1;
+        else if (addr >= m->end)
+            lo = mid + 1;
+        else
             return m;
     }
     return NULL;
@@ -399,6 +409,178 @@ static int in_list(const apr_array_header_t *a, unsigned long long v)
     return 0;
 }
 
+/* The stretch of a thread's stack every dump holds: from below the red zone
+ * to the end of its mapping, capped. */
+static int stack_range(dp_core *c, const thread_regs *th, range *out)
+{
+    unsigned long long sp = th->regs.rsp - 128;
+    const dp_map *m = th->tid > 0 ? map_of(c, sp) : NULL;
+    if (!m)
+        return -1;
+    out->start = sp;
+    out->end = m->end - sp > STACK_CAP ? sp + STACK_CAP : m->end;
+    return 0;
+}
+
+/* MiniDumpWithIndirectlyReferencedMemory, as Breakpad and Windows do it: each
+ * value in a thread's registers and on its stack that points into readable
+ * data brings the memory around it, so a minimal core shows the objects the
+ * stuck frames were working on. Pointers into code, into the stacks (already
+ * there) or nowhere bring nothing. Bounded: DP_INDIRECT_MAX in all. Each
+ * thread first gets an equal share, registers then its stack from the top
+ * (where the stuck frames are), so one stack full of pointers cannot take
+ * the whole budget; what is left goes on in thread order. Only present
+ * stack pages are scanned, at most DP_INDIRECT_SCAN_MAX of each. */
+typedef struct referenced {
+    dp_core *c;
+    apr_array_header_t *w;
+    const apr_array_header_t *never;
+    const range *stacks;
+    int nstacks;
+    apr_hash_t *seen;
+    unsigned long long pages_left;  /* in all */
+    unsigned long long quota;       /* for the thread being scanned */
+} referenced;
+
+#define REF_BEFORE 256ULL           /* around each pointer, as Breakpad takes */
+#define REF_AFTER 1024ULL
+#define REF_SHARE_MIN 16ULL         /* pages each thread may take first */
+
+static int in_list(const apr_array_header_t *a, unsigned long long v);
+static int is_special(const dp_map *m);
+
+/* A short gap between two taken stretches is written as zeros (see
+ * lay_out_mapping): it counts against the budget too. */
+static unsigned long long zero_fill_between(referenced *rf, unsigned long long lo,
+                                            unsigned long long hi)
+{
+    unsigned long long fill = 0, d, pg;
+
+    for (d = 1; d <= ZERO_GAP_PAGES && lo >= d * PAGE; d++) {
+        pg = lo - d * PAGE;
+        if (apr_hash_get(rf->seen, &pg, sizeof(pg))) {
+            fill += d - 1;
+            break;
+        }
+    }
+    for (d = 0; d < ZERO_GAP_PAGES; d++) {
+        pg = hi + d * PAGE;
+        if (apr_hash_get(rf->seen, &pg, sizeof(pg))) {
+            fill += d;
+            break;
+        }
+    }
+    return fill;
+}
+
+static void take_referenced(referenced *rf, unsigned long long v)
+{
+    const dp_map *m;
+    unsigned long long lo, hi, pg, n = 0;
+    int i;
+
+    if (v < PAGE || v >= (1ULL << 47) || !rf->quota)
+        return;
+    for (i = 0; i < rf->nstacks; i++)
+        if (v >= rf->stacks[i].start && v < rf->stacks[i].end)
+            return;
+    m = map_of(rf->c, v);
+    if (!m || m->perms[0] != 'r' || m->perms[2] == 'x' || is_special(m)
+        || in_list(rf->never, m->start))
+        return;
+    lo = PAGE_DOWN(v - m->start < REF_BEFORE ? m->start : v - REF_BEFORE);
+    hi = PAGE_UP(m->end - v < REF_AFTER ? m->end : v + REF_AFTER);
+    for (pg = lo; pg < hi; pg += PAGE)
+        n += apr_hash_get(rf->seen, &pg, sizeof(pg)) == NULL;
+    if (!n)
+        return;
+    n += zero_fill_between(rf, lo, hi);
+    if (n > rf->quota || n > rf->pages_left)
+        return;
+    for (pg = lo; pg < hi; pg += PAGE) {
+        unsigned long long *key = apr_palloc(rf->c->pool, sizeof(*key));
+        *key = pg;
+        apr_hash_set(rf->seen, key, sizeof(*key), key);
+    }
+    rf->pages_left -= n;
+    rf->quota -= n;
+    want(rf->w, lo, hi);
+}
+
+/* Scans one stack from *pos while the quota lasts; *pos is where it stopped. */
+static void scan_stack(referenced *rf, int pagemap, const range *st, unsigned long long *pos,
+                       unsigned long long *buf)
+{
+    unsigned long long end = st->end - st->start > DP_INDIRECT_SCAN_MAX
+                             ? st->start + DP_INDIRECT_SCAN_MAX : st->end;
+
+    while (*pos < end && rf->quota) {
+        unsigned long long page = PAGE_DOWN(*pos);
+        uint64_t e = 0;
+        if (pagemap < 0 || pread(pagemap, &e, 8, (off_t)(page / PAGE * 8)) != 8 || !(e >> 62)
+            || read_mem(rf->c, page, buf, PAGE) != (ssize_t)PAGE) {
+            *pos = page + PAGE;     /* never touched: nothing was stored there */
+            continue;
+        }
+        for (; *pos < end && *pos < page + PAGE && rf->quota; *pos += 8)
+            take_referenced(rf, buf[(*pos - page) / 8]);
+    }
+}
+
+static void want_referenced(dp_core *c, apr_array_header_t *w, const apr_array_header_t *never)
+{
+    int n = c->threads->nelts, i, pagemap;
+    range *stacks = apr_pcalloc(c->pool, sizeof(range) * (size_t)(n ? n : 1));
+    unsigned long long *pos = apr_pcalloc(c->pool, sizeof(*pos) * (size_t)(n ? n : 1));
+    referenced rf = { c, w, never, stacks, n, apr_hash_make(c->pool), DP_INDIRECT_MAX / PAGE, 0 };
+    unsigned long long *buf = apr_palloc(c->pool, PAGE), share;
+    char path[64];
+
+    for (i = 0; i < n; i++) {
+        if (stack_range(c, &APR_ARRAY_IDX(c->threads, i, thread_regs), &stacks[i]) != 0)
+            stacks[i].start = stacks[i].end = 0;
+        pos[i] = stacks[i].start & ~7ULL;
+    }
+    share = rf.pages_left / (unsigned long long)(n ? n : 1);
+    if (share < REF_SHARE_MIN)
+        share = REF_SHARE_MIN;
+    snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)c->pid);
+    pagemap = open(path, O_RDONLY | O_CLOEXEC);
+    for (i = 0; i < n && rf.pages_left; i++) {
+        const thread_regs *th = &APR_ARRAY_IDX(c->threads, i, thread_regs);
+        const unsigned long long *reg = (const unsigned long long *)&th->regs;
+        size_t k;
+        if (th->tid <= 0)
+            continue;
+        rf.quota = share;
+        for (k = 0; k < sizeof(th->regs) / sizeof(*reg); k++)
+            take_referenced(&rf, reg[k]);
+        scan_stack(&rf, pagemap, &stacks[i], &pos[i], buf);
+    }
+    for (i = 0; i < n && rf.pages_left; i++) {
+        rf.quota = rf.pages_left;
+        if (APR_ARRAY_IDX(c->threads, i, thread_regs).tid > 0)
+            scan_stack(&rf, pagemap, &stacks[i], &pos[i], buf);
+    }
+    if (pagemap >= 0)
+        close(pagemap);
+}
+
+/* Each thread's thread control block and the static TLS below it (x86_64
+ * puts them at fs_base): Linux's counterpart of the TEB. */
+static void want_thread_data(dp_core *c, apr_array_header_t *w)
+{
+    int i;
+    for (i = 0; i < c->threads->nelts; i++) {
+        const thread_regs *th = &APR_ARRAY_IDX(c->threads, i, thread_regs);
+        unsigned long long fs = th->regs.fs_base;
+        const dp_map *m = th->tid > 0 && fs ? map_of(c, fs) : NULL;
+        if (m && m->perms[0] == 'r')
+            want(w, fs - m->start < TLS_BELOW ? m->start : fs - TLS_BELOW,
+                 m->end - fs < TCB_ABOVE ? m->end : fs + TCB_ABOVE);
+    }
+}
+
 /* What dumpType asks for, as page ranges. */
 static apr_array_header_t *choose_memory(dp_core *c, const char *auxv, size_t auxv_len)
 {
@@ -408,19 +590,23 @@ static apr_array_header_t *choose_memory(dp_core *c, const char *auxv, size_t au
     int i;
 
     for (i = 0; i < c->threads->nelts; i++) {
-        const thread_regs *th = &APR_ARRAY_IDX(c->threads, i, thread_regs);
-        unsigned long long sp = th->regs.rsp - 128;
-        const dp_map *m;
-        if (th->tid <= 0)
-            continue;
-        m = map_of(c, sp);
-        if (m)
-            want(w, sp, m->end - sp > STACK_CAP ? sp + STACK_CAP : m->end);
+        range st;
+        if (stack_range(c, &APR_ARRAY_IDX(c->threads, i, thread_regs), &st) == 0)
+            want(w, st.start, st.end);
     }
     want_link_maps(c, auxv, auxv_len, w);
+    if (t & DP_DUMP_INDIRECT_MEMORY)
+        want_referenced(c, w, never);
+    if (t & DP_DUMP_PROCESS_THREAD_DATA)
+        want_thread_data(c, w);
     for (i = 0; i < c->maps->nelts; i++) {
         const dp_map *m = &APR_ARRAY_IDX(c->maps, i, dp_map);
+        const dp_map *prev = i > 0 ? &APR_ARRAY_IDX(c->maps, i - 1, dp_map) : NULL;
         int file = m->path[0] == '/';
+        /* an object's .bss beyond its last file page: the anonymous mapping
+           right after its writable one */
+        int bss = !m->path[0] && !m->inode && m->perms[1] == 'w' && prev
+                  && prev->path[0] == '/' && prev->perms[1] == 'w' && prev->end == m->start;
         if (m->perms[0] != 'r' || is_special(m) || in_list(never, m->start))
             continue;
         if (!strcmp(m->path, "[vdso]"))
@@ -428,8 +614,11 @@ static apr_array_header_t *choose_memory(dp_core *c, const char *auxv, size_t au
         else if (file && m->offset == 0)
             want(w, m->start, m->start + PAGE);       /* ELF header, phdrs, build id */
         if ((t & DP_DUMP_FULL_MEMORY)
-            || ((t & DP_DUMP_DATA_SEGS) && file && m->perms[1] == 'w')
+            || ((t & DP_DUMP_DATA_SEGS) && ((file && m->perms[1] == 'w') || bss))
             || ((t & DP_DUMP_PRIVATE_RW_MEMORY) && !file && m->perms[1] == 'w'
+                && m->perms[3] == 'p')
+            || ((t & DP_DUMP_CODE_SEGS) && file && m->perms[2] == 'x')
+            || ((t & DP_DUMP_PRIVATE_WRITE_COPY) && file && m->perms[1] == 'w'
                 && m->perms[3] == 'p'))
             want(w, m->start, m->end);
     }

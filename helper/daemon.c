@@ -78,6 +78,8 @@ int dp_policy_allows_uid(const dp_helper_policy *pol, long uid)
     return pol->all_users && uid != 0;
 }
 
+static pid_t daemon_pid;        /* the helper daemon itself */
+
 /* The target may be acted on at all: within the ceiling, not protected. */
 static int check_target(const dp_helper_policy *pol, pid_t pid, int acting, dp_stat *st,
                         dp_error *err)
@@ -99,12 +101,13 @@ static int check_target(const dp_helper_policy *pol, pid_t pid, int acting, dp_s
     if (acting) {
         if (pid == 1)
             return dp_fail(err, 403, "Process 1 (init) is protected.");
-        if (pid == pol->httpd_pid || pid == getppid())
-            return dp_fail(err, 403, "Process %d is the httpd parent process; it is "
-                           "protected.", (int)pid);
-        if (pid == getpid())
+        /* checked in a request's child: the daemon is its parent */
+        if (pid == daemon_pid || pid == getpid())
             return dp_fail(err, 403, "Process %d is the diagproc helper; it is protected.",
                            (int)pid);
+        if (pid == pol->httpd_pid)
+            return dp_fail(err, 403, "Process %d is the httpd parent process; it is "
+                           "protected.", (int)pid);
         if ((st->flags & DP_PF_KTHREAD) || st->ppid == 2 || pid == 2)
             return dp_fail(err, 403, "Process %d is a kernel thread; kernel threads are "
                            "protected.", (int)pid);
@@ -227,7 +230,9 @@ static int write_to_fd(dp_sink *s, const void *buf, size_t len)
 static void do_proc_read(int fd, const dp_helper_policy *pol, const dp_request *rq,
                          apr_pool_t *p)
 {
-    static const char *files[] = { NULL, "fd", "exe", "environ", "cwd" };
+    static const char *files[] = { NULL, "fd", "exe", "environ", "cwd", "maps" };
+    static const char *what[] = { NULL, "the open files", "the executable", "the environment",
+                                  "the working directory", "the memory map" };
     dp_error err = { 0 };
     dp_stat st;
     char path[64];
@@ -268,7 +273,7 @@ static void do_proc_read(int fd, const dp_helper_policy *pol, const dp_request *
         char target[4096];
         ssize_t n = readlink(path, target, sizeof(target));
         if (n < 0) {
-            dp_fail(&err, 403, "Cannot read %s of process %d: %s.", files[rq->what],
+            dp_fail(&err, 403, "Cannot read %s of process %d: %s.", what[rq->what],
                     (int)rq->pid, strerror(errno));
             return send_error(fd, &err);
         }
@@ -281,8 +286,8 @@ static void do_proc_read(int fd, const dp_helper_policy *pol, const dp_request *
         char *buf;
         size_t len;
         if (dp_read_file(path, &buf, &len, p) != 0) {
-            dp_fail(&err, 403, "Cannot read the environment of process %d: %s.",
-                    (int)rq->pid, strerror(errno));
+            dp_fail(&err, errno == ENOENT || errno == ESRCH ? 404 : 403, "Cannot read %s "
+                    "of process %d: %s.", what[rq->what], (int)rq->pid, strerror(errno));
             return send_error(fd, &err);
         }
         send_ok(fd, len, "");
@@ -612,6 +617,7 @@ void dp_helper_main(int listen_fd, const dp_helper_policy *pol)
     if (getppid() != parent)
         _exit(0);
     apr_initialize();
+    daemon_pid = getpid();
     max_children = pol->max_dumps > 0 ? pol->max_dumps : 1;
     dump_children = calloc((size_t)max_children, sizeof(dump_child));
     memset(&sa, 0, sizeof(sa));

@@ -18,7 +18,8 @@ enum dp_op {
 };
 
 /* what, for DP_OP_PROC_READ (same values as the glue's DP_PRIV_*) */
-enum dp_priv { DP_READ_FDS = 1, DP_READ_EXE = 2, DP_READ_ENVIRON = 3, DP_READ_CWD = 4 };
+enum dp_priv { DP_READ_FDS = 1, DP_READ_EXE = 2, DP_READ_ENVIRON = 3, DP_READ_CWD = 4,
+               DP_READ_MAPS = 5 };
 
 typedef struct dp_request {
     uint32_t magic, version, op, what;      /* what: dp_priv, or 1 = zip for DUMP */
