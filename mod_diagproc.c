@@ -486,9 +486,10 @@ static int route_dump(request_rec *r, const char **seg)
                              "does not define (0x%lx): MINIDUMP_TYPE's valid bits are "
                              "0x%lx (MiniDumpValidTypeFlags).", type,
                              type & ~DP_DUMP_SUPPORTED, DP_DUMP_VALID);
-    if (fmt && !strcmp(fmt, "zip"))
+    /* as Kudu parses it: any case, empty = raw */
+    if (fmt && !strcasecmp(fmt, "zip"))
         zip = 1;
-    else if (fmt && strcmp(fmt, "raw") != 0)
+    else if (fmt && *fmt && strcasecmp(fmt, "raw") != 0)
         return dp_send_error(r, HTTP_BAD_REQUEST, "format '%s' is unknown: use raw (an ELF "
                              "core) or zip (the core with its binaries and scripts).", fmt);
     if ((rv = require_allowed(r, DP_ALLOW_DUMP, "dump", "Dumps")) != OK)
