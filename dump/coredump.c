@@ -425,8 +425,9 @@ static int stack_range(dp_core *c, const thread_regs *th, range *out)
 /* MiniDumpWithIndirectlyReferencedMemory, as Breakpad and Windows do it: each
  * value in a thread's registers and on its stack that points into readable
  * data brings the memory around it, so a minimal core shows the objects the
- * stuck frames were working on. Pointers into code, into the stacks (already
- * there) or nowhere bring nothing. Bounded: DP_INDIRECT_MAX in all. Each
+ * stuck frames were working on. Pointers into code or read-only files (the
+ * debugger has the files, and such a mapping may only be whole in a core),
+ * into the stacks (already there) or nowhere bring nothing. Bounded: DP_INDIRECT_MAX in all. Each
  * thread first gets an equal share, registers then its stack from the top
  * (where the stuck frames are), so one stack full of pointers cannot take
  * the whole budget; what is left goes on in thread order. Only present
@@ -486,7 +487,7 @@ static void take_referenced(referenced *rf, unsigned long long v)
             return;
     m = map_of(rf->c, v);
     if (!m || m->perms[0] != 'r' || m->perms[2] == 'x' || is_special(m)
-        || in_list(rf->never, m->start))
+        || in_list(rf->never, m->start) || (m->path[0] == '/' && m->perms[1] != 'w'))
         return;
     lo = PAGE_DOWN(v - m->start < REF_BEFORE ? m->start : v - REF_BEFORE);
     hi = PAGE_UP(m->end - v < REF_AFTER ? m->end : v + REF_AFTER);

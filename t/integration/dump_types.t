@@ -13,6 +13,7 @@ from tap import ok, is_, like, done_testing  # noqa: E402
 import dphttpd  # noqa: E402
 from dphttpd import Httpd, spawn, worker_user, BUILD  # noqa: E402
 from procstate import running  # noqa: E402
+from elfcore import layout_problems  # noqa: E402
 
 TARGET = os.path.join(BUILD, "targets", "ref_target")
 OBJECT = "DIAGPROC-REFERENCED-OBJECT-7d1c"
@@ -58,6 +59,8 @@ ok(grown <= INDIRECT_MAX + (64 << 10),
 ok(grown >= INDIRECT_MAX // 2,
    f"…and a stack full of pointers does fill the budget (so the bound is what holds it): {grown}")
 
+is_(layout_problems(cores["0x40"]), [], "…its PT_LOADs keep the layout rules (read-only files whole or absent)")
+
 # ---- 0x1: .bss beyond the object's last file page
 x = gdb(cores["0x1"], f"x/gx {bss}", "print/x dp_bss_area.marker")
 like(x, f"= 0x{BSS_MARKER:x}", "dumpType=0x1: gdb reads the value in .bss")
@@ -75,6 +78,8 @@ for bit in range(25):
         continue
     if "stuck_holding" not in gdb(out, "thread apply all bt"):
         bad.append((hex(v), "gdb shows no backtrace"))
+    if layout_problems(out):
+        bad.append((hex(v), layout_problems(out)[:3]))
     os.unlink(out)
 is_(bad, [], "every bit of MiniDumpValidTypeFlags answers a core with backtraces")
 out = os.path.join(work.name, "all.core")
