@@ -27,6 +27,9 @@
 #include "mod_diagproc_procs.h"
 #include "mod_diagproc_helper.h"
 #include "mod_diagproc_zip.h"
+#include "mod_diagproc_reserved.h"
+#include "mod_diagproc_scoreboard.h"
+#include "helper/daemon.h"
 #include "proc/procfs.h"
 #include "dump/core.h"
 
@@ -60,6 +63,8 @@ static void *create_server_conf(apr_pool_t *p, server_rec *s)
     c->max_dump_bytes = -1;
     c->dump_timeout = -1;
     c->dump_snapshot = -1;
+    c->dump_nice = -1;
+    c->dump_ioprio = -1;
     return c;
 }
 
@@ -71,6 +76,8 @@ static void *merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     c->max_dump_bytes = add->max_dump_bytes >= 0 ? add->max_dump_bytes : base->max_dump_bytes;
     c->dump_timeout = add->dump_timeout >= 0 ? add->dump_timeout : base->dump_timeout;
     c->dump_snapshot = add->dump_snapshot >= 0 ? add->dump_snapshot : base->dump_snapshot;
+    c->dump_nice = add->dump_nice >= 0 ? add->dump_nice : base->dump_nice;
+    c->dump_ioprio = add->dump_ioprio >= 0 ? add->dump_ioprio : base->dump_ioprio;
     return c;
 }
 
@@ -258,6 +265,49 @@ static const char *set_dump_snapshot(cmd_parms *cmd, void *d, int on)
     return NULL;
 }
 
+static const char *set_dump_nice(cmd_parms *cmd, void *d, const char *arg)
+{
+    char *end;
+    long v = strtol(arg, &end, 10);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    (void)d;
+    if (err)
+        return err;
+    if (*end || end == arg || v < 0 || v > 19)
+        return "DiagProcDumpNice takes a nice value from 0 (the site's own) to 19 (lowest)";
+    dp_server_config(cmd->server)->dump_nice = (int)v;
+    return NULL;
+}
+
+static const char *set_dump_ioprio(cmd_parms *cmd, void *d, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    const char *usage = "DiagProcDumpIOPriority takes idle, best-effort[:0-7] or unchanged";
+    (void)d;
+    if (err)
+        return err;
+    if (!strcasecmp(arg, "idle"))
+        dp_server_config(cmd->server)->dump_ioprio = DP_IOPRIO_VALUE(DP_IOPRIO_CLASS_IDLE, 0);
+    else if (!strcasecmp(arg, "unchanged"))
+        dp_server_config(cmd->server)->dump_ioprio = 0;
+    else if (!strncasecmp(arg, "best-effort", 11)) {
+        long level = 4;
+        if (arg[11] == ':') {
+            char *end;
+            level = strtol(arg + 12, &end, 10);
+            if (*end || end == arg + 12 || level < 0 || level > 7)
+                return usage;
+        }
+        else if (arg[11])
+            return usage;
+        dp_server_config(cmd->server)->dump_ioprio = DP_IOPRIO_VALUE(DP_IOPRIO_CLASS_BE,
+                                                                     (int)level);
+    }
+    else
+        return usage;
+    return NULL;
+}
+
 static const command_rec dp_cmds[] = {
     /* ACCESS_CONF only: none of them may be set from .htaccess */
     AP_INIT_ITERATE("DiagProcAllow", set_allow, NULL, ACCESS_CONF,
@@ -276,6 +326,13 @@ static const command_rec dp_cmds[] = {
                   "longest a dump may take, in seconds (default: no limit)"),
     AP_INIT_FLAG("DiagProcDumpSnapshot", set_dump_snapshot, NULL, RSRC_CONF,
                  "On: a large dump pauses the target only for a copy-on-write fork (default On)"),
+    AP_INIT_TAKE1("DiagProcDumpNice", set_dump_nice, NULL, RSRC_CONF,
+                  "CPU priority (nice) of the process writing a dump (default 10)"),
+    AP_INIT_TAKE1("DiagProcDumpIOPriority", set_dump_ioprio, NULL, RSRC_CONF,
+                  "I/O priority of the process writing a dump: idle, best-effort[:0-7], "
+                  "unchanged (default best-effort:7)"),
+    AP_INIT_TAKE1("DiagProcListen", dp_reserved_set_listen, NULL, RSRC_CONF,
+                  "[address:]port served by a reserved diagnostics process (may repeat)"),
     { NULL }
 };
 
@@ -542,6 +599,7 @@ static const struct dp_route {
     dp_route_fn get, del, post;
 } routes[] = {
     { "",                   "GET, HEAD",         dp_route_list,        NULL,       NULL },
+    { "requests",           "GET, HEAD",         dp_route_requests,    NULL,       NULL },
     { "{}",                 "GET, HEAD, DELETE", dp_route_detail,      route_kill, NULL },
     { "{}/stop",            "POST",              NULL,                 NULL,       route_kill },
     { "{}/dump",            "GET, HEAD",         route_dump,           NULL,       NULL },
@@ -638,7 +696,9 @@ static void dp_register_hooks(apr_pool_t *p)
 {
     ap_hook_pre_config(dp_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(dp_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    dp_scoreboard_register_hooks(p);
     dp_helper_register_hooks(p);
+    dp_reserved_register_hooks(p);
     dp_zip_filter_register(p);
 }
 

@@ -30,6 +30,8 @@ typedef struct dp_server_conf {
     apr_off_t max_dump_bytes;           /* DiagProcMaxDumpSize, 0 = no cap, -1 unset */
     int dump_timeout;                   /* DiagProcDumpTimeout seconds, 0 = none, -1 unset */
     int dump_snapshot;                  /* DiagProcDumpSnapshot on/off, -1 unset (on) */
+    int dump_nice;                      /* DiagProcDumpNice 0-19, -1 unset (10) */
+    int dump_ioprio;                    /* DiagProcDumpIOPriority, -1 unset (best-effort:7) */
 } dp_server_conf;
 
 /* The helper's server-wide ceiling: whose processes may be read, killed or

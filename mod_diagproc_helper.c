@@ -32,6 +32,7 @@
 #include "mod_diagproc.h"
 #include "mod_diagproc_helper.h"
 #include "mod_diagproc_zip.h"
+#include "mod_diagproc_scoreboard.h"
 #include "helper/proto.h"
 #include "helper/daemon.h"
 #include "proc/procfs.h"
@@ -113,6 +114,7 @@ static int start_helper(apr_pool_t *p, server_rec *s)
     close(fd);
     helper_pid = pid;
     helper_proc.pid = pid;
+    dp_shared_set_helper(pid);
     apr_proc_other_child_register(&helper_proc, helper_maintenance, &helper_proc, NULL, p);
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, APLOGNO(10812)
                  "diagproc: helper %d serving %s", (int)pid, sockpath);
@@ -193,6 +195,9 @@ static int dp_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
     policy.nuids = c->uids->nelts;
     policy.max_dumps = sc->max_dumps > 0 ? sc->max_dumps : 2;
     policy.snapshot = sc->dump_snapshot != 0;
+    policy.dump_nice = sc->dump_nice >= 0 ? sc->dump_nice : 10;
+    policy.dump_ioprio = sc->dump_ioprio >= 0 ? sc->dump_ioprio
+                                              : DP_IOPRIO_VALUE(DP_IOPRIO_CLASS_BE, 7);
     apr_pool_cleanup_register(pconf, NULL, helper_cleanup, apr_pool_cleanup_null);
     if (start_helper(pconf, s) != 0)
         ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, APLOGNO(10814)

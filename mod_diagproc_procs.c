@@ -23,6 +23,7 @@
 #include "mod_diagproc_procs.h"
 #include "mod_diagproc_helper.h"
 #include "mod_diagproc_html.h"
+#include "mod_diagproc_scoreboard.h"
 #include "proc/procfs.h"
 #include "proc/format.h"
 #include "proc/elfinfo.h"
@@ -228,6 +229,7 @@ static int keep_for_list(long uid, void *ctx)
  * output as JSON, with no tree of nodes per process. */
 static void write_list(request_rec *r, const apr_array_header_t *sorted, dp_jsonw *w)
 {
+    const dp_roles *roles = dp_roles_take(r->pool);
     const char *base = base_href(r), *machine = machine_name(r), *user = NULL;
     long hz = dp_clock_ticks(), page = dp_page_size(), last_uid = -1;
     int i;
@@ -277,6 +279,7 @@ static void write_list(request_rec *r, const apr_array_header_t *sorted, dp_json
         dp_jw_raw(w, ",", 1);
         dp_jw_key(w, "start_time");
         dp_jw_cstr(w, started);
+        dp_jw_role(w, roles, e->pid);
         dp_jw_raw(w, "}", 1);
     }
     dp_jw_raw(w, "]", 1);
@@ -841,6 +844,7 @@ int dp_route_detail(request_rec *r, const char **seg)
         json_object_set_new(o, "cgroup", json_null());
     json_object_set_new(o, "cwd", jcstr(r->pool, cwd));
     json_object_set_new(o, "cmdline", argv ? cmdline_array(r, argv) : json_null());
+    dp_json_role(r, o, pid);
     if (sampled == 0)
         json_object_set_new(o, "cpu_percent", json_real(cpu_pct));
     if (dp_wants_html(r))

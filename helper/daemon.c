@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -435,6 +436,17 @@ static void do_stacks(int fd, const dp_helper_policy *pol, const dp_request *rq,
     send_end(fd);
 }
 
+/* A dump reads a whole process's memory and compresses it: it yields the
+ * CPU and the disks to the site it is taken from. Lowering one's own
+ * priority needs no privilege. */
+static void lower_priority(const dp_helper_policy *pol)
+{
+    if (pol->dump_nice > 0)
+        setpriority(PRIO_PROCESS, 0, pol->dump_nice);
+    if (pol->dump_ioprio)
+        syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, pol->dump_ioprio);
+}
+
 /* ------------------------------------------------------------- the loop */
 
 typedef struct dump_child {
@@ -579,6 +591,8 @@ static void handle_connection(int fd, const dp_helper_policy *pol)
     if (child == 0) {
         tv.tv_sec = 0;
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        if (rq.op == DP_OP_DUMP)
+            lower_priority(pol);
         serve_one(fd, pol, &peer, &rq);
         _exit(0);
     }

@@ -17,10 +17,17 @@ typedef struct dp_helper_policy {
     int nuids;
     int max_dumps;              /* concurrent dumps server-wide */
     int snapshot;               /* DiagProcDumpSnapshot: large dumps read a copy-on-write fork */
+    int dump_nice;              /* DiagProcDumpNice: CPU priority of a dumping child (0-19) */
+    int dump_ioprio;            /* DiagProcDumpIOPriority: ioprio_set value, 0 = unchanged */
 } dp_helper_policy;
 
 /* Serves listen_fd until the parent goes away; never returns. */
 void dp_helper_main(int listen_fd, const dp_helper_policy *pol);
+
+/* ioprio_set(2) values for dump_ioprio */
+#define DP_IOPRIO_VALUE(cls, level) (((cls) << 13) | (level))
+#define DP_IOPRIO_CLASS_BE   2
+#define DP_IOPRIO_CLASS_IDLE 3
 
 /* Is uid within the ceiling? (also used by the tests) */
 int dp_policy_allows_uid(const dp_helper_policy *pol, long uid);

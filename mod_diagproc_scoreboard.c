@@ -1,0 +1,466 @@
+/* httpd awareness from the scoreboard: roles of httpd's processes and the
+ * requests its worker threads are serving. The scoreboard is shared memory
+ * that workers rewrite all the time: each entry is copied out
+ * (ap_copy_scoreboard_worker) and its strings terminated before use. */
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_main.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "ap_mpm.h"
+#include "scoreboard.h"
+#include "apr_strings.h"
+
+#include "mod_diagproc.h"
+#include "mod_diagproc_scoreboard.h"
+#include "mod_diagproc_procs.h"
+#include "mod_diagproc_html.h"
+#include "proc/procfs.h"
+#include "proc/format.h"
+
+APLOG_USE_MODULE(diagproc);
+
+/* ------------------------------------------------------ the shared page */
+
+typedef struct dp_slot_tid {
+    pid_t pid;                  /* the process that wrote tid: a new process in */
+    pid_t tid;                  /* the slot makes an old entry void */
+} dp_slot_tid;
+
+typedef struct dp_shared {
+    pid_t helper_pid;
+    pid_t reserved_pid;
+    int reserved_generation;
+    int server_limit, thread_limit;
+    dp_slot_tid tids[];         /* server_limit * thread_limit */
+} dp_shared;
+
+/* Kept across restarts (the DSO and its statics are reloaded, the page and
+ * every process forked with it stay); the version is in the key because a
+ * new build may change the layout. */
+#define DP_SHARED_KEY "mod_diagproc shared page v1"
+
+typedef struct dp_shared_retained {
+    dp_shared *page;
+    size_t size;
+} dp_shared_retained;
+
+static dp_shared *shared_page(void)
+{
+    dp_shared_retained *rd = ap_retained_data_get(DP_SHARED_KEY);
+    return rd ? rd->page : NULL;
+}
+
+void dp_shared_init(void)
+{
+    dp_shared_retained *rd = ap_retained_data_get(DP_SHARED_KEY);
+    int sl = 0, tl = 0;
+    size_t size;
+    void *m;
+
+    if (!rd)
+        rd = ap_retained_data_create(DP_SHARED_KEY, sizeof(*rd));
+    if (rd->page)
+        return;     /* the hard limits cannot change on a restart */
+    ap_mpm_query(AP_MPMQ_HARD_LIMIT_DAEMONS, &sl);
+    ap_mpm_query(AP_MPMQ_HARD_LIMIT_THREADS, &tl);
+    if (sl < 1)
+        sl = 1;
+    if (tl < 1)
+        tl = 1;
+    size = sizeof(dp_shared) + (size_t)sl * (size_t)tl * sizeof(dp_slot_tid);
+    m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, errno, ap_server_conf, APLOGNO(10830)
+                     "diagproc: no shared page; httpd roles and thread ids will be missing");
+        return;
+    }
+    rd->page = m;
+    rd->size = size;
+    rd->page->server_limit = sl;
+    rd->page->thread_limit = tl;
+}
+
+void dp_shared_set_helper(pid_t pid)
+{
+    dp_shared *sh = shared_page();
+    if (sh)
+        __atomic_store_n(&sh->helper_pid, pid, __ATOMIC_RELEASE);
+}
+
+void dp_shared_set_reserved(pid_t pid, int generation)
+{
+    dp_shared *sh = shared_page();
+    if (sh) {
+        sh->reserved_generation = generation;
+        __atomic_store_n(&sh->reserved_pid, pid, __ATOMIC_RELEASE);
+    }
+}
+
+/* Which slot and thread the request's connection occupies (event and worker
+ * move connections between threads: the handle says where it is now). */
+static int slot_of(conn_rec *c, int *child, int *thread)
+{
+    worker_score *ws, *first;
+    long idx;
+    int tl;
+
+    if (!c->sbh || !ap_scoreboard_image)
+        return -1;
+    ws = ap_get_scoreboard_worker(c->sbh);
+    first = ap_scoreboard_image->servers[0];
+    tl = ap_scoreboard_image->global->thread_limit;
+    if (!ws || ws < first || tl < 1)
+        return -1;
+    idx = ws - first;
+    if (idx / tl >= ap_scoreboard_image->global->server_limit
+        || ap_scoreboard_image->servers[idx / tl] + idx % tl != ws)
+        return -1;
+    *child = (int)(idx / tl);
+    *thread = (int)(idx % tl);
+    return 0;
+}
+
+/* Notes the kernel thread id of the thread reading this request: one store
+ * into the slot's entry of the shared page. */
+static int note_thread(request_rec *r)
+{
+    dp_shared *sh = shared_page();
+    int child, thread;
+
+    if (!sh || r->main || r->prev || slot_of(r->connection, &child, &thread) != 0
+        || child >= sh->server_limit || thread >= sh->thread_limit)
+        return DECLINED;
+    dp_slot_tid *e = &sh->tids[(size_t)child * (size_t)sh->thread_limit + (size_t)thread];
+    __atomic_store_n(&e->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELAXED);
+    __atomic_store_n(&e->pid, getpid(), __ATOMIC_RELEASE);
+    return DECLINED;
+}
+
+static pid_t thread_tid(int child, int thread, pid_t pid)
+{
+    dp_shared *sh = shared_page();
+    dp_slot_tid *e;
+
+    if (!sh || child >= sh->server_limit || thread >= sh->thread_limit)
+        return 0;
+    e = &sh->tids[(size_t)child * (size_t)sh->thread_limit + (size_t)thread];
+    if (__atomic_load_n(&e->pid, __ATOMIC_ACQUIRE) != pid)
+        return 0;
+    return __atomic_load_n(&e->tid, __ATOMIC_RELAXED);
+}
+
+/* ------------------------------------------------------------------ roles */
+
+typedef struct worker_proc {
+    pid_t pid;
+    int slot, generation;
+} worker_proc;
+
+struct dp_roles {
+    pid_t parent, helper, reserved;
+    int reserved_generation;
+    int nworkers;
+    worker_proc *workers;       /* sorted by pid */
+};
+
+static int by_pid(const void *a, const void *b)
+{
+    const worker_proc *x = a, *y = b;
+    return (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+dp_roles *dp_roles_take(apr_pool_t *p)
+{
+    dp_roles *roles = apr_pcalloc(p, sizeof(*roles));
+    dp_shared *sh = shared_page();
+    int i, sl = 0;
+
+    roles->parent = getppid();
+    if (sh) {
+        roles->helper = __atomic_load_n(&sh->helper_pid, __ATOMIC_ACQUIRE);
+        roles->reserved = __atomic_load_n(&sh->reserved_pid, __ATOMIC_ACQUIRE);
+        roles->reserved_generation = sh->reserved_generation;
+    }
+    if (!ap_scoreboard_image)
+        return roles;
+    sl = ap_scoreboard_image->global->server_limit;
+    roles->workers = apr_pcalloc(p, sizeof(worker_proc) * (size_t)(sl > 0 ? sl : 1));
+    for (i = 0; i < sl; i++) {
+        process_score ps = *ap_get_scoreboard_process(i);     /* a copy */
+        if (ps.pid <= 0)
+            continue;
+        roles->workers[roles->nworkers].pid = ps.pid;
+        roles->workers[roles->nworkers].slot = i;
+        roles->workers[roles->nworkers].generation = ps.generation;
+        roles->nworkers++;
+    }
+    qsort(roles->workers, (size_t)roles->nworkers, sizeof(worker_proc), by_pid);
+    return roles;
+}
+
+const char *dp_role_of(const dp_roles *roles, pid_t pid, int *slot, int *generation)
+{
+    worker_proc key = { pid, 0, 0 }, *w;
+
+    *slot = -1;
+    *generation = -1;
+    if (pid <= 0)
+        return NULL;
+    if (pid == roles->parent)
+        return "parent";
+    if (pid == roles->helper)
+        return "helper";
+    if (pid == roles->reserved) {
+        *generation = roles->reserved_generation;
+        return "reserved";
+    }
+    w = roles->nworkers ? bsearch(&key, roles->workers, (size_t)roles->nworkers,
+                                  sizeof(worker_proc), by_pid) : NULL;
+    if (!w)
+        return NULL;
+    *slot = w->slot;
+    *generation = w->generation;
+    return "worker";
+}
+
+void dp_jw_role(dp_jsonw *w, const dp_roles *roles, pid_t pid)
+{
+    int slot, gen;
+    const char *role = dp_role_of(roles, pid, &slot, &gen);
+
+    if (!role)
+        return;
+    dp_jw_raw(w, ",", 1);
+    dp_jw_key(w, "httpd_role");
+    dp_jw_cstr(w, role);
+    if (slot >= 0) {
+        dp_jw_raw(w, ",", 1);
+        dp_jw_key(w, "httpd_slot");
+        dp_jw_int(w, slot);
+    }
+    if (gen >= 0) {
+        dp_jw_raw(w, ",", 1);
+        dp_jw_key(w, "httpd_generation");
+        dp_jw_int(w, gen);
+    }
+}
+
+/* --------------------------------------------------------------- threads */
+
+typedef struct thread_copy {
+    int slot, thread;
+    pid_t pid, tid;
+    unsigned char status;
+    apr_time_t start_time;
+    char client[64], vhost[32], request[64], protocol[16];
+} thread_copy;
+
+static const char *status_word(unsigned char s)
+{
+    switch (s) {
+    case SERVER_DEAD:           return "dead";
+    case SERVER_STARTING:       return "starting";
+    case SERVER_READY:          return "ready";
+    case SERVER_BUSY_READ:      return "reading";
+    case SERVER_BUSY_WRITE:     return "writing";
+    case SERVER_BUSY_KEEPALIVE: return "keepalive";
+    case SERVER_BUSY_LOG:       return "logging";
+    case SERVER_BUSY_DNS:       return "dns";
+    case SERVER_CLOSING:        return "closing";
+    case SERVER_GRACEFUL:       return "graceful";
+    case SERVER_IDLE_KILL:      return "idle-kill";
+    default:                    return "unknown";
+    }
+}
+
+/* A thread holds a request from the moment its line is read until it is
+ * logged; "reading" with no request line yet is a connection, not a request. */
+static int serving_request(const thread_copy *t)
+{
+    return t->status == SERVER_BUSY_WRITE || t->status == SERVER_BUSY_LOG
+           || t->status == SERVER_BUSY_DNS
+           || (t->status == SERVER_BUSY_READ && t->request[0]);
+}
+
+#define TERMINATE(a) ((a)[sizeof(a) - 1] = '\0')
+
+static void copy_thread(int slot, int thread, pid_t pid, thread_copy *t)
+{
+    worker_score ws;
+
+    ap_copy_scoreboard_worker(&ws, slot, thread);
+    memset(t, 0, sizeof(*t));
+    t->slot = slot;
+    t->thread = thread;
+    t->pid = pid;
+    t->status = ws.status;
+    t->tid = thread_tid(slot, thread, pid);
+    if (!ap_extended_status)
+        return;     /* the other fields are only kept up to date with it */
+    t->start_time = ws.start_time;
+    memcpy(t->client, ws.client64, sizeof(t->client));
+    memcpy(t->vhost, ws.vhost, sizeof(t->vhost));
+    memcpy(t->request, ws.request, sizeof(t->request));
+    memcpy(t->protocol, ws.protocol, sizeof(t->protocol));
+    TERMINATE(t->client);
+    TERMINATE(t->vhost);
+    TERMINATE(t->request);
+    TERMINATE(t->protocol);
+}
+
+static json_t *jtext(apr_pool_t *p, const char *s, size_t n)
+{
+    return json_string(dp_utf8(s, n, p));
+}
+
+static json_t *thread_json(request_rec *r, const thread_copy *t, apr_time_t now, int with_pid)
+{
+    json_t *o = json_object();
+    int busy = serving_request(t);
+
+    if (with_pid) {
+        json_object_set_new(o, "pid", json_integer(t->pid));
+        json_object_set_new(o, "process", json_string(dp_proc_href(r, t->pid)));
+        json_object_set_new(o, "httpd_slot", json_integer(t->slot));
+    }
+    json_object_set_new(o, "thread", json_integer(t->thread));
+    json_object_set_new(o, "tid", t->tid > 0 ? json_integer(t->tid) : json_null());
+    if (t->tid > 0)
+        json_object_set_new(o, "thread_href", json_string(apr_psprintf(
+            r->pool, "%s/threads/%d", dp_proc_href(r, t->pid), (int)t->tid)));
+    json_object_set_new(o, "state", json_string(status_word(t->status)));
+    if (!ap_extended_status || !busy)
+        return o;
+    /* "METHOD URI PROTOCOL" as httpd keeps it: at most 63 bytes */
+    {
+        const char *req = t->request, *sp1 = strchr(req, ' ');
+        const char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+        size_t n = strlen(req);
+        json_object_set_new(o, "client", t->client[0] ? jtext(r->pool, t->client,
+                                                              strlen(t->client)) : json_null());
+        json_object_set_new(o, "vhost", t->vhost[0] ? jtext(r->pool, t->vhost,
+                                                            strlen(t->vhost)) : json_null());
+        json_object_set_new(o, "method", sp1 ? jtext(r->pool, req, (size_t)(sp1 - req))
+                                             : json_null());
+        json_object_set_new(o, "uri", sp1 ? jtext(r->pool, sp1 + 1, sp2 ? (size_t)(sp2 - sp1 - 1)
+                                                                       : strlen(sp1 + 1))
+                                          : jtext(r->pool, req, n));
+        json_object_set_new(o, "protocol", t->protocol[0] ? jtext(r->pool, t->protocol,
+                                                                  strlen(t->protocol))
+                                                          : json_null());
+        json_object_set_new(o, "request", jtext(r->pool, req, n));
+        json_object_set_new(o, "request_truncated",
+                            json_boolean(n == sizeof(((worker_score *)0)->request) - 1));
+        json_object_set_new(o, "seconds", t->start_time > 0 && now >= t->start_time
+                            ? json_real((double)((now - t->start_time) / 1000) / 1000.0)
+                            : json_null());
+    }
+    return o;
+}
+
+void dp_json_role(request_rec *r, json_t *o, pid_t pid)
+{
+    dp_roles *roles = dp_roles_take(r->pool);
+    int slot, gen, j, tl;
+    const char *role = dp_role_of(roles, pid, &slot, &gen);
+    json_t *threads;
+    apr_time_t now = apr_time_now();
+
+    json_object_set_new(o, "httpd_role", role ? json_string(role) : json_null());
+    if (!role)
+        return;
+    if (slot >= 0)
+        json_object_set_new(o, "httpd_slot", json_integer(slot));
+    if (gen >= 0)
+        json_object_set_new(o, "httpd_generation", json_integer(gen));
+    if (slot < 0 || !ap_scoreboard_image)
+        return;
+    threads = json_array();
+    tl = ap_scoreboard_image->global->thread_limit;
+    for (j = 0; j < tl; j++) {
+        thread_copy t;
+        copy_thread(slot, j, pid, &t);
+        if (t.status != SERVER_DEAD)
+            json_array_append_new(threads, thread_json(r, &t, now, 0));
+    }
+    json_object_set_new(o, "httpd_extended_status", json_boolean(ap_extended_status));
+    json_object_set_new(o, "httpd_threads", threads);
+}
+
+/* ----------------------------------------------------------- P/requests */
+
+static int longest_first(const void *a, const void *b)
+{
+    const thread_copy *x = a, *y = b;
+    apr_time_t sx = x->start_time > 0 ? x->start_time : APR_INT64_MAX;
+    apr_time_t sy = y->start_time > 0 ? y->start_time : APR_INT64_MAX;
+    if (sx != sy)
+        return sx < sy ? -1 : 1;
+    if (x->pid != y->pid)
+        return x->pid < y->pid ? -1 : 1;
+    return x->thread - y->thread;
+}
+
+int dp_route_requests(request_rec *r, const char **seg)
+{
+    apr_array_header_t *busy = apr_array_make(r->pool, 32, sizeof(thread_copy));
+    apr_time_t now = apr_time_now();
+    json_t *list, *o;
+    int i, j, sl, tl;
+
+    (void)seg;
+    if (!ap_scoreboard_image)
+        return dp_send_error(r, HTTP_SERVICE_UNAVAILABLE, "httpd's scoreboard is not "
+                             "available in this process.");
+    sl = ap_scoreboard_image->global->server_limit;
+    tl = ap_scoreboard_image->global->thread_limit;
+    for (i = 0; i < sl; i++) {
+        process_score ps = *ap_get_scoreboard_process(i);
+        long owner;
+        if (ps.pid <= 0 || (owner = dp_proc_owner(ps.pid)) < 0 || !dp_in_scope(r, owner))
+            continue;
+        for (j = 0; j < tl; j++) {
+            thread_copy t;
+            copy_thread(i, j, ps.pid, &t);
+            if (serving_request(&t))
+                *(thread_copy *)apr_array_push(busy) = t;
+        }
+    }
+    qsort(busy->elts, (size_t)busy->nelts, sizeof(thread_copy), longest_first);
+    list = json_array();
+    for (i = 0; i < busy->nelts; i++)
+        json_array_append_new(list, thread_json(r, &APR_ARRAY_IDX(busy, i, thread_copy), now, 1));
+    o = json_pack("{s:b,s:i,s:o}", "extended_status", ap_extended_status,
+                  "count", busy->nelts, "requests", list);
+    if (dp_wants_html(r))
+        return dp_html_detail(r, o);
+    return dp_send_json(r, HTTP_OK, o);
+}
+
+/* ---------------------------------------------------------------- hooks */
+
+static int shared_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                              server_rec *s)
+{
+    (void)pconf; (void)plog; (void)ptemp; (void)s;
+    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG)
+        dp_shared_init();       /* before the helper and any worker is forked */
+    return OK;
+}
+
+void dp_scoreboard_register_hooks(apr_pool_t *p)
+{
+    (void)p;
+    ap_hook_post_config(shared_post_config, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_post_read_request(note_thread, NULL, NULL, APR_HOOK_REALLY_FIRST);
+}

@@ -1,0 +1,37 @@
+/* httpd awareness: which processes are httpd's own (parent, workers, the
+ * helper, the reserved process) and what each worker thread is serving,
+ * read from httpd's scoreboard. Every entry is copied out, never held. */
+#ifndef MOD_DIAGPROC_SCOREBOARD_H
+#define MOD_DIAGPROC_SCOREBOARD_H
+
+#include "httpd.h"
+#include <jansson.h>
+#include "proc/jsonw.h"
+
+/* A page shared by the parent and every process it forks (created once, in
+ * the parent, before any of them): the pids the scoreboard does not know,
+ * and the kernel thread id of each scoreboard slot (the scoreboard keeps
+ * only pthread handles). */
+void dp_shared_init(void);
+void dp_shared_set_helper(pid_t pid);
+void dp_shared_set_reserved(pid_t pid, int generation);
+
+/* The roles of httpd's processes at one instant. */
+typedef struct dp_roles dp_roles;
+dp_roles *dp_roles_take(apr_pool_t *p);
+/* "parent", "worker", "helper", "reserved" or NULL; slot and generation
+ * for a worker (else -1). */
+const char *dp_role_of(const dp_roles *roles, pid_t pid, int *slot, int *generation);
+
+/* ,"httpd_role":…[,"httpd_slot":…,"httpd_generation":…] for a list entry. */
+void dp_jw_role(dp_jsonw *w, const dp_roles *roles, pid_t pid);
+/* The same fields into a detail object; for a worker also "httpd_threads",
+ * what each of its threads is doing. */
+void dp_json_role(request_rec *r, json_t *o, pid_t pid);
+
+/* GET P/requests: every request httpd's workers are serving, longest first. */
+int dp_route_requests(request_rec *r, const char **seg);
+
+void dp_scoreboard_register_hooks(apr_pool_t *p);
+
+#endif
