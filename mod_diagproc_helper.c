@@ -347,15 +347,20 @@ static json_t *stacks_json(request_rec *r, pid_t pid, char *text, const char *hr
             json_array_append_new(threads, t);
         }
         else if (frames && sscanf(line, "#%d %31s %1023[^\n]", &idx, addr, rest) == 3) {
-            char *sep = strstr(rest, " - ");
+            /* "function - module", or "- module" for an address no symbol covers */
+            int unnamed = !strncmp(rest, "- ", 2);
+            char *module = unnamed ? rest + 2 : strstr(rest, " - ");
             json_t *f = json_object();
-            if (sep)
-                *sep = '\0';
+            if (module && !unnamed) {
+                *module = '\0';
+                module += 3;
+            }
             json_object_set_new(f, "index", json_integer(idx));
             json_object_set_new(f, "address", json_string(dp_utf8(addr, strlen(addr), r->pool)));
-            json_object_set_new(f, "function", json_string(dp_utf8(rest, strlen(rest), r->pool)));
-            json_object_set_new(f, "module", sep ? json_string(dp_utf8(sep + 3, strlen(sep + 3),
-                                                                       r->pool)) : json_null());
+            json_object_set_new(f, "function", unnamed ? json_null()
+                                : json_string(dp_utf8(rest, strlen(rest), r->pool)));
+            json_object_set_new(f, "module", module ? json_string(dp_utf8(module, strlen(module),
+                                                                          r->pool)) : json_null());
             json_array_append_new(frames, f);
         }
     }

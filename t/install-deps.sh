@@ -4,7 +4,8 @@
 set -e
 PKGS="apache2 apache2-dev libjansson-dev zlib1g-dev libcmocka-dev gdb lldb python3-lldb-14 elfutils
       unzip curl wrk python3 python3-psutil chromium perl make gcc clang libclang-rt-14-dev
-      apache2-utils debhelper dpkg-dev"
+      apache2-utils debhelper dpkg-dev
+      libapache2-mod-wsgi-py3"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

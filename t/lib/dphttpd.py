@@ -137,7 +137,7 @@ ServerLimit 2
 
     def _children(self, helper):
         """Live children of the parent: the helper (the one that set
-        no_new_privs) or the workers; killed ones not yet reaped are left out."""
+        no_new_privs) or the others; killed ones not yet reaped are left out."""
         out = []
         for k in procstate.children(self.parent_pid):
             try:
@@ -150,7 +150,16 @@ ServerLimit 2
         return out
 
     def workers(self):
-        return self._children(helper=False)
+        """The MPM's worker processes (not the helper, not a reserved process)."""
+        return [k for k in self._children(helper=False) if not self._is_reserved(k)]
+
+    def reserved(self):
+        """Reserved diagnostics processes (DiagProcListen): the children that
+        listen on a port other than the site's."""
+        return [k for k in self._children(helper=False) if self._is_reserved(k)]
+
+    def _is_reserved(self, pid):
+        return bool(procstate.listen_ports(pid) - {self.port})
 
     def helpers(self):
         return self._children(helper=True)

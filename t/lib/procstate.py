@@ -2,6 +2,7 @@
 has. The dump and kill tests use these to show that
 nothing is left stopped or behind."""
 import glob
+import os
 import time
 
 
@@ -47,3 +48,33 @@ def children(pid):
         except OSError:
             pass
     return kids
+
+
+def _listening_inodes():
+    """{socket inode: port} of every TCP socket in LISTEN (IPv4 and IPv6)."""
+    out = {}
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[3] == "0A":
+                        out[fields[9]] = int(fields[1].rsplit(":", 1)[1], 16)
+        except OSError:
+            pass
+    return out
+
+
+def listen_ports(pid):
+    """The TCP ports pid holds a listening socket of."""
+    inodes = _listening_inodes()
+    ports = set()
+    for fd in glob.glob(f"/proc/{pid}/fd/*"):
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            ports.add(inodes[target[8:-1]])
+    return ports
