@@ -1,0 +1,118 @@
+# The reserved process under each MPM (event keeps private per-connection
+# state that connections made outside it must provide; worker and prefork
+# do not): it serves, enforces Require, refuses other handlers, lists the
+# requests in flight (escaped in HTML, valid UTF-8 in JSON, states only
+# without ExtendedStatus), comes back after kill -9 and after a graceful
+# restart.
+import http.client
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from tap import ok, is_, diag, done_testing  # noqa: E402
+from dphttpd import Httpd, free_port, MODDIR  # noqa: E402
+import procstate  # noqa: E402
+
+
+class BlackHole:
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                self.conns.append(self.sock.accept()[0])
+            except OSError:
+                return
+
+
+def get(port, path, headers=None, method="GET", timeout=10):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.request(method, path, headers=headers or {})
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+def get_json(port, path):
+    st, body = get(port, path)
+    try:
+        return st, json.loads(body)
+    except ValueError:
+        return st, None
+
+
+backend = BlackHole()
+for mpm, extended in (("event", True), ("worker", True), ("prefork", False)):
+    rport = free_port()
+    h = Httpd(mpm=mpm, server_conf=f"""
+LoadModule proxy_module {MODDIR}/mod_proxy.so
+LoadModule proxy_http_module {MODDIR}/mod_proxy_http.so
+ExtendedStatus {"On" if extended else "Off"}
+ProxyPass /stuck/ http://127.0.0.1:{backend.port}/
+DiagProcListen 127.0.0.1:{rport}
+<Location /denied>
+    SetHandler diagproc
+    Require ip 192.0.2.1
+</Location>
+""").start()
+    ok(procstate.settle(lambda: len(h.reserved()) == 1, 10), f"{mpm}: one reserved process")
+    rsv = h.reserved()[0]
+    st, d = get_json(rport, "/diagnostics/processes/0")
+    is_((st, (d or {}).get("id"), (d or {}).get("httpd_role")), (200, rsv, "reserved"),
+        f"{mpm}: the reserved listener serves the detail of its own process")
+    is_(get(rport, "/denied")[0], 403, f"{mpm}: Require is enforced there")
+    is_(get(rport, "/stuck/x")[0], 404, f"{mpm}: another handler there is 404")
+
+    # one request stuck on the site, with markup and a byte that is not UTF-8
+    stuck = socket.create_connection(("127.0.0.1", h.port))
+    stuck.sendall(b"GET /stuck/<b>\xff HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+
+    def listed():
+        st, d = get_json(rport, "/diagnostics/processes/requests")
+        return [x for x in (d or {}).get("requests", []) if x["state"] == "writing"]
+    ok(procstate.settle(lambda: len(listed()) == 1, 10), f"{mpm}: the stuck request is listed")
+    x = (listed() or [{}])[0]
+    if extended:
+        is_(x.get("uri"), "/stuck/<b>\ufffd", f"{mpm}: its URI, as valid UTF-8")
+        st, page = get(rport, "/diagnostics/processes/requests", headers={"Accept": "text/html"})
+        ok(st == 200 and b"&lt;b&gt;" in page and b"<b>\xef\xbf\xbd" not in page,
+           f"{mpm}: escaped in the HTML view")
+    else:
+        ok("uri" not in x and x.get("tid"), f"{mpm}: without ExtendedStatus, the thread and its state only")
+    st, d = get_json(rport, f"/diagnostics/processes/{x.get('pid')}")
+    threads = (d or {}).get("httpd_threads", [])
+    ok(any(t["state"] == "writing" and t.get("tid") == x.get("tid") for t in threads),
+       f"{mpm}: the worker's detail shows that thread")
+    stuck.close()
+
+    os.kill(rsv, signal.SIGKILL)
+    t0 = time.monotonic()
+    st = get(rport, "/diagnostics/processes/0")[0]
+    dt = time.monotonic() - t0
+    ok(st == 200 and dt < 1.0, f"{mpm}: after kill -9, served again within 1 s ({dt * 1000:.0f} ms)")
+    ok(procstate.settle(lambda: h.reserved() and h.reserved()[0] != rsv, 5), f"{mpm}: by a new process")
+    rsv = h.reserved()[0]
+    h.signal("graceful")
+    ok(procstate.settle(lambda: h.reserved() and rsv not in h.reserved(), 15),
+       f"{mpm}: after -k graceful, another one")
+    is_(get(rport, "/diagnostics/processes/0")[0], 200, f"{mpm}: serving")
+    ok(all(rport not in procstate.listen_ports(w) for w in h.workers()),
+       f"{mpm}: workers hold none of its listener")
+    if not ok("exit signal" not in h.logs() and "long lost child" not in h.logs(),
+              f"{mpm}: nothing crashed, nothing unreaped"):
+        diag(h.logs())
+    h.stop()
+done_testing()
