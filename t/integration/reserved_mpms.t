@@ -67,6 +67,13 @@ DiagProcListen 127.0.0.1:{rport}
     SetHandler diagproc
     Require ip 192.0.2.1
 </Location>
+<VirtualHost 127.0.0.1:{rport}>
+    KeepAliveTimeout 1
+    <Location /mgmt>
+        SetHandler diagproc
+        Require ip 127.0.0.1
+    </Location>
+</VirtualHost>
 """).start()
     ok(procstate.settle(lambda: len(h.reserved()) == 1, 10), f"{mpm}: one reserved process")
     rsv = h.reserved()[0]
@@ -75,6 +82,8 @@ DiagProcListen 127.0.0.1:{rport}
         f"{mpm}: the reserved listener serves the detail of its own process")
     is_(get(rport, "/denied")[0], 403, f"{mpm}: Require is enforced there")
     is_(get(rport, "/stuck/x")[0], 404, f"{mpm}: another handler there is 404")
+    is_((get(rport, "/mgmt")[0], get(h.port, "/mgmt")[0]), (200, 404),
+        f"{mpm}: a <VirtualHost> for the reserved address applies there, and only there")
 
     # one request stuck on the site, with markup and a byte that is not UTF-8
     stuck = socket.create_connection(("127.0.0.1", h.port))
@@ -109,6 +118,12 @@ DiagProcListen 127.0.0.1:{rport}
     ok(procstate.settle(lambda: h.reserved() and rsv not in h.reserved(), 15),
        f"{mpm}: after -k graceful, another one")
     is_(get(rport, "/diagnostics/processes/0")[0], 200, f"{mpm}: serving")
+    rsv = h.reserved()[0]
+    h.signal("restart")
+    ok(procstate.settle(lambda: h.reserved() and rsv not in h.reserved(), 15),
+       f"{mpm}: after -k restart, another one")
+    ok(procstate.settle(lambda: get(rport, "/diagnostics/processes/0")[0] == 200, 5),
+       f"{mpm}: serving")
     ok(all(rport not in procstate.listen_ports(w) for w in h.workers()),
        f"{mpm}: workers hold none of its listener")
     if not ok("exit signal" not in h.logs() and "long lost child" not in h.logs(),
