@@ -10,5 +10,7 @@ int dp_wants_html(request_rec *r);
 /* Both take the JSON they render (and release it). */
 int dp_html_list(request_rec *r, json_t *list);
 int dp_html_detail(request_rec *r, json_t *detail);
+/* GET P/requests */
+int dp_html_requests(request_rec *r, json_t *requests);
 
 #endif

@@ -443,7 +443,7 @@ int dp_route_requests(request_rec *r, const char **seg)
     o = json_pack("{s:b,s:i,s:o}", "extended_status", ap_extended_status,
                   "count", busy->nelts, "requests", list);
     if (dp_wants_html(r))
-        return dp_html_detail(r, o);
+        return dp_html_requests(r, o);
     return dp_send_json(r, HTTP_OK, o);
 }
 
