@@ -131,7 +131,8 @@ static int slot_of(conn_rec *c, int *child, int *thread)
 }
 
 /* Notes the kernel thread id of the thread reading this request: one store
- * into the slot's entry of the shared page. */
+ * into the slot's entry of the shared page, as the request is created, so
+ * before the scoreboard shows the thread serving it. */
 static int note_thread(request_rec *r)
 {
     dp_shared *sh = shared_page();
@@ -462,5 +463,5 @@ void dp_scoreboard_register_hooks(apr_pool_t *p)
 {
     (void)p;
     ap_hook_post_config(shared_post_config, NULL, NULL, APR_HOOK_REALLY_FIRST);
-    ap_hook_post_read_request(note_thread, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_create_request(note_thread, NULL, NULL, APR_HOOK_REALLY_FIRST);
 }

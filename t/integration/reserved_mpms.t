@@ -55,7 +55,10 @@ def get_json(port, path):
 
 
 backend = BlackHole()
-for mpm, extended in (("event", True), ("worker", True), ("prefork", False)):
+MPMS = (("event", True), ("worker", True), ("prefork", False))
+if os.environ.get("DP_TEST_MPM"):
+    MPMS = [m for m in MPMS if m[0] == os.environ["DP_TEST_MPM"]]
+for mpm, extended in MPMS:
     rport = free_port()
     h = Httpd(mpm=mpm, server_conf=f"""
 LoadModule proxy_module {MODDIR}/mod_proxy.so
@@ -92,15 +95,21 @@ DiagProcListen 127.0.0.1:{rport}
     def listed():
         st, d = get_json(rport, "/diagnostics/processes/requests")
         return [x for x in (d or {}).get("requests", []) if x["state"] == "writing"]
-    ok(procstate.settle(lambda: len(listed()) == 1, 10), f"{mpm}: the stuck request is listed")
-    x = (listed() or [{}])[0]
+    seen = []
+
+    def one_listed():
+        seen[:] = listed()
+        return len(seen) == 1
+    ok(procstate.settle(one_listed, 10), f"{mpm}: the stuck request is listed")
+    x = (seen or [{}])[0]
     if extended:
         is_(x.get("uri"), "/stuck/<b>\ufffd", f"{mpm}: its URI, as valid UTF-8")
         st, page = get(rport, "/diagnostics/processes/requests", headers={"Accept": "text/html"})
         ok(st == 200 and b"&lt;b&gt;" in page and b"<b>\xef\xbf\xbd" not in page,
            f"{mpm}: escaped in the HTML view")
     else:
-        ok("uri" not in x and x.get("tid"), f"{mpm}: without ExtendedStatus, the thread and its state only")
+        if not ok("uri" not in x and x.get("tid"), f"{mpm}: without ExtendedStatus, the thread and its state only"):
+            diag(seen)
     st, d = get_json(rport, f"/diagnostics/processes/{x.get('pid')}")
     threads = (d or {}).get("httpd_threads", [])
     ok(any(t["state"] == "writing" and t.get("tid") == x.get("tid") for t in threads),
