@@ -18,7 +18,7 @@ DPKILL = os.path.join(BUILD, "tools", "dpkill")
 
 def stat_of(pid):
     try:
-        with open(f"/proc/{pid}/stat") as f:
+        with open(f"/proc/{pid}/stat", errors="replace") as f:  # any process may name itself in any bytes
             rest = f.read().rsplit(")", 1)[1].split()
         return rest
     except OSError:

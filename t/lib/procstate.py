@@ -10,7 +10,7 @@ def thread_states(pid):
     out = []
     for st in glob.glob(f"/proc/{pid}/task/*/stat"):
         try:
-            with open(st) as f:
+            with open(st, errors="replace") as f:
                 out.append(f.read().rsplit(")", 1)[1].split()[0])
         except OSError:
             pass
