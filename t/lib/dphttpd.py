@@ -31,9 +31,9 @@ DEFAULT_LOCATIONS = {
 }
 
 
-def free_port():
+def free_port(addr="127.0.0.1"):
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((addr, 0))
         return s.getsockname()[1]
 
 
@@ -45,14 +45,18 @@ class Httpd:
     """Start with Httpd(...).start(); stop() (also at exit)."""
 
     def __init__(self, locations=None, server_conf="", mpm="event", allow="",
-                 users=None):
+                 users=None, addr="127.0.0.1", modules=()):
+        """addr: the loopback address it listens on (a fleet's members get
+        their own); modules: extra httpd modules to load, by name (proxy…)."""
         self.locations = locations if locations is not None else {
             p: (f"DiagProcAllow {allow}\n" if allow else "") +
                (f"DiagProcUsers {users}\n" if users else "")
             for p in DEFAULT_LOCATIONS}
         self.server_conf = server_conf
         self.mpm = mpm
-        self.port = free_port()
+        self.addr = addr
+        self.port = free_port(addr)
+        self.modules = modules
         self.dir = tempfile.mkdtemp(prefix="dphttpd-")
         os.chmod(self.dir, 0o755)
         self.proc = None
@@ -61,19 +65,23 @@ class Httpd:
 
     @property
     def base(self):
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.addr}:{self.port}"
+
+    @property
+    def hostport(self):
+        return f"{self.addr}:{self.port}"
 
     def config(self):
         loc = ""
         for path, extra in self.locations.items():
             loc += (f"<Location {path}>\n    SetHandler diagproc\n"
-                    f"    {extra.strip()}\n    Require ip 127.0.0.1 ::1\n</Location>\n")
+                    f"    {extra.strip()}\n    Require ip 127.0.0.0/8 ::1\n</Location>\n")
         user = ""
         if IS_ROOT:
             user = f"User {self.user}\nGroup {self.user}\n"
         return f"""ServerRoot {self.dir}
-ServerName 127.0.0.1
-Listen 127.0.0.1:{self.port}
+ServerName {self.addr}
+Listen {self.addr}:{self.port}
 PidFile {self.dir}/httpd.pid
 DefaultRuntimeDir {self.dir}
 ErrorLog {self.dir}/error.log
@@ -84,7 +92,7 @@ CustomLog {self.dir}/access.log common
 LoadModule authz_core_module {MODDIR}/mod_authz_core.so
 LoadModule authz_host_module {MODDIR}/mod_authz_host.so
 LoadModule status_module {MODDIR}/mod_status.so
-LoadModule diagproc_module {MODULE}
+{"".join(f"LoadModule {m}_module {MODDIR}/mod_{m}.so" + chr(10) for m in self.modules)}LoadModule diagproc_module {MODULE}
 StartServers 1
 ServerLimit 2
 {"MaxRequestWorkers 25" if self.mpm != "prefork" else "MaxRequestWorkers 5"}
@@ -111,7 +119,7 @@ ServerLimit 2
             if self.proc.poll() is not None:
                 raise RuntimeError("httpd did not start:\n" + self.logs())
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                with socket.create_connection((self.addr, self.port), timeout=0.5):
                     return self
             except OSError:
                 time.sleep(0.05)
@@ -182,8 +190,10 @@ ServerLimit 2
             self.dir = None
 
     # --- HTTP ---
-    def request(self, method, path, headers=None, body=None, timeout=60):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+    def request(self, method, path, headers=None, body=None, timeout=60, source=None):
+        """source: the client's own loopback address (default: the kernel's)."""
+        conn = http.client.HTTPConnection(self.addr, self.port, timeout=timeout,
+                                          source_address=(source, 0) if source else None)
         try:
             conn.request(method, path, body=body, headers=headers or {})
             resp = conn.getresponse()
