@@ -22,6 +22,9 @@
 #include "ap_mpm.h"
 #include "unixd.h"
 #include "apr_strings.h"
+#include "apr_network_io.h"
+#include "apr_lib.h"
+#include "ap_expr.h"
 
 #include "mod_diagproc.h"
 #include "mod_diagproc_procs.h"
@@ -30,6 +33,7 @@
 #include "mod_diagproc_reserved.h"
 #include "mod_diagproc_scoreboard.h"
 #include "helper/daemon.h"
+#include "mod_diagproc_fleet.h"
 #include "proc/procfs.h"
 #include "dump/core.h"
 
@@ -52,6 +56,7 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->allow = add->allow_set ? add->allow : base->allow;
     c->uids = add->uids ? add->uids : base->uids;
     c->all_users = add->uids ? add->all_users : base->all_users;
+    c->fleet = add->fleet ? add->fleet : base->fleet;
     return c;
 }
 
@@ -78,6 +83,7 @@ static void *merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     c->dump_snapshot = add->dump_snapshot >= 0 ? add->dump_snapshot : base->dump_snapshot;
     c->dump_nice = add->dump_nice >= 0 ? add->dump_nice : base->dump_nice;
     c->dump_ioprio = add->dump_ioprio >= 0 ? add->dump_ioprio : base->dump_ioprio;
+    c->trusted_proxies = add->trusted_proxies ? add->trusted_proxies : base->trusted_proxies;
     return c;
 }
 
@@ -103,6 +109,32 @@ const char *dp_prefix(request_rec *r)
     while (n > 0 && d[n - 1] == '/')
         n--;
     return apr_pstrmemdup(r->pool, d, n);
+}
+
+const char *dp_instance_name(server_rec *s)
+{
+    static char host[256];
+    dp_server_conf *sc = dp_server_config(s);
+
+    if (sc->instance_name)
+        return sc->instance_name;
+    if (!host[0] && gethostname(host, sizeof(host) - 1) != 0)
+        strcpy(host, "localhost");
+    return host;
+}
+
+int dp_from_trusted_proxy(request_rec *r)
+{
+    apr_array_header_t *nets = dp_server_config(r->server)->trusted_proxies;
+    int i;
+
+    /* the TCP peer itself, never an address a header claims (mod_remoteip
+     * rewrites useragent_addr, not client_addr) */
+    for (i = 0; nets && i < nets->nelts; i++)
+        if (apr_ipsubnet_test(APR_ARRAY_IDX(nets, i, apr_ipsubnet_t *),
+                              r->connection->client_addr))
+            return 1;
+    return 0;
 }
 
 static void ceiling_add(uid_t uid)
@@ -219,6 +251,49 @@ static const char *set_instance(cmd_parms *cmd, void *d, const char *arg)
     return NULL;
 }
 
+/* addr or addr/bits (IPv4 or IPv6), as mod_authz_host's Require ip. */
+static const char *set_trusted_proxy(cmd_parms *cmd, void *d, const char *arg)
+{
+    dp_server_conf *sc = dp_server_config(cmd->server);
+    char *ip = apr_pstrdup(cmd->pool, arg), *mask = strchr(ip, '/');
+    apr_ipsubnet_t *net;
+    apr_status_t rv;
+
+    (void)d;
+    if (mask)
+        *mask++ = '\0';
+    if ((rv = apr_ipsubnet_create(&net, ip, mask, cmd->pool)) != APR_SUCCESS)
+        return apr_psprintf(cmd->pool, "DiagProcTrustedProxies: '%s' is not an IP address "
+                            "or address/bits", arg);
+    if (!sc->trusted_proxies)
+        sc->trusted_proxies = apr_array_make(cmd->pool, 2, sizeof(apr_ipsubnet_t *));
+    APR_ARRAY_PUSH(sc->trusted_proxies, apr_ipsubnet_t *) = net;
+    return NULL;
+}
+
+static const char *set_fleet_member(cmd_parms *cmd, void *dconf, const char *name,
+                                    const char *path)
+{
+    dp_dir_conf *c = dconf;
+    dp_fleet_member *m;
+    const char *s;
+
+    for (s = name; *s; s++)
+        if (!apr_isalnum(*s) && !strchr("-._", *s))
+            return "DiagProcFleetMember: the name may hold letters, digits, '-', '.' and '_'";
+    if (path[0] != '/' || strchr(path, '?') || strchr(path, '#'))
+        return "DiagProcFleetMember: the path is a URL-path on this server, e.g. "
+               "/diagnostics/instances/web1/processes";
+    if (!c->fleet)
+        c->fleet = apr_array_make(cmd->pool, 4, sizeof(dp_fleet_member));
+    m = apr_array_push(c->fleet);
+    m->name = name;
+    m->path = path;
+    while (strlen(m->path) > 1 && m->path[strlen(m->path) - 1] == '/')
+        m->path = apr_pstrmemdup(cmd->pool, m->path, strlen(m->path) - 1);
+    return NULL;
+}
+
 static const char *set_max_dumps(cmd_parms *cmd, void *d, const char *arg)
 {
     char *end;
@@ -317,7 +392,13 @@ static const command_rec dp_cmds[] = {
     AP_INIT_ITERATE("DiagProcHelperUsers", set_helper_users, NULL, RSRC_CONF,
                     "server-wide ceiling of the privileged helper (default: User + DiagProcUsers)"),
     AP_INIT_TAKE1("DiagProcInstanceName", set_instance, NULL, RSRC_CONF,
-                  "machineName reported (default: the host name)"),
+                  "machineName and X-Diagproc-Instance (default: the host name)"),
+    AP_INIT_ITERATE("DiagProcTrustedProxies", set_trusted_proxy, NULL, RSRC_CONF,
+                    "addresses (addr or addr/bits) of proxies whose X-Forwarded-* and "
+                    "Forwarded headers build the hrefs (default: none)"),
+    AP_INIT_TAKE2("DiagProcFleetMember", set_fleet_member, NULL, ACCESS_CONF,
+                  "a member of a fleet view (SetHandler diagproc-fleet): instance name "
+                  "and the URL-path of its list on this server"),
     AP_INIT_TAKE1("DiagProcMaxDumps", set_max_dumps, NULL, RSRC_CONF,
                   "concurrent dumps server-wide (default 2)"),
     AP_INIT_TAKE1("DiagProcMaxDumpSize", set_max_dump_size, NULL, RSRC_CONF,
@@ -660,6 +741,7 @@ static int dp_handler(request_rec *r)
 
     if (!r->handler || strcmp(r->handler, "diagproc"))
         return DECLINED;
+    dp_set_instance_header(r);
     prefix = dp_prefix(r);
     plen = strlen(prefix);
     if (strncmp(r->uri, prefix, plen) != 0
@@ -692,11 +774,35 @@ static int dp_handler(request_rec *r)
                          "for the routes below %s.", r->uri, prefix);
 }
 
+/* Answers httpd makes itself in our Locations (a Require that fails, a
+ * request too large) carry the instance too: SetHandler is only applied
+ * after access checks, so the section's expression is evaluated here. */
+static void dp_error_instance(request_rec *r)
+{
+    core_dir_config *cd = ap_get_core_module_config(r->per_dir_config);
+    const char *h = r->handler, *err = NULL;
+
+    if (!h && cd && cd->expr_handler) {
+        h = ap_expr_str_exec(r, cd->expr_handler, &err);
+        if (err)
+            h = NULL;
+    }
+    if (h && (!strcmp(h, "diagproc") || !strcmp(h, DP_FLEET_HANDLER)))
+        dp_set_instance_header(r);
+}
+
+void dp_set_instance_header(request_rec *r)
+{
+    apr_table_setn(r->err_headers_out, "X-Diagproc-Instance", dp_instance_name(r->server));
+}
+
 static void dp_register_hooks(apr_pool_t *p)
 {
     ap_hook_pre_config(dp_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(dp_handler, NULL, NULL, APR_HOOK_MIDDLE);
     dp_scoreboard_register_hooks(p);
+    ap_hook_insert_error_filter(dp_error_instance, NULL, NULL, APR_HOOK_MIDDLE);
+    dp_fleet_register_hooks(p);
     dp_helper_register_hooks(p);
     dp_reserved_register_hooks(p);
     dp_zip_filter_register(p);

@@ -22,7 +22,15 @@ typedef struct dp_dir_conf {
     int allow_set;
     int all_users;              /* DiagProcUsers * */
     apr_array_header_t *uids;   /* uid_t; NULL = not set (default: httpd User) */
+    apr_array_header_t *fleet;  /* dp_fleet_member; DiagProcFleetMember, NULL = none */
 } dp_dir_conf;
+
+/* One member of a fleet view: its instance name and the URL-path on this
+ * (front) server that reaches its list, usually through mod_proxy. */
+typedef struct dp_fleet_member {
+    const char *name;
+    const char *path;
+} dp_fleet_member;
 
 typedef struct dp_server_conf {
     const char *instance_name;          /* DiagProcInstanceName */
@@ -32,6 +40,7 @@ typedef struct dp_server_conf {
     int dump_snapshot;                  /* DiagProcDumpSnapshot on/off, -1 unset (on) */
     int dump_nice;                      /* DiagProcDumpNice 0-19, -1 unset (10) */
     int dump_ioprio;                    /* DiagProcDumpIOPriority, -1 unset (best-effort:7) */
+    apr_array_header_t *trusted_proxies; /* apr_ipsubnet_t *; DiagProcTrustedProxies */
 } dp_server_conf;
 
 /* The helper's server-wide ceiling: whose processes may be read, killed or
@@ -49,6 +58,12 @@ extern module AP_MODULE_DECLARE_DATA diagproc_module;
 dp_server_conf *dp_server_config(server_rec *s);
 dp_dir_conf *dp_dir_config(request_rec *r);
 const char *dp_prefix(request_rec *r);
+/* machineName and X-Diagproc-Instance: DiagProcInstanceName, else the host name. */
+const char *dp_instance_name(server_rec *s);
+/* Every answer of ours names the instance (err_headers_out: errors too). */
+void dp_set_instance_header(request_rec *r);
+/* Is the peer of this connection a proxy DiagProcTrustedProxies names? */
+int dp_from_trusted_proxy(request_rec *r);
 const dp_ceiling *dp_global_ceiling(void);
 
 /* Send a whole response and return DONE (a 5xx if even that failed), so

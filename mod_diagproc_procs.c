@@ -28,6 +28,7 @@
 #include "proc/format.h"
 #include "proc/elfinfo.h"
 #include "proc/jsonw.h"
+#include "worker/forwarded.h"
 
 /* ------------------------------------------------------------ small parts */
 
@@ -46,11 +47,28 @@ static json_t *jint_or_null(long long v)
     return v < 0 ? json_null() : json_integer(v);
 }
 
-/* The prefix exactly as the client wrote it, as an absolute URL. */
+/* The prefix exactly as the client wrote it, as an absolute URL; behind a
+ * proxy the configuration trusts, as the proxy's client wrote it (scheme,
+ * host and prefix forwarded), so that every href leads back through the
+ * proxy to this instance. From anyone else those headers are ignored. */
 static const char *base_href(request_rec *r)
 {
-    size_t n = strlen(dp_prefix(r));
-    return ap_construct_url(r->pool, apr_pstrmemdup(r->pool, r->uri, n), r);
+    const char *local = apr_pstrmemdup(r->pool, r->uri, strlen(dp_prefix(r)));
+    dp_forwarded fw;
+
+    if (!dp_from_trusted_proxy(r))
+        return ap_construct_url(r->pool, local, r);
+    dp_forwarded_parse(r->pool, apr_table_get(r->headers_in, "Forwarded"),
+                       apr_table_get(r->headers_in, "X-Forwarded-Host"),
+                       apr_table_get(r->headers_in, "X-Forwarded-Proto"),
+                       apr_table_get(r->headers_in, "X-Forwarded-Prefix"), &fw);
+    if (!fw.host)   /* host[:port] of scheme://host[:port] */
+        fw.host = strstr(ap_construct_url(r->pool, "", r), "://") + 3;
+    if (!fw.scheme)
+        fw.scheme = ap_http_scheme(r);
+    if (!fw.prefix)
+        fw.prefix = local;
+    return apr_pstrcat(r->pool, fw.scheme, "://", fw.host, fw.prefix, NULL);
 }
 
 const char *dp_proc_href(request_rec *r, long pid)
@@ -58,17 +76,6 @@ const char *dp_proc_href(request_rec *r, long pid)
     return apr_psprintf(r->pool, "%s/%ld", base_href(r), pid);
 }
 
-static const char *machine_name(request_rec *r)
-{
-    static char host[256];
-    dp_server_conf *sc = dp_server_config(r->server);
-
-    if (sc->instance_name)
-        return sc->instance_name;
-    if (!host[0] && gethostname(host, sizeof(host) - 1) != 0)
-        strcpy(host, "localhost");
-    return host;
-}
 
 static void start_time_buf(char *buf, size_t len, unsigned long long ticks)
 {
@@ -230,7 +237,7 @@ static int keep_for_list(long uid, void *ctx)
 static void write_list(request_rec *r, const apr_array_header_t *sorted, dp_jsonw *w)
 {
     const dp_roles *roles = dp_roles_take(r->pool);
-    const char *base = base_href(r), *machine = machine_name(r), *user = NULL;
+    const char *base = base_href(r), *machine = dp_instance_name(r->server), *user = NULL;
     long hz = dp_clock_ticks(), page = dp_page_size(), last_uid = -1;
     int i;
 
@@ -752,7 +759,7 @@ int dp_route_detail(request_rec *r, const char **seg)
     o = json_object();
     json_object_set_new(o, "id", json_integer(pid));
     json_object_set_new(o, "name", jcstr(r->pool, name));
-    json_object_set_new(o, "machineName", jcstr(r->pool, machine_name(r)));
+    json_object_set_new(o, "machineName", jcstr(r->pool, dp_instance_name(r->server)));
     json_object_set_new(o, "href", json_string(dp_proc_href(r, pid)));
     json_object_set_new(o, "minidump", json_string(apr_pstrcat(r->pool, dp_proc_href(r, pid),
                                                                "/dump", NULL)));
