@@ -141,6 +141,8 @@ if deb:
                  "./etc/apache2/mods-available/diagproc.load",
                  "./etc/apache2/mods-available/diagproc.conf"):
         like(files, rf"\s{re.escape(path)}\n", f"package holds {path}")
+    like(files, r"\s\./usr/share/doc/libapache2-mod-diagproc/examples/fleet-front\.conf\n",
+         "the fleet front's config is shipped as an example")
     ok("mods-enabled" not in files, "package enables nothing by itself")
     info = run(["dpkg-deb", "-f", deb, "Depends"]).stdout
     like(info, r"apache2-api-\d+", "depends on the httpd module API (dh_apache2)")
