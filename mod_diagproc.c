@@ -514,10 +514,17 @@ int dp_resolve_target(request_rec *r, const char *idstr, pid_t *pid, dp_stat *st
     dp_error err = { 0 };
     long owner;
 
-    if (dp_parse_pid(idstr, pid) != 0)
+    switch (dp_parse_pid(idstr, pid)) {
+    case 0:
+        break;
+    case DP_PID_NONE:       /* a number, but no process can have it: as Kudu answers */
+        return dp_send_error(r, HTTP_NOT_FOUND, "Process with an Id of %s is not running.",
+                             idstr);
+    default:
         return dp_send_error(r, HTTP_BAD_REQUEST, "'%s' is not a valid process id: use a "
                              "decimal pid, or 0 for the httpd process serving this request",
                              idstr);
+    }
     if (*pid == 0)
         *pid = getpid();
     if (dp_read_stat(*pid, 0, st, &err) != 0 || (owner = dp_proc_owner(*pid)) < 0) {

@@ -14,6 +14,7 @@ void dp_helper_register_hooks(apr_pool_t *p);
 #define DP_PRIV_EXE     2
 #define DP_PRIV_ENVIRON 3
 #define DP_PRIV_CWD     4
+#define DP_PRIV_MAPS    5
 int dp_helper_proc_read(request_rec *r, pid_t pid, int what, char **buf, apr_size_t *len,
                         dp_error *err);
 

@@ -42,9 +42,17 @@ static json_t *jcstr(apr_pool_t *p, const char *s)
     return s ? jstr(p, s, strlen(s)) : json_null();
 }
 
+/* The rule for a value that cannot be read: Kudu's contract fields are .NET
+ * value types its clients cannot set to null, so they carry what Kudu sends
+ * then, -1; the psutil-named additions carry null. */
 static json_t *jint_or_null(long long v)
 {
     return v < 0 ? json_null() : json_integer(v);
+}
+
+static json_t *jkudu_count(long long v)
+{
+    return json_integer(v < 0 ? -1 : v);
 }
 
 /* The prefix exactly as the client wrote it, as an absolute URL; behind a
@@ -418,7 +426,11 @@ int dp_route_thread(request_rec *r, const char **seg)
 
     if ((rv = dp_resolve_target(r, seg[0], &pid, &st)) != OK)
         return rv;
-    if (dp_parse_pid(seg[2], &tid) != 0 || tid == 0)
+    rv = dp_parse_pid(seg[2], &tid);
+    if (rv == DP_PID_NONE || (rv == 0 && tid == 0))
+        return dp_send_error(r, HTTP_NOT_FOUND, "Process %d has no thread with an Id of %s.",
+                             (int)pid, seg[2]);
+    if (rv != 0)
         return dp_send_error(r, HTTP_BAD_REQUEST, "'%s' is not a valid thread id: use a "
                              "decimal tid from the threads list.", seg[2]);
     if (dp_read_stat(pid, tid, &ts, &err) != 0)
@@ -468,6 +480,23 @@ static int open_module(request_rec *r, pid_t pid, const module_info *m)
     return fd;
 }
 
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+/* Kudu's order: by file name, then (the same name twice) by address. */
+static int by_file_name(const void *a, const void *b)
+{
+    const module_info *x = a, *y = b;
+    int c = strcasecmp(base_name(x->path), base_name(y->path));
+    if (c)
+        return c;
+    c = strcmp(base_name(x->path), base_name(y->path));
+    return c ? c : x->base < y->base ? -1 : x->base > y->base;
+}
+
 /* Each mapped ELF object once, at the lowest address it is mapped at. */
 static apr_array_header_t *collect_modules(request_rec *r, pid_t pid)
 {
@@ -477,7 +506,9 @@ static apr_array_header_t *collect_modules(request_rec *r, pid_t pid)
     size_t len;
     int i, j;
 
-    if (dp_read_file(proc_path(r->pool, pid, "maps"), &buf, &len, r->pool) != 0)
+    /* non-dumpable processes (other workers, setuid programs, the helper)
+       keep their maps from the worker: the helper reads them */
+    if (read_private(r, pid, DP_PRIV_MAPS, "maps", &buf, &len) != 0)
         return NULL;
     maps = dp_parse_maps(buf, len, r->pool);
     for (i = 0; i < maps->nelts; i++) {
@@ -518,13 +549,8 @@ static apr_array_header_t *collect_modules(request_rec *r, pid_t pid)
                 *(module_info *)apr_array_push(mods) = mi;
         }
     }
+    qsort(mods->elts, (size_t)mods->nelts, sizeof(module_info), by_file_name);
     return mods;
-}
-
-static const char *base_name(const char *path)
-{
-    const char *s = strrchr(path, '/');
-    return s ? s + 1 : path;
 }
 
 static json_t *module_summary(request_rec *r, pid_t pid, const module_info *m)
@@ -754,7 +780,7 @@ int dp_route_detail(request_rec *r, const char **seg)
     name = dp_process_name(st.comm, argv, r->pool);
     mods = collect_modules(r, pid);
     if (!have_status)
-        memset(&ss, 0xff, sizeof(ss));      /* every field -1: rendered as null */
+        memset(&ss, 0xff, sizeof(ss));      /* every field -1: unknown */
 
     o = json_object();
     json_object_set_new(o, "id", json_integer(pid));
@@ -788,21 +814,21 @@ int dp_route_detail(request_rec *r, const char **seg)
     json_object_set_new(o, "command_line", argv ? jcstr(r->pool, dp_join_cmdline(argv, r->pool))
                                                 : json_null());
     json_object_set_new(o, "user_name", jcstr(r->pool, dp_user_name(owner, r->pool)));
-    json_object_set_new(o, "handle_count", jint_or_null(num_fds));
-    json_object_set_new(o, "module_count", mods ? json_integer(mods->nelts) : json_null());
+    json_object_set_new(o, "handle_count", jkudu_count(num_fds));
+    json_object_set_new(o, "module_count", jkudu_count(mods ? mods->nelts : -1));
     json_object_set_new(o, "thread_count", json_integer(st.num_threads));
     json_object_set_new(o, "start_time", json_string(start_time_iso(st.starttime, r->pool)));
     json_object_set_new(o, "total_cpu_time", json_string(dp_timespan(st.utime + st.stime, hz, r->pool)));
     json_object_set_new(o, "user_cpu_time", json_string(dp_timespan(st.utime, hz, r->pool)));
     json_object_set_new(o, "privileged_cpu_time", json_string(dp_timespan(st.stime, hz, r->pool)));
-    json_object_set_new(o, "working_set", jint_or_null(ss.vm_rss));
-    json_object_set_new(o, "peak_working_set", jint_or_null(ss.vm_hwm));
-    json_object_set_new(o, "private_memory", ss.rss_anon < 0 ? json_null()
-                        : json_integer(ss.rss_anon + (ss.vm_swap > 0 ? ss.vm_swap : 0)));
-    json_object_set_new(o, "virtual_memory", jint_or_null(ss.vm_size));
-    json_object_set_new(o, "peak_virtual_memory", jint_or_null(ss.vm_peak));
-    json_object_set_new(o, "paged_memory", jint_or_null(ss.vm_swap));
-    json_object_set_new(o, "paged_system_memory", jint_or_null(ss.vm_swap));
+    json_object_set_new(o, "working_set", jkudu_count(ss.vm_rss));
+    json_object_set_new(o, "peak_working_set", jkudu_count(ss.vm_hwm));
+    json_object_set_new(o, "private_memory", jkudu_count(ss.rss_anon < 0 ? -1
+                        : ss.rss_anon + (ss.vm_swap > 0 ? ss.vm_swap : 0)));
+    json_object_set_new(o, "virtual_memory", jkudu_count(ss.vm_size));
+    json_object_set_new(o, "peak_virtual_memory", jkudu_count(ss.vm_peak));
+    json_object_set_new(o, "paged_memory", jkudu_count(ss.vm_swap));
+    json_object_set_new(o, "paged_system_memory", jkudu_count(ss.vm_swap));
     json_object_set_new(o, "non_paged_system_memory", json_integer(0));
     json_object_set_new(o, "peak_paged_memory", json_integer(0));
     json_object_set_new(o, "time_stamp", json_string(now_iso(r->pool)));

@@ -104,8 +104,14 @@ typedef struct dp_proc_entry {
  * wanted costs one fstatat. Processes that exit meanwhile are skipped. */
 apr_array_header_t *dp_scan_procs(int (*keep)(long uid, void *ctx), void *ctx, apr_pool_t *p);
 
-/* A decimal pid ("0" allowed) within the kernel's range; -1 otherwise. */
+/* A pid as Kudu reads an id: decimal, an optional '-', leading zeros the
+ * same number. 0 with *pid set; DP_PID_NONE for a well-formed number no
+ * process can have (negative, not below pid_max; Kudu answers those "not
+ * running"); -1 when it is not a number at all. */
+#define DP_PID_NONE 1
 int dp_parse_pid(const char *s, pid_t *pid);
+/* /proc/sys/kernel/pid_max: pids stay below it. */
+long dp_pid_max(void);
 
 /* Pids under /proc, ascending. */
 apr_array_header_t *dp_list_pids(apr_pool_t *p);

@@ -263,20 +263,35 @@ const char *dp_user_name(long uid, apr_pool_t *p)
     return name;
 }
 
+long dp_pid_max(void)
+{
+    static long cached;     /* a sysctl root may raise: read once per process */
+    char buf[32];
+
+    if (!cached)
+        cached = dp_read_small("/proc/sys/kernel/pid_max", buf, sizeof(buf)) > 0
+                 && atol(buf) > 0 ? atol(buf) : 4194304;
+    return cached;
+}
+
 int dp_parse_pid(const char *s, pid_t *pid)
 {
     long v = 0;
-    const char *c;
+    int negative = s[0] == '-', big = 0;
+    const char *c = s + negative;
 
-    if (!*s || strlen(s) > 10 || (s[0] == '0' && s[1]))
+    if (!*c)
         return -1;
-    for (c = s; *c; c++) {
+    for (; *c; c++) {
         if (*c < '0' || *c > '9')
             return -1;
-        v = v * 10 + (*c - '0');
+        if (v < 100000000)
+            v = v * 10 + (*c - '0');
+        else
+            big = 1;        /* beyond any pid: only its being a number matters */
     }
-    if (v >= 4194304)   /* PID_MAX_LIMIT: pids stay below it */
-        return -1;
+    if (big || (negative && v) || v >= dp_pid_max())
+        return DP_PID_NONE;
     *pid = (pid_t)v;
     return 0;
 }

@@ -32,8 +32,11 @@ dead = subprocess.Popen(["true"])
 dead.wait()
 
 # 400: malformed parameters, naming which
-for bad in ("abc", "-1", "1.5", "99999999999", "0x10", "+5", "007"):
+for bad in ("abc", "1.5", "0x10", "+5", "-", "1-"):
     error("GET", f"{P}/{bad}", 400, "not a valid process id", f"id '{bad}'")
+# numbers no process can have are Kudu's 404
+for none in ("-1", "-42", "99999999999"):
+    error("GET", f"{P}/{none}", 404, f"^Process with an Id of {none} is not running\\.$", f"id '{none}'")
 error("GET", f"{P}/{t.pid}/threads/abc", 400, "thread id", "bad tid")
 error("GET", f"{P}/{t.pid}/modules/0xzz", 400, "base address", "bad base address")
 error("GET", f"{P}/{t.pid}?sample_ms=0", 400, "sample_ms", "sample_ms 0")

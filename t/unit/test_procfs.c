@@ -690,11 +690,15 @@ static void test_process_name(void **state)
 
 static void test_parse_pid(void **state)
 {
-    static const char *bad[] = {
-        "", "00", "007", "01", "+1", "-1", "-0", " 1", "1 ", "1a", "0x10", "1.0", "1e3",
-        "4194305", "9999999", "2147483647", "2147483648", "4294967296", "4294967297",
-        "99999999999", "18446744073709551617", "123456789012345678901234567890",
+    static const char *malformed[] = {
+        "", "-", "+1", " 1", "1 ", "1a", "0x10", "1.0", "1e3", "--1", "1-",
     };
+    /* numbers no process can have: Kudu answers "not running" */
+    static const char *none[] = {
+        "-1", "-7", "-4194303", "99999999999", "18446744073709551617",
+        "123456789012345678901234567890", "-123456789012345678901234567890",
+    };
+    char at_max[32];
     size_t i;
     pid_t pid;
     (void)state;
@@ -706,13 +710,28 @@ static void test_parse_pid(void **state)
     assert_int_equal(pid, 1);
     assert_int_equal(dp_parse_pid("18467", &pid), 0);
     assert_int_equal(pid, 18467);
-    assert_int_equal(dp_parse_pid("4194303", &pid), 0);    /* largest pid the kernel gives */
-    assert_int_equal(pid, 4194303);
-    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        pid = 12345;
-        if (dp_parse_pid(bad[i], &pid) != -1)
-            fail_msg("dp_parse_pid accepted \"%s\"", bad[i]);
+    assert_int_equal(dp_parse_pid("0018467", &pid), 0);     /* a leading zero: the same pid */
+    assert_int_equal(pid, 18467);
+    assert_int_equal(dp_parse_pid("000000000000000000001", &pid), 0);
+    assert_int_equal(pid, 1);
+    assert_int_equal(dp_parse_pid("-0", &pid), 0);
+    assert_int_equal(pid, 0);
+    snprintf(at_max, sizeof(at_max), "%ld", dp_pid_max() - 1);
+    assert_int_equal(dp_parse_pid(at_max, &pid), 0);         /* the largest pid the kernel gives */
+    assert_int_equal(pid, dp_pid_max() - 1);
+    pid = 12345;
+    snprintf(at_max, sizeof(at_max), "%ld", dp_pid_max());
+    assert_int_equal(dp_parse_pid(at_max, &pid), DP_PID_NONE);
+    assert_int_equal(pid, 12345);
+    for (i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++) {
+        if (dp_parse_pid(malformed[i], &pid) != -1)
+            fail_msg("dp_parse_pid accepted \"%s\"", malformed[i]);
         assert_int_equal(pid, 12345);   /* untouched on failure */
+    }
+    for (i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
+        if (dp_parse_pid(none[i], &pid) != DP_PID_NONE)
+            fail_msg("dp_parse_pid did not call \"%s\" no process", none[i]);
+        assert_int_equal(pid, 12345);
     }
 }
 
