@@ -183,8 +183,9 @@ static void sync_listeners(server_rec *s)
 /* The event MPM's pre_read_request hook stores the request in its private
  * per-connection state, the mpm_event_module slot of c->conn_config, without
  * checking that the slot is set: on a connection the MPM did not create it
- * would write through NULL. The connections created here therefore carry a
- * zeroed block, larger than that state (a few hundred bytes in 2.4), in the
+ * would write through NULL (its post_read_request and protocol_switch hooks
+ * write there too). The connections created here therefore carry a zeroed
+ * block, far larger than that state (a few hundred bytes in 2.4), in the
  * slot. This is the one place that depends on an MPM internal; worker and
  * prefork keep no such state. */
 #define DP_MPM_CONN_STATE_ROOM 4096

@@ -342,20 +342,19 @@ static json_t *thread_json(request_rec *r, const thread_copy *t, apr_time_t now,
     json_object_set_new(o, "state", json_string(status_word(t->status)));
     if (!ap_extended_status || !busy)
         return o;
-    /* "METHOD URI PROTOCOL" as httpd keeps it: at most 63 bytes */
     {
-        const char *req = t->request, *sp1 = strchr(req, ' ');
-        const char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+        /* "METHOD URI PROTOCOL" as httpd keeps it: at most 63 bytes */
+        const char *req = t->request;
         size_t n = strlen(req);
+        dp_request_line l;
+        dp_split_request_line(req, &l);
         json_object_set_new(o, "client", t->client[0] ? jtext(r->pool, t->client,
                                                               strlen(t->client)) : json_null());
         json_object_set_new(o, "vhost", t->vhost[0] ? jtext(r->pool, t->vhost,
                                                             strlen(t->vhost)) : json_null());
-        json_object_set_new(o, "method", sp1 ? jtext(r->pool, req, (size_t)(sp1 - req))
-                                             : json_null());
-        json_object_set_new(o, "uri", sp1 ? jtext(r->pool, sp1 + 1, sp2 ? (size_t)(sp2 - sp1 - 1)
-                                                                       : strlen(sp1 + 1))
-                                          : jtext(r->pool, req, n));
+        json_object_set_new(o, "method", l.method_len ? jtext(r->pool, req, l.method_len)
+                                                      : json_null());
+        json_object_set_new(o, "uri", jtext(r->pool, req + l.uri_off, l.uri_len));
         json_object_set_new(o, "protocol", t->protocol[0] ? jtext(r->pool, t->protocol,
                                                                   strlen(t->protocol))
                                                           : json_null());

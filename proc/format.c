@@ -136,3 +136,19 @@ const char *dp_hex(const unsigned char *b, size_t n, apr_pool_t *p)
     out[2 * n] = '\0';
     return out;
 }
+
+void dp_split_request_line(const char *req, dp_request_line *out)
+{
+    const char *sp1 = strchr(req, ' '), *sp2;
+
+    if (!sp1) {
+        out->method_len = 0;
+        out->uri_off = 0;
+        out->uri_len = strlen(req);
+        return;
+    }
+    sp2 = strchr(sp1 + 1, ' ');
+    out->method_len = (size_t)(sp1 - req);
+    out->uri_off = out->method_len + 1;
+    out->uri_len = sp2 ? (size_t)(sp2 - sp1 - 1) : strlen(sp1 + 1);
+}

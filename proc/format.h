@@ -22,6 +22,14 @@ const char *dp_utf8(const char *buf, size_t len, apr_pool_t *p);
 const char *dp_join_cmdline(const apr_array_header_t *argv, apr_pool_t *p);
 /* "6" for libc.so.6, "4.14.0" for libjansson.so.4.14.0, "" otherwise. */
 const char *dp_soname_version(const char *path);
+/* httpd's request line as its scoreboard keeps it ("GET /x HTTP/1.1", cut at
+ * 63 bytes): the method and the URI, each as offset and length into req.
+ * A line without a space is all URI (method_len 0). */
+typedef struct dp_request_line {
+    size_t method_len;
+    size_t uri_off, uri_len;
+} dp_request_line;
+void dp_split_request_line(const char *req, dp_request_line *out);
 /* Lower-case hex of bytes. */
 const char *dp_hex(const unsigned char *b, size_t n, apr_pool_t *p);
 

@@ -242,6 +242,29 @@ static void test_hex(void **state)
     assert_string_equal(dp_hex(b, 0, pool), "");
 }
 
+static void check_line(const char *req, const char *method, const char *uri)
+{
+    dp_request_line l;
+    dp_split_request_line(req, &l);
+    assert_int_equal(l.method_len, strlen(method));
+    assert_memory_equal(req, method, l.method_len);
+    assert_int_equal(l.uri_len, strlen(uri));
+    assert_memory_equal(req + l.uri_off, uri, l.uri_len);
+}
+
+static void test_split_request_line(void **state)
+{
+    (void)state;
+    check_line("GET /stuck/p1 HTTP/1.1", "GET", "/stuck/p1");
+    check_line("POST /a?b=c HTTP/1.0", "POST", "/a?b=c");
+    /* cut at 63 bytes before the protocol: the URI runs to the end */
+    check_line("GET /a/very/long/path/that/httpd/cut/before/the/protocol/was/kep",
+               "GET", "/a/very/long/path/that/httpd/cut/before/the/protocol/was/kep");
+    check_line("GET", "", "GET");
+    check_line("GET ", "GET", "");
+    check_line("", "", "");
+}
+
 int main(void)
 {
     static const struct CMUnitTest tests[] = {
@@ -254,6 +277,7 @@ int main(void)
         cmocka_unit_test(test_join_cmdline_worst_case_fits),
         cmocka_unit_test(test_soname_version),
         cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_split_request_line),
     };
     int rc;
 
