@@ -88,13 +88,15 @@ DiagProcListen 127.0.0.1:{rport}
     is_((get(rport, "/mgmt")[0], get(h.port, "/mgmt")[0]), (200, 404),
         f"{mpm}: a <VirtualHost> for the reserved address applies there, and only there")
 
-    # one request stuck on the site, with markup and a byte that is not UTF-8
-    stuck = socket.create_connection(("127.0.0.1", h.port))
-    stuck.sendall(b"GET /stuck/<b>\xff HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-
     def listed():
         st, d = get_json(rport, "/diagnostics/processes/requests")
         return [x for x in (d or {}).get("requests", []) if x["state"] == "writing"]
+
+    # the site's earlier requests are over once logged: none is left in flight
+    ok(procstate.settle(lambda: not listed(), 10), f"{mpm}: nothing in flight on an idle site")
+    # one request stuck on the site, with markup and a byte that is not UTF-8
+    stuck = socket.create_connection(("127.0.0.1", h.port))
+    stuck.sendall(b"GET /stuck/<b>\xff HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     seen = []
 
     def one_listed():
