@@ -294,12 +294,24 @@ static const char *set_fleet_member(cmd_parms *cmd, void *dconf, const char *nam
     return NULL;
 }
 
+/* The helper is one per httpd and takes its policy from the main server: a
+ * value inside <VirtualHost> could not be honoured, so it is refused. */
+static const char *main_server_only(cmd_parms *cmd)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    return err ? apr_pstrcat(cmd->pool, err, ": the diagproc helper serves the whole server, "
+                             "so only the main server's value can apply", NULL) : NULL;
+}
+
 static const char *set_max_dumps(cmd_parms *cmd, void *d, const char *arg)
 {
     char *end;
     long v = strtol(arg, &end, 10);
+    const char *err = main_server_only(cmd);
     (void)d;
-    if (*end || v < 1 || v > 1000)
+    if (err)
+        return err;
+    if (*end || end == arg || v < 1 || v > 1000)
         return "DiagProcMaxDumps takes a number from 1 to 1000";
     dp_server_config(cmd->server)->max_dumps = (int)v;
     return NULL;
@@ -307,18 +319,30 @@ static const char *set_max_dumps(cmd_parms *cmd, void *d, const char *arg)
 
 static const char *set_max_dump_size(cmd_parms *cmd, void *d, const char *arg)
 {
+    const char *usage = "DiagProcMaxDumpSize takes a size in bytes, with an optional K, M, "
+                        "G or T; 0 = no cap";
     char *end;
-    apr_off_t v = (apr_off_t)strtoll(arg, &end, 10);
+    unsigned long long v;
+    int shift = 0;
+
     (void)d;
-    switch (toupper((unsigned char)*end)) {
-    case 'K': v <<= 10; end++; break;
-    case 'M': v <<= 20; end++; break;
-    case 'G': v <<= 30; end++; break;
-    case 'T': v <<= 40; end++; break;
+    if (!apr_isdigit(arg[0]))
+        return usage;       /* strtoull would take "-1" as a huge size */
+    errno = 0;
+    v = strtoull(arg, &end, 10);
+    switch (apr_toupper(*end)) {
+    case 'K': shift = 10; end++; break;
+    case 'M': shift = 20; end++; break;
+    case 'G': shift = 30; end++; break;
+    case 'T': shift = 40; end++; break;
     }
-    if (*end || v < 0)
-        return "DiagProcMaxDumpSize takes a size in bytes, with an optional K, M, G or T; 0 = no cap";
-    dp_server_config(cmd->server)->max_dump_bytes = v;
+    if (*end)
+        return usage;
+    /* checked before shifting: a signed shift past the top is undefined */
+    if (errno == ERANGE || v > ((unsigned long long)APR_INT64_MAX >> shift))
+        return apr_psprintf(cmd->pool, "DiagProcMaxDumpSize %s is larger than any file "
+                            "can be (at most %" APR_INT64_T_FMT " bytes)", arg, APR_INT64_MAX);
+    dp_server_config(cmd->server)->max_dump_bytes = (apr_off_t)(v << shift);
     return NULL;
 }
 
@@ -335,7 +359,10 @@ static const char *set_dump_timeout(cmd_parms *cmd, void *d, const char *arg)
 
 static const char *set_dump_snapshot(cmd_parms *cmd, void *d, int on)
 {
+    const char *err = main_server_only(cmd);
     (void)d;
+    if (err)
+        return err;
     dp_server_config(cmd->server)->dump_snapshot = on;
     return NULL;
 }

@@ -1,0 +1,58 @@
+# Directives httpd reads: those only the main server can honour (the helper
+# is one per httpd) are refused inside <VirtualHost> with a message saying
+# so; DiagProcMaxDumpSize refuses sizes beyond any file instead of wrapping
+# them; a large valid cap really applies.
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from tap import ok, is_, like, done_testing  # noqa: E402
+import dphttpd  # noqa: E402
+from dphttpd import Httpd, spawn, worker_user, APACHE, BUILD  # noqa: E402
+
+
+def configtest(server_conf):
+    h = Httpd(server_conf=server_conf, locations={"/p": "DiagProcAllow dump"})
+    h.write_config()
+    r = subprocess.run([APACHE, "-t", "-f", os.path.join(h.dir, "httpd.conf")],
+                       capture_output=True, text=True, timeout=60)
+    h.stop()
+    return r.returncode, r.stdout + r.stderr
+
+
+for d in ("DiagProcMaxDumps 3", "DiagProcDumpSnapshot Off", "DiagProcHelperUsers *",
+          "DiagProcDumpNice 5", "DiagProcDumpIOPriority idle"):
+    rc, out = configtest(f"<VirtualHost 127.0.0.1:1>\n    {d}\n</VirtualHost>")
+    name = d.split()[0]
+    ok(rc != 0, f"{name} inside <VirtualHost>: httpd refuses the configuration")
+    like(out, f"{name} cannot occur within <VirtualHost>", f"…saying {name} cannot be there")
+    rc, out = configtest(d)
+    is_(rc, 0, f"{name} in the main server is accepted")
+
+for v in ("1", "512K", "4m", "2G", "8388607T", "0"):
+    rc, out = configtest(f"DiagProcMaxDumpSize {v}")
+    is_(rc, 0, f"DiagProcMaxDumpSize {v} is accepted")
+for v, why in (("8388608T", "2^63 bytes"), ("16777216T", "2^64 bytes, which wraps to 0"),
+               ("99999999999999999999", "beyond 64 bits"), ("18446744073709551615", "2^64-1"),
+               ("9223372036854775808", "2^63")):
+    rc, out = configtest(f"DiagProcMaxDumpSize {v}")
+    ok(rc != 0, f"DiagProcMaxDumpSize {v} ({why}) is refused")
+    like(out, "larger than any file", "…as larger than any file can be")
+for v in ("-1", "1X", "K", "1.5G", " 1", "0x10"):
+    rc, out = configtest(f"DiagProcMaxDumpSize '{v}'")
+    ok(rc != 0, f"DiagProcMaxDumpSize '{v}' is refused")
+    like(out, "takes a size in bytes", "…with the usage")
+
+# the largest cap applies as a cap, not as a wrapped small number
+h = Httpd(server_conf="DiagProcMaxDumpSize 8388607T", locations={"/p": "DiagProcAllow dump"}).start()
+t = spawn([os.path.join(BUILD, "targets", "dump_target")], ready="ready", user=worker_user())
+r = h.get(f"/p/{t.pid}/dump")
+is_(r.status, 200, "a dump under DiagProcMaxDumpSize 8388607T answers 200")
+h.stop()
+h = Httpd(server_conf="DiagProcMaxDumpSize 4K", locations={"/p": "DiagProcAllow dump"}).start()
+r = h.get(f"/p/{t.pid}/dump")
+is_(r.status, 409, "…and one under DiagProcMaxDumpSize 4K is 409 (the cap is read)")
+dphttpd.kill_quietly(t)
+h.stop()
+done_testing()
