@@ -2,8 +2,9 @@
 # handler built here with apxs (the filter, the zip writer and that handler
 # only): entries become a zip that unzip and zipfile accept, sent chunked
 # without Content-Length; a FLUSH reaches the client before the handler
-# finishes; an error bucket mid-stream leaves the directory out and the
-# chunked body unterminated, so clients see the truncation.
+# finishes; an error bucket mid-stream, or zlib failing on a flush, leaves
+# the directory out and the chunked body unterminated, so clients see the
+# truncation.
 import io
 import os
 import shutil
@@ -22,14 +23,31 @@ build = tempfile.mkdtemp(prefix="dp-zipf-")
 os.chmod(build, 0o755)
 
 HANDLER = r'''
+#include <dlfcn.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 #include "httpd.h"
 #include "http_config.h"
 #include "http_protocol.h"
+#include "http_log.h"
 #include "util_filter.h"
 #include "apr_strings.h"
 #include "mod_diagproc_zip.h"
+
+/* ?zfail: zlib itself fails on the next sync flush. This deflate comes
+ * before libz's in the module's lookup scope (httpd does not link zlib). */
+static int fail_sync_flush;
+
+int deflate(z_streamp strm, int flush)
+{
+    static int (*real)(z_streamp, int);
+    if (!real)
+        real = (int (*)(z_streamp, int))dlsym(RTLD_NEXT, "deflate");
+    if (fail_sync_flush && flush == Z_SYNC_FLUSH)
+        return Z_STREAM_ERROR;
+    return real(strm, flush);
+}
 
 static apr_status_t put(request_rec *r, apr_bucket_brigade *bb, apr_bucket *b)
 {
@@ -76,6 +94,16 @@ static int handler(request_rec *r)
     if (!strcmp(q, "flush")) {
         put(r, bb, apr_bucket_flush_create(ba));
         sleep(2);
+    }
+    if (!strcmp(q, "zfail")) {
+        apr_status_t rv;
+        fail_sync_flush = 1;
+        rv = put(r, bb, apr_bucket_flush_create(ba));
+        fail_sync_flush = 0;
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "ziptest: the failed flush answered %s",
+                      rv == APR_SUCCESS ? "success" : "an error");
+        if (rv != APR_SUCCESS)
+            return DONE;
     }
     put(r, bb, dp_zip_entry_bucket_create("dir/big.bin", 1700000000, 0755, ba));
     for (i = 0; i < 48; i++)
@@ -190,6 +218,17 @@ try:
     zbytes, complete = dechunk(data.partition(b"\r\n\r\n")[2])
     with zipfile.ZipFile(io.BytesIO(zbytes)) as z:
         is_(z.testzip(), None, "FLUSH: the zip is still valid (sync flush inside an entry)")
+
+    # zlib failing on a flush: loud, at once, and the client sees the truncation
+    data, _ = raw_get(h.port, "zfail")
+    head, _, body = data.partition(b"\r\n\r\n")
+    zbytes, complete = dechunk(body)
+    ok(not complete, "zlib fails on a flush: the chunked body has no last chunk")
+    ok(b"PK\x05\x06" not in zbytes and b"PK\x01\x02" not in zbytes, "…and no central directory")
+    time.sleep(0.2)
+    log = h.logs()
+    like(log, r"ziptest: the failed flush answered an error", "…the handler's flush gets an error back")
+    like(log, r"zip stream abandoned.*deflate failed", "…and the error log says zlib failed")
 
     data, _ = raw_get(h.port, "error")
     head, _, body = data.partition(b"\r\n\r\n")
