@@ -142,6 +142,19 @@ ok(settle(lambda: state(zombie.pid) == "Z"), "a zombie is waiting to be reaped")
 lst = h.get("/p?allUsers=true")
 is_(lst.status, 200, "the list of every user's processes answers 200")
 pids = [e["id"] for e in lst.json()]
+
+
+def entry_problems(e):
+    bad = [f"{k}={e.get(k)!r}" for k in ("id", "thread_count") if not is_int(e.get(k), 32)]
+    bad += [f"working_set={e.get('working_set')!r}"] if not is_int(e.get("working_set"), 64) else []
+    bad += [] if datetime_ok(e.get("start_time")) else [f"start_time={e.get('start_time')!r}"]
+    bad += [] if TIMESPAN.match(str(e.get("total_cpu_time"))) else ["total_cpu_time"]
+    bad += [] if absolute(e.get("href")) else ["href"]
+    return bad
+
+
+is_({e["id"]: entry_problems(e) for e in lst.json() if entry_problems(e)}, {},
+    "every list entry fits Kudu's ProcessInfo too")
 need = set(workers) | {helper, zombie.pid} | ({setuid_pid} if setuid_pid else set())
 ok(need <= set(pids), "the list holds both workers, the helper, the zombie and the setuid target")
 
@@ -228,6 +241,8 @@ r = h.get(f"/p/0{workers[0]}")
 is_((r.status, (r.json() or {}).get("id")), (200, workers[0]), "a leading zero names the same pid")
 r = h.get("/p/abc")
 is_(r.status, 400, "a non-number id is 400")
+r = h.get(f"/p/{workers[0]}/threads/{pid_max + 1}")
+is_(r.status, 404, "a thread id above pid_max is 404")
 
 # ---- the helper refuses to act on itself, and says so
 r = h.request("DELETE", f"/p/{helper}")
