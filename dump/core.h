@@ -35,6 +35,8 @@
 #define DP_INDIRECT_MAX (4ULL << 20)
 #define DP_INDIRECT_SCAN_MAX (1ULL << 20)
 
+typedef struct dp_core dp_core;
+
 typedef struct dp_core_opts {
     pid_t pid;
     unsigned long dump_type;        /* validated MINIDUMP_TYPE bits */
@@ -45,9 +47,14 @@ typedef struct dp_core_opts {
                                        (dump/snapshot.h) instead of the whole stream */
     int hide_environment;           /* zero-fill the environment block (env_start..env_end)
                                        in every mapping the core holds */
+    int stop_only;                  /* stop and take registers only: no core is laid out
+                                       (a walk of the stopped target, then dp_core_close) */
+    /* Called once the threads are stopped, before the layout: may add memory
+     * with dp_core_want (the pages a language-level walk reads). */
+    void (*add_memory)(dp_core *c, void *arg);
+    void *add_memory_arg;
 } dp_core_opts;
-
-typedef struct dp_core dp_core;
+struct user_regs_struct;
 
 /* Seize and stop the target's threads, capture registers, notes and the
  * memory layout. On failure nothing is left stopped. Errors: 404 not running,
@@ -62,6 +69,16 @@ unsigned long long dp_core_size(const dp_core *c);
  * (with a snapshot, already before the first byte; at the latest on return). -1 when the sink fails or the target vanished:
  * the caller must then make the truncation visible, never pad. */
 int dp_core_write(dp_core *c, dp_sink *sink, dp_error *err);
+
+/* The stopped target, for walks made while it is stopped: the number of
+ * threads seen, the i-th one's tid (<= 0 when it could not be stopped) and
+ * registers, and its memory as the core would hold it (-1 unless the whole
+ * range was read). */
+int dp_core_nthreads(const dp_core *c);
+pid_t dp_core_thread(const dp_core *c, int i, const struct user_regs_struct **regs);
+int dp_core_read(dp_core *c, unsigned long long addr, void *buf, size_t len);
+/* Inside add_memory only: put [start, end) in the core (page-aligned outward). */
+void dp_core_want(dp_core *c, unsigned long long start, unsigned long long end);
 
 /* Detach and resume every thread; idempotent. */
 void dp_core_close(dp_core *c);

@@ -105,6 +105,7 @@ struct dp_core {
     unsigned long long kept_lo, kept_hi;
     char *kept_stack;
     unsigned long long env_lo, env_hi;     /* zero-filled when hide_environment */
+    apr_array_header_t *want_now;   /* ranges being chosen, during add_memory */
 };
 
 /* ------------------------------------------------------------ ptrace */
@@ -623,6 +624,11 @@ static apr_array_header_t *choose_memory(dp_core *c, const char *auxv, size_t au
                 && m->perms[3] == 'p'))
             want(w, m->start, m->end);
     }
+    if (c->opts.add_memory) {
+        c->want_now = w;
+        c->opts.add_memory(c, c->opts.add_memory_arg);
+        c->want_now = NULL;
+    }
     return w;
 }
 
@@ -1078,6 +1084,10 @@ int dp_core_open(dp_core **out, const dp_core_opts *opts, apr_pool_t *p, dp_erro
         return dp_fail(err, 409, "Process %d exited while it was being dumped.", (int)c->pid);
     }
     c->maps = dp_parse_maps(buf, len, p);
+    if (opts->stop_only) {
+        *out = c;
+        return 0;
+    }
     snprintf(path, sizeof(path), "/proc/%d/auxv", (int)c->pid);
     if (dp_read_file(path, &auxv, &auxv_len, p) != 0)
         auxv_len = 0;
@@ -1222,6 +1232,30 @@ gone:
     dp_core_close(c);
     return dp_fail(err, 500, "The dump of process %d was not completed: its reader went away.",
                    (int)c->pid);
+}
+
+int dp_core_nthreads(const dp_core *c)
+{
+    return c->threads->nelts;
+}
+
+pid_t dp_core_thread(const dp_core *c, int i, const struct user_regs_struct **regs)
+{
+    const thread_regs *t = &APR_ARRAY_IDX(c->threads, i, thread_regs);
+    *regs = &t->regs;
+    return t->tid;
+}
+
+int dp_core_read(dp_core *c, unsigned long long addr, void *buf, size_t len)
+{
+    return read_mem(c, addr, buf, len) == (ssize_t)len ? 0 : -1;
+}
+
+void dp_core_want(dp_core *c, unsigned long long start, unsigned long long end)
+{
+    const dp_map *m = map_of(c, start);
+    if (c->want_now && m && !is_special(m))
+        want(c->want_now, PAGE_DOWN(start), PAGE_UP(end));
 }
 
 void dp_core_close(dp_core *c)

@@ -185,3 +185,89 @@ int dp_request_check(const dp_request *rq, char *msg, size_t msglen)
     return 0;
 #undef BAD
 }
+
+/* ------------------------------------------------------------ records */
+
+static void put(dp_rec *r, const void *v, size_t n)
+{
+    if (r->len + n <= sizeof(r->buf)) {
+        memcpy(r->buf + r->len, v, n);
+        r->len += n;
+    }
+}
+
+void dp_rec_put_u32(dp_rec *r, uint32_t v)
+{
+    unsigned char b[4] = { (unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
+                           (unsigned char)(v >> 24) };
+    put(r, b, 4);
+}
+
+void dp_rec_put_u64(dp_rec *r, uint64_t v)
+{
+    dp_rec_put_u32(r, (uint32_t)v);
+    dp_rec_put_u32(r, (uint32_t)(v >> 32));
+}
+
+void dp_rec_put_str(dp_rec *r, const char *s, size_t len)
+{
+    unsigned char b[2];
+    if (!s) {
+        b[0] = b[1] = 0xff;
+        put(r, b, 2);
+        return;
+    }
+    if (len > DP_REC_STR_MAX)
+        len = DP_REC_STR_MAX;
+    b[0] = (unsigned char)len;
+    b[1] = (unsigned char)(len >> 8);
+    put(r, b, 2);
+    put(r, s, len);
+}
+
+void dp_rec_put_cstr(dp_rec *r, const char *s)
+{
+    dp_rec_put_str(r, s, s ? strlen(s) : 0);
+}
+
+static const unsigned char *take(dp_rec_reader *r, size_t n)
+{
+    const unsigned char *at = r->p + r->pos;
+    if (r->bad || r->len - r->pos < n) {
+        r->bad = 1;
+        return NULL;
+    }
+    r->pos += n;
+    return at;
+}
+
+uint32_t dp_rec_get_u32(dp_rec_reader *r)
+{
+    const unsigned char *b = take(r, 4);
+    return b ? (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24
+             : 0;
+}
+
+uint64_t dp_rec_get_u64(dp_rec_reader *r)
+{
+    uint64_t lo = dp_rec_get_u32(r);
+    return lo | (uint64_t)dp_rec_get_u32(r) << 32;
+}
+
+const char *dp_rec_get_str(dp_rec_reader *r, size_t *len)
+{
+    const unsigned char *b = take(r, 2);
+    size_t n;
+    *len = 0;
+    if (!b || (b[0] == 0xff && b[1] == 0xff))
+        return NULL;
+    n = (size_t)b[0] | (size_t)b[1] << 8;
+    if (n > DP_REC_STR_MAX) {
+        r->bad = 1;
+        return NULL;
+    }
+    b = take(r, n);
+    if (b)
+        *len = n;
+    return (const char *)b;
+}

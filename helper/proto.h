@@ -14,7 +14,7 @@ enum dp_op {
     DP_OP_PROC_READ = 1,    /* a private /proc file of a process */
     DP_OP_KILL = 2,         /* kill a process tree */
     DP_OP_DUMP = 3,         /* core (raw) or bundle (zip) */
-    DP_OP_STACKS = 4        /* symbolized backtraces of every thread (eu-stack's text) */
+    DP_OP_STACKS = 4        /* backtraces of every thread: DP_FR_STACK_* records */
 };
 
 /* what, for DP_OP_PROC_READ (same values as the glue's DP_PRIV_*) */
@@ -42,9 +42,50 @@ enum dp_frame_type {
     DP_FR_END = 5,          /* the answer is complete */
     DP_FR_RING = 6,         /* u32 slots, u32 slot size; the ring's memfd rides along
                                (SCM_RIGHTS): dump bytes come through shared memory */
-    DP_FR_SLOT = 7          /* u32 slot, u32 length: that many bytes in the ring slot; the
+    DP_FR_SLOT = 7,         /* u32 slot, u32 length: that many bytes in the ring slot; the
                                worker answers one byte once it has passed them on */
+    /* The stacks answer, after OK: per thread a THREAD record, its NATIVE
+     * frames innermost first, then its LANG frames innermost first; one
+     * SUMMARY; END. Fields are written with dp_rec_put_* (below). */
+    DP_FR_STACK_THREAD = 8, /* i32 tid, u32 flags (DP_ST_*), str why the walk stopped early */
+    DP_FR_STACK_NATIVE = 9, /* u64 pc, u64 offset (DP_REC_NONE), i32 line (0 = unknown),
+                               str function, str module, str file */
+    DP_FR_STACK_LANG = 10,  /* u32 native index (the frame running it; DP_REC_NONE), i32 line
+                               (0 = unknown), str function, str class, str file */
+    DP_FR_STACK_SUMMARY = 11 /* u64 paused µs, u64 elapsed µs, u32 flags (DP_SS_*), str
+                               runtime, str version, str why unsupported (absent = supported) */
 };
+
+#define DP_ST_TRUNCATED  1u     /* frame cap reached */
+#define DP_ST_NOT_STOPPED 2u    /* could not be stopped: no frames */
+#define DP_ST_RUNNING    4u     /* the serving thread: its stack as it was when it was taken */
+#define DP_SS_TIME_CAP   1u     /* the time cap cut the walk short */
+#define DP_SS_LANG       2u     /* an interpreter was found (runtime/version are set) */
+
+/* A record's fields, little-endian; a string is u16 length + bytes, length
+ * 0xffff = absent (JSON null). Reading past the end or a bad length marks
+ * the reader bad and yields zeros / absent. */
+#define DP_REC_NONE UINT64_MAX
+#define DP_REC_STR_MAX 4096
+typedef struct dp_rec {
+    unsigned char buf[3 * (DP_REC_STR_MAX + 2) + 64];
+    size_t len;
+} dp_rec;
+void dp_rec_put_u32(dp_rec *r, uint32_t v);
+void dp_rec_put_u64(dp_rec *r, uint64_t v);
+/* s may be NULL (absent); longer strings are cut at DP_REC_STR_MAX. */
+void dp_rec_put_str(dp_rec *r, const char *s, size_t len);
+void dp_rec_put_cstr(dp_rec *r, const char *s);
+
+typedef struct dp_rec_reader {
+    const unsigned char *p;
+    size_t len, pos;
+    int bad;
+} dp_rec_reader;
+uint32_t dp_rec_get_u32(dp_rec_reader *r);
+uint64_t dp_rec_get_u64(dp_rec_reader *r);
+/* Points into the record (not NUL-terminated): NULL when absent or bad. */
+const char *dp_rec_get_str(dp_rec_reader *r, size_t *len);
 
 /* A dump's bytes skip two copies through the socket: the helper fills a slot
  * of a sealed memfd both map, the worker hands the slot to httpd's filters

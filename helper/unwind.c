@@ -1,0 +1,480 @@
+/* Native stacks of a stopped process through elfutils' libdwfl: the
+ * registers and memory are the core writer's (dump/core.h), so the walk sees
+ * exactly what a core would hold; CFI and symbols come from the mapped files
+ * and separate debug info under /usr/lib/debug. */
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/user.h>
+#include <elfutils/libdwfl.h>
+#include <apr_strings.h>
+
+#include "helper/stacks.h"
+#include "helper/proto.h"
+
+#define USER_MIN 4096ULL
+#define USER_MAX 0x7fffffffffffULL
+
+typedef struct unwind_ctx {
+    dp_core *core;
+    dp_stacks *out;
+    dp_stack_thread *cur;
+    apr_array_header_t *activation;     /* per frame of cur: 1 = pc is exact (no call) */
+    struct timespec deadline;
+    int timed_out;
+} unwind_ctx;
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static char *debuginfo_path = NULL;     /* libdwfl's default: .debug and /usr/lib/debug */
+static const Dwfl_Callbacks dwfl_callbacks = {
+    .find_elf = dwfl_linux_proc_find_elf,
+    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .debuginfo_path = &debuginfo_path,
+};
+
+static Dwfl *report_modules(pid_t pid, dp_error *err)
+{
+    Dwfl *dwfl;
+
+    unsetenv("DEBUGINFOD_URLS");        /* never fetch debug info over the network */
+    dwfl = dwfl_begin(&dwfl_callbacks);
+    if (!dwfl) {
+        dp_fail(err, 500, "libdwfl could not start: %s.", dwfl_errmsg(-1));
+        return NULL;
+    }
+    dwfl_report_begin(dwfl);
+    if (dwfl_linux_proc_report(dwfl, pid) != 0 || dwfl_report_end(dwfl, NULL, NULL) != 0) {
+        dwfl_end(dwfl);
+        dp_fail(err, 409, "The objects mapped by process %d could not be read (did it exit?).",
+                (int)pid);
+        return NULL;
+    }
+    return dwfl;
+}
+
+static int prefixed(const char *path, const char *exe, const char *const *prefixes);
+static const char *const interpreter_objects[] = { "python", "libpython", "php", "libphp", NULL };
+
+typedef struct warm_arg {
+    const char *exe;
+} warm_arg;
+
+/* Opens what the walk will need (each object's ELF and unwind tables, the
+ * interpreters' symbol tables) so that the target's pause is the walk alone. */
+static int warm_module(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr base,
+                       void *arg)
+{
+    Dwarf_Addr bias;
+    (void)userdata;
+    (void)base;
+    if (dwfl_module_getelf(mod, &bias))
+        dwfl_module_eh_cfi(mod, &bias);
+    if (name && prefixed(name, ((warm_arg *)arg)->exe, interpreter_objects))
+        dwfl_module_getsymtab(mod);
+    return DWARF_CB_OK;
+}
+
+static const char *exe_of(pid_t pid, apr_pool_t *p)
+{
+    char path[64], buf[4096];
+    ssize_t n;
+    snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+    n = readlink(path, buf, sizeof(buf) - 1);
+    return n > 0 ? apr_pstrndup(p, buf, (apr_size_t)n) : "";
+}
+
+/* ------------------------------------------------- libdwfl's callbacks */
+
+static pid_t next_thread(Dwfl *dwfl, void *arg, void **thread_argp)
+{
+    unwind_ctx *u = arg;
+    dp_stack_thread *base = (dp_stack_thread *)(void *)u->out->threads->elts;
+    int i = *thread_argp ? (int)((dp_stack_thread *)*thread_argp - base) + 1 : 0;
+
+    (void)dwfl;
+    for (; i < u->out->threads->nelts; i++)
+        if (!(base[i].flags & DP_ST_NOT_STOPPED)) {
+            *thread_argp = &base[i];
+            return base[i].tid;
+        }
+    return 0;
+}
+
+static bool memory_read(Dwfl *dwfl, Dwarf_Addr addr, Dwarf_Word *result, void *arg)
+{
+    unwind_ctx *u = arg;
+    (void)dwfl;
+    return addr >= USER_MIN && addr < USER_MAX && dp_core_read(u->core, addr, result, 8) == 0;
+}
+
+static bool set_initial_registers(Dwfl_Thread *thread, void *thread_arg)
+{
+    const struct user_regs_struct *r = ((dp_stack_thread *)thread_arg)->regs;
+    /* DWARF numbering of x86-64: rax rdx rcx rbx rsi rdi rbp rsp r8-r15, then rip */
+    Dwarf_Word d[17] = { r->rax, r->rdx, r->rcx, r->rbx, r->rsi, r->rdi, r->rbp, r->rsp,
+                         r->r8, r->r9, r->r10, r->r11, r->r12, r->r13, r->r14, r->r15, r->rip };
+    return dwfl_thread_state_registers(thread, 0, 17, d);
+}
+
+static void thread_detach(Dwfl_Thread *thread, void *thread_arg)
+{
+    (void)thread;
+    (void)thread_arg;       /* the core writer resumes the threads */
+}
+
+static const Dwfl_Thread_Callbacks thread_callbacks = {
+    .next_thread = next_thread,
+    .memory_read = memory_read,
+    .set_initial_registers = set_initial_registers,
+    .thread_detach = thread_detach,
+};
+
+static int past(const struct timespec *deadline)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec > deadline->tv_sec
+           || (ts.tv_sec == deadline->tv_sec && ts.tv_nsec >= deadline->tv_nsec);
+}
+
+static int on_frame(Dwfl_Frame *state, void *arg)
+{
+    unwind_ctx *u = arg;
+    dp_stack_thread *th = u->cur;
+    dp_native_frame *f;
+    Dwarf_Addr pc;
+    bool activation;
+
+    if (!dwfl_frame_pc(state, &pc, &activation))
+        return DWARF_CB_ABORT;
+    if (th->native->nelts >= DP_STACK_MAX_FRAMES) {
+        th->flags |= DP_ST_TRUNCATED;
+        return DWARF_CB_ABORT;
+    }
+    if (past(&u->deadline)) {
+        u->timed_out = 1;
+        return DWARF_CB_ABORT;
+    }
+    f = apr_array_push(th->native);
+    memset(f, 0, sizeof(*f));
+    f->pc = pc;
+    f->offset = UINT64_MAX;
+    *(char *)apr_array_push(u->activation) = activation;
+    return DWARF_CB_OK;
+}
+
+/* Names, modules and lines, once the target runs again. */
+static void symbolize(Dwfl *dwfl, dp_stack_thread *th, const char *activation, apr_pool_t *p)
+{
+    int i;
+
+    for (i = 0; i < th->native->nelts; i++) {
+        dp_native_frame *f = &APR_ARRAY_IDX(th->native, i, dp_native_frame);
+        /* a return address points after the call: look up the call itself */
+        Dwarf_Addr at = activation[i] ? f->pc : f->pc - 1;
+        Dwfl_Module *mod = dwfl_addrmodule(dwfl, at);
+        Dwfl_Line *line;
+        GElf_Off off;
+        GElf_Sym sym;
+        const char *name, *file;
+        int lineno;
+
+        if (!mod)
+            continue;
+        f->module = dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+        name = dwfl_module_addrinfo(mod, at, &off, &sym, NULL, NULL, NULL);
+        if (name) {
+            /* "clock_nanosleep@GLIBC_2.2.5": the name, as gdb shows it */
+            f->function = apr_pstrndup(p, name, strcspn(name, "@"));
+            f->offset = off + (f->pc - at);
+        }
+        line = dwfl_module_getsrc(mod, at);
+        if (line && (file = dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL))) {
+            f->file = apr_pstrdup(p, file);
+            f->line = lineno;
+        }
+        if (f->module)
+            f->module = apr_pstrdup(p, f->module);
+    }
+}
+
+/* Language frame groups to the native frames that run them. */
+static void place_lang_frames(dp_stack_thread *th, const char *runner)
+{
+    int i, n = 0, runners[DP_STACK_MAX_FRAMES];
+
+    for (i = 0; runner && i < th->native->nelts; i++) {
+        const dp_native_frame *f = &APR_ARRAY_IDX(th->native, i, dp_native_frame);
+        if (f->function && !strcmp(f->function, runner))
+            runners[n++] = i;
+    }
+    for (i = 0; i < th->lang->nelts; i++) {
+        dp_lang_frame *l = &APR_ARRAY_IDX(th->lang, i, dp_lang_frame);
+        l->native_index = n == 0 ? UINT32_MAX
+                        : (uint32_t)runners[l->native_index < (uint32_t)n ? (int)l->native_index : n - 1];
+    }
+}
+
+static void list_threads(dp_core *core, pid_t keep_running_tid, dp_stacks *s, apr_pool_t *p)
+{
+    int i;
+
+    s->threads = apr_array_make(p, 16, sizeof(dp_stack_thread));
+    for (i = 0; i < dp_core_nthreads(core); i++) {
+        const struct user_regs_struct *regs;
+        pid_t tid = dp_core_thread(core, i, &regs);
+        dp_stack_thread *th;
+        if (tid <= 0)
+            continue;       /* ended while it was being stopped */
+        th = apr_array_push(s->threads);
+        memset(th, 0, sizeof(*th));
+        th->tid = tid;
+        th->regs = regs;
+        th->flags = tid == keep_running_tid ? DP_ST_RUNNING : 0;
+        th->native = apr_array_make(p, 32, sizeof(dp_native_frame));
+        th->lang = apr_array_make(p, 8, sizeof(dp_lang_frame));
+    }
+}
+
+static void walk_interpreter(dp_core *core, Dwfl *dwfl, pid_t pid, dp_stacks *s, apr_pool_t *p)
+{
+    dp_lang_target t = { core, dwfl, pid, exe_of(pid, p), s, p };
+    s->pages = apr_array_make(p, 64, sizeof(uint64_t));
+    if (!dp_pystack_walk(&t))
+        dp_phpstack_walk(&t);
+}
+
+int dp_stacks_collect(pid_t pid, pid_t keep_running_tid, dp_stacks **out, apr_pool_t *p,
+                      dp_error *err)
+{
+    dp_stacks *s = apr_pcalloc(p, sizeof(*s));
+    unwind_ctx u;
+    dp_core_opts o;
+    dp_core *core;
+    Dwfl *dwfl;
+    uint64_t start = now_us(), stopped;
+    apr_array_header_t **activation;
+    int i;
+
+    /* the objects are found and opened before the target is stopped */
+    if (!(dwfl = report_modules(pid, err)))
+        return -1;
+    {
+        warm_arg w = { exe_of(pid, p) };
+        dwfl_getmodules(dwfl, warm_module, &w, 0);
+    }
+    memset(&o, 0, sizeof(o));
+    o.pid = pid;
+    o.keep_running_tid = keep_running_tid;
+    o.stop_only = 1;
+    stopped = now_us();
+    if (dp_core_open(&core, &o, p, err) != 0) {
+        dwfl_end(dwfl);
+        return -1;
+    }
+    list_threads(core, keep_running_tid, s, p);
+    memset(&u, 0, sizeof(u));
+    u.core = core;
+    u.out = s;
+    clock_gettime(CLOCK_MONOTONIC, &u.deadline);
+    u.deadline.tv_sec += DP_STACK_TIME_CAP_MS / 1000;
+    u.deadline.tv_nsec += (DP_STACK_TIME_CAP_MS % 1000) * 1000000L;
+    if (u.deadline.tv_nsec >= 1000000000L) {
+        u.deadline.tv_sec++;
+        u.deadline.tv_nsec -= 1000000000L;
+    }
+    activation = apr_pcalloc(p, sizeof(*activation) * (size_t)(s->threads->nelts + 1));
+    if (dwfl_attach_state(dwfl, NULL, pid, &thread_callbacks, &u)) {
+        for (i = 0; i < s->threads->nelts && !u.timed_out; i++) {
+            dp_stack_thread *th = &APR_ARRAY_IDX(s->threads, i, dp_stack_thread);
+            u.activation = activation[i] = apr_array_make(p, 32, 1);
+            u.cur = th;
+            if (dwfl_getthread_frames(dwfl, th->tid, on_frame, &u) != 0 && th->native->nelts == 0)
+                th->why = apr_pstrdup(p, dwfl_errmsg(-1));
+        }
+    }
+    else {
+        for (i = 0; i < s->threads->nelts; i++)
+            APR_ARRAY_IDX(s->threads, i, dp_stack_thread).why =
+                apr_psprintf(p, "libdwfl: %s", dwfl_errmsg(-1));
+    }
+    if (u.timed_out)
+        s->flags |= DP_SS_TIME_CAP;
+    if (!u.timed_out)
+        walk_interpreter(core, dwfl, pid, s, p);
+    dp_core_close(core);
+    s->paused_us = now_us() - stopped;
+    for (i = 0; i < s->threads->nelts; i++) {
+        dp_stack_thread *th = &APR_ARRAY_IDX(s->threads, i, dp_stack_thread);
+        if (activation[i])
+            symbolize(dwfl, th, activation[i]->elts, p);
+        place_lang_frames(th, s->runner);
+    }
+    dwfl_end(dwfl);
+    s->elapsed_us = now_us() - start;
+    *out = s;
+    return 0;
+}
+
+void dp_stacks_add_lang_pages(dp_core *c, void *arg)
+{
+    pid_t pid = *(const pid_t *)arg;
+    apr_pool_t *p;
+    dp_stacks s;
+    dp_error err = { 0 };
+    Dwfl *dwfl;
+    int i;
+
+    if (apr_pool_create(&p, NULL) != APR_SUCCESS)
+        return;
+    memset(&s, 0, sizeof(s));
+    if ((dwfl = report_modules(pid, &err))) {
+        list_threads(c, 0, &s, p);
+        walk_interpreter(c, dwfl, pid, &s, p);
+        for (i = 0; i < s.pages->nelts; i++) {
+            uint64_t page = APR_ARRAY_IDX(s.pages, i, uint64_t);
+            dp_core_want(c, page, page + 4096);
+        }
+        dwfl_end(dwfl);
+    }
+    apr_pool_destroy(p);
+}
+
+/* ------------------------------------------------- for the walkers */
+
+int dp_lang_read(dp_lang_target *t, uint64_t addr, void *buf, size_t len)
+{
+    uint64_t page;
+
+    if (addr < USER_MIN || addr >= USER_MAX || len > USER_MAX - addr
+        || dp_core_read(t->core, addr, buf, len) != 0)
+        return -1;
+    for (page = addr & ~4095ULL; page < addr + len; page += 4096) {
+        int i, seen = 0;
+        for (i = t->out->pages->nelts - 1; i >= 0 && i >= t->out->pages->nelts - 16; i--)
+            if (APR_ARRAY_IDX(t->out->pages, i, uint64_t) == page)
+                seen = 1;
+        if (!seen && t->out->pages->nelts < 4096)
+            APR_ARRAY_PUSH(t->out->pages, uint64_t) = page;
+    }
+    return 0;
+}
+
+int dp_lang_ptr(dp_lang_target *t, uint64_t addr, uint64_t *v)
+{
+    return dp_lang_read(t, addr, v, 8);
+}
+
+dp_lang_frame *dp_lang_push(dp_stack_thread *th)
+{
+    dp_lang_frame *l;
+    if (th->lang->nelts >= DP_STACK_MAX_FRAMES) {
+        th->flags |= DP_ST_TRUNCATED;
+        return NULL;
+    }
+    l = apr_array_push(th->lang);
+    memset(l, 0, sizeof(*l));
+    return l;
+}
+
+static int prefixed(const char *path, const char *exe, const char *const *prefixes)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if (!strcmp(path, exe))
+        return 1;
+    for (; *prefixes; prefixes++)
+        if (!strncmp(base, *prefixes, strlen(*prefixes)))
+            return 1;
+    return 0;
+}
+
+typedef struct sym_query {
+    dp_lang_target *t;
+    const char *const *prefixes;
+    const char *name;
+    uint64_t addr, size;
+    const char *module;
+    int found;
+} sym_query;
+
+static int find_in_module(Dwfl_Module *mod, void **userdata, const char *mname, Dwarf_Addr base,
+                          void *arg)
+{
+    sym_query *q = arg;
+    int i, n;
+
+    (void)userdata;
+    (void)base;
+    if (!mname || !prefixed(mname, q->t->exe, q->prefixes))
+        return DWARF_CB_OK;
+    n = dwfl_module_getsymtab(mod);
+    for (i = 1; i < n; i++) {
+        GElf_Sym sym;
+        GElf_Addr addr;
+        const char *name = dwfl_module_getsym_info(mod, i, &sym, &addr, NULL, NULL, NULL);
+        if (name && sym.st_shndx != SHN_UNDEF && !strcmp(name, q->name)) {
+            q->addr = addr;
+            q->size = sym.st_size;
+            q->module = mname;
+            q->found = 1;
+            return DWARF_CB_ABORT;
+        }
+    }
+    return DWARF_CB_OK;
+}
+
+int dp_lang_symbol(dp_lang_target *t, const char *const *prefixes, const char *name,
+                   uint64_t *addr, uint64_t *size, const char **module)
+{
+    sym_query q = { t, prefixes, name, 0, 0, NULL, 0 };
+    dwfl_getmodules(t->dwfl, find_in_module, &q, 0);
+    if (!q.found)
+        return -1;
+    *addr = q.addr;
+    if (size)
+        *size = q.size;
+    if (module)
+        *module = q.module;
+    return 0;
+}
+
+typedef struct file_query {
+    const char *module;
+    Dwfl_Module *found;
+} file_query;
+
+static int module_named(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr base,
+                        void *arg)
+{
+    file_query *q = arg;
+    (void)userdata;
+    (void)base;
+    if (name && !strcmp(name, q->module)) {
+        q->found = mod;
+        return DWARF_CB_ABORT;
+    }
+    return DWARF_CB_OK;
+}
+
+const char *dp_lang_file(dp_lang_target *t, const char *module, size_t *size)
+{
+    file_query q = { module, NULL };
+    Dwarf_Addr bias;
+    Elf *elf;
+
+    dwfl_getmodules(t->dwfl, module_named, &q, 0);
+    elf = q.found ? dwfl_module_getelf(q.found, &bias) : NULL;
+    return elf ? elf_rawfile(elf, size) : NULL;
+}
