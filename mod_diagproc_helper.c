@@ -37,6 +37,7 @@
 #include "helper/daemon.h"
 #include "proc/procfs.h"
 #include "proc/format.h"
+#include "worker/stacks.h"
 
 APLOG_USE_MODULE(diagproc);
 
@@ -321,72 +322,54 @@ int dp_helper_proc_read(request_rec *r, pid_t pid, int what, char **out, apr_siz
     return read_rest(r, hc, out, outlen, err);
 }
 
-/* eu-stack -m's text ("TID n:" then "#i  0xaddr function - module") as JSON. */
-static json_t *stacks_json(request_rec *r, pid_t pid, char *text, const char *href)
+/* The helper's stacks records into a view (worker/stacks.c). */
+static int read_stacks(request_rec *r, helper_conn *hc, dp_stacks_view *v, dp_error *err)
 {
-    json_t *threads = json_array(), *frames = NULL;
-    char *line, *save = NULL;
+    char *buf = apr_palloc(r->pool, DP_FRAME_MAX);
 
-    for (line = apr_strtok(text, "\n", &save); line; line = apr_strtok(NULL, "\n", &save)) {
-        long tid;
-        int idx;
-        char addr[32], rest[1024];
-        if (sscanf(line, "TID %ld:", &tid) == 1) {
-            char comm[64] = "";
-            char path[64];
-            json_t *t = json_object();
-            snprintf(path, sizeof(path), "/proc/%d/task/%ld/comm", (int)pid, tid);
-            if (dp_read_small(path, comm, sizeof(comm)) > 0)
-                comm[strcspn(comm, "\n")] = '\0';
-            frames = json_array();
-            json_object_set_new(t, "id", json_integer(tid));
-            json_object_set_new(t, "name", json_string(dp_utf8(comm, strlen(comm), r->pool)));
-            json_object_set_new(t, "href", json_string(apr_psprintf(r->pool, "%s/threads/%ld",
-                                                                    href, tid)));
-            json_object_set_new(t, "frames", frames);
-            json_array_append_new(threads, t);
-        }
-        else if (frames && sscanf(line, "#%d %31s %1023[^\n]", &idx, addr, rest) == 3) {
-            /* "function - module", or "- module" for an address no symbol covers */
-            int unnamed = !strncmp(rest, "- ", 2);
-            char *module = unnamed ? rest + 2 : strstr(rest, " - ");
-            json_t *f = json_object();
-            if (module && !unnamed) {
-                *module = '\0';
-                module += 3;
-            }
-            json_object_set_new(f, "index", json_integer(idx));
-            json_object_set_new(f, "address", json_string(dp_utf8(addr, strlen(addr), r->pool)));
-            json_object_set_new(f, "function", unnamed ? json_null()
-                                : json_string(dp_utf8(rest, strlen(rest), r->pool)));
-            json_object_set_new(f, "module", module ? json_string(dp_utf8(module, strlen(module),
-                                                                          r->pool)) : json_null());
-            json_array_append_new(frames, f);
-        }
+    for (;;) {
+        int type;
+        uint32_t len;
+        if (dp_frame_read_header(hc->fd, &type, &len) != 0 || dp_read_full(hc->fd, buf, len) != 0)
+            return dp_fail(err, 500, "The diagproc helper's answer was cut short.");
+        if (type == DP_FR_END && dp_stacks_view_complete(v))
+            break;
+        if (dp_stacks_view_add(v, type, buf, len) != 0)
+            return dp_fail(err, 500, "The diagproc helper answered out of protocol.");
     }
-    return threads;
+    close_conn(hc);
+    return 0;
 }
 
 int dp_handle_stacks(request_rec *r, pid_t pid, const char *href)
 {
+    const char *fmt = apr_table_get(dp_query(r), "format");
     dp_request rq;
     dp_error err = { 0 };
     helper_conn *hc;
+    dp_stacks_view *v;
     uint64_t size;
-    char *name, *text;
-    apr_size_t len;
+    char *name;
 
+    if (fmt && strcmp(fmt, "json") != 0 && strcmp(fmt, "text") != 0)
+        return dp_send_error(r, HTTP_BAD_REQUEST, "format '%s' is unknown: use json (the "
+                             "default) or text (eu-stack's layout).", fmt);
     memset(&rq, 0, sizeof(rq));
     rq.op = DP_OP_STACKS;
     rq.pid = pid;
     rq.keep_running_tid = pid == getpid() ? (int32_t)syscall(SYS_gettid) : 0;
-    if (helper_call(r, &rq, &hc, &err) != 0 || read_answer(r, hc, &size, &name, &err) != 0)
+    v = dp_stacks_view_make(r->pool);
+    if (helper_call(r, &rq, &hc, &err) != 0 || read_answer(r, hc, &size, &name, &err) != 0
+        || read_stacks(r, hc, v, &err) != 0)
         return dp_send_dp_error(r, &err);
-    if (read_rest(r, hc, &text, &len, &err) != 0)
-        return dp_send_error(r, HTTP_INTERNAL_SERVER_ERROR, "The stacks of process %d could "
-                             "not be read (is elfutils' eu-stack installed?).", (int)pid);
-    return dp_send_json(r, HTTP_OK, json_pack("{s:i,s:s,s:o}", "id", (int)pid, "href", href,
-                                              "threads", stacks_json(r, pid, text, href)));
+    if (fmt && !strcmp(fmt, "text")) {
+        char *text = dp_stacks_view_text(v, pid, name);
+        ap_set_content_type(r, "text/plain; charset=utf-8");
+        ap_set_content_length(r, (apr_off_t)strlen(text));
+        ap_rputs(text, r);
+        return OK;
+    }
+    return dp_send_json(r, HTTP_OK, dp_stacks_view_json(v, pid, href));
 }
 
 int dp_handle_kill(request_rec *r, pid_t pid)

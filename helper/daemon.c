@@ -26,6 +26,7 @@
 #include "dump/core.h"
 #include "dump/bundle.h"
 #include "dump/snapshot.h"
+#include "helper/stacks.h"
 
 /* ------------------------------------------------------------ privileges */
 
@@ -221,11 +222,6 @@ static int entries_end(dp_entry_sink *s)
     return 0;
 }
 
-static int write_to_fd(dp_sink *s, const void *buf, size_t len)
-{
-    return dp_write_full(*(int *)s->ctx, buf, len);
-}
-
 /* ---------------------------------------------------------------- requests */
 
 static void do_proc_read(int fd, const dp_helper_policy *pol, const dp_request *rq,
@@ -390,50 +386,67 @@ static void do_dump(int fd, const dp_helper_policy *pol, const dp_request *rq,
 
 /* Backtraces: a minimal core into memory, read back by eu-stack (elfutils),
  * whose text goes to the worker as it is. */
+static int send_rec(int fd, int type, const dp_rec *r)
+{
+    return dp_frame_write(fd, type, r->buf, r->len, NULL, 0);
+}
+
+/* Collected while the target is stopped, sent once it runs again. */
 static void do_stacks(int fd, const dp_helper_policy *pol, const dp_request *rq,
                       pid_t peer_pid, apr_pool_t *p)
 {
     dp_error err = { 0 };
     dp_stat st;
-    dp_core_opts o;
-    dp_core *core;
-    dp_sink out = { frames_write, &fd };
-    int memfd = memfd_create("diagproc-core", 0), pipefd[2], status;
-    dp_sink to_mem = { write_to_fd, &memfd };
-    char corearg[64], buf[65536];
-    pid_t child;
-    ssize_t n;
+    dp_stacks *s;
+    dp_rec r;
+    int i, j;
 
-    if (check_target(pol, rq->pid, 1, &st, &err) != 0)
+    if (check_target(pol, rq->pid, 1, &st, &err) != 0
+        || dp_stacks_collect(rq->pid, kept_thread(rq, peer_pid), &s, p, &err) != 0)
         return send_error(fd, &err);
-    if (memfd < 0 || pipe(pipefd) != 0) {
-        dp_fail(&err, 500, "No memory file for the stacks: %s.", strerror(errno));
-        return send_error(fd, &err);
+    if (send_ok(fd, UINT64_MAX, st.comm) != 0)
+        return;
+    for (i = 0; i < s->threads->nelts; i++) {
+        const dp_stack_thread *th = &APR_ARRAY_IDX(s->threads, i, dp_stack_thread);
+        r.len = 0;
+        dp_rec_put_u32(&r, (uint32_t)th->tid);
+        dp_rec_put_u32(&r, th->flags);
+        dp_rec_put_cstr(&r, th->why);
+        if (send_rec(fd, DP_FR_STACK_THREAD, &r) != 0)
+            return;
+        for (j = 0; j < th->native->nelts; j++) {
+            const dp_native_frame *f = &APR_ARRAY_IDX(th->native, j, dp_native_frame);
+            r.len = 0;
+            dp_rec_put_u64(&r, f->pc);
+            dp_rec_put_u64(&r, f->offset);
+            dp_rec_put_u32(&r, (uint32_t)f->line);
+            dp_rec_put_cstr(&r, f->function);
+            dp_rec_put_cstr(&r, f->module);
+            dp_rec_put_cstr(&r, f->file);
+            if (send_rec(fd, DP_FR_STACK_NATIVE, &r) != 0)
+                return;
+        }
+        for (j = 0; j < th->lang->nelts; j++) {
+            const dp_lang_frame *f = &APR_ARRAY_IDX(th->lang, j, dp_lang_frame);
+            r.len = 0;
+            dp_rec_put_u32(&r, f->native_index);
+            dp_rec_put_u32(&r, (uint32_t)f->line);
+            dp_rec_put_cstr(&r, f->function);
+            dp_rec_put_cstr(&r, f->class_name);
+            dp_rec_put_cstr(&r, f->file);
+            if (send_rec(fd, DP_FR_STACK_LANG, &r) != 0)
+                return;
+        }
     }
-    memset(&o, 0, sizeof(o));
-    o.pid = rq->pid;
-    o.keep_running_tid = kept_thread(rq, peer_pid);
-    if (dp_core_open(&core, &o, p, &err) != 0 || dp_core_write(core, &to_mem, &err) != 0)
-        return send_error(fd, &err);
-    snprintf(corearg, sizeof(corearg), "--core=/proc/self/fd/%d", memfd);
-    child = fork();
-    if (child == 0) {
-        dup2(pipefd[1], 1);
-        close(pipefd[0]);
-        execl("/usr/bin/eu-stack", "eu-stack", "-m", corearg, (char *)NULL);
-        _exit(127);
-    }
-    close(pipefd[1]);
-    send_ok(fd, UINT64_MAX, st.comm);
-    while ((n = read(pipefd[0], buf, sizeof(buf))) > 0)
-        if (dp_sink_write(&out, buf, (size_t)n) != 0)
-            break;
-    close(pipefd[0]);
-    waitpid(child, &status, 0);
-    close(memfd);
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
-        return;     /* no END: the worker reports that eu-stack is missing */
-    send_end(fd);
+    r.len = 0;
+    dp_rec_put_u64(&r, s->paused_us);
+    dp_rec_put_u64(&r, s->elapsed_us);
+    dp_rec_put_u32(&r, s->flags);
+    dp_rec_put_cstr(&r, s->runtime);
+    dp_rec_put_cstr(&r, s->version);
+    dp_rec_put_cstr(&r, s->unsupported);
+    if (send_rec(fd, DP_FR_STACK_SUMMARY, &r) == 0)
+        send_end(fd);
 }
 
 /* A dump reads a whole process's memory and compresses it: it yields the

@@ -26,7 +26,7 @@ for chain in ("alpha", "beta", "gamma", "main"):
             [f"{chain}_leaf", f"{chain}_mid", f"{chain}_top"]]
     is_(len(hits), 1, f"{chain}: leaf, mid and top in order, in one thread")
 f0 = threads[0]["frames"][0] if threads and threads[0]["frames"] else {}
-like(f0.get("address", ""), r"^0x[0-9a-f]+$", "frames carry their address")
+like(f0.get("pc", ""), r"^0x[0-9a-f]+$", "frames carry their address")
 like(f0.get("module") or "", r"libc\.so", "…and their module")
 states = [open(s).read().rsplit(")", 1)[1].split()[0] for s in glob.glob(f"/proc/{t.pid}/task/*/stat")]
 ok(not any(s in "Tt" for s in states), "the target runs on")
