@@ -221,7 +221,7 @@ ok(block != "", "gdb opens the dump and shows the stuck thread")
 # the same frames: every return address of the live stack, in the same order
 # (gdb may add inlined frames from debug info, which have no address of their own)
 gaddrs = [int(a, 16) for a in re.findall(r"^#\d+\s+(0x[0-9a-f]+) in ", block, re.M)]
-eaddrs = [int(f["address"], 16) for f in fr[1:]]
+eaddrs = [int(f["pc"], 16) for f in fr[1:]]
 it = iter(gaddrs)
 if not ok(eaddrs and all(a in it for a in eaddrs),
           f"…with the same frames as the live stacks ({len(eaddrs) + 1} frames)"):
