@@ -28,6 +28,7 @@
 
 #include "mod_diagproc.h"
 #include "mod_diagproc_procs.h"
+#include "mod_diagproc_html.h"
 #include "mod_diagproc_helper.h"
 #include "mod_diagproc_zip.h"
 #include "mod_diagproc_reserved.h"
@@ -715,6 +716,7 @@ static const struct dp_route {
 } routes[] = {
     { "",                   "GET, HEAD",         dp_route_list,        NULL,       NULL },
     { "requests",           "GET, HEAD",         dp_route_requests,    NULL,       NULL },
+    { "ui/{}",              "GET, HEAD",         dp_route_ui,          NULL,       NULL },
     { "{}",                 "GET, HEAD, DELETE", dp_route_detail,      route_kill, NULL },
     { "{}/stop",            "POST",              NULL,                 NULL,       route_kill },
     { "{}/dump",            "GET, HEAD",         route_dump,           NULL,       NULL },

@@ -1,121 +1,204 @@
-/* HTML rendering of the list and the detail. Every string comes from a
- * process (anyone can name a process "<script>"), so everything is escaped
- * and a Content-Security-Policy forbids scripts outright. */
+/* The process explorer a person opens in a browser. The list and detail URLs
+ * answer a browser with a small page that loads the explorer's script and
+ * style from P/ui/ (compiled into the module from ui/, served with a strong
+ * ETag); the script reads the same JSON API with fetch() from the same
+ * origin. The server renders no process data into HTML at all: the script
+ * inserts every string as text. Nothing runs on the server while nobody has
+ * the page open. */
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "httpd.h"
 #include "http_protocol.h"
+#include "http_request.h"
 #include "apr_strings.h"
 
 #include "mod_diagproc.h"
 #include "mod_diagproc_html.h"
+#include "ui_assets.h"
+
+/* The q-value a media range of an Accept header gives to type/subtype:
+ * the most specific range that matches; -1 when none does. explicit_only
+ * ignores "* / *" and "type / *" (a browser names text/html itself). */
+static double accept_q(const char *accept, const char *type, int explicit_only)
+{
+    const char *p = accept, *slash = strchr(type, '/');
+    size_t tlen = (size_t)(slash - type);
+    double best = -1;
+    int best_rank = -1;
+
+    while (*p) {
+        const char *end = p + strcspn(p, ","), *semi;
+        const char *rs, *re;
+        double q = 1;
+        int rank = -1;
+
+        while (p < end && (*p == ' ' || *p == '\t'))
+            p++;
+        rs = p;
+        semi = memchr(p, ';', (size_t)(end - p));
+        re = semi ? semi : end;
+        while (re > rs && (re[-1] == ' ' || re[-1] == '\t'))
+            re--;
+        if ((size_t)(re - rs) == strlen(type) && !strncasecmp(rs, type, strlen(type)))
+            rank = 2;
+        else if (!explicit_only && (size_t)(re - rs) == tlen + 2
+                 && !strncasecmp(rs, type, tlen + 1) && rs[tlen + 1] == '*')
+            rank = 1;
+        else if (!explicit_only && re - rs == 3 && !strncmp(rs, "*/*", 3))
+            rank = 0;
+        for (semi = semi ? semi + 1 : end; semi < end; semi++) {
+            while (semi < end && (*semi == ' ' || *semi == ';'))
+                semi++;
+            if (end - semi > 2 && (semi[0] == 'q' || semi[0] == 'Q') && semi[1] == '=') {
+                q = strtod(semi + 2, NULL);
+                break;
+            }
+        }
+        if (rank > best_rank) {
+            best_rank = rank;
+            best = q;
+        }
+        p = *end ? end + 1 : end;
+    }
+    return best;
+}
 
 int dp_wants_html(request_rec *r)
 {
     const char *view = apr_table_get(dp_query(r), "view");
     const char *accept = apr_table_get(r->headers_in, "Accept");
+    double html, json;
 
+    /* the answer depends on Accept: caches must keep the two apart */
+    apr_table_mergen(r->headers_out, "Vary", "Accept");
     if (view)
         return !strcmp(view, "html");
-    /* browsers send "text/html,..." first; JSON clients send any-type or application/json */
-    return accept && !strncmp(accept, "text/html", 9);
+    if (!accept)
+        return 0;
+    /* a browser names text/html and ranks it above what else it takes;
+     * fetch(), curl and Kudu's client send * / * or application/json */
+    html = accept_q(accept, "text/html", 1);
+    json = accept_q(accept, "application/json", 0);
+    return html > 0 && html > json;
+}
+
+/* What this Location lets the page offer, as words on the page's body:
+ * the script shows a button only for what the server would allow. */
+static const char *allowed_words(request_rec *r)
+{
+    static const struct { int bit; const char *word; } words[] = {
+        { DP_ALLOW_KILL, "kill" }, { DP_ALLOW_DUMP, "dump" },
+        { DP_ALLOW_FULLDUMP, "fulldump" }, { DP_ALLOW_ENVIRONMENT, "environment" },
+        { DP_ALLOW_STACKS, "stacks" },
+    };
+    dp_dir_conf *c = dp_dir_config(r);
+    const char *out = "";
+    size_t i;
+
+    for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+        if (c->allow & words[i].bit)
+            out = apr_pstrcat(r->pool, out, *out ? " " : "", words[i].word, NULL);
+    return out;
+}
+
+/* Does ?allUsers=true show more than the workers' user's own processes? */
+static int other_users_in_scope(request_rec *r)
+{
+    dp_dir_conf *c = dp_dir_config(r);
+    int i;
+
+    if (!c->uids)
+        return 0;
+    if (c->all_users)
+        return 1;
+    for (i = 0; i < c->uids->nelts; i++)
+        if (APR_ARRAY_IDX(c->uids, i, uid_t) != geteuid())
+            return 1;
+    return 0;
 }
 
 static const char *esc(request_rec *r, const char *s)
 {
-    return ap_escape_html2(r->pool, s ? s : "", 1);
+    return ap_escape_html2(r->pool, s, 1);
 }
 
-static const char *value_text(request_rec *r, json_t *v)
+/* An asset's ETag without its quotes. */
+static const char *version(request_rec *r, const char *etag)
 {
-    if (json_is_string(v))
-        return json_string_value(v);
-    if (json_is_null(v))
-        return "—";
-    {
-        char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-        const char *out = apr_pstrdup(r->pool, s ? s : "");
-        free(s);
-        return out;
-    }
+    return apr_pstrmemdup(r->pool, etag + 1, strlen(etag) - 2);
 }
 
-static void page_start(request_rec *r, const char *title)
+int dp_html_page(request_rec *r)
 {
+    const char *prefix = dp_prefix(r);
+    /* the prefix as the client wrote it (the Location may match any case) */
+    const char *base = apr_pstrmemdup(r->pool, r->uri, strlen(prefix));
+    const char *ui = apr_pstrcat(r->pool, base, "/ui/", NULL);
+
     ap_set_content_type(r, "text/html; charset=utf-8");
+    /* scripts and styles from this origin only, by file: no inline code */
     apr_table_setn(r->headers_out, "Content-Security-Policy",
-                   "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; "
-                   "form-action 'none'; frame-ancestors 'none'; base-uri 'none'");
+                   "default-src 'none'; script-src 'self'; style-src 'self'; "
+                   "connect-src 'self'; img-src 'self'; form-action 'none'; "
+                   "frame-ancestors 'none'; base-uri 'none'");
     apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
+    apr_table_setn(r->headers_out, "Referrer-Policy", "no-referrer");
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
-    ap_rvputs(r, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-              "<title>", esc(r, title), "</title><style>"
-              "body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}"
-              "table{border-collapse:collapse}td,th{padding:.2em .7em;text-align:left;"
-              "border-bottom:1px solid #ddd;vertical-align:top}th{background:#f3f3f3}"
-              "td.n{text-align:right;font-variant-numeric:tabular-nums}"
-              "code{white-space:pre-wrap;word-break:break-all}"
-              "</style></head><body>\n<h1>", esc(r, title), "</h1>\n", NULL);
-}
-
-static int page_end(request_rec *r)
-{
-    ap_rputs("</body></html>\n", r);
+    if (r->header_only)
+        return DONE;
+    /* the ?v= makes a new build's files new URLs for any cache on the way */
+    ap_rvputs(r, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+              "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+              "<title>Processes</title>\n"
+              "<link rel=\"icon\" href=\"", esc(r, ui), "favicon.svg?v=",
+              version(r, dp_ui_icon_etag), "\">\n"
+              "<link rel=\"stylesheet\" href=\"", esc(r, ui), "explorer.css?v=",
+              version(r, dp_ui_css_etag), "\">\n<script defer src=\"", esc(r, ui),
+              "explorer.js?v=", version(r, dp_ui_js_etag), "\"></script>\n</head>\n"
+              "<body data-base=\"", esc(r, base),
+              "\" data-allow=\"", allowed_words(r), "\" data-all-users=\"",
+              other_users_in_scope(r) ? "1" : "0", "\">\n"
+              "<noscript><p>The process explorer needs JavaScript. The same data as JSON: "
+              "<a href=\"?view=json\">this page</a>.</p></noscript>\n"
+              "</body></html>\n", NULL);
     return DONE;
 }
 
-int dp_html_list(request_rec *r, json_t *list)
+/* GET P/ui/{file}: the explorer's script and style. */
+int dp_route_ui(request_rec *r, const char **seg)
 {
+    static const struct {
+        const char *name, *type, *body, *etag;
+        const size_t *len;
+    } files[] = {
+        { "explorer.js", "text/javascript; charset=utf-8", dp_ui_js, dp_ui_js_etag, &dp_ui_js_len },
+        { "explorer.css", "text/css; charset=utf-8", dp_ui_css, dp_ui_css_etag, &dp_ui_css_len },
+        { "favicon.svg", "image/svg+xml", dp_ui_icon, dp_ui_icon_etag, &dp_ui_icon_len },
+    };
     size_t i;
-    json_t *e;
+    int rv;
 
-    page_start(r, "Processes");
-    ap_rprintf(r, "<p>%" APR_SIZE_T_FMT " processes. <a href=\"?view=json\">JSON</a></p>\n<table>"
-               "<tr><th>id</th><th>name</th><th>user</th><th>state</th><th>threads</th>"
-               "<th>working set</th><th>CPU time</th><th>started</th></tr>\n",
-               json_array_size(list));
-    json_array_foreach(list, i, e) {
-        ap_rvputs(r, "<tr><td class=n>", value_text(r, json_object_get(e, "id")),
-                  "</td><td><a href=\"", esc(r, json_string_value(json_object_get(e, "href"))),
-                  "?view=html\">", esc(r, json_string_value(json_object_get(e, "name"))),
-                  "</a></td><td>", esc(r, json_string_value(json_object_get(e, "user_name"))),
-                  "</td><td>", esc(r, json_string_value(json_object_get(e, "state"))),
-                  "</td><td class=n>", value_text(r, json_object_get(e, "thread_count")),
-                  "</td><td class=n>", value_text(r, json_object_get(e, "working_set")),
-                  "</td><td>", esc(r, json_string_value(json_object_get(e, "total_cpu_time"))),
-                  "</td><td>", esc(r, json_string_value(json_object_get(e, "start_time"))),
-                  "</td></tr>\n", NULL);
-    }
-    ap_rputs("</table>\n", r);
-    json_decref(list);
-    return page_end(r);
-}
-
-int dp_html_detail(request_rec *r, json_t *o)
-{
-    const char *key;
-    json_t *v;
-
-    page_start(r, apr_psprintf(r->pool, "Process %s (%s)",
-                               value_text(r, json_object_get(o, "id")),
-                               json_string_value(json_object_get(o, "name"))));
-    ap_rputs("<p><a href=\"?view=json\">JSON</a></p>\n<table>\n", r);
-    json_object_foreach(o, key, v) {
-        ap_rvputs(r, "<tr><th>", esc(r, key), "</th><td><code>", NULL);
-        if (json_is_array(v)) {
-            size_t i;
-            json_t *e;
-            json_array_foreach(v, i, e)
-                ap_rvputs(r, esc(r, value_text(r, e)), "\n", NULL);
+    for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        if (strcmp(seg[1], files[i].name))
+            continue;
+        ap_set_content_type(r, files[i].type);
+        apr_table_setn(r->headers_out, "ETag", files[i].etag);
+        apr_table_setn(r->headers_out, "Cache-Control", "no-cache");
+        apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
+        if ((rv = ap_meets_conditions(r)) != OK) {
+            /* an answer by status keeps err_headers_out only */
+            apr_table_setn(r->err_headers_out, "ETag", files[i].etag);
+            return rv;      /* 304 (or 412), without a body */
         }
-        else
-            ap_rputs(esc(r, value_text(r, v)), r);
-        ap_rputs("</code></td></tr>\n", r);
+        ap_set_content_length(r, (apr_off_t)*files[i].len);
+        if (!r->header_only)
+            ap_rwrite(files[i].body, (int)*files[i].len, r);
+        return DONE;
     }
-    ap_rputs("</table>\n", r);
-    json_decref(o);
-    return page_end(r);
+    return dp_send_error(r, HTTP_NOT_FOUND, "The explorer has no file '%s' (it has "
+                         "explorer.js, explorer.css and favicon.svg).", seg[1]);
 }
 
 int dp_html_requests(request_rec *r, json_t *o)
@@ -145,4 +228,63 @@ int dp_html_requests(request_rec *r, json_t *o)
     ap_rputs("</table>\n", r);
     json_decref(o);
     return page_end(r);
+}
+
+/* ------------------------------------------------ the in-flight requests */
+
+static const char *value_text(request_rec *r, json_t *v)
+{
+    if (json_is_string(v))
+        return json_string_value(v);
+    if (json_is_null(v) || !v)
+        return "—";
+    {
+        char *t = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        const char *out = apr_pstrdup(r->pool, t ? t : "");
+        free(t);
+        return out;
+    }
+}
+
+/* Rendered by the server (no script): every field escaped, the explorer's
+ * style sheet. */
+int dp_html_requests(request_rec *r, json_t *o)
+{
+    json_t *list = json_object_get(o, "requests"), *e;
+    const char *base = apr_pstrmemdup(r->pool, r->uri, strlen(dp_prefix(r)));
+    size_t i;
+
+    ap_set_content_type(r, "text/html; charset=utf-8");
+    apr_table_setn(r->headers_out, "Content-Security-Policy",
+                   "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'none'; "
+                   "frame-ancestors 'none'; base-uri 'none'");
+    apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    ap_rvputs(r, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+              "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+              "<title>Requests in flight</title>\n<link rel=\"stylesheet\" href=\"",
+              esc(r, base), "/ui/explorer.css?v=", version(r, dp_ui_css_etag), "\">\n"
+              "</head><body>\n<h1>Requests in flight</h1>\n", NULL);
+    ap_rprintf(r, "<p>%" APR_SIZE_T_FMT " requests, longest-running first%s. "
+               "<a href=\"?view=json\">JSON</a> · <a href=\"%s\">all processes</a></p>\n"
+               "<div class=\"scroll\"><table>"
+               "<tr><th>seconds</th><th>process</th><th>thread</th><th>state</th>"
+               "<th>client</th><th>vhost</th><th>method</th><th>URI</th></tr>\n",
+               json_array_size(list), json_is_true(json_object_get(o, "extended_status"))
+               ? "" : " (ExtendedStatus is off: states only)", esc(r, base));
+    json_array_foreach(list, i, e) {
+        ap_rvputs(r, "<tr><td class=n>", esc(r, value_text(r, json_object_get(e, "seconds"))),
+                  "</td><td><a href=\"", esc(r, value_text(r, json_object_get(e, "process"))),
+                  "\">", esc(r, value_text(r, json_object_get(e, "pid"))),
+                  "</a></td><td class=n>", esc(r, value_text(r, json_object_get(e, "tid"))),
+                  "</td><td>", esc(r, value_text(r, json_object_get(e, "state"))),
+                  "</td><td>", esc(r, value_text(r, json_object_get(e, "client"))),
+                  "</td><td>", esc(r, value_text(r, json_object_get(e, "vhost"))),
+                  "</td><td>", esc(r, value_text(r, json_object_get(e, "method"))),
+                  "</td><td><code>", esc(r, value_text(r, json_object_get(e, "uri"))),
+                  "</code></td></tr>\n", NULL);
+    }
+    ap_rputs("</table></div>\n</body></html>\n", r);
+    json_decref(o);
+    return DONE;
 }

@@ -1,16 +1,18 @@
-/* The page a person reads in a browser: the same data as the JSON. */
+/* The process explorer a browser gets at the list and detail URLs. */
 #ifndef MOD_DIAGPROC_HTML_H
 #define MOD_DIAGPROC_HTML_H
 
 #include "httpd.h"
 #include <jansson.h>
 
-/* A browser asking for a page (Accept prefers text/html), or ?view=html. */
+/* A browser asking for a page (Accept ranks text/html above JSON), or
+ * ?view=html. Adds "Vary: Accept" to the answer either way. */
 int dp_wants_html(request_rec *r);
-/* Both take the JSON they render (and release it). */
-int dp_html_list(request_rec *r, json_t *list);
-int dp_html_detail(request_rec *r, json_t *detail);
-/* GET P/requests */
+/* The explorer's page (the same for the list and every detail URL). */
+int dp_html_page(request_rec *r);
+/* GET P/ui/{file}: its script and style. */
+int dp_route_ui(request_rec *r, const char **seg);
+/* GET P/requests: the in-flight requests as a server-rendered table (takes the JSON). */
 int dp_html_requests(request_rec *r, json_t *requests);
 
 #endif

@@ -242,7 +242,8 @@ static int keep_for_list(long uid, void *ctx)
 
 /* The list is polled by pages and fleets: it is written straight into the
  * output as JSON, with no tree of nodes per process. */
-static void write_list(request_rec *r, const apr_array_header_t *sorted, dp_jsonw *w)
+static void write_list(request_rec *r, const apr_array_header_t *sorted, const char *stamp,
+                       dp_jsonw *w)
 {
     const dp_roles *roles = dp_roles_take(r->pool);
     const char *base = base_href(r), *machine = dp_instance_name(r->server), *user = NULL;
@@ -252,7 +253,7 @@ static void write_list(request_rec *r, const apr_array_header_t *sorted, dp_json
     dp_jw_raw(w, "[", 1);
     for (i = 0; i < sorted->nelts && !w->failed; i++) {
         const dp_proc_entry *e = APR_ARRAY_IDX(sorted, i, dp_proc_entry *);
-        char href[512], cpu[64], started[48];
+        char href[512], cpu[64], started[48], times[96];
 
         snprintf(href, sizeof(href), "%s/%d", base, (int)e->pid);
         dp_timespan_buf(cpu, sizeof(cpu), e->st.utime + e->st.stime, hz);
@@ -295,6 +296,15 @@ static void write_list(request_rec *r, const apr_array_header_t *sorted, dp_json
         dp_jw_key(w, "start_time");
         dp_jw_cstr(w, started);
         dp_jw_role(w, roles, e->pid);
+        /* numbers for a live CPU %: two answers' cpu_times over their time_stamps */
+        dp_jw_raw(w, ",", 1);
+        dp_jw_key(w, "cpu_times");
+        snprintf(times, sizeof(times), "{\"user\":%.3f,\"system\":%.3f}",
+                 (double)e->st.utime / hz, (double)e->st.stime / hz);
+        dp_jw_raw(w, times, strlen(times));
+        dp_jw_raw(w, ",", 1);
+        dp_jw_key(w, "time_stamp");
+        dp_jw_cstr(w, stamp);
         dp_jw_raw(w, "}", 1);
     }
     dp_jw_raw(w, "]", 1);
@@ -306,60 +316,34 @@ static int flush_to_client(void *ctx, const char *buf, size_t len)
     return ap_rwrite(buf, (int)len, r) < 0 || r->connection->aborted ? -1 : 0;
 }
 
-typedef struct membuf {
-    apr_pool_t *pool;
-    char *buf;
-    size_t len, cap;
-} membuf;
-
-static int flush_to_memory(void *ctx, const char *buf, size_t len)
-{
-    membuf *m = ctx;
-    if (m->len + len > m->cap) {
-        char *nb;
-        m->cap = (m->len + len) * 2;
-        nb = apr_palloc(m->pool, m->cap);
-        if (m->len)
-            memcpy(nb, m->buf, m->len);
-        m->buf = nb;
-    }
-    memcpy(m->buf + m->len, buf, len);
-    m->len += len;
-    return 0;
-}
-
 int dp_route_list(request_rec *r, const char **seg)
 {
     apr_table_t *q = dp_query(r);
     list_filter f = { r, (long)geteuid(), 0 };
     apr_array_header_t *entries, *sorted;
     dp_jsonw *w = apr_palloc(r->pool, sizeof(*w));
+    const char *stamp;
     int rv = OK, i;
 
     (void)seg;
     if (query_flag(q, "allUsers", &f.all_users, r, &rv) != 0)
         return rv;
+    if (dp_wants_html(r))
+        return dp_html_page(r);
     entries = dp_scan_procs(keep_for_list, &f, r->pool);
+    stamp = now_iso(r->pool);   /* the instant the scan ended, for every entry */
     /* sort pointers: the entries are a few hundred bytes each */
     sorted = apr_array_make(r->pool, entries->nelts, sizeof(dp_proc_entry *));
     for (i = 0; i < entries->nelts; i++)
         APR_ARRAY_PUSH(sorted, dp_proc_entry *) = &APR_ARRAY_IDX(entries, i, dp_proc_entry);
     qsort(sorted->elts, (size_t)sorted->nelts, sizeof(dp_proc_entry *), by_name_then_pid);
-    if (dp_wants_html(r)) {
-        /* people are few: the page renders from the same JSON, parsed back */
-        membuf mem = { r->pool, NULL, 0, 0 };
-        dp_jw_init(w, flush_to_memory, &mem);
-        write_list(r, sorted, w);
-        dp_jw_finish(w);
-        return dp_html_list(r, json_loadb(mem.buf, mem.len, 0, NULL));
-    }
     ap_set_content_type(r, "application/json; charset=utf-8");
     apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
     if (r->header_only)
         return DONE;
     dp_jw_init(w, flush_to_client, r);
-    write_list(r, sorted, w);
+    write_list(r, sorted, stamp, w);
     dp_jw_finish(w);
     return DONE;
 }
@@ -762,6 +746,8 @@ int dp_route_detail(request_rec *r, const char **seg)
     int rv, have_status, have_statm, have_io, sampled, num_fds = -1;
     struct timespec now;
 
+    if (dp_wants_html(r))
+        return dp_html_page(r);     /* the page fetches this JSON itself */
     if ((rv = dp_resolve_target(r, seg[0], &pid, &st)) != OK)
         return rv;
     if ((sampled = sample_cpu(r, pid, &st, &cpu_pct, &rv)) < 0)
@@ -880,7 +866,5 @@ int dp_route_detail(request_rec *r, const char **seg)
     dp_json_role(r, o, pid);
     if (sampled == 0)
         json_object_set_new(o, "cpu_percent", json_real(cpu_pct));
-    if (dp_wants_html(r))
-        return dp_html_detail(r, o);
     return dp_send_json(r, HTTP_OK, o);
 }
