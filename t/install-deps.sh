@@ -4,13 +4,15 @@
 set -e
 PKGS="apache2 apache2-dev libjansson-dev zlib1g-dev libcmocka-dev gdb lldb python3-lldb-14 elfutils
       libdw-dev php8.2-cli libapache2-mod-php8.2 openjdk-17-jdk-headless
-      unzip curl wrk python3 python3-psutil chromium perl make gcc clang libclang-rt-14-dev
+      unzip curl wrk python3 python3-psutil chromium nodejs perl make gcc clang libclang-rt-14-dev
       apache2-utils debhelper dpkg-dev
       libapache2-mod-wsgi-py3"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
 done
+# npm drives the browser tests' playwright-core; some nodejs builds carry it
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 if [ -z "$missing" ]; then
     echo "deps: all required Debian packages are installed"
     exit 0

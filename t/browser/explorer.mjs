@@ -104,6 +104,7 @@ try {
             break;
     }
     facts.cpu = { busy, idle };
+    process.kill(cfg.pids.busy, 'SIGSTOP');     // measured: stop burning the shared CPUs
     check('CPU % of a busy-looping target climbs above 50 within a few refreshes', busy > 50, busy);
     check('…while an idle one stays near 0', idle >= 0 && idle < 5, idle);
     await page.screenshot({ path: path.join(cfg.out_dir, 'list-desktop.png') });

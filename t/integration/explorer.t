@@ -97,7 +97,7 @@ for k in kids:
     k.wait()
 """], ready="ready", user=user)
 small, mid, big = (int(x) for x in tree.ready_lines[-1].split()[1:4])
-busy = spawn([TARGET, "--comm", b"dpx-busy".hex(), "--spin"], ready="ready", user=user)
+busy = spawn([TARGET, "--comm", b"dpx-busy".hex(), "--spinners", "3"], ready="ready", user=user)
 idle = spawn([TARGET, "--comm", b"dpx-idle".hex(), "--threads", "2"], ready="ready", user=user,
              env=dict(os.environ, DP_EXPLORER_MARK="<b>mark</b>"))
 victim = spawn([TARGET, "--comm", b"dpx-victim".hex()], ready="ready", user=user)
@@ -123,7 +123,7 @@ res = browser.run_script(os.path.join(ROOT, "t", "browser", "explorer.mjs"), {
     "evil_name": EVIL, "idle_threads": 3, "target_exe": TARGET,
     "out_dir": shots, "tmp_dir": tmp,
 })
-diag(f"browser run: {time.time() - t0:.1f} s")
+diag(f"browser run: {time.time() - t0:.1f} s; CPU % seen: {res['facts'].get('cpu')}")
 for name, good, why in res["checks"]:
     if not ok(good, name):
         diag(f"    {why[:3000]}")
@@ -163,7 +163,10 @@ ok(os.path.exists(f"/proc/{victim.pid}") and "State:\tZ" not in open(f"/proc/{vi
 for f in ("list-desktop.png", "list-phone.png", "detail-desktop.png", "detail-phone.png"):
     p = os.path.join(shots, f)
     ok(os.path.exists(p) and os.path.getsize(p) > 10000, f"screenshot {f} written")
-diag(f"screenshots in {shots}")
+if shots.startswith(tempfile.gettempdir()):
+    shutil.rmtree(shots, ignore_errors=True)
+else:
+    diag(f"screenshots in {shots}")
 shutil.rmtree(tmp, ignore_errors=True)
 h.stop()
 done_testing()

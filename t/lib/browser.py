@@ -10,7 +10,7 @@ import tempfile
 from dphttpd import BUILD
 
 CHROMIUM = "/usr/bin/chromium"
-PLAYWRIGHT = "playwright-core@1.65.1"
+PLAYWRIGHT = "playwright-core@1.57.0"
 # the flags every run uses; playwright adds --headless and a fresh profile
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update",

@@ -2,7 +2,7 @@
  * file and children, so a test can compare what the API says with what it
  * set up.
  *   proc_target [--comm HEX] [--threads N] [--rss MIB] [--open PATH]
- *               [--rss-random MIB] [--children N] [--spin] [--churn-threads]
+ *               [--rss-random MIB] [--children N] [--spin] [--spinners N] [--churn-threads]
  *               [--heartbeat] [--seccomp] [--holes] [--runs N] [--writer MIB] [args...]
  * --churn-threads: a thread keeps creating short-lived threads (the dump
  * must cope with threads that appear and vanish while it seizes them).
@@ -181,6 +181,8 @@ int main(int argc, char **argv)
             children = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--spin"))
             spin = 1;
+        else if (!strcmp(argv[i], "--spinners") && i + 1 < argc)
+            spin = atoi(argv[++i]);     /* busy even on a crowded machine */
         else if (!strcmp(argv[i], "--churn-threads"))
             pthread_create(&t, NULL, churn_thread, NULL);
         else if (!strcmp(argv[i], "--holes")) {
@@ -236,7 +238,7 @@ int main(int argc, char **argv)
     }
     for (i = 0; i < threads; i++)
         pthread_create(&t, NULL, idle_thread, (void *)(size_t)i);
-    if (spin)
+    for (i = 0; i < spin; i++)
         pthread_create(&t, NULL, spin_thread, NULL);
     for (i = 0; i < children; i++) {
         pid_t c = fork();
