@@ -121,7 +121,7 @@ static int other_users_in_scope(request_rec *r)
 
 static const char *esc(request_rec *r, const char *s)
 {
-    return ap_escape_html2(r->pool, s, 1);
+    return ap_escape_html2(r->pool, s ? s : "", 1);
 }
 
 /* An asset's ETag without its quotes. */
@@ -199,35 +199,6 @@ int dp_route_ui(request_rec *r, const char **seg)
     }
     return dp_send_error(r, HTTP_NOT_FOUND, "The explorer has no file '%s' (it has "
                          "explorer.js, explorer.css and favicon.svg).", seg[1]);
-}
-
-int dp_html_requests(request_rec *r, json_t *o)
-{
-    json_t *list = json_object_get(o, "requests"), *e;
-    size_t i;
-
-    page_start(r, "Requests in flight");
-    ap_rprintf(r, "<p>%" APR_SIZE_T_FMT " requests, longest-running first%s. "
-               "<a href=\"?view=json\">JSON</a></p>\n<table>"
-               "<tr><th>seconds</th><th>process</th><th>thread</th><th>state</th>"
-               "<th>client</th><th>vhost</th><th>method</th><th>URI</th></tr>\n",
-               json_array_size(list), json_is_true(json_object_get(o, "extended_status"))
-               ? "" : " (ExtendedStatus is off: states only)");
-    json_array_foreach(list, i, e) {
-        ap_rvputs(r, "<tr><td class=n>", esc(r, value_text(r, json_object_get(e, "seconds"))),
-                  "</td><td><a href=\"", esc(r, json_string_value(json_object_get(e, "process"))),
-                  "?view=html\">", esc(r, value_text(r, json_object_get(e, "pid"))),
-                  "</a></td><td class=n>", esc(r, value_text(r, json_object_get(e, "tid"))),
-                  "</td><td>", esc(r, value_text(r, json_object_get(e, "state"))),
-                  "</td><td>", esc(r, value_text(r, json_object_get(e, "client"))),
-                  "</td><td>", esc(r, value_text(r, json_object_get(e, "vhost"))),
-                  "</td><td>", esc(r, value_text(r, json_object_get(e, "method"))),
-                  "</td><td><code>", esc(r, value_text(r, json_object_get(e, "uri"))),
-                  "</code></td></tr>\n", NULL);
-    }
-    ap_rputs("</table>\n", r);
-    json_decref(o);
-    return page_end(r);
 }
 
 /* ------------------------------------------------ the in-flight requests */
