@@ -594,39 +594,42 @@
                 Object.keys(env).sort().map(k => el('tr', null, el('th', { class: 'mono' }, k), el('td', { class: 'mono' }, env[k]))))));
         }
 
-        /* Frames as a table; a frame that carries frames of its own (a
-         * language's frames under the native frame that runs them) gets them
-         * as indented rows below it. */
-        function framesTable(frames) {
-            const isSub = (v) => Array.isArray(v) && v.some(x => x && typeof x === 'object');
+        /* Native frames as a table; a language's frames (PHP, Python…) as
+         * indented rows under the native frame that runs them (nativeIndex),
+         * or at the end when that is not known. */
+        function framesTable(frames, lang) {
             const cols = [];
             for (const f of frames)
                 for (const [k, v] of Object.entries(f))
-                    if (!cols.includes(k) && !isSub(v)) cols.push(k);
+                    if (!cols.includes(k) && (v == null || typeof v !== 'object')) cols.push(k);
+            const langRow = (l) => el('tr', { class: 'lang' }, el('td', { class: 'sub mono', colspan: cols.length },
+                [l.class ? l.class + '::' : '', l.function ?? '?', l.file ? `  ${l.file}${l.line != null ? ':' + l.line : ''}` : '']));
             const rows = [];
-            for (const f of frames) {
+            frames.forEach((f, i) => {
                 rows.push(el('tr', null, cols.map(c => el('td', { class: c === 'index' ? 'n' : 'mono' }, f[c] == null ? '' : String(f[c])))));
-                for (const [k, v] of Object.entries(f))
-                    if (isSub(v))
-                        for (const s of v)
-                            rows.push(el('tr', { class: 'lang' }, el('td', { class: 'sub mono', colspan: cols.length },
-                                `${label(k)}: `, Object.entries(s).filter(([, x]) => x != null && typeof x !== 'object')
-                                    .map(([a, x]) => `${a} ${x}`).join(' · '))));
-            }
+                for (const l of lang)
+                    if (l.nativeIndex === (f.index ?? i))
+                        rows.push(langRow(l));
+            });
+            for (const l of lang)
+                if (l.nativeIndex == null || l.nativeIndex >= frames.length)
+                    rows.push(langRow(l));
             return el('table', { class: 'frames' },
                 el('thead', null, el('tr', null, cols.map(c => el('th', null, label(c))))), el('tbody', null, rows));
         }
 
         function stacksTab() {
             const out = el('div', { id: 'stacks' }, el('p', { class: 'note' }, 'Taking the stacks (the process pauses for a moment)…'));
+            const known = ['id', 'name', 'href', 'frames', 'languageFrames'];
             getJSON(`${BASE}/${proc.id}/stacks`).then(s => {
+                const top = Object.entries(s).filter(([k, v]) => !['id', 'href', 'threads'].includes(k) && v != null);
                 out.replaceChildren(...[el('p', null, el('button', { type: 'button', onclick: () => show('stacks') }, 'Take them again')),
+                    top.length ? el('dl', null, top.map(([k, v]) => [el('dt', null, label(k)), el('dd', null, human(k, v))])) : null,
                     ...(s.threads || []).map(t => [
                         el('h2', null, `thread ${t.id}`, t.name ? ` (${t.name})` : ''),
-                        ...Object.entries(t).filter(([k, v]) => !['id', 'name', 'href', 'frames'].includes(k) && !Array.isArray(v))
+                        ...Object.entries(t).filter(([k, v]) => !known.includes(k) && v != null && v !== false && typeof v !== 'object')
                             .map(([k, v]) => el('p', { class: 'note' }, `${label(k)}: `, human(k, v))),
-                        ...Object.entries(t).filter(([k, v]) => Array.isArray(v) && v.length && typeof v[0] === 'object')
-                            .map(([k, v]) => [k === 'frames' ? null : el('h3', null, label(k)), framesTable(v)]),
+                        framesTable(t.frames || [], t.languageFrames || []),
                     ])].flat(4).filter(Boolean));
             }).catch(e => out.replaceChildren(el('p', { class: 'err' }, e.message)));
             return out;

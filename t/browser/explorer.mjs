@@ -222,6 +222,54 @@ try {
           !facts.ro.kill && facts.ro.dumps === 0 && !facts.ro.tabs.includes('stacks') && !facts.ro.tabs.includes('environment'),
           JSON.stringify(facts.ro));
 
+    // ------------------------------------------- PHP frames in the stacks tab
+    await page.goto(`${P}/${cfg.pids.php}`);
+    await page.click('#tab-stacks');
+    let lang = [];
+    for (let i = 0; i < 20 && !lang.some(l => l.includes('Lock::wait_for_lock')); i++) {
+        if (i) { await page.click('#stacks button'); }
+        await page.waitForSelector('#stacks table.frames', { timeout: 30000 });
+        lang = await page.$$eval('#stacks tr.lang td', tds => tds.map(td => td.textContent));
+        if (!lang.some(l => l.includes('Lock::wait_for_lock'))) await page.waitForTimeout(300);
+    }
+    facts.php_lang = lang;
+    facts.php_above = await page.evaluate(() => {
+        const tr = [...document.querySelectorAll('#stacks tr.lang')].find(t => t.textContent.includes('Lock::wait_for_lock'));
+        let p = tr && tr.previousElementSibling;
+        while (p && p.classList.contains('lang')) p = p.previousElementSibling;
+        return p ? p.textContent : null;
+    });
+    check('the stacks tab shows a PHP process\'s language frames with file and line',
+          lang.some(l => /Lock::wait_for_lock\s+\S*stuck\.php:\d+/.test(l)) && lang.some(l => /handle\s/.test(l)), JSON.stringify(lang));
+    check('…under the native frame that runs them', /execute_ex/.test(facts.php_above || ''), facts.php_above);
+
+    // ------------------------------- a worker: the requests it is serving
+    await page.goto(`${P}/${cfg.pids.worker}`);
+    await page.waitForSelector('#tab-httpd_threads');
+    facts.worker_role = await page.textContent('#summary dd[data-field="httpd_role"]');
+    await page.click('#tab-httpd_threads');
+    facts.worker_threads = await page.$$eval('#panel table tr', trs => trs.map(tr => tr.textContent));
+    check('a worker\'s detail has its role and a "Requests being served" tab with its threads',
+          facts.worker_role === 'worker' && facts.worker_threads.length > 1 &&
+          await page.textContent('#tab-httpd_threads') === 'Requests being served', JSON.stringify([facts.worker_role, facts.worker_threads.slice(0, 3)]));
+    await page.goto(P);
+    await page.waitForSelector(row(cfg.pids.worker));
+    facts.worker_role_cell = await page.textContent(`${row(cfg.pids.worker)} td.col-role`);
+    check('the list shows the worker\'s role', /^worker · slot \d+/.test(facts.worker_role_cell), facts.worker_role_cell);
+    check('no "all users" switch where the Location sees only the workers\' user', !(await page.$('#all-users')));
+
+    // --------------------------------------------- the "all users" switch
+    await page.goto(`${cfg.base}${cfg.all_prefix}`);
+    await page.waitForSelector(row(cfg.pids.idle));
+    const users = async () => new Set((await page.$$eval('#procs td.col-user', tds => tds.map(td => td.textContent))));
+    facts.users_before = [...await users()];
+    await page.check('#all-users');
+    for (let i = 0; i < 20 && (await users()).size < 2; i++)
+        await page.waitForTimeout(500);
+    facts.users_after = [...await users()];
+    check('where DiagProcUsers reaches further, the "all users" switch lists other users\' processes',
+          facts.users_before.length === 1 && facts.users_after.length > 1, JSON.stringify([facts.users_before, facts.users_after]));
+
     check('no dialog was opened by any page of the explorer', dialogs.length === 0, JSON.stringify(dialogs));
     check('no script error on any page (CSP violations included)', pageErrors.length === 0, JSON.stringify(pageErrors));
     const foreign = requests.filter(u => new URL(u).origin !== origin);

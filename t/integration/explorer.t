@@ -28,6 +28,7 @@ CHROME_ACCEPT = ("text/html,application/xhtml+xml,application/xml;q=0.9,image/av
 h = Httpd(locations={
     "/diagnostics/processes": "DiagProcAllow kill dump fulldump environment stacks",
     "/api/processes": "",
+    "/all/processes": "DiagProcUsers *",
 }).start()
 P = "/diagnostics/processes"
 
@@ -98,12 +99,21 @@ for k in kids:
 """], ready="ready", user=user)
 small, mid, big = (int(x) for x in tree.ready_lines[-1].split()[1:4])
 busy = spawn([TARGET, "--comm", b"dpx-busy".hex(), "--spinners", "3"], ready="ready", user=user)
+# the scheduler shares CPU between sessions (autogroups), not threads: on a
+# machine busy with other work, as root, give the spinner's session the
+# priority a busy process has on an otherwise quiet server
+if IS_ROOT:
+    with open(f"/proc/{busy.pid}/autogroup", "w") as f:
+        f.write("-10")
 idle = spawn([TARGET, "--comm", b"dpx-idle".hex(), "--threads", "2"], ready="ready", user=user,
              env=dict(os.environ, DP_EXPLORER_MARK="<b>mark</b>"))
 victim = spawn([TARGET, "--comm", b"dpx-victim".hex()], ready="ready", user=user)
 # comm keeps 15 bytes; the name is argv[0] then (psutil's rule)
 evil = spawn([EVIL, "--comm", EVIL.encode()[:15].hex()], executable=TARGET, ready="ready", user=user)
 is_(h.get(f"{P}/{evil.pid}").json().get("name"), EVIL, "the hostile target's name is the markup")
+php = spawn(["/usr/bin/php8.2", os.path.join(ROOT, "t", "fixtures", "lang", "stuck.php")],
+            ready="ready", user=user)
+worker = h.workers()[0]
 
 shots = os.path.join(BUILD, "screenshots")
 try:
@@ -116,9 +126,10 @@ os.chmod(tmp, 0o777)
 
 t0 = time.time()
 res = browser.run_script(os.path.join(ROOT, "t", "browser", "explorer.mjs"), {
-    "base": h.base, "prefix": P, "ro_prefix": "/api/processes",
+    "base": h.base, "prefix": P, "ro_prefix": "/api/processes", "all_prefix": "/all/processes",
     "pids": {"tree": tree.pid, "small": small, "mid": mid, "big": big, "busy": busy.pid,
-             "idle": idle.pid, "victim": victim.pid, "evil": evil.pid},
+             "idle": idle.pid, "victim": victim.pid, "evil": evil.pid, "php": php.pid,
+             "worker": worker},
     "hidden_parent": os.getpid() if IS_ROOT else None,
     "evil_name": EVIL, "idle_threads": 3, "target_exe": TARGET,
     "out_dir": shots, "tmp_dir": tmp,
