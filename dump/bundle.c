@@ -714,12 +714,18 @@ static const char *exe_word(bundle *b)
 static int write_gdb_script(bundle *b)
 {
     const char *exe = exe_word(b);
-    const char *s = apr_pstrcat(b->p,
+    const char *cmds = b->o->gdb_commands;
+    const char *s;
+
+    if (cmds && dp_entry_put(b->out, "diagproc-lang.py", b->now, 0644, cmds, strlen(cmds)) != 0)
+        return sink_failed(b, "diagproc-lang.py");
+    s = apr_pstrcat(b->p,
         script_head_for(b, "gdb", "./open-gdb.sh -batch -ex \"thread apply all bt\""),
         "ssp=", module_dirs(b, ":"), "\n",
         "exec gdb -q -iex \"set sysroot $sysroot\" \\\n"
         "    -iex \"set debug-file-directory $sysroot/usr/lib/debug:/usr/lib/debug\" \\\n"
-        "    -iex \"set solib-search-path $ssp\" \\\n"
+        "    -iex \"set solib-search-path $ssp\" \\\n",
+        cmds ? "    -iex \"source $here/diagproc-lang.py\" \\\n" : "",
         "    \"$@\" ", exe ? apr_pstrcat(b->p, "-se ", exe, " ", NULL) : "",
         "-c \"$here/core\"\n", NULL);
     return dp_entry_put(b->out, "open-gdb.sh", b->now, 0755, s, strlen(s)) == 0 ? 0

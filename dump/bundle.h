@@ -37,6 +37,8 @@ typedef struct dp_bundle_opts {
     unsigned long dump_type;        /* recorded in the manifest */
     const char *instance_name;      /* DiagProcInstanceName; NULL = "" */
     long long time;                 /* dump time, Unix seconds; 0 = now */
+    const char *gdb_commands;       /* a gdb Python script shipped as diagproc-lang.py and
+                                       sourced by open-gdb.sh (php-bt, py-bt); NULL = none */
 } dp_bundle_opts;
 
 /* Streams the core's bytes into data (the bundle has begun entry "core" and

@@ -1251,10 +1251,12 @@ int dp_core_read(dp_core *c, unsigned long long addr, void *buf, size_t len)
     return read_mem(c, addr, buf, len) == (ssize_t)len ? 0 : -1;
 }
 
+/* Read-only file mappings are left to the debugger, which has the file (one
+ * page of them would put the whole mapping in the core). */
 void dp_core_want(dp_core *c, unsigned long long start, unsigned long long end)
 {
     const dp_map *m = map_of(c, start);
-    if (c->want_now && m && !is_special(m))
+    if (c->want_now && m && !is_special(m) && !read_only_file(m))
         want(c->want_now, PAGE_DOWN(start), PAGE_UP(end));
 }
 

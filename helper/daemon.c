@@ -353,6 +353,10 @@ static void do_dump(int fd, const dp_helper_policy *pol, const dp_request *rq,
     o.max_bytes = rq->max_bytes;
     o.keep_running_tid = kept_thread(rq, peer_pid);
     o.snapshot = pol->snapshot;
+    /* a PHP or CPython process: the pages the language walk reads, so that
+     * the bundle's php-bt / py-bt work on the core as on the live process */
+    o.add_memory = dp_stacks_add_lang_pages;
+    o.add_memory_arg = &o.pid;
     if (rq->timeout_s)
         alarm(rq->timeout_s);       /* SIGALRM ends this child; SEIZE resumes the target */
     if (dp_core_open(&core, &o, p, &err) != 0)
@@ -373,7 +377,8 @@ static void do_dump(int fd, const dp_helper_policy *pol, const dp_request *rq,
     }
     else {
         dp_entry_sink entries = { entries_begin, out, entries_end, &fd };
-        dp_bundle_opts bo = { rq->pid, (unsigned long)rq->dump_type, rq->instance, 0 };
+        dp_bundle_opts bo = { rq->pid, (unsigned long)rq->dump_type, rq->instance, 0,
+                              dp_lang_gdb_script(p) };
         core_arg ca = { core };
         if (dp_bundle_write(&bo, &entries, write_core_entry, &ca, p, &err) != 0) {
             dp_core_close(core);

@@ -46,5 +46,9 @@ extern const dp_py_layout dp_py_layouts[];
 extern const size_t dp_py_nlayouts;
 extern const dp_php_layout dp_php_layouts[];
 extern const size_t dp_php_nlayouts;
+/* The same table as Python (PY_LAYOUTS / PHP_LAYOUTS dicts), for gdb. */
+extern const char dp_lang_layouts_py[];
+/* helper/gdb/diagproc-lang.py (its "# @LAYOUTS@" line stands for the table). */
+extern const char dp_lang_gdb_py[];
 
 #endif

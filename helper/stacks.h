@@ -15,6 +15,7 @@
 
 #define DP_STACK_MAX_FRAMES 512     /* per thread, native and language each */
 #define DP_STACK_TIME_CAP_MS 2000   /* the whole walk, while the target is stopped */
+#define DP_LANG_MAX_PAGES 128       /* pages a minimal core adds for the language walk (512 KiB) */
 
 typedef struct dp_native_frame {
     uint64_t pc, offset;            /* offset: from the function's start; UINT64_MAX = unknown */
@@ -55,6 +56,9 @@ int dp_stacks_collect(pid_t pid, pid_t keep_running_tid, dp_stacks **out, apr_po
 /* For a minimal core (dump/core.h add_memory): walks the interpreter of the
  * stopped target and adds the pages that walk read; arg = the pid. */
 void dp_stacks_add_lang_pages(dp_core *c, void *arg);
+
+/* The gdb commands (php-bt, py-bt) a bundle ships: a gdb Python script. */
+const char *dp_lang_gdb_script(apr_pool_t *p);
 
 /* ---- shared by the language walkers ---- */
 struct Dwfl;

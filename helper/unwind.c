@@ -365,7 +365,7 @@ int dp_lang_read(dp_lang_target *t, uint64_t addr, void *buf, size_t len)
         for (i = t->out->pages->nelts - 1; i >= 0 && i >= t->out->pages->nelts - 16; i--)
             if (APR_ARRAY_IDX(t->out->pages, i, uint64_t) == page)
                 seen = 1;
-        if (!seen && t->out->pages->nelts < 4096)
+        if (!seen && t->out->pages->nelts < DP_LANG_MAX_PAGES)
             APR_ARRAY_PUSH(t->out->pages, uint64_t) = page;
     }
     return 0;

@@ -9,7 +9,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#define F(field, value) printf("        .%s = %lu,\n", #field, (unsigned long)(value))
+/* C (helper/layouts.c) or, with "py", the same entry as a Python dict for
+ * the gdb commands the bundle ships */
+static int py;
+#define F(field, value) printf(py ? "    %s=%lu,\n" : "        .%s = %lu,\n", #field, \
+                               (unsigned long)(value))
 
 /* bit position of a one-bit-or-more bitfield: set it alone in a zeroed struct */
 static unsigned state_bit(int which)
@@ -26,11 +30,16 @@ static unsigned state_bit(int which)
     return which == 0 ? (v >> i) << 8 | i : i;      /* kind: mask << 8 | shift */
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     unsigned kind = state_bit(0);
-    printf("    {\n        .version = \"%d.%d\",\n", PY_MAJOR_VERSION, PY_MINOR_VERSION);
-    printf("        .source = \"Python %s headers (python%d.%d-dev, -DPy_BUILD_CORE)\",\n",
+    py = argc > 1 && !strcmp(argv[1], "py");
+    if (py)
+        printf("PY_LAYOUTS[\"%d.%d\"] = dict(\n", PY_MAJOR_VERSION, PY_MINOR_VERSION);
+    else
+        printf("    {\n        .version = \"%d.%d\",\n", PY_MAJOR_VERSION, PY_MINOR_VERSION);
+    printf(py ? "    source=\"Python %s headers (python%d.%d-dev, -DPy_BUILD_CORE)\",\n"
+              : "        .source = \"Python %s headers (python%d.%d-dev, -DPy_BUILD_CORE)\",\n",
            PY_VERSION, PY_MAJOR_VERSION, PY_MINOR_VERSION);
     F(runtime_size, sizeof(_PyRuntimeState));
     F(rt_interp_head, offsetof(_PyRuntimeState, interpreters.head));
@@ -66,6 +75,6 @@ int main(void)
     F(state_kind_mask, kind >> 8);
     F(state_compact_bit, state_bit(1));
     F(state_ascii_bit, state_bit(2));
-    printf("    },\n");
+    printf(py ? ")\n" : "    },\n");
     return 0;
 }

@@ -3,14 +3,25 @@
 #include <php.h>
 #include <zend_globals.h>
 #include <stdio.h>
+#include <string.h>
 
-#define F(field, value) printf("        .%s = %lu,\n", #field, (unsigned long)(value))
+/* C (helper/layouts.c) or, with "py", the same entry as a Python dict for
+ * the gdb commands the bundle ships */
+static int py;
+#define F(field, value) printf(py ? "    %s=%lu,\n" : "        .%s = %lu,\n", #field, \
+                               (unsigned long)(value))
 
-int main(void)
+int main(int argc, char **argv)
 {
-    printf("    {\n        .version = \"%d.%d\",\n", PHP_MAJOR_VERSION, PHP_MINOR_VERSION);
-    printf("        .api = \"%s\",\n", ZEND_MODULE_BUILD_ID);
-    printf("        .source = \"PHP %s headers (php%d.%d-dev)\",\n", PHP_VERSION,
+    py = argc > 1 && !strcmp(argv[1], "py");
+    if (py)
+        printf("PHP_LAYOUTS[\"%s\"] = dict(\n    version=\"%d.%d\",\n", ZEND_MODULE_BUILD_ID,
+               PHP_MAJOR_VERSION, PHP_MINOR_VERSION);
+    else
+        printf("    {\n        .version = \"%d.%d\",\n        .api = \"%s\",\n",
+               PHP_MAJOR_VERSION, PHP_MINOR_VERSION, ZEND_MODULE_BUILD_ID);
+    printf(py ? "    source=\"PHP %s headers (php%d.%d-dev)\",\n"
+              : "        .source = \"PHP %s headers (php%d.%d-dev)\",\n", PHP_VERSION,
            PHP_MAJOR_VERSION, PHP_MINOR_VERSION);
     F(eg_size, sizeof(zend_executor_globals));
     F(eg_current_execute_data, offsetof(zend_executor_globals, current_execute_data));
@@ -34,6 +45,6 @@ int main(void)
     F(str_val, offsetof(zend_string, val));
     F(gc_type_mask, GC_TYPE_MASK);
     F(is_string, IS_STRING);
-    printf("    },\n");
+    printf(py ? ")\n" : "    },\n");
     return 0;
 }
