@@ -17,7 +17,8 @@
 #include "util_filter.h"
 #include "apr_strings.h"
 
-#include "mod_diagproc.h"
+#include "mod_diagproc_config.h"
+#include "mod_diagproc_request.h"
 #include "mod_diagproc_fleet.h"
 
 #define DP_FLEET_CAPTURE  "DIAGPROC_FLEET_CAPTURE"

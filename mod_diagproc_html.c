@@ -14,7 +14,8 @@
 #include "http_request.h"
 #include "apr_strings.h"
 
-#include "mod_diagproc.h"
+#include "mod_diagproc_config.h"
+#include "mod_diagproc_request.h"
 #include "mod_diagproc_html.h"
 #include "ui_assets.h"
 

@@ -19,9 +19,10 @@
 #include "apr_strings.h"
 #include "apr_lib.h"
 
-#include "mod_diagproc.h"
+#include "mod_diagproc_config.h"
+#include "mod_diagproc_request.h"
 #include "mod_diagproc_procs.h"
-#include "mod_diagproc_helper.h"
+#include "mod_diagproc_helper_client.h"
 #include "mod_diagproc_html.h"
 #include "mod_diagproc_scoreboard.h"
 #include "proc/procfs.h"
@@ -166,7 +167,7 @@ static int read_fds(request_rec *r, pid_t pid, char **buf, size_t *len)
     if (!d) {
         if (errno != EACCES && errno != EPERM)
             return -1;
-        if (dp_helper_proc_read(r, pid, DP_PRIV_FDS, buf, &n, &err) != 0)
+        if (dp_helper_proc_read(r, pid, DP_READ_FDS, buf, &n, &err) != 0)
             return -1;
         *len = n;
         return 0;
@@ -492,7 +493,7 @@ static apr_array_header_t *collect_modules(request_rec *r, pid_t pid)
 
     /* non-dumpable processes (other workers, setuid programs, the helper)
        keep their maps from the worker: the helper reads them */
-    if (read_private(r, pid, DP_PRIV_MAPS, "maps", &buf, &len) != 0)
+    if (read_private(r, pid, DP_READ_MAPS, "maps", &buf, &len) != 0)
         return NULL;
     maps = dp_parse_maps(buf, len, r->pool);
     for (i = 0; i < maps->nelts; i++) {
@@ -621,7 +622,7 @@ static json_t *environment_json(request_rec *r, pid_t pid, const char *filter)
     json_t *o;
     int i;
 
-    if (read_private(r, pid, DP_PRIV_ENVIRON, "environ", &buf, &len) != 0)
+    if (read_private(r, pid, DP_READ_ENVIRON, "environ", &buf, &len) != 0)
         return json_null();
     vars = dp_split_nul(buf, len, r->pool);
     o = json_object();
@@ -644,7 +645,9 @@ int dp_route_environment(request_rec *r, const char **seg)
     json_t *env;
     int rv;
 
-    if ((rv = dp_resolve_target(r, seg[0], &pid, &st)) != OK)
+    if ((rv = dp_require_allowed(r, DP_ALLOW_ENVIRONMENT, "environment",
+                                 "Reading environments")) != OK
+        || (rv = dp_resolve_target(r, seg[0], &pid, &st)) != OK)
         return rv;
     env = environment_json(r, pid, seg[2]);
     if (json_is_null(env))
@@ -761,8 +764,8 @@ int dp_route_detail(request_rec *r, const char **seg)
               && dp_parse_io(buf, len, &io) == 0;
     if (dp_read_file(proc_path(r->pool, pid, "cmdline"), &buf, &len, r->pool) == 0)
         argv = dp_split_nul(buf, len, r->pool);
-    readlink_private(r, pid, DP_PRIV_EXE, "exe", &exe);
-    readlink_private(r, pid, DP_PRIV_CWD, "cwd", &cwd);
+    readlink_private(r, pid, DP_READ_EXE, "exe", &exe);
+    readlink_private(r, pid, DP_READ_CWD, "cwd", &cwd);
     name = dp_process_name(st.comm, argv, r->pool);
     mods = collect_modules(r, pid);
     if (!have_status)

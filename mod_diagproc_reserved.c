@@ -38,7 +38,8 @@
 #include "apr_portable.h"
 #include "apr_strings.h"
 
-#include "mod_diagproc.h"
+#include "mod_diagproc_config.h"
+#include "mod_diagproc_request.h"
 #include "mod_diagproc_reserved.h"
 #include "mod_diagproc_scoreboard.h"
 

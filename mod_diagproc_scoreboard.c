@@ -20,7 +20,8 @@
 #include "scoreboard.h"
 #include "apr_strings.h"
 
-#include "mod_diagproc.h"
+#include "mod_diagproc_config.h"
+#include "mod_diagproc_request.h"
 #include "mod_diagproc_scoreboard.h"
 #include "mod_diagproc_procs.h"
 #include "mod_diagproc_html.h"

@@ -17,7 +17,7 @@ enum dp_op {
     DP_OP_STACKS = 4        /* backtraces of every thread: DP_FR_STACK_* records */
 };
 
-/* what, for DP_OP_PROC_READ (same values as the glue's DP_PRIV_*) */
+/* what, for DP_OP_PROC_READ (the one set of codes, also used by the worker) */
 enum dp_priv { DP_READ_FDS = 1, DP_READ_EXE = 2, DP_READ_ENVIRON = 3, DP_READ_CWD = 4,
                DP_READ_MAPS = 5 };
 

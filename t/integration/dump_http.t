@@ -168,7 +168,7 @@ r = curl(f"{h.base}/p/0/dump", c0, "-D", hdr)
 is_(r.stdout, "200", "dumping id 0 works (the streaming thread keeps running)")
 wpid = int(re.search(r'filename="[^"]*-(\d+)-\d{8}', open(hdr).read()).group(1))
 bt = gdb_bt("/usr/sbin/apache2", c0)
-ok("dp_handle_dump" in bt or "dp_handler" in bt, "id 0's core shows the handler's own stack")
+ok("handle_dump" in bt or "dp_handler" in bt, "id 0's core shows the handler's own stack")
 ok(settle_not_stopped(wpid), "the worker runs on")
 is_(h.get("/p/0").status, 200, "…and serves the next request")
 

@@ -42,8 +42,8 @@ for mpm in ("event", "worker", "prefork"):
                              "/usr/sbin/apache2", core], capture_output=True, text=True,
                             timeout=120).stdout
         # the streaming thread's stack as it was when its registers were taken
-        like(bt, r"in read_answer \(.*\n#\d+\s+0x[0-9a-f]+ in dp_handle_dump \(",
-             f"{mpm}: …gdb unwinds the streaming thread through read_answer to dp_handle_dump")
+        like(bt, r"in dp_helper_read_answer \(.*\n#\d+\s+0x[0-9a-f]+ in handle_dump \(",
+             f"{mpm}: …gdb unwinds the streaming thread through dp_helper_read_answer to handle_dump")
         pid = served_by(hdr)
         ok(pid and settle(lambda: running(pid)), f"{mpm}: …the worker runs on")
         ok(settle(lambda: not children(pid)), f"{mpm}: …with no child (nor zombie) left in it")

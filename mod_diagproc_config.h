@@ -1,8 +1,7 @@
-/* Shared between the httpd glue files (mod_diagproc*.c): configuration and
- * the few entry points one glue file offers the others. The cores in proc/,
- * dump/ and helper/ never include this. */
-#ifndef MOD_DIAGPROC_H
-#define MOD_DIAGPROC_H
+/* The configuration every glue file reads: directives, per-Location and
+ * per-server records, the helper's ceiling. The cores never include this. */
+#ifndef MOD_DIAGPROC_CONFIG_H
+#define MOD_DIAGPROC_CONFIG_H
 
 #include "httpd.h"
 #include "http_config.h"
@@ -57,32 +56,18 @@ extern module AP_MODULE_DECLARE_DATA diagproc_module;
 
 dp_server_conf *dp_server_config(server_rec *s);
 dp_dir_conf *dp_dir_config(request_rec *r);
-const char *dp_prefix(request_rec *r);
 /* machineName and X-Diagproc-Instance: DiagProcInstanceName, else the host name. */
 const char *dp_instance_name(server_rec *s);
-/* Every answer of ours names the instance (err_headers_out: errors too). */
-void dp_set_instance_header(request_rec *r);
 /* Is the peer of this connection a proxy DiagProcTrustedProxies names? */
 int dp_from_trusted_proxy(request_rec *r);
 const dp_ceiling *dp_global_ceiling(void);
 
-/* Send a whole response and return DONE (a 5xx if even that failed), so
- * that `if ((rv = step(r)) != OK) return rv;` chains policy checks. */
-/* Sends a JSON body (takes the reference) with the status. */
-int dp_send_json(request_rec *r, int status, json_t *body);
-/* The query string as a table (decoded). */
-apr_table_t *dp_query(request_rec *r);
-/* May this Location see and act on processes of uid (DiagProcUsers)? */
-int dp_in_scope(request_rec *r, long uid);
-
-/* Resolves {id} of a route (0 = this process) to a running process within
- * the Location's scope; on failure sends the error and returns it. */
-struct dp_stat;
-int dp_resolve_target(request_rec *r, const char *idstr, pid_t *pid, struct dp_stat *st);
-
-/* Sends {"Message": ...} with the status. */
-int dp_send_error(request_rec *r, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-int dp_send_dp_error(request_rec *r, const dp_error *err);
+/* For the module record in mod_diagproc.c */
+void *dp_config_create_dir(apr_pool_t *p, char *dir);
+void *dp_config_merge_dir(apr_pool_t *p, void *basev, void *addv);
+void *dp_config_create_server(apr_pool_t *p, server_rec *s);
+void *dp_config_merge_server(apr_pool_t *p, void *basev, void *addv);
+extern const command_rec dp_config_cmds[];
+int dp_config_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp);
 
 #endif

@@ -1,0 +1,235 @@
+/* GET P/{id}/dump: the helper writes the core (or the bundle) into a shared
+ * ring; this relays it down httpd's output filters as it comes. */
+
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "apr_strings.h"
+#include "util_filter.h"
+#include "apr_lib.h"
+
+#include "mod_diagproc_config.h"
+#include "mod_diagproc_request.h"
+#include "mod_diagproc_dump.h"
+#include "mod_diagproc_helper_client.h"
+#include "mod_diagproc_zip.h"
+#include "helper/proto.h"
+#include "proc/procfs.h"
+#include "dump/core.h"
+#include "worker/route.h"
+
+APLOG_USE_MODULE(diagproc);
+
+/* A name safe inside a quoted Content-Disposition filename. */
+static const char *safe_name(apr_pool_t *p, const char *name)
+{
+    char *s = apr_pstrdup(p, *name ? name : "process"), *c;
+    for (c = s; *c; c++)
+        if (!apr_isalnum(*c) && *c != '.' && *c != '_' && *c != '-')
+            *c = '_';
+    return s;
+}
+
+/* After the first byte the status is sent: a failure must show as a
+ * truncated body (no last chunk / short Content-Length), never as success. */
+static int abort_stream(request_rec *r, apr_bucket_brigade *bb)
+{
+    apr_bucket_alloc_t *ba = r->connection->bucket_alloc;
+    apr_brigade_cleanup(bb);
+    APR_BRIGADE_INSERT_TAIL(bb, ap_bucket_error_create(HTTP_BAD_GATEWAY, NULL, r->pool, ba));
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(ba));
+    ap_pass_brigade(r->output_filters, bb);
+    return DONE;
+}
+
+/* The helper's shared ring (DP_FR_RING), mapped read-only for this request. */
+typedef struct ring_map {
+    const char *base;
+    size_t size;
+    uint32_t slots, slot_size;
+} ring_map;
+
+static apr_status_t unmap_ring(void *data)
+{
+    ring_map *m = data;
+    munmap((void *)m->base, m->size);
+    return APR_SUCCESS;
+}
+
+static int map_ring(request_rec *r, ring_map *m, const char *payload, uint32_t len, int fd)
+{
+    struct stat sb;
+    void *base;
+
+    if (fd < 0 || len != 8 || m->base)
+        return -1;
+    memcpy(&m->slots, payload, 4);
+    memcpy(&m->slot_size, payload + 4, 4);
+    m->size = (size_t)m->slots * m->slot_size;
+    if (m->slots < 1 || m->slots > 64 || m->slot_size < 4096 || m->slot_size > (4u << 20)
+        || fstat(fd, &sb) != 0 || (size_t)sb.st_size < m->size
+        || (base = mmap(NULL, m->size, PROT_READ, MAP_SHARED, fd, 0)) == MAP_FAILED)
+        return -1;
+    m->base = base;
+    apr_pool_cleanup_register(r->pool, m, unmap_ring, apr_pool_cleanup_null);
+    return 0;
+}
+
+static int handle_dump(request_rec *r, pid_t pid, unsigned long dump_type, int zip)
+{
+    dp_server_conf *sc = dp_server_config(r->server);
+    apr_bucket_alloc_t *ba = r->connection->bucket_alloc;
+    apr_bucket_brigade *bb;
+    dp_request rq;
+    dp_error err = { 0 };
+    dp_helper_conn *hc;
+    uint64_t size;
+    char *name, *buf, stamp[32];
+    ring_map *ring = apr_pcalloc(r->pool, sizeof(*ring));   /* unmapped with the pool */
+    const char *instance = sc->instance_name ? sc->instance_name : "";
+    time_t now = time(NULL);
+    struct tm tm;
+
+    memset(&rq, 0, sizeof(rq));
+    rq.op = DP_OP_DUMP;
+    rq.what = zip ? 1 : 0;
+    rq.pid = pid;
+    rq.dump_type = dump_type;
+    rq.max_bytes = sc->max_dump_bytes > 0 ? (uint64_t)sc->max_dump_bytes : 0;
+    rq.timeout_s = sc->dump_timeout > 0 ? (uint32_t)sc->dump_timeout : 0;
+    /* this thread carries the stream: it must never be left stopped */
+    rq.keep_running_tid = pid == getpid() ? (int32_t)syscall(SYS_gettid) : 0;
+    apr_cpystrn(rq.instance, instance, sizeof(rq.instance));
+    if (dp_helper_call(r, &rq, &hc, &err) != 0 || dp_helper_read_answer(r, hc, &size, &name, &err) != 0) {
+        if (err.status == 503)
+            apr_table_setn(r->headers_out, "Retry-After", "5");
+        return dp_send_dp_error(r, &err);
+    }
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
+    apr_table_setn(r->headers_out, "Content-Disposition",
+                   apr_psprintf(r->pool, "attachment; filename=\"%s-%d-%s.%s\"",
+                                safe_name(r->pool, name), (int)pid, stamp, zip ? "zip" : "core"));
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
+    if (zip) {
+        ap_set_content_type(r, "application/zip");
+        ap_add_output_filter(DP_ZIP_FILTER, NULL, r, r->connection);
+    }
+    else {
+        ap_set_content_type(r, "application/octet-stream");
+        ap_set_content_length(r, (apr_off_t)size);
+    }
+    bb = apr_brigade_create(r->pool, ba);
+    buf = apr_palloc(r->pool, DP_FRAME_MAX);       /* the worker's one buffer */
+    for (;;) {
+        int type, passed, bad;
+        uint32_t len, slot[2];
+        const char *data = buf;
+        if (dp_frame_read_header_fd(hc->fd, &type, &len, &passed) != 0
+            || dp_read_full(hc->fd, buf, len) != 0) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APLOGNO(10816)
+                          "diagproc: the dump of %d ended early", (int)pid);
+            return abort_stream(r, bb);
+        }
+        if (type == DP_FR_RING) {
+            bad = map_ring(r, ring, buf, len, passed);
+            if (passed >= 0)
+                close(passed);
+            if (bad)
+                return abort_stream(r, bb);
+            continue;
+        }
+        if (passed >= 0)
+            close(passed);
+        if (type == DP_FR_END)
+            break;
+        if (type == DP_FR_SLOT) {
+            if (len != sizeof(slot) || !ring->base)
+                return abort_stream(r, bb);
+            memcpy(slot, buf, sizeof(slot));
+            if (slot[0] >= ring->slots || slot[1] > ring->slot_size)
+                return abort_stream(r, bb);
+            data = ring->base + (size_t)slot[0] * ring->slot_size;
+            len = slot[1];
+            type = DP_FR_DATA;
+        }
+        if (type == DP_FR_ENTRY && len >= 12) {
+            apr_int64_t mtime;
+            uint32_t mode;
+            memcpy(&mtime, buf, 8);
+            memcpy(&mode, buf + 8, 4);
+            APR_BRIGADE_INSERT_TAIL(bb, dp_zip_entry_bucket_create(
+                apr_pstrmemdup(r->pool, buf + 12, len - 12), mtime, mode, ba));
+            continue;
+        }
+        if (type != DP_FR_DATA)
+            return abort_stream(r, bb);
+        /* transient + FLUSH: written (or copied) before the buffer or slot is reused */
+        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_transient_create(data, len, ba));
+        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(ba));
+        if (ap_pass_brigade(r->output_filters, bb) != APR_SUCCESS || r->connection->aborted) {
+            dp_helper_close(hc);     /* the helper stops at once and resumes the target */
+            apr_brigade_cleanup(bb);
+            return DONE;
+        }
+        apr_brigade_cleanup(bb);
+        if (data != buf)
+            send(hc->fd, "k", 1, MSG_NOSIGNAL);     /* the slot is free again */
+    }
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(ba));
+    ap_pass_brigade(r->output_filters, bb);
+    return DONE;
+}
+
+int dp_route_dump(request_rec *r, const char **seg)
+{
+    apr_table_t *q = dp_query(r);
+    const char *ts = apr_table_get(q, "dumpType");
+    const char *fmt = apr_table_get(q, "format");
+    unsigned long type = 0;
+    pid_t pid;
+    dp_stat st;
+    int rv, zip = 0;
+
+    if (ts && dp_parse_dump_type(ts, &type) != 0)
+        return dp_send_error(r, HTTP_BAD_REQUEST, "dumpType '%s' is not a number: give the "
+                             "MINIDUMP_TYPE bits in decimal or 0x-hex (0 = minimal).", ts);
+    if (type & ~DP_DUMP_SUPPORTED)
+        return dp_send_error(r, HTTP_BAD_REQUEST, "dumpType 0x%lx has bits that Windows "
+                             "does not define (0x%lx): MINIDUMP_TYPE's valid bits are "
+                             "0x%lx (MiniDumpValidTypeFlags).", type,
+                             type & ~DP_DUMP_SUPPORTED, DP_DUMP_VALID);
+    /* as Kudu parses it: any case, empty = raw */
+    if (fmt && !strcasecmp(fmt, "zip"))
+        zip = 1;
+    else if (fmt && *fmt && strcasecmp(fmt, "raw") != 0)
+        return dp_send_error(r, HTTP_BAD_REQUEST, "format '%s' is unknown: use raw (an ELF "
+                             "core) or zip (the core with its binaries and scripts).", fmt);
+    if ((rv = dp_require_allowed(r, DP_ALLOW_DUMP, "dump", "Dumps")) != OK)
+        return rv;
+    if ((type & DP_DUMP_NEEDS_FULLDUMP)
+        && (rv = dp_require_allowed(r, DP_ALLOW_FULLDUMP, "fulldump",
+                                 "Dumps with more than the minimal memory")) != OK)
+        return rv;
+    if ((rv = dp_resolve_target(r, seg[0], &pid, &st)) != OK
+        || (rv = dp_refuse_protected(r, pid, &st)) != OK)
+        return rv;
+    if (st.state == 'Z' || st.state == 'X')
+        return dp_send_error(r, HTTP_CONFLICT, "Process %d is a zombie: it has exited and "
+                             "has no memory left to dump.", (int)pid);
+    return handle_dump(r, pid, type, zip);
+}

@@ -1,0 +1,146 @@
+/* The worker's client of the privileged helper: one connection per
+ * request, a fixed-size request, and the answer's frames. */
+
+#include <errno.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "httpd.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "util_filter.h"
+#include "unixd.h"
+#include "ap_mpm.h"
+#include "apr_strings.h"
+#include "apr_lib.h"
+#include "helper/proto.h"
+#include "proc/procfs.h"
+#include "mod_diagproc_config.h"
+#include "mod_diagproc_helperd.h"
+#include "mod_diagproc_helper_client.h"
+
+APLOG_USE_MODULE(diagproc);
+
+apr_status_t dp_helper_close(void *data)
+{
+    dp_helper_conn *hc = data;
+    if (hc->fd >= 0)
+        close(hc->fd);
+    hc->fd = -1;
+    return APR_SUCCESS;
+}
+
+/* Sends the request; on success hc->fd is open (closed with r->pool). */
+int dp_helper_call(request_rec *r, dp_request *rq, dp_helper_conn **out, dp_error *err)
+{
+    dp_helper_conn *hc = apr_pcalloc(r->pool, sizeof(*hc));
+    struct sockaddr_un sa;
+    const char *sockpath = dp_helperd_socket_path();
+
+    rq->magic = DP_PROTO_MAGIC;
+    rq->version = DP_PROTO_VERSION;
+    hc->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    apr_pool_cleanup_register(r->pool, hc, dp_helper_close, apr_pool_cleanup_null);
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    if (!sockpath || hc->fd < 0 || strlen(sockpath) >= sizeof(sa.sun_path))
+        return dp_fail(err, 503, "The diagproc helper is not available.");
+    strcpy(sa.sun_path, sockpath);
+    if (connect(hc->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0
+        || dp_write_full(hc->fd, rq, sizeof(*rq)) != 0)
+        return dp_fail(err, 503, "The diagproc helper is not available (%s); httpd restarts "
+                       "it, try again shortly.", strerror(errno));
+    *out = hc;
+    return 0;
+}
+
+/* Reads the answer's first frame: OK (size, name) or ERROR. */
+int dp_helper_read_answer(request_rec *r, dp_helper_conn *hc, uint64_t *size, char **name,
+                       dp_error *err)
+{
+    int type;
+    uint32_t len;
+    char *buf;
+
+    if (dp_frame_read_header(hc->fd, &type, &len) != 0)
+        return dp_fail(err, 500, "The diagproc helper closed the connection without an answer.");
+    buf = apr_palloc(r->pool, len + 1);
+    if (dp_read_full(hc->fd, buf, len) != 0)
+        return dp_fail(err, 500, "The diagproc helper's answer was cut short.");
+    buf[len] = '\0';
+    if (type == DP_FR_ERROR && len >= 4) {
+        uint32_t status;
+        memcpy(&status, buf, 4);
+        return dp_fail(err, (int)status, "%s", buf + 4);
+    }
+    if (type != DP_FR_OK || len < 8)
+        return dp_fail(err, 500, "The diagproc helper answered out of protocol.");
+    memcpy(size, buf, 8);
+    if (name)
+        *name = buf + 8;
+    return 0;
+}
+
+/* The DATA frames of an answer up to its END, in one pool buffer (bounded). */
+int dp_helper_read_rest(request_rec *r, dp_helper_conn *hc, char **out, apr_size_t *outlen,
+                     dp_error *err)
+{
+    size_t used = 0, cap = 4096;
+    char *buf = apr_palloc(r->pool, cap);
+
+    for (;;) {
+        int type;
+        uint32_t len;
+        if (dp_frame_read_header(hc->fd, &type, &len) != 0)
+            return dp_fail(err, 500, "The diagproc helper's answer was cut short.");
+        if (type == DP_FR_END)
+            break;
+        if (type != DP_FR_DATA || used + len > 16 * 1024 * 1024)
+            return dp_fail(err, 500, "The diagproc helper answered out of protocol.");
+        if (used + len + 1 > cap) {
+            char *nb;
+            cap = (used + len + 1) * 2;
+            nb = apr_palloc(r->pool, cap);
+            memcpy(nb, buf, used);
+            buf = nb;
+        }
+        if (dp_read_full(hc->fd, buf + used, len) != 0)
+            return dp_fail(err, 500, "The diagproc helper's answer was cut short.");
+        used += len;
+    }
+    buf[used] = '\0';
+    *out = buf;
+    *outlen = used;
+    dp_helper_close(hc);
+    return 0;
+}
+
+int dp_helper_proc_read(request_rec *r, pid_t pid, int what, char **out, apr_size_t *outlen,
+                        dp_error *err)
+{
+    dp_request rq;
+    dp_helper_conn *hc;
+    uint64_t size;
+
+    memset(&rq, 0, sizeof(rq));
+    rq.op = DP_OP_PROC_READ;
+    rq.what = (uint32_t)what;
+    rq.pid = pid;
+    if (dp_helper_call(r, &rq, &hc, err) != 0 || dp_helper_read_answer(r, hc, &size, NULL, err) != 0)
+        return -1;
+    return dp_helper_read_rest(r, hc, out, outlen, err);
+}
+

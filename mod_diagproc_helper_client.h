@@ -1,0 +1,28 @@
+/* The worker's client of the privileged helper (helper/proto.h): a
+ * connection per request, closed with the request's pool */
+#ifndef MOD_DIAGPROC_HELPER_CLIENT_H
+#define MOD_DIAGPROC_HELPER_CLIENT_H
+
+#include "httpd.h"
+#include "proc/dp_error.h"
+#include "helper/proto.h"
+
+typedef struct dp_helper_conn {
+    int fd;
+} dp_helper_conn;
+
+/* Sends the request; on success *out is connected. */
+int dp_helper_call(request_rec *r, dp_request *rq, dp_helper_conn **out, dp_error *err);
+/* The answer's first frame: OK (size, name) or the helper's error. */
+int dp_helper_read_answer(request_rec *r, dp_helper_conn *hc, uint64_t *size, char **name,
+                          dp_error *err);
+/* The DATA frames up to END, in one pool buffer (bounded). */
+int dp_helper_read_rest(request_rec *r, dp_helper_conn *hc, char **out, apr_size_t *outlen,
+                        dp_error *err);
+apr_status_t dp_helper_close(void *hc);
+
+/* A private /proc file of pid (DP_READ_*) that the worker may not read itself. */
+int dp_helper_proc_read(request_rec *r, pid_t pid, int what, char **buf, apr_size_t *len,
+                        dp_error *err);
+
+#endif

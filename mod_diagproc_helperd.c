@@ -1,0 +1,213 @@
+/* The parent's side of the privileged helper: it forks the helper (in the
+ * manner of mod_cgid's daemon) after the configuration is read, restarts it
+ * when it dies and stops it on restart and shutdown. */
+
+#include <errno.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "httpd.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "util_filter.h"
+#include "unixd.h"
+#include "ap_mpm.h"
+#include "apr_strings.h"
+#include "apr_lib.h"
+#include "mod_diagproc_scoreboard.h"
+#include "helper/proto.h"
+#include "helper/daemon.h"
+#include "proc/procfs.h"
+#include "mod_diagproc_config.h"
+#include "mod_diagproc_helperd.h"
+APLOG_USE_MODULE(diagproc);
+
+/* Set in the parent before the workers are forked; they inherit it. */
+static const char *sockpath;
+static pid_t helper_pid;
+static apr_proc_t helper_proc;
+static dp_helper_policy policy;
+static server_rec *main_server;
+static apr_pool_t *helper_pool;
+
+
+static void close_inherited_fds(int keep)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *de;
+    int dfd = d ? dirfd(d) : -1;
+
+    while (d && (de = readdir(d)) != NULL) {
+        int fd = atoi(de->d_name);
+        if (fd > 2 && fd != keep && fd != dfd)
+            close(fd);
+    }
+    if (d)
+        closedir(d);
+}
+
+static int listen_socket(apr_pool_t *p, server_rec *s)
+{
+    struct sockaddr_un sa;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    if (fd < 0 || strlen(sockpath) >= sizeof(sa.sun_path)) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, APLOGNO(10810)
+                     "diagproc: cannot create the helper socket %s", sockpath);
+        return -1;
+    }
+    strcpy(sa.sun_path, sockpath);
+    unlink(sockpath);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || chmod(sockpath, 0600) != 0
+        || (geteuid() == 0 && chown(sockpath, ap_unixd_config.user_id,
+                                    ap_unixd_config.group_id) != 0)
+        || listen(fd, 64) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, APLOGNO(10811)
+                     "diagproc: cannot listen on the helper socket %s", sockpath);
+        close(fd);
+        return -1;
+    }
+    (void)p;
+    return fd;
+}
+
+static void helper_maintenance(int reason, void *data, apr_wait_t status);
+
+static int start_helper(apr_pool_t *p, server_rec *s)
+{
+    int fd = listen_socket(p, s);
+    pid_t pid;
+
+    if (fd < 0)
+        return -1;
+    pid = fork();
+    if (pid < 0) {
+        close(fd);
+        return -1;
+    }
+    if (pid == 0) {
+        close_inherited_fds(fd);
+        dp_helper_main(fd, &policy);
+        _exit(0);
+    }
+    close(fd);
+    helper_pid = pid;
+    helper_proc.pid = pid;
+    dp_shared_set_helper(pid);
+    apr_proc_other_child_register(&helper_proc, helper_maintenance, &helper_proc, NULL, p);
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, APLOGNO(10812)
+                 "diagproc: helper %d serving %s", (int)pid, sockpath);
+    return 0;
+}
+
+static void stop_helper(void)
+{
+    int i;
+
+    if (helper_pid <= 0)
+        return;
+    kill(helper_pid, SIGTERM);
+    /* never hang the parent: SIGKILL after two seconds */
+    for (i = 0; i < 200 && waitpid(helper_pid, NULL, WNOHANG) == 0; i++)
+        usleep(10000);
+    if (i == 200) {
+        kill(helper_pid, SIGKILL);
+        waitpid(helper_pid, NULL, 0);
+    }
+    helper_pid = 0;
+}
+
+/* APR calls this when the helper dies, and with UNREGISTER whenever its
+ * record goes (our unregister below, or pconf's cleanup at restart/stop). */
+static void helper_maintenance(int reason, void *data, apr_wait_t status)
+{
+    (void)status;
+    switch (reason) {
+    case APR_OC_REASON_DEATH:
+    case APR_OC_REASON_LOST:
+        helper_pid = 0;                 /* so the UNREGISTER below stops nothing */
+        apr_proc_other_child_unregister(data);
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, main_server, APLOGNO(10813)
+                     "diagproc: helper died; starting a new one");
+        start_helper(helper_pool, main_server);
+        break;
+    case APR_OC_REASON_RESTART:
+    case APR_OC_REASON_UNREGISTER:
+        stop_helper();
+        break;
+    }
+}
+
+static apr_status_t helper_cleanup(void *data)
+{
+    (void)data;
+    /* the helper itself is stopped by APR's other-child cleanup (UNREGISTER) */
+    stop_helper();
+    if (sockpath)
+        unlink(sockpath);
+    return APR_SUCCESS;
+}
+
+static int dp_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                          server_rec *s)
+{
+    const dp_ceiling *c;
+    dp_server_conf *sc = dp_server_config(s);
+
+    (void)plog;
+    (void)ptemp;
+    /* the first pass only checks the configuration */
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG)
+        return OK;
+    main_server = s;
+    helper_pool = pconf;
+    sockpath = ap_runtime_dir_relative(pconf, apr_psprintf(pconf, "diagproc.%d.sock",
+                                                           (int)getpid()));
+    c = dp_global_ceiling();
+    memset(&policy, 0, sizeof(policy));
+    policy.peer_uid = geteuid() == 0 ? ap_unixd_config.user_id : geteuid();
+    policy.peer_gid = geteuid() == 0 ? ap_unixd_config.group_id : getegid();
+    policy.drop_to_peer = geteuid() == 0;
+    policy.httpd_pid = getpid();
+    policy.all_users = c->all_users;
+    policy.uids = (const uid_t *)c->uids->elts;
+    policy.nuids = c->uids->nelts;
+    policy.max_dumps = sc->max_dumps > 0 ? sc->max_dumps : 2;
+    policy.snapshot = sc->dump_snapshot != 0;
+    policy.dump_nice = sc->dump_nice >= 0 ? sc->dump_nice : 10;
+    policy.dump_ioprio = sc->dump_ioprio >= 0 ? sc->dump_ioprio
+                                              : DP_IOPRIO_VALUE(DP_IOPRIO_CLASS_BE, 7);
+    apr_pool_cleanup_register(pconf, NULL, helper_cleanup, apr_pool_cleanup_null);
+    if (start_helper(pconf, s) != 0)
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, APLOGNO(10814)
+                     "diagproc: the helper did not start; kill, dump and private reads "
+                     "will answer 503");
+    return OK;
+}
+
+
+void dp_helperd_register_hooks(apr_pool_t *p)
+{
+    (void)p;
+    ap_hook_post_config(dp_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+const char *dp_helperd_socket_path(void)
+{
+    return sockpath;
+}

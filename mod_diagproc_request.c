@@ -1,0 +1,200 @@
+/* What every route uses: answers and errors, the query, the prefix,
+ * the Location's scope, the target of a route and the refusals. */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "apr_strings.h"
+
+#include "mod_diagproc_config.h"
+#include "mod_diagproc_request.h"
+#include "proc/procfs.h"
+
+APLOG_USE_MODULE(diagproc);
+
+/* The <Location> path the handler was mounted at, without a trailing slash.
+ * Taken from core's merged section path: our own per-dir config only exists
+ * in sections that use one of our directives. */
+const char *dp_prefix(request_rec *r)
+{
+    core_dir_config *cd = ap_get_core_module_config(r->per_dir_config);
+    const char *d = cd && cd->d ? cd->d : "";
+    size_t n = strlen(d);
+
+    while (n > 0 && d[n - 1] == '/')
+        n--;
+    return apr_pstrmemdup(r->pool, d, n);
+}
+
+void dp_set_instance_header(request_rec *r)
+{
+    apr_table_setn(r->err_headers_out, "X-Diagproc-Instance", dp_instance_name(r->server));
+}
+
+/* --------------------------------------------------------------- responses */
+
+int dp_send_json(request_rec *r, int status, json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (!text)
+        return HTTP_INTERNAL_SERVER_ERROR;
+    r->status = status;
+    ap_set_content_type(r, "application/json; charset=utf-8");
+    apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    ap_set_content_length(r, (apr_off_t)strlen(text));
+    if (!r->header_only)
+        ap_rwrite(text, (int)strlen(text), r);
+    free(text);
+    return DONE;    /* the response is complete: callers test `!= OK` */
+}
+
+int dp_send_error(request_rec *r, int status, const char *fmt, ...)
+{
+    va_list ap;
+    char *msg;
+
+    va_start(ap, fmt);
+    msg = apr_pvsprintf(r->pool, fmt, ap);
+    va_end(ap);
+    if (status >= 500)
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APLOGNO(10800) "%s", msg);
+    else
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, APLOGNO(10801) "%d: %s", status, msg);
+    return dp_send_json(r, status, json_pack("{s:s}", "Message", msg));
+}
+
+int dp_send_dp_error(request_rec *r, const dp_error *err)
+{
+    if (err->status == 503 && !apr_table_get(r->headers_out, "Retry-After"))
+        apr_table_setn(r->headers_out, "Retry-After", "5");
+    return dp_send_error(r, err->status ? err->status : 500, "%s",
+                         err->msg[0] ? err->msg : "internal error");
+}
+
+/* ------------------------------------------------------------------ policy */
+
+apr_table_t *dp_query(request_rec *r)
+{
+    apr_table_t *t = apr_table_make(r->pool, 4);
+    char *args = r->args ? apr_pstrdup(r->pool, r->args) : NULL, *pair;
+
+    while (args && (pair = strsep(&args, "&")) != NULL) {
+        char *eq = strchr(pair, '=');
+        if (!*pair)
+            continue;
+        if (eq)
+            *eq++ = '\0';
+        ap_unescape_url(pair);
+        if (eq)
+            ap_unescape_url(eq);
+        apr_table_set(t, pair, eq ? eq : "");
+    }
+    return t;
+}
+
+int dp_in_scope(request_rec *r, long uid)
+{
+    dp_dir_conf *c = dp_dir_config(r);
+    int i;
+
+    if (!c->uids) {     /* default: the httpd User, i.e. whoever the worker runs as */
+        static long worker_uid = -1;    /* fixed once the worker started: ask once */
+        if (worker_uid < 0)
+            worker_uid = (long)geteuid();
+        return uid == worker_uid;
+    }
+    if (c->all_users)
+        return 1;
+    for (i = 0; i < c->uids->nelts; i++)
+        if ((long)APR_ARRAY_IDX(c->uids, i, uid_t) == uid)
+            return 1;
+    return 0;
+}
+
+/* The target as the routes see it: pid resolved (0 = this process), running,
+ * within this Location's scope. */
+int dp_resolve_target(request_rec *r, const char *idstr, pid_t *pid, dp_stat *st)
+{
+    dp_error err = { 0 };
+    long owner;
+
+    switch (dp_parse_pid(idstr, pid)) {
+    case 0:
+        break;
+    case DP_PID_NONE:       /* a number, but no process can have it: as Kudu answers */
+        return dp_send_error(r, HTTP_NOT_FOUND, "Process with an Id of %s is not running.",
+                             idstr);
+    default:
+        return dp_send_error(r, HTTP_BAD_REQUEST, "'%s' is not a valid process id: use a "
+                             "decimal pid, or 0 for the httpd process serving this request",
+                             idstr);
+    }
+    if (*pid == 0)
+        *pid = getpid();
+    if (dp_read_stat(*pid, 0, st, &err) != 0 || (owner = dp_proc_owner(*pid)) < 0) {
+        dp_fail_not_running(&err, *pid);
+        return dp_send_dp_error(r, &err);
+    }
+    if (!dp_in_scope(r, owner))
+        return dp_send_error(r, HTTP_FORBIDDEN, "Process %d belongs to user '%s', outside "
+                             "this location's scope (DiagProcUsers).", (int)*pid,
+                             dp_user_name(owner, r->pool));
+    return OK;
+}
+
+/* pid 1, the httpd parent, kernel threads: never killed or dumped from here. */
+int dp_refuse_protected(request_rec *r, pid_t pid, const dp_stat *st)
+{
+    if (pid == 1)
+        return dp_send_error(r, HTTP_FORBIDDEN, "Process 1 (init) is protected.");
+    if (pid == getppid())
+        return dp_send_error(r, HTTP_FORBIDDEN, "Process %d is the httpd parent process; "
+                             "it is protected (use apachectl to restart httpd).", (int)pid);
+    if ((st->flags & DP_PF_KTHREAD) || pid == 2 || st->ppid == 2)
+        return dp_send_error(r, HTTP_FORBIDDEN, "Process %d is a kernel thread; kernel "
+                             "threads are protected.", (int)pid);
+    return OK;
+}
+
+int dp_require_allowed(request_rec *r, int bit, const char *word, const char *what)
+{
+    if (dp_dir_config(r)->allow & bit)
+        return OK;
+    return dp_send_error(r, HTTP_FORBIDDEN, "%s: not enabled here; add "
+                         "'DiagProcAllow %s' to this <Location> to enable it.", what, word);
+}
+
+/* A page on another site must not be able to kill or dump through the
+ * operator's browser (a plain form post needs no CORS preflight). */
+int dp_refuse_cross_site(request_rec *r)
+{
+    const char *site = apr_table_get(r->headers_in, "Sec-Fetch-Site");
+    const char *origin = apr_table_get(r->headers_in, "Origin");
+
+    if (site && !strcasecmp(site, "cross-site"))
+        return dp_send_error(r, HTTP_FORBIDDEN, "Cross-site requests may not change "
+                             "processes (Sec-Fetch-Site: cross-site).");
+    if (origin && strcmp(origin, "null") != 0) {
+        const char *own = ap_construct_url(r->pool, "", r);
+        size_t n = strlen(own);
+        while (n && own[n - 1] == '/')
+            n--;
+        if (strlen(origin) != n || strncasecmp(origin, own, n) != 0)
+            return dp_send_error(r, HTTP_FORBIDDEN, "Requests from another origin (%s) may "
+                                 "not change processes.", origin);
+    }
+    else if (origin)
+        return dp_send_error(r, HTTP_FORBIDDEN, "Requests from an opaque origin may not "
+                             "change processes.");
+    return OK;
+}

@@ -1,0 +1,40 @@
+/* What every route uses: answers, errors, the query, the prefix, scope,
+ * the route's target and the refusals. Each sends the whole response when it
+ * refuses and returns DONE, so that `if ((rv = step(r)) != OK) return rv;`
+ * chains them. */
+#ifndef MOD_DIAGPROC_REQUEST_H
+#define MOD_DIAGPROC_REQUEST_H
+
+#include "httpd.h"
+#include <jansson.h>
+#include "proc/dp_error.h"
+
+/* The <Location> path the handler answers below, without a trailing slash. */
+const char *dp_prefix(request_rec *r);
+/* Every answer of ours names the instance (err_headers_out: errors too). */
+void dp_set_instance_header(request_rec *r);
+/* Sends a JSON body (takes the reference) with the status. */
+int dp_send_json(request_rec *r, int status, json_t *body);
+/* The query string as a table (decoded), parsed once per request. */
+apr_table_t *dp_query(request_rec *r);
+/* May this Location see and act on processes of uid (DiagProcUsers)? */
+int dp_in_scope(request_rec *r, long uid);
+
+/* Resolves {id} of a route (0 = this process) to a running process within
+ * the Location's scope; on failure sends the error and returns it. */
+struct dp_stat;
+int dp_resolve_target(request_rec *r, const char *idstr, pid_t *pid, struct dp_stat *st);
+
+/* Sends {"Message": ...} with the status. */
+int dp_send_error(request_rec *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int dp_send_dp_error(request_rec *r, const dp_error *err);
+
+/* pid 1, the httpd parent, kernel threads: never killed, dumped or unwound. */
+int dp_refuse_protected(request_rec *r, pid_t pid, const struct dp_stat *st);
+/* 403 naming the DiagProcAllow word unless this Location enables bit. */
+int dp_require_allowed(request_rec *r, int bit, const char *word, const char *what);
+/* 403 for a DELETE or POST another site's page sent through a browser. */
+int dp_refuse_cross_site(request_rec *r);
+
+#endif
