@@ -59,13 +59,14 @@ MPMS = (("event", True), ("worker", True), ("prefork", False))
 if os.environ.get("DP_TEST_MPM"):
     MPMS = [m for m in MPMS if m[0] == os.environ["DP_TEST_MPM"]]
 for mpm, extended in MPMS:
-    rport = free_port()
+    rport, rport6 = free_port(), free_port()
     h = Httpd(mpm=mpm, server_conf=f"""
 LoadModule proxy_module {MODDIR}/mod_proxy.so
 LoadModule proxy_http_module {MODDIR}/mod_proxy_http.so
 ExtendedStatus {"On" if extended else "Off"}
 ProxyPass /stuck/ http://127.0.0.1:{backend.port}/
 DiagProcListen 127.0.0.1:{rport}
+DiagProcListen [::1]:{rport6}
 <Location /denied>
     SetHandler diagproc
     Require ip 192.0.2.1
@@ -84,6 +85,13 @@ DiagProcListen 127.0.0.1:{rport}
     is_((st, (d or {}).get("id"), (d or {}).get("httpd_role")), (200, rsv, "reserved"),
         f"{mpm}: the reserved listener serves the detail of its own process")
     is_(get(rport, "/denied")[0], 403, f"{mpm}: Require is enforced there")
+    c6 = http.client.HTTPConnection("::1", rport6, timeout=10)
+    c6.request("GET", "/diagnostics/processes/0")
+    r6 = c6.getresponse()
+    is_((r6.status, json.loads(r6.read()).get("id")), (200, rsv),
+        f"{mpm}: a second DiagProcListen, on IPv6, is served by the same process")
+    c6.close()
+    is_(procstate.listen_ports(rsv), {rport, rport6}, f"{mpm}: it holds both listeners, no other")
     is_(get(rport, "/stuck/x")[0], 404, f"{mpm}: another handler there is 404")
     is_((get(rport, "/mgmt")[0], get(h.port, "/mgmt")[0]), (200, 404),
         f"{mpm}: a <VirtualHost> for the reserved address applies there, and only there")
@@ -135,10 +143,19 @@ DiagProcListen 127.0.0.1:{rport}
        f"{mpm}: after -k restart, another one")
     ok(procstate.settle(lambda: get(rport, "/diagnostics/processes/0")[0] == 200, 5),
        f"{mpm}: serving")
-    ok(all(rport not in procstate.listen_ports(w) for w in h.workers()),
+    ok(all(not {rport, rport6} & procstate.listen_ports(w) for w in h.workers()),
        f"{mpm}: workers hold none of its listener")
     if not ok("exit signal" not in h.logs() and "long lost child" not in h.logs(),
               f"{mpm}: nothing crashed, nothing unreaped"):
         diag(h.logs())
     h.stop()
+
+# an address that cannot be opened (here: the site's own) is logged; httpd still serves
+h = Httpd()
+h.server_conf = f"DiagProcListen 127.0.0.1:{h.port}\n"
+h.start()
+is_(h.get("/diagnostics/processes/0").status, 200, "DiagProcListen on a Listen address: the site still serves")
+ok(not h.reserved() and "DiagProcListen 127.0.0.1:%d: cannot listen" % h.port in h.logs(),
+   "…with no reserved process, and the error log says why")
+h.stop()
 done_testing()
