@@ -33,6 +33,8 @@ typedef struct module {
     long long size, mtime;
     const char *build_id;           /* hex, NULL when none */
     const char *debug_file;         /* entry name of its debug file, NULL when none */
+    const char *autoload;           /* entry name of its gdb auto-load script, NULL when none */
+    int is_elf;                     /* an ELF object (else a mapped data file) */
     apr_array_header_t *aliases;    /* const char *: other paths naming this file */
 } module;
 
@@ -52,6 +54,7 @@ typedef struct bundle {
     unsigned char *buf;             /* COPY_BUF, the one buffer every file goes through */
     const char *interp;             /* the executable's PT_INTERP, NULL when none */
     apr_array_header_t *links;      /* const char * pairs: top-level root links */
+    const module *jvm;              /* libjvm.so, when the process runs a JVM */
 } bundle;
 
 /* ------------------------------------------------------------- helpers */
@@ -301,15 +304,23 @@ static int write_module(bundle *b, module *mod)
     check_replaced(b, mod);
     if ((fd = open_module(b, mod)) < 0)
         return 0;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || !dp_is_elf_fd(fd)) {
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
         mod->source = NULL;
-        mod->why = "not an ELF object";
+        mod->why = "not a regular file";
+        return 0;
+    }
+    mod->is_elf = dp_is_elf_fd(fd);
+    if (!mod->is_elf && st.st_size > DP_BUNDLE_DATA_FILE_MAX) {
+        close(fd);
+        mod->source = NULL;
+        mod->why = apr_psprintf(b->p, "not an ELF object, and larger than the %d MiB kept "
+                                "of such files", DP_BUNDLE_DATA_FILE_MAX >> 20);
         return 0;
     }
     mod->size = (long long)st.st_size;
     mod->mtime = (long long)st.st_mtime;
-    n = dp_elf_build_id(fd, id, sizeof(id));
+    n = mod->is_elf ? dp_elf_build_id(fd, id, sizeof(id)) : 0;
     mod->build_id = n > 0 ? dp_hex(id, (size_t)n, b->p) : NULL;
     if (mod->is_exe)
         b->interp = elf_interp(fd, b->p);
@@ -320,7 +331,7 @@ static int write_module(bundle *b, module *mod)
         return 0;
     }
     mod->name = apr_pstrcat(b->p, "sysroot", mod->path, NULL);
-    if (b->out->begin(b->out, mod->name, mod->mtime, st.st_mode & 0755) != 0) {
+    if (b->out->begin(b->out, mod->name, mod->mtime, st.st_mode & 0755 & (mod->is_elf ? 0755 : 0644)) != 0) {
         close(fd);
         return sink_failed(b, mod->name);
     }
@@ -360,6 +371,52 @@ static int write_debug_file(bundle *b, module *mod, apr_hash_t *done)
     return rc;
 }
 
+/* gdb's auto-load script for an object (python3.11-gdb.py gives py-bt,
+ * libstdc++'s gives its pretty-printers), looked up as gdb does below
+ * /usr/share/gdb/auto-load/ under the object's path and the names its root
+ * links give it (Debian keeps libc's under /lib/...). It goes next to the
+ * object in the sysroot, where gdb finds it once the sysroot is trusted. */
+static int write_autoload(bundle *b, module *mod)
+{
+    static const char *kinds[] = { "-gdb.py", "-gdb.gdb" };
+    char path[PATH_MAX + 96];
+    struct stat st;
+    size_t k;
+    int fd, rc, i;
+
+    if (!mod->source || !mod->is_elf)
+        return 0;
+    for (k = 0; k < sizeof(kinds) / sizeof(*kinds); k++) {
+        for (i = -2; i < b->links->nelts; i += 2) {
+            const char *as = mod->path;
+            if (i >= 0) {       /* /usr/lib/x -> /lib/x when lib -> usr/lib */
+                const char *to = APR_ARRAY_IDX(b->links, i + 1, const char *);
+                size_t n = strlen(to);
+                if (strncmp(mod->path + 1, to, n) != 0 || mod->path[n + 1] != '/')
+                    continue;
+                as = apr_pstrcat(b->p, "/", APR_ARRAY_IDX(b->links, i, const char *),
+                                 mod->path + n + 1, NULL);
+            }
+            snprintf(path, sizeof(path), "%s/root/usr/share/gdb/auto-load%s%s", b->proc, as,
+                     kinds[k]);
+            if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0)
+                continue;
+            if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (1 << 20)) {
+                close(fd);
+                continue;
+            }
+            mod->autoload = apr_pstrcat(b->p, mod->name, kinds[k], NULL);
+            rc = b->out->begin(b->out, mod->autoload, st.st_mtime, 0644) != 0
+                 ? sink_failed(b, mod->autoload) : copy_fd(b, fd, st.st_size, mod->autoload);
+            close(fd);
+            if (rc == 0 && b->out->end(b->out) != 0)
+                return sink_failed(b, mod->autoload);
+            return rc;
+        }
+    }
+    return 0;
+}
+
 static int write_modules(bundle *b)
 {
     apr_hash_t *done = apr_hash_make(b->p);
@@ -369,7 +426,8 @@ static int write_modules(bundle *b)
         if (write_module(b, &APR_ARRAY_IDX(b->mods, i, module)) != 0)
             return -1;
     for (i = 0; i < b->mods->nelts; i++)
-        if (write_debug_file(b, &APR_ARRAY_IDX(b->mods, i, module), done) != 0)
+        if (write_debug_file(b, &APR_ARRAY_IDX(b->mods, i, module), done) != 0
+            || write_autoload(b, &APR_ARRAY_IDX(b->mods, i, module)) != 0)
             return -1;
     return 0;
 }
@@ -383,6 +441,106 @@ static const module *exe_module(const bundle *b)
             return m;
     }
     return NULL;
+}
+
+/* -------------------------------------------------------------- runtimes */
+
+static json_t *jstr(bundle *b, const char *s);
+
+/* "3.11" from "python3.11", "libpython3.11.so.1.0" etc.: digits and dots
+ * right after prefix in the base name; NULL when there are none. */
+static const char *version_after(const char *path, const char *prefix, apr_pool_t *p)
+{
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path, *v, *e;
+    size_t k = strlen(prefix);
+
+    if (strncmp(base, prefix, k) != 0)
+        return NULL;
+    v = base + k;
+    for (e = v; (*e >= '0' && *e <= '9') || (*e == '.' && e[1] >= '0' && e[1] <= '9'); e++)
+        ;
+    return e > v && strchr(v, '.') && strchr(v, '.') < e ? apr_pstrndup(p, v, (apr_size_t)(e - v))
+                                                          : NULL;
+}
+
+/* JAVA_VERSION from the JDK's release file: home is libjvm.so's path less
+ * /lib/server/libjvm.so. */
+static const char *java_version(bundle *b, const char *libjvm)
+{
+    const char *cut = strstr(libjvm, "/lib/server/libjvm.so");
+    char path[PATH_MAX + 96], *text, *v, *e;
+    size_t len;
+
+    if (!cut)
+        return NULL;
+    snprintf(path, sizeof(path), "%s/root%.*s/release", b->proc, (int)(cut - libjvm), libjvm);
+    if (dp_read_file(path, &text, &len, b->p) != 0 || !(v = strstr(text, "JAVA_VERSION=\"")))
+        return NULL;
+    v += strlen("JAVA_VERSION=\"");
+    for (e = v; *e && *e != '"' && *e != '\n' && e - v < 64; e++)
+        ;
+    return *e == '"' ? apr_pstrndup(b->p, v, (apr_size_t)(e - v)) : NULL;
+}
+
+static json_t *runtime_json(bundle *b, const char *name, const char *version,
+                            const char *module_path, const char *open_with, json_t *install)
+{
+    json_t *o = json_object();
+
+    json_object_set_new(o, "name", json_string(name));
+    json_object_set_new(o, "version", jstr(b, version));
+    json_object_set_new(o, "module", jstr(b, module_path));
+    json_object_set_new(o, "openWith", json_string(open_with));
+    json_object_set_new(o, "install", install ? install : json_array());
+    return o;
+}
+
+/* The runtimes the process runs, each with the command that opens it at the
+ * runtime's level and what the analysing machine must install for it. */
+static json_t *runtimes_json(bundle *b)
+{
+    json_t *out = json_array();
+    int i, python = 0, jvm = 0, php = 0, node = 0;
+
+    for (i = 0; i < b->mods->nelts; i++) {
+        module *m = &APR_ARRAY_IDX(b->mods, i, module);
+        const char *v;
+        if (!python && ((m->is_exe && (v = version_after(m->path, "python", b->p)) != NULL)
+                        || (v = version_after(m->path, "libpython", b->p)) != NULL)) {
+            json_t *need = json_array();
+            python = 1;
+            /* py-bt needs the interpreter's gdb script and its debug info */
+            if (!m->autoload || !m->debug_file)
+                json_array_append_new(need, json_string(apr_pstrcat(b->p, "python", v, "-dbg",
+                                                                     NULL)));
+            json_array_append_new(out, runtime_json(b, "CPython", v, m->path,
+                                  "./open-gdb.sh -batch -ex \"thread apply all py-bt\"", need));
+        }
+        else if (!jvm && ends_with(m->path, "/lib/server/libjvm.so")) {
+            const char *jv = java_version(b, m->path);
+            json_t *need = json_array();
+            jvm = 1;
+            b->jvm = m;
+            json_array_append_new(need, json_string(apr_psprintf(b->p, "openjdk-%.*s-jdk-headless",
+                                  jv ? (int)strcspn(jv, ".") : 2, jv ? jv : "17")));
+            json_array_append_new(out, runtime_json(b, "Java (HotSpot JVM)", jv, m->path,
+                                                    "./open-jhsdb.sh jstack", need));
+        }
+        else if (!php && ((m->is_exe && (v = version_after(m->path, "php", b->p)) != NULL)
+                          || (v = version_after(m->path, "php-fpm", b->p)) != NULL
+                          || (v = version_after(m->path, "libphp", b->p)) != NULL)) {
+            php = 1;
+            json_array_append_new(out, runtime_json(b, "PHP", v, m->path, "./open-gdb.sh", NULL));
+        }
+        else if (!node && ((m->is_exe && (ends_with(m->path, "/node")
+                                          || ends_with(m->path, "/nodejs")))
+                           || strstr(m->path, "/libnode.so"))) {
+            node = 1;
+            json_array_append_new(out, runtime_json(b, "Node.js", NULL, m->path,
+                                                    "./open-gdb.sh", NULL));
+        }
+    }
+    return out;
 }
 
 /* -------------------------------------------------------------- manifest */
@@ -401,6 +559,8 @@ static json_t *module_json(bundle *b, const module *m)
     json_object_set_new(o, "size", m->source ? json_integer(m->size) : json_null());
     json_object_set_new(o, "buildId", jstr(b, m->build_id));
     json_object_set_new(o, "debugFile", jstr(b, m->debug_file));
+    json_object_set_new(o, "autoLoadScript", jstr(b, m->autoload));
+    json_object_set_new(o, "elf", m->source ? json_boolean(m->is_elf) : json_null());
     json_object_set_new(o, "executable", json_boolean(m->is_exe));
     if (m->aliases) {
         json_t *a = json_array();
@@ -484,6 +644,7 @@ static int write_manifest(bundle *b)
     json_object_set_new(m, "sysroot", json_string("sysroot"));
     for (i = 0; i < b->mods->nelts; i++)
         json_array_append_new(mods, module_json(b, &APR_ARRAY_IDX(b->mods, i, module)));
+    json_object_set_new(m, "runtimes", runtimes_json(b));
     json_object_set_new(m, "modules", mods);
     json_object_set_new(m, "maps", maps_json(b));
     /* streamed straight into the entry: the maps of a big process are long */
@@ -626,9 +787,67 @@ static void find_aliases(bundle *b)
         add_alias(b, m, canonical(b, b->interp));
 }
 
-/* Shell lines that recreate, at run time, the links the bundle cannot
- * carry portably (few unzip tools restore links): root links first, then
- * aliases as relative links, so a moved bundle stays right. */
+/* An alias as a link relative to where it sits, so a moved bundle stays right. */
+static const char *alias_target(bundle *b, const module *m, const char *alias)
+{
+    const char *up = "", *c;
+
+    for (c = alias + 1; (c = strchr(c, '/')) != NULL; c++)
+        up = apr_pstrcat(b->p, up, "../", NULL);
+    return apr_pstrcat(b->p, up, m->path + 1, NULL);
+}
+
+/* An alias the zip may hold as a link: not below one of the root links (an
+ * entry there would make unzip create a directory where the link goes), and
+ * not the path of a bundled file. */
+static int alias_entry_ok(bundle *b, const char *alias)
+{
+    int i;
+
+    for (i = 0; i + 1 < b->links->nelts; i += 2) {
+        const char *name = APR_ARRAY_IDX(b->links, i, const char *);
+        size_t k = strlen(name);
+        if (strncmp(alias + 1, name, k) == 0 && alias[k + 1] == '/')
+            return 0;
+    }
+    for (i = 0; i < b->mods->nelts; i++) {
+        const module *m = &APR_ARRAY_IDX(b->mods, i, module);
+        if (m->source && !strcmp(m->path, alias))
+            return 0;
+    }
+    return 1;
+}
+
+/* The links as zip symlink entries (unzip restores them), so that a plain
+ * `set sysroot` or SA_ALTROOT works before any script has run. */
+static int write_links(bundle *b)
+{
+    int i, j;
+
+    for (i = 0; i + 1 < b->links->nelts; i += 2) {
+        const char *name = apr_pstrcat(b->p, "sysroot/", APR_ARRAY_IDX(b->links, i, const char *),
+                                       NULL);
+        const char *to = APR_ARRAY_IDX(b->links, i + 1, const char *);
+        if (dp_entry_put(b->out, name, b->now, DP_ENTRY_SYMLINK, to, strlen(to)) != 0)
+            return sink_failed(b, name);
+    }
+    for (i = 0; i < b->mods->nelts; i++) {
+        const module *m = &APR_ARRAY_IDX(b->mods, i, module);
+        for (j = 0; m->aliases && j < m->aliases->nelts; j++) {
+            const char *a = APR_ARRAY_IDX(m->aliases, j, const char *);
+            const char *name = apr_pstrcat(b->p, "sysroot", a, NULL), *to;
+            if (!alias_entry_ok(b, a))
+                continue;
+            to = alias_target(b, m, a);
+            if (dp_entry_put(b->out, name, b->now, DP_ENTRY_SYMLINK, to, strlen(to)) != 0)
+                return sink_failed(b, name);
+        }
+    }
+    return 0;
+}
+
+/* Shell lines that recreate, at run time, links a zip tool did not restore:
+ * root links first, then aliases. */
 static const char *link_lines(bundle *b)
 {
     const char *out = "";
@@ -641,13 +860,9 @@ static const char *link_lines(bundle *b)
     for (i = 0; i < b->mods->nelts; i++) {
         const module *m = &APR_ARRAY_IDX(b->mods, i, module);
         for (j = 0; m->aliases && j < m->aliases->nelts; j++) {
-            const char *a = APR_ARRAY_IDX(m->aliases, j, const char *), *c;
-            const char *up = "";
-            for (c = a + 1; (c = strchr(c, '/')) != NULL; c++)
-                up = apr_pstrcat(b->p, up, "../", NULL);
+            const char *a = APR_ARRAY_IDX(m->aliases, j, const char *);
             out = apr_pstrcat(b->p, out, "solink ", dp_shell_quote(a + 1, b->p), " ",
-                              dp_shell_quote(apr_pstrcat(b->p, up, m->path + 1, NULL), b->p),
-                              "\n", NULL);
+                              dp_shell_quote(alias_target(b, m, a), b->p), "\n", NULL);
         }
     }
     return out;
@@ -687,10 +902,17 @@ static const char script_head[] =
     "#   %s\n"
     "here=$(CDPATH= cd -- \"$(dirname -- \"$0\")\" && pwd -P) || exit 1\n"
     "sysroot=\"$here/sysroot\"\n"
+    "# the bundle's links, for unzip tools that extracted them as files\n"
+    "unlinked() {\n"
+    "    [ ! -L \"$sysroot/$1\" ] && [ -f \"$sysroot/$1\" ] \\\n"
+    "        && [ \"$(head -c 4097 \"$sysroot/$1\")\" = \"$2\" ]\n"
+    "}\n"
     "rootlink() {\n"
+    "    unlinked \"$1\" \"$2\" && rm -f \"$sysroot/$1\"\n"
     "    [ -e \"$sysroot/$1\" ] || [ -L \"$sysroot/$1\" ] || ln -s \"$2\" \"$sysroot/$1\" 2>/dev/null\n"
     "}\n"
     "solink() {\n"
+    "    unlinked \"$1\" \"$2\" && rm -f \"$sysroot/$1\"\n"
     "    [ -e \"$sysroot/$1\" ] && return\n"
     "    mkdir -p \"$(dirname -- \"$sysroot/$1\")\" 2>/dev/null\n"
     "    rm -f \"$sysroot/$1\" 2>/dev/null\n"
@@ -723,6 +945,7 @@ static int write_gdb_script(bundle *b)
         script_head_for(b, "gdb", "./open-gdb.sh -batch -ex \"thread apply all bt\""),
         "ssp=", module_dirs(b, ":"), "\n",
         "exec gdb -q -iex \"set sysroot $sysroot\" \\\n"
+        "    -iex \"add-auto-load-safe-path $sysroot\" \\\n"
         "    -iex \"set debug-file-directory $sysroot/usr/lib/debug:/usr/lib/debug\" \\\n"
         "    -iex \"set solib-search-path $ssp\" \\\n",
         cmds ? "    -iex \"source $here/diagproc-lang.py\" \\\n" : "",
@@ -746,6 +969,28 @@ static int write_lldb_script(bundle *b)
         "    --core \"$here/core\" ", exe ? exe : "", " \"$@\"\n", NULL);
     return dp_entry_put(b->out, "open-lldb.sh", b->now, 0755, s, strlen(s)) == 0 ? 0
            : sink_failed(b, "open-lldb.sh");
+}
+
+/* jhsdb (the JDK's serviceability agent) reads the core with the JVM's own
+ * libraries: SA_ALTROOT makes it take them, and classes.jsa, from the
+ * sysroot. The first argument, when not an option, is the jhsdb command. */
+static int write_jhsdb_script(bundle *b)
+{
+    const char *exe = exe_word(b), *s;
+
+    if (!b->jvm || !exe)
+        return 0;
+    s = apr_pstrcat(b->p,
+        script_head_for(b, "jhsdb", "./open-jhsdb.sh jstack --locks"),
+        "cmd=jstack\n"
+        "case \"$1\" in\n"
+        "    ''|-*) ;;\n"
+        "    *) cmd=$1; shift ;;\n"
+        "esac\n"
+        "SA_ALTROOT=\"$sysroot\" exec \"${JHSDB:-jhsdb}\" \"$cmd\" --exe ", exe,
+        " --core \"$here/core\" \"$@\"\n", NULL);
+    return dp_entry_put(b->out, "open-jhsdb.sh", b->now, 0755, s, strlen(s)) == 0 ? 0
+           : sink_failed(b, "open-jhsdb.sh");
 }
 
 /* ------------------------------------------------------------------ api */
@@ -783,8 +1028,11 @@ int dp_bundle_write(const dp_bundle_opts *o, dp_entry_sink *out,
     if (write_modules(&b) != 0)
         return -1;
     find_aliases(&b);
+    if (write_links(&b) != 0)
+        return -1;
     if (write_manifest(&b) != 0
-        || write_gdb_script(&b) != 0 || write_lldb_script(&b) != 0)
+        || write_gdb_script(&b) != 0 || write_lldb_script(&b) != 0
+        || write_jhsdb_script(&b) != 0)
         return -1;
     return 0;
 }

@@ -4,8 +4,10 @@
  *
  * Entries, in this order:
  *   core                        the core, streamed by the caller's writer
- *   sysroot/<path>              the executable and every mapped ELF object at
- *                               its original path, read from what is actually
+ *   sysroot/<path>              the executable, every mapped ELF object and
+ *                               every other mapped regular file up to
+ *                               DP_BUNDLE_DATA_FILE_MAX (the JVM's classes.jsa)
+ *                               at its original path, read from what is actually
  *                               mapped (/proc/PID/map_files, /proc/PID/exe),
  *                               so deleted or replaced files are still right;
  *                               /proc/PID/root/<path> when that is not
@@ -13,6 +15,10 @@
  *   sysroot/usr/lib/debug/.build-id/xx/yyyy.debug
  *                               separate debug files found by build id in the
  *                               target's root
+ *   sysroot/<path>-gdb.py       gdb's auto-load script of an object (py-bt,
+ *                               pretty-printers), from /usr/share/gdb/auto-load
+ *   sysroot/lib ...             the root's links (lib -> usr/lib) and the
+ *                               sonames of libraries, as zip symlink entries
  *   manifest.json               pid, name, command line, dumpType, time,
  *                               instance, modules (path, size, build id,
  *                               deleted/replaced, source) and the maps lines
@@ -31,6 +37,9 @@
 #include "proc/dp_error.h"
 #include "dump/sink.h"
 #include "dump/entries.h"
+
+/* Mapped files that are not ELF objects are bundled up to this size. */
+#define DP_BUNDLE_DATA_FILE_MAX (64 << 20)
 
 typedef struct dp_bundle_opts {
     pid_t pid;

@@ -6,10 +6,14 @@
 
 #include "dump/sink.h"
 
+/* The mode of an entry that is a symbolic link; its data is the target. */
+#define DP_ENTRY_SYMLINK 0120777u
+
 typedef struct dp_entry_sink dp_entry_sink;
 struct dp_entry_sink {
     /* Start an entry: path inside the bundle ("core", "sysroot/usr/lib/..."),
-     * modification time (Unix seconds), Unix mode bits (0644, 0755). */
+     * modification time (Unix seconds), Unix mode bits (0644, 0755), or
+     * DP_ENTRY_SYMLINK. */
     int (*begin)(dp_entry_sink *s, const char *name, long long mtime, unsigned mode);
     /* Bytes of the current entry go through `data`. */
     dp_sink data;

@@ -299,7 +299,9 @@ int dp_zip_begin(dp_zip *z, const char *name, long long mtime, unsigned mode)
     memset(&z->cur, 0, sizeof(z->cur));
     z->cur.name = apr_pstrdup(z->pool, name);
     z->cur.offset = z->offset;
-    z->cur.mode = mode & 07777;
+    /* a symbolic link is S_IFLNK with its target as the data (Info-ZIP's
+     * convention, which unzip restores); anything else is a regular file */
+    z->cur.mode = mode == DP_ENTRY_SYMLINK ? mode : 0100000 | (mode & 07777);
     z->cur.mtime = mtime;
     z->cur.flags = FLAG_DESCRIPTOR | (valid_utf8((const unsigned char *)name) ? FLAG_UTF8 : 0);
     z->cur.crc = (uint32_t)crc32(0L, Z_NULL, 0);
@@ -442,7 +444,7 @@ static int write_central(dp_zip *z, const cd_entry *e)
     put16(&h, 0);                               /* comment */
     put16(&h, 0);                               /* disk */
     put16(&h, 0);                               /* internal attributes */
-    put32(&h, (uint32_t)(0100000 | e->mode) << 16);   /* S_IFREG | mode */
+    put32(&h, (uint32_t)e->mode << 16);         /* S_IFREG or S_IFLNK | mode */
     put32(&h, z->force_zip64 ? (uint32_t)U32_MAX : sat32(e->offset));
     if (emit(z, h.b, h.n) != 0 || emit(z, e->name, nlen) != 0)
         return -1;

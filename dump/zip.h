@@ -52,7 +52,8 @@ dp_entry_sink *dp_zip_entry_sink(dp_zip *z);
 
 /* Start an entry (ends the current one if any). name: relative, '/'
  * separated, no ".." component, no leading '/'; mode: Unix permission bits
- * (a regular file is implied). */
+ * of a regular file, or DP_ENTRY_SYMLINK: a symbolic link whose data is the
+ * link's target (unzip restores it as a link). */
 int dp_zip_begin(dp_zip *z, const char *name, long long mtime, unsigned mode);
 /* Bytes of the current entry. */
 int dp_zip_write(dp_zip *z, const void *buf, size_t len);
