@@ -1,0 +1,111 @@
+# A JVM as its developers debug it: a Java program with threads asleep in
+# named methods (one holding a lock) is dumped through httpd; jhsdb jstack
+# reads the raw full core (its reader accepts read-only library segments
+# only whole, as their first page, or absent: every dumpType's core obeys),
+# and open-jhsdb.sh, run from another directory, reads the bundle with the
+# JVM's libraries and class-data archive taken from the bundle's sysroot.
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from tap import ok, is_, like, diag, done_testing  # noqa: E402
+from dphttpd import Httpd, spawn, worker_user  # noqa: E402
+from elfcore import layout_problems  # noqa: E402
+
+FIXTURES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "fixtures", "runtimes"))
+JAVA = os.path.realpath(shutil.which("java"))
+work = tempfile.mkdtemp(prefix="dp-java-")
+os.chmod(work, 0o755)
+METHODS = ["Sleepers.innerWait()", "Sleepers.outerWait()", "Sleepers.holdLock()"]
+
+
+def curl(url, out):
+    return subprocess.run(["curl", "-sS", "-o", out, "-w", "%{http_code}", url],
+                          capture_output=True, text=True, timeout=300).stdout
+
+
+def run(argv, cwd=None, env=None):
+    r = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
+                       stdin=subprocess.DEVNULL)
+    return r.returncode, r.stdout + r.stderr
+
+
+def thread_of(out, name):
+    """jstack's block for the thread called name."""
+    m = re.search(rf'^"{re.escape(name)}".*?(?=^"|\Z)', out, re.M | re.S)
+    return m.group(0) if m else ""
+
+
+def check_jstack(out, what):
+    one, holder = thread_of(out, "sleeper-one"), thread_of(out, "lock-holder")
+    ok(re.search(r"Sleepers\.innerWait\(\) @bci=\d+, line=7", one)
+       and "Sleepers.outerWait()" in one,
+       f"{what}: sleeper-one is in innerWait (line 7) called from outerWait")
+    ok("Sleepers.holdLock()" in holder, f"{what}: lock-holder is in holdLock")
+    if not (one and holder):
+        diag(out[-3000:])
+
+
+shutil.copy(os.path.join(FIXTURES, "Sleepers.java"), work)
+code, out = run(["javac", "-d", work, os.path.join(work, "Sleepers.java")])
+is_(code, 0, "javac builds the target")
+h = Httpd(locations={"/p": "DiagProcAllow dump fulldump"}).start()
+t = spawn([JAVA, "-Xmx64m", "-Xss512k", "-XX:-UsePerfData", "-XX:+UseSerialGC",
+           "-cp", work, "Sleepers"], ready="ready", user=worker_user(), cwd=work)
+
+for dt in ("0", "1", "0x200", "2"):
+    core = os.path.join(work, f"java-{dt}.core")
+    is_(curl(f"{h.base}/p/{t.pid}/dump?dumpType={dt}", core), "200", f"dumpType={dt}")
+    is_(layout_problems(core), [], "…read-only file mappings whole, first page or absent")
+    if dt != "2":
+        os.unlink(core)
+
+# the raw full core, as a developer on the server would read it
+code, out = run(["jhsdb", "jstack", "--exe", JAVA, "--core", core])
+is_(code, 0, "jhsdb jstack opens the raw full core")
+check_jstack(out, "raw core")
+os.unlink(core)
+
+# the bundle, unpacked in one place and read from another
+z = os.path.join(work, "java.zip")
+is_(curl(f"{h.base}/p/{t.pid}/dump?format=zip&dumpType=2", z), "200", "format=zip&dumpType=2")
+dest = os.path.join(work, "unpacked")
+code, _ = run(["unzip", "-q", z, "-d", dest])
+is_(code, 0, "…unzip extracts it")
+os.unlink(z)
+with open(os.path.join(dest, "manifest.json")) as f:
+    m = json.load(f)
+jvm = [x for x in m.get("runtimes", []) if x["name"].startswith("Java")]
+release = open(os.path.join(os.path.dirname(os.path.dirname(JAVA)), "release")).read()
+want = re.search(r'JAVA_VERSION="([^"]+)"', release).group(1)
+ok(jvm and jvm[0]["version"] == want, f"the manifest names the JVM and its version ({jvm})")
+ok(jvm and jvm[0]["install"] == [f"openjdk-{want.split('.')[0]}-jdk-headless"],
+   "…and the package that brings jhsdb")
+mods = {x["path"]: x for x in m["modules"]}
+jsa = [p for p in mods if p.endswith("/lib/server/classes.jsa")]
+ok(jsa and mods[jsa[0]]["bundlePath"] and os.path.isfile(os.path.join(dest, "sysroot" + jsa[0])),
+   "classes.jsa (mapped, not ELF) is in the sysroot")
+big = [x for x in m["modules"] if x["path"].endswith("/lib/modules")]
+like(big[0].get("skipped") if big else "", r"larger than the 64 MiB",
+     "…lib/modules (larger than the cap) is listed as skipped, with why")
+ok(os.path.islink(os.path.join(dest, "sysroot", "lib64")), "sysroot/lib64 is a link from the zip")
+
+elsewhere = os.path.join(work, "elsewhere")
+os.mkdir(elsewhere)
+env = dict(os.environ, LIBSAPROC_DEBUG="1")
+code, out = run([os.path.join(dest, "open-jhsdb.sh")], cwd=elsewhere, env=env)
+is_(code, 0, "open-jhsdb.sh from another directory")
+check_jstack(out, "bundle")
+ok(re.search(r"path \S*/unpacked/sysroot/\S*/libjvm\.so substituted", out),
+   "…with libjvm.so taken from the bundle's sysroot")
+code, out = run([os.path.join(dest, "open-jhsdb.sh"), "jstack", "--locks"], cwd=elsewhere)
+ok(code == 0 and re.search(r"Locked ownable synchronizers|- locked <0x[0-9a-f]+> \(a java\.lang\.Object\)", out),
+   "open-jhsdb.sh passes a jhsdb command and its options on (jstack --locks)")
+h.stop()
+shutil.rmtree(work, ignore_errors=True)
+done_testing()
