@@ -6,7 +6,7 @@ PKGS="apache2 apache2-dev libjansson-dev zlib1g-dev libcmocka-dev gdb lldb pytho
       libdw-dev php8.2-cli libapache2-mod-php8.2 openjdk-17-jdk-headless
       unzip curl wrk python3 python3-psutil chromium nodejs perl make gcc clang libclang-rt-14-dev
       apache2-utils debhelper dpkg-dev
-      libapache2-mod-wsgi-py3"
+      libapache2-mod-wsgi-py3 python3.11-dbg"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
