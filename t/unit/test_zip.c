@@ -192,6 +192,33 @@ static void test_roundtrip(void **state)
     free(m.b);
 }
 
+/* A link is S_IFLNK|0777 with its target as the data; other file-type
+ * bits a caller passes never make anything but a regular file. */
+static void test_symlink(void **state)
+{
+    membuf m = { 0 };
+    dp_sink s;
+    dp_zip *z = open_zip(&m, &s, -1, 0);
+    entry es[3];
+    unsigned char *got;
+    int z64;
+    (void)state;
+
+    add(z, "sysroot/lib", "usr/lib", 7, DP_ENTRY_SYMLINK);
+    add(z, "dir", "x", 1, 040755);
+    add(z, "dev", "x", 1, 020644);
+    assert_int_equal(dp_zip_finish(z), 0);
+    assert_int_equal(read_cd(&m, es, 3, &z64), 3);
+    assert_int_equal(es[0].ext >> 16, 0120777);
+    assert_int_equal(es[0].made_by >> 8, 3);
+    got = inflate_entry(&m, &es[0]);
+    assert_memory_equal(got, "usr/lib", 7);
+    free(got);
+    assert_int_equal(es[1].ext >> 16, 0100755);
+    assert_int_equal(es[2].ext >> 16, 0100644);
+    free(m.b);
+}
+
 static void test_levels(void **state)
 {
     static const int levels[] = { 0, 1, 6, 9 };
@@ -391,6 +418,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_symlink),
         cmocka_unit_test(test_levels),
         cmocka_unit_test(test_force_zip64),
         cmocka_unit_test(test_many_entries),
