@@ -1,4 +1,4 @@
-# mod_diagproc: build with apxs, test with cmocka + prove against a real httpd.
+# mod_diagproc: built against apxs's httpd headers, tested with cmocka + prove against a real httpd.
 # `make`         build mod_diagproc.so
 # `make run`     install missing packages, build, start a private httpd, print its URL
 # `make test`    install missing packages, build, run unit and integration tests

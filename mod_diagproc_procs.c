@@ -26,9 +26,9 @@
 #include "mod_diagproc_html.h"
 #include "mod_diagproc_scoreboard.h"
 #include "proc/procfs.h"
-#include "proc/format.h"
+#include "worker/format.h"
 #include "proc/elfinfo.h"
-#include "proc/jsonw.h"
+#include "worker/jsonw.h"
 #include "worker/forwarded.h"
 
 /* ------------------------------------------------------------ small parts */

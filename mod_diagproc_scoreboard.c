@@ -26,7 +26,7 @@
 #include "mod_diagproc_procs.h"
 #include "mod_diagproc_html.h"
 #include "proc/procfs.h"
-#include "proc/format.h"
+#include "worker/format.h"
 
 APLOG_USE_MODULE(diagproc);
 

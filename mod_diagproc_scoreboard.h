@@ -6,7 +6,7 @@
 
 #include "httpd.h"
 #include <jansson.h>
-#include "proc/jsonw.h"
+#include "worker/jsonw.h"
 
 /* A page shared by the parent and every process it forks (created once, in
  * the parent, before any of them): the pids the scoreboard does not know,

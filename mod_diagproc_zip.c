@@ -13,7 +13,7 @@
 #include "apr_strings.h"
 
 #include "mod_diagproc_zip.h"
-#include "dump/zip.h"
+#include "worker/zip.h"
 
 APLOG_USE_MODULE(diagproc);
 

@@ -1,5 +1,5 @@
 /* The DIAGPROC_ZIP output filter: turns the dump handler's stream of entries
- * into a zip (dump/zip.c) on its way to the client.
+ * into a zip (worker/zip.c) on its way to the client.
  *
  * The handler adds the filter with
  *     ap_add_output_filter(DP_ZIP_FILTER, NULL, r, r->connection);

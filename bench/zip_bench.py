@@ -8,7 +8,7 @@ the zip writer (`dpzip --synthetic --add CORE --level N > /dev/null`); the
 baseline is a raw copy of the same file (`cat CORE > /dev/null`), i.e. what
 format=raw costs beyond reading memory.
 
-Why level 1 is the default (DP_ZIP_DEFAULT_LEVEL in dump/zip.h), measured
+Why level 1 is the default (DP_ZIP_DEFAULT_LEVEL in worker/zip.h), measured
 here on a 260 MiB core (2 vCPU VM, zlib 1.2.13):
 
     what        MiB/s   zip/core

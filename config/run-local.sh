@@ -43,7 +43,7 @@ $USERCONF
 LoadModule mpm_event_module $M/mod_mpm_event.so
 LoadModule authz_core_module $M/mod_authz_core.so
 LoadModule authz_host_module $M/mod_authz_host.so
-LoadModule diagproc_module $TOP/.libs/mod_diagproc.so
+LoadModule diagproc_module $TOP/build/mod_diagproc.so
 # a local playground: every action enabled, reachable from this machine only
 <Location /diagnostics/processes>
     SetHandler diagproc

@@ -15,7 +15,7 @@
 #include <apr_strings.h>
 #include <apr_tables.h>
 #include "proc/procfs.h"
-#include "proc/format.h"
+#include "worker/format.h"
 #include "proc/elfinfo.h"
 #include "dump/bundle.h"
 

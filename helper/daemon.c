@@ -22,7 +22,7 @@
 #include "helper/daemon.h"
 #include "helper/proto.h"
 #include "proc/procfs.h"
-#include "proc/kill.h"
+#include "helper/kill.h"
 #include "dump/core.h"
 #include "dump/bundle.h"
 #include "dump/snapshot.h"

@@ -6,7 +6,7 @@
 
 #include "worker/stacks.h"
 #include "helper/proto.h"
-#include "proc/format.h"
+#include "worker/format.h"
 #include "proc/procfs.h"
 
 typedef struct native_frame {

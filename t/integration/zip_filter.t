@@ -132,7 +132,7 @@ AP_DECLARE_MODULE(diagproc) = {
 
 
 def build_module():
-    for rel in ("mod_diagproc_zip.c", "mod_diagproc_zip.h", "dump/zip.c", "dump/zip.h",
+    for rel in ("mod_diagproc_zip.c", "mod_diagproc_zip.h", "worker/zip.c", "worker/zip.h",
                 "dump/sink.h", "dump/entries.h", "proc/dp_error.c", "proc/dp_error.h"):
         os.makedirs(os.path.join(build, os.path.dirname(rel)), exist_ok=True)
         shutil.copy(os.path.join(ROOT, rel), os.path.join(build, rel))
@@ -140,7 +140,7 @@ def build_module():
         f.write(HANDLER)
     r = subprocess.run(["apxs", "-c", "-o", "mod_ziptest.la", "-Wc,-Wall", "-Wc,-Werror",
                         "-Wc,-I.", "-Wc,-std=gnu11", "mod_ziptest.c", "mod_diagproc_zip.c",
-                        "dump/zip.c", "proc/dp_error.c", "-lz"],
+                        "worker/zip.c", "proc/dp_error.c", "-lz"],
                        cwd=build, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     if r.returncode:
         diag(r.stdout.decode(errors="replace")[-3000:])

@@ -19,7 +19,7 @@ import procstate
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.path.join(ROOT, "build")
-MODULE = os.environ.get("DP_MODULE") or os.path.join(ROOT, ".libs", "mod_diagproc.so")
+MODULE = os.environ.get("DP_MODULE") or os.path.join(ROOT, "build", "mod_diagproc.so")
 APACHE = "/usr/sbin/apache2"
 MODDIR = "/usr/lib/apache2/modules"
 IS_ROOT = os.geteuid() == 0

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <apr_general.h>
-#include "proc/kill.h"
+#include "helper/kill.h"
 
 int main(int argc, char **argv)
 {

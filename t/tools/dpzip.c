@@ -32,7 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <apr_general.h>
-#include "dump/zip.h"
+#include "worker/zip.h"
 #include "dump/bundle.h"
 
 typedef struct out_ctx {

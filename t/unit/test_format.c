@@ -1,4 +1,4 @@
-/* Unit tests for the API's formats (proc/format.c): .NET TimeSpan, ISO-8601
+/* Unit tests for the API's formats (worker/format.c): .NET TimeSpan, ISO-8601
  * UTC, UTF-8 repair, the joined command line, soname versions, hex. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,7 +8,7 @@
 #include <cmocka.h>
 #include <apr_general.h>
 #include <apr_strings.h>
-#include "proc/format.h"
+#include "worker/format.h"
 
 static apr_pool_t *pool;
 

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include <jansson.h>
-#include "proc/jsonw.h"
+#include "worker/jsonw.h"
 
 typedef struct out {
     char *buf;

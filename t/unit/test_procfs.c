@@ -51,7 +51,7 @@ static void find_fixture_dir(void)
         return;
     }
     fixture_dir = cand;
-    if (is_dir(cand) || prefix[0] == '/')
+    if (is_dir(cand) || (tail && tail > file && file[0] == '/'))
         return;
     n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
     if (n > 0) {

@@ -11,7 +11,7 @@
 #include <cmocka.h>
 #include <zlib.h>
 #include <apr_general.h>
-#include "dump/zip.h"
+#include "worker/zip.h"
 
 typedef struct membuf {
     unsigned char *b;

@@ -1,11 +1,11 @@
-/* Streaming zip writer (PKWARE APPNOTE 6.3): see dump/zip.h for the layout. */
+/* Streaming zip writer (PKWARE APPNOTE 6.3): see worker/zip.h for the layout. */
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
 #include <zlib.h>
 #include <apr_tables.h>
 #include <apr_strings.h>
-#include "dump/zip.h"
+#include "worker/zip.h"
 
 #define SIG_LOCAL     0x04034b50U
 #define SIG_DESC      0x08074b50U

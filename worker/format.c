@@ -2,8 +2,8 @@
 #include <string.h>
 #include <time.h>
 #include <apr_strings.h>
-#include "proc/format.h"
-#include "proc/jsonw.h"
+#include "worker/format.h"
+#include "worker/jsonw.h"
 
 void dp_timespan_buf(char *buf, size_t len, unsigned long long ticks, long hz)
 {

@@ -10,7 +10,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
-#include "proc/kill.h"
+#include "helper/kill.h"
 #include "proc/procfs.h"
 
 #define DP_KILL_MAX_MEMBERS 65536

@@ -1,6 +1,6 @@
 #include <stdio.h>
 #include <string.h>
-#include "proc/jsonw.h"
+#include "worker/jsonw.h"
 
 void dp_jw_init(dp_jsonw *w, int (*flush)(void *, const char *, size_t), void *ctx)
 {
