@@ -213,10 +213,7 @@ int dp_route_dump(request_rec *r, const char **seg)
                              "does not define (0x%lx): MINIDUMP_TYPE's valid bits are "
                              "0x%lx (MiniDumpValidTypeFlags).", type,
                              type & ~DP_DUMP_SUPPORTED, DP_DUMP_VALID);
-    /* as Kudu parses it: any case, empty = raw */
-    if (fmt && !strcasecmp(fmt, "zip"))
-        zip = 1;
-    else if (fmt && *fmt && strcasecmp(fmt, "raw") != 0)
+    if (dp_parse_dump_format(fmt, &zip) != 0)
         return dp_send_error(r, HTTP_BAD_REQUEST, "format '%s' is unknown: use raw (an ELF "
                              "core) or zip (the core with its binaries and scripts).", fmt);
     if ((rv = dp_require_allowed(r, DP_ALLOW_DUMP, "dump", "Dumps")) != OK)

@@ -120,10 +120,20 @@ ServerLimit 2
                 raise RuntimeError("httpd did not start:\n" + self.logs())
             try:
                 with socket.create_connection((self.addr, self.port), timeout=0.5):
-                    return self
+                    pass
+                self._await_helper()
+                return self
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("httpd did not listen:\n" + self.logs())
+
+    def _await_helper(self, secs=5):
+        """The helper counts as a worker until it has dropped privileges
+        (no_new_privs): wait for that, so helpers() and workers() are right
+        from the start."""
+        deadline = time.time() + secs
+        while not self.helpers() and time.time() < deadline:
+            time.sleep(0.02)
 
     def logs(self):
         out = ""
