@@ -111,7 +111,8 @@ static void ask_member(request_rec *r, const dp_fleet_member *m, const char *que
     size_t i;
 
     json_object_set_new(st, "name", json_string(m->name));
-    json_object_set_new(st, "href", json_string(ap_construct_url(r->pool, m->path, r)));
+    json_object_set_new(st, "href", json_string(apr_pstrcat(r->pool, dp_client_origin(r),
+                                                            m->path, NULL)));
     memset(&cap, 0, sizeof(cap));
     rr = ap_sub_req_lookup_uri(apr_pstrcat(r->pool, m->path, query, NULL), r,
                                r->output_filters);
@@ -155,7 +156,7 @@ static void ask_member(request_rec *r, const dp_fleet_member *m, const char *que
             json_object_set_new(st, "machineName", json_string(reported));
     }
     if (json_object_get(st, "error"))
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, APLOGNO(10830)
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, APLOGNO(10870)
                       "fleet member %s (%s): %s", m->name, m->path,
                       json_string_value(json_object_get(st, "error")));
     json_decref(list);

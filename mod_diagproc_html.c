@@ -133,9 +133,8 @@ static const char *version(request_rec *r, const char *etag)
 
 int dp_html_page(request_rec *r)
 {
-    const char *prefix = dp_prefix(r);
-    /* the prefix as the client wrote it (the Location may match any case) */
-    const char *base = apr_pstrmemdup(r->pool, r->uri, strlen(prefix));
+    /* the prefix as the client wrote it; behind a trusted front, the front's */
+    const char *base = dp_client_prefix(r);
     const char *ui = apr_pstrcat(r->pool, base, "/ui/", NULL);
 
     ap_set_content_type(r, "text/html; charset=utf-8");
@@ -223,7 +222,7 @@ static const char *value_text(request_rec *r, json_t *v)
 int dp_html_requests(request_rec *r, json_t *o)
 {
     json_t *list = json_object_get(o, "requests"), *e;
-    const char *base = apr_pstrmemdup(r->pool, r->uri, strlen(dp_prefix(r)));
+    const char *base = dp_client_prefix(r);
     size_t i;
 
     ap_set_content_type(r, "text/html; charset=utf-8");

@@ -29,7 +29,6 @@
 #include "worker/format.h"
 #include "proc/elfinfo.h"
 #include "worker/jsonw.h"
-#include "worker/forwarded.h"
 
 /* ------------------------------------------------------------ small parts */
 
@@ -56,33 +55,9 @@ static json_t *jkudu_count(long long v)
     return json_integer(v < 0 ? -1 : v);
 }
 
-/* The prefix exactly as the client wrote it, as an absolute URL; behind a
- * proxy the configuration trusts, as the proxy's client wrote it (scheme,
- * host and prefix forwarded), so that every href leads back through the
- * proxy to this instance. From anyone else those headers are ignored. */
-static const char *base_href(request_rec *r)
-{
-    const char *local = apr_pstrmemdup(r->pool, r->uri, strlen(dp_prefix(r)));
-    dp_forwarded fw;
-
-    if (!dp_from_trusted_proxy(r))
-        return ap_construct_url(r->pool, local, r);
-    dp_forwarded_parse(r->pool, apr_table_get(r->headers_in, "Forwarded"),
-                       apr_table_get(r->headers_in, "X-Forwarded-Host"),
-                       apr_table_get(r->headers_in, "X-Forwarded-Proto"),
-                       apr_table_get(r->headers_in, "X-Forwarded-Prefix"), &fw);
-    if (!fw.host)   /* host[:port] of scheme://host[:port] */
-        fw.host = strstr(ap_construct_url(r->pool, "", r), "://") + 3;
-    if (!fw.scheme)
-        fw.scheme = ap_http_scheme(r);
-    if (!fw.prefix)
-        fw.prefix = local;
-    return apr_pstrcat(r->pool, fw.scheme, "://", fw.host, fw.prefix, NULL);
-}
-
 const char *dp_proc_href(request_rec *r, long pid)
 {
-    return apr_psprintf(r->pool, "%s/%ld", base_href(r), pid);
+    return apr_psprintf(r->pool, "%s/%ld", dp_base_href(r), pid);
 }
 
 
@@ -247,7 +222,7 @@ static void write_list(request_rec *r, const apr_array_header_t *sorted, const c
                        dp_jsonw *w)
 {
     const dp_roles *roles = dp_roles_take(r->pool);
-    const char *base = base_href(r), *machine = dp_instance_name(r->server), *user = NULL;
+    const char *base = dp_base_href(r), *machine = dp_instance_name(r->server), *user = NULL;
     long hz = dp_clock_ticks(), page = dp_page_size(), last_uid = -1;
     int i;
 

@@ -17,6 +17,7 @@
 #include "mod_diagproc_config.h"
 #include "mod_diagproc_request.h"
 #include "proc/procfs.h"
+#include "worker/forwarded.h"
 
 APLOG_USE_MODULE(diagproc);
 
@@ -32,6 +33,59 @@ const char *dp_prefix(request_rec *r)
     while (n > 0 && d[n - 1] == '/')
         n--;
     return apr_pstrmemdup(r->pool, d, n);
+}
+
+/* What a trusted proxy says its client asked for; all NULL from anyone else,
+ * whose forwarding headers are ignored. */
+static void trusted_forwarded(request_rec *r, dp_forwarded *fw)
+{
+    if (!dp_from_trusted_proxy(r)) {
+        memset(fw, 0, sizeof(*fw));
+        return;
+    }
+    dp_forwarded_parse(r->pool, apr_table_get(r->headers_in, "Forwarded"),
+                       apr_table_get(r->headers_in, "X-Forwarded-Host"),
+                       apr_table_get(r->headers_in, "X-Forwarded-Proto"),
+                       apr_table_get(r->headers_in, "X-Forwarded-Prefix"), fw);
+}
+
+const char *dp_client_prefix(request_rec *r)
+{
+    dp_forwarded fw;
+
+    trusted_forwarded(r, &fw);
+    /* as the client wrote it: the Location may match any case */
+    return fw.prefix ? fw.prefix : apr_pstrmemdup(r->pool, r->uri, strlen(dp_prefix(r)));
+}
+
+static const char *client_origin(request_rec *r, const dp_forwarded *fw)
+{
+    char *own = ap_construct_url(r->pool, "", r);     /* scheme://host[:port] */
+    size_t n = strlen(own);
+
+    while (n && own[n - 1] == '/')
+        own[--n] = '\0';
+    if (!fw->host && !fw->scheme)
+        return own;
+    return apr_pstrcat(r->pool, fw->scheme ? fw->scheme : ap_http_scheme(r), "://",
+                       fw->host ? fw->host : strstr(own, "://") + 3, NULL);
+}
+
+const char *dp_client_origin(request_rec *r)
+{
+    dp_forwarded fw;
+
+    trusted_forwarded(r, &fw);
+    return client_origin(r, &fw);
+}
+
+const char *dp_base_href(request_rec *r)
+{
+    dp_forwarded fw;
+
+    trusted_forwarded(r, &fw);
+    return apr_pstrcat(r->pool, client_origin(r, &fw), fw.prefix ? fw.prefix
+                       : apr_pstrmemdup(r->pool, r->uri, strlen(dp_prefix(r))), NULL);
 }
 
 void dp_set_instance_header(request_rec *r)
@@ -185,10 +239,9 @@ int dp_refuse_cross_site(request_rec *r)
         return dp_send_error(r, HTTP_FORBIDDEN, "Cross-site requests may not change "
                              "processes (Sec-Fetch-Site: cross-site).");
     if (origin && strcmp(origin, "null") != 0) {
-        const char *own = ap_construct_url(r->pool, "", r);
+        /* behind a trusted front, the front's origin is ours */
+        const char *own = dp_client_origin(r);
         size_t n = strlen(own);
-        while (n && own[n - 1] == '/')
-            n--;
         if (strlen(origin) != n || strncasecmp(origin, own, n) != 0)
             return dp_send_error(r, HTTP_FORBIDDEN, "Requests from another origin (%s) may "
                                  "not change processes.", origin);

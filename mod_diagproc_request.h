@@ -11,6 +11,15 @@
 
 /* The <Location> path the handler answers below, without a trailing slash. */
 const char *dp_prefix(request_rec *r);
+/* The prefix the client used, as a path, and as an absolute URL (the base of
+ * every href); and scheme://host[:port] of that URL, the Origin a browser on
+ * it sends. Behind a proxy DiagProcTrustedProxies names, what the proxy's
+ * client used (Forwarded, X-Forwarded-*), so that every link leads back
+ * through the proxy to this instance; from anyone else those headers are
+ * ignored. */
+const char *dp_client_prefix(request_rec *r);
+const char *dp_base_href(request_rec *r);
+const char *dp_client_origin(request_rec *r);
 /* Every answer of ours names the instance (err_headers_out: errors too). */
 void dp_set_instance_header(request_rec *r);
 /* Sends a JSON body (takes the reference) with the status. */

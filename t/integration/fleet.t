@@ -42,7 +42,7 @@ def backend(name, addr):
                  server_conf=f"DiagProcInstanceName {name}\nDiagProcTrustedProxies 127.0.0.1\n"
                              "<Location /diagnostics/denied>\n    SetHandler diagproc\n"
                              "    Require all denied\n</Location>\n",
-                 locations={P: "DiagProcAllow dump fulldump\n" + users}).start()
+                 locations={P: "DiagProcAllow dump fulldump kill\n" + users}).start()
 
 
 web = {"web1": backend("web1", "127.0.0.2"), "web2": backend("web2", "127.0.0.3")}
@@ -122,6 +122,15 @@ is_(seen, {("web1", 200)}, "following them: each answers 200 from web1")
 r = front.get(path_of(d["minidump"]) + "?dumpType=0", headers=JSON)
 is_((r.status, r.headers.get("x-diagproc-instance")), (200, "web1"),
     "the minidump href answers a core from web1")
+# the page a browser gets through the front works from the front's path
+r = front.get(inst(name), headers={"Accept": "text/html"})
+page = r.body.decode(errors="replace")
+like(page, rf'data-base="{re.escape(inst(name))}"', "HTML page through the front: its base "
+     "is the front's path to the instance")
+assets = re.findall(r'(?:href|src)="(/[^"]*)"', page)
+ok(assets and all(u.startswith(inst(name) + "/ui/") for u in assets),
+   f"its {len(assets)} script/style/icon URLs are below the front's path")
+is_({front.get(u).status for u in assets}, {200}, "and load through the front")
 # an error of the member names it too
 gone = subprocess.Popen(["true"])
 gone.wait()
@@ -152,6 +161,21 @@ ok(any(e["id"] == pid and e["machineName"] == "web2" for e in lst2),
 if IS_ROOT:
     r = front.get(f"{inst('web2')}/{targets['web1'].pid}/dump", headers=JSON)
     is_(r.status, 403, "web2 does not dump web1's target (outside its scope)")
+
+# --- a browser on the front may kill through it: its Origin is the front's ---
+victim = spawn([TARGET], ready="ready", user=scope["web1"] or worker_user())
+vpath = f"{inst('web1')}/{victim.pid}"
+r = front.request("DELETE", vpath, headers=dict(JSON, Origin="http://evil.example"))
+is_(r.status, 403, "DELETE through the front from another origin: 403")
+r = web["web1"].request("DELETE", f"{P}/{victim.pid}", source=UNTRUSTED,
+                        headers=dict(JSON, Origin=FRONT, **{"X-Forwarded-Host": front.hostport}))
+is_(r.status, 403, "DELETE straight to web1 with the front's Origin, from an untrusted "
+    "client that forwards the front's host: 403")
+ok(victim.poll() is None, "the target still runs")
+r = front.request("DELETE", vpath, headers=dict(JSON, Origin=FRONT,
+                                                **{"Sec-Fetch-Site": "same-origin"}))
+is_(r.status, 204, "DELETE through the front from the front's own page (its Origin): 204")
+ok(victim.wait(timeout=10) is not None, "the target is gone")
 
 # --- the fleet view ---
 fleet_url = "/diagnostics/fleet/processes" + list_q
