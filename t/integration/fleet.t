@@ -186,6 +186,8 @@ fv = r.json() or {}
 st = {i["name"]: i for i in fv.get("instances", [])}
 is_(sorted(st), ["web1", "web2"], "fleet view names both members")
 ok(all(i.get("status") == 200 and "error" not in i for i in st.values()), "both answered")
+is_({k: v.get("href") for k, v in st.items()}, {n: FRONT + inst(n) for n in st},
+    "each member's href is its path on the front")
 is_({k: v.get("machineName") for k, v in st.items()}, {"web1": "web1", "web2": "web2"},
     "each member reported its own name")
 procs = fv.get("processes", [])
