@@ -331,7 +331,9 @@ static int write_module(bundle *b, module *mod)
         return 0;
     }
     mod->name = apr_pstrcat(b->p, "sysroot", mod->path, NULL);
-    if (b->out->begin(b->out, mod->name, mod->mtime, st.st_mode & 0755 & (mod->is_elf ? 0755 : 0644)) != 0) {
+    /* data files are never made executable by the bundle */
+    if (b->out->begin(b->out, mod->name, mod->mtime,
+                      mod->is_elf ? st.st_mode & 0755 : 0644) != 0) {
         close(fd);
         return sink_failed(b, mod->name);
     }
