@@ -143,11 +143,11 @@
     }
 
     /* An array of objects as a table whose columns are all keys present. */
-    function objectTable(rows, skip) {
+    function objectTable(rows) {
         const cols = [];
         for (const r of rows)
             for (const k of Object.keys(r))
-                if (!cols.includes(k) && !(skip && skip.includes(k)))
+                if (!cols.includes(k))
                     cols.push(k);
         return el('div', { class: 'scroll' }, el('table', null,
             el('thead', null, el('tr', null, cols.map(c => el('th', null, label(c))))),
@@ -286,13 +286,13 @@
             });
         }
 
-        function toggle(key, label, n) {
+        function toggle(key, what, n) {
             if (!n)
                 return el('span', { class: 'leaf' });
             const open = !st.collapsed.has(key) || !!st.filter;
             return el('button', {
                 type: 'button', 'aria-expanded': String(open), 'data-key': key,
-                'aria-label': (open ? 'Collapse ' : 'Expand ') + label,
+                'aria-label': (open ? 'Collapse ' : 'Expand ') + what,
                 title: `${n} ${n === 1 ? 'child' : 'children'}`,
                 onclick: () => { st.collapsed.has(key) ? st.collapsed.delete(key) : st.collapsed.add(key); render(); },
             }, open ? '▾' : '▸');
@@ -426,7 +426,7 @@
     }
 
     function detailView(pid) {
-        const url = `${BASE}/${pid}`;
+        let url = `${BASE}/${pid}`;     /* 0 (this httpd process) becomes its real pid */
         const h1 = el('h1', null, `Process ${pid}`);
         const back = el('p', null, el('a', { href: BASE, id: 'back' }, '← all processes'));
         const msg = el('p', { id: 'message', role: 'status' });
@@ -685,6 +685,7 @@
             p.cpu = cpuPercent(p, Date.now());
             const first = !proc;
             proc = p;
+            url = `${BASE}/${p.id}`;
             h1.textContent = `${p.name} (${p.id})`;
             document.title = `${p.name} (${p.id}) — ${p.machineName}`;
             renderSummary();

@@ -160,6 +160,7 @@ ok("cpu_percent" not in d, "no cpu_percent without sample_ms")
 
 # cpu_percent of a spinning process
 spinner = spawn([TARGET, "--spin"], ready="ready", user=worker_user())
+dphttpd.favour_cpu(spinner.pid)
 r = h.get(f"/diagnostics/processes/{spinner.pid}?sample_ms=300")
 cp = (r.json() or {}).get("cpu_percent")
 ok(cp is not None and 50 < cp < 130, f"cpu_percent of a spinning thread near 100 (got {cp})")
