@@ -69,6 +69,8 @@ typedef struct dp_lang_target {
     const char *exe;                /* the main executable's path */
     dp_stacks *out;
     apr_pool_t *pool;
+    struct apr_hash_t *symbols;     /* the interpreters' roots, found before the stop */
+    struct lang_page *cache;        /* pages read during the walk */
 } dp_lang_target;
 
 /* A checked read of the stopped target (user addresses only, all or nothing);

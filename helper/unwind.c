@@ -13,6 +13,7 @@
 #include <sys/user.h>
 #include <elfutils/libdwfl.h>
 #include <apr_strings.h>
+#include <apr_hash.h>
 
 #include "helper/stacks.h"
 #include "helper/proto.h"
@@ -78,8 +79,10 @@ static int warm_module(Dwfl_Module *mod, void **userdata, const char *name, Dwar
     Dwarf_Addr bias;
     (void)userdata;
     (void)base;
-    if (dwfl_module_getelf(mod, &bias))
+    if (dwfl_module_getelf(mod, &bias)) {
         dwfl_module_eh_cfi(mod, &bias);
+        dwfl_module_dwarf_cfi(mod, &bias);     /* .debug_frame, from debug info if any */
+    }
     if (name && prefixed(name, ((warm_arg *)arg)->exe, interpreter_objects))
         dwfl_module_getsymtab(mod);
     return DWARF_CB_OK;
@@ -247,12 +250,74 @@ static void list_threads(dp_core *core, pid_t keep_running_tid, dp_stacks *s, ap
     }
 }
 
-static void walk_interpreter(dp_core *core, Dwfl *dwfl, pid_t pid, dp_stacks *s, apr_pool_t *p)
+#define CACHE_PAGES 64
+struct lang_page {
+    uint64_t page;                  /* 0 = empty */
+    unsigned char data[4096];
+};
+
+typedef struct root_symbol {
+    uint64_t addr, size;
+    const char *module;
+} root_symbol;
+
+/* Every symbol a walker looks for, in one pass over each interpreter
+ * object's symbol table, before the target is stopped. */
+static const char *const root_names[] = {
+    "_PyRuntime", "Py_Version", "PyCode_Type", "PyUnicode_Type",
+    "executor_globals", "execute_ex", "zend_execute_ex", NULL
+};
+
+static int collect_roots(Dwfl_Module *mod, void **userdata, const char *mname, Dwarf_Addr base,
+                         void *arg)
 {
-    dp_lang_target t = { core, dwfl, pid, exe_of(pid, p), s, p };
+    dp_lang_target *t = arg;
+    int i, n, k;
+
+    (void)userdata;
+    (void)base;
+    if (!mname || !prefixed(mname, t->exe, interpreter_objects))
+        return DWARF_CB_OK;
+    n = dwfl_module_getsymtab(mod);
+    for (i = 1; i < n; i++) {
+        GElf_Sym sym;
+        GElf_Addr addr;
+        const char *name = dwfl_module_getsym_info(mod, i, &sym, &addr, NULL, NULL, NULL);
+        if (!name || sym.st_shndx == SHN_UNDEF || name[0] == '\0')
+            continue;
+        for (k = 0; root_names[k]; k++)
+            if (!strcmp(name, root_names[k]) && !apr_hash_get(t->symbols, root_names[k],
+                                                              APR_HASH_KEY_STRING)) {
+                root_symbol *r = apr_palloc(t->pool, sizeof(*r));
+                r->addr = addr;
+                r->size = sym.st_size;
+                r->module = apr_pstrdup(t->pool, mname);
+                apr_hash_set(t->symbols, root_names[k], APR_HASH_KEY_STRING, r);
+            }
+    }
+    return DWARF_CB_OK;
+}
+
+static void lang_target_init(dp_lang_target *t, Dwfl *dwfl, pid_t pid, dp_stacks *s,
+                             apr_pool_t *p)
+{
+    memset(t, 0, sizeof(*t));
+    t->dwfl = dwfl;
+    t->pid = pid;
+    t->exe = exe_of(pid, p);
+    t->out = s;
+    t->pool = p;
+    t->symbols = apr_hash_make(p);
+    t->cache = apr_pcalloc(p, sizeof(struct lang_page) * CACHE_PAGES);
     s->pages = apr_array_make(p, 64, sizeof(uint64_t));
-    if (!dp_pystack_walk(&t))
-        dp_phpstack_walk(&t);
+    dwfl_getmodules(dwfl, collect_roots, t, 0);
+}
+
+static void walk_interpreter(dp_lang_target *t, dp_core *core)
+{
+    t->core = core;
+    if (!dp_pystack_walk(t))
+        dp_phpstack_walk(t);
 }
 
 int dp_stacks_collect(pid_t pid, pid_t keep_running_tid, dp_stacks **out, apr_pool_t *p,
@@ -265,6 +330,7 @@ int dp_stacks_collect(pid_t pid, pid_t keep_running_tid, dp_stacks **out, apr_po
     Dwfl *dwfl;
     uint64_t start = now_us(), stopped;
     apr_array_header_t **activation;
+    dp_lang_target lt;
     int i;
 
     /* the objects are found and opened before the target is stopped */
@@ -274,6 +340,7 @@ int dp_stacks_collect(pid_t pid, pid_t keep_running_tid, dp_stacks **out, apr_po
         warm_arg w = { exe_of(pid, p) };
         dwfl_getmodules(dwfl, warm_module, &w, 0);
     }
+    lang_target_init(&lt, dwfl, pid, s, p);
     memset(&o, 0, sizeof(o));
     o.pid = pid;
     o.keep_running_tid = keep_running_tid;
@@ -312,7 +379,7 @@ int dp_stacks_collect(pid_t pid, pid_t keep_running_tid, dp_stacks **out, apr_po
     if (u.timed_out)
         s->flags |= DP_SS_TIME_CAP;
     if (!u.timed_out)
-        walk_interpreter(core, dwfl, pid, s, p);
+        walk_interpreter(&lt, core);
     dp_core_close(core);
     s->paused_us = now_us() - stopped;
     for (i = 0; i < s->threads->nelts; i++) {
@@ -340,8 +407,10 @@ void dp_stacks_add_lang_pages(dp_core *c, void *arg)
         return;
     memset(&s, 0, sizeof(s));
     if ((dwfl = report_modules(pid, &err))) {
+        dp_lang_target lt;
         list_threads(c, 0, &s, p);
-        walk_interpreter(c, dwfl, pid, &s, p);
+        lang_target_init(&lt, dwfl, pid, &s, p);
+        walk_interpreter(&lt, c);
         for (i = 0; i < s.pages->nelts; i++) {
             uint64_t page = APR_ARRAY_IDX(s.pages, i, uint64_t);
             dp_core_want(c, page, page + 4096);
@@ -353,20 +422,39 @@ void dp_stacks_add_lang_pages(dp_core *c, void *arg)
 
 /* ------------------------------------------------- for the walkers */
 
+static void record_page(dp_lang_target *t, uint64_t page)
+{
+    int i;
+    for (i = t->out->pages->nelts - 1; i >= 0 && i >= t->out->pages->nelts - 16; i--)
+        if (APR_ARRAY_IDX(t->out->pages, i, uint64_t) == page)
+            return;
+    if (t->out->pages->nelts < DP_LANG_MAX_PAGES)
+        APR_ARRAY_PUSH(t->out->pages, uint64_t) = page;
+}
+
+/* Through a small page cache: a walk reads many small fields of few pages. */
 int dp_lang_read(dp_lang_target *t, uint64_t addr, void *buf, size_t len)
 {
-    uint64_t page;
+    unsigned char *out = buf;
 
-    if (addr < USER_MIN || addr >= USER_MAX || len > USER_MAX - addr
-        || dp_core_read(t->core, addr, buf, len) != 0)
+    if (addr < USER_MIN || addr >= USER_MAX || len > USER_MAX - addr)
         return -1;
-    for (page = addr & ~4095ULL; page < addr + len; page += 4096) {
-        int i, seen = 0;
-        for (i = t->out->pages->nelts - 1; i >= 0 && i >= t->out->pages->nelts - 16; i--)
-            if (APR_ARRAY_IDX(t->out->pages, i, uint64_t) == page)
-                seen = 1;
-        if (!seen && t->out->pages->nelts < DP_LANG_MAX_PAGES)
-            APR_ARRAY_PUSH(t->out->pages, uint64_t) = page;
+    while (len) {
+        uint64_t page = addr & ~4095ULL, off = addr - page;
+        size_t n = len < 4096 - off ? len : (size_t)(4096 - off);
+        struct lang_page *c = &t->cache[(page >> 12) % CACHE_PAGES];
+        if (c->page != page) {
+            if (dp_core_read(t->core, page, c->data, 4096) != 0) {
+                c->page = 0;
+                return -1;
+            }
+            c->page = page;
+            record_page(t, page);
+        }
+        memcpy(out, c->data + off, n);
+        out += n;
+        addr += n;
+        len -= n;
     }
     return 0;
 }
@@ -439,6 +527,19 @@ int dp_lang_symbol(dp_lang_target *t, const char *const *prefixes, const char *n
                    uint64_t *addr, uint64_t *size, const char **module)
 {
     sym_query q = { t, prefixes, name, 0, 0, NULL, 0 };
+    const root_symbol *r = apr_hash_get(t->symbols, name, APR_HASH_KEY_STRING);
+
+    if (r && prefixed(r->module, t->exe, prefixes)) {
+        *addr = r->addr;
+        if (size)
+            *size = r->size;
+        if (module)
+            *module = r->module;
+        return 0;
+    }
+    for (size_t k = 0; root_names[k]; k++)
+        if (!strcmp(root_names[k], name))
+            return -1;      /* a root: the table above was complete */
     dwfl_getmodules(t->dwfl, find_in_module, &q, 0);
     if (!q.found)
         return -1;
