@@ -56,7 +56,7 @@ def gdb_frames(text):
 
 
 for argv, cmd, exe, ready in (
-        (["/usr/bin/python3", os.path.join(LANG, "stuck.py")], "py-bt", "/usr/bin/python3.11",
+        (["/usr/bin/python3", os.path.join(LANG, "stuck.py")], "dp-py-bt", "/usr/bin/python3.11",
          # settled: blocked on the lock, not still on its way there
          lambda o: any(f and f[0][1] == "Worker.wait_for_lock"
                        and f[0][3] == line_of(os.path.join(LANG, "stuck.py"), "wait_for_lock")
