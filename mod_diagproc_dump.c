@@ -141,7 +141,7 @@ static int handle_dump(request_rec *r, pid_t pid, unsigned long dump_type, int z
         const char *data = buf;
         if (dp_frame_read_header_fd(hc->fd, &type, &len, &passed) != 0
             || dp_read_full(hc->fd, buf, len) != 0) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APLOGNO(10816)
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, DPLOGNO(00001)
                           "diagproc: the dump of %d ended early", (int)pid);
             return abort_stream(r, bb);
         }

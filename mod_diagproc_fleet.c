@@ -156,7 +156,7 @@ static void ask_member(request_rec *r, const dp_fleet_member *m, const char *que
             json_object_set_new(st, "machineName", json_string(reported));
     }
     if (json_object_get(st, "error"))
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, APLOGNO(10870)
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, DPLOGNO(00002)
                       "fleet member %s (%s): %s", m->name, m->path,
                       json_string_value(json_object_get(st, "error")));
     json_decref(list);

@@ -67,7 +67,7 @@ static int listen_socket(apr_pool_t *p, server_rec *s)
     memset(&sa, 0, sizeof(sa));
     sa.sun_family = AF_UNIX;
     if (fd < 0 || strlen(sockpath) >= sizeof(sa.sun_path)) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, APLOGNO(10810)
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, DPLOGNO(00003)
                      "diagproc: cannot create the helper socket %s", sockpath);
         return -1;
     }
@@ -77,7 +77,7 @@ static int listen_socket(apr_pool_t *p, server_rec *s)
         || (geteuid() == 0 && chown(sockpath, ap_unixd_config.user_id,
                                     ap_unixd_config.group_id) != 0)
         || listen(fd, 64) != 0) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, APLOGNO(10811)
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, DPLOGNO(00004)
                      "diagproc: cannot listen on the helper socket %s", sockpath);
         close(fd);
         return -1;
@@ -110,7 +110,7 @@ static int start_helper(apr_pool_t *p, server_rec *s)
     helper_proc.pid = pid;
     dp_shared_set_helper(pid);
     apr_proc_other_child_register(&helper_proc, helper_maintenance, &helper_proc, NULL, p);
-    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, APLOGNO(10812)
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, DPLOGNO(00005)
                  "diagproc: helper %d serving %s", (int)pid, sockpath);
     return 0;
 }
@@ -142,7 +142,7 @@ static void helper_maintenance(int reason, void *data, apr_wait_t status)
     case APR_OC_REASON_LOST:
         helper_pid = 0;                 /* so the UNREGISTER below stops nothing */
         apr_proc_other_child_unregister(data);
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, main_server, APLOGNO(10813)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, main_server, DPLOGNO(00006)
                      "diagproc: helper died; starting a new one");
         start_helper(helper_pool, main_server);
         break;
@@ -194,7 +194,7 @@ static int dp_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
                                               : DP_IOPRIO_VALUE(DP_IOPRIO_CLASS_BE, 7);
     apr_pool_cleanup_register(pconf, NULL, helper_cleanup, apr_pool_cleanup_null);
     if (start_helper(pconf, s) != 0)
-        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, APLOGNO(10814)
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, DPLOGNO(00007)
                      "diagproc: the helper did not start; kill, dump and private reads "
                      "will answer 503");
     return OK;

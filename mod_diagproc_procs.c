@@ -636,22 +636,11 @@ int dp_route_environment(request_rec *r, const char **seg)
 static json_t *children_json(request_rec *r, pid_t pid)
 {
     json_t *arr = json_array();
-    apr_array_header_t *tids = dp_list_tids(pid, r->pool);
+    apr_array_header_t *kids = dp_list_children(pid, r->pool);
     int i;
 
-    /* every thread's children file: a child belongs to the thread that forked it */
-    for (i = 0; tids && i < tids->nelts; i++) {
-        char buf[8192];
-        char *s, *end;
-        ssize_t n = dp_read_small(apr_psprintf(r->pool, "/proc/%d/task/%d/children", (int)pid,
-                                               APR_ARRAY_IDX(tids, i, int)), buf, sizeof(buf));
-        for (s = buf; n > 0 && *s; s = end) {
-            long c = strtol(s, &end, 10);
-            if (end == s)
-                break;
-            json_array_append_new(arr, json_string(dp_proc_href(r, c)));
-        }
-    }
+    for (i = 0; kids && i < kids->nelts; i++)
+        json_array_append_new(arr, json_string(dp_proc_href(r, APR_ARRAY_IDX(kids, i, pid_t))));
     return arr;
 }
 

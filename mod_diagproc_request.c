@@ -12,12 +12,14 @@
 #include "http_log.h"
 #include "http_protocol.h"
 #include "http_request.h"
+#include "util_script.h"
 #include "apr_strings.h"
 
 #include "mod_diagproc_config.h"
 #include "mod_diagproc_request.h"
 #include "proc/procfs.h"
 #include "worker/forwarded.h"
+#include "proc/protect.h"
 
 APLOG_USE_MODULE(diagproc);
 
@@ -121,9 +123,9 @@ int dp_send_error(request_rec *r, int status, const char *fmt, ...)
     msg = apr_pvsprintf(r->pool, fmt, ap);
     va_end(ap);
     if (status >= 500)
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, APLOGNO(10800) "%s", msg);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, DPLOGNO(00009) "%s", msg);
     else
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, APLOGNO(10801) "%d: %s", status, msg);
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, DPLOGNO(00010) "%d: %s", status, msg);
     return dp_send_json(r, status, json_pack("{s:s}", "Message", msg));
 }
 
@@ -139,20 +141,13 @@ int dp_send_dp_error(request_rec *r, const dp_error *err)
 
 apr_table_t *dp_query(request_rec *r)
 {
-    apr_table_t *t = apr_table_make(r->pool, 4);
-    char *args = r->args ? apr_pstrdup(r->pool, r->args) : NULL, *pair;
+    apr_table_t *t = NULL;
 
-    while (args && (pair = strsep(&args, "&")) != NULL) {
-        char *eq = strchr(pair, '=');
-        if (!*pair)
-            continue;
-        if (eq)
-            *eq++ = '\0';
-        ap_unescape_url(pair);
-        if (eq)
-            ap_unescape_url(eq);
-        apr_table_set(t, pair, eq ? eq : "");
-    }
+    /* parsed once, kept with the request */
+    if (apr_pool_userdata_get((void **)&t, "diagproc-query", r->pool) == APR_SUCCESS && t)
+        return t;
+    ap_args_to_table(r, &t);
+    apr_pool_userdata_setn(t, "diagproc-query", NULL, r->pool);
     return t;
 }
 
@@ -209,14 +204,11 @@ int dp_resolve_target(request_rec *r, const char *idstr, pid_t *pid, dp_stat *st
 /* pid 1, the httpd parent, kernel threads: never killed or dumped from here. */
 int dp_refuse_protected(request_rec *r, pid_t pid, const dp_stat *st)
 {
-    if (pid == 1)
-        return dp_send_error(r, HTTP_FORBIDDEN, "Process 1 (init) is protected.");
-    if (pid == getppid())
-        return dp_send_error(r, HTTP_FORBIDDEN, "Process %d is the httpd parent process; "
-                             "it is protected (use apachectl to restart httpd).", (int)pid);
-    if ((st->flags & DP_PF_KTHREAD) || pid == 2 || st->ppid == 2)
-        return dp_send_error(r, HTTP_FORBIDDEN, "Process %d is a kernel thread; kernel "
-                             "threads are protected.", (int)pid);
+    dp_error err = { 0 };
+
+    /* a worker's (and the reserved process's) parent is the httpd parent */
+    if (dp_check_protected(pid, st, getppid(), 0, &err) != 0)
+        return dp_send_dp_error(r, &err);
     return OK;
 }
 

@@ -22,6 +22,7 @@
 #include "helper/daemon.h"
 #include "helper/proto.h"
 #include "proc/procfs.h"
+#include "proc/protect.h"
 #include "helper/kill.h"
 #include "dump/core.h"
 #include "dump/bundle.h"
@@ -100,20 +101,12 @@ static int check_target(const dp_helper_policy *pol, pid_t pid, int acting, dp_s
     if (!dp_policy_allows_uid(pol, ss.uid[0]) || !dp_policy_allows_uid(pol, ss.uid[1]))
         return dp_fail(err, 403, "Process %d (uid %ld) is outside the helper's ceiling "
                        "(DiagProcHelperUsers / DiagProcUsers).", (int)pid, ss.uid[1]);
-    if (acting) {
-        if (pid == 1)
-            return dp_fail(err, 403, "Process 1 (init) is protected.");
-        /* checked in a request's child: the daemon is its parent */
-        if (pid == daemon_pid || pid == getpid())
-            return dp_fail(err, 403, "Process %d is the diagproc helper; it is protected.",
-                           (int)pid);
-        if (pid == pol->httpd_pid)
-            return dp_fail(err, 403, "Process %d is the httpd parent process; it is "
-                           "protected.", (int)pid);
-        if ((st->flags & DP_PF_KTHREAD) || st->ppid == 2 || pid == 2)
-            return dp_fail(err, 403, "Process %d is a kernel thread; kernel threads are "
-                           "protected.", (int)pid);
-    }
+    /* checked in a request's child, whose parent is the daemon */
+    if (acting && dp_check_protected(pid, st, pol->httpd_pid, daemon_pid, err) != 0)
+        return -1;
+    if (acting && pid == getpid())
+        return dp_fail(err, 403, "Process %d is the diagproc helper; it is protected.",
+                       (int)pid);
     return 0;
 }
 
