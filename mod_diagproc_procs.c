@@ -440,6 +440,28 @@ static int open_module(request_rec *r, pid_t pid, const module_info *m)
     return fd;
 }
 
+/* The build id of what is mapped when the worker cannot open it (another
+ * user's map_files, a deleted or replaced file): the helper reads it as the
+ * bundle does, so that both name the same file's id. NULL when unknown. */
+static const char *mapped_build_id(request_rec *r, pid_t pid, const module_info *m)
+{
+    dp_error err = { 0 };
+    apr_array_header_t *pairs;
+    apr_size_t len = 0;
+    char *buf;
+    int i;
+
+    if (!m->deleted && access(m->path, R_OK) == 0)
+        return NULL;    /* the file itself was readable: it has no build id */
+    if (dp_helper_proc_read(r, pid, DP_READ_BUILD_IDS, &buf, &len, &err) != 0)
+        return NULL;
+    pairs = dp_split_nul(buf, len, r->pool);
+    for (i = 0; i + 1 < pairs->nelts; i += 2)
+        if (!strcmp(APR_ARRAY_IDX(pairs, i, const char *), m->map_range))
+            return APR_ARRAY_IDX(pairs, i + 1, const char *);
+    return NULL;
+}
+
 static const char *base_name(const char *path)
 {
     const char *s = strrchr(path, '/');
@@ -579,7 +601,7 @@ int dp_route_module(request_rec *r, const char **seg)
         if (fd >= 0)
             close(fd);
         json_object_set_new(o, "build_id", n > 0 ? json_string(dp_hex(id, (size_t)n, r->pool))
-                                                 : json_null());
+                                                 : jcstr(r->pool, mapped_build_id(r, pid, m)));
         json_object_set_new(o, "deleted", json_boolean(m->deleted));
         return dp_send_json(r, HTTP_OK, o);
     }

@@ -24,6 +24,8 @@
 #include "proc/procfs.h"
 #include "proc/protect.h"
 #include "helper/kill.h"
+#include "proc/elfinfo.h"
+#include "worker/format.h"
 #include "dump/core.h"
 #include "dump/bundle.h"
 #include "dump/snapshot.h"
@@ -217,12 +219,57 @@ static int entries_end(dp_entry_sink *s)
 
 /* ---------------------------------------------------------------- requests */
 
+/* Build ids of what is mapped: each file's offset-0 mapping opened through
+ * map_files (the one way to a deleted or replaced file). */
+static void send_build_ids(int fd, pid_t pid, const char *maps_path, apr_pool_t *p)
+{
+    dp_sink out = { frames_write, &fd };
+    dp_error err = { 0 };
+    apr_array_header_t *maps;
+    char *buf;
+    size_t len;
+    int i;
+
+    if (dp_read_file(maps_path, &buf, &len, p) != 0) {
+        dp_fail(&err, errno == ENOENT || errno == ESRCH ? 404 : 403, "Cannot read the memory "
+                "map of process %d: %s.", (int)pid, strerror(errno));
+        return send_error(fd, &err);
+    }
+    maps = dp_parse_maps(buf, len, p);
+    send_ok(fd, UINT64_MAX, "");
+    for (i = 0; i < maps->nelts; i++) {
+        const dp_map *m = &APR_ARRAY_IDX(maps, i, dp_map);
+        unsigned char id[64];
+        char range[64], mf[128];
+        int mfd, n;
+
+        if (m->path[0] != '/' || m->inode == 0 || m->offset != 0)
+            continue;
+        snprintf(range, sizeof(range), "%llx-%llx", m->start, m->end);
+        snprintf(mf, sizeof(mf), "/proc/%d/map_files/%s", (int)pid, range);
+        if ((mfd = open(mf, O_RDONLY | O_CLOEXEC)) < 0)
+            continue;
+        n = dp_elf_build_id(mfd, id, sizeof(id));
+        close(mfd);
+        if (n <= 0)
+            continue;
+        {
+            const char *hex = dp_hex(id, (size_t)n, p);
+            if (dp_sink_write(&out, range, strlen(range) + 1) != 0
+                || dp_sink_write(&out, hex, strlen(hex) + 1) != 0)
+                break;
+        }
+    }
+    send_end(fd);
+}
+
 static void do_proc_read(int fd, const dp_helper_policy *pol, const dp_request *rq,
                          apr_pool_t *p)
 {
-    static const char *files[] = { NULL, "fd", "exe", "environ", "cwd", "maps" };
+    static const char *files[] = { NULL, "fd", "exe", "environ", "cwd", "maps", "maps" };
     static const char *what[] = { NULL, "the open files", "the executable", "the environment",
-                                  "the working directory", "the memory map" };
+                                  "the working directory", "the memory map",
+                                  "the memory map" };
     dp_error err = { 0 };
     dp_stat st;
     char path[64];
@@ -272,6 +319,8 @@ static void do_proc_read(int fd, const dp_helper_policy *pol, const dp_request *
         send_end(fd);
         return;
     }
+    if (rq->what == DP_READ_BUILD_IDS)
+        return send_build_ids(fd, rq->pid, path, p);
     {
         char *buf;
         size_t len;

@@ -18,8 +18,11 @@ enum dp_op {
 };
 
 /* what, for DP_OP_PROC_READ (the one set of codes, also used by the worker) */
+/* DP_READ_BUILD_IDS: "start-end\0hex build id\0" for every mapped file's
+ * first mapping, read from what is mapped (map_files), so that the module
+ * route names the build id of the same file the bundle ships. */
 enum dp_priv { DP_READ_FDS = 1, DP_READ_EXE = 2, DP_READ_ENVIRON = 3, DP_READ_CWD = 4,
-               DP_READ_MAPS = 5 };
+               DP_READ_MAPS = 5, DP_READ_BUILD_IDS = 6 };
 
 typedef struct dp_request {
     uint32_t magic, version, op, what;      /* what: dp_priv, or 1 = zip for DUMP */
