@@ -26,6 +26,7 @@
 #include "mod_diagproc_html.h"
 #include "mod_diagproc_scoreboard.h"
 #include "proc/procfs.h"
+#include "proc/modules.h"
 #include "worker/format.h"
 #include "proc/elfinfo.h"
 #include "worker/jsonw.h"
@@ -424,20 +425,15 @@ int dp_route_thread(request_rec *r, const char **seg)
 
 /* ---------------------------------------------------------------- modules */
 
-typedef struct module_info {
-    unsigned long long base, end;
-    const char *path;           /* as in maps, " (deleted)" stripped */
-    int deleted;
-    const char *map_range;      /* "start-end" of the offset-0 mapping, for map_files */
-} module_info;
+/* A module of the API: a mapped ELF object, from the one collector that the
+ * bundle uses too (proc/modules.c). */
+typedef dp_module module_info;
 
 static int open_module(request_rec *r, pid_t pid, const module_info *m)
 {
-    int fd = open(apr_psprintf(r->pool, "/proc/%d/map_files/%s", (int)pid, m->map_range),
-                  O_RDONLY | O_CLOEXEC);
-    if (fd < 0 && !m->deleted)
-        fd = open(m->path, O_RDONLY | O_CLOEXEC);
-    return fd;
+    const char *source, *why;
+    (void)r;
+    return dp_open_module(pid, m, 0, &source, &why);
 }
 
 /* The build id of what is mapped when the worker cannot open it (another
@@ -476,60 +472,35 @@ static int by_file_name(const void *a, const void *b)
     if (c)
         return c;
     c = strcmp(base_name(x->path), base_name(y->path));
-    return c ? c : x->base < y->base ? -1 : x->base > y->base;
+    return c ? c : x->start < y->start ? -1 : x->start > y->start;
 }
 
 /* Each mapped ELF object once, at the lowest address it is mapped at. */
 static apr_array_header_t *collect_modules(request_rec *r, pid_t pid)
 {
-    apr_array_header_t *mods = apr_array_make(r->pool, 32, sizeof(module_info));
-    apr_array_header_t *maps;
+    apr_array_header_t *mods = apr_array_make(r->pool, 32, sizeof(module_info)), *files;
     char *buf;
     size_t len;
-    int i, j;
+    int i;
 
     /* non-dumpable processes (other workers, setuid programs, the helper)
        keep their maps from the worker: the helper reads them */
     if (read_private(r, pid, DP_READ_MAPS, "maps", &buf, &len) != 0)
         return NULL;
-    maps = dp_parse_maps(buf, len, r->pool);
-    for (i = 0; i < maps->nelts; i++) {
-        const dp_map *m = &APR_ARRAY_IDX(maps, i, dp_map);
-        const char *path = m->path;
-        size_t plen = strlen(path);
-        module_info *found = NULL;
-        int deleted = 0;
+    files = dp_collect_modules(dp_parse_maps(buf, len, r->pool), r->pool);
+    for (i = 0; i < files->nelts; i++) {
+        const module_info *m = &APR_ARRAY_IDX(files, i, module_info);
+        int fd, elf;
 
-        if (path[0] != '/' || m->inode == 0)
-            continue;
-        if (plen > 10 && !strcmp(path + plen - 10, " (deleted)")) {
-            deleted = 1;
-            path = apr_pstrmemdup(r->pool, path, plen - 10);
-        }
-        for (j = 0; j < mods->nelts; j++)
-            if (!strcmp(APR_ARRAY_IDX(mods, j, module_info).path, path))
-                found = &APR_ARRAY_IDX(mods, j, module_info);
-        if (found) {
-            if (m->end > found->end)
-                found->end = m->end;
-            continue;
-        }
-        if (m->offset != 0)
+        if (m->first_offset != 0)
             continue;       /* an object's first mapping is its ELF header */
-        {
-            module_info mi = { m->start, m->end, path, deleted,
-                               apr_psprintf(r->pool, "%" APR_UINT64_T_HEX_FMT "-%" APR_UINT64_T_HEX_FMT, (apr_uint64_t)m->start, (apr_uint64_t)m->end) };
-            int fd = open_module(r, pid, &mi), elf;
-            /* unreadable (deleted, other user): trust an executable mapping */
-            elf = fd >= 0 ? dp_is_elf_fd(fd) : 0;
-            if (fd >= 0)
-                close(fd);
-            else if (i + 1 < maps->nelts)
-                elf = !strcmp(APR_ARRAY_IDX(maps, i + 1, dp_map).path, m->path)
-                      && strchr(APR_ARRAY_IDX(maps, i + 1, dp_map).perms, 'x') != NULL;
-            if (elf)
-                *(module_info *)apr_array_push(mods) = mi;
-        }
+        /* unreadable (deleted, another user's root): trust an executable mapping */
+        fd = open_module(r, pid, m);
+        elf = fd >= 0 ? dp_is_elf_fd(fd) : m->end > m->map_end;
+        if (fd >= 0)
+            close(fd);
+        if (elf)
+            *(module_info *)apr_array_push(mods) = *m;
     }
     qsort(mods->elts, (size_t)mods->nelts, sizeof(module_info), by_file_name);
     return mods;
@@ -538,7 +509,7 @@ static apr_array_header_t *collect_modules(request_rec *r, pid_t pid)
 static json_t *module_summary(request_rec *r, pid_t pid, const module_info *m)
 {
     json_t *o = json_object();
-    const char *base = apr_psprintf(r->pool, "%" APR_UINT64_T_HEX_FMT, (apr_uint64_t)m->base);
+    const char *base = apr_psprintf(r->pool, "%" APR_UINT64_T_HEX_FMT, (apr_uint64_t)m->start);
 
     json_object_set_new(o, "base_address", json_string(base));
     json_object_set_new(o, "file_name", jcstr(r->pool, base_name(m->path)));
@@ -591,11 +562,11 @@ int dp_route_module(request_rec *r, const char **seg)
         int fd, n;
         json_t *o;
 
-        if (m->base != base)
+        if (m->start != base)
             continue;
         o = module_summary(r, pid, m);
         json_object_set_new(o, "file_path", jcstr(r->pool, m->path));
-        json_object_set_new(o, "module_memory_size", json_integer((json_int_t)(m->end - m->base)));
+        json_object_set_new(o, "module_memory_size", json_integer((json_int_t)(m->end - m->start)));
         fd = open_module(r, pid, m);
         n = fd >= 0 ? dp_elf_build_id(fd, id, sizeof(id)) : -1;
         if (fd >= 0)

@@ -18,11 +18,13 @@
 #include "worker/format.h"
 #include "proc/elfinfo.h"
 #include "dump/bundle.h"
+#include "proc/modules.h"
 
 #define COPY_BUF (64 * 1024)
 #define DELETED_SUFFIX " (deleted)"
 
 typedef struct module {
+    const dp_module *dm;            /* what proc/modules.c collected */
     const char *path;               /* as mapped, " (deleted)" stripped */
     const char *name;               /* entry name, sysroot/<path> */
     unsigned long long start, end, inode;
@@ -174,49 +176,32 @@ static int read_target(bundle *b)
 
 /* ---------------------------------------------------------------- modules */
 
-static module *find_or_add(bundle *b, apr_hash_t *seen, const dp_map *m)
-{
-    char id[64], *key;
-    module *mod;
-
-    /* apr's formatter has no %llu: the numbers go through snprintf */
-    snprintf(id, sizeof(id), "%x:%x:%llu:", m->dev_major, m->dev_minor, m->inode);
-    key = apr_pstrcat(b->p, id, m->path, NULL);
-    if ((mod = apr_hash_get(seen, key, APR_HASH_KEY_STRING)) != NULL)
-        return NULL;
-    mod = apr_array_push(b->mods);
-    memset(mod, 0, sizeof(*mod));
-    mod->path = strip_deleted(m->path, &mod->deleted, b->p);
-    mod->start = m->start;
-    mod->end = m->end;
-    mod->inode = m->inode;
-    mod->dev_major = m->dev_major;
-    mod->dev_minor = m->dev_minor;
-    mod->is_exe = b->exe && strcmp(mod->path, b->exe) == 0;
-    apr_hash_set(seen, key, APR_HASH_KEY_STRING, mod);
-    return mod;
-}
-
-/* File-backed mappings, one module per file; device files are never opened
- * (reading one could have side effects). */
+/* One module per mapped file (proc/modules.c, as the API's module routes). */
 static void collect_modules(bundle *b)
 {
-    apr_hash_t *seen = apr_hash_make(b->p);
+    apr_array_header_t *files = dp_collect_modules(b->maps, b->p);
     int i;
 
-    b->mods = apr_array_make(b->p, 32, sizeof(module));
-    for (i = 0; i < b->maps->nelts; i++) {
-        const dp_map *m = &APR_ARRAY_IDX(b->maps, i, dp_map);
-        if (m->path[0] != '/' || m->inode == 0 || strncmp(m->path, "/dev/", 5) == 0)
-            continue;
-        find_or_add(b, seen, m);
+    b->mods = apr_array_make(b->p, files->nelts, sizeof(module));
+    for (i = 0; i < files->nelts; i++) {
+        const dp_module *dm = &APR_ARRAY_IDX(files, i, dp_module);
+        module *mod = apr_array_push(b->mods);
+        memset(mod, 0, sizeof(*mod));
+        mod->dm = dm;
+        mod->path = dm->path;
+        mod->deleted = dm->deleted;
+        mod->start = dm->map_start;
+        mod->end = dm->map_end;
+        mod->inode = dm->inode;
+        mod->dev_major = dm->dev_major;
+        mod->dev_minor = dm->dev_minor;
+        mod->is_exe = b->exe && strcmp(mod->path, b->exe) == 0;
     }
 }
 
 static int same_file(const struct stat *st, const module *mod)
 {
-    return (unsigned long long)st->st_ino == mod->inode
-           && major(st->st_dev) == mod->dev_major && minor(st->st_dev) == mod->dev_minor;
+    return dp_module_same_file(mod->dm, st->st_dev, st->st_ino);
 }
 
 /* The program interpreter named in the executable (/lib64/ld-linux-x86-64.so.2):
@@ -250,36 +235,7 @@ static const char *elf_interp(int fd, apr_pool_t *p)
  * the target's root when it is still the same file. */
 static int open_module(bundle *b, module *mod)
 {
-    char path[PATH_MAX + 96];
-    struct stat st;
-    int fd;
-
-    snprintf(path, sizeof(path), "%s/map_files/%llx-%llx", b->proc, mod->start, mod->end);
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
-        mod->source = "map_files";
-        return fd;
-    }
-    if (mod->is_exe) {
-        snprintf(path, sizeof(path), "%s/exe", b->proc);
-        if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
-            mod->source = "exe";
-            return fd;
-        }
-    }
-    snprintf(path, sizeof(path), "%s/root%s", b->proc, mod->path);
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0
-        && (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-        mod->why = mod->deleted ? "deleted, and the mapping is not readable without "
-                                  "CAP_CHECKPOINT_RESTORE" : strerror(errno);
-        return -1;
-    }
-    if (fstat(fd, &st) != 0 || !same_file(&st, mod)) {
-        close(fd);
-        mod->why = "the file at this path is not the one mapped";
-        return -1;
-    }
-    mod->source = "root";
-    return fd;
+    return dp_open_module(b->o->pid, mod->dm, mod->is_exe, &mod->source, &mod->why);
 }
 
 /* Flags a path that now names another file (or nothing): the copy in the
