@@ -444,16 +444,17 @@ static const char *mapped_build_id(request_rec *r, pid_t pid, const module_info 
     dp_error err = { 0 };
     apr_array_header_t *pairs;
     apr_size_t len = 0;
-    char *buf;
+    char *buf, range[64];
     int i;
 
+    snprintf(range, sizeof(range), "%llx-%llx", m->map_start, m->map_end);
     if (!m->deleted && access(m->path, R_OK) == 0)
         return NULL;    /* the file itself was readable: it has no build id */
     if (dp_helper_proc_read(r, pid, DP_READ_BUILD_IDS, &buf, &len, &err) != 0)
         return NULL;
     pairs = dp_split_nul(buf, len, r->pool);
     for (i = 0; i + 1 < pairs->nelts; i += 2)
-        if (!strcmp(APR_ARRAY_IDX(pairs, i, const char *), m->map_range))
+        if (!strcmp(APR_ARRAY_IDX(pairs, i, const char *), range))
             return APR_ARRAY_IDX(pairs, i + 1, const char *);
     return NULL;
 }
