@@ -28,8 +28,30 @@
 #include "mod_diagproc_scoreboard.h"
 #include "mod_diagproc_fleet.h"
 #include "worker/route.h"
+#include "apr_strings.h"
 
 typedef int (*dp_route_fn)(request_rec *r, const char **seg);
+
+/* The privileged routes, each leaving an audit line. */
+static int audited_kill(request_rec *r, const char **seg)
+{
+    return dp_audited(r, "kill", dp_route_kill, seg);
+}
+
+static int audited_dump(request_rec *r, const char **seg)
+{
+    return dp_audited(r, "dump", dp_route_dump, seg);
+}
+
+static int audited_environment(request_rec *r, const char **seg)
+{
+    return dp_audited(r, "environment", dp_route_environment, seg);
+}
+
+static int audited_stacks(request_rec *r, const char **seg)
+{
+    return dp_audited(r, "stacks", dp_route_stacks, seg);
+}
 
 /* The dispatch table: a pattern of segments ("{}" = a parameter), the
  * methods it answers and its function. */
@@ -41,15 +63,15 @@ static const struct dp_route {
     { "",                   "GET, HEAD",         dp_route_list,        NULL,       NULL },
     { "requests",           "GET, HEAD",         dp_route_requests,    NULL,       NULL },
     { "ui/{}",              "GET, HEAD",         dp_route_ui,          NULL,       NULL },
-    { "{}",                 "GET, HEAD, DELETE", dp_route_detail,      dp_route_kill, NULL },
-    { "{}/stop",            "POST",              NULL,                 NULL,       dp_route_kill },
-    { "{}/dump",            "GET, HEAD",         dp_route_dump,           NULL,       NULL },
+    { "{}",                 "GET, HEAD, DELETE", dp_route_detail,      audited_kill, NULL },
+    { "{}/stop",            "POST",              NULL,                 NULL,       audited_kill },
+    { "{}/dump",            "GET, HEAD",         audited_dump,            NULL,       NULL },
     { "{}/threads",         "GET, HEAD",         dp_route_threads,     NULL,       NULL },
     { "{}/threads/{}",      "GET, HEAD",         dp_route_thread,      NULL,       NULL },
     { "{}/modules",         "GET, HEAD",         dp_route_modules,     NULL,       NULL },
     { "{}/modules/{}",      "GET, HEAD",         dp_route_module,      NULL,       NULL },
-    { "{}/environments/{}", "GET, HEAD",         dp_route_environment,    NULL,       NULL },
-    { "{}/stacks",          "GET, HEAD",         dp_route_stacks,         NULL,       NULL },
+    { "{}/environments/{}", "GET, HEAD",         audited_environment,     NULL,       NULL },
+    { "{}/stacks",          "GET, HEAD",         audited_stacks,          NULL,       NULL },
 };
 
 static int dp_handler(request_rec *r)
@@ -111,9 +133,29 @@ static void dp_error_instance(request_rec *r)
         dp_set_instance_header(r);
 }
 
+/* The module owns its URL space: httpd must neither map it to a file name
+ * nor look for files under it (a long segment would get core's 403 and an
+ * error-log line per request). Used for translate_name and map_to_storage,
+ * both of which see the Location's configuration already. */
+static int dp_own_url_space(request_rec *r)
+{
+    core_dir_config *cd = ap_get_core_module_config(r->per_dir_config);
+    const char *err = NULL, *h;
+
+    if (!cd || !cd->expr_handler)
+        return DECLINED;
+    h = ap_expr_str_exec(r, cd->expr_handler, &err);
+    if (err || !h || strcmp(h, "diagproc") != 0)
+        return DECLINED;
+    r->filename = apr_pstrcat(r->pool, "diagproc:", r->uri, NULL);
+    return OK;
+}
+
 static void dp_register_hooks(apr_pool_t *p)
 {
     ap_hook_pre_config(dp_config_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_translate_name(dp_own_url_space, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_map_to_storage(dp_own_url_space, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_handler(dp_handler, NULL, NULL, APR_HOOK_MIDDLE);
     dp_scoreboard_register_hooks(p);
     ap_hook_insert_error_filter(dp_error_instance, NULL, NULL, APR_HOOK_MIDDLE);

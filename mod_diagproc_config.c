@@ -30,13 +30,40 @@ APLOG_USE_MODULE(diagproc);
 /* Server-wide ceiling of the helper, collected while the configuration is
  * read. Lives in pconf; pre_config starts it afresh on every (re)start. */
 static dp_ceiling ceiling;
+/* The sections using DiagProcAllow / DiagProcUsers, numbered as read. */
+static apr_array_header_t *sections;
 
 /* ------------------------------------------------------------------ config */
 
 void *dp_config_create_dir(apr_pool_t *p, char *dir)
 {
+    dp_dir_conf *c = apr_pcalloc(p, sizeof(dp_dir_conf));
     (void)dir;
-    return apr_pcalloc(p, sizeof(dp_dir_conf));
+    c->self_section = c->allow_section = c->scope_section = -1;
+    return c;
+}
+
+/* Numbers a section the first time one of its directives is read. Only plain
+ * (non-regex) <Location>s keep their path: the helper lets two sections
+ * combine only when one such path lies inside the other. */
+static int register_section(cmd_parms *cmd, dp_dir_conf *c)
+{
+    if (c->self_section < 0) {
+        const ap_directive_t *parent = cmd->directive ? cmd->directive->parent : NULL;
+        dp_section *sec = apr_array_push(sections);
+        sec->conf = c;
+        sec->path = NULL;
+        if (parent && !strcasecmp(parent->directive, "<Location") && cmd->path
+            && parent->args && parent->args[0] != '~')
+            sec->path = cmd->path;
+        c->self_section = sections->nelts - 1;
+    }
+    return c->self_section;
+}
+
+const apr_array_header_t *dp_config_sections(void)
+{
+    return sections;
 }
 
 void *dp_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
@@ -47,6 +74,9 @@ void *dp_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     c->uids = add->uids ? add->uids : base->uids;
     c->all_users = add->uids ? add->all_users : base->all_users;
     c->fleet = add->fleet ? add->fleet : base->fleet;
+    c->self_section = -1;
+    c->allow_section = add->allow_set ? add->allow_section : base->allow_section;
+    c->scope_section = add->uids ? add->scope_section : base->scope_section;
     return c;
 }
 
@@ -164,6 +194,7 @@ static const char *set_allow(cmd_parms *cmd, void *dconf, const char *word)
     if (!c->allow_set) {
         c->allow_set = 1;
         c->allow = 0;
+        c->allow_section = register_section(cmd, c);
     }
     for (i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
         if (!strcasecmp(word, words[i].word)) {
@@ -181,8 +212,10 @@ static const char *set_users(cmd_parms *cmd, void *dconf, const char *word)
     uid_t uid;
     const char *err;
 
-    if (!c->uids)
+    if (!c->uids) {
         c->uids = apr_array_make(cmd->pool, 4, sizeof(uid_t));
+        c->scope_section = register_section(cmd, c);
+    }
     if (!strcmp(word, "*")) {
         c->all_users = 1;
         if (!ceiling.explicit_set)
@@ -425,5 +458,6 @@ int dp_config_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     (void)plog; (void)ptemp;
     memset(&ceiling, 0, sizeof(ceiling));
     ceiling.uids = apr_array_make(pconf, 4, sizeof(uid_t));
+    sections = apr_array_make(pconf, 8, sizeof(dp_section));
     return OK;
 }

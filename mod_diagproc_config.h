@@ -22,7 +22,21 @@ typedef struct dp_dir_conf {
     int all_users;              /* DiagProcUsers * */
     apr_array_header_t *uids;   /* uid_t; NULL = not set (default: httpd User) */
     apr_array_header_t *fleet;  /* dp_fleet_member; DiagProcFleetMember, NULL = none */
+    /* The sections (numbered as the configuration was read, -1 = none) whose
+     * DiagProcAllow and DiagProcUsers apply: the helper knows them by these
+     * numbers and checks every request against them. */
+    int self_section;           /* this section's own number, once it uses a directive */
+    int allow_section, scope_section;
 } dp_dir_conf;
+
+/* A section that uses DiagProcAllow or DiagProcUsers, as the helper gets it. */
+typedef struct dp_section {
+    const dp_dir_conf *conf;    /* its final contents once the configuration is read */
+    const char *path;           /* the <Location> path; NULL for any other kind of section */
+} dp_section;
+
+/* Every section that uses one of the per-directory directives (dp_section). */
+const apr_array_header_t *dp_config_sections(void);
 
 /* One member of a fleet view: its instance name and the URL-path on this
  * (front) server that reaches its list, usually through mod_proxy. */

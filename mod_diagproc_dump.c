@@ -228,5 +228,11 @@ int dp_route_dump(request_rec *r, const char **seg)
     if (st.state == 'Z' || st.state == 'X')
         return dp_send_error(r, HTTP_CONFLICT, "Process %d is a zombie: it has exited and "
                              "has no memory left to dump.", (int)pid);
+    if (r->header_only) {
+        /* HEAD answers from the checks alone: it never stops or lays out the target */
+        ap_set_content_type(r, zip ? "application/zip" : "application/octet-stream");
+        apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+        return DONE;
+    }
     return handle_dump(r, pid, type, zip);
 }

@@ -43,24 +43,52 @@ apr_status_t dp_helper_close(void *data)
     return APR_SUCCESS;
 }
 
-/* Sends the request; on success hc->fd is open (closed with r->pool). */
+/* How long a worker waits on the helper: to connect (a restarting helper
+ * has no socket for a moment), and for each read of its answer. */
+#define HELPER_CONNECT_WAIT_MS 1500
+#define HELPER_READ_TIMEOUT_S 30
+
+/* Sends the request; on success hc->fd is open (closed with r->pool). The
+ * request names this Location's sections and carries the generation's
+ * secret: the helper checks it against the configuration it holds. */
 int dp_helper_call(request_rec *r, dp_request *rq, dp_helper_conn **out, dp_error *err)
 {
     dp_helper_conn *hc = apr_pcalloc(r->pool, sizeof(*hc));
-    struct sockaddr_un sa;
     const char *sockpath = dp_helperd_socket_path();
+    dp_dir_conf *dc = dp_dir_config(r);
+    struct sockaddr_un sa;
+    struct timeval rtv = { HELPER_READ_TIMEOUT_S, 0 }, stv = { 5, 0 };
+    int waited = 0, rc;
 
     rq->magic = DP_PROTO_MAGIC;
     rq->version = DP_PROTO_VERSION;
-    hc->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    rq->allow_section = dc->allow_section;
+    rq->scope_section = dc->scope_section;
+    memcpy(rq->secret, dp_helperd_secret(), sizeof(rq->secret));
+    hc->fd = -1;
     apr_pool_cleanup_register(r->pool, hc, dp_helper_close, apr_pool_cleanup_null);
     memset(&sa, 0, sizeof(sa));
     sa.sun_family = AF_UNIX;
-    if (!sockpath || hc->fd < 0 || strlen(sockpath) >= sizeof(sa.sun_path))
+    if (!sockpath || strlen(sockpath) >= sizeof(sa.sun_path))
         return dp_fail(err, 503, "The diagproc helper is not available.");
     strcpy(sa.sun_path, sockpath);
-    if (connect(hc->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0
-        || dp_write_full(hc->fd, rq, sizeof(*rq)) != 0)
+    for (;;) {
+        hc->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (hc->fd < 0)
+            return dp_fail(err, 503, "The diagproc helper is not available (%s).",
+                           strerror(errno));
+        setsockopt(hc->fd, SOL_SOCKET, SO_RCVTIMEO, &rtv, sizeof(rtv));
+        setsockopt(hc->fd, SOL_SOCKET, SO_SNDTIMEO, &stv, sizeof(stv));
+        rc = connect(hc->fd, (struct sockaddr *)&sa, sizeof(sa));
+        if (rc == 0 || (errno != ENOENT && errno != ECONNREFUSED)
+            || waited >= HELPER_CONNECT_WAIT_MS)
+            break;
+        close(hc->fd);          /* being restarted by the parent: wait a little */
+        hc->fd = -1;
+        usleep(50 * 1000);
+        waited += 50;
+    }
+    if (rc != 0 || dp_write_full(hc->fd, rq, sizeof(*rq)) != 0)
         return dp_fail(err, 503, "The diagproc helper is not available (%s); httpd restarts "
                        "it, try again shortly.", strerror(errno));
     *out = hc;
@@ -75,8 +103,14 @@ int dp_helper_read_answer(request_rec *r, dp_helper_conn *hc, uint64_t *size, ch
     uint32_t len;
     char *buf;
 
-    if (dp_frame_read_header(hc->fd, &type, &len) != 0)
-        return dp_fail(err, 500, "The diagproc helper closed the connection without an answer.");
+    errno = 0;
+    if (dp_frame_read_header(hc->fd, &type, &len) != 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return dp_fail(err, 503, "The diagproc helper is busy (no answer within %d s); "
+                           "try again shortly.", HELPER_READ_TIMEOUT_S);
+        return dp_fail(err, 503, "The diagproc helper closed the connection without an "
+                       "answer; try again shortly.");
+    }
     buf = apr_palloc(r->pool, len + 1);
     if (dp_read_full(hc->fd, buf, len) != 0)
         return dp_fail(err, 500, "The diagproc helper's answer was cut short.");

@@ -40,6 +40,15 @@ static const char *sockpath;
 static pid_t helper_pid;
 static apr_proc_t helper_proc;
 static dp_helper_policy policy;
+/* Made anew by the parent for each generation; workers and the helper get it
+ * by inheriting this memory, never through a file or the environment. An
+ * exec (a CGI script) replaces it. */
+static unsigned char generation_secret[DP_SECRET_LEN];
+
+_Static_assert(DP_ALLOW_KILL == DP_ACT_KILL && DP_ALLOW_DUMP == DP_ACT_DUMP
+               && DP_ALLOW_FULLDUMP == DP_ACT_FULLDUMP
+               && DP_ALLOW_ENVIRONMENT == DP_ACT_ENVIRONMENT
+               && DP_ALLOW_STACKS == DP_ACT_STACKS, "DiagProcAllow bits are the helper's");
 static server_rec *main_server;
 static apr_pool_t *helper_pool;
 
@@ -163,6 +172,43 @@ static apr_status_t helper_cleanup(void *data)
     return APR_SUCCESS;
 }
 
+/* Can two <Location> paths apply to one URL: is one inside the other? */
+static int paths_nest(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), n;
+    const char *longer = la >= lb ? a : b, *shorter = la >= lb ? b : a;
+
+    n = la < lb ? la : lb;
+    while (n > 0 && shorter[n - 1] == '/')
+        n--;
+    return strncmp(longer, shorter, n) == 0 && (longer[n] == '\0' || longer[n] == '/');
+}
+
+/* The configuration as the helper checks it (see dp_helper_policy). */
+static void policy_sections(apr_pool_t *p)
+{
+    const apr_array_header_t *secs = dp_config_sections();
+    int n = secs->nelts, a, b;
+    dp_helper_section *hs = apr_pcalloc(p, sizeof(*hs) * (n ? n : 1));
+    unsigned char *pairs = apr_pcalloc(p, (apr_size_t)(n ? n * n : 1));
+
+    for (a = 0; a < n; a++) {
+        const dp_section *sa = &APR_ARRAY_IDX(secs, a, dp_section);
+        hs[a].allow = sa->conf->allow_set ? (unsigned)sa->conf->allow : 0;
+        hs[a].has_users = sa->conf->uids != NULL;
+        hs[a].all_users = sa->conf->all_users;
+        hs[a].uids = sa->conf->uids ? (const uid_t *)sa->conf->uids->elts : NULL;
+        hs[a].nuids = sa->conf->uids ? sa->conf->uids->nelts : 0;
+        for (b = 0; b < n; b++) {
+            const dp_section *sb = &APR_ARRAY_IDX(secs, b, dp_section);
+            pairs[a * n + b] = a == b || (sa->path && sb->path && paths_nest(sa->path, sb->path));
+        }
+    }
+    policy.sections = hs;
+    policy.nsections = n;
+    policy.pairs = pairs;
+}
+
 static int dp_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                           server_rec *s)
 {
@@ -192,6 +238,21 @@ static int dp_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
     policy.dump_nice = sc->dump_nice >= 0 ? sc->dump_nice : 10;
     policy.dump_ioprio = sc->dump_ioprio >= 0 ? sc->dump_ioprio
                                               : DP_IOPRIO_VALUE(DP_IOPRIO_CLASS_BE, 7);
+    policy_sections(pconf);
+    {
+        struct stat sb;
+        if (stat("/proc/self/exe", &sb) != 0
+            || syscall(SYS_getrandom, generation_secret, sizeof(generation_secret), 0)
+               != (long)sizeof(generation_secret)) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, APLOGNO(10817)
+                         "diagproc: no executable identity or random secret for the helper; "
+                         "it is not started");
+            return OK;
+        }
+        policy.exe_dev = sb.st_dev;
+        policy.exe_ino = sb.st_ino;
+        memcpy(policy.secret, generation_secret, sizeof(policy.secret));
+    }
     apr_pool_cleanup_register(pconf, NULL, helper_cleanup, apr_pool_cleanup_null);
     if (start_helper(pconf, s) != 0)
         ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, DPLOGNO(00007)
@@ -210,4 +271,9 @@ void dp_helperd_register_hooks(apr_pool_t *p)
 const char *dp_helperd_socket_path(void)
 {
     return sockpath;
+}
+
+const unsigned char *dp_helperd_secret(void)
+{
+    return generation_secret;
 }

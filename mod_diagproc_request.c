@@ -20,6 +20,7 @@
 #include "proc/procfs.h"
 #include "worker/forwarded.h"
 #include "proc/protect.h"
+#include "worker/format.h"
 
 APLOG_USE_MODULE(diagproc);
 
@@ -122,6 +123,8 @@ int dp_send_error(request_rec *r, int status, const char *fmt, ...)
     va_start(ap, fmt);
     msg = apr_pvsprintf(r->pool, fmt, ap);
     va_end(ap);
+    /* messages echo what the client sent: any bytes, valid UTF-8 or not */
+    msg = (char *)dp_utf8(msg, strlen(msg), r->pool);
     if (status >= 500)
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, DPLOGNO(00009) "%s", msg);
     else
@@ -242,4 +245,32 @@ int dp_refuse_cross_site(request_rec *r)
         return dp_send_error(r, HTTP_FORBIDDEN, "Requests from an opaque origin may not "
                              "change processes.");
     return OK;
+}
+
+/* Every kill, dump, environment read and stacks request leaves one NOTICE
+ * line: who asked (client, authenticated user), the target as it was before
+ * the action (pid, uid, name), the action and its outcome (the status). */
+int dp_audited(request_rec *r, const char *action, int (*fn)(request_rec *, const char **),
+               const char **seg)
+{
+    long pid = -1, uid = -1;
+    const char *name = "-";
+    dp_stat st;
+    pid_t p;
+    int rv;
+
+    if (dp_parse_pid(seg[0], &p) == 0) {
+        pid = p ? p : getpid();
+        if (dp_read_stat((pid_t)pid, 0, &st, NULL) == 0) {
+            uid = dp_proc_owner((pid_t)pid);
+            name = dp_utf8(st.comm, strlen(st.comm), r->pool);
+        }
+    }
+    rv = fn(r, seg);
+    ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, APLOGNO(10818)
+                  "diagproc audit: client %s user %s action %s pid %ld uid %ld name \"%s\" "
+                  "outcome %d", r->useragent_ip ? r->useragent_ip : "-",
+                  r->user ? dp_utf8(r->user, strlen(r->user), r->pool) : "-", action, pid, uid,
+                  name, r->status);
+    return rv;
 }

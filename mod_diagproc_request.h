@@ -46,4 +46,8 @@ int dp_require_allowed(request_rec *r, int bit, const char *word, const char *wh
 /* 403 for a DELETE or POST another site's page sent through a browser. */
 int dp_refuse_cross_site(request_rec *r);
 
+/* Runs a privileged route and logs the audit line (who, target, action, outcome). */
+int dp_audited(request_rec *r, const char *action, int (*fn)(request_rec *, const char **),
+               const char **seg);
+
 #endif

@@ -89,5 +89,11 @@ int dp_route_stacks(request_rec *r, const char **seg)
     if (st.state == 'Z' || st.state == 'X')
         return dp_send_error(r, HTTP_CONFLICT, "Process %d is a zombie: it has no stacks left.",
                              (int)pid);
+    if (r->header_only) {
+        /* HEAD answers from the checks alone: it never stops the target */
+        ap_set_content_type(r, "application/json; charset=utf-8");
+        apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+        return DONE;
+    }
     return handle_stacks(r, pid, dp_proc_href(r, pid));
 }

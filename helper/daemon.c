@@ -12,6 +12,8 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <poll.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -83,26 +85,121 @@ int dp_policy_allows_uid(const dp_helper_policy *pol, long uid)
     return pol->all_users && uid != 0;
 }
 
+static const dp_helper_section *section(const dp_helper_policy *pol, int i)
+{
+    return i >= 0 && i < pol->nsections ? &pol->sections[i] : NULL;
+}
+
+unsigned dp_policy_actions(const dp_helper_policy *pol, int allow_section, int scope_section)
+{
+    const dp_helper_section *a = section(pol, allow_section);
+
+    if (!a || scope_section < -1 || scope_section >= pol->nsections)
+        return 0;
+    /* a section's actions reach the scope of that section, of a section it
+     * nests with, or the default when it names no users itself */
+    if (allow_section == scope_section
+        || (scope_section < 0 && !a->has_users)
+        || (scope_section >= 0 && pol->pairs
+            && pol->pairs[allow_section * pol->nsections + scope_section]))
+        return a->allow;
+    return 0;
+}
+
+int dp_policy_in_scope(const dp_helper_policy *pol, int scope_section, long uid)
+{
+    const dp_helper_section *s = section(pol, scope_section);
+    int i;
+
+    if (scope_section < -1 || scope_section >= pol->nsections)
+        return 0;
+    if (!s || !s->has_users)
+        return uid == (long)pol->peer_uid;      /* the default: the workers' user */
+    if (s->all_users)
+        return 1;
+    for (i = 0; i < s->nuids; i++)
+        if ((long)s->uids[i] == uid)
+            return 1;
+    return 0;
+}
+
 static pid_t daemon_pid;        /* the helper daemon itself */
 
-/* The target may be acted on at all: within the ceiling, not protected. */
-static int check_target(const dp_helper_policy *pol, pid_t pid, int acting, dp_stat *st,
-                        dp_error *err)
+/* What the request needs from its sections, by operation. */
+static unsigned needed_actions(const dp_request *rq)
 {
-    char path[64], buf[2048];
+    switch (rq->op) {
+    case DP_OP_PROC_READ:
+        return rq->what == DP_READ_ENVIRON ? DP_ACT_ENVIRONMENT : 0;
+    case DP_OP_KILL:
+        return DP_ACT_KILL;
+    case DP_OP_DUMP:
+        return DP_ACT_DUMP | ((rq->dump_type & DP_DUMP_NEEDS_FULLDUMP) ? DP_ACT_FULLDUMP : 0);
+    case DP_OP_STACKS:
+        return DP_ACT_STACKS;
+    }
+    return ~0u;
+}
+
+static const char *action_word(unsigned bit)
+{
+    switch (bit) {
+    case DP_ACT_KILL: return "kill";
+    case DP_ACT_DUMP: return "dump";
+    case DP_ACT_FULLDUMP: return "fulldump";
+    case DP_ACT_ENVIRONMENT: return "environment";
+    default: return "stacks";
+    }
+}
+
+/* The target may be acted on at all: the request's section allows the
+ * action, every uid the target holds (real, effective, saved, filesystem)
+ * is within the section's scope and the ceiling, it holds no privilege
+ * (capabilities, root's or a borrowed group) the scope does not include,
+ * and it is not protected. */
+static int check_target(const dp_helper_policy *pol, const dp_request *rq, int acting,
+                        dp_stat *st, dp_error *err)
+{
+    static const char *slot[4] = { "real", "effective", "saved", "filesystem" };
+    unsigned need = needed_actions(rq), have;
+    char path[64], buf[4096];
     dp_status ss;
     ssize_t n;
+    int i, root_ok;
+    pid_t pid = rq->pid;
 
+    have = need ? dp_policy_actions(pol, rq->allow_section, rq->scope_section) : 0;
+    if (need & ~have) {
+        unsigned missing = need & ~have, bit = missing & (~missing + 1);
+        return dp_fail(err, 403, "The configuration section this request comes from does not "
+                       "allow '%s' (DiagProcAllow).", action_word(bit));
+    }
     if (dp_read_stat(pid, 0, st, err) != 0)
         return -1;
     snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
     n = dp_read_small(path, buf, sizeof(buf));
     if (n <= 0 || dp_parse_status(buf, (size_t)n, &ss) != 0)
         return dp_fail_not_running(err, pid);
-    /* both the real and the effective user must be within the ceiling */
-    if (!dp_policy_allows_uid(pol, ss.uid[0]) || !dp_policy_allows_uid(pol, ss.uid[1]))
-        return dp_fail(err, 403, "Process %d (uid %ld) is outside the helper's ceiling "
-                       "(DiagProcHelperUsers / DiagProcUsers).", (int)pid, ss.uid[1]);
+    for (i = 0; i < 4; i++) {
+        if (!dp_policy_allows_uid(pol, ss.uid[i]))
+            return dp_fail(err, 403, "Process %d (%s uid %ld) is outside the helper's ceiling "
+                           "(DiagProcHelperUsers / DiagProcUsers).", (int)pid, slot[i],
+                           ss.uid[i]);
+        if (!dp_policy_in_scope(pol, rq->scope_section, ss.uid[i]))
+            return dp_fail(err, 403, "Process %d (%s uid %ld) is outside this location's "
+                           "scope (DiagProcUsers).", (int)pid, slot[i], ss.uid[i]);
+    }
+    root_ok = dp_policy_allows_uid(pol, 0) && dp_policy_in_scope(pol, rq->scope_section, 0);
+    if (!root_ok) {
+        if (ss.caps_known != 3 || ss.cap_prm || ss.cap_eff || ss.cap_amb)
+            return dp_fail(err, 403, "Process %d holds capabilities (CapPrm %llx); only a "
+                           "scope that includes root may reach it.", (int)pid, ss.cap_prm);
+        for (i = 0; i < 4; i++)
+            if (ss.gid[i] == 0 || ss.gid[i] != ss.gid[0])
+                return dp_fail(err, 403, "Process %d holds group %ld (%s gid) besides its "
+                               "real group %ld; only a scope that includes root may reach "
+                               "it.", (int)pid, ss.gid[i], slot[i], ss.gid[0]);
+    }
     /* checked in a request's child, whose parent is the daemon */
     if (acting && dp_check_protected(pid, st, pol->httpd_pid, daemon_pid, err) != 0)
         return -1;
@@ -275,7 +372,7 @@ static void do_proc_read(int fd, const dp_helper_policy *pol, const dp_request *
     char path[64];
     dp_sink out = { frames_write, &fd };
 
-    if (check_target(pol, rq->pid, 0, &st, &err) != 0)
+    if (check_target(pol, rq, 0, &st, &err) != 0)
         return send_error(fd, &err);
     snprintf(path, sizeof(path), "/proc/%d/%s", (int)rq->pid, files[rq->what]);
     if (rq->what == DP_READ_FDS) {
@@ -340,7 +437,7 @@ static void do_kill(int fd, const dp_helper_policy *pol, const dp_request *rq)
     dp_error err = { 0 };
     dp_stat st;
 
-    if (check_target(pol, rq->pid, 1, &st, &err) != 0)
+    if (check_target(pol, rq, 1, &st, &err) != 0)
         return send_error(fd, &err);
     if (rq->delay_ms) {
         /* the requester is the target: it answers its client, then we kill */
@@ -387,7 +484,7 @@ static void do_dump(int fd, const dp_helper_policy *pol, const dp_request *rq,
     ring rg;
     dp_sink out = { ring_write, &rg };
 
-    if (check_target(pol, rq->pid, 1, &st, &err) != 0)
+    if (check_target(pol, rq, 1, &st, &err) != 0)
         return send_error(fd, &err);
     memset(&o, 0, sizeof(o));
     o.pid = rq->pid;
@@ -399,6 +496,8 @@ static void do_dump(int fd, const dp_helper_policy *pol, const dp_request *rq,
      * the bundle's php-bt / py-bt work on the core as on the live process */
     o.add_memory = dp_stacks_add_lang_pages;
     o.add_memory_arg = &o.pid;
+    o.hide_environment = !(dp_policy_actions(pol, rq->allow_section, rq->scope_section)
+                           & DP_ACT_ENVIRONMENT);
     if (rq->timeout_s)
         alarm(rq->timeout_s);       /* SIGALRM ends this child; SEIZE resumes the target */
     if (dp_core_open(&core, &o, p, &err) != 0)
@@ -448,7 +547,7 @@ static void do_stacks(int fd, const dp_helper_policy *pol, const dp_request *rq,
     dp_rec r;
     int i, j;
 
-    if (check_target(pol, rq->pid, 1, &st, &err) != 0
+    if (check_target(pol, rq, 1, &st, &err) != 0
         || dp_stacks_collect(rq->pid, kept_thread(rq, peer_pid), &s, p, &err) != 0)
         return send_error(fd, &err);
     if (send_ok(fd, UINT64_MAX, st.comm) != 0)
@@ -552,25 +651,93 @@ static void reap(void)
 
 /* A dump's client sees its last byte a moment before the dumping child has
  * exited; a client that asks again at once must not get a 503 for that, so a
- * full table waits briefly for a child to finish -- briefly, as the helper
- * serves nobody else meanwhile. */
-static int free_dump_slot(void)
+ * full table (or a dump of the same target) waits briefly for a child to
+ * finish -- briefly, as new connections wait meanwhile. -1: the table is
+ * full, -2: that target is being dumped. */
+static int free_dump_slot(pid_t target)
 {
-    int i, tries;
+    int i, tries, busy = 0;
     for (tries = 0; tries < 20; tries++) {
         reap();
-        if (dumps_running < max_children)
+        busy = 0;
+        for (i = 0; i < max_children; i++)
+            busy |= dump_children[i].pid && dump_children[i].target == target;
+        if (!busy && dumps_running < max_children)
             for (i = 0; i < max_children; i++)
                 if (!dump_children[i].pid)
                     return i;
         usleep(10 * 1000);
     }
-    return -1;
+    return busy ? -2 : -1;
 }
 
 static void on_child(int sig)
 {
     (void)sig;
+}
+
+/* A refusal of a peer or request: logged (to httpd's error log, the
+ * helper's stderr) with who asked and why; the peer gets no answer. */
+static void refuse_peer(const struct ucred *peer, const char *why)
+{
+    fprintf(stderr, "[diagproc:helper] refused a connection from pid %d uid %d gid %d: %s\n",
+            (int)peer->pid, (int)peer->uid, (int)peer->gid, why);
+}
+
+/* 1 while the process behind a pidfd has not exited: a live pidfd means its
+ * pid was not recycled, so what /proc says of that pid is about the peer. */
+static int pidfd_alive(int pidfd)
+{
+    struct pollfd pf = { pidfd, POLLIN, 0 };
+    return pidfd >= 0 && poll(&pf, 1, 0) == 0;
+}
+
+/* Only httpd's own workers: the workers' user, a child of this httpd's
+ * parent, running the httpd executable. A CGI script or any other process
+ * of that user fails the second or third test. */
+static const char *peer_not_a_worker(const dp_helper_policy *pol, const struct ucred *peer,
+                                     int pidfd)
+{
+    char path[64];
+    struct stat sb;
+    dp_stat st;
+
+    if ((uid_t)peer->uid != pol->peer_uid)
+        return "not the workers' user";
+    if (pidfd < 0)
+        return "no pidfd for the peer";
+    if (dp_read_stat(peer->pid, 0, &st, NULL) != 0 || st.ppid != pol->httpd_pid)
+        return "not a child of the httpd parent";
+    snprintf(path, sizeof(path), "/proc/%d/exe", (int)peer->pid);
+    if (stat(path, &sb) != 0 || sb.st_dev != pol->exe_dev || sb.st_ino != pol->exe_ino)
+        return "not running the httpd executable";
+    if (!pidfd_alive(pidfd))
+        return "exited while it was checked";
+    return NULL;
+}
+
+static int peer_pidfd(int fd, const struct ucred *peer)
+{
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+    int pidfd = -1;
+    socklen_t len = sizeof(pidfd);
+
+    /* the kernel's pidfd of the connecting process (Linux 6.5); else one
+     * opened now, which the secret backs up should the pid have been reused */
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0 && pidfd >= 0)
+        return pidfd;
+    return (int)syscall(SYS_pidfd_open, peer->pid, 0);
+}
+
+static int secret_matches(const dp_helper_policy *pol, const dp_request *rq)
+{
+    unsigned char diff = 0;
+    size_t i;
+    for (i = 0; i < DP_SECRET_LEN; i++)      /* constant time */
+        diff |= (unsigned char)(rq->secret[i] ^ pol->secret[i]);
+    return diff == 0;
 }
 
 static void serve_one(int fd, const dp_helper_policy *pol, const struct ucred *peer,
@@ -599,66 +766,105 @@ static void serve_one(int fd, const dp_helper_policy *pol, const struct ucred *p
     apr_pool_destroy(p);
 }
 
-static void handle_connection(int fd, const dp_helper_policy *pol)
-{
+/* A connection whose request is still arriving. */
+typedef struct pending {
+    int fd, pidfd;
     struct ucred peer;
-    socklen_t plen = sizeof(peer);
-    struct timeval tv = { 5, 0 };
+    size_t got;
     dp_request rq;
+    long long deadline_ms;
+} pending;
+
+#define PENDING_MAX 32
+#define REQUEST_WAIT_MS 2000    /* a worker sends its request at once */
+
+static pending waiting[PENDING_MAX];
+static int nwaiting;
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void drop_pending(int i)
+{
+    close(waiting[i].fd);
+    if (waiting[i].pidfd >= 0)
+        close(waiting[i].pidfd);
+    waiting[i] = waiting[--nwaiting];
+}
+
+/* The request is complete (or broken): answer it in a child. */
+static void dispatch(const dp_helper_policy *pol, pending *w, int complete)
+{
     dp_error err = { 0 };
     pid_t child;
-    int slot = -1;
+    int slot = -1, fd = w->fd;
     unsigned long long since;
+    const char *bad = NULL;
 
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &plen) != 0
-        || (peer.uid != pol->peer_uid && peer.uid != 0))
-        return;     /* not a worker: no answer at all */
-    if (dp_read_full(fd, &rq, sizeof(rq)) != 0) {
-        dp_fail(&err, 400, "The request to the helper is malformed (short or oversized).");
-        return send_error(fd, &err);
+    if (complete && !secret_matches(pol, &w->rq)) {
+        refuse_peer(&w->peer, "the request lacks this httpd generation's secret");
+        return;
     }
-    {
-        /* an oversized request: anything after the fixed struct */
+    if (!pidfd_alive(w->pidfd)) {
+        refuse_peer(&w->peer, "exited before its request was served");
+        return;
+    }
+    if (!complete)
+        bad = "The request to the helper is malformed (short or oversized).";
+    else {
         char extra;
-        ssize_t n = recv(fd, &extra, 1, MSG_DONTWAIT | MSG_PEEK);
-        if (n > 0) {
-            char sink[4096];
-            int total = 0;
-            dp_fail(&err, 400, "The request to the helper is oversized.");
+        if (recv(fd, &extra, 1, MSG_DONTWAIT | MSG_PEEK) > 0)
+            bad = "The request to the helper is oversized.";
+        else if (dp_request_check(&w->rq, err.msg, sizeof(err.msg)) != 0)
+            bad = err.msg;
+    }
+    if (!bad && w->rq.op == DP_OP_DUMP) {
+        slot = free_dump_slot(w->rq.pid);
+        if (slot == -2) {
+            /* two dumps of one target would fight over ptrace: the second waits */
+            dp_fail(&err, 503, "Process %d is already being dumped; try again when that "
+                    "dump has finished.", (int)w->rq.pid);
             send_error(fd, &err);
-            /* let the peer read the answer: drain (bounded) instead of a reset */
-            shutdown(fd, SHUT_WR);
-            while (total < (1 << 20) && (n = recv(fd, sink, sizeof(sink), 0)) > 0)
-                total += (int)n;
             return;
         }
-    }
-    if (dp_request_check(&rq, err.msg, sizeof(err.msg)) != 0) {
-        err.status = 400;
-        return send_error(fd, &err);
-    }
-    if (rq.op == DP_OP_DUMP) {
-        slot = free_dump_slot();
         if (slot < 0) {
             dp_fail(&err, 503, "%d dumps are already running (DiagProcMaxDumps %d); try "
                     "again shortly.", (int)dumps_running, pol->max_dumps);
-            return send_error(fd, &err);
+            send_error(fd, &err);
+            return;
         }
     }
     since = ticks_since_boot();
     child = fork();
     if (child == 0) {
-        tv.tv_sec = 0;
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        if (rq.op == DP_OP_DUMP)
+        int flags = fcntl(fd, F_GETFL);
+        fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+        if (bad) {
+            char sink[4096];
+            ssize_t n;
+            int total = 0;
+            struct timeval tv = { 1, 0 };
+            dp_fail(&err, 400, "%s", bad);
+            send_error(fd, &err);
+            /* let the peer read the answer: drain (bounded) instead of a reset */
+            shutdown(fd, SHUT_WR);
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+            while (total < (1 << 20) && (n = recv(fd, sink, sizeof(sink), 0)) > 0)
+                total += (int)n;
+            _exit(0);
+        }
+        if (w->rq.op == DP_OP_DUMP)
             lower_priority(pol);
-        serve_one(fd, pol, &peer, &rq);
+        serve_one(fd, pol, &w->peer, &w->rq);
         _exit(0);
     }
     if (child > 0 && slot >= 0) {
         dump_children[slot].pid = child;
-        dump_children[slot].target = rq.pid;
+        dump_children[slot].target = w->rq.pid;
         dump_children[slot].since = since;
         dumps_running++;
     }
@@ -666,6 +872,65 @@ static void handle_connection(int fd, const dp_helper_policy *pol)
         dp_fail(&err, 503, "The helper cannot fork: %s.", strerror(errno));
         send_error(fd, &err);
     }
+}
+
+static void accept_one(int listen_fd, const dp_helper_policy *pol)
+{
+    struct ucred peer;
+    socklen_t plen = sizeof(peer);
+    int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK), pidfd;
+    const char *why;
+
+    if (fd < 0) {
+        if (errno == EINTR || errno == ECONNABORTED || errno == EMFILE || errno == ENFILE
+            || errno == EAGAIN)
+            return;
+        _exit(1);
+    }
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &plen) != 0) {
+        close(fd);
+        return;
+    }
+    pidfd = peer_pidfd(fd, &peer);
+    if ((why = peer_not_a_worker(pol, &peer, pidfd)) != NULL) {
+        refuse_peer(&peer, why);
+        close(fd);
+        if (pidfd >= 0)
+            close(pidfd);
+        return;
+    }
+    if (nwaiting == PENDING_MAX) {
+        int oldest = 0, i;
+        for (i = 1; i < nwaiting; i++)
+            if (waiting[i].deadline_ms < waiting[oldest].deadline_ms)
+                oldest = i;
+        refuse_peer(&waiting[oldest].peer, "too many connections without a request");
+        drop_pending(oldest);
+    }
+    memset(&waiting[nwaiting], 0, sizeof(waiting[nwaiting]));
+    waiting[nwaiting].fd = fd;
+    waiting[nwaiting].pidfd = pidfd;
+    waiting[nwaiting].peer = peer;
+    waiting[nwaiting].deadline_ms = now_ms() + REQUEST_WAIT_MS;
+    nwaiting++;
+}
+
+/* More of a waiting request; 1 when it is complete or broken (dispatched). */
+static int read_pending(const dp_helper_policy *pol, pending *w)
+{
+    ssize_t n = recv(w->fd, (char *)&w->rq + w->got, sizeof(w->rq) - w->got, 0);
+
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return 0;
+    if (n > 0) {
+        w->got += (size_t)n;
+        if (w->got < sizeof(w->rq))
+            return 0;
+        dispatch(pol, w, 1);
+        return 1;
+    }
+    dispatch(pol, w, 0);        /* EOF or error before the whole request */
+    return 1;
 }
 
 void dp_helper_main(int listen_fd, const dp_helper_policy *pol)
@@ -695,22 +960,46 @@ void dp_helper_main(int listen_fd, const dp_helper_policy *pol)
     max_children = pol->max_dumps > 0 ? pol->max_dumps : 1;
     dump_children = calloc((size_t)max_children, sizeof(dump_child));
     memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_child;       /* interrupts accept so children are reaped */
+    sa.sa_handler = on_child;       /* interrupts poll so children are reaped */
     sigaction(SIGCHLD, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
     signal(SIGUSR1, SIG_IGN);       /* httpd's graceful signal goes to the process group */
     signal(SIGWINCH, SIG_IGN);
+    fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK);
+    /* One loop for every connection: a peer that connects and sends nothing
+     * holds up no one, and is dropped after REQUEST_WAIT_MS. */
     for (;;) {
-        int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
-        int e = errno;
-        reap();
-        if (fd < 0) {
-            if (e == EINTR || e == ECONNABORTED || e == EMFILE || e == ENFILE)
-                continue;
-            _exit(1);
+        struct pollfd pf[PENDING_MAX + 1];
+        long long now = now_ms(), wait = -1;
+        int i, n;
+
+        pf[0].fd = listen_fd;
+        pf[0].events = POLLIN;
+        for (i = 0; i < nwaiting; i++) {
+            pf[i + 1].fd = waiting[i].fd;
+            pf[i + 1].events = POLLIN;
+            pf[i + 1].revents = 0;
+            if (wait < 0 || waiting[i].deadline_ms - now < wait)
+                wait = waiting[i].deadline_ms - now > 0 ? waiting[i].deadline_ms - now : 0;
         }
-        handle_connection(fd, pol);
-        close(fd);
+        n = nwaiting;
+        if (poll(pf, (nfds_t)n + 1, (int)wait) < 0 && errno != EINTR)
+            _exit(1);
+        reap();
+        now = now_ms();
+        /* back to front: drop_pending moves the last entry into the gap */
+        for (i = n - 1; i >= 0; i--) {
+            if (pf[i + 1].revents && read_pending(pol, &waiting[i])) {
+                drop_pending(i);
+                continue;
+            }
+            if (waiting[i].deadline_ms <= now) {
+                refuse_peer(&waiting[i].peer, "no request within 2 seconds");
+                drop_pending(i);
+            }
+        }
+        if (pf[0].revents & POLLIN)
+            accept_one(listen_fd, pol);
     }
 }

@@ -7,6 +7,15 @@
 
 #include <sys/types.h>
 
+/* One configuration section that uses DiagProcAllow or DiagProcUsers. */
+typedef struct dp_helper_section {
+    unsigned allow;             /* DP_ACT_* */
+    int has_users;              /* DiagProcUsers given in this section */
+    int all_users;              /* DiagProcUsers * */
+    const uid_t *uids;
+    int nuids;
+} dp_helper_section;
+
 typedef struct dp_helper_policy {
     uid_t peer_uid;             /* who may connect: the workers' user (root always may) */
     int drop_to_peer;           /* started as root: become peer_uid, keep only the caps we need */
@@ -19,6 +28,17 @@ typedef struct dp_helper_policy {
     int snapshot;               /* DiagProcDumpSnapshot: large dumps read a copy-on-write fork */
     int dump_nice;              /* DiagProcDumpNice: CPU priority of a dumping child (0-19) */
     int dump_ioprio;            /* DiagProcDumpIOPriority: ioprio_set value, 0 = unchanged */
+    /* Who may connect: a child of httpd_pid running this executable... */
+    dev_t exe_dev;
+    ino_t exe_ino;
+    /* ...that knows this generation's secret (inherited in memory). */
+    unsigned char secret[32];
+    /* The configuration: sections[i] as numbered in requests; pairs[a * n + s]
+     * is 1 when section a's DiagProcAllow and section s's DiagProcUsers can
+     * both apply to one URL (nested <Location>s). */
+    const dp_helper_section *sections;
+    int nsections;
+    const unsigned char *pairs;
 } dp_helper_policy;
 
 /* Serves listen_fd until the parent goes away; never returns. */
@@ -31,5 +51,11 @@ void dp_helper_main(int listen_fd, const dp_helper_policy *pol);
 
 /* Is uid within the ceiling? (also used by the tests) */
 int dp_policy_allows_uid(const dp_helper_policy *pol, long uid);
+
+/* What a request may do, from its section numbers alone: the DP_ACT_* bits
+ * its allow section grants over its scope section (0 when the pair cannot
+ * occur), and whether uid is in that scope. */
+unsigned dp_policy_actions(const dp_helper_policy *pol, int allow_section, int scope_section);
+int dp_policy_in_scope(const dp_helper_policy *pol, int scope_section, long uid);
 
 #endif

@@ -152,6 +152,8 @@ int dp_request_check(const dp_request *rq, char *msg, size_t msglen)
         BAD("pid %d is out of range", rq->pid);
     if (rq->keep_running_tid < 0 || rq->keep_running_tid >= 4194304)
         BAD("tid %d is out of range", rq->keep_running_tid);
+    if (rq->allow_section < -1 || rq->scope_section < -1)
+        BAD("section numbers must be -1 or more");
     if (memchr(rq->instance, '\0', sizeof(rq->instance)) == NULL)
         BAD("instance name is not terminated");
     if (rq->op != DP_OP_KILL && rq->delay_ms != 0)

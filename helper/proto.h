@@ -8,7 +8,8 @@
 #include <stddef.h>
 
 #define DP_PROTO_MAGIC   0x31485044u     /* "DPH1" */
-#define DP_PROTO_VERSION 1u
+#define DP_PROTO_VERSION 2u
+#define DP_SECRET_LEN 32     /* the per-generation secret every request carries */
 
 enum dp_op {
     DP_OP_PROC_READ = 1,    /* a private /proc file of a process */
@@ -16,6 +17,13 @@ enum dp_op {
     DP_OP_DUMP = 3,         /* core (raw) or bundle (zip) */
     DP_OP_STACKS = 4        /* backtraces of every thread: DP_FR_STACK_* records */
 };
+
+/* Actions a configuration section may allow (same bits as DiagProcAllow's). */
+#define DP_ACT_KILL        0x01
+#define DP_ACT_DUMP        0x02
+#define DP_ACT_FULLDUMP    0x04
+#define DP_ACT_ENVIRONMENT 0x08
+#define DP_ACT_STACKS      0x10
 
 /* what, for DP_OP_PROC_READ (the one set of codes, also used by the worker) */
 /* DP_READ_BUILD_IDS: "start-end\0hex build id\0" for every mapped file's
@@ -34,6 +42,12 @@ typedef struct dp_request {
     uint32_t timeout_s;                     /* 0 = none */
     uint32_t delay_ms;                      /* KILL: accept now, kill after this (our own worker) */
     char instance[128];                     /* machine name for the bundle manifest */
+    /* The configuration sections the request comes from, as numbered when
+     * the configuration was read (-1 = none): the one whose DiagProcAllow
+     * applies and the one whose DiagProcUsers does. The helper holds their
+     * contents; it only believes the numbers. */
+    int32_t allow_section, scope_section;
+    unsigned char secret[DP_SECRET_LEN];
 } dp_request;
 
 /* Frames: [type:1][length:4 little-endian][payload] */

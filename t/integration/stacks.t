@@ -2,6 +2,7 @@
 import glob
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from tap import ok, is_, like, diag, done_testing  # noqa: E402
@@ -11,6 +12,14 @@ from dphttpd import Httpd, spawn, worker_user, BUILD  # noqa: E402
 TARGET = os.path.join(BUILD, "targets", "dump_target")
 h = Httpd(locations={"/p": "DiagProcAllow stacks", "/off": ""}).start()
 t = spawn([TARGET], ready="ready", user=worker_user())
+# "ready" is printed just before main descends into main_leaf: wait until its
+# main thread sits in pause() (x86_64 syscall 34), or its stack may not be there yet
+deadline = time.time() + 5
+while time.time() < deadline:
+    with open(f"/proc/{t.pid}/syscall") as f:
+        if f.read().split(" ")[0] == "34":
+            break
+    time.sleep(0.01)
 
 r = h.get(f"/p/{t.pid}/stacks")
 is_(r.status, 200, "stacks answer 200")

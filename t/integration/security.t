@@ -1,0 +1,234 @@
+# Attacks that must fail (issue: the helper obeys the configuration, and
+# only httpd's workers): a process of the workers' user that is not a worker,
+# a CGI script, a read-only scope that names root, a target with saved uid 0,
+# idle connections to the helper, the environment inside a minimal dump,
+# invalid UTF-8 and very long segments over HTTP, HEAD of a dump.
+import os
+import re
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from tap import ok, is_, like, diag, done_testing  # noqa: E402
+import dphttpd  # noqa: E402
+from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT  # noqa: E402
+
+TARGET = os.path.join(BUILD, "targets", "proc_target")
+DUMPT = os.path.join(BUILD, "targets", "dump_target")
+TOKEN = "SECRET_TOKEN"
+VALUE = "tok-" + os.urandom(6).hex()
+
+# What an attacker runs as the workers' user: a well-formed request (the
+# struct the workers send), for the environment of pid, with a guessed secret.
+ATTACK = r'''
+import socket, struct, sys
+path, pid = sys.argv[1], int(sys.argv[2])
+rq = struct.pack("<IIIIiiQQQII128sii32s", 0x31485044, 2, 1, 3, pid, 0, 0, 0, 0, 0, 0,
+                 b"x", 0, 0, b"\0" * 32)
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+try:
+    s.connect(path)
+    s.sendall(rq)
+    got = b""
+    while True:
+        c = s.recv(65536)
+        if not c:
+            break
+        got += c
+    print("got", len(got))
+except (BrokenPipeError, ConnectionResetError):
+    print("got 0")          # closed on us: nothing was answered
+except OSError as e:
+    print("error", e.__class__.__name__)
+'''
+
+cgidir = None
+h = Httpd(modules=("cgid", "alias"),
+          server_conf="",
+          locations={"/ro": "DiagProcUsers root " + worker_user() if IS_ROOT else "",
+                     "/dump": "DiagProcAllow dump kill" + (f"\nDiagProcUsers {worker_user()}" if IS_ROOT else ""),
+                     "/env": "DiagProcAllow dump environment"})
+cgidir = os.path.join(h.dir, "cgi")
+os.makedirs(cgidir)
+os.chmod(cgidir, 0o755)
+h.server_conf = (f"ScriptSock {h.dir}/cgid.sock\nScriptAlias /cgi-bin/ {cgidir}/\n"
+                 f"<Directory {cgidir}>\n    Require all granted\n</Directory>\n")
+h.start()
+sockpath = os.path.join(h.dir, f"diagproc.{h.parent_pid}.sock")
+t = spawn([TARGET], ready="ready", user=worker_user(), env={TOKEN: VALUE, "PATH": "/usr/bin:/bin"})
+
+
+def log():
+    with open(os.path.join(h.dir, "error.log"), errors="replace") as f:
+        return f.read()
+
+
+# ---- a process of the workers' user that is not a worker gets nothing
+kw = {"user": worker_user()} if IS_ROOT else {}
+p = subprocess.run(["/usr/bin/python3", "-c", ATTACK, sockpath, str(t.pid)],
+                   capture_output=True, text=True, timeout=30, **kw)
+is_(p.stdout.strip(), "got 0", "a process of the workers' user that is not a worker: no answer")
+like(log(), r"refused a connection from pid \d+ uid \d+ gid \d+: not a child of the httpd parent",
+     "…and the helper logs its pid, uid and the reason")
+
+# ---- a CGI script (mod_cgid, as the workers' user) gets nothing either
+script = os.path.join(cgidir, "attack.py")
+with open(script, "w") as f:
+    f.write("#!/usr/bin/python3\nimport subprocess, sys\n"
+            f"out = subprocess.run([sys.executable, '-c', {ATTACK!r}, {sockpath!r}, '{t.pid}'],"
+            " capture_output=True, text=True).stdout\n"
+            "print('Content-Type: text/plain')\nprint()\nprint(out.strip())\n")
+os.chmod(script, 0o755)
+r = h.get("/cgi-bin/attack.py")
+is_(r.status, 200, "the CGI script ran under mod_cgid")
+is_(r.body.decode().strip(), "got 0", "a CGI script of the workers' user: no answer from the helper")
+# the same from the script's own process (not a child of the cgid daemon's child)
+with open(script, "w") as f:
+    f.write("#!/usr/bin/python3\nimport sys, io, contextlib\nbuf = io.StringIO()\n"
+            f"sys.argv = ['x', {sockpath!r}, '{t.pid}']\n"
+            f"with contextlib.redirect_stdout(buf):\n    exec({ATTACK!r})\n"
+            "print('Content-Type: text/plain')\nprint()\nprint(buf.getvalue().strip())\n")
+r = h.get("/cgi-bin/attack.py")
+is_(r.body.decode().strip(), "got 0", "…nor from the CGI process itself")
+is_(h.get(f"/env/{t.pid}/environments/all").status, 200,
+    "the workers are still served (the environment through an allowing Location)")
+
+# ---- the environment never rides in a dump the Location does not allow it for
+r = h.get(f"/dump/{t.pid}/dump?dumpType=0")
+is_(r.status, 200, "minimal dump without DiagProcAllow environment")
+ok(TOKEN.encode() not in r.body and VALUE.encode() not in r.body,
+   f"…its bytes hold neither {TOKEN} nor its value (strings would find none)")
+r2 = h.get(f"/env/{t.pid}/dump?dumpType=0")
+ok(VALUE.encode() in r2.body, "…while a Location that allows environment dumps it (the check can fail)")
+ok(len(r.body) == len(r2.body), "…and the block is zero-filled, not cut: same size")
+
+# ---- HEAD of a dump never touches the target
+def switches(pid):
+    with open(f"/proc/{pid}/status") as f:
+        st = f.read()
+    v = [int(x) for x in re.findall(r"(?:non)?voluntary_ctxt_switches:\s+(\d+)", st)]
+    tracer = int(re.search(r"TracerPid:\s+(\d+)", st).group(1))
+    return sum(v), tracer, re.search(r"State:\s+(\S)", st).group(1)
+
+
+d = spawn([DUMPT], ready="ready", user=worker_user())
+time.sleep(0.2)
+before = switches(d.pid)
+r = h.request("HEAD", f"/dump/{d.pid}/dump")
+is_(r.status, 200, "HEAD of a dump: 200")
+is_(r.headers.get("content-type"), "application/octet-stream", "…with the dump's type")
+is_(switches(d.pid), before, "…and the target was not woken, stopped or traced")
+h.get(f"/dump/{d.pid}/dump")
+ok(switches(d.pid)[0] > before[0], "a GET of the dump does wake it (the check can fail)")
+
+# ---- four idle connections do not delay a dump
+def dump_time():
+    t0 = time.time()
+    r = h.get(f"/dump/{d.pid}/dump")
+    return time.time() - t0, r.status
+
+
+base, _ = dump_time()
+idle = []
+for _ in range(4):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sockpath)
+    idle.append(s)
+took, st = dump_time()
+is_(st, 200, "a dump while four idle connections are open")
+ok(took - base < 1.0, f"…is not delayed by them ({took:.2f} s vs {base:.2f} s)")
+for s in idle:
+    s.close()
+
+# ---- a read-only scope that names root lets nothing kill or dump root
+if IS_ROOT:
+    root_t = spawn([TARGET], ready="ready")
+    for m, path, name in (("DELETE", f"/ro/{root_t.pid}", "kill"),
+                          ("GET", f"/ro/{root_t.pid}/dump", "dump"),
+                          ("GET", f"/ro/{root_t.pid}/environments/all", "environment"),
+                          ("GET", f"/ro/{root_t.pid}/stacks", "stacks")):
+        r = h.request(m, path)
+        is_(r.status, 403, f"read-only DiagProcUsers root: {name} of a root process is 403")
+    ok(os.path.exists(f"/proc/{root_t.pid}"), "…and the root process still runs")
+    is_(h.get(f"/ro/{root_t.pid}").status, 200, "…while its detail is readable, as configured")
+
+    # ---- a target that can become root again (saved uid 0) is refused
+    import pwd
+    uid = pwd.getpwnam(worker_user()).pw_uid
+    gid = pwd.getpwnam(worker_user()).pw_gid
+    code = (f"import os,sys,time\nos.setgroups([])\nos.setresgid({gid},{gid},{gid})\n"
+            f"os.setresuid({uid},{uid},0)\nprint('ready',flush=True)\ntime.sleep(600)\n")
+    sv = spawn(["/usr/bin/python3", "-c", code], ready="ready")
+    r = h.get(f"/dump/{sv.pid}/dump")
+    is_(r.status, 403, "a process with saved uid 0 is not dumped")
+    like((r.json() or {}).get("Message"), "saved uid 0", "…the Message names the saved uid")
+    r = h.request("DELETE", f"/dump/{sv.pid}")
+    is_(r.status, 403, "…nor killed")
+    ok(os.path.exists(f"/proc/{sv.pid}"), "…and it still runs")
+    dphttpd.kill_quietly(sv)
+    dphttpd.kill_quietly(root_t)
+
+# ---- every 4xx is JSON whatever the bytes
+def raw(method, target, headers=b""):
+    s = socket.create_connection(("127.0.0.1", h.port), timeout=30)
+    s.sendall(method + b" " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+              + headers + b"\r\n")
+    data = b""
+    while True:
+        c = s.recv(65536)
+        if not c:
+            break
+        data += c
+    s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ")[1])
+    return status, head.decode("latin-1"), body
+
+
+bad = b"%ff%fe"
+P = b"/dump"
+pid = str(t.pid).encode()
+for name, method, target, hdr in (
+        ("id", b"GET", P + b"/" + bad, b""),
+        ("route", b"GET", P + b"/" + pid + b"/" + bad, b""),
+        ("tid", b"GET", P + b"/" + pid + b"/threads/" + bad, b""),
+        ("module address", b"GET", P + b"/" + pid + b"/modules/" + bad, b""),
+        ("format", b"GET", P + b"/" + pid + b"/dump?format=" + bad, b""),
+        ("dumpType", b"GET", P + b"/" + pid + b"/dump?dumpType=" + bad, b""),
+        ("sample_ms", b"GET", P + b"/" + pid + b"?sample_ms=" + bad, b""),
+        ("allUsers", b"GET", P + b"?allUsers=" + bad, b""),
+        ("Origin", b"DELETE", P + b"/" + pid, b"Origin: http://\xff\xfe.example\r\n")):
+    lines_before = log().count("\n")
+    status, head, body = raw(method, target, hdr)
+    ok(400 <= status < 500, f"invalid UTF-8 in {name}: a 4xx ({status})")
+    ok("application/json" in head, f"…as JSON")
+    try:
+        import json
+        ok("Message" in json.loads(body.decode("utf-8")), "…a valid JSON Message")
+    except Exception as e:
+        ok(False, f"…a valid JSON Message ({e})")
+ok(os.path.exists(f"/proc/{t.pid}"), "the cross-origin DELETE killed nothing")
+
+n_before = len([l for l in log().splitlines() if "error" in l.lower() and "diagproc audit" not in l])
+status, head, body = raw(b"GET", P + b"/" + b"a" * 6000)
+is_(status, 400, "a 6000-byte segment: our own 400")
+ok("application/json" in head, "…as JSON")
+status, head, body = raw(b"GET", P + b"/" + pid + b"/" + b"b" * 6000)
+is_(status, 404, "a 6000-byte route segment: our own 404")
+time.sleep(0.3)
+n_after = len([l for l in log().splitlines() if "error" in l.lower() and "diagproc audit" not in l])
+is_(n_after, n_before, "…and no error-log line (httpd did not walk the filesystem)")
+
+# ---- the audit trail
+like(log(), rf"diagproc audit: client 127\.0\.0\.1 user - action dump pid {t.pid} uid \d+ "
+     rf"name \"proc_target\" outcome 200", "a dump leaves an audit line: client, user, target, outcome")
+like(log(), r"diagproc audit: .* action environment .* outcome 200", "…and so does an environment read")
+
+dphttpd.kill_quietly(t)
+dphttpd.kill_quietly(d)
+h.stop()
+done_testing()
