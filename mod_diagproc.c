@@ -147,7 +147,7 @@ static int dp_own_url_space(request_rec *r)
     h = ap_expr_str_exec(r, cd->expr_handler, &err);
     if (err || !h || strcmp(h, "diagproc") != 0)
         return DECLINED;
-    r->filename = apr_pstrcat(r->pool, "diagproc:", r->uri, NULL);
+    r->filename = apr_pstrcat(r->pool, "/diagproc", r->uri, NULL);    /* never a file: not walked */
     return OK;
 }
 

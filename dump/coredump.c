@@ -933,6 +933,11 @@ static void build_notes(dp_core *c, const char *auxv, size_t auxv_len)
     apr_cpystrn(ps.pr_fname, c->st.comm, sizeof(ps.pr_fname));
     snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)c->pid);
     if (dp_read_file(path, &cmd, &cmdlen, c->pool) == 0) {
+        /* a process that rewrote its argv area without a final NUL gets its
+         * environment appended by the kernel: keep to argv's own bytes */
+        if (c->opts.hide_environment && c->st.arg_end > c->st.arg_start
+            && cmdlen > c->st.arg_end - c->st.arg_start)
+            cmdlen = (size_t)(c->st.arg_end - c->st.arg_start);
         for (i = 0; i < cmdlen && i < sizeof(ps.pr_psargs) - 1; i++)
             ps.pr_psargs[i] = cmd[i] ? cmd[i] : ' ';
     }

@@ -54,7 +54,8 @@ static void test_every_field_is_checked(void **state)
     dp_request rq;
     (void)state;
     rq = good(DP_OP_KILL); rq.magic = 0;                 expect_bad(rq, "not a diagproc request");
-    rq = good(DP_OP_KILL); rq.version = 2;               expect_bad(rq, "protocol version");
+    rq = good(DP_OP_KILL); rq.version = 1;               expect_bad(rq, "protocol version");
+    rq = good(DP_OP_KILL); rq.allow_section = -2;        expect_bad(rq, "section numbers");
     rq = good(DP_OP_KILL); rq.pid = 0;                   expect_bad(rq, "pid");
     rq = good(DP_OP_KILL); rq.pid = 4194304;             expect_bad(rq, "pid");
     rq = good(DP_OP_KILL); rq.keep_running_tid = -1;     expect_bad(rq, "tid");
