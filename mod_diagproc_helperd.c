@@ -244,7 +244,7 @@ static int dp_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
         if (stat("/proc/self/exe", &sb) != 0
             || syscall(SYS_getrandom, generation_secret, sizeof(generation_secret), 0)
                != (long)sizeof(generation_secret)) {
-            ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, APLOGNO(10817)
+            ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, DPLOGNO(00021)
                          "diagproc: no executable identity or random secret for the helper; "
                          "it is not started");
             return OK;

@@ -267,7 +267,7 @@ int dp_audited(request_rec *r, const char *action, int (*fn)(request_rec *, cons
         }
     }
     rv = fn(r, seg);
-    ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, APLOGNO(10818)
+    ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, DPLOGNO(00020)
                   "diagproc audit: client %s user %s action %s pid %ld uid %ld name \"%s\" "
                   "outcome %d", r->useragent_ip ? r->useragent_ip : "-",
                   r->user ? dp_utf8(r->user, strlen(r->user), r->pool) : "-", action, pid, uid,

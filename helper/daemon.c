@@ -12,7 +12,6 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <poll.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -22,6 +21,8 @@
 #include <apr_pools.h>
 
 #include "helper/daemon.h"
+#include "helper/policy.h"
+#include "helper/ring.h"
 #include "helper/proto.h"
 #include "proc/procfs.h"
 #include "proc/protect.h"
@@ -85,121 +86,17 @@ int dp_policy_allows_uid(const dp_helper_policy *pol, long uid)
     return pol->all_users && uid != 0;
 }
 
-static const dp_helper_section *section(const dp_helper_policy *pol, int i)
-{
-    return i >= 0 && i < pol->nsections ? &pol->sections[i] : NULL;
-}
-
-unsigned dp_policy_actions(const dp_helper_policy *pol, int allow_section, int scope_section)
-{
-    const dp_helper_section *a = section(pol, allow_section);
-
-    if (!a || scope_section < -1 || scope_section >= pol->nsections)
-        return 0;
-    /* a section's actions reach the scope of that section, of a section it
-     * nests with, or the default when it names no users itself */
-    if (allow_section == scope_section
-        || (scope_section < 0 && !a->has_users)
-        || (scope_section >= 0 && pol->pairs
-            && pol->pairs[allow_section * pol->nsections + scope_section]))
-        return a->allow;
-    return 0;
-}
-
-int dp_policy_in_scope(const dp_helper_policy *pol, int scope_section, long uid)
-{
-    const dp_helper_section *s = section(pol, scope_section);
-    int i;
-
-    if (scope_section < -1 || scope_section >= pol->nsections)
-        return 0;
-    if (!s || !s->has_users)
-        return uid == (long)pol->peer_uid;      /* the default: the workers' user */
-    if (s->all_users)
-        return 1;
-    for (i = 0; i < s->nuids; i++)
-        if ((long)s->uids[i] == uid)
-            return 1;
-    return 0;
-}
-
 static pid_t daemon_pid;        /* the helper daemon itself */
 
-/* What the request needs from its sections, by operation. */
-static unsigned needed_actions(const dp_request *rq)
-{
-    switch (rq->op) {
-    case DP_OP_PROC_READ:
-        return rq->what == DP_READ_ENVIRON ? DP_ACT_ENVIRONMENT : 0;
-    case DP_OP_KILL:
-        return DP_ACT_KILL;
-    case DP_OP_DUMP:
-        return DP_ACT_DUMP | ((rq->dump_type & DP_DUMP_NEEDS_FULLDUMP) ? DP_ACT_FULLDUMP : 0);
-    case DP_OP_STACKS:
-        return DP_ACT_STACKS;
-    }
-    return ~0u;
-}
-
-static const char *action_word(unsigned bit)
-{
-    switch (bit) {
-    case DP_ACT_KILL: return "kill";
-    case DP_ACT_DUMP: return "dump";
-    case DP_ACT_FULLDUMP: return "fulldump";
-    case DP_ACT_ENVIRONMENT: return "environment";
-    default: return "stacks";
-    }
-}
-
-/* The target may be acted on at all: the request's section allows the
- * action, every uid the target holds (real, effective, saved, filesystem)
- * is within the section's scope and the ceiling, it holds no privilege
- * (capabilities, root's or a borrowed group) the scope does not include,
+/* The target may be acted on at all: what dp_policy_check_target checks,
  * and it is not protected. */
 static int check_target(const dp_helper_policy *pol, const dp_request *rq, int acting,
                         dp_stat *st, dp_error *err)
 {
-    static const char *slot[4] = { "real", "effective", "saved", "filesystem" };
-    unsigned need = needed_actions(rq), have;
-    char path[64], buf[4096];
-    dp_status ss;
-    ssize_t n;
-    int i, root_ok;
     pid_t pid = rq->pid;
 
-    have = need ? dp_policy_actions(pol, rq->allow_section, rq->scope_section) : 0;
-    if (need & ~have) {
-        unsigned missing = need & ~have, bit = missing & (~missing + 1);
-        return dp_fail(err, 403, "The configuration section this request comes from does not "
-                       "allow '%s' (DiagProcAllow).", action_word(bit));
-    }
-    if (dp_read_stat(pid, 0, st, err) != 0)
+    if (dp_policy_check_target(pol, rq, st, err) != 0)
         return -1;
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    n = dp_read_small(path, buf, sizeof(buf));
-    if (n <= 0 || dp_parse_status(buf, (size_t)n, &ss) != 0)
-        return dp_fail_not_running(err, pid);
-    for (i = 0; i < 4; i++) {
-        if (!dp_policy_allows_uid(pol, ss.uid[i]))
-            return dp_fail(err, 403, "Process %d (%s uid %ld) is outside the helper's ceiling "
-                           "(DiagProcHelperUsers / DiagProcUsers).", (int)pid, slot[i],
-                           ss.uid[i]);
-        if (!dp_policy_in_scope(pol, rq->scope_section, ss.uid[i]))
-            return dp_fail(err, 403, "Process %d (%s uid %ld) is outside this location's "
-                           "scope (DiagProcUsers).", (int)pid, slot[i], ss.uid[i]);
-    }
-    root_ok = dp_policy_allows_uid(pol, 0) && dp_policy_in_scope(pol, rq->scope_section, 0);
-    if (!root_ok) {
-        if (ss.caps_known != 3 || ss.cap_prm || ss.cap_eff || ss.cap_amb)
-            return dp_fail(err, 403, "Process %d holds capabilities (CapPrm %llx); only a "
-                           "scope that includes root may reach it.", (int)pid, ss.cap_prm);
-        for (i = 0; i < 4; i++)
-            if (ss.gid[i] == 0 || ss.gid[i] != ss.gid[0])
-                return dp_fail(err, 403, "Process %d holds group %ld (%s gid) besides its "
-                               "real group %ld; only a scope that includes root may reach "
-                               "it.", (int)pid, ss.gid[i], slot[i], ss.gid[0]);
-    }
     /* checked in a request's child, whose parent is the daemon */
     if (acting && dp_check_protected(pid, st, pol->httpd_pid, daemon_pid, err) != 0)
         return -1;
@@ -236,62 +133,6 @@ static int frames_write(dp_sink *s, const void *buf, size_t len)
         size_t k = len < DP_FRAME_MAX ? len : DP_FRAME_MAX;
         if (dp_frame_write(fd, DP_FR_DATA, p, k, NULL, 0) != 0)
             return -1;
-        p += k;
-        len -= k;
-    }
-    return 0;
-}
-
-/* Dump bytes through the shared ring (DP_FR_RING in proto.h). */
-typedef struct ring {
-    int fd;                     /* the worker's socket */
-    char *base;
-    unsigned next, inflight;
-} ring;
-
-static int ring_open(ring *r, int fd)
-{
-    uint32_t geometry[2] = { DP_RING_SLOTS, DP_RING_SLOT };
-    size_t size = (size_t)DP_RING_SLOTS * DP_RING_SLOT;
-    int mfd = memfd_create("diagproc-ring", MFD_CLOEXEC | MFD_ALLOW_SEALING), rc = -1;
-    void *base = MAP_FAILED;
-
-    memset(r, 0, sizeof(*r));
-    r->fd = fd;
-    /* the worker may neither resize it (a SIGBUS here) nor write to it */
-    if (mfd >= 0 && ftruncate(mfd, (off_t)size) == 0
-        && (base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0)) != MAP_FAILED
-        && fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE
-                 | F_SEAL_SEAL) == 0) {
-        r->base = base;
-        rc = dp_frame_write_fd(fd, DP_FR_RING, geometry, sizeof(geometry), mfd);
-    }
-    if (mfd >= 0)
-        close(mfd);
-    return rc;
-}
-
-static int ring_write(dp_sink *s, const void *buf, size_t len)
-{
-    ring *r = s->ctx;
-    const char *p = buf;
-
-    while (len) {
-        size_t k = len < DP_RING_SLOT ? len : DP_RING_SLOT;
-        uint32_t slot[2];
-        char ack;
-        if (r->inflight == DP_RING_SLOTS) {
-            if (dp_read_full(r->fd, &ack, 1) != 0)
-                return -1;
-            r->inflight--;
-        }
-        memcpy(r->base + (size_t)r->next * DP_RING_SLOT, p, k);
-        slot[0] = r->next;
-        slot[1] = (uint32_t)k;
-        if (dp_frame_write(r->fd, DP_FR_SLOT, slot, sizeof(slot), NULL, 0) != 0)
-            return -1;
-        r->next = (r->next + 1) % DP_RING_SLOTS;
-        r->inflight++;
         p += k;
         len -= k;
     }
@@ -481,8 +322,8 @@ static void do_dump(int fd, const dp_helper_policy *pol, const dp_request *rq,
     dp_stat st;
     dp_core_opts o;
     dp_core *core;
-    ring rg;
-    dp_sink out = { ring_write, &rg };
+    dp_ring rg;
+    dp_sink out = { dp_ring_write, &rg };
 
     if (check_target(pol, rq, 1, &st, &err) != 0)
         return send_error(fd, &err);
@@ -506,7 +347,7 @@ static void do_dump(int fd, const dp_helper_policy *pol, const dp_request *rq,
         dp_core_close(core);
         return;
     }
-    if (ring_open(&rg, fd) != 0) {
+    if (dp_ring_open(&rg, fd) != 0) {
         out.write = frames_write;           /* no shared memory: through the socket */
         out.ctx = &fd;
     }
@@ -649,11 +490,9 @@ static void reap(void)
             }
 }
 
-/* A dump's client sees its last byte a moment before the dumping child has
- * exited; a client that asks again at once must not get a 503 for that, so a
- * full table (or a dump of the same target) waits briefly for a child to
- * finish -- briefly, as new connections wait meanwhile. -1: the table is
- * full, -2: that target is being dumped. */
+/* A client that asks again right after its last byte must not get a 503:
+ * a full table (or a dump of the same target) waits briefly for a child to
+ * end. -1: the table is full, -2: that target is being dumped. */
 static int free_dump_slot(pid_t target)
 {
     int i, tries, busy = 0;
@@ -671,74 +510,7 @@ static int free_dump_slot(pid_t target)
     return busy ? -2 : -1;
 }
 
-static void on_child(int sig)
-{
-    (void)sig;
-}
-
-/* A refusal of a peer or request: logged (to httpd's error log, the
- * helper's stderr) with who asked and why; the peer gets no answer. */
-static void refuse_peer(const struct ucred *peer, const char *why)
-{
-    fprintf(stderr, "[diagproc:helper] refused a connection from pid %d uid %d gid %d: %s\n",
-            (int)peer->pid, (int)peer->uid, (int)peer->gid, why);
-}
-
-/* 1 while the process behind a pidfd has not exited: a live pidfd means its
- * pid was not recycled, so what /proc says of that pid is about the peer. */
-static int pidfd_alive(int pidfd)
-{
-    struct pollfd pf = { pidfd, POLLIN, 0 };
-    return pidfd >= 0 && poll(&pf, 1, 0) == 0;
-}
-
-/* Only httpd's own workers: the workers' user, a child of this httpd's
- * parent, running the httpd executable. A CGI script or any other process
- * of that user fails the second or third test. */
-static const char *peer_not_a_worker(const dp_helper_policy *pol, const struct ucred *peer,
-                                     int pidfd)
-{
-    char path[64];
-    struct stat sb;
-    dp_stat st;
-
-    if ((uid_t)peer->uid != pol->peer_uid)
-        return "not the workers' user";
-    if (pidfd < 0)
-        return "no pidfd for the peer";
-    if (dp_read_stat(peer->pid, 0, &st, NULL) != 0 || st.ppid != pol->httpd_pid)
-        return "not a child of the httpd parent";
-    snprintf(path, sizeof(path), "/proc/%d/exe", (int)peer->pid);
-    if (stat(path, &sb) != 0 || sb.st_dev != pol->exe_dev || sb.st_ino != pol->exe_ino)
-        return "not running the httpd executable";
-    if (!pidfd_alive(pidfd))
-        return "exited while it was checked";
-    return NULL;
-}
-
-static int peer_pidfd(int fd, const struct ucred *peer)
-{
-#ifndef SO_PEERPIDFD
-#define SO_PEERPIDFD 77
-#endif
-    int pidfd = -1;
-    socklen_t len = sizeof(pidfd);
-
-    /* the kernel's pidfd of the connecting process (Linux 6.5); else one
-     * opened now, which the secret backs up should the pid have been reused */
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0 && pidfd >= 0)
-        return pidfd;
-    return (int)syscall(SYS_pidfd_open, peer->pid, 0);
-}
-
-static int secret_matches(const dp_helper_policy *pol, const dp_request *rq)
-{
-    unsigned char diff = 0;
-    size_t i;
-    for (i = 0; i < DP_SECRET_LEN; i++)      /* constant time */
-        diff |= (unsigned char)(rq->secret[i] ^ pol->secret[i]);
-    return diff == 0;
-}
+static void on_child(int sig) { (void)sig; }
 
 static void serve_one(int fd, const dp_helper_policy *pol, const struct ucred *peer,
                       const dp_request *rq)
@@ -805,12 +577,12 @@ static void dispatch(const dp_helper_policy *pol, pending *w, int complete)
     unsigned long long since;
     const char *bad = NULL;
 
-    if (complete && !secret_matches(pol, &w->rq)) {
-        refuse_peer(&w->peer, "the request lacks this httpd generation's secret");
+    if (complete && !dp_secret_matches(pol, &w->rq)) {
+        dp_refuse_peer(&w->peer, "the request lacks this httpd generation's secret");
         return;
     }
-    if (!pidfd_alive(w->pidfd)) {
-        refuse_peer(&w->peer, "exited before its request was served");
+    if (!dp_pidfd_alive(w->pidfd)) {
+        dp_refuse_peer(&w->peer, "exited before its request was served");
         return;
     }
     if (!complete)
@@ -891,21 +663,17 @@ static void accept_one(int listen_fd, const dp_helper_policy *pol)
         close(fd);
         return;
     }
-    pidfd = peer_pidfd(fd, &peer);
-    if ((why = peer_not_a_worker(pol, &peer, pidfd)) != NULL) {
-        refuse_peer(&peer, why);
+    pidfd = dp_peer_pidfd(fd, &peer);
+    if ((why = dp_peer_not_a_worker(pol, &peer, pidfd)) != NULL) {
+        dp_refuse_peer(&peer, why);
         close(fd);
         if (pidfd >= 0)
             close(pidfd);
         return;
     }
-    if (nwaiting == PENDING_MAX) {
-        int oldest = 0, i;
-        for (i = 1; i < nwaiting; i++)
-            if (waiting[i].deadline_ms < waiting[oldest].deadline_ms)
-                oldest = i;
-        refuse_peer(&waiting[oldest].peer, "too many connections without a request");
-        drop_pending(oldest);
+    if (nwaiting == PENDING_MAX) {      /* the first is among the oldest */
+        dp_refuse_peer(&waiting[0].peer, "too many connections without a request");
+        drop_pending(0);
     }
     memset(&waiting[nwaiting], 0, sizeof(waiting[nwaiting]));
     waiting[nwaiting].fd = fd;
@@ -967,8 +735,7 @@ void dp_helper_main(int listen_fd, const dp_helper_policy *pol)
     signal(SIGUSR1, SIG_IGN);       /* httpd's graceful signal goes to the process group */
     signal(SIGWINCH, SIG_IGN);
     fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK);
-    /* One loop for every connection: a peer that connects and sends nothing
-     * holds up no one, and is dropped after REQUEST_WAIT_MS. */
+    /* one loop for all: an idle peer holds up no one, dropped after REQUEST_WAIT_MS */
     for (;;) {
         struct pollfd pf[PENDING_MAX + 1];
         long long now = now_ms(), wait = -1;
@@ -995,7 +762,7 @@ void dp_helper_main(int listen_fd, const dp_helper_policy *pol)
                 continue;
             }
             if (waiting[i].deadline_ms <= now) {
-                refuse_peer(&waiting[i].peer, "no request within 2 seconds");
+                dp_refuse_peer(&waiting[i].peer, "no request within 2 seconds");
                 drop_pending(i);
             }
         }

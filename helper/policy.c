@@ -1,0 +1,192 @@
+/* The helper's checks of who asks (peer, secret) and of what a request may
+ * do to its target under the configuration it holds. No httpd headers. */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "helper/daemon.h"
+#include "helper/policy.h"
+#include "helper/proto.h"
+#include "proc/procfs.h"
+#include "dump/core.h"
+
+static const dp_helper_section *section(const dp_helper_policy *pol, int i)
+{
+    return i >= 0 && i < pol->nsections ? &pol->sections[i] : NULL;
+}
+
+unsigned dp_policy_actions(const dp_helper_policy *pol, int allow_section, int scope_section)
+{
+    const dp_helper_section *a = section(pol, allow_section);
+
+    if (!a || scope_section < -1 || scope_section >= pol->nsections)
+        return 0;
+    /* a section's actions reach the scope of that section, of a section it
+     * nests with, or the default when it names no users itself */
+    if (allow_section == scope_section
+        || (scope_section < 0 && !a->has_users)
+        || (scope_section >= 0 && pol->pairs
+            && pol->pairs[allow_section * pol->nsections + scope_section]))
+        return a->allow;
+    return 0;
+}
+
+int dp_policy_in_scope(const dp_helper_policy *pol, int scope_section, long uid)
+{
+    const dp_helper_section *s = section(pol, scope_section);
+    int i;
+
+    if (scope_section < -1 || scope_section >= pol->nsections)
+        return 0;
+    if (!s || !s->has_users)
+        return uid == (long)pol->peer_uid;      /* the default: the workers' user */
+    if (s->all_users)
+        return 1;
+    for (i = 0; i < s->nuids; i++)
+        if ((long)s->uids[i] == uid)
+            return 1;
+    return 0;
+}
+
+/* What the request needs from its sections, by operation. */
+static unsigned needed_actions(const dp_request *rq)
+{
+    switch (rq->op) {
+    case DP_OP_PROC_READ:
+        return rq->what == DP_READ_ENVIRON ? DP_ACT_ENVIRONMENT : 0;
+    case DP_OP_KILL:
+        return DP_ACT_KILL;
+    case DP_OP_DUMP:
+        return DP_ACT_DUMP | ((rq->dump_type & DP_DUMP_NEEDS_FULLDUMP) ? DP_ACT_FULLDUMP : 0);
+    case DP_OP_STACKS:
+        return DP_ACT_STACKS;
+    }
+    return ~0u;
+}
+
+static const char *action_word(unsigned bit)
+{
+    switch (bit) {
+    case DP_ACT_KILL: return "kill";
+    case DP_ACT_DUMP: return "dump";
+    case DP_ACT_FULLDUMP: return "fulldump";
+    case DP_ACT_ENVIRONMENT: return "environment";
+    default: return "stacks";
+    }
+}
+
+int dp_policy_check_target(const dp_helper_policy *pol, const dp_request *rq, dp_stat *st,
+                           dp_error *err)
+{
+    static const char *slot[4] = { "real", "effective", "saved", "filesystem" };
+    unsigned need = needed_actions(rq), have;
+    char path[64], buf[4096];
+    dp_status ss;
+    ssize_t n;
+    int i, root_ok;
+    pid_t pid = rq->pid;
+
+    have = need ? dp_policy_actions(pol, rq->allow_section, rq->scope_section) : 0;
+    if (need & ~have) {
+        unsigned missing = need & ~have, bit = missing & (~missing + 1);
+        return dp_fail(err, 403, "The configuration section this request comes from does not "
+                       "allow '%s' (DiagProcAllow).", action_word(bit));
+    }
+    if (dp_read_stat(pid, 0, st, err) != 0)
+        return -1;
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    n = dp_read_small(path, buf, sizeof(buf));
+    if (n <= 0 || dp_parse_status(buf, (size_t)n, &ss) != 0)
+        return dp_fail_not_running(err, pid);
+    for (i = 0; i < 4; i++) {
+        if (!dp_policy_allows_uid(pol, ss.uid[i]))
+            return dp_fail(err, 403, "Process %d (%s uid %ld) is outside the helper's ceiling "
+                           "(DiagProcHelperUsers / DiagProcUsers).", (int)pid, slot[i],
+                           ss.uid[i]);
+        if (!dp_policy_in_scope(pol, rq->scope_section, ss.uid[i]))
+            return dp_fail(err, 403, "Process %d (%s uid %ld) is outside this location's "
+                           "scope (DiagProcUsers).", (int)pid, slot[i], ss.uid[i]);
+    }
+    root_ok = dp_policy_allows_uid(pol, 0) && dp_policy_in_scope(pol, rq->scope_section, 0);
+    if (!root_ok) {
+        if (ss.caps_known != 3 || ss.cap_prm || ss.cap_eff || ss.cap_amb)
+            return dp_fail(err, 403, "Process %d holds capabilities (CapPrm %llx); only a "
+                           "scope that includes root may reach it.", (int)pid, ss.cap_prm);
+        for (i = 0; i < 4; i++)
+            if (ss.gid[i] == 0 || ss.gid[i] != ss.gid[0])
+                return dp_fail(err, 403, "Process %d holds group %ld (%s gid) besides its "
+                               "real group %ld; only a scope that includes root may reach "
+                               "it.", (int)pid, ss.gid[i], slot[i], ss.gid[0]);
+    }
+    return 0;
+}
+
+/* A refusal of a peer or request: logged (to httpd's error log, the
+ * helper's stderr) with who asked and why; the peer gets no answer. */
+void dp_refuse_peer(const struct ucred *peer, const char *why)
+{
+    fprintf(stderr, "[diagproc:helper] refused a connection from pid %d uid %d gid %d: %s\n",
+            (int)peer->pid, (int)peer->uid, (int)peer->gid, why);
+}
+
+/* 1 while the process behind a pidfd has not exited: a live pidfd means its
+ * pid was not recycled, so what /proc says of that pid is about the peer. */
+int dp_pidfd_alive(int pidfd)
+{
+    struct pollfd pf = { pidfd, POLLIN, 0 };
+    return pidfd >= 0 && poll(&pf, 1, 0) == 0;
+}
+
+/* Only httpd's own workers: the workers' user, a child of this httpd's
+ * parent, running the httpd executable. A CGI script or any other process
+ * of that user fails the second or third test. */
+const char *dp_peer_not_a_worker(const dp_helper_policy *pol, const struct ucred *peer,
+                                     int pidfd)
+{
+    char path[64];
+    struct stat sb;
+    dp_stat st;
+
+    if ((uid_t)peer->uid != pol->peer_uid)
+        return "not the workers' user";
+    if (pidfd < 0)
+        return "no pidfd for the peer";
+    if (dp_read_stat(peer->pid, 0, &st, NULL) != 0 || st.ppid != pol->httpd_pid)
+        return "not a child of the httpd parent";
+    snprintf(path, sizeof(path), "/proc/%d/exe", (int)peer->pid);
+    if (stat(path, &sb) != 0 || sb.st_dev != pol->exe_dev || sb.st_ino != pol->exe_ino)
+        return "not running the httpd executable";
+    if (!dp_pidfd_alive(pidfd))
+        return "exited while it was checked";
+    return NULL;
+}
+
+int dp_peer_pidfd(int fd, const struct ucred *peer)
+{
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+    int pidfd = -1;
+    socklen_t len = sizeof(pidfd);
+
+    /* the kernel's pidfd of the connecting process (Linux 6.5); else one
+     * opened now, which the secret backs up should the pid have been reused */
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0 && pidfd >= 0)
+        return pidfd;
+    return (int)syscall(SYS_pidfd_open, peer->pid, 0);
+}
+
+int dp_secret_matches(const dp_helper_policy *pol, const dp_request *rq)
+{
+    unsigned char diff = 0;
+    size_t i;
+    for (i = 0; i < DP_SECRET_LEN; i++)      /* constant time */
+        diff |= (unsigned char)(rq->secret[i] ^ pol->secret[i]);
+    return diff == 0;
+}
+

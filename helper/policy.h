@@ -1,0 +1,27 @@
+/* Who may ask the helper, and what a request may do to its target. */
+#ifndef DP_POLICY_H
+#define DP_POLICY_H
+
+#include <sys/socket.h>
+#include "helper/daemon.h"
+#include "helper/proto.h"
+#include "proc/procfs.h"
+
+/* Every uid (real, effective, saved, filesystem) of the target within the
+ * ceiling and the request's scope; no capability or borrowed group unless
+ * root is in scope; the request's section allows its action. */
+int dp_policy_check_target(const dp_helper_policy *pol, const dp_request *rq, dp_stat *st,
+                           dp_error *err);
+/* Logs a refused peer (pid, uid, gid, why); it gets no answer. */
+void dp_refuse_peer(const struct ucred *peer, const char *why);
+/* 1 while the process behind the pidfd runs (its pid is not reused). */
+int dp_pidfd_alive(int pidfd);
+/* NULL when the peer is one of httpd's workers, else why not. */
+const char *dp_peer_not_a_worker(const dp_helper_policy *pol, const struct ucred *peer,
+                                 int pidfd);
+/* A pidfd of the peer (SO_PEERPIDFD, else pidfd_open). */
+int dp_peer_pidfd(int fd, const struct ucred *peer);
+/* The request carries this generation's secret (constant time). */
+int dp_secret_matches(const dp_helper_policy *pol, const dp_request *rq);
+
+#endif
