@@ -18,6 +18,8 @@
 #include "mod_diagproc_config.h"
 #include "mod_diagproc_request.h"
 #include "mod_diagproc_procs.h"
+#include "mod_diagproc_modules.h"
+#include "mod_diagproc_threads.h"
 #include "mod_diagproc_kill.h"
 #include "mod_diagproc_dump.h"
 #include "mod_diagproc_stacks.h"

@@ -178,3 +178,44 @@ int dp_helper_proc_read(request_rec *r, pid_t pid, int what, char **out, apr_siz
     return dp_helper_read_rest(r, hc, out, outlen, err);
 }
 
+/* A /proc file the worker may not be allowed to read (another user's
+ * process on a root-started httpd): ask the privileged helper instead.
+ * Returns 0 with the bytes, or -1 when nobody may read it. */
+int dp_read_private(request_rec *r, pid_t pid, int what, const char *file,
+                     char **buf, size_t *len)
+{
+    dp_error err = { 0 };
+    apr_size_t n = 0;
+
+    if (dp_read_file(apr_psprintf(r->pool, "/proc/%d/%s", (int)pid, file), buf, len, r->pool) == 0)
+        return 0;
+    if (errno != EACCES && errno != EPERM)
+        return -1;
+    if (dp_helper_proc_read(r, pid, what, buf, &n, &err) != 0)
+        return -1;
+    *len = n;
+    return 0;
+}
+
+int dp_readlink_private(request_rec *r, pid_t pid, int what, const char *file,
+                        const char **out)
+{
+    char tmp[4096];
+    ssize_t n = readlink(apr_psprintf(r->pool, "/proc/%d/%s", (int)pid, file), tmp, sizeof(tmp) - 1);
+    char *buf;
+    size_t len;
+    dp_error err = { 0 };
+    apr_size_t alen = 0;
+
+    if (n >= 0) {
+        *out = apr_pstrmemdup(r->pool, tmp, (apr_size_t)n);
+        return 0;
+    }
+    if (errno != EACCES && errno != EPERM)
+        return -1;
+    if (dp_helper_proc_read(r, pid, what, &buf, &alen, &err) != 0)
+        return -1;
+    len = alen;
+    *out = apr_pstrmemdup(r->pool, buf, len);
+    return 0;
+}

@@ -25,4 +25,13 @@ apr_status_t dp_helper_close(void *hc);
 int dp_helper_proc_read(request_rec *r, pid_t pid, int what, char **buf, apr_size_t *len,
                         dp_error *err);
 
+/* A /proc file of pid, read by the worker itself or, when it may not (another
+ * user's process on a root-started httpd), by the helper: 0 with the bytes, or
+ * -1 when nobody may read it. what: DP_READ_*; file: its name below /proc/PID. */
+int dp_read_private(request_rec *r, pid_t pid, int what, const char *file, char **buf,
+                    size_t *len);
+/* The same for a link (exe, cwd). */
+int dp_readlink_private(request_rec *r, pid_t pid, int what, const char *file,
+                        const char **out);
+
 #endif

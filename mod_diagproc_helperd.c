@@ -244,7 +244,7 @@ static int dp_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
         if (stat("/proc/self/exe", &sb) != 0
             || syscall(SYS_getrandom, generation_secret, sizeof(generation_secret), 0)
                != (long)sizeof(generation_secret)) {
-            ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, DPLOGNO(00021)
+            ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, DPLOGNO(00007)
                          "diagproc: no executable identity or random secret for the helper; "
                          "it is not started");
             return OK;
@@ -255,7 +255,7 @@ static int dp_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
     }
     apr_pool_cleanup_register(pconf, NULL, helper_cleanup, apr_pool_cleanup_null);
     if (start_helper(pconf, s) != 0)
-        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, DPLOGNO(00007)
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, DPLOGNO(00008)
                      "diagproc: the helper did not start; kill, dump and private reads "
                      "will answer 503");
     return OK;

@@ -41,7 +41,7 @@ static int handle_kill(request_rec *r, pid_t pid)
          * is out; the connection closes with it */
         rq.delay_ms = 500;
         r->connection->keepalive = AP_CONN_CLOSE;
-        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, DPLOGNO(00008)
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, DPLOGNO(00009)
                       "diagproc: this worker (%d) ends on request", (int)pid);
     }
     if (dp_helper_call(r, &rq, &hc, &err) != 0 || dp_helper_read_answer(r, hc, &size, NULL, &err) != 0)

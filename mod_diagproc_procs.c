@@ -22,6 +22,8 @@
 #include "mod_diagproc_config.h"
 #include "mod_diagproc_request.h"
 #include "mod_diagproc_procs.h"
+#include "mod_diagproc_modules.h"
+#include "mod_diagproc_threads.h"
 #include "mod_diagproc_helper_client.h"
 #include "mod_diagproc_html.h"
 #include "mod_diagproc_scoreboard.h"
@@ -38,10 +40,6 @@ static json_t *jstr(apr_pool_t *p, const char *buf, size_t len)
     return json_string(dp_utf8(buf, len, p));
 }
 
-static json_t *jcstr(apr_pool_t *p, const char *s)
-{
-    return s ? jstr(p, s, strlen(s)) : json_null();
-}
 
 /* The rule for a value that cannot be read: Kudu's contract fields are .NET
  * value types its clients cannot set to null, so they carry what Kudu sends
@@ -62,20 +60,6 @@ const char *dp_proc_href(request_rec *r, long pid)
 }
 
 
-static void start_time_buf(char *buf, size_t len, unsigned long long ticks)
-{
-    unsigned long long hz = (unsigned long long)dp_clock_ticks();
-    dp_iso_time_buf(buf, len, dp_boot_time() + (long long)(ticks / hz),
-                    (long)((ticks % hz) * (1000000000ULL / hz)));
-}
-
-static const char *start_time_iso(unsigned long long ticks, apr_pool_t *p)
-{
-    char buf[48];
-    start_time_buf(buf, sizeof(buf), ticks);
-    return apr_pstrdup(p, buf);
-}
-
 static const char *now_iso(apr_pool_t *p)
 {
     struct timespec ts;
@@ -86,48 +70,6 @@ static const char *now_iso(apr_pool_t *p)
 static char *proc_path(apr_pool_t *p, pid_t pid, const char *what)
 {
     return apr_psprintf(p, "/proc/%d/%s", (int)pid, what);
-}
-
-/* A /proc file the worker may not be allowed to read (another user's
- * process on a root-started httpd): ask the privileged helper instead.
- * Returns 0 with the bytes, or -1 when nobody may read it. */
-static int read_private(request_rec *r, pid_t pid, int what, const char *file,
-                        char **buf, size_t *len)
-{
-    dp_error err = { 0 };
-    apr_size_t n = 0;
-
-    if (dp_read_file(proc_path(r->pool, pid, file), buf, len, r->pool) == 0)
-        return 0;
-    if (errno != EACCES && errno != EPERM)
-        return -1;
-    if (dp_helper_proc_read(r, pid, what, buf, &n, &err) != 0)
-        return -1;
-    *len = n;
-    return 0;
-}
-
-static int readlink_private(request_rec *r, pid_t pid, int what, const char *file,
-                            const char **out)
-{
-    char tmp[4096];
-    ssize_t n = readlink(proc_path(r->pool, pid, file), tmp, sizeof(tmp) - 1);
-    char *buf;
-    size_t len;
-    dp_error err = { 0 };
-    apr_size_t alen = 0;
-
-    if (n >= 0) {
-        *out = apr_pstrmemdup(r->pool, tmp, (apr_size_t)n);
-        return 0;
-    }
-    if (errno != EACCES && errno != EPERM)
-        return -1;
-    if (dp_helper_proc_read(r, pid, what, &buf, &alen, &err) != 0)
-        return -1;
-    len = alen;
-    *out = apr_pstrmemdup(r->pool, buf, len);
-    return 0;
 }
 
 /* Open file handles as "fd\0target\0" pairs. */
@@ -234,7 +176,7 @@ static void write_list(request_rec *r, const apr_array_header_t *sorted, const c
 
         snprintf(href, sizeof(href), "%s/%d", base, (int)e->pid);
         dp_timespan_buf(cpu, sizeof(cpu), e->st.utime + e->st.stime, hz);
-        start_time_buf(started, sizeof(started), e->st.starttime);
+        dp_start_time_buf(started, sizeof(started), e->st.starttime);
         if (e->uid != last_uid) {       /* lists are mostly one user */
             user = dp_user_name(e->uid, r->pool);
             last_uid = e->uid;
@@ -325,262 +267,6 @@ int dp_route_list(request_rec *r, const char **seg)
     return DONE;
 }
 
-/* ---------------------------------------------------------------- threads */
-
-static json_t *thread_summary(request_rec *r, pid_t pid, pid_t tid, const dp_stat *st)
-{
-    json_t *o = json_object();
-    json_object_set_new(o, "id", json_integer(tid));
-    json_object_set_new(o, "href", json_string(apr_psprintf(r->pool, "%s/threads/%d",
-                                                            dp_proc_href(r, pid), (int)tid)));
-    json_object_set_new(o, "state", json_string(dp_state_word(st->state)));
-    return o;
-}
-
-static json_t *threads_json(request_rec *r, pid_t pid)
-{
-    apr_array_header_t *tids = dp_list_tids(pid, r->pool);
-    json_t *arr = json_array();
-    int i;
-
-    for (i = 0; tids && i < tids->nelts; i++) {
-        pid_t tid = APR_ARRAY_IDX(tids, i, int);
-        dp_stat st;
-        if (dp_read_stat(pid, tid, &st, NULL) == 0)
-            json_array_append_new(arr, thread_summary(r, pid, tid, &st));
-    }
-    return arr;
-}
-
-int dp_route_threads(request_rec *r, const char **seg)
-{
-    pid_t pid;
-    dp_stat st;
-    int rv;
-
-    if ((rv = dp_resolve_target(r, seg[0], &pid, &st)) != OK)
-        return rv;
-    return dp_send_json(r, HTTP_OK, threads_json(r, pid));
-}
-
-/* Windows' priority classes, from the nice value the scheduler uses. */
-static const char *priority_level(const dp_stat *st)
-{
-    if (st->priority < 0)
-        return "TimeCritical";      /* a real-time policy */
-    if (st->nice <= -15) return "Highest";
-    if (st->nice < 0) return "AboveNormal";
-    if (st->nice == 0) return "Normal";
-    if (st->nice < 15) return "BelowNormal";
-    return "Lowest";
-}
-
-int dp_route_thread(request_rec *r, const char **seg)
-{
-    long hz = dp_clock_ticks();
-    pid_t pid, tid;
-    dp_stat st, ts;
-    dp_error err = { 0 };
-    char wchan[128];
-    json_t *o;
-    int rv;
-
-    if ((rv = dp_resolve_target(r, seg[0], &pid, &st)) != OK)
-        return rv;
-    rv = dp_parse_pid(seg[2], &tid);
-    if (rv == DP_PID_NONE || (rv == 0 && tid == 0))
-        return dp_send_error(r, HTTP_NOT_FOUND, "Process %d has no thread with an Id of %s.",
-                             (int)pid, seg[2]);
-    if (rv != 0)
-        return dp_send_error(r, HTTP_BAD_REQUEST, "'%s' is not a valid thread id: use a "
-                             "decimal tid from the threads list.", seg[2]);
-    if (dp_read_stat(pid, tid, &ts, &err) != 0)
-        return dp_send_dp_error(r, &err);
-    o = thread_summary(r, pid, tid, &ts);
-    json_object_set_new(o, "process", json_string(dp_proc_href(r, pid)));
-    json_object_set_new(o, "name", jcstr(r->pool, ts.comm));
-    /* the start routine is not kept by the kernel; only a debugger could
-     * guess it from the stack's outermost frame */
-    json_object_set_new(o, "start_address", json_null());
-    json_object_set_new(o, "current_priority", json_integer(ts.priority));
-    json_object_set_new(o, "priority_level", json_string(priority_level(&ts)));
-    json_object_set_new(o, "base_priority", json_integer(20 - ts.nice));
-    json_object_set_new(o, "start_time", json_string(start_time_iso(ts.starttime, r->pool)));
-    json_object_set_new(o, "total_processor_time",
-                        json_string(dp_timespan(ts.utime + ts.stime, hz, r->pool)));
-    json_object_set_new(o, "user_processor_time", json_string(dp_timespan(ts.utime, hz, r->pool)));
-    json_object_set_new(o, "priviledged_processor_time",
-                        json_string(dp_timespan(ts.stime, hz, r->pool)));
-    {
-        ssize_t n = dp_read_small(apr_psprintf(r->pool, "/proc/%d/task/%d/wchan", (int)pid,
-                                               (int)tid), wchan, sizeof(wchan));
-        /* "0" means running (no wait channel) */
-        if (n < 0)
-            json_object_set_new(o, "wait_reason", json_null());
-        else
-            json_object_set_new(o, "wait_reason", jcstr(r->pool, strcmp(wchan, "0") ? wchan : ""));
-    }
-    return dp_send_json(r, HTTP_OK, o);
-}
-
-/* ---------------------------------------------------------------- modules */
-
-/* A module of the API: a mapped ELF object, from the one collector that the
- * bundle uses too (proc/modules.c). */
-typedef dp_module module_info;
-
-static int open_module(request_rec *r, pid_t pid, const module_info *m)
-{
-    const char *source, *why;
-    (void)r;
-    return dp_open_module(pid, m, 0, &source, &why);
-}
-
-/* The build id of what is mapped when the worker cannot open it (another
- * user's map_files, a deleted or replaced file): the helper reads it as the
- * bundle does, so that both name the same file's id. NULL when unknown. */
-static const char *mapped_build_id(request_rec *r, pid_t pid, const module_info *m)
-{
-    dp_error err = { 0 };
-    apr_array_header_t *pairs;
-    apr_size_t len = 0;
-    char *buf, range[64];
-    int i;
-
-    snprintf(range, sizeof(range), "%llx-%llx", m->map_start, m->map_end);
-    if (!m->deleted && access(m->path, R_OK) == 0)
-        return NULL;    /* the file itself was readable: it has no build id */
-    if (dp_helper_proc_read(r, pid, DP_READ_BUILD_IDS, &buf, &len, &err) != 0)
-        return NULL;
-    pairs = dp_split_nul(buf, len, r->pool);
-    for (i = 0; i + 1 < pairs->nelts; i += 2)
-        if (!strcmp(APR_ARRAY_IDX(pairs, i, const char *), range))
-            return APR_ARRAY_IDX(pairs, i + 1, const char *);
-    return NULL;
-}
-
-static const char *base_name(const char *path)
-{
-    const char *s = strrchr(path, '/');
-    return s ? s + 1 : path;
-}
-
-/* Kudu's order: by file name, then (the same name twice) by address. */
-static int by_file_name(const void *a, const void *b)
-{
-    const module_info *x = a, *y = b;
-    int c = strcasecmp(base_name(x->path), base_name(y->path));
-    if (c)
-        return c;
-    c = strcmp(base_name(x->path), base_name(y->path));
-    return c ? c : x->start < y->start ? -1 : x->start > y->start;
-}
-
-/* Each mapped ELF object once, at the lowest address it is mapped at. */
-static apr_array_header_t *collect_modules(request_rec *r, pid_t pid)
-{
-    apr_array_header_t *mods = apr_array_make(r->pool, 32, sizeof(module_info)), *files;
-    char *buf;
-    size_t len;
-    int i;
-
-    /* non-dumpable processes (other workers, setuid programs, the helper)
-       keep their maps from the worker: the helper reads them */
-    if (read_private(r, pid, DP_READ_MAPS, "maps", &buf, &len) != 0)
-        return NULL;
-    files = dp_collect_modules(dp_parse_maps(buf, len, r->pool), r->pool);
-    for (i = 0; i < files->nelts; i++) {
-        const module_info *m = &APR_ARRAY_IDX(files, i, module_info);
-        int fd, elf;
-
-        if (m->first_offset != 0)
-            continue;       /* an object's first mapping is its ELF header */
-        /* unreadable (deleted, another user's root): trust an executable mapping */
-        fd = open_module(r, pid, m);
-        elf = fd >= 0 ? dp_is_elf_fd(fd) : m->end > m->map_end;
-        if (fd >= 0)
-            close(fd);
-        if (elf)
-            *(module_info *)apr_array_push(mods) = *m;
-    }
-    qsort(mods->elts, (size_t)mods->nelts, sizeof(module_info), by_file_name);
-    return mods;
-}
-
-static json_t *module_summary(request_rec *r, pid_t pid, const module_info *m)
-{
-    json_t *o = json_object();
-    const char *base = apr_psprintf(r->pool, "%" APR_UINT64_T_HEX_FMT, (apr_uint64_t)m->start);
-
-    json_object_set_new(o, "base_address", json_string(base));
-    json_object_set_new(o, "file_name", jcstr(r->pool, base_name(m->path)));
-    json_object_set_new(o, "href", json_string(apr_psprintf(r->pool, "%s/modules/%s",
-                                                            dp_proc_href(r, pid), base)));
-    json_object_set_new(o, "file_version", jcstr(r->pool, dp_soname_version(m->path)));
-    return o;
-}
-
-static json_t *modules_json(request_rec *r, pid_t pid, apr_array_header_t *mods)
-{
-    json_t *arr = json_array();
-    int i;
-    for (i = 0; mods && i < mods->nelts; i++)
-        json_array_append_new(arr, module_summary(r, pid, &APR_ARRAY_IDX(mods, i, module_info)));
-    return arr;
-}
-
-int dp_route_modules(request_rec *r, const char **seg)
-{
-    pid_t pid;
-    dp_stat st;
-    int rv;
-
-    if ((rv = dp_resolve_target(r, seg[0], &pid, &st)) != OK)
-        return rv;
-    return dp_send_json(r, HTTP_OK, modules_json(r, pid, collect_modules(r, pid)));
-}
-
-int dp_route_module(request_rec *r, const char **seg)
-{
-    apr_array_header_t *mods;
-    unsigned long long base;
-    char *end;
-    pid_t pid;
-    dp_stat st;
-    int rv, i;
-
-    if ((rv = dp_resolve_target(r, seg[0], &pid, &st)) != OK)
-        return rv;
-    errno = 0;
-    base = strtoull(seg[2], &end, 16);
-    if (!*seg[2] || *end || errno || strlen(seg[2]) > 16 || !apr_isxdigit(seg[2][0]))
-        return dp_send_error(r, HTTP_BAD_REQUEST, "'%s' is not a module base address: use "
-                             "the hex base_address from the modules list (no 0x).", seg[2]);
-    mods = collect_modules(r, pid);
-    for (i = 0; mods && i < mods->nelts; i++) {
-        const module_info *m = &APR_ARRAY_IDX(mods, i, module_info);
-        unsigned char id[64];
-        int fd, n;
-        json_t *o;
-
-        if (m->start != base)
-            continue;
-        o = module_summary(r, pid, m);
-        json_object_set_new(o, "file_path", jcstr(r->pool, m->path));
-        json_object_set_new(o, "module_memory_size", json_integer((json_int_t)(m->end - m->start)));
-        fd = open_module(r, pid, m);
-        n = fd >= 0 ? dp_elf_build_id(fd, id, sizeof(id)) : -1;
-        if (fd >= 0)
-            close(fd);
-        json_object_set_new(o, "build_id", n > 0 ? json_string(dp_hex(id, (size_t)n, r->pool))
-                                                 : jcstr(r->pool, mapped_build_id(r, pid, m)));
-        json_object_set_new(o, "deleted", json_boolean(m->deleted));
-        return dp_send_json(r, HTTP_OK, o);
-    }
-    return dp_send_error(r, HTTP_NOT_FOUND, "No module is mapped at base address %s in "
-                         "process %d.", seg[2], (int)pid);
-}
-
 /* ------------------------------------------------------------ environment */
 
 static json_t *environment_json(request_rec *r, pid_t pid, const char *filter)
@@ -591,7 +277,7 @@ static json_t *environment_json(request_rec *r, pid_t pid, const char *filter)
     json_t *o;
     int i;
 
-    if (read_private(r, pid, DP_READ_ENVIRON, "environ", &buf, &len) != 0)
+    if (dp_read_private(r, pid, DP_READ_ENVIRON, "environ", &buf, &len) != 0)
         return json_null();
     vars = dp_split_nul(buf, len, r->pool);
     o = json_object();
@@ -602,7 +288,7 @@ static json_t *environment_json(request_rec *r, pid_t pid, const char *filter)
         if (filter && strcasecmp(filter, "all") && !ap_strcasestr(key, filter))
             continue;
         json_object_set_new(o, dp_utf8(key, strlen(key), r->pool),
-                            jcstr(r->pool, eq ? eq + 1 : ""));
+                            dp_json_cstr(r->pool, eq ? eq + 1 : ""));
     }
     return o;
 }
@@ -643,7 +329,7 @@ static json_t *cmdline_array(request_rec *r, const apr_array_header_t *argv)
     json_t *arr = json_array();
     int i;
     for (i = 0; argv && i < argv->nelts; i++)
-        json_array_append_new(arr, jcstr(r->pool, APR_ARRAY_IDX(argv, i, const char *)));
+        json_array_append_new(arr, dp_json_cstr(r->pool, APR_ARRAY_IDX(argv, i, const char *)));
     return arr;
 }
 
@@ -722,17 +408,17 @@ int dp_route_detail(request_rec *r, const char **seg)
               && dp_parse_io(buf, len, &io) == 0;
     if (dp_read_file(proc_path(r->pool, pid, "cmdline"), &buf, &len, r->pool) == 0)
         argv = dp_split_nul(buf, len, r->pool);
-    readlink_private(r, pid, DP_READ_EXE, "exe", &exe);
-    readlink_private(r, pid, DP_READ_CWD, "cwd", &cwd);
+    dp_readlink_private(r, pid, DP_READ_EXE, "exe", &exe);
+    dp_readlink_private(r, pid, DP_READ_CWD, "cwd", &cwd);
     name = dp_process_name(st.comm, argv, r->pool);
-    mods = collect_modules(r, pid);
+    mods = dp_api_modules(r, pid);
     if (!have_status)
         memset(&ss, 0xff, sizeof(ss));      /* every field -1: unknown */
 
     o = json_object();
     json_object_set_new(o, "id", json_integer(pid));
-    json_object_set_new(o, "name", jcstr(r->pool, name));
-    json_object_set_new(o, "machineName", jcstr(r->pool, dp_instance_name(r->server)));
+    json_object_set_new(o, "name", dp_json_cstr(r->pool, name));
+    json_object_set_new(o, "machineName", dp_json_cstr(r->pool, dp_instance_name(r->server)));
     json_object_set_new(o, "href", json_string(dp_proc_href(r, pid)));
     json_object_set_new(o, "minidump", json_string(apr_pstrcat(r->pool, dp_proc_href(r, pid),
                                                                "/dump", NULL)));
@@ -741,7 +427,7 @@ int dp_route_detail(request_rec *r, const char **seg)
                                                         && dp_in_scope(r, ppid_owner)
                                                         ? st.ppid : -1)));
     json_object_set_new(o, "children", children_json(r, pid));
-    json_object_set_new(o, "threads", threads_json(r, pid));
+    json_object_set_new(o, "threads", dp_threads_json(r, pid));
 
     fds = json_array();
     if (read_fds(r, pid, &buf, &len) == 0) {
@@ -749,22 +435,22 @@ int dp_route_detail(request_rec *r, const char **seg)
         int i;
         num_fds = pairs->nelts / 2;
         for (i = 1; i < pairs->nelts; i += 2)
-            json_array_append_new(fds, jcstr(r->pool, APR_ARRAY_IDX(pairs, i, const char *)));
+            json_array_append_new(fds, dp_json_cstr(r->pool, APR_ARRAY_IDX(pairs, i, const char *)));
     }
     else {
         json_decref(fds);
         fds = json_null();
     }
     json_object_set_new(o, "open_file_handles", fds);
-    json_object_set_new(o, "modules", modules_json(r, pid, mods));
-    json_object_set_new(o, "file_name", jcstr(r->pool, exe));
-    json_object_set_new(o, "command_line", argv ? jcstr(r->pool, dp_join_cmdline(argv, r->pool))
+    json_object_set_new(o, "modules", dp_modules_json(r, pid, mods));
+    json_object_set_new(o, "file_name", dp_json_cstr(r->pool, exe));
+    json_object_set_new(o, "command_line", argv ? dp_json_cstr(r->pool, dp_join_cmdline(argv, r->pool))
                                                 : json_null());
-    json_object_set_new(o, "user_name", jcstr(r->pool, dp_user_name(owner, r->pool)));
+    json_object_set_new(o, "user_name", dp_json_cstr(r->pool, dp_user_name(owner, r->pool)));
     json_object_set_new(o, "handle_count", jkudu_count(num_fds));
     json_object_set_new(o, "module_count", jkudu_count(mods ? mods->nelts : -1));
     json_object_set_new(o, "thread_count", json_integer(st.num_threads));
-    json_object_set_new(o, "start_time", json_string(start_time_iso(st.starttime, r->pool)));
+    json_object_set_new(o, "start_time", json_string(dp_start_time_iso(st.starttime, r->pool)));
     json_object_set_new(o, "total_cpu_time", json_string(dp_timespan(st.utime + st.stime, hz, r->pool)));
     json_object_set_new(o, "user_cpu_time", json_string(dp_timespan(st.utime, hz, r->pool)));
     json_object_set_new(o, "privileged_cpu_time", json_string(dp_timespan(st.stime, hz, r->pool)));
@@ -822,7 +508,7 @@ int dp_route_detail(request_rec *r, const char **seg)
     }
     else
         json_object_set_new(o, "cgroup", json_null());
-    json_object_set_new(o, "cwd", jcstr(r->pool, cwd));
+    json_object_set_new(o, "cwd", dp_json_cstr(r->pool, cwd));
     json_object_set_new(o, "cmdline", argv ? cmdline_array(r, argv) : json_null());
     dp_json_role(r, o, pid);
     if (sampled == 0)

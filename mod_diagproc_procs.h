@@ -9,10 +9,6 @@ const char *dp_proc_href(request_rec *r, long pid);
 
 int dp_route_list(request_rec *r, const char **seg);
 int dp_route_detail(request_rec *r, const char **seg);
-int dp_route_threads(request_rec *r, const char **seg);
-int dp_route_thread(request_rec *r, const char **seg);
-int dp_route_modules(request_rec *r, const char **seg);
-int dp_route_module(request_rec *r, const char **seg);
 int dp_route_environment(request_rec *r, const char **seg);
 
 #endif

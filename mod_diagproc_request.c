@@ -18,6 +18,7 @@
 #include "mod_diagproc_config.h"
 #include "mod_diagproc_request.h"
 #include "proc/procfs.h"
+#include "worker/format.h"
 #include "worker/forwarded.h"
 #include "proc/protect.h"
 #include "worker/format.h"
@@ -126,9 +127,9 @@ int dp_send_error(request_rec *r, int status, const char *fmt, ...)
     /* messages echo what the client sent: any bytes, valid UTF-8 or not */
     msg = (char *)dp_utf8(msg, strlen(msg), r->pool);
     if (status >= 500)
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, DPLOGNO(00009) "%s", msg);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, DPLOGNO(00010) "%s", msg);
     else
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, DPLOGNO(00010) "%d: %s", status, msg);
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, DPLOGNO(00011) "%d: %s", status, msg);
     return dp_send_json(r, status, json_pack("{s:s}", "Message", msg));
 }
 
@@ -267,10 +268,15 @@ int dp_audited(request_rec *r, const char *action, int (*fn)(request_rec *, cons
         }
     }
     rv = fn(r, seg);
-    ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, DPLOGNO(00020)
+    ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, DPLOGNO(00012)
                   "diagproc audit: client %s user %s action %s pid %ld uid %ld name \"%s\" "
                   "outcome %d", r->useragent_ip ? r->useragent_ip : "-",
                   r->user ? dp_utf8(r->user, strlen(r->user), r->pool) : "-", action, pid, uid,
                   name, r->status);
     return rv;
+}
+
+json_t *dp_json_cstr(apr_pool_t *p, const char *s)
+{
+    return s ? json_string(dp_utf8(s, strlen(s), p)) : json_null();
 }

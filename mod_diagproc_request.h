@@ -50,4 +50,7 @@ int dp_refuse_cross_site(request_rec *r);
 int dp_audited(request_rec *r, const char *action, int (*fn)(request_rec *, const char **),
                const char **seg);
 
+/* A C string as JSON, made valid UTF-8 (NULL = null): every process string. */
+json_t *dp_json_cstr(apr_pool_t *p, const char *s);
+
 #endif

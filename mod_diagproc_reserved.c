@@ -127,7 +127,7 @@ static int open_listener(reserved_listener *l, server_rec *s)
     if (apr_parse_addr_port(&host, &scope, &port, l->spec, tmp) != APR_SUCCESS
         || apr_sockaddr_info_get(&sa, host, host ? APR_UNSPEC : APR_INET, port, 0, tmp)
            != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, DPLOGNO(00011)
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, DPLOGNO(00013)
                      "diagproc: DiagProcListen %s: cannot resolve the address", l->spec);
         apr_pool_destroy(tmp);
         return -1;
@@ -135,7 +135,7 @@ static int open_listener(reserved_listener *l, server_rec *s)
     fd = socket(sa->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0
         || bind(fd, (struct sockaddr *)&sa->sa, sa->salen) != 0 || listen(fd, 128) != 0) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, DPLOGNO(00012)
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, DPLOGNO(00014)
                      "diagproc: DiagProcListen %s: cannot listen (the reserved process "
                      "will not serve it)", l->spec);
         if (fd >= 0)
@@ -355,7 +355,7 @@ static void reserved_main(server_rec *s, pid_t parent)
     }
     if (!running)
         exit(1);
-    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, DPLOGNO(00013)
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, DPLOGNO(00015)
                  "diagproc: reserved process %d serving %d listener(s) with %d threads",
                  (int)getpid(), state->nlisten, running);
     for (;;) {
@@ -400,7 +400,7 @@ static void fork_reserved(server_rec *s)
     ap_mpm_query(AP_MPMQ_GENERATION, &gen);
     pid = fork();
     if (pid < 0) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, DPLOGNO(00014)
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, DPLOGNO(00016)
                      "diagproc: cannot fork the reserved process");
         return;
     }
@@ -430,7 +430,7 @@ static void reserved_maintenance(int reason, void *data, apr_wait_t status)
         dp_shared_set_reserved(0, 0);
         apr_proc_other_child_unregister(data);
         if (!mpm_stopping()) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, ap_server_conf, DPLOGNO(00015)
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, ap_server_conf, DPLOGNO(00017)
                          "diagproc: the reserved process died; starting a new one");
             fork_reserved(ap_server_conf);
         }
@@ -574,7 +574,7 @@ static int dp_reserved_handler(request_rec *r)
 {
     if (!in_reserved || (r->handler && !strcmp(r->handler, "diagproc")))
         return DECLINED;
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, DPLOGNO(00016)
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, DPLOGNO(00018)
                   "diagproc: handler '%s' refused on the reserved listener",
                   r->handler ? r->handler : "(none)");
     return HTTP_NOT_FOUND;

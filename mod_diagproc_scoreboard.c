@@ -81,7 +81,7 @@ void dp_shared_init(void)
     size = sizeof(dp_shared) + (size_t)sl * (size_t)tl * sizeof(dp_slot_tid);
     m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, errno, ap_server_conf, DPLOGNO(00017)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, errno, ap_server_conf, DPLOGNO(00019)
                      "diagproc: no shared page; httpd roles and thread ids will be missing");
         return;
     }

@@ -124,7 +124,7 @@ static zip_ctx *zip_start(ap_filter_t *f)
         apr_table_setn(r->subprocess_env, "no-gzip", "1");
     }
     if (dp_zip_open(&ctx->zip, &ctx->sink, &o, p, &err) != 0) {
-        ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, f->c, DPLOGNO(00018) "zip: %s", err.msg);
+        ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, f->c, DPLOGNO(00020) "zip: %s", err.msg);
         ctx->failed = 1;
     }
     return ctx;
@@ -136,7 +136,7 @@ static apr_status_t zip_fail(zip_ctx *ctx, const char *why)
 {
     ap_filter_t *f = ctx->f;
 
-    ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, f->c, DPLOGNO(00019)
+    ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, f->c, DPLOGNO(00021)
                   "zip stream abandoned, the client gets a truncated response: %s", why);
     if (ctx->zip)
         dp_zip_abort(ctx->zip);

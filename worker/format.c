@@ -3,6 +3,7 @@
 #include <time.h>
 #include <apr_strings.h>
 #include "worker/format.h"
+#include "proc/procfs.h"
 #include "worker/jsonw.h"
 
 void dp_timespan_buf(char *buf, size_t len, unsigned long long ticks, long hz)
@@ -151,4 +152,18 @@ void dp_split_request_line(const char *req, dp_request_line *out)
     out->method_len = (size_t)(sp1 - req);
     out->uri_off = out->method_len + 1;
     out->uri_len = sp2 ? (size_t)(sp2 - sp1 - 1) : strlen(sp1 + 1);
+}
+
+void dp_start_time_buf(char *buf, size_t len, unsigned long long ticks)
+{
+    unsigned long long hz = (unsigned long long)dp_clock_ticks();
+    dp_iso_time_buf(buf, len, dp_boot_time() + (long long)(ticks / hz),
+                    (long)((ticks % hz) * (1000000000ULL / hz)));
+}
+
+const char *dp_start_time_iso(unsigned long long ticks, apr_pool_t *p)
+{
+    char buf[48];
+    dp_start_time_buf(buf, sizeof(buf), ticks);
+    return apr_pstrdup(p, buf);
 }

@@ -33,4 +33,8 @@ void dp_split_request_line(const char *req, dp_request_line *out);
 /* Lower-case hex of bytes. */
 const char *dp_hex(const unsigned char *b, size_t n, apr_pool_t *p);
 
+/* A process's start (clock ticks after boot, /proc/PID/stat) as UTC ISO-8601. */
+void dp_start_time_buf(char *buf, size_t len, unsigned long long ticks);
+const char *dp_start_time_iso(unsigned long long ticks, apr_pool_t *p);
+
 #endif
