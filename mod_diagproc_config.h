@@ -8,6 +8,7 @@
 #include "apr_tables.h"
 #include <jansson.h>
 #include "proc/dp_error.h"
+#include "mod_diagproc_log.h"
 
 /* DiagProcAllow words */
 #define DP_ALLOW_KILL        0x01
@@ -67,10 +68,6 @@ typedef struct dp_ceiling {
 } dp_ceiling;
 
 extern module AP_MODULE_DECLARE_DATA diagproc_module;
-
-/* The module's own log tags, one per call site ("DP00001: "), in the manner
- * of httpd's APLOGNO, whose numbers belong to httpd's registry. */
-#define DPLOGNO(n) "DP" #n ": "
 
 dp_server_conf *dp_server_config(server_rec *s);
 dp_dir_conf *dp_dir_config(request_rec *r);

@@ -12,7 +12,7 @@
 #include "util_filter.h"
 #include "apr_strings.h"
 
-#include "mod_diagproc_config.h"
+#include "mod_diagproc_log.h"
 #include "mod_diagproc_zip.h"
 #include "worker/zip.h"
 

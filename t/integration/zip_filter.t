@@ -132,7 +132,7 @@ AP_DECLARE_MODULE(diagproc) = {
 
 
 def build_module():
-    for rel in ("mod_diagproc_zip.c", "mod_diagproc_zip.h", "worker/zip.c", "worker/zip.h",
+    for rel in ("mod_diagproc_zip.c", "mod_diagproc_zip.h", "mod_diagproc_log.h", "worker/zip.c", "worker/zip.h",
                 "dump/sink.h", "dump/entries.h", "proc/dp_error.c", "proc/dp_error.h"):
         os.makedirs(os.path.join(build, os.path.dirname(rel)), exist_ok=True)
         shutil.copy(os.path.join(ROOT, rel), os.path.join(build, rel))
