@@ -95,17 +95,14 @@ static int check_target(const dp_helper_policy *pol, const dp_request *rq, int a
 {
     pid_t pid = rq->pid;
 
-    /* protected targets first, so that the refusal names what the target is */
-    if (acting) {
-        if (dp_read_stat(pid, 0, st, err) != 0)
-            return -1;
-        /* checked in a request's child, whose parent is the daemon */
-        if (dp_check_protected(pid, st, pol->httpd_pid, daemon_pid, err) != 0)
-            return -1;
-        if (pid == getpid())
-            return dp_fail(err, 403, "Process %d is the diagproc helper; it is protected.",
-                           (int)pid);
-    }
+    /* protected targets first, so that the refusal names what the target is;
+       checked in a request's child, whose parent is the daemon */
+    if (acting && (dp_read_stat(pid, 0, st, err) != 0
+                   || dp_check_protected(pid, st, pol->httpd_pid, daemon_pid, err) != 0))
+        return -1;
+    if (acting && pid == getpid())
+        return dp_fail(err, 403, "Process %d is the diagproc helper; it is protected.",
+                       (int)pid);
     return dp_policy_check_target(pol, rq, st, err);
 }
 
