@@ -9,14 +9,14 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from tap import ok, is_, like, done_testing  # noqa: E402
 import dphttpd  # noqa: E402
-from dphttpd import Httpd, spawn, worker_user, APACHE, BUILD  # noqa: E402
+from dphttpd import Httpd, spawn, worker_user, httpd_env, APACHE, BUILD  # noqa: E402
 
 
 def configtest(server_conf):
     h = Httpd(server_conf=server_conf, locations={"/p": "DiagProcAllow dump"})
     h.write_config()
     r = subprocess.run([APACHE, "-t", "-f", os.path.join(h.dir, "httpd.conf")],
-                       capture_output=True, text=True, timeout=60)
+                       env=httpd_env(), capture_output=True, text=True, timeout=60)
     h.stop()
     return r.returncode, r.stdout + r.stderr
 

@@ -24,6 +24,15 @@ APACHE = "/usr/sbin/apache2"
 MODDIR = "/usr/lib/apache2/modules"
 IS_ROOT = os.geteuid() == 0
 TEST_USER = os.environ.get("DP_TEST_USER", "dptest")
+# the sanitizer pass (t/run-asan.sh): httpd alone gets the sanitizers' runtimes
+HTTPD_PRELOAD = os.environ.get("DP_HTTPD_PRELOAD")
+
+
+def httpd_env():
+    env = dict(os.environ)
+    if HTTPD_PRELOAD:
+        env["LD_PRELOAD"] = HTTPD_PRELOAD
+    return env
 
 DEFAULT_LOCATIONS = {
     "/diagnostics/processes": "",
@@ -112,7 +121,7 @@ ServerLimit 2
         self.write_config()
         self.proc = subprocess.Popen(
             [APACHE, "-f", os.path.join(self.dir, "httpd.conf"), "-DFOREGROUND"],
-            stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "stderr.log"), "w"),
+            env=httpd_env(), stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "stderr.log"), "w"),
             start_new_session=True)
         deadline = time.time() + 15
         while time.time() < deadline:
@@ -147,7 +156,7 @@ ServerLimit 2
     def signal(self, cmd):
         """apache2 -k graceful / stop, as an operator would."""
         subprocess.run([APACHE, "-f", os.path.join(self.dir, "httpd.conf"), "-k", cmd],
-                       check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                       env=httpd_env(), check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     @property
     def parent_pid(self):
