@@ -268,33 +268,51 @@ static const char *const root_names[] = {
     "executor_globals", "execute_ex", "zend_execute_ex", NULL
 };
 
-static int collect_roots(Dwfl_Module *mod, void **userdata, const char *mname, Dwarf_Addr base,
-                         void *arg)
+/* Each defined, named symbol of mod until fn answers nonzero (both look-ups below). */
+typedef int symbol_fn(const char *name, const GElf_Sym *sym, GElf_Addr addr, void *arg);
+static int each_symbol(Dwfl_Module *mod, symbol_fn *fn, void *arg)
 {
-    dp_lang_target *t = arg;
-    int i, n, k;
+    int i, n = dwfl_module_getsymtab(mod);
 
-    (void)userdata;
-    (void)base;
-    if (!mname || !prefixed(mname, t->exe, interpreter_objects))
-        return DWARF_CB_OK;
-    n = dwfl_module_getsymtab(mod);
     for (i = 1; i < n; i++) {
         GElf_Sym sym;
         GElf_Addr addr;
         const char *name = dwfl_module_getsym_info(mod, i, &sym, &addr, NULL, NULL, NULL);
-        if (!name || sym.st_shndx == SHN_UNDEF || name[0] == '\0')
-            continue;
-        for (k = 0; root_names[k]; k++)
-            if (!strcmp(name, root_names[k]) && !apr_hash_get(t->symbols, root_names[k],
-                                                              APR_HASH_KEY_STRING)) {
-                root_symbol *r = apr_palloc(t->pool, sizeof(*r));
-                r->addr = addr;
-                r->size = sym.st_size;
-                r->module = apr_pstrdup(t->pool, mname);
-                apr_hash_set(t->symbols, root_names[k], APR_HASH_KEY_STRING, r);
-            }
+        if (name && name[0] && sym.st_shndx != SHN_UNDEF && fn(name, &sym, addr, arg))
+            return 1;
     }
+    return 0;
+}
+
+typedef struct roots_walk {
+    dp_lang_target *t;
+    const char *module;
+} roots_walk;
+
+static int keep_root(const char *name, const GElf_Sym *sym, GElf_Addr addr, void *arg)
+{
+    roots_walk *w = arg;
+    int k;
+
+    for (k = 0; root_names[k]; k++)
+        if (!strcmp(name, root_names[k])
+            && !apr_hash_get(w->t->symbols, root_names[k], APR_HASH_KEY_STRING)) {
+            root_symbol *r = apr_palloc(w->t->pool, sizeof(*r));
+            r->addr = addr;
+            r->size = sym->st_size;
+            r->module = apr_pstrdup(w->t->pool, w->module);
+            apr_hash_set(w->t->symbols, root_names[k], APR_HASH_KEY_STRING, r);
+        }
+    return 0;
+}
+
+static int collect_roots(Dwfl_Module *mod, void **userdata, const char *mname, Dwarf_Addr base,
+                         void *arg)
+{
+    roots_walk w = { arg, mname };
+    (void)userdata, (void)base;
+    if (mname && prefixed(mname, w.t->exe, interpreter_objects))
+        each_symbol(mod, keep_root, &w);
     return DWARF_CB_OK;
 }
 
@@ -497,30 +515,29 @@ typedef struct sym_query {
     int found;
 } sym_query;
 
+static int match_query(const char *name, const GElf_Sym *sym, GElf_Addr addr, void *arg)
+{
+    sym_query *q = arg;
+
+    if (strcmp(name, q->name) != 0)
+        return 0;
+    q->addr = addr;
+    q->size = sym->st_size;
+    q->found = 1;
+    return 1;
+}
+
 static int find_in_module(Dwfl_Module *mod, void **userdata, const char *mname, Dwarf_Addr base,
                           void *arg)
 {
     sym_query *q = arg;
-    int i, n;
 
     (void)userdata;
     (void)base;
-    if (!mname || !prefixed(mname, q->t->exe, q->prefixes))
+    if (!mname || !prefixed(mname, q->t->exe, q->prefixes) || !each_symbol(mod, match_query, q))
         return DWARF_CB_OK;
-    n = dwfl_module_getsymtab(mod);
-    for (i = 1; i < n; i++) {
-        GElf_Sym sym;
-        GElf_Addr addr;
-        const char *name = dwfl_module_getsym_info(mod, i, &sym, &addr, NULL, NULL, NULL);
-        if (name && sym.st_shndx != SHN_UNDEF && !strcmp(name, q->name)) {
-            q->addr = addr;
-            q->size = sym.st_size;
-            q->module = mname;
-            q->found = 1;
-            return DWARF_CB_ABORT;
-        }
-    }
-    return DWARF_CB_OK;
+    q->module = mname;
+    return DWARF_CB_ABORT;
 }
 
 int dp_lang_symbol(dp_lang_target *t, const char *const *prefixes, const char *name,
