@@ -475,30 +475,32 @@ static unsigned long long zero_fill_between(referenced *rf, unsigned long long l
     return fill;
 }
 
-static void take_referenced(referenced *rf, unsigned long long v)
+/* 1 when v wants more pages than the quota has left: the caller stops there
+ * (and goes on from v when the quota is renewed) rather than scan past it. */
+static int take_referenced(referenced *rf, unsigned long long v)
 {
     const dp_map *m;
     unsigned long long lo, hi, pg, n = 0;
     int i;
 
-    if (v < PAGE || v >= (1ULL << 47) || !rf->quota)
-        return;
+    if (v < PAGE || v >= (1ULL << 47))
+        return 0;
     for (i = 0; i < rf->nstacks; i++)
         if (v >= rf->stacks[i].start && v < rf->stacks[i].end)
-            return;
+            return 0;
     m = map_of(rf->c, v);
     if (!m || m->perms[0] != 'r' || m->perms[2] == 'x' || is_special(m)
         || in_list(rf->never, m->start) || (m->path[0] == '/' && m->perms[1] != 'w'))
-        return;
+        return 0;
     lo = PAGE_DOWN(v - m->start < REF_BEFORE ? m->start : v - REF_BEFORE);
     hi = PAGE_UP(m->end - v < REF_AFTER ? m->end : v + REF_AFTER);
     for (pg = lo; pg < hi; pg += PAGE)
         n += apr_hash_get(rf->seen, &pg, sizeof(pg)) == NULL;
     if (!n)
-        return;
+        return 0;
     n += zero_fill_between(rf, lo, hi);
     if (n > rf->quota || n > rf->pages_left)
-        return;
+        return 1;
     for (pg = lo; pg < hi; pg += PAGE) {
         unsigned long long *key = apr_palloc(rf->c->pool, sizeof(*key));
         *key = pg;
@@ -507,9 +509,12 @@ static void take_referenced(referenced *rf, unsigned long long v)
     rf->pages_left -= n;
     rf->quota -= n;
     want(rf->w, lo, hi);
+    return 0;
 }
 
-/* Scans one stack from *pos while the quota lasts; *pos is where it stopped. */
+/* Scans one stack from *pos while the quota lasts; *pos is where it stopped.
+ * A value that does not fit a thread's share ends its first turn there; one
+ * that does not fit what is left in all is skipped (nothing ever will fit it). */
 static void scan_stack(referenced *rf, int pagemap, const range *st, unsigned long long *pos,
                        unsigned long long *buf)
 {
@@ -525,7 +530,8 @@ static void scan_stack(referenced *rf, int pagemap, const range *st, unsigned lo
             continue;
         }
         for (; *pos < end && *pos < page + PAGE && rf->quota; *pos += 8)
-            take_referenced(rf, buf[(*pos - page) / 8]);
+            if (take_referenced(rf, buf[(*pos - page) / 8]) && rf->quota < rf->pages_left)
+                return;
     }
 }
 
