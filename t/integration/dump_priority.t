@@ -26,12 +26,14 @@ def ionice(pid):
 
 
 def priorities_while_dumping(h, pid):
-    """(nice, ionice) of the dumping process, and of the helper, mid-dump."""
-    curl = subprocess.Popen(["curl", "-sS", "--limit-rate", "4M", "-o", os.devnull,
+    """(nice, ionice) of the dumping process, and of the helper, mid-dump:
+    read once bytes flow (the child sets its priorities after its fork)."""
+    out = os.path.join(h.dir, "dump.part")
+    curl = subprocess.Popen(["curl", "-sS", "--limit-rate", "4M", "-o", out,
                              f"{h.base}/p/{pid}/dump?dumpType=2"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        procstate.settle(lambda: h.dumpers(), 10)
+        procstate.settle(lambda: h.dumpers() and os.path.exists(out) and os.path.getsize(out) > 0, 10)
         d = h.dumpers()
         helper = h.helpers()[0]
         return ((nice(d[0]), ionice(d[0])) if d else (None, None)), (nice(helper), ionice(helper))
