@@ -15,6 +15,15 @@
 #include "proc/procfs.h"
 #include "dump/core.h"
 
+int dp_policy_allows_uid(const dp_helper_policy *pol, long uid)
+{
+    int i;
+    for (i = 0; i < pol->nuids; i++)
+        if ((long)pol->uids[i] == uid)
+            return 1;
+    return pol->all_users && uid != 0;
+}
+
 static const dp_helper_section *section(const dp_helper_policy *pol, int i)
 {
     return i >= 0 && i < pol->nsections ? &pol->sections[i] : NULL;

@@ -1,0 +1,400 @@
+/* The helper's answer to one request, in the child forked for it: the
+ * target check, then reading /proc, kill, dump or stacks, as frames on the
+ * worker's socket. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <apr_pools.h>
+
+#include "dump/bundle.h"
+#include "dump/core.h"
+#include "helper/daemon.h"
+#include "helper/kill.h"
+#include "helper/policy.h"
+#include "helper/proto.h"
+#include "helper/ring.h"
+#include "helper/stacks.h"
+#include "proc/elfinfo.h"
+#include "proc/procfs.h"
+#include "proc/protect.h"
+#include "worker/format.h"
+#include "helper/requests.h"
+
+/* The target may be acted on at all: what dp_policy_check_target checks,
+ * and it is not protected. */
+static int check_target(const dp_helper_policy *pol, const dp_request *rq, int acting,
+                        dp_stat *st, dp_error *err)
+{
+    pid_t pid = rq->pid;
+
+    /* protected targets first, so that the refusal names what the target is;
+       checked in a request's child, whose parent is the daemon */
+    if (acting && (dp_read_stat(pid, 0, st, err) != 0
+                   || dp_check_protected(pid, st, pol->httpd_pid, dp_helper_daemon_pid, err) != 0))
+        return -1;
+    if (acting && pid == getpid())
+        return dp_fail(err, 403, "Process %d is the diagproc helper; it is protected.",
+                       (int)pid);
+    return dp_policy_check_target(pol, rq, st, err);
+}
+
+/* ---------------------------------------------------------------- answers */
+
+void dp_helper_send_error(int fd, const dp_error *err)
+{
+    uint32_t status = (uint32_t)(err->status ? err->status : 500);
+    dp_frame_write(fd, DP_FR_ERROR, &status, sizeof(status), err->msg, strlen(err->msg));
+}
+
+static int send_ok(int fd, uint64_t size, const char *name)
+{
+    return dp_frame_write(fd, DP_FR_OK, &size, sizeof(size), name, strlen(name));
+}
+
+static int send_end(int fd)
+{
+    return dp_frame_write(fd, DP_FR_END, NULL, 0, NULL, 0);
+}
+
+/* Bytes as DATA frames on the socket. */
+static int frames_write(dp_sink *s, const void *buf, size_t len)
+{
+    int fd = *(int *)s->ctx;
+    const char *p = buf;
+    while (len) {
+        size_t k = len < DP_FRAME_MAX ? len : DP_FRAME_MAX;
+        if (dp_frame_write(fd, DP_FR_DATA, p, k, NULL, 0) != 0)
+            return -1;
+        p += k;
+        len -= k;
+    }
+    return 0;
+}
+
+static int entries_begin(dp_entry_sink *s, const char *name, long long mtime, unsigned mode)
+{
+    int fd = *(int *)s->ctx;
+    unsigned char meta[12];
+    uint32_t m = mode;
+    memcpy(meta, &mtime, 8);
+    memcpy(meta + 8, &m, 4);
+    return dp_frame_write(fd, DP_FR_ENTRY, meta, sizeof(meta), name, strlen(name));
+}
+
+static int entries_end(dp_entry_sink *s)
+{
+    (void)s;    /* the next ENTRY or END closes an entry */
+    return 0;
+}
+
+/* ---------------------------------------------------------------- requests */
+
+/* Build ids of what is mapped: each file's offset-0 mapping opened through
+ * map_files (the one way to a deleted or replaced file). */
+static void send_build_ids(int fd, pid_t pid, const char *maps_path, apr_pool_t *p)
+{
+    dp_sink out = { frames_write, &fd };
+    dp_error err = { 0 };
+    apr_array_header_t *maps;
+    char *buf;
+    size_t len;
+    int i;
+
+    if (dp_read_file(maps_path, &buf, &len, p) != 0) {
+        dp_fail(&err, errno == ENOENT || errno == ESRCH ? 404 : 403, "Cannot read the memory "
+                "map of process %d: %s.", (int)pid, strerror(errno));
+        return dp_helper_send_error(fd, &err);
+    }
+    maps = dp_parse_maps(buf, len, p);
+    send_ok(fd, UINT64_MAX, "");
+    for (i = 0; i < maps->nelts; i++) {
+        const dp_map *m = &APR_ARRAY_IDX(maps, i, dp_map);
+        unsigned char id[64];
+        char range[64], mf[128];
+        int mfd, n;
+
+        if (m->path[0] != '/' || m->inode == 0 || m->offset != 0)
+            continue;
+        snprintf(range, sizeof(range), "%llx-%llx", m->start, m->end);
+        snprintf(mf, sizeof(mf), "/proc/%d/map_files/%s", (int)pid, range);
+        if ((mfd = open(mf, O_RDONLY | O_CLOEXEC)) < 0)
+            continue;
+        n = dp_elf_build_id(mfd, id, sizeof(id));
+        close(mfd);
+        if (n <= 0)
+            continue;
+        {
+            const char *hex = dp_hex(id, (size_t)n, p);
+            if (dp_sink_write(&out, range, strlen(range) + 1) != 0
+                || dp_sink_write(&out, hex, strlen(hex) + 1) != 0)
+                break;
+        }
+    }
+    send_end(fd);
+}
+
+static void do_proc_read(int fd, const dp_helper_policy *pol, const dp_request *rq,
+                         apr_pool_t *p)
+{
+    static const char *files[] = { NULL, "fd", "exe", "environ", "cwd", "maps", "maps" };
+    static const char *what[] = { NULL, "the open files", "the executable", "the environment",
+                                  "the working directory", "the memory map",
+                                  "the memory map" };
+    dp_error err = { 0 };
+    dp_stat st;
+    char path[64];
+    dp_sink out = { frames_write, &fd };
+
+    if (check_target(pol, rq, 0, &st, &err) != 0)
+        return dp_helper_send_error(fd, &err);
+    snprintf(path, sizeof(path), "/proc/%d/%s", (int)rq->pid, files[rq->what]);
+    if (rq->what == DP_READ_FDS) {
+        DIR *d = opendir(path);
+        struct dirent *de;
+        char link[320], target[4096];
+
+        if (!d) {
+            dp_fail(&err, errno == ENOENT ? 404 : 403, "Cannot read the open files of "
+                    "process %d: %s.", (int)rq->pid, strerror(errno));
+            return dp_helper_send_error(fd, &err);
+        }
+        send_ok(fd, UINT64_MAX, "");
+        while ((de = readdir(d)) != NULL) {
+            ssize_t n;
+            if (de->d_name[0] == '.')
+                continue;
+            snprintf(link, sizeof(link), "%s/%s", path, de->d_name);
+            n = readlink(link, target, sizeof(target));
+            if (n < 0)
+                continue;
+            if (dp_sink_write(&out, de->d_name, strlen(de->d_name) + 1) != 0
+                || dp_sink_write(&out, target, (size_t)n) != 0
+                || dp_sink_write(&out, "", 1) != 0)
+                break;
+        }
+        closedir(d);
+        send_end(fd);
+        return;
+    }
+    if (rq->what == DP_READ_EXE || rq->what == DP_READ_CWD) {
+        char target[4096];
+        ssize_t n = readlink(path, target, sizeof(target));
+        if (n < 0) {
+            dp_fail(&err, 403, "Cannot read %s of process %d: %s.", what[rq->what],
+                    (int)rq->pid, strerror(errno));
+            return dp_helper_send_error(fd, &err);
+        }
+        send_ok(fd, (uint64_t)n, "");
+        dp_sink_write(&out, target, (size_t)n);
+        send_end(fd);
+        return;
+    }
+    if (rq->what == DP_READ_BUILD_IDS)
+        return send_build_ids(fd, rq->pid, path, p);
+    {
+        char *buf;
+        size_t len;
+        if (dp_read_file(path, &buf, &len, p) != 0) {
+            dp_fail(&err, errno == ENOENT || errno == ESRCH ? 404 : 403, "Cannot read %s "
+                    "of process %d: %s.", what[rq->what], (int)rq->pid, strerror(errno));
+            return dp_helper_send_error(fd, &err);
+        }
+        send_ok(fd, len, "");
+        dp_sink_write(&out, buf, len);
+        send_end(fd);
+    }
+}
+
+static void do_kill(int fd, const dp_helper_policy *pol, const dp_request *rq)
+{
+    dp_error err = { 0 };
+    dp_stat st;
+
+    if (check_target(pol, rq, 1, &st, &err) != 0)
+        return dp_helper_send_error(fd, &err);
+    if (rq->delay_ms) {
+        /* the requester is the target: it answers its client, then we kill */
+        send_ok(fd, 0, "");
+        send_end(fd);
+        usleep(rq->delay_ms * 1000);
+        dp_kill_tree(rq->pid, rq->start_time, &err);
+        return;
+    }
+    if (dp_kill_tree(rq->pid, rq->start_time, &err) != 0)
+        return dp_helper_send_error(fd, &err);
+    send_ok(fd, 0, "");
+    send_end(fd);
+}
+
+/* Only the requesting worker's own thread (the one carrying the stream) may
+ * be kept running; any other tid the request names is ignored. */
+static pid_t kept_thread(const dp_request *rq, pid_t peer_pid)
+{
+    char path[64];
+
+    if (!rq->keep_running_tid || rq->pid != peer_pid)
+        return 0;
+    snprintf(path, sizeof(path), "/proc/%d/task/%d", (int)peer_pid, (int)rq->keep_running_tid);
+    return access(path, F_OK) == 0 ? rq->keep_running_tid : 0;
+}
+
+typedef struct core_arg {
+    dp_core *core;
+} core_arg;
+
+static int write_core_entry(void *arg, dp_sink *data, dp_error *err)
+{
+    return dp_core_write(((core_arg *)arg)->core, data, err);
+}
+
+static void do_dump(int fd, const dp_helper_policy *pol, const dp_request *rq,
+                    pid_t peer_pid, apr_pool_t *p)
+{
+    dp_error err = { 0 };
+    dp_stat st;
+    dp_core_opts o;
+    dp_core *core;
+    dp_ring rg;
+    dp_sink out = { dp_ring_write, &rg };
+
+    if (check_target(pol, rq, 1, &st, &err) != 0)
+        return dp_helper_send_error(fd, &err);
+    memset(&o, 0, sizeof(o));
+    o.pid = rq->pid;
+    o.dump_type = (unsigned long)rq->dump_type;
+    o.max_bytes = rq->max_bytes;
+    o.keep_running_tid = kept_thread(rq, peer_pid);
+    o.snapshot = pol->snapshot;
+    /* a PHP or CPython process: the pages the language walk reads, so that
+     * the bundle's php-bt / py-bt work on the core as on the live process */
+    o.add_memory = dp_stacks_add_lang_pages;
+    o.add_memory_arg = &o.pid;
+    o.hide_environment = !(dp_policy_actions(pol, rq->allow_section, rq->scope_section)
+                           & DP_ACT_ENVIRONMENT);
+    if (rq->timeout_s)
+        alarm(rq->timeout_s);       /* SIGALRM ends this child; SEIZE resumes the target */
+    if (dp_core_open(&core, &o, p, &err) != 0)
+        return dp_helper_send_error(fd, &err);
+    if (send_ok(fd, rq->what ? UINT64_MAX : dp_core_size(core), st.comm) != 0) {
+        dp_core_close(core);
+        return;
+    }
+    if (dp_ring_open(&rg, fd) != 0) {
+        out.write = frames_write;           /* no shared memory: through the socket */
+        out.ctx = &fd;
+    }
+    if (rq->what == 0) {
+        if (dp_core_write(core, &out, &err) != 0) {
+            dp_core_close(core);
+            return;                 /* no END: the worker makes the truncation visible */
+        }
+    }
+    else {
+        dp_entry_sink entries = { entries_begin, out, entries_end, &fd };
+        dp_bundle_opts bo = { rq->pid, (unsigned long)rq->dump_type, rq->instance, 0,
+                              dp_lang_gdb_script(p) };
+        core_arg ca = { core };
+        if (dp_bundle_write(&bo, &entries, write_core_entry, &ca, p, &err) != 0) {
+            dp_core_close(core);
+            return;
+        }
+    }
+    dp_core_close(core);
+    send_end(fd);
+}
+
+/* Backtraces: a minimal core into memory, read back by eu-stack (elfutils),
+ * whose text goes to the worker as it is. */
+static int send_rec(int fd, int type, const dp_rec *r)
+{
+    return dp_frame_write(fd, type, r->buf, r->len, NULL, 0);
+}
+
+/* Collected while the target is stopped, sent once it runs again. */
+static void do_stacks(int fd, const dp_helper_policy *pol, const dp_request *rq,
+                      pid_t peer_pid, apr_pool_t *p)
+{
+    dp_error err = { 0 };
+    dp_stat st;
+    dp_stacks *s;
+    dp_rec r;
+    int i, j;
+
+    if (check_target(pol, rq, 1, &st, &err) != 0
+        || dp_stacks_collect(rq->pid, kept_thread(rq, peer_pid), &s, p, &err) != 0)
+        return dp_helper_send_error(fd, &err);
+    if (send_ok(fd, UINT64_MAX, st.comm) != 0)
+        return;
+    for (i = 0; i < s->threads->nelts; i++) {
+        const dp_stack_thread *th = &APR_ARRAY_IDX(s->threads, i, dp_stack_thread);
+        r.len = 0;
+        dp_rec_put_u32(&r, (uint32_t)th->tid);
+        dp_rec_put_u32(&r, th->flags);
+        dp_rec_put_cstr(&r, th->why);
+        if (send_rec(fd, DP_FR_STACK_THREAD, &r) != 0)
+            return;
+        for (j = 0; j < th->native->nelts; j++) {
+            const dp_native_frame *f = &APR_ARRAY_IDX(th->native, j, dp_native_frame);
+            r.len = 0;
+            dp_rec_put_u64(&r, f->pc);
+            dp_rec_put_u64(&r, f->offset);
+            dp_rec_put_u32(&r, (uint32_t)f->line);
+            dp_rec_put_cstr(&r, f->function);
+            dp_rec_put_cstr(&r, f->module);
+            dp_rec_put_cstr(&r, f->file);
+            if (send_rec(fd, DP_FR_STACK_NATIVE, &r) != 0)
+                return;
+        }
+        for (j = 0; j < th->lang->nelts; j++) {
+            const dp_lang_frame *f = &APR_ARRAY_IDX(th->lang, j, dp_lang_frame);
+            r.len = 0;
+            dp_rec_put_u32(&r, f->native_index);
+            dp_rec_put_u32(&r, (uint32_t)f->line);
+            dp_rec_put_cstr(&r, f->function);
+            dp_rec_put_cstr(&r, f->class_name);
+            dp_rec_put_cstr(&r, f->file);
+            if (send_rec(fd, DP_FR_STACK_LANG, &r) != 0)
+                return;
+        }
+    }
+    r.len = 0;
+    dp_rec_put_u64(&r, s->paused_us);
+    dp_rec_put_u64(&r, s->elapsed_us);
+    dp_rec_put_u32(&r, s->flags);
+    dp_rec_put_cstr(&r, s->runtime);
+    dp_rec_put_cstr(&r, s->version);
+    dp_rec_put_cstr(&r, s->unsupported);
+    if (send_rec(fd, DP_FR_STACK_SUMMARY, &r) == 0)
+        send_end(fd);
+}
+
+void dp_helper_serve_one(int fd, const dp_helper_policy *pol, const struct ucred *peer,
+                      const dp_request *rq)
+{
+    apr_pool_t *p;
+
+    apr_pool_create(&p, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    /* the daemon's SIGCHLD handler would cut our waits for traced threads short */
+    signal(SIGCHLD, SIG_DFL);
+    switch (rq->op) {
+    case DP_OP_PROC_READ:
+        do_proc_read(fd, pol, rq, p);
+        break;
+    case DP_OP_KILL:
+        do_kill(fd, pol, rq);
+        break;
+    case DP_OP_DUMP:
+        do_dump(fd, pol, rq, peer->pid, p);
+        break;
+    case DP_OP_STACKS:
+        do_stacks(fd, pol, rq, peer->pid, p);
+        break;
+    }
+    apr_pool_destroy(p);
+}
