@@ -88,36 +88,32 @@ static int map_ring(request_rec *r, ring_map *m, const char *payload, uint32_t l
     return 0;
 }
 
-static int handle_dump(request_rec *r, pid_t pid, unsigned long dump_type, int zip)
+/* The helper's request for this dump, with the server's limits. */
+static void fill_dump_request(request_rec *r, pid_t pid, unsigned long dump_type, int zip,
+                              dp_request *rq)
 {
     dp_server_conf *sc = dp_server_config(r->server);
-    apr_bucket_alloc_t *ba = r->connection->bucket_alloc;
-    apr_bucket_brigade *bb;
-    dp_request rq;
-    dp_error err = { 0 };
-    dp_helper_conn *hc;
-    uint64_t size;
-    char *name, *buf, stamp[32];
-    ring_map *ring = apr_pcalloc(r->pool, sizeof(*ring));   /* unmapped with the pool */
     const char *instance = sc->instance_name ? sc->instance_name : "";
+
+    memset(rq, 0, sizeof(*rq));
+    rq->op = DP_OP_DUMP;
+    rq->what = zip ? 1 : 0;
+    rq->pid = pid;
+    rq->dump_type = dump_type;
+    rq->max_bytes = sc->max_dump_bytes > 0 ? (uint64_t)sc->max_dump_bytes : 0;
+    rq->timeout_s = sc->dump_timeout > 0 ? (uint32_t)sc->dump_timeout : 0;
+    /* this thread carries the stream: it must never be left stopped */
+    rq->keep_running_tid = pid == getpid() ? (int32_t)syscall(SYS_gettid) : 0;
+    apr_cpystrn(rq->instance, instance, sizeof(rq->instance));
+}
+
+static void set_dump_headers(request_rec *r, pid_t pid, const char *name, uint64_t size,
+                             int zip)
+{
+    char stamp[32];
     time_t now = time(NULL);
     struct tm tm;
 
-    memset(&rq, 0, sizeof(rq));
-    rq.op = DP_OP_DUMP;
-    rq.what = zip ? 1 : 0;
-    rq.pid = pid;
-    rq.dump_type = dump_type;
-    rq.max_bytes = sc->max_dump_bytes > 0 ? (uint64_t)sc->max_dump_bytes : 0;
-    rq.timeout_s = sc->dump_timeout > 0 ? (uint32_t)sc->dump_timeout : 0;
-    /* this thread carries the stream: it must never be left stopped */
-    rq.keep_running_tid = pid == getpid() ? (int32_t)syscall(SYS_gettid) : 0;
-    apr_cpystrn(rq.instance, instance, sizeof(rq.instance));
-    if (dp_helper_call(r, &rq, &hc, &err) != 0 || dp_helper_read_answer(r, hc, &size, &name, &err) != 0) {
-        if (err.status == 503)
-            apr_table_setn(r->headers_out, "Retry-After", "5");
-        return dp_send_dp_error(r, &err);
-    }
     gmtime_r(&now, &tm);
     strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
     apr_table_setn(r->headers_out, "Content-Disposition",
@@ -133,6 +129,17 @@ static int handle_dump(request_rec *r, pid_t pid, unsigned long dump_type, int z
         ap_set_content_type(r, "application/octet-stream");
         ap_set_content_length(r, (apr_off_t)size);
     }
+}
+
+/* The helper's frames down the output filters: DATA (or a ring SLOT) as
+ * body bytes, ENTRY as a zip entry bucket, until END. */
+static int relay_dump(request_rec *r, pid_t pid, dp_helper_conn *hc)
+{
+    apr_bucket_alloc_t *ba = r->connection->bucket_alloc;
+    apr_bucket_brigade *bb;
+    char *buf;
+    ring_map *ring = apr_pcalloc(r->pool, sizeof(*ring));   /* unmapped with the pool */
+
     bb = apr_brigade_create(r->pool, ba);
     buf = apr_palloc(r->pool, DP_FRAME_MAX);       /* the worker's one buffer */
     for (;;) {
@@ -193,6 +200,25 @@ static int handle_dump(request_rec *r, pid_t pid, unsigned long dump_type, int z
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(ba));
     ap_pass_brigade(r->output_filters, bb);
     return DONE;
+}
+
+static int handle_dump(request_rec *r, pid_t pid, unsigned long dump_type, int zip)
+{
+    dp_request rq;
+    dp_error err = { 0 };
+    dp_helper_conn *hc;
+    uint64_t size;
+    char *name;
+
+    fill_dump_request(r, pid, dump_type, zip, &rq);
+    if (dp_helper_call(r, &rq, &hc, &err) != 0
+        || dp_helper_read_answer(r, hc, &size, &name, &err) != 0) {
+        if (err.status == 503)
+            apr_table_setn(r->headers_out, "Retry-After", "5");
+        return dp_send_dp_error(r, &err);
+    }
+    set_dump_headers(r, pid, name, size, zip);
+    return relay_dump(r, pid, hc);
 }
 
 int dp_route_dump(request_rec *r, const char **seg)

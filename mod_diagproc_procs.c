@@ -374,143 +374,184 @@ static int sample_cpu(request_rec *r, pid_t pid, dp_stat *st, double *pct, int *
     return 0;
 }
 
-int dp_route_detail(request_rec *r, const char **seg)
-{
-    dp_dir_conf *dc = dp_dir_config(r);
-    long hz = dp_clock_ticks(), page = dp_page_size();
+/* What the detail route shows of one process, read before any of it is
+ * rendered. A part that cannot be read is marked: have_* 0, fds NULL
+ * (num_fds -1), argv NULL, cgroup NULL, every status field -1. */
+typedef struct proc_facts {
     pid_t pid;
     dp_stat st;
     dp_status ss;
     dp_statm sm;
     dp_io io;
+    int have_statm, have_io;
+    apr_array_header_t *argv, *mods;
+    apr_array_header_t *fds;        /* "fd", "target" pairs */
+    int num_fds;
+    const char *exe, *cwd, *name;
+    long owner;
+    char *cgroup;
+    size_t cgroup_len;
+} proc_facts;
+
+static void gather_detail(request_rec *r, proc_facts *f)
+{
+    pid_t pid = f->pid;
     char *buf, smbuf[256];
     size_t len;
-    apr_array_header_t *argv = NULL, *mods;
-    const char *exe = NULL, *cwd = NULL, *name;
-    json_t *o, *fds, *tmp;
-    long owner, ppid_owner;
-    double cpu_pct = 0;
-    int rv, have_status, have_statm, have_io, sampled, num_fds = -1;
-    struct timespec now;
 
-    if (dp_wants_html(r))
-        return dp_html_page(r);     /* the page fetches this JSON itself */
-    if ((rv = dp_resolve_target(r, seg[0], &pid, &st)) != OK)
-        return rv;
-    if ((sampled = sample_cpu(r, pid, &st, &cpu_pct, &rv)) < 0)
-        return rv;
-    owner = dp_proc_owner(pid);
-    have_status = dp_read_file(proc_path(r->pool, pid, "status"), &buf, &len, r->pool) == 0
-                  && dp_parse_status(buf, len, &ss) == 0;
-    have_statm = dp_read_small(proc_path(r->pool, pid, "statm"), smbuf, sizeof(smbuf)) > 0
-                 && dp_parse_statm(smbuf, &sm) == 0;
-    have_io = dp_read_file(proc_path(r->pool, pid, "io"), &buf, &len, r->pool) == 0
-              && dp_parse_io(buf, len, &io) == 0;
+    f->owner = dp_proc_owner(pid);
+    if (dp_read_file(proc_path(r->pool, pid, "status"), &buf, &len, r->pool) != 0
+        || dp_parse_status(buf, len, &f->ss) != 0)
+        memset(&f->ss, 0xff, sizeof(f->ss));        /* every field -1: unknown */
+    f->have_statm = dp_read_small(proc_path(r->pool, pid, "statm"), smbuf, sizeof(smbuf)) > 0
+                    && dp_parse_statm(smbuf, &f->sm) == 0;
+    f->have_io = dp_read_file(proc_path(r->pool, pid, "io"), &buf, &len, r->pool) == 0
+                 && dp_parse_io(buf, len, &f->io) == 0;
     if (dp_read_file(proc_path(r->pool, pid, "cmdline"), &buf, &len, r->pool) == 0)
-        argv = dp_split_nul(buf, len, r->pool);
-    dp_readlink_private(r, pid, DP_READ_EXE, "exe", &exe);
-    dp_readlink_private(r, pid, DP_READ_CWD, "cwd", &cwd);
-    name = dp_process_name(st.comm, argv, r->pool);
-    mods = dp_api_modules(r, pid);
-    if (!have_status)
-        memset(&ss, 0xff, sizeof(ss));      /* every field -1: unknown */
+        f->argv = dp_split_nul(buf, len, r->pool);
+    dp_readlink_private(r, pid, DP_READ_EXE, "exe", &f->exe);
+    dp_readlink_private(r, pid, DP_READ_CWD, "cwd", &f->cwd);
+    f->name = dp_process_name(f->st.comm, f->argv, r->pool);
+    f->mods = dp_api_modules(r, pid);
+    f->num_fds = -1;
+    if (read_fds(r, pid, &buf, &len) == 0) {
+        f->fds = dp_split_nul(buf, len, r->pool);
+        f->num_fds = f->fds->nelts / 2;
+    }
+    if (dp_read_file(proc_path(r->pool, pid, "cgroup"), &f->cgroup, &f->cgroup_len,
+                     r->pool) == 0) {
+        while (f->cgroup_len && f->cgroup[f->cgroup_len - 1] == '\n')
+            f->cgroup_len--;
+    }
+    else
+        f->cgroup = NULL;
+}
 
-    o = json_object();
+static json_t *fds_json(request_rec *r, const apr_array_header_t *pairs)
+{
+    json_t *fds = json_array();
+    int i;
+
+    for (i = 1; i < pairs->nelts; i += 2)
+        json_array_append_new(fds, dp_json_cstr(r->pool, APR_ARRAY_IDX(pairs, i, const char *)));
+    return fds;
+}
+
+/* Kudu's ProcessInfo fields, in Kudu's order. */
+static void render_kudu_fields(request_rec *r, const proc_facts *f, json_t *o)
+{
+    const dp_stat *st = &f->st;
+    const dp_status *ss = &f->ss;
+    long hz = dp_clock_ticks();
+    pid_t pid = f->pid;
+    long ppid_owner = st->ppid > 0 ? dp_proc_owner(st->ppid) : -1;
+
     json_object_set_new(o, "id", json_integer(pid));
-    json_object_set_new(o, "name", dp_json_cstr(r->pool, name));
+    json_object_set_new(o, "name", dp_json_cstr(r->pool, f->name));
     json_object_set_new(o, "machineName", dp_json_cstr(r->pool, dp_instance_name(r->server)));
     json_object_set_new(o, "href", json_string(dp_proc_href(r, pid)));
     json_object_set_new(o, "minidump", json_string(apr_pstrcat(r->pool, dp_proc_href(r, pid),
                                                                "/dump", NULL)));
-    ppid_owner = st.ppid > 0 ? dp_proc_owner(st.ppid) : -1;
     json_object_set_new(o, "parent", json_string(dp_proc_href(r, ppid_owner >= 0
                                                         && dp_in_scope(r, ppid_owner)
-                                                        ? st.ppid : -1)));
+                                                        ? st->ppid : -1)));
     json_object_set_new(o, "children", children_json(r, pid));
     json_object_set_new(o, "threads", dp_threads_json(r, pid));
-
-    fds = json_array();
-    if (read_fds(r, pid, &buf, &len) == 0) {
-        apr_array_header_t *pairs = dp_split_nul(buf, len, r->pool);
-        int i;
-        num_fds = pairs->nelts / 2;
-        for (i = 1; i < pairs->nelts; i += 2)
-            json_array_append_new(fds, dp_json_cstr(r->pool, APR_ARRAY_IDX(pairs, i, const char *)));
-    }
-    else {
-        json_decref(fds);
-        fds = json_null();
-    }
-    json_object_set_new(o, "open_file_handles", fds);
-    json_object_set_new(o, "modules", dp_modules_json(r, pid, mods));
-    json_object_set_new(o, "file_name", dp_json_cstr(r->pool, exe));
-    json_object_set_new(o, "command_line", argv ? dp_json_cstr(r->pool, dp_join_cmdline(argv, r->pool))
-                                                : json_null());
-    json_object_set_new(o, "user_name", dp_json_cstr(r->pool, dp_user_name(owner, r->pool)));
-    json_object_set_new(o, "handle_count", jkudu_count(num_fds));
-    json_object_set_new(o, "module_count", jkudu_count(mods ? mods->nelts : -1));
-    json_object_set_new(o, "thread_count", json_integer(st.num_threads));
-    json_object_set_new(o, "start_time", json_string(dp_start_time_iso(st.starttime, r->pool)));
-    json_object_set_new(o, "total_cpu_time", json_string(dp_timespan(st.utime + st.stime, hz, r->pool)));
-    json_object_set_new(o, "user_cpu_time", json_string(dp_timespan(st.utime, hz, r->pool)));
-    json_object_set_new(o, "privileged_cpu_time", json_string(dp_timespan(st.stime, hz, r->pool)));
-    json_object_set_new(o, "working_set", jkudu_count(ss.vm_rss));
-    json_object_set_new(o, "peak_working_set", jkudu_count(ss.vm_hwm));
-    json_object_set_new(o, "private_memory", jkudu_count(ss.rss_anon < 0 ? -1
-                        : ss.rss_anon + (ss.vm_swap > 0 ? ss.vm_swap : 0)));
-    json_object_set_new(o, "virtual_memory", jkudu_count(ss.vm_size));
-    json_object_set_new(o, "peak_virtual_memory", jkudu_count(ss.vm_peak));
-    json_object_set_new(o, "paged_memory", jkudu_count(ss.vm_swap));
-    json_object_set_new(o, "paged_system_memory", jkudu_count(ss.vm_swap));
+    json_object_set_new(o, "open_file_handles", f->fds ? fds_json(r, f->fds) : json_null());
+    json_object_set_new(o, "modules", dp_modules_json(r, pid, f->mods));
+    json_object_set_new(o, "file_name", dp_json_cstr(r->pool, f->exe));
+    json_object_set_new(o, "command_line", f->argv
+                        ? dp_json_cstr(r->pool, dp_join_cmdline(f->argv, r->pool)) : json_null());
+    json_object_set_new(o, "user_name", dp_json_cstr(r->pool, dp_user_name(f->owner, r->pool)));
+    json_object_set_new(o, "handle_count", jkudu_count(f->num_fds));
+    json_object_set_new(o, "module_count", jkudu_count(f->mods ? f->mods->nelts : -1));
+    json_object_set_new(o, "thread_count", json_integer(st->num_threads));
+    json_object_set_new(o, "start_time", json_string(dp_start_time_iso(st->starttime, r->pool)));
+    json_object_set_new(o, "total_cpu_time",
+                        json_string(dp_timespan(st->utime + st->stime, hz, r->pool)));
+    json_object_set_new(o, "user_cpu_time", json_string(dp_timespan(st->utime, hz, r->pool)));
+    json_object_set_new(o, "privileged_cpu_time",
+                        json_string(dp_timespan(st->stime, hz, r->pool)));
+    json_object_set_new(o, "working_set", jkudu_count(ss->vm_rss));
+    json_object_set_new(o, "peak_working_set", jkudu_count(ss->vm_hwm));
+    json_object_set_new(o, "private_memory", jkudu_count(ss->rss_anon < 0 ? -1
+                        : ss->rss_anon + (ss->vm_swap > 0 ? ss->vm_swap : 0)));
+    json_object_set_new(o, "virtual_memory", jkudu_count(ss->vm_size));
+    json_object_set_new(o, "peak_virtual_memory", jkudu_count(ss->vm_peak));
+    json_object_set_new(o, "paged_memory", jkudu_count(ss->vm_swap));
+    json_object_set_new(o, "paged_system_memory", jkudu_count(ss->vm_swap));
     json_object_set_new(o, "non_paged_system_memory", json_integer(0));
     json_object_set_new(o, "peak_paged_memory", json_integer(0));
     json_object_set_new(o, "time_stamp", json_string(now_iso(r->pool)));
-    if (dc->allow & DP_ALLOW_ENVIRONMENT)
+    if (dp_dir_config(r)->allow & DP_ALLOW_ENVIRONMENT)
         json_object_set_new(o, "environment_variables", environment_json(r, pid, NULL));
+}
 
-    /* Linux additions, psutil's names and units */
-    json_object_set_new(o, "ppid", json_integer(st.ppid));
-    json_object_set_new(o, "state", json_string(dp_state_word(st.state)));
-    json_object_set_new(o, "uids", id_triplet(ss.uid));
-    json_object_set_new(o, "gids", id_triplet(ss.gid));
-    json_object_set_new(o, "nice", json_integer(st.nice));
-    json_object_set_new(o, "num_fds", jint_or_null(num_fds));
+/* The Linux additions, psutil's names and units. */
+static void render_linux_fields(request_rec *r, const proc_facts *f, json_t *o)
+{
+    const dp_stat *st = &f->st;
+    const dp_status *ss = &f->ss;
+    long hz = dp_clock_ticks(), page = dp_page_size();
+    const dp_statm *sm = &f->sm;
+    const dp_io *io = &f->io;
+
+    json_object_set_new(o, "ppid", json_integer(st->ppid));
+    json_object_set_new(o, "state", json_string(dp_state_word(st->state)));
+    json_object_set_new(o, "uids", id_triplet(ss->uid));
+    json_object_set_new(o, "gids", id_triplet(ss->gid));
+    json_object_set_new(o, "nice", json_integer(st->nice));
+    json_object_set_new(o, "num_fds", jint_or_null(f->num_fds));
     json_object_set_new(o, "cpu_times", json_pack("{s:f,s:f,s:f,s:f}",
-                        "user", (double)st.utime / hz, "system", (double)st.stime / hz,
-                        "children_user", (double)st.cutime / hz,
-                        "children_system", (double)st.cstime / hz));
-    clock_gettime(CLOCK_REALTIME, &now);
+                        "user", (double)st->utime / hz, "system", (double)st->stime / hz,
+                        "children_user", (double)st->cutime / hz,
+                        "children_system", (double)st->cstime / hz));
     json_object_set_new(o, "create_time", json_real((double)dp_boot_time()
-                                                    + (double)st.starttime / hz));
-    tmp = have_statm ? json_pack("{s:I,s:I,s:I,s:I,s:I,s:o}",
-                                 "rss", (json_int_t)(sm.resident * page),
-                                 "vms", (json_int_t)(sm.size * page),
-                                 "shared", (json_int_t)(sm.shared * page),
-                                 "text", (json_int_t)(sm.text * page),
-                                 "data", (json_int_t)(sm.data * page),
-                                 "swap", jint_or_null(ss.vm_swap))
-                     : json_null();
-    json_object_set_new(o, "memory_info", tmp);
-    json_object_set_new(o, "io_counters", have_io ? json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}",
-                        "read_count", (json_int_t)io.read_count,
-                        "write_count", (json_int_t)io.write_count,
-                        "read_bytes", (json_int_t)io.read_bytes,
-                        "write_bytes", (json_int_t)io.write_bytes,
-                        "read_chars", (json_int_t)io.read_chars,
-                        "write_chars", (json_int_t)io.write_chars) : json_null());
-    json_object_set_new(o, "num_ctx_switches", ss.vol_ctxt < 0 ? json_null()
-                        : json_pack("{s:I,s:I}", "voluntary", (json_int_t)ss.vol_ctxt,
-                                    "involuntary", (json_int_t)ss.nonvol_ctxt));
-    if (dp_read_file(proc_path(r->pool, pid, "cgroup"), &buf, &len, r->pool) == 0) {
-        while (len && buf[len - 1] == '\n')
-            len--;
-        json_object_set_new(o, "cgroup", jstr(r->pool, buf, len));
-    }
-    else
-        json_object_set_new(o, "cgroup", json_null());
-    json_object_set_new(o, "cwd", dp_json_cstr(r->pool, cwd));
-    json_object_set_new(o, "cmdline", argv ? cmdline_array(r, argv) : json_null());
-    dp_json_role(r, o, pid);
+                                                    + (double)st->starttime / hz));
+    json_object_set_new(o, "memory_info", f->have_statm
+                        ? json_pack("{s:I,s:I,s:I,s:I,s:I,s:o}",
+                                    "rss", (json_int_t)(sm->resident * page),
+                                    "vms", (json_int_t)(sm->size * page),
+                                    "shared", (json_int_t)(sm->shared * page),
+                                    "text", (json_int_t)(sm->text * page),
+                                    "data", (json_int_t)(sm->data * page),
+                                    "swap", jint_or_null(ss->vm_swap))
+                        : json_null());
+    json_object_set_new(o, "io_counters", f->have_io ? json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}",
+                        "read_count", (json_int_t)io->read_count,
+                        "write_count", (json_int_t)io->write_count,
+                        "read_bytes", (json_int_t)io->read_bytes,
+                        "write_bytes", (json_int_t)io->write_bytes,
+                        "read_chars", (json_int_t)io->read_chars,
+                        "write_chars", (json_int_t)io->write_chars) : json_null());
+    json_object_set_new(o, "num_ctx_switches", ss->vol_ctxt < 0 ? json_null()
+                        : json_pack("{s:I,s:I}", "voluntary", (json_int_t)ss->vol_ctxt,
+                                    "involuntary", (json_int_t)ss->nonvol_ctxt));
+    json_object_set_new(o, "cgroup", f->cgroup ? jstr(r->pool, f->cgroup, f->cgroup_len)
+                                               : json_null());
+    json_object_set_new(o, "cwd", dp_json_cstr(r->pool, f->cwd));
+    json_object_set_new(o, "cmdline", f->argv ? cmdline_array(r, f->argv) : json_null());
+}
+
+int dp_route_detail(request_rec *r, const char **seg)
+{
+    proc_facts f;
+    double cpu_pct = 0;
+    json_t *o;
+    int rv, sampled;
+
+    if (dp_wants_html(r))
+        return dp_html_page(r);     /* the page fetches this JSON itself */
+    memset(&f, 0, sizeof(f));
+    if ((rv = dp_resolve_target(r, seg[0], &f.pid, &f.st)) != OK)
+        return rv;
+    if ((sampled = sample_cpu(r, f.pid, &f.st, &cpu_pct, &rv)) < 0)
+        return rv;
+    gather_detail(r, &f);
+    o = json_object();
+    render_kudu_fields(r, &f, o);
+    render_linux_fields(r, &f, o);
+    dp_json_role(r, o, f.pid);
     if (sampled == 0)
         json_object_set_new(o, "cpu_percent", json_real(cpu_pct));
     return dp_send_json(r, HTTP_OK, o);

@@ -144,13 +144,13 @@ static int put(dp_sink *sink, unsigned long long *written, const void *buf, size
     return dp_sink_write(sink, buf, len);
 }
 
-int dp_core_write(dp_core *c, dp_sink *sink, dp_error *err)
+/* The ELF header, the program headers (and section 0 beyond PN_XNUM of
+ * them), the notes, and zeros up to the page-aligned data. */
+static int write_headers(dp_core *c, dp_sink *sink, unsigned long long *written, char *io)
 {
-    unsigned long long written = 0;
-    int nph = 1 + c->loads->nelts, i, j;
+    int nph = 1 + c->loads->nelts, i;
     Elf64_Ehdr eh;
     Elf64_Phdr ph;
-    char *io = apr_palloc(c->pool, IO_CHUNK);
 
     memset(&eh, 0, sizeof(eh));
     memcpy(eh.e_ident, ELFMAG, SELFMAG);
@@ -171,16 +171,16 @@ int dp_core_write(dp_core *c, dp_sink *sink, dp_error *err)
         eh.e_shentsize = sizeof(Elf64_Shdr);
         eh.e_shnum = 1;
     }
-    if (put(sink, &written, &eh, sizeof(eh)) != 0)
-        goto gone;
+    if (put(sink, written, &eh, sizeof(eh)) != 0)
+        return -1;
     memset(&ph, 0, sizeof(ph));
     ph.p_type = PT_NOTE;
     ph.p_offset = sizeof(eh) + (unsigned long long)nph * sizeof(Elf64_Phdr)
                   + (nph >= PN_XNUM ? sizeof(Elf64_Shdr) : 0);
     ph.p_filesz = c->notes_len;
     ph.p_align = 4;
-    if (put(sink, &written, &ph, sizeof(ph)) != 0)
-        goto gone;
+    if (put(sink, written, &ph, sizeof(ph)) != 0)
+        return -1;
     for (i = 0; i < c->loads->nelts; i++) {
         const load *l = &APR_ARRAY_IDX(c->loads, i, load);
         memset(&ph, 0, sizeof(ph));
@@ -191,21 +191,30 @@ int dp_core_write(dp_core *c, dp_sink *sink, dp_error *err)
         ph.p_memsz = l->memsz;
         ph.p_flags = l->flags;
         ph.p_align = PAGE;
-        if (put(sink, &written, &ph, sizeof(ph)) != 0)
-            goto gone;
+        if (put(sink, written, &ph, sizeof(ph)) != 0)
+            return -1;
     }
     if (nph >= PN_XNUM) {
         Elf64_Shdr sh;
         memset(&sh, 0, sizeof(sh));
         sh.sh_info = (Elf64_Word)nph;
-        if (put(sink, &written, &sh, sizeof(sh)) != 0)
-            goto gone;
+        if (put(sink, written, &sh, sizeof(sh)) != 0)
+            return -1;
     }
-    if (put(sink, &written, c->notes, c->notes_len) != 0)
-        goto gone;
+    if (put(sink, written, c->notes, c->notes_len) != 0)
+        return -1;
     memset(io, 0, IO_CHUNK);
-    if (put(sink, &written, io, (size_t)(c->data_offset - written)) != 0)
-        goto gone;
+    if (put(sink, written, io, (size_t)(c->data_offset - *written)) != 0)
+        return -1;
+    return 0;
+}
+
+/* Every PT_LOAD's bytes through io. -1 when the sink failed, -2 when the
+ * target vanished. */
+static int write_memory(dp_core *c, dp_sink *sink, unsigned long long *written, char *io)
+{
+    int i, j;
+
     for (i = 0; i < c->loads->nelts; i++) {
         const load *l = &APR_ARRAY_IDX(c->loads, i, load);
         for (j = 0; j < l->nseg; j++) {
@@ -221,29 +230,38 @@ int dp_core_write(dp_core *c, dp_sink *sink, dp_error *err)
                     dp_stat now;
                     if (s->src == SRC_MEM && (dp_read_stat(c->mem_pid, 0, &now, NULL) != 0
                                      || now.state == 'Z' || now.state == 'X'))
-                        goto vanished;  /* zeros now would make a dump that looks whole */
+                        return -2;  /* zeros now would make a dump that looks whole */
                     for (k = 0; k < n; k += PAGE)
                         if (s->src == SRC_ZERO
                             || dp_core_read_mem(c, a + k, io + k, PAGE) != (ssize_t)PAGE)
                             memset(io + k, 0, PAGE);
                 }
-                if (written + n == c->size)
+                if (*written + n == c->size)
                     dp_core_close(c);   /* the last read: resume before the client has it all */
-                if (put(sink, &written, io, n) != 0)
-                    goto gone;
+                if (put(sink, written, io, n) != 0)
+                    return -1;
                 a += n;
             }
         }
     }
-    dp_core_close(c);       /* resume as soon as the last byte is read */
     return 0;
-vanished:
-    dp_core_close(c);
-    return dp_fail(err, 409, "Process %d exited while it was being dumped.", (int)c->pid);
-gone:
-    dp_core_close(c);
-    return dp_fail(err, 500, "The dump of process %d was not completed: its reader went away.",
-                   (int)c->pid);
+}
+
+int dp_core_write(dp_core *c, dp_sink *sink, dp_error *err)
+{
+    unsigned long long written = 0;
+    char *io = apr_palloc(c->pool, IO_CHUNK);
+    int rc = write_headers(c, sink, &written, io);
+
+    if (rc == 0)
+        rc = write_memory(c, sink, &written, io);
+    dp_core_close(c);       /* resume as soon as the last byte is read */
+    if (rc == -2)
+        return dp_fail(err, 409, "Process %d exited while it was being dumped.", (int)c->pid);
+    if (rc != 0)
+        return dp_fail(err, 500, "The dump of process %d was not completed: its reader went "
+                       "away.", (int)c->pid);
+    return 0;
 }
 
 int dp_core_nthreads(const dp_core *c)
