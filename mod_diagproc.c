@@ -136,9 +136,12 @@ static void dp_error_instance(request_rec *r)
 }
 
 /* The module owns its URL space: httpd must neither map it to a file name
- * nor look for files under it (a long segment would get core's 403 and an
- * error-log line per request). Used for translate_name and map_to_storage,
- * both of which see the Location's configuration already. */
+ * nor look for files under it (a long segment would get core's 403, or at
+ * LogLevel info core's "Module bug?" line, per request). translate_name sees
+ * the Location's configuration and marks the request; map_to_storage runs
+ * with the server's defaults only, so it goes by that mark. */
+#define DP_OWN_URL_NOTE "diagproc-own-url"
+
 static int dp_own_url_space(request_rec *r)
 {
     core_dir_config *cd = ap_get_core_module_config(r->per_dir_config);
@@ -149,15 +152,23 @@ static int dp_own_url_space(request_rec *r)
     h = ap_expr_str_exec(r, cd->expr_handler, &err);
     if (err || !h || strcmp(h, "diagproc") != 0)
         return DECLINED;
-    r->filename = apr_pstrcat(r->pool, "/diagproc", r->uri, NULL);    /* never a file: not walked */
+    r->filename = apr_pstrcat(r->pool, "/diagproc", r->uri, NULL);    /* never a file */
+    apr_table_setn(r->notes, DP_OWN_URL_NOTE, "1");
     return OK;
+}
+
+/* No directory walk for our URLs: the Location walk that follows applies
+ * the section's configuration again. */
+static int dp_no_storage(request_rec *r)
+{
+    return apr_table_get(r->notes, DP_OWN_URL_NOTE) ? OK : DECLINED;
 }
 
 static void dp_register_hooks(apr_pool_t *p)
 {
     ap_hook_pre_config(dp_config_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_translate_name(dp_own_url_space, NULL, NULL, APR_HOOK_FIRST);
-    ap_hook_map_to_storage(dp_own_url_space, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_map_to_storage(dp_no_storage, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_handler(dp_handler, NULL, NULL, APR_HOOK_MIDDLE);
     dp_scoreboard_register_hooks(p);
     ap_hook_insert_error_filter(dp_error_instance, NULL, NULL, APR_HOOK_MIDDLE);
