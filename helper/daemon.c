@@ -229,7 +229,7 @@ static void dispatch(const dp_helper_policy *pol, pending *w, int complete)
             ssize_t n;
             int total = 0;
             struct timeval tv = { 1, 0 };
-            dp_fail(&err, 400, "%s", bad);
+            dp_refuse_malformed(&w->peer, bad, &err);
             dp_helper_send_error(fd, &err);
             /* let the peer read the answer: drain (bounded) instead of a reset */
             shutdown(fd, SHUT_WR);

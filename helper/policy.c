@@ -143,6 +143,30 @@ void dp_refuse_peer(const struct ucred *peer, const char *why)
             (int)peer->pid, (int)peer->uid, (int)peer->gid, why);
 }
 
+/* A request the configuration does not grant (a 403 of the checks above):
+ * logged with who asked, what and through which sections, then answered. */
+int dp_refuse_request(const struct ucred *peer, const dp_request *rq, const dp_error *err)
+{
+    static const char *ops[] = { "?", "read", "kill", "dump", "stacks" };
+
+    if (!peer || err->status != 403)
+        return -1;
+    fprintf(stderr, "[diagproc:helper] refused a request from pid %d uid %d gid %d: %s of "
+            "pid %d through sections %d/%d: %s\n", (int)peer->pid, (int)peer->uid,
+            (int)peer->gid, rq->op < 5 ? ops[rq->op] : "?", (int)rq->pid,
+            (int)rq->allow_section, (int)rq->scope_section, err->msg);
+    return -1;
+}
+
+/* A malformed request from a peer that passed the checks: a worker does not
+ * send one, so it is logged like a refusal; it gets a 400. */
+void dp_refuse_malformed(const struct ucred *peer, const char *why, dp_error *err)
+{
+    fprintf(stderr, "[diagproc:helper] refused a request from pid %d uid %d gid %d: "
+            "malformed: %s\n", (int)peer->pid, (int)peer->uid, (int)peer->gid, why);
+    dp_fail(err, 400, "%s", why);
+}
+
 /* 1 while the process behind a pidfd has not exited: a live pidfd means its
  * pid was not recycled, so what /proc says of that pid is about the peer. */
 int dp_pidfd_alive(int pidfd)

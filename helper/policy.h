@@ -14,6 +14,11 @@ int dp_policy_check_target(const dp_helper_policy *pol, const dp_request *rq, dp
                            dp_error *err);
 /* Logs a refused peer (pid, uid, gid, why); it gets no answer. */
 void dp_refuse_peer(const struct ucred *peer, const char *why);
+/* Logs a request refused by the configuration (403): peer, action, target,
+ * sections and the reason; returns -1. */
+int dp_refuse_request(const struct ucred *peer, const dp_request *rq, const dp_error *err);
+/* Logs a malformed request and makes it the 400 it answers. */
+void dp_refuse_malformed(const struct ucred *peer, const char *why, dp_error *err);
 /* 1 while the process behind the pidfd runs (its pid is not reused). */
 int dp_pidfd_alive(int pidfd);
 /* NULL when the peer is one of httpd's workers, else why not. */

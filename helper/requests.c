@@ -25,8 +25,11 @@
 #include "worker/format.h"
 #include "helper/requests.h"
 
+/* This child serves one request: who sent it, for the refusal log line. */
+static const struct ucred *serving_peer;
+
 /* The target may be acted on at all: what dp_policy_check_target checks,
- * and it is not protected. */
+ * and it is not protected. A refusal by the configuration is logged. */
 static int check_target(const dp_helper_policy *pol, const dp_request *rq, int acting,
                         dp_stat *st, dp_error *err)
 {
@@ -40,7 +43,9 @@ static int check_target(const dp_helper_policy *pol, const dp_request *rq, int a
     if (acting && pid == getpid())
         return dp_fail(err, 403, "Process %d is the diagproc helper; it is protected.",
                        (int)pid);
-    return dp_policy_check_target(pol, rq, st, err);
+    if (dp_policy_check_target(pol, rq, st, err) != 0)
+        return dp_refuse_request(serving_peer, rq, err);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- answers */
@@ -379,6 +384,7 @@ void dp_helper_serve_one(int fd, const dp_helper_policy *pol, const struct ucred
     apr_pool_t *p;
 
     apr_pool_create(&p, NULL);
+    serving_peer = peer;
     signal(SIGPIPE, SIG_IGN);
     /* the daemon's SIGCHLD handler would cut our waits for traced threads short */
     signal(SIGCHLD, SIG_DFL);

@@ -1,0 +1,357 @@
+# A compromised worker: code running inside an httpd worker (here a small
+# module built with apxs and loaded next to mod_diagproc) holds the
+# generation's secret and passes every peer check. It reads the secret out
+# of mod_diagproc's memory (the symbol table of the file the exported
+# diagproc_module lives in), takes section numbers from mod_diagproc's own
+# per-directory configuration of any URL (or forges them), and sends raw
+# helper requests (helper/proto.h) straight to the helper's socket. The
+# helper must refuse everything beyond what the named sections grant, log
+# each refusal with the worker's pid and the reason, and serve what they do
+# grant (so the test can fail).
+import os
+import pwd
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from tap import ok, is_, like, diag, done_testing  # noqa: E402
+import dphttpd  # noqa: E402
+from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT, ROOT  # noqa: E402
+
+TARGET = os.path.join(BUILD, "targets", "proc_target")
+TOKEN = "SECRET_TOKEN"
+VALUE = "tok-" + os.urandom(6).hex()
+
+ATTACK = r'''
+#include <dlfcn.h>
+#include <elf.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include "httpd.h"
+#include "http_config.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "util_script.h"
+#include "apr_strings.h"
+#include "helper/proto.h"
+#include "mod_diagproc_config.h"
+
+/* What an attacker's code in the worker does: find a local symbol of the
+ * module by reading the symbol table of its file. */
+static void *local_symbol(const void *inside, const char *name)
+{
+    Dl_info info;
+    Elf64_Ehdr eh;
+    Elf64_Shdr *sh = NULL;
+    void *found = NULL;
+    int fd, i;
+
+    if (!dladdr(inside, &info) || (fd = open(info.dli_fname, O_RDONLY)) < 0)
+        return NULL;
+    if (pread(fd, &eh, sizeof(eh), 0) != sizeof(eh) || eh.e_shentsize != sizeof(Elf64_Shdr))
+        goto out;
+    sh = calloc(eh.e_shnum, sizeof(*sh));
+    if (pread(fd, sh, eh.e_shnum * sizeof(*sh), eh.e_shoff) != (ssize_t)(eh.e_shnum * sizeof(*sh)))
+        goto out;
+    for (i = 0; i < eh.e_shnum && !found; i++) {
+        Elf64_Shdr *st = &sh[i], *str;
+        Elf64_Sym sym;
+        char *names;
+        size_t k;
+        if (st->sh_type != SHT_SYMTAB || st->sh_link >= eh.e_shnum)
+            continue;
+        str = &sh[st->sh_link];
+        names = malloc(str->sh_size + 1);
+        if (pread(fd, names, str->sh_size, str->sh_offset) != (ssize_t)str->sh_size) {
+            free(names);
+            continue;
+        }
+        names[str->sh_size] = '\0';
+        for (k = 0; k < st->sh_size / sizeof(sym) && !found; k++) {
+            if (pread(fd, &sym, sizeof(sym), st->sh_offset + k * sizeof(sym)) != sizeof(sym))
+                break;
+            if (sym.st_name < str->sh_size && !strcmp(names + sym.st_name, name))
+                found = (char *)info.dli_fbase + sym.st_value;
+        }
+        free(names);
+    }
+out:
+    free(sh);
+    close(fd);
+    return found;
+}
+
+static int read_full(int fd, void *buf, size_t n)
+{
+    char *p = buf;
+    while (n) {
+        ssize_t k = read(fd, p, n);
+        if (k <= 0)
+            return -1;
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/* Reads one frame: its type, or -1 when the helper closed without one. */
+static int frame(int fd, apr_pool_t *p, char **payload, uint32_t *len)
+{
+    unsigned char h[5];
+    if (read_full(fd, h, 5) != 0)
+        return -1;
+    *len = (uint32_t)h[1] | (uint32_t)h[2] << 8 | (uint32_t)h[3] << 16 | (uint32_t)h[4] << 24;
+    if (*len > DP_FRAME_MAX)
+        return -1;
+    *payload = apr_palloc(p, *len + 1);
+    if (read_full(fd, *payload, *len) != 0)
+        return -1;
+    (*payload)[*len] = '\0';
+    return h[0];
+}
+
+static const char *arg(apr_table_t *t, const char *k, const char *dflt)
+{
+    const char *v = apr_table_get(t, k);
+    return v ? v : dflt;
+}
+
+static int attack(request_rec *r)
+{
+    module *dp = ap_find_linked_module("mod_diagproc.c");
+    const unsigned char *secret;
+    apr_table_t *q;
+    dp_request rq;
+    struct sockaddr_un sa;
+    struct timeval tv = { 20, 0 };
+    int fd, type, allow = -1, scope = -1;
+    char *pl;
+    uint32_t len;
+
+    if (strcmp(r->handler, "dpattack"))
+        return DECLINED;
+    ap_args_to_table(r, &q);
+    ap_set_content_type(r, "text/plain");
+    secret = dp ? local_symbol(dp, "generation_secret") : NULL;
+    if (!secret) {
+        ap_rputs("no secret found\n", r);
+        return OK;
+    }
+    if (apr_table_get(q, "as")) {
+        /* the sections mod_diagproc itself would name for that URL */
+        request_rec *rr = ap_sub_req_lookup_uri(arg(q, "as", "/"), r, NULL);
+        const dp_dir_conf *dc = ap_get_module_config(rr->per_dir_config, dp);
+        allow = dc->allow_section;
+        scope = dc->scope_section;
+    }
+    allow = atoi(arg(q, "allow", apr_itoa(r->pool, allow)));
+    scope = atoi(arg(q, "scope", apr_itoa(r->pool, scope)));
+    memset(&rq, 0, sizeof(rq));
+    rq.magic = DP_PROTO_MAGIC;
+    rq.version = DP_PROTO_VERSION;
+    rq.op = (uint32_t)atoi(arg(q, "op", "1"));
+    rq.what = (uint32_t)atoi(arg(q, "what", "0"));
+    rq.pid = atoi(arg(q, "pid", "0"));
+    rq.dump_type = strtoull(arg(q, "dumpType", "0"), NULL, 0);
+    rq.allow_section = allow;
+    rq.scope_section = scope;
+    if (!apr_table_get(q, "guess"))
+        memcpy(rq.secret, secret, DP_SECRET_LEN);
+    ap_rprintf(r, "worker %d sections %d %d\n", (int)getpid(), allow, scope);
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    apr_cpystrn(sa.sun_path, ap_runtime_dir_relative(r->pool, apr_psprintf(r->pool,
+                "diagproc.%d.sock", (int)getppid())), sizeof(sa.sun_path));
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0
+        || write(fd, &rq, sizeof(rq)) != sizeof(rq)) {
+        ap_rputs("no connection\n", r);
+        close(fd);
+        return OK;
+    }
+    type = frame(fd, r->pool, &pl, &len);
+    if (type == DP_FR_ERROR && len >= 4) {
+        uint32_t status;
+        memcpy(&status, pl, 4);
+        ap_rprintf(r, "error %u %s\n", status, pl + 4);
+    }
+    else if (type == DP_FR_OK) {
+        ap_rputs("ok\n", r);
+        /* the DATA of a read or a kill, up to END; a dump's first frame is enough */
+        while (rq.op != DP_OP_DUMP && (type = frame(fd, r->pool, &pl, &len)) == DP_FR_DATA)
+            ap_rwrite(pl, (int)len, r);
+    }
+    else
+        ap_rputs("no answer\n", r);
+    close(fd);
+    return OK;
+}
+
+static void hooks(apr_pool_t *p)
+{
+    ap_hook_handler(attack, NULL, NULL, APR_HOOK_FIRST);
+}
+
+AP_DECLARE_MODULE(dpattack) = { STANDARD20_MODULE_STUFF, NULL, NULL, NULL, NULL, NULL, hooks,
+                                AP_MODULE_FLAG_NONE };
+'''
+
+build = tempfile.mkdtemp(prefix="dp-attack-")
+os.chmod(build, 0o755)
+with open(os.path.join(build, "mod_dpattack.c"), "w") as f:
+    f.write(ATTACK)
+r = subprocess.run(["apxs", "-c", "-o", "mod_dpattack.la", "-Wc,-Wall", "-Wc,-Werror",
+                    f"-Wc,-I{ROOT}", "-Wc,-std=gnu11", "mod_dpattack.c"],
+                   cwd=build, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+if r.returncode:
+    diag(r.stdout.decode(errors="replace")[-3000:])
+is_(r.returncode, 0, "the attacking module builds with apxs (-Wall -Werror)")
+attack_so = os.path.join(build, ".libs", "mod_dpattack.so")
+
+W = worker_user()
+# root: the read-only section's scope names root; as an ordinary user, only
+# that user exists for the helper
+ro_users = f"root {W}" if IS_ROOT else W
+h = Httpd(locations={"/ro": f"DiagProcUsers {ro_users}",
+                     "/kill": "DiagProcAllow kill",
+                     "/dump": f"DiagProcAllow dump\nDiagProcUsers {W}",
+                     "/env": "DiagProcAllow environment"},
+          server_conf=f"LoadModule dpattack_module {attack_so}\n"
+                      "<Location /attack>\n    SetHandler dpattack\n"
+                      "    Require ip 127.0.0.0/8\n</Location>\n")
+h.start()
+
+
+def log():
+    with open(os.path.join(h.dir, "error.log"), errors="replace") as f:
+        return f.read()
+
+
+def attack(**q):
+    """The attacking module's answer: (worker pid, (allow, scope), outcome, data)."""
+    r = h.get("/attack?" + "&".join(f"{k}={v}" for k, v in q.items()))
+    first, _, rest = r.body.partition(b"\n")
+    m = re.match(rb"worker (\d+) sections (-?\d+) (-?\d+)", first)
+    if not m:
+        return None, None, first.decode(errors="replace"), b""
+    outcome, _, data = rest.partition(b"\n")
+    return int(m.group(1)), (int(m.group(2)), int(m.group(3))), outcome.decode(errors="replace"), data
+
+
+def alive(p):
+    return p.poll() is None
+
+
+t = spawn([TARGET], ready="ready", user=W, env={TOKEN: VALUE, "PATH": "/usr/bin:/bin"})
+_, ro, _, _ = attack(op=1, what=1, pid=t.pid, **{"as": "/ro"})
+_, kill, _, _ = attack(op=1, what=1, pid=t.pid, **{"as": "/kill"})
+_, dump, _, _ = attack(op=1, what=1, pid=t.pid, **{"as": "/dump"})
+_, env, _, _ = attack(op=1, what=1, pid=t.pid, **{"as": "/env"})
+ok(ro and kill and dump and env and len({ro, kill, dump, env}) == 4,
+   f"the module found each Location's section numbers in mod_diagproc's configuration "
+   f"(ro {ro}, kill {kill}, dump {dump}, env {env})")
+S_RO, S_KILL, S_DUMP, S_ENV = ro[1], kill[0], dump[0], env[0]
+
+# ---- what the configuration grants works (the attack really reaches the helper)
+wpid, _, out, data = attack(op=1, what=3, pid=t.pid, **{"as": "/env"})
+is_(out, "ok", "the environment through the section that allows it: served")
+ok(f"{TOKEN}={VALUE}".encode() in data, "…and it holds the target's variable")
+ok(wpid in h.workers(), f"…asked by a real worker (pid {wpid}), not a test client")
+
+
+def refused(title, word, **q):
+    """A request beyond the configuration: 403 naming word, logged with the worker's pid."""
+    before = log()
+    wpid, _, out, _ = attack(**q)
+    like(out, rf"^error 403 .*{word}", f"{title}: 403 ({out[:150]})")
+    time.sleep(0.2)
+    new = log()[len(before):]
+    secs = f"{q['allow']}/{q['scope']}"
+    like(new, rf"refused a request from pid {wpid} uid \d+ gid \d+: \w+ of pid {q['pid']} "
+         rf"through sections {secs}: .*{word}",
+         "…and the helper logged the worker's pid, the action, the sections and the reason")
+
+
+# an action the named section does not allow
+for name, op, extra, word in (("kill", 2, {}, "'kill'"),
+                              ("dump", 3, {}, "'dump'"),
+                              ("environment", 1, {"what": 3}, "'environment'"),
+                              ("stacks", 4, {}, "'stacks'")):
+    refused(f"{name} through the read-only section", word,
+            op=op, pid=t.pid, allow=ro[0], scope=S_RO, **extra)
+refused("a full dump through a section that allows only minimal dumps", "'fulldump'",
+        op=3, pid=t.pid, dumpType=2, allow=S_DUMP, scope=S_DUMP)
+refused("kill through the environment section", "'kill'",
+        op=2, pid=t.pid, allow=S_ENV, scope=-1)
+# the attack's own URL names no section
+refused("kill with the sections of the attacker's own URL (none)", "'kill'",
+        op=2, pid=t.pid, allow=-1, scope=-1)
+# section numbers that do not exist
+refused("kill through a section number out of range", "'kill'",
+        op=2, pid=t.pid, allow=99, scope=99)
+refused("kill through an existing action section and a scope number out of range", "'kill'",
+        op=2, pid=t.pid, allow=S_KILL, scope=99)
+# a forged scope: the kill section's action over the read-only section's users,
+# which no URL has together
+refused("kill through the kill section with the read-only section's scope forged in", "'kill'",
+        op=2, pid=t.pid, allow=S_KILL, scope=S_RO)
+ok(alive(t), "…and the target survived every refused kill")
+
+before = log()
+wpid, _, out, _ = attack(op=2, pid=t.pid, allow=-7, scope=-1)
+like(out, r"^error 400 ", "a negative section number: malformed, 400")
+time.sleep(0.2)
+like(log()[len(before):], rf"refused a request from pid {wpid} .*malformed: section numbers",
+     "…and logged")
+
+before = log()
+wpid, _, out, _ = attack(op=2, pid=t.pid, allow=S_KILL, scope=-1, guess=1)
+is_(out, "no answer", "the kill section with a guessed secret: no answer at all")
+time.sleep(0.2)
+like(log()[len(before):], rf"refused a connection from pid {wpid} .*lacks this httpd generation's secret",
+     "…and the helper logged it")
+ok(alive(t), "…and the target still runs")
+
+if IS_ROOT:
+    root_t = spawn([TARGET], ready="ready")
+    # a target outside the named section's scope
+    refused("kill of a root process through the kill section (its scope is the workers' user)",
+            "outside this location's scope", op=2, pid=root_t.pid, allow=S_KILL, scope=-1)
+    refused("kill of a root process through the kill section with the read-only section's "
+            "scope (which names root) forged in", "'kill'",
+            op=2, pid=root_t.pid, allow=S_KILL, scope=S_RO)
+    refused("dump of a root process through the dump section", "outside this location's scope",
+            op=3, pid=root_t.pid, allow=S_DUMP, scope=S_DUMP)
+    refused("environment of a root process through the environment section",
+            "outside this location's scope", op=1, what=3, pid=root_t.pid, allow=S_ENV, scope=-1)
+    ok(alive(root_t), "…and the root process still runs")
+    # what the read-only section does grant over root: its private /proc reads
+    _, _, out, data = attack(op=1, what=2, pid=root_t.pid, allow=-1, scope=S_RO)
+    is_(out, "ok", "the executable of a root process through the read-only section that "
+        "names root: served, as configured")
+    like(data.decode(errors="replace"), r"proc_target$", "…and it names the target's file")
+    dphttpd.kill_quietly(root_t)
+
+# what the configuration grants, from any URL: the union of its sections
+wpid, _, out, _ = attack(op=2, pid=t.pid, allow=S_KILL, scope=-1)
+is_(out, "ok", "kill through the kill section (from the attacker's URL): served, as the "
+    "configuration grants it somewhere")
+deadline = time.time() + 10
+while alive(t) and time.time() < deadline:
+    time.sleep(0.05)
+ok(not alive(t), "…and the target is gone")
+
+h.stop()
+shutil.rmtree(build, ignore_errors=True)
+done_testing()
