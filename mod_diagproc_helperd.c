@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,6 +186,62 @@ static int paths_nest(const char *a, const char *b)
     return strncmp(longer, shorter, n) == 0 && (longer[n] == '\0' || longer[n] == '/');
 }
 
+static void push_gid(apr_array_header_t *g, gid_t gid)
+{
+    int i;
+    for (i = 0; i < g->nelts; i++)
+        if (APR_ARRAY_IDX(g, i, gid_t) == gid)
+            return;
+    APR_ARRAY_PUSH(g, gid_t) = gid;
+}
+
+/* The groups a scope's users hold, from the user database as the
+ * configuration is read (every generation): primary and supplementary, and
+ * the workers' Group for the workers' user. all (DiagProcUsers *): every
+ * group some user holds. The helper refuses a target holding any other. */
+static void scope_groups(apr_pool_t *p, const uid_t *uids, int n, int all,
+                         const gid_t **out, int *nout)
+{
+    apr_array_header_t *g = apr_array_make(p, 16, sizeof(gid_t));
+    struct passwd *pw;
+    struct group *gr;
+    int i, k;
+
+    if (all) {
+        setpwent();
+        while ((pw = getpwent()) != NULL)
+            push_gid(g, pw->pw_gid);
+        endpwent();
+        setgrent();
+        while ((gr = getgrent()) != NULL)
+            if (gr->gr_mem && gr->gr_mem[0])
+                push_gid(g, gr->gr_gid);
+        endgrent();
+    }
+    for (i = 0; i < n; i++) {
+        int ng = 64;
+        gid_t *list = apr_palloc(p, sizeof(gid_t) * 64), primary;
+        char *name;
+
+        if (uids[i] == policy.peer_uid)
+            push_gid(g, policy.peer_gid);
+        if ((pw = getpwuid(uids[i])) == NULL)
+            continue;
+        name = apr_pstrdup(p, pw->pw_name);
+        primary = pw->pw_gid;
+        if (getgrouplist(name, primary, list, &ng) < 0) {
+            list = apr_palloc(p, sizeof(gid_t) * (apr_size_t)ng);
+            if (getgrouplist(name, primary, list, &ng) < 0)
+                ng = 0;
+        }
+        push_gid(g, primary);
+        for (k = 0; k < ng; k++)
+            push_gid(g, list[k]);
+    }
+    *out = (const gid_t *)g->elts;
+    *nout = g->nelts;
+}
+
 /* The configuration as the helper checks it (see dp_helper_policy). */
 static void policy_sections(apr_pool_t *p)
 {
@@ -199,6 +257,7 @@ static void policy_sections(apr_pool_t *p)
         hs[a].all_users = sa->conf->all_users;
         hs[a].uids = sa->conf->uids ? (const uid_t *)sa->conf->uids->elts : NULL;
         hs[a].nuids = sa->conf->uids ? sa->conf->uids->nelts : 0;
+        scope_groups(p, hs[a].uids, hs[a].nuids, hs[a].all_users, &hs[a].gids, &hs[a].ngids);
         for (b = 0; b < n; b++) {
             const dp_section *sb = &APR_ARRAY_IDX(secs, b, dp_section);
             pairs[a * n + b] = a == b || (sa->path && sb->path && paths_nest(sa->path, sb->path));
@@ -229,6 +288,7 @@ static int dp_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
     policy.peer_uid = geteuid() == 0 ? ap_unixd_config.user_id : geteuid();
     policy.peer_gid = geteuid() == 0 ? ap_unixd_config.group_id : getegid();
     policy.drop_to_peer = geteuid() == 0;
+    scope_groups(pconf, &policy.peer_uid, 1, 0, &policy.peer_gids, &policy.npeer_gids);
     policy.httpd_pid = getpid();
     policy.all_users = c->all_users;
     policy.uids = (const uid_t *)c->uids->elts;

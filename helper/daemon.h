@@ -14,12 +14,18 @@ typedef struct dp_helper_section {
     int all_users;              /* DiagProcUsers * */
     const uid_t *uids;
     int nuids;
+    /* the groups its users hold (primary and supplementary; with *, every
+     * group some user holds): a target with any other group is refused */
+    const gid_t *gids;
+    int ngids;
 } dp_helper_section;
 
 typedef struct dp_helper_policy {
     uid_t peer_uid;             /* who may connect: the workers' user (root always may) */
     int drop_to_peer;           /* started as root: become peer_uid, keep only the caps we need */
     gid_t peer_gid;
+    const gid_t *peer_gids;     /* the groups of the default scope (the workers' user) */
+    int npeer_gids;
     pid_t httpd_pid;            /* the httpd parent: protected */
     int all_users;              /* ceiling: every user but root... */
     const uid_t *uids;          /* ...or only these (root only if listed) */

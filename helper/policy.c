@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -78,6 +79,45 @@ static unsigned needed_actions(const dp_request *rq)
     return ~0u;
 }
 
+/* A group of the target (real, effective, saved, filesystem, or one of its
+ * supplementary "Groups:") that the scope's users do not hold; -1 when it
+ * holds none, -2 when its groups could not all be read. */
+#define DP_MAX_HELD 1024
+static long foreign_group(const dp_helper_policy *pol, int scope_section, const dp_status *ss,
+                          const char *status)
+{
+    const dp_helper_section *s = section(pol, scope_section);
+    const gid_t *have = s && s->has_users ? s->gids : pol->peer_gids;
+    int nhave = s && s->has_users ? s->ngids : pol->npeer_gids, i, k, n = 0;
+    const char *g = strstr(status, "\nGroups:");
+    long held[4 + DP_MAX_HELD];
+
+    if (!g)
+        return -2;
+    for (i = 0; i < 4; i++)
+        held[n++] = ss->gid[i];
+    for (g += 8; *g == ' ' || *g == '\t'; g++)
+        ;
+    while (*g != '\n') {
+        char *end;
+        if (n == 4 + DP_MAX_HELD)
+            return -2;
+        held[n++] = strtol(g, &end, 10);
+        if (end == g)
+            return -2;              /* the line was cut short, or is not numbers */
+        for (g = end; *g == ' ' || *g == '\t'; g++)
+            ;
+    }
+    for (i = 0; i < n; i++) {
+        int in = 0;
+        for (k = 0; k < nhave && !in; k++)
+            in = (long)have[k] == held[i];
+        if (held[i] == 0 || !in)
+            return held[i];
+    }
+    return -1;
+}
+
 static const char *action_word(unsigned bit)
 {
     switch (bit) {
@@ -94,7 +134,7 @@ int dp_policy_check_target(const dp_helper_policy *pol, const dp_request *rq, dp
 {
     static const char *slot[4] = { "real", "effective", "saved", "filesystem" };
     unsigned need = needed_actions(rq), have;
-    char path[64], buf[4096];
+    char path[64], buf[16384];
     dp_status ss;
     ssize_t n;
     int i, root_ok;
@@ -123,6 +163,7 @@ int dp_policy_check_target(const dp_helper_policy *pol, const dp_request *rq, dp
     }
     root_ok = dp_policy_allows_uid(pol, 0) && dp_policy_in_scope(pol, rq->scope_section, 0);
     if (!root_ok) {
+        long g;
         if (ss.caps_known != 3 || ss.cap_prm || ss.cap_eff || ss.cap_amb)
             return dp_fail(err, 403, "Process %d holds capabilities (CapPrm %llx); only a "
                            "scope that includes root may reach it.", (int)pid, ss.cap_prm);
@@ -131,6 +172,13 @@ int dp_policy_check_target(const dp_helper_policy *pol, const dp_request *rq, dp
                 return dp_fail(err, 403, "Process %d holds group %ld (%s gid) besides its "
                                "real group %ld; only a scope that includes root may reach "
                                "it.", (int)pid, ss.gid[i], slot[i], ss.gid[0]);
+        if ((g = foreign_group(pol, rq->scope_section, &ss, buf)) == -2)
+            return dp_fail(err, 403, "Process %d: its groups could not all be read; only a "
+                           "scope that includes root may reach it.", (int)pid);
+        if (g >= 0)
+            return dp_fail(err, 403, "Process %d holds group %ld, which no user in this "
+                           "location's scope (DiagProcUsers) has: privileges the scope does "
+                           "not include.", (int)pid, g);
     }
     return 0;
 }

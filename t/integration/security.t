@@ -51,7 +51,9 @@ h = Httpd(modules=("cgid", "alias"),
           server_conf="",
           locations={"/ro": "DiagProcUsers root " + worker_user() if IS_ROOT else "",
                      "/dump": "DiagProcAllow dump kill" + (f"\nDiagProcUsers {worker_user()}" if IS_ROOT else ""),
-                     "/env": "DiagProcAllow dump environment"})
+                     "/env": "DiagProcAllow dump environment",
+                     "/grp": "DiagProcAllow dump kill\nDiagProcUsers dptest2",
+                     "/grp23": "DiagProcAllow dump kill\nDiagProcUsers dptest2 dptest3"})
 cgidir = os.path.join(h.dir, "cgi")
 os.makedirs(cgidir)
 os.chmod(cgidir, 0o755)
@@ -185,6 +187,36 @@ if IS_ROOT:
     ok(os.path.exists(f"/proc/{sv.pid}"), "…and it still runs")
     dphttpd.kill_quietly(sv)
     dphttpd.kill_quietly(root_t)
+
+    # ---- supplementary groups: a process of dptest2 that also holds group 0,
+    # or another user's group, holds privileges a scope of dptest2 lacks
+    u2, g3 = pwd.getpwnam("dptest2"), pwd.getpwnam("dptest3").pw_gid
+
+    def with_groups(groups):
+        code = (f"import os,time\nos.setgroups({groups!r})\n"
+                f"os.setresgid({u2.pw_gid},{u2.pw_gid},{u2.pw_gid})\n"
+                f"os.setresuid({u2.pw_uid},{u2.pw_uid},{u2.pw_uid})\n"
+                "print('ready',flush=True)\ntime.sleep(600)\n")
+        return spawn(["/usr/bin/python3", "-c", code], ready="ready")
+
+    plain = with_groups([u2.pw_gid])
+    r = h.get(f"/grp/{plain.pid}/dump?dumpType=0")
+    is_(r.status, 200, "a process of dptest2 with its own group only: dumped (the check can fail)")
+    for groups, what in (([u2.pw_gid, 0], "group 0"), ([u2.pw_gid, g3], "dptest3's group")):
+        p2 = with_groups(groups)
+        with open(f"/proc/{p2.pid}/status") as f:
+            like(f.read(), rf"\nGroups:.*\b{groups[1]}\b", f"a dptest2 process with supplementary {what}")
+        r = h.get(f"/grp/{p2.pid}/dump?dumpType=0")
+        is_(r.status, 403, f"…is not dumped through a scope of dptest2 alone")
+        like((r.json() or {}).get("Message"), rf"holds group {groups[1]}\b", "…the Message names the group")
+        r = h.request("DELETE", f"/grp/{p2.pid}")
+        is_(r.status, 403, "…nor killed")
+        ok(p2.poll() is None, "…and it still runs")
+        if groups[1] == g3:
+            r = h.get(f"/grp23/{p2.pid}/dump?dumpType=0")
+            is_(r.status, 200, "…while a scope that names dptest3 too (who has that group) dumps it")
+        dphttpd.kill_quietly(p2)
+    dphttpd.kill_quietly(plain)
 
 # ---- every 4xx is JSON whatever the bytes
 def raw(method, target, headers=b""):
