@@ -17,7 +17,6 @@ import argparse
 import http.client
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,26 +26,11 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "t", "lib"))
-from dphttpd import Httpd, spawn, worker_user, free_port, kill_quietly, BUILD, MODDIR  # noqa: E402
+from dphttpd import Httpd, spawn, worker_user, free_port, kill_quietly, BUILD  # noqa: E402
 import procstate  # noqa: E402
+from reserved import BlackHole, saturable_site_conf, send_stuck, SITE_THREADS  # noqa: E402
 
 TARGET = os.path.join(BUILD, "targets", "proc_target")
-
-
-def blackhole():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    s.listen(64)
-    conns = []
-
-    def accept():
-        while True:
-            try:
-                conns.append(s.accept()[0])
-            except OSError:
-                return
-    threading.Thread(target=accept, daemon=True).start()
-    return s.getsockname()[1]
 
 
 def latencies(port, path, n):
@@ -65,19 +49,8 @@ def latencies(port, path, n):
 
 
 def httpd(rport, backend, docroot, extra=""):
-    return Httpd(locations={"/p": "DiagProcAllow dump fulldump"}, server_conf=f"""
-LoadModule proxy_module {MODDIR}/mod_proxy.so
-LoadModule proxy_http_module {MODDIR}/mod_proxy_http.so
-StartServers 2
-ServerLimit 2
-ThreadsPerChild 8
-ThreadLimit 8
-MinSpareThreads 1
-MaxSpareThreads 16
-MaxRequestWorkers 16
-Timeout 600
-ProxyTimeout 600
-ProxyPass /stuck/ http://127.0.0.1:{backend}/
+    return Httpd(locations={"/p": "DiagProcAllow dump fulldump"},
+                 server_conf=saturable_site_conf(backend) + f"""
 DocumentRoot {docroot}
 <Directory {docroot}>
     Require all granted
@@ -88,19 +61,17 @@ DiagProcListen 127.0.0.1:{rport}
 
 
 def bench_list(n):
-    backend, rport = blackhole(), free_port()
+    backend, rport = BlackHole(), free_port()
     docroot = tempfile.mkdtemp(prefix="dpbench-")
     os.chmod(docroot, 0o755)
-    h = httpd(rport, backend, docroot)
+    h = httpd(rport, backend.port, docroot)
     procstate.settle(lambda: h.reserved(), 10)
     latencies(h.port, "/p", 20)                 # warm both
     latencies(rport, "/p", 20)
     healthy = statistics.median(latencies(h.port, "/p", n))
     stuck = []
-    for i in range(16):
-        s = socket.create_connection(("127.0.0.1", h.port))
-        s.sendall(f"GET /stuck/{i} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-        stuck.append(s)
+    for i in range(SITE_THREADS):
+        stuck.append(send_stuck(h.port, f"/stuck/{i}"))
     time.sleep(1.0)
     try:
         latencies(h.port, "/p", 1)
@@ -137,7 +108,7 @@ def dump_loop(rport, pid, stop, counts):
 
 
 def bench_dump(mib, seconds):
-    backend = blackhole()
+    backend = BlackHole()
     docroot = tempfile.mkdtemp(prefix="dpbench-")
     os.chmod(docroot, 0o755)
     with open(os.path.join(docroot, "small.txt"), "w") as f:
@@ -147,7 +118,7 @@ def bench_dump(mib, seconds):
                          ("DiagProcDumpNice 0, DiagProcDumpIOPriority unchanged",
                           "DiagProcDumpNice 0\nDiagProcDumpIOPriority unchanged")):
         rport = free_port()
-        h = httpd(rport, backend, docroot, extra)
+        h = httpd(rport, backend.port, docroot, extra)
         procstate.settle(lambda: h.reserved(), 10)
         wrk(h.port, 1)                          # warm up
         base = wrk(h.port, seconds)

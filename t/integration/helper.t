@@ -3,8 +3,6 @@
 # parent, and no helper left after graceful and stop.
 import os
 import signal
-import socket
-import struct
 import subprocess
 import sys
 import time
@@ -13,6 +11,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from tap import ok, is_, like, diag, done_testing  # noqa: E402
 import dphttpd  # noqa: E402
 from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT  # noqa: E402
+from helperclient import request, ask  # noqa: E402
 
 TARGET = os.path.join(BUILD, "targets", "proc_target")
 
@@ -22,38 +21,6 @@ def helper_caps(pid):
         for line in f:
             if line.startswith("CapEff:"):
                 return int(line.split()[1], 16)
-
-
-def request(op=1, what=1, pid=1, magic=0x31485044, version=2, delay=0, extra=b""):
-    return struct.pack("<IIIIiiQQQII128sii32s", magic, version, op, what, pid, 0, 0, 0, 0, 0,
-                       delay, b"x", -1, -1, b"\0" * 32) + extra
-
-
-def ask(sockpath, payload, shut=True):
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(10)
-    s.connect(sockpath)
-    s.sendall(payload)
-    if shut:
-        s.shutdown(socket.SHUT_WR)
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
-    return data
-
-
-def first_frame(data):
-    if len(data) < 5:
-        return None, None, b""
-    t, n = data[0], struct.unpack("<I", data[1:5])[0]
-    body = data[5:5 + n]
-    if t == 1:
-        return t, struct.unpack("<I", body[:4])[0], body[4:]
-    return t, None, body
 
 
 other = "dptest2" if IS_ROOT else None

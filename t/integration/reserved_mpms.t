@@ -10,49 +10,13 @@ import os
 import signal
 import socket
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from tap import ok, is_, diag, done_testing  # noqa: E402
-from dphttpd import Httpd, free_port, MODDIR  # noqa: E402
+from dphttpd import Httpd, free_port  # noqa: E402
 import procstate  # noqa: E402
-
-
-class BlackHole:
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.conns = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                self.conns.append(self.sock.accept()[0])
-            except OSError:
-                return
-
-
-def get(port, path, headers=None, method="GET", timeout=10):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        c.request(method, path, headers=headers or {})
-        r = c.getresponse()
-        return r.status, r.read()
-    finally:
-        c.close()
-
-
-def get_json(port, path):
-    st, body = get(port, path)
-    try:
-        return st, json.loads(body)
-    except ValueError:
-        return st, None
-
+from reserved import BlackHole, get, get_json, proxy_conf  # noqa: E402
 
 backend = BlackHole()
 MPMS = (("event", True), ("worker", True), ("prefork", False))
@@ -60,11 +24,8 @@ if os.environ.get("DP_TEST_MPM"):
     MPMS = [m for m in MPMS if m[0] == os.environ["DP_TEST_MPM"]]
 for mpm, extended in MPMS:
     rport, rport6 = free_port(), free_port()
-    h = Httpd(mpm=mpm, server_conf=f"""
-LoadModule proxy_module {MODDIR}/mod_proxy.so
-LoadModule proxy_http_module {MODDIR}/mod_proxy_http.so
+    h = Httpd(mpm=mpm, server_conf=proxy_conf(backend.port) + f"""
 ExtendedStatus {"On" if extended else "Off"}
-ProxyPass /stuck/ http://127.0.0.1:{backend.port}/
 DiagProcListen 127.0.0.1:{rport}
 DiagProcListen [::1]:{rport6}
 <Location /denied>

@@ -8,72 +8,25 @@ import http.client
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from tap import ok, is_, like, diag, note, done_testing  # noqa: E402
 from dphttpd import Httpd, free_port, MODDIR, APACHE  # noqa: E402
 import procstate  # noqa: E402
+from reserved import (BlackHole, SITE_THREADS, get, get_json, saturable_site_conf,  # noqa: E402
+                      send_stuck)
 
-STUCK_PROXY, STUCK_WSGI, THREADS = 13, 3, 16
-
-
-class BlackHole:
-    """A backend that accepts connections and never answers."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.conns = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(c)
-
-
-def send_stuck(port, path):
-    """A client that sends a request and waits (its socket is kept open)."""
-    s = socket.create_connection(("127.0.0.1", port))
-    s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-    return s
-
-
-def get(port, path, timeout=10, method="GET"):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        c.request(method, path)
-        r = c.getresponse()
-        body = r.read()
-        return r.status, body
-    finally:
-        c.close()
-
-
-def get_json(port, path, timeout=10):
-    import json
-    st, body = get(port, path, timeout)
-    try:
-        return st, json.loads(body)
-    except ValueError:
-        return st, None
+STUCK_PROXY, STUCK_WSGI, THREADS = 13, 3, SITE_THREADS
 
 
 def timed_get(port, path, timeout=10):
     t0 = time.monotonic()
     try:
-        st, _ = get(port, path, timeout)
+        st, _ = get(port, path, timeout=timeout)
     except OSError:
         st = None
     return st, time.monotonic() - t0
@@ -111,20 +64,9 @@ h = Httpd(locations={
     SetHandler diagproc
     Require ip 192.0.2.1
 </Location>
-LoadModule proxy_module {MODDIR}/mod_proxy.so
-LoadModule proxy_http_module {MODDIR}/mod_proxy_http.so
+{saturable_site_conf(backend.port)}
 LoadModule wsgi_module {MODDIR}/mod_wsgi.so
-StartServers 2
-ServerLimit 2
-ThreadsPerChild 8
-ThreadLimit 8
-MinSpareThreads 1
-MaxSpareThreads 16
-MaxRequestWorkers {THREADS}
-Timeout 600
-ProxyTimeout 600
 ExtendedStatus On
-ProxyPass /stuck/ http://127.0.0.1:{backend.port}/
 WSGIScriptAlias /slow {wsgi}
 <Directory {tmp}>
     Require all granted

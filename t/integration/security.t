@@ -11,10 +11,12 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+LIB = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "lib"))
+sys.path.insert(0, LIB)
 from tap import ok, is_, like, diag, done_testing  # noqa: E402
 import dphttpd  # noqa: E402
 from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT  # noqa: E402
+from helperclient import recv_all  # noqa: E402
 
 TARGET = os.path.join(BUILD, "targets", "proc_target")
 DUMPT = os.path.join(BUILD, "targets", "dump_target")
@@ -23,23 +25,14 @@ VALUE = "tok-" + os.urandom(6).hex()
 
 # What an attacker runs as the workers' user: a well-formed request (the
 # struct the workers send), for the environment of pid, with a guessed secret.
-ATTACK = r'''
-import socket, struct, sys
+ATTACK = f'''
+import sys
+sys.path.insert(0, {LIB!r})
+from helperclient import ask, request
 path, pid = sys.argv[1], int(sys.argv[2])
-rq = struct.pack("<IIIIiiQQQII128sii32s", 0x31485044, 2, 1, 3, pid, 0, 0, 0, 0, 0, 0,
-                 b"x", 0, 0, b"\0" * 32)
-s = socket.socket(socket.AF_UNIX)
-s.settimeout(10)
 try:
-    s.connect(path)
-    s.sendall(rq)
-    got = b""
-    while True:
-        c = s.recv(65536)
-        if not c:
-            break
-        got += c
-    print("got", len(got))
+    print("got", len(ask(path, request(what=3, pid=pid, allow_section=0, scope_section=0),
+                         shut=False)))
 except (BrokenPipeError, ConnectionResetError):
     print("got 0")          # closed on us: nothing was answered
 except OSError as e:
@@ -223,12 +216,7 @@ def raw(method, target, headers=b""):
     s = socket.create_connection(("127.0.0.1", h.port), timeout=30)
     s.sendall(method + b" " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
               + headers + b"\r\n")
-    data = b""
-    while True:
-        c = s.recv(65536)
-        if not c:
-            break
-        data += c
+    data = recv_all(s)
     s.close()
     head, _, body = data.partition(b"\r\n\r\n")
     status = int(head.split(b" ")[1])

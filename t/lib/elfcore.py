@@ -6,6 +6,7 @@ import struct
 PT_LOAD = 1
 PT_NOTE = 4
 PF_W = 2
+NT_PRPSINFO = 3
 NT_FILE = 0x46494c45
 PN_XNUM = 0xFFFF
 
@@ -119,19 +120,9 @@ def partial_file_segments(path, page=4096):
 
 def prpsinfo(path):
     """(pid, fname) of the core's NT_PRPSINFO note: whose core it is."""
-    PT_NOTE, NT_PRPSINFO = 4, 3
-    with open(path, "rb") as f:
-        for p_type, off, _vaddr, filesz, _memsz, _align in segments(path):
-            if p_type != PT_NOTE:
-                continue
-            f.seek(off)
-            notes, i = f.read(filesz), 0
-            while i + 12 <= len(notes):
-                namesz, descsz, ntype = struct.unpack_from("<III", notes, i)
-                desc = i + 12 + ((namesz + 3) & ~3)
-                if ntype == NT_PRPSINFO:
-                    pid = struct.unpack_from("<i", notes, desc + 24)[0]
-                    fname = notes[desc + 40:desc + 56].split(b"\0")[0].decode(errors="replace")
-                    return pid, fname
-                i = desc + ((descsz + 3) & ~3)
+    for _name, n_type, desc in notes(path):
+        if n_type == NT_PRPSINFO:
+            pid = struct.unpack_from("<i", desc, 24)[0]
+            fname = desc[40:56].split(b"\0")[0].decode(errors="replace")
+            return pid, fname
     return None, None
