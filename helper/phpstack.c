@@ -16,8 +16,6 @@
 #include "helper/lang.h"
 #include "helper/proto.h"
 
-static const char *const php_objects[] = { "php", "libphp", NULL };
-
 typedef struct php_walk {
     dp_lang_target *t;
     const dp_php_layout *l;
@@ -146,8 +144,8 @@ int dp_phpstack_walk(dp_lang_target *t)
     size_t i;
     dp_stack_thread *th;
 
-    if (dp_lang_symbol(t, php_objects, "executor_globals", &eg, &eg_size, &module) != 0) {
-        if (dp_lang_symbol(t, php_objects, "zend_execute_ex", &lo, NULL, &module) != 0)
+    if (dp_lang_symbol(t, DP_RUNTIME_PHP, "executor_globals", &eg, &eg_size, &module) != 0) {
+        if (dp_lang_symbol(t, DP_RUNTIME_PHP, "zend_execute_ex", &lo, NULL, &module) != 0)
             return 0;
         s->flags |= DP_SS_LANG;
         s->runtime = "PHP";
@@ -176,7 +174,7 @@ int dp_phpstack_walk(dp_lang_target *t)
                                       (unsigned long long)eg_size, w.l->eg_size, w.l->version);
         return 1;
     }
-    if (dp_lang_symbol(t, php_objects, "execute_ex", &lo, &size, NULL) == 0) {
+    if (dp_lang_symbol(t, DP_RUNTIME_PHP, "execute_ex", &lo, &size, NULL) == 0) {
         w.exec_lo = lo;
         w.exec_hi = lo + size;
     }

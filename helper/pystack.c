@@ -17,8 +17,6 @@
 #define MAX_THREAD_STATES 4096
 #define MAX_LINETABLE 65536
 
-static const char *const py_objects[] = { "python", "libpython", NULL };
-
 typedef struct py_walk {
     dp_lang_target *t;
     const dp_py_layout *l;
@@ -227,11 +225,11 @@ int dp_pystack_walk(dp_lang_target *t)
     size_t i;
     int ni;
 
-    if (dp_lang_symbol(t, py_objects, "_PyRuntime", &runtime, &runtime_size, &module) != 0)
+    if (dp_lang_symbol(t, DP_RUNTIME_CPYTHON, "_PyRuntime", &runtime, &runtime_size, &module) != 0)
         return 0;
     s->flags |= DP_SS_LANG;
     s->runtime = "CPython";
-    if (dp_lang_symbol(t, py_objects, "Py_Version", &version_at, NULL, NULL) != 0
+    if (dp_lang_symbol(t, DP_RUNTIME_CPYTHON, "Py_Version", &version_at, NULL, NULL) != 0
         || u32_at(t, version_at, &version) != 0) {
         s->unsupported = "CPython without a readable Py_Version (older than 3.11)";
         return 1;
@@ -256,8 +254,8 @@ int dp_pystack_walk(dp_lang_target *t)
                                       w.l->version);
         return 1;
     }
-    if (dp_lang_symbol(t, py_objects, "PyCode_Type", &w.code_type, NULL, NULL) != 0
-        || dp_lang_symbol(t, py_objects, "PyUnicode_Type", &w.unicode_type, NULL, NULL) != 0) {
+    if (dp_lang_symbol(t, DP_RUNTIME_CPYTHON, "PyCode_Type", &w.code_type, NULL, NULL) != 0
+        || dp_lang_symbol(t, DP_RUNTIME_CPYTHON, "PyUnicode_Type", &w.unicode_type, NULL, NULL) != 0) {
         s->unsupported = "CPython's PyCode_Type or PyUnicode_Type symbol is missing";
         return 1;
     }

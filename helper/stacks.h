@@ -12,6 +12,7 @@
 #include <apr_tables.h>
 #include "dump/core.h"
 #include "proc/dp_error.h"
+#include "proc/runtime.h"
 
 #define DP_STACK_MAX_FRAMES 512     /* per thread, native and language each */
 #define DP_STACK_TIME_CAP_MS 2000   /* the whole walk, while the target is stopped */
@@ -66,7 +67,7 @@ typedef struct dp_lang_target {
     dp_core *core;
     struct Dwfl *dwfl;
     pid_t pid;
-    const char *exe;                /* the main executable's path */
+    struct apr_hash_t *kinds;       /* module name -> dp_runtime_kind (proc/runtime.h) */
     dp_stacks *out;
     apr_pool_t *pool;
     struct apr_hash_t *symbols;     /* the interpreters' roots, found before the stop */
@@ -77,9 +78,9 @@ typedef struct dp_lang_target {
  * the page is recorded in out->pages. */
 int dp_lang_read(dp_lang_target *t, uint64_t addr, void *buf, size_t len);
 int dp_lang_ptr(dp_lang_target *t, uint64_t addr, uint64_t *v);
-/* A symbol of an interpreter object (the main executable or a module whose
- * file name starts with one of prefixes); 0 when found. */
-int dp_lang_symbol(dp_lang_target *t, const char *const *prefixes, const char *name,
+/* A symbol of an object that is the core of that runtime (proc/runtime.h);
+ * 0 when found. */
+int dp_lang_symbol(dp_lang_target *t, dp_runtime_kind kind, const char *name,
                    uint64_t *addr, uint64_t *size, const char **module);
 /* A language frame of th; the walker sets native_index to the frame's group
  * (0 = run by the innermost `runner` native frame, 1 = the next, ...), which

@@ -14,6 +14,7 @@
 #include <elfutils/libdwfl.h>
 #include <apr_strings.h>
 #include <apr_hash.h>
+#include <fcntl.h>
 
 #include "helper/stacks.h"
 #include "helper/proto.h"
@@ -64,12 +65,67 @@ static Dwfl *report_modules(pid_t pid, dp_error *err)
     return dwfl;
 }
 
-static int prefixed(const char *path, const char *exe, const char *const *prefixes);
-static const char *const interpreter_objects[] = { "python", "libpython", "php", "libphp", NULL };
+static const char *exe_of(pid_t pid, apr_pool_t *p)
+{
+    char path[64], buf[4096];
+    ssize_t n;
+    snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+    n = readlink(path, buf, sizeof(buf) - 1);
+    return n > 0 ? apr_pstrndup(p, buf, (apr_size_t)n) : "";
+}
 
-typedef struct warm_arg {
+typedef struct kinds_arg {
+    apr_hash_t *kinds;
     const char *exe;
-} warm_arg;
+    pid_t pid;
+    apr_pool_t *p;
+} kinds_arg;
+
+static int note_kind(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr base,
+                     void *arg)
+{
+    kinds_arg *a = arg;
+    int is_exe, fd = -1;
+    dp_runtime_kind *k;
+
+    (void)mod, (void)userdata, (void)base;
+    if (!name || apr_hash_get(a->kinds, name, APR_HASH_KEY_STRING))
+        return DWARF_CB_OK;
+    is_exe = !strcmp(name, a->exe);
+    if (is_exe) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/exe", (int)a->pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    }
+    k = apr_palloc(a->p, sizeof(*k));
+    *k = dp_runtime_of_object(name, is_exe, fd, NULL, a->p);
+    if (fd >= 0)
+        close(fd);
+    apr_hash_set(a->kinds, apr_pstrdup(a->p, name), APR_HASH_KEY_STRING, k);
+    return DWARF_CB_OK;
+}
+
+/* The runtime each mapped object is the core of (proc/runtime.h), by the
+ * module's name: found once, before the target is stopped. */
+static apr_hash_t *runtime_kinds(Dwfl *dwfl, pid_t pid, apr_pool_t *p)
+{
+    kinds_arg a = { apr_hash_make(p), exe_of(pid, p), pid, p };
+    dwfl_getmodules(dwfl, note_kind, &a, 0);
+    return a.kinds;
+}
+
+static dp_runtime_kind kind_of(apr_hash_t *kinds, const char *mname)
+{
+    const dp_runtime_kind *k = mname ? apr_hash_get(kinds, mname, APR_HASH_KEY_STRING) : NULL;
+    return k ? *k : DP_RUNTIME_NONE;
+}
+
+/* An object whose interpreter has a walker here. */
+static int walked(apr_hash_t *kinds, const char *mname)
+{
+    dp_runtime_kind k = kind_of(kinds, mname);
+    return k == DP_RUNTIME_CPYTHON || k == DP_RUNTIME_PHP;
+}
 
 /* Opens what the walk will need (each object's ELF and unwind tables, the
  * interpreters' symbol tables) so that the target's pause is the walk alone. */
@@ -83,18 +139,9 @@ static int warm_module(Dwfl_Module *mod, void **userdata, const char *name, Dwar
         dwfl_module_eh_cfi(mod, &bias);
         dwfl_module_dwarf_cfi(mod, &bias);     /* .debug_frame, from debug info if any */
     }
-    if (name && prefixed(name, ((warm_arg *)arg)->exe, interpreter_objects))
+    if (walked(arg, name))
         dwfl_module_getsymtab(mod);
     return DWARF_CB_OK;
-}
-
-static const char *exe_of(pid_t pid, apr_pool_t *p)
-{
-    char path[64], buf[4096];
-    ssize_t n;
-    snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
-    n = readlink(path, buf, sizeof(buf) - 1);
-    return n > 0 ? apr_pstrndup(p, buf, (apr_size_t)n) : "";
 }
 
 /* ------------------------------------------------- libdwfl's callbacks */
@@ -311,18 +358,18 @@ static int collect_roots(Dwfl_Module *mod, void **userdata, const char *mname, D
 {
     roots_walk w = { arg, mname };
     (void)userdata, (void)base;
-    if (mname && prefixed(mname, w.t->exe, interpreter_objects))
+    if (walked(w.t->kinds, mname))
         each_symbol(mod, keep_root, &w);
     return DWARF_CB_OK;
 }
 
-static void lang_target_init(dp_lang_target *t, Dwfl *dwfl, pid_t pid, dp_stacks *s,
-                             apr_pool_t *p)
+static void lang_target_init(dp_lang_target *t, Dwfl *dwfl, apr_hash_t *kinds, pid_t pid,
+                             dp_stacks *s, apr_pool_t *p)
 {
     memset(t, 0, sizeof(*t));
     t->dwfl = dwfl;
     t->pid = pid;
-    t->exe = exe_of(pid, p);
+    t->kinds = kinds;
     t->out = s;
     t->pool = p;
     t->symbols = apr_hash_make(p);
@@ -349,16 +396,15 @@ int dp_stacks_collect(pid_t pid, pid_t keep_running_tid, dp_stacks **out, apr_po
     uint64_t start = now_us(), stopped;
     apr_array_header_t **activation;
     dp_lang_target lt;
+    apr_hash_t *kinds;
     int i;
 
     /* the objects are found and opened before the target is stopped */
     if (!(dwfl = report_modules(pid, err)))
         return -1;
-    {
-        warm_arg w = { exe_of(pid, p) };
-        dwfl_getmodules(dwfl, warm_module, &w, 0);
-    }
-    lang_target_init(&lt, dwfl, pid, s, p);
+    kinds = runtime_kinds(dwfl, pid, p);
+    dwfl_getmodules(dwfl, warm_module, kinds, 0);
+    lang_target_init(&lt, dwfl, kinds, pid, s, p);
     memset(&o, 0, sizeof(o));
     o.pid = pid;
     o.keep_running_tid = keep_running_tid;
@@ -427,7 +473,7 @@ void dp_stacks_add_lang_pages(dp_core *c, void *arg)
     if ((dwfl = report_modules(pid, &err))) {
         dp_lang_target lt;
         list_threads(c, 0, &s, p);
-        lang_target_init(&lt, dwfl, pid, &s, p);
+        lang_target_init(&lt, dwfl, runtime_kinds(dwfl, pid, p), pid, &s, p);
         walk_interpreter(&lt, c);
         for (i = 0; i < s.pages->nelts; i++) {
             uint64_t page = APR_ARRAY_IDX(s.pages, i, uint64_t);
@@ -494,21 +540,9 @@ dp_lang_frame *dp_lang_push(dp_stack_thread *th)
     return l;
 }
 
-static int prefixed(const char *path, const char *exe, const char *const *prefixes)
-{
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    if (!strcmp(path, exe))
-        return 1;
-    for (; *prefixes; prefixes++)
-        if (!strncmp(base, *prefixes, strlen(*prefixes)))
-            return 1;
-    return 0;
-}
-
 typedef struct sym_query {
     dp_lang_target *t;
-    const char *const *prefixes;
+    dp_runtime_kind kind;
     const char *name;
     uint64_t addr, size;
     const char *module;
@@ -534,19 +568,19 @@ static int find_in_module(Dwfl_Module *mod, void **userdata, const char *mname, 
 
     (void)userdata;
     (void)base;
-    if (!mname || !prefixed(mname, q->t->exe, q->prefixes) || !each_symbol(mod, match_query, q))
+    if (!mname || kind_of(q->t->kinds, mname) != q->kind || !each_symbol(mod, match_query, q))
         return DWARF_CB_OK;
     q->module = mname;
     return DWARF_CB_ABORT;
 }
 
-int dp_lang_symbol(dp_lang_target *t, const char *const *prefixes, const char *name,
+int dp_lang_symbol(dp_lang_target *t, dp_runtime_kind kind, const char *name,
                    uint64_t *addr, uint64_t *size, const char **module)
 {
-    sym_query q = { t, prefixes, name, 0, 0, NULL, 0 };
+    sym_query q = { t, kind, name, 0, 0, NULL, 0 };
     const root_symbol *r = apr_hash_get(t->symbols, name, APR_HASH_KEY_STRING);
 
-    if (r && prefixed(r->module, t->exe, prefixes)) {
+    if (r && kind_of(t->kinds, r->module) == kind) {
         *addr = r->addr;
         if (size)
             *size = r->size;
