@@ -1,35 +1,22 @@
 /* The bundle's manifest.json: the process, dumpType, time, instance, the
  * runtimes it runs, its modules and its maps lines. */
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/utsname.h>
+#include <unistd.h>
 #include <apr_strings.h>
 #include <jansson.h>
 
 #include "proc/procfs.h"
+#include "proc/runtime.h"
 #include "worker/format.h"
 #include "dump/bundle_internal.h"
 
 static json_t *jstr(bundle *b, const char *s)
 {
     return s ? json_string(dp_utf8(s, strlen(s), b->p)) : json_null();
-}
-
-/* "3.11" from "python3.11", "libpython3.11.so.1.0" etc.: digits and dots
- * right after prefix in the base name; NULL when there are none. */
-static const char *version_after(const char *path, const char *prefix, apr_pool_t *p)
-{
-    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path, *v, *e;
-    size_t k = strlen(prefix);
-
-    if (strncmp(base, prefix, k) != 0)
-        return NULL;
-    v = base + k;
-    for (e = v; (*e >= '0' && *e <= '9') || (*e == '.' && e[1] >= '0' && e[1] <= '9'); e++)
-        ;
-    return e > v && strchr(v, '.') && strchr(v, '.') < e ? apr_pstrndup(p, v, (apr_size_t)(e - v))
-                                                          : NULL;
 }
 
 /* JAVA_VERSION from the JDK's release file: home is libjvm.so's path less
@@ -64,50 +51,58 @@ static json_t *runtime_json(bundle *b, const char *name, const char *version,
     return o;
 }
 
+/* The runtime an object is the core of (proc/runtime.h); the executable's
+ * symbols are read through /proc/PID/exe. */
+static dp_runtime_kind kind_of(bundle *b, const module *m, const char **version)
+{
+    char path[80];
+    int fd = -1;
+    dp_runtime_kind k;
+
+    if (m->is_exe) {
+        snprintf(path, sizeof(path), "%s/exe", b->proc);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    }
+    k = dp_runtime_of_object(m->path, m->is_exe, fd, version, b->p);
+    if (fd >= 0)
+        close(fd);
+    return k;
+}
+
 /* The runtimes the process runs, each with the command that opens it at the
  * runtime's level and what the analysing machine must install for it. */
 static json_t *runtimes_json(bundle *b)
 {
     json_t *out = json_array();
-    int i, python = 0, jvm = 0, php = 0, node = 0;
+    int i, seen[DP_RUNTIME_NODE + 1] = { 0 };
 
     for (i = 0; i < b->mods->nelts; i++) {
         module *m = &APR_ARRAY_IDX(b->mods, i, module);
-        const char *v;
-        if (!python && ((m->is_exe && (v = version_after(m->path, "python", b->p)) != NULL)
-                        || (v = version_after(m->path, "libpython", b->p)) != NULL)) {
-            json_t *need = json_array();
-            python = 1;
+        const char *v, *open_with = "./open-gdb.sh";
+        dp_runtime_kind k = kind_of(b, m, &v);
+        json_t *need = json_array();
+
+        if (k == DP_RUNTIME_NONE || seen[k]) {
+            json_decref(need);
+            continue;
+        }
+        seen[k] = 1;
+        if (k == DP_RUNTIME_CPYTHON) {
             /* py-bt needs the interpreter's gdb script and its debug info */
-            if (!m->autoload || !m->debug_file)
+            if (v && (!m->autoload || !m->debug_file))
                 json_array_append_new(need, json_string(apr_pstrcat(b->p, "python", v, "-dbg",
                                                                      NULL)));
-            json_array_append_new(out, runtime_json(b, "CPython", v, m->path,
-                                  "./open-gdb.sh -batch -ex \"thread apply all py-bt\"", need));
+            open_with = "./open-gdb.sh -batch -ex \"thread apply all py-bt\"";
         }
-        else if (!jvm && ends_with(m->path, "/lib/server/libjvm.so")) {
-            const char *jv = java_version(b, m->path);
-            json_t *need = json_array();
-            jvm = 1;
+        else if (k == DP_RUNTIME_JVM) {
+            v = java_version(b, m->path);
             b->jvm = m;
             json_array_append_new(need, json_string(apr_psprintf(b->p, "openjdk-%.*s-jdk-headless",
-                                  jv ? (int)strcspn(jv, ".") : 2, jv ? jv : "17")));
-            json_array_append_new(out, runtime_json(b, "Java (HotSpot JVM)", jv, m->path,
-                                                    "./open-jhsdb.sh jstack", need));
+                                  v ? (int)strcspn(v, ".") : 2, v ? v : "17")));
+            open_with = "./open-jhsdb.sh jstack";
         }
-        else if (!php && ((m->is_exe && (v = version_after(m->path, "php", b->p)) != NULL)
-                          || (v = version_after(m->path, "php-fpm", b->p)) != NULL
-                          || (v = version_after(m->path, "libphp", b->p)) != NULL)) {
-            php = 1;
-            json_array_append_new(out, runtime_json(b, "PHP", v, m->path, "./open-gdb.sh", NULL));
-        }
-        else if (!node && ((m->is_exe && (ends_with(m->path, "/node")
-                                          || ends_with(m->path, "/nodejs")))
-                           || strstr(m->path, "/libnode.so"))) {
-            node = 1;
-            json_array_append_new(out, runtime_json(b, "Node.js", NULL, m->path,
-                                                    "./open-gdb.sh", NULL));
-        }
+        json_array_append_new(out, runtime_json(b, dp_runtime_name(k), v, m->path, open_with,
+                                                need));
     }
     return out;
 }

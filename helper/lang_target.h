@@ -1,0 +1,21 @@
+/* Inside helper/: how helper/unwind.c sets up the walkers' view of a target
+ * (helper/lang_target.c). */
+#ifndef DP_LANG_TARGET_H
+#define DP_LANG_TARGET_H
+
+#include <sys/types.h>
+#include <apr_hash.h>
+#include "helper/stacks.h"
+#include "proc/runtime.h"
+
+/* Module name -> dp_runtime_kind for every object of dwfl (the executable's
+ * symbols read through /proc/PID/exe); before the target is stopped. */
+apr_hash_t *dp_lang_runtime_kinds(struct Dwfl *dwfl, pid_t pid, apr_pool_t *p);
+dp_runtime_kind dp_lang_kind_of(apr_hash_t *kinds, const char *mname);
+/* 1 for an object whose interpreter has a walker here (CPython, PHP). */
+int dp_lang_walked(apr_hash_t *kinds, const char *mname);
+/* Ready for a walk of out's target: the interpreters' roots are collected. */
+void dp_lang_target_init(dp_lang_target *t, struct Dwfl *dwfl, apr_hash_t *kinds, pid_t pid,
+                         dp_stacks *out, apr_pool_t *p);
+
+#endif
