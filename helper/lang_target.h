@@ -12,10 +12,15 @@
  * symbols read through /proc/PID/exe); before the target is stopped. */
 apr_hash_t *dp_lang_runtime_kinds(struct Dwfl *dwfl, pid_t pid, apr_pool_t *p);
 dp_runtime_kind dp_lang_kind_of(apr_hash_t *kinds, const char *mname);
-/* 1 for an object whose interpreter has a walker here (CPython, PHP). */
+/* 1 for an object whose interpreter has a frame walker here (CPython, PHP). */
 int dp_lang_walked(apr_hash_t *kinds, const char *mname);
 /* Ready for a walk of out's target: the interpreters' roots are collected. */
 void dp_lang_target_init(dp_lang_target *t, struct Dwfl *dwfl, apr_hash_t *kinds, pid_t pid,
                          dp_stacks *out, apr_pool_t *p);
+
+/* A HotSpot JVM (helper/jvmpages.c): adds to the core what jhsdb reads to
+ * attach and list the Java threads; inside the core's add_memory. */
+#define DP_JVM_MAX_PAGES 4096       /* 16 MiB at most */
+void dp_jvm_add_pages(dp_lang_target *t, dp_core *c);
 
 #endif

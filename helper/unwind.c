@@ -335,6 +335,7 @@ void dp_stacks_add_lang_pages(dp_core *c, void *arg)
         list_threads(c, 0, &s, p);
         dp_lang_target_init(&lt, dwfl, dp_lang_runtime_kinds(dwfl, pid, p), pid, &s, p);
         walk_interpreter(&lt, c);
+        dp_jvm_add_pages(&lt, c);
         for (i = 0; i < s.pages->nelts; i++) {
             uint64_t page = APR_ARRAY_IDX(s.pages, i, uint64_t);
             dp_core_want(c, page, page + 4096);

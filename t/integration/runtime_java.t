@@ -1,8 +1,11 @@
 # A JVM as its developers debug it: a Java program with threads asleep in
-# named methods (one holding a lock) is dumped through httpd; jhsdb jstack
-# reads the raw full core (its reader accepts read-only library segments
-# only whole, as their first page, or absent: every dumpType's core obeys),
-# and open-jhsdb.sh, run from another directory, reads the bundle with the
+# named methods (one holding a lock) is dumped through httpd, once per memory
+# class of the dumpType table; jhsdb jstack attaches to every one and lists
+# the Java threads by name (libjvm's data and the thread list are in every
+# core of a JVM), with their frames from 0x201 and in the raw full core (its
+# reader accepts read-only library segments only whole, as their first page,
+# or absent: every core obeys); gdb, lldb and eu-stack still open them. Then
+# open-jhsdb.sh, run from another directory, reads the bundle with the
 # JVM's libraries and class-data archive taken from the bundle's sysroot.
 import json
 import os
@@ -58,18 +61,42 @@ h = Httpd(locations={"/p": "DiagProcAllow dump fulldump"}).start()
 t = spawn([JAVA, "-Xmx64m", "-Xss512k", "-XX:-UsePerfData", "-XX:+UseSerialGC",
            "-cp", work, "Sleepers"], ready="ready", user=worker_user(), cwd=work)
 
-for dt in ("0", "1", "0x200", "2"):
+
+def names_in(out):
+    """The thread names jstack lists."""
+    return set(re.findall(r'^"([^"]+)" #\d+', out, re.M))
+
+
+# Each memory class of the dumpType table (README). jhsdb needs libjvm's data
+# and the thread list (added to every dumpType for a JVM); frames need the
+# JVM's anonymous memory and the class-data archive (0x201, 0x2).
+WANT = {"main", "sleeper-one", "lock-holder", "Reference Handler", "Finalizer"}
+sizes = {}
+for dt in ("0", "0x1", "0x40", "0x100", "0x200", "0x2000", "0x10000", "0x201", "0x2"):
     core = os.path.join(work, f"java-{dt}.core")
     is_(curl(f"{h.base}/p/{t.pid}/dump?dumpType={dt}", core), "200", f"dumpType={dt}")
+    sizes[dt] = os.path.getsize(core)
     is_(layout_problems(core), [], "…read-only file mappings whole, first page or absent")
-    if dt != "2":
-        os.unlink(core)
-
-# the raw full core, as a developer on the server would read it
-code, out = run(["jhsdb", "jstack", "--exe", JAVA, "--core", core])
-is_(code, 0, "jhsdb jstack opens the raw full core")
-check_jstack(out, "raw core")
-os.unlink(core)
+    code, out = run(["jhsdb", "jstack", "--exe", JAVA, "--core", core])
+    ok(code == 0 and WANT <= names_in(out),
+       f"…jhsdb jstack attaches and lists the Java threads by name ({sorted(names_in(out))})")
+    if not WANT <= names_in(out):
+        diag(out[-2000:])
+    if dt in ("0x201", "0x2"):      # 0x2: the raw full core, as a developer on the server reads it
+        check_jstack(out, f"dumpType={dt}")
+    # the native debuggers still open it: both sleeping threads are in JVM_Sleep
+    # (gdb and lldb, the slower two, on the minimal core and the two with frames)
+    for tool, argv in (("gdb", ["gdb", "-batch", "-nx", "-ex", "thread apply all bt", JAVA, core]),
+                       ("lldb", ["lldb", "-b", "-o", "thread backtrace all", "-c", core, JAVA]),
+                       ("eu-stack", ["eu-stack", f"--core={core}", "-e", JAVA])):
+        if tool != "eu-stack" and dt not in ("0", "0x201", "0x2"):
+            continue
+        _, bt = run(argv)
+        is_(bt.count("JVM_Sleep"), 2, f"…{tool} shows both sleeping threads in JVM_Sleep")
+    os.unlink(core)
+diag("core sizes (KiB): " + ", ".join(f"{k}: {v >> 10}" for k, v in sizes.items()))
+ok(sizes["0"] < 12 << 20 and sizes["0"] < sizes["0x201"] // 2,
+   f"the minimal core stays small ({sizes['0'] >> 10} KiB, 0x201: {sizes['0x201'] >> 10} KiB)")
 
 # the bundle, unpacked in one place and read from another
 z = os.path.join(work, "java.zip")

@@ -1,12 +1,15 @@
 /* dpcore PID DUMPTYPE [KEEP_RUNNING_TID] > core: the core writer alone
- * (needs ptrace access to PID). Prints the exact size on stderr.
- * DPCORE_SNAPSHOT=0 in the environment: no copy-on-write snapshot. */
+ * (needs ptrace access to PID), with the runtime-aware memory the helper
+ * adds (helper/stacks.h). Prints the exact size on stderr.
+ * DPCORE_SNAPSHOT=0 in the environment: no copy-on-write snapshot;
+ * DPCORE_RUNTIME=0: without the runtime-aware memory. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <apr_general.h>
 #include "dump/core.h"
 #include "helper/proto.h"
+#include "helper/stacks.h"
 
 static int write_fd(dp_sink *s, const void *buf, size_t len)
 {
@@ -32,6 +35,10 @@ int main(int argc, char **argv)
     o.dump_type = strtoul(argv[2], NULL, 0);
     o.keep_running_tid = argc > 3 ? (pid_t)atoi(argv[3]) : 0;
     o.snapshot = !getenv("DPCORE_SNAPSHOT") || atoi(getenv("DPCORE_SNAPSHOT"));
+    if (!getenv("DPCORE_RUNTIME") || atoi(getenv("DPCORE_RUNTIME"))) {
+        o.add_memory = dp_stacks_add_lang_pages;
+        o.add_memory_arg = &o.pid;
+    }
     if (dp_core_open(&c, &o, p, &err) != 0) {
         fprintf(stderr, "%d %s\n", err.status, err.msg);
         return 1;

@@ -1,0 +1,401 @@
+/* The memory jhsdb (HotSpot's Serviceability Agent) reads from a core to
+ * attach and list the Java threads, added to a core of any dumpType when the
+ * target runs a HotSpot JVM. Found the way the agent finds it: through the
+ * vmStructs tables libjvm exports (gHotSpotVMStructs, gHotSpotVMTypes), so
+ * that no offset is hard-coded and another JDK's layout is read from itself.
+ *
+ * What the agent reads, and so what is added:
+ * - libjvm's writable data and its .bss, whole: the tables, flags
+ *   (UseSharedSpaces, SharedArchivePath) and every VM static it starts from;
+ * - the thread list (ThreadsSMRSupport::_java_thread_list), each JavaThread
+ *   and OSThread, the handle of its java.lang.Thread, that object and the
+ *   objects it points at two levels deep (the name String and its bytes);
+ * - the class-data archive's header and cloned vtables (FileMapInfo);
+ * - every class of every class loader: its Klass, name Symbol and field
+ *   array (the agent's deadlock check looks a class up by name through all
+ *   of them); the Thread classes and String fully (fields, constant pool,
+ *   mirror), which naming a thread needs.
+ * Only pages of writable mappings are added: the agent reads read-only ones
+ * from the files themselves. Frames need the methods, the code cache and
+ * more: dumpTypes with that memory give them (README). */
+#include <stdio.h>
+#include <string.h>
+#include <apr_hash.h>
+#include <apr_strings.h>
+
+#include "helper/stacks.h"
+#include "helper/lang_target.h"
+#include "proc/procfs.h"
+
+#define MAX_VMSTRUCTS 8192
+#define MAX_THREADS 65536
+#define MAX_KLASSES 262144
+#define MAX_LOADERS 65536
+
+enum {  /* the fields the walk follows */
+    F_THREAD_LIST, F_TL_LENGTH, F_TL_THREADS, F_JT_THREADOBJ, F_JT_OSTHREAD,
+    F_NK_BASE, F_NK_SHIFT, F_NO_BASE, F_NO_SHIFT, F_OOP_CKLASS,
+    F_K_NAME, F_K_SUPER, F_K_LH, F_K_NEXT, F_K_SECONDARY, F_K_MIRROR,
+    F_IK_FIELDS, F_IK_CONSTANTS, F_IK_METHODS, F_IK_LOCAL_IF, F_IK_TRANS_IF,
+    F_CP_LENGTH, F_CP_TAGS, F_SYM_LENGTH, F_SYM_BODY,
+    F_FMI_CURRENT, F_FMI_HEADER, F_FMH_BASE, F_FMH_VTABLES,
+    F_CLDG_HEAD, F_CLD_NEXT, F_CLD_KLASSES, F_COUNT
+};
+static const char *const field_names[F_COUNT][2] = {
+    { "ThreadsSMRSupport", "_java_thread_list" }, { "ThreadsList", "_length" },
+    { "ThreadsList", "_threads" }, { "JavaThread", "_threadObj" }, { "JavaThread", "_osthread" },
+    { "CompressedKlassPointers", "_narrow_klass._base" },
+    { "CompressedKlassPointers", "_narrow_klass._shift" },
+    { "CompressedOops", "_narrow_oop._base" }, { "CompressedOops", "_narrow_oop._shift" },
+    { "oopDesc", "_metadata._compressed_klass" },
+    { "Klass", "_name" }, { "Klass", "_super" }, { "Klass", "_layout_helper" },
+    { "Klass", "_next_link" }, { "Klass", "_secondary_supers" }, { "Klass", "_java_mirror" },
+    { "InstanceKlass", "_fields" }, { "InstanceKlass", "_constants" },
+    { "InstanceKlass", "_methods" }, { "InstanceKlass", "_local_interfaces" },
+    { "InstanceKlass", "_transitive_interfaces" },
+    { "ConstantPool", "_length" }, { "ConstantPool", "_tags" },
+    { "Symbol", "_length" }, { "Symbol", "_body" },
+    { "FileMapInfo", "_current_info" }, { "FileMapInfo", "_header" },
+    { "FileMapHeader", "_mapped_base_address" }, { "FileMapHeader", "_cloned_vtables_offset" },
+    { "ClassLoaderDataGraph", "_head" }, { "ClassLoaderData", "_next" },
+    { "ClassLoaderData", "_klasses" },
+};
+
+enum { T_JAVATHREAD, T_OSTHREAD, T_INSTANCEKLASS, T_CONSTANTPOOL, T_CLD, T_FMI, T_FMH,
+       T_COUNT };
+static const char *const type_names[T_COUNT] = {
+    "JavaThread", "OSThread", "InstanceKlass", "ConstantPool", "ClassLoaderData",
+    "FileMapInfo", "FileMapHeader",
+};
+
+typedef struct jvm_walk {
+    dp_core *core;
+    apr_array_header_t *maps;       /* dp_map of the target */
+    apr_hash_t *pages;              /* page address -> 1: what the core gets */
+    unsigned max_pages;
+    apr_pool_t *p;
+    uint64_t field[F_COUNT];        /* offset, or address for statics; */
+    int have[F_COUNT];              /* 0 = not in this JVM's tables */
+    uint64_t size[T_COUNT];
+    uint64_t nk_base, no_base;
+    int nk_shift, no_shift;
+} jvm_walk;
+
+static const dp_map *map_of(const jvm_walk *w, uint64_t addr)
+{
+    int i;
+    for (i = 0; i < w->maps->nelts; i++) {
+        const dp_map *m = &APR_ARRAY_IDX(w->maps, i, dp_map);
+        if (addr >= m->start && addr < m->end)
+            return m;
+    }
+    return NULL;
+}
+
+/* [addr, addr+len) into the core, where it lies in writable memory. */
+static void add(jvm_walk *w, uint64_t addr, uint64_t len)
+{
+    uint64_t pg, end;
+
+    if (!addr || len > (64u << 20) || addr + len < addr)
+        return;
+    end = addr + (len ? len : 1);
+    for (pg = addr & ~4095ULL; pg < end; pg += 4096) {
+        const dp_map *m;
+        uint64_t *key;
+        if (apr_hash_get(w->pages, &pg, sizeof(pg)) || apr_hash_count(w->pages) >= w->max_pages)
+            continue;
+        if (!(m = map_of(w, pg)) || m->perms[1] != 'w')
+            continue;
+        key = apr_palloc(w->p, sizeof(*key));
+        *key = pg;
+        apr_hash_set(w->pages, key, sizeof(*key), key);
+    }
+}
+
+static int rd(jvm_walk *w, uint64_t addr, void *buf, size_t len)
+{
+    return addr < 4096 ? -1 : dp_core_read(w->core, addr, buf, len);
+}
+
+static uint64_t ptr(jvm_walk *w, uint64_t addr)
+{
+    uint64_t v = 0;
+    return rd(w, addr, &v, 8) == 0 ? v : 0;
+}
+
+static int32_t s32(jvm_walk *w, uint64_t addr)
+{
+    int32_t v = 0;
+    return rd(w, addr, &v, 4) == 0 ? v : 0;
+}
+
+static uint32_t u32(jvm_walk *w, uint64_t addr)
+{
+    uint32_t v = 0;
+    return rd(w, addr, &v, 4) == 0 ? v : 0;
+}
+
+static int str_is_prefix(jvm_walk *w, uint64_t addr, const char *s)
+{
+    char buf[96];
+    size_t n = strlen(s);
+    return n <= sizeof(buf) && rd(w, addr, buf, n) == 0 && memcmp(buf, s, n) == 0;
+}
+
+static int str_is(jvm_walk *w, uint64_t addr, const char *s)
+{
+    char buf[96];
+    size_t n = strlen(s) + 1;
+    return n <= sizeof(buf) && rd(w, addr, buf, n) == 0 && memcmp(buf, s, n) == 0;
+}
+
+/* The value of one of libjvm's exported gHotSpot* words. */
+static int exported(dp_lang_target *t, jvm_walk *w, const char *name, uint64_t *v)
+{
+    uint64_t addr;
+    if (dp_lang_symbol(t, DP_RUNTIME_JVM, name, &addr, NULL, NULL) != 0)
+        return -1;
+    *v = ptr(w, addr);
+    return 0;
+}
+
+/* The fields and type sizes the walk needs, from the VM's own tables. */
+static int read_tables(dp_lang_target *t, jvm_walk *w)
+{
+    uint64_t tab, stride, o_type, o_field, o_static, o_off, o_addr, o_size, e;
+    int n, k;
+
+    if (exported(t, w, "gHotSpotVMStructs", &tab) || exported(t, w, "gHotSpotVMStructEntryArrayStride", &stride)
+        || exported(t, w, "gHotSpotVMStructEntryTypeNameOffset", &o_type)
+        || exported(t, w, "gHotSpotVMStructEntryFieldNameOffset", &o_field)
+        || exported(t, w, "gHotSpotVMStructEntryIsStaticOffset", &o_static)
+        || exported(t, w, "gHotSpotVMStructEntryOffsetOffset", &o_off)
+        || exported(t, w, "gHotSpotVMStructEntryAddressOffset", &o_addr) || !tab || !stride)
+        return -1;
+    for (n = 0, e = tab; n < MAX_VMSTRUCTS; n++, e += stride) {
+        uint64_t tn = ptr(w, e + o_type), fn;
+        if (!tn)
+            break;
+        fn = ptr(w, e + o_field);
+        for (k = 0; k < F_COUNT; k++)
+            if (!w->have[k] && str_is(w, fn, field_names[k][1]) && str_is(w, tn, field_names[k][0])) {
+                w->field[k] = s32(w, e + o_static) ? ptr(w, e + o_addr) : ptr(w, e + o_off);
+                w->have[k] = 1;
+            }
+    }
+    if (exported(t, w, "gHotSpotVMTypes", &tab) || exported(t, w, "gHotSpotVMTypeEntryArrayStride", &stride)
+        || exported(t, w, "gHotSpotVMTypeEntryTypeNameOffset", &o_type)
+        || exported(t, w, "gHotSpotVMTypeEntrySizeOffset", &o_size) || !tab || !stride)
+        return -1;
+    for (n = 0, e = tab; n < MAX_VMSTRUCTS; n++, e += stride) {
+        uint64_t tn = ptr(w, e + o_type);
+        if (!tn)
+            break;
+        for (k = 0; k < T_COUNT; k++)
+            if (!w->size[k] && str_is(w, tn, type_names[k]))
+                w->size[k] = ptr(w, e + o_size);
+    }
+    return 0;
+}
+
+#define HAVE(w, f) ((w)->have[f])
+#define FLD(w, f) ((w)->field[f])
+
+static uint64_t symbol_len(jvm_walk *w, uint64_t sym)
+{
+    uint16_t n = 0;
+    rd(w, sym + FLD(w, F_SYM_LENGTH), &n, 2);
+    return FLD(w, F_SYM_BODY) + n;
+}
+
+static void add_array(jvm_walk *w, uint64_t a, uint64_t elem)
+{
+    int32_t n = a ? s32(w, a) : 0;
+    if (n >= 0 && n < (1 << 20))
+        add(w, a, 8 + elem * (uint64_t)n);
+}
+
+/* A class as the agent reads it to name a field: the Klass, its name, field
+ * array, constant pool, interfaces, mirror; then its superclasses. */
+static void add_class_fully(jvm_walk *w, uint64_t k)
+{
+    int depth;
+
+    for (depth = 0; k && depth < 32; depth++, k = ptr(w, k + FLD(w, F_K_SUPER))) {
+        uint64_t cp, mirror;
+        add(w, k, w->size[T_INSTANCEKLASS]);
+        add(w, ptr(w, k + FLD(w, F_K_NAME)), symbol_len(w, ptr(w, k + FLD(w, F_K_NAME))));
+        add_array(w, ptr(w, k + FLD(w, F_IK_FIELDS)), 2);
+        add_array(w, ptr(w, k + FLD(w, F_IK_METHODS)), 8);
+        add_array(w, ptr(w, k + FLD(w, F_IK_LOCAL_IF)), 8);
+        add_array(w, ptr(w, k + FLD(w, F_IK_TRANS_IF)), 8);
+        add_array(w, ptr(w, k + FLD(w, F_K_SECONDARY)), 8);
+        if ((cp = ptr(w, k + FLD(w, F_IK_CONSTANTS))) != 0) {
+            int32_t n = s32(w, cp + FLD(w, F_CP_LENGTH));
+            if (n > 0 && n < (1 << 16))
+                add(w, cp, w->size[T_CONSTANTPOOL] + 8 * (uint64_t)n);
+            add_array(w, ptr(w, cp + FLD(w, F_CP_TAGS)), 1);
+        }
+        if ((mirror = ptr(w, k + FLD(w, F_K_MIRROR))) != 0) {
+            add(w, mirror, 8);
+            add(w, ptr(w, mirror), 512);
+        }
+    }
+}
+
+static uint64_t klass_of(jvm_walk *w, uint64_t oop)
+{
+    return w->nk_base + ((uint64_t)u32(w, oop + FLD(w, F_OOP_CKLASS)) << w->nk_shift);
+}
+
+/* The objects an object points at (compressed references): first len bytes. */
+static void add_referenced(jvm_walk *w, uint64_t obj, uint64_t len, int depth)
+{
+    uint64_t off;
+
+    for (off = 8; off + 4 <= len; off += 4) {
+        uint32_t v = u32(w, obj + off);
+        uint64_t to = w->no_base + ((uint64_t)v << w->no_shift);
+        const dp_map *m;
+        if (!v || !(m = map_of(w, to)) || m->path[0] || m->perms[1] != 'w')
+            continue;
+        add(w, to, 256);
+        if (depth > 1)
+            add_referenced(w, to, 24, depth - 1);
+    }
+}
+
+static void add_threads(jvm_walk *w)
+{
+    uint64_t tl = ptr(w, FLD(w, F_THREAD_LIST)), arr;
+    uint32_t n, i;
+
+    if (!tl)
+        return;
+    add(w, tl, 32);
+    n = u32(w, tl + FLD(w, F_TL_LENGTH));
+    arr = ptr(w, tl + FLD(w, F_TL_THREADS));
+    if (n > MAX_THREADS || !arr)
+        return;
+    add(w, arr, 8 * (uint64_t)n);
+    for (i = 0; i < n; i++) {
+        uint64_t jt = ptr(w, arr + 8 * (uint64_t)i), slot, oop, k;
+        int32_t lh;
+        if (!jt)
+            continue;
+        add(w, jt, w->size[T_JAVATHREAD]);
+        add(w, ptr(w, jt + FLD(w, F_JT_OSTHREAD)), w->size[T_OSTHREAD]);
+        slot = ptr(w, jt + FLD(w, F_JT_THREADOBJ));
+        add(w, slot, 8);
+        if (!slot || !(oop = ptr(w, slot)))
+            continue;
+        k = klass_of(w, oop);
+        add_class_fully(w, k);
+        lh = s32(w, k + FLD(w, F_K_LH));
+        add(w, oop, lh > 0 && lh < 4096 ? (uint64_t)lh : 256);
+        add_referenced(w, oop, lh > 0 && lh < 4096 ? (uint64_t)lh : 256, 2);
+    }
+}
+
+static void add_archive_header(jvm_walk *w)
+{
+    uint64_t fi = HAVE(w, F_FMI_CURRENT) ? ptr(w, FLD(w, F_FMI_CURRENT)) : 0, hd;
+
+    if (!fi)
+        return;
+    add(w, fi, w->size[T_FMI]);
+    if (!(hd = ptr(w, fi + FLD(w, F_FMI_HEADER))))
+        return;
+    add(w, hd, w->size[T_FMH]);
+    add(w, ptr(w, hd + FLD(w, F_FMH_BASE)) + ptr(w, hd + FLD(w, F_FMH_VTABLES)), 4096);
+}
+
+/* Every class loader's classes; java/lang/String as a whole class. */
+static void add_classes(jvm_walk *w)
+{
+    uint64_t cld = ptr(w, FLD(w, F_CLDG_HEAD)), string = 0;
+    unsigned loaders = 0, klasses = 0;
+    static const char want[] = "java/lang/String";
+
+    for (; cld && loaders < MAX_LOADERS; loaders++, cld = ptr(w, cld + FLD(w, F_CLD_NEXT))) {
+        uint64_t k = ptr(w, cld + FLD(w, F_CLD_KLASSES));
+        add(w, cld, w->size[T_CLD]);
+        for (; k && klasses < MAX_KLASSES; klasses++, k = ptr(w, k + FLD(w, F_K_NEXT))) {
+            uint64_t name = ptr(w, k + FLD(w, F_K_NAME));
+            add(w, k, w->size[T_INSTANCEKLASS]);
+            if (name) {
+                add(w, name, symbol_len(w, name));
+                if (!string && symbol_len(w, name) == FLD(w, F_SYM_BODY) + sizeof(want) - 1
+                    && str_is_prefix(w, name + FLD(w, F_SYM_BODY), want))
+                    string = k;
+            }
+            if (s32(w, k + FLD(w, F_K_LH)) > 0)
+                add_array(w, ptr(w, k + FLD(w, F_IK_FIELDS)), 2);
+        }
+    }
+    if (string)
+        add_class_fully(w, string);
+}
+
+/* libjvm's writable mappings and the .bss right after them, whole. */
+static const char *add_libjvm_data(jvm_walk *w)
+{
+    const char *libjvm = NULL;
+    int i;
+
+    for (i = 0; i < w->maps->nelts; i++) {
+        const dp_map *m = &APR_ARRAY_IDX(w->maps, i, dp_map);
+        if (!libjvm && m->path[0] == '/'
+            && dp_runtime_of_object(m->path, 0, -1, NULL, w->p) == DP_RUNTIME_JVM)
+            libjvm = m->path;
+        if (libjvm && !strcmp(m->path, libjvm) && m->perms[1] == 'w') {
+            const dp_map *next = i + 1 < w->maps->nelts
+                                 ? &APR_ARRAY_IDX(w->maps, i + 1, dp_map) : NULL;
+            dp_core_want(w->core, m->start, m->end);
+            if (next && !next->path[0] && !next->inode && next->start == m->end
+                && next->perms[1] == 'w')
+                dp_core_want(w->core, next->start, next->end);
+        }
+    }
+    return libjvm;
+}
+
+void dp_jvm_add_pages(dp_lang_target *t, dp_core *c)
+{
+    jvm_walk w;
+    char path[64], *buf;
+    size_t len;
+    apr_hash_index_t *hi;
+    int k;
+
+    memset(&w, 0, sizeof(w));
+    w.core = c;
+    w.p = t->pool;
+    w.max_pages = DP_JVM_MAX_PAGES;
+    w.pages = apr_hash_make(w.p);
+    snprintf(path, sizeof(path), "/proc/%d/maps", (int)t->pid);
+    if (dp_read_file(path, &buf, &len, w.p) != 0)
+        return;
+    w.maps = dp_parse_maps(buf, len, w.p);
+    if (!add_libjvm_data(&w) || read_tables(t, &w) != 0)
+        return;
+    for (k = 0; k < F_COUNT; k++)
+        if (!w.have[k] && k != F_FMI_CURRENT && k != F_FMI_HEADER && k != F_FMH_BASE
+            && k != F_FMH_VTABLES)
+            return;         /* another layout than the one this walk knows: data and .bss only */
+    w.nk_base = ptr(&w, FLD(&w, F_NK_BASE));
+    w.nk_shift = s32(&w, FLD(&w, F_NK_SHIFT));
+    w.no_base = ptr(&w, FLD(&w, F_NO_BASE));
+    w.no_shift = s32(&w, FLD(&w, F_NO_SHIFT));
+    if (w.nk_shift < 0 || w.nk_shift > 8 || w.no_shift < 0 || w.no_shift > 8)
+        return;
+    add_threads(&w);
+    add_archive_header(&w);
+    add_classes(&w);
+    for (hi = apr_hash_first(w.p, w.pages); hi; hi = apr_hash_next(hi)) {
+        const uint64_t *pg;
+        apr_hash_this(hi, (const void **)&pg, NULL, NULL);
+        dp_core_want(c, *pg, *pg + 4096);
+    }
+}
