@@ -1,8 +1,8 @@
 /* dpcore PID DUMPTYPE [KEEP_RUNNING_TID] > core: the core writer alone
- * (needs ptrace access to PID), with the runtime-aware memory the helper
- * adds (helper/stacks.h). Prints the exact size on stderr.
+ * (needs ptrace access to PID). Prints the exact size on stderr.
  * DPCORE_SNAPSHOT=0 in the environment: no copy-on-write snapshot;
- * DPCORE_RUNTIME=0: without the runtime-aware memory. */
+ * DPCORE_RUNTIME=1: with the runtime's pages the helper adds (the language
+ * walk's, a JVM's for jhsdb: helper/stacks.h), as a dump through httpd. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -35,7 +35,7 @@ int main(int argc, char **argv)
     o.dump_type = strtoul(argv[2], NULL, 0);
     o.keep_running_tid = argc > 3 ? (pid_t)atoi(argv[3]) : 0;
     o.snapshot = !getenv("DPCORE_SNAPSHOT") || atoi(getenv("DPCORE_SNAPSHOT"));
-    if (!getenv("DPCORE_RUNTIME") || atoi(getenv("DPCORE_RUNTIME"))) {
+    if (getenv("DPCORE_RUNTIME") && atoi(getenv("DPCORE_RUNTIME"))) {
         o.add_memory = dp_stacks_add_lang_pages;
         o.add_memory_arg = &o.pid;
     }
