@@ -1,7 +1,9 @@
 /* The bundle's files: every mapped file as it is mapped (sysroot/<path>),
- * separate debug files by build id, and gdb's auto-load scripts. */
+ * separate debug files by build id, gdb's auto-load scripts and the Python
+ * packages they import. */
 #include <elf.h>
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -183,12 +185,94 @@ static int write_debug_file(bundle *b, module *mod, apr_hash_t *done)
     return rc;
 }
 
+#define PKG_MAX_FILES 256
+#define PKG_MAX_BYTES (4 << 20)
+
+/* A file of a script's Python package into the sysroot at its own path. */
+static int write_package_file(bundle *b, const char *path, unsigned *files, long long *bytes)
+{
+    char full[PATH_MAX + 96];
+    const char *name = apr_pstrcat(b->p, "sysroot", path, NULL);
+    struct stat st;
+    int fd, rc;
+
+    snprintf(full, sizeof(full), "%s/root%s", b->proc, path);
+    if ((fd = open(full, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW)) < 0)
+        return 0;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || *files >= PKG_MAX_FILES
+        || *bytes + st.st_size > PKG_MAX_BYTES) {
+        close(fd);
+        return 0;
+    }
+    ++*files;
+    *bytes += st.st_size;
+    rc = b->out->begin(b->out, name, st.st_mtime, 0644) != 0
+         ? dp_bundle_sink_failed(b, name) : copy_fd(b, fd, st.st_size, name);
+    close(fd);
+    if (rc == 0 && b->out->end(b->out) != 0)
+        return dp_bundle_sink_failed(b, name);
+    return rc;
+}
+
+/* The .py files below dir (in the target's root), a few levels deep. */
+static int write_package_dir(bundle *b, const char *dir, int depth, unsigned *files,
+                             long long *bytes)
+{
+    char full[PATH_MAX + 96];
+    struct dirent *e;
+    DIR *d;
+    int rc = 0;
+
+    snprintf(full, sizeof(full), "%s/root%s", b->proc, dir);
+    if (depth > 4 || !(d = opendir(full)))
+        return 0;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        const char *path = apr_pstrcat(b->p, dir, "/", e->d_name, NULL);
+        size_t n = strlen(e->d_name);
+        if (e->d_name[0] == '.')
+            continue;
+        if (e->d_type == DT_DIR)
+            rc = write_package_dir(b, path, depth + 1, files, bytes);
+        else if (e->d_type == DT_REG && n > 3 && !strcmp(e->d_name + n - 3, ".py"))
+            rc = write_package_file(b, path, files, bytes);
+    }
+    closedir(d);
+    return rc;
+}
+
+/* GCC's auto-load scripts (libstdc++'s printers) import a package from the
+ * directory their `pythondir = '…'` line names, found relative to the
+ * object: that directory goes into the sysroot too, once. */
+static int write_script_package(bundle *b, int fd, apr_hash_t *done)
+{
+    ssize_t n = pread(fd, b->buf, COPY_BUF - 1, 0);
+    const char *at, *end;
+    char *dir;
+    unsigned files = 0;
+    long long bytes = 0;
+
+    if (n <= 0)
+        return 0;
+    ((char *)b->buf)[n] = '\0';
+    if (!(at = strstr((const char *)b->buf, "\npythondir = '")))
+        return 0;
+    at += strlen("\npythondir = '");
+    if (*at != '/' || !(end = strchr(at, '\'')) || memchr(at, '\n', (size_t)(end - at))
+        || strstr(at, "/../") || end - at > 512)
+        return 0;
+    dir = apr_pstrndup(b->p, at, (apr_size_t)(end - at));
+    if (apr_hash_get(done, dir, APR_HASH_KEY_STRING))
+        return 0;
+    apr_hash_set(done, dir, APR_HASH_KEY_STRING, dir);
+    return write_package_dir(b, dir, 0, &files, &bytes);
+}
+
 /* gdb's auto-load script for an object (python3.11-gdb.py gives py-bt,
  * libstdc++'s gives its pretty-printers), looked up as gdb does below
  * /usr/share/gdb/auto-load/ under the object's path and the names its root
  * links give it (Debian keeps libc's under /lib/...). It goes next to the
  * object in the sysroot, where gdb finds it once the sysroot is trusted. */
-static int write_autoload(bundle *b, module *mod)
+static int write_autoload(bundle *b, module *mod, apr_hash_t *done)
 {
     static const char *kinds[] = { "-gdb.py", "-gdb.gdb" };
     char path[PATH_MAX + 96];
@@ -221,9 +305,11 @@ static int write_autoload(bundle *b, module *mod)
             rc = b->out->begin(b->out, mod->autoload, st.st_mtime, 0644) != 0
                  ? dp_bundle_sink_failed(b, mod->autoload)
                  : copy_fd(b, fd, st.st_size, mod->autoload);
-            close(fd);
             if (rc == 0 && b->out->end(b->out) != 0)
-                return dp_bundle_sink_failed(b, mod->autoload);
+                rc = dp_bundle_sink_failed(b, mod->autoload);
+            if (rc == 0 && k == 0)
+                rc = write_script_package(b, fd, done);
+            close(fd);
             return rc;
         }
     }
@@ -240,7 +326,7 @@ int dp_bundle_write_modules(bundle *b)
             return -1;
     for (i = 0; i < b->mods->nelts; i++)
         if (write_debug_file(b, &APR_ARRAY_IDX(b->mods, i, module), done) != 0
-            || write_autoload(b, &APR_ARRAY_IDX(b->mods, i, module)) != 0)
+            || write_autoload(b, &APR_ARRAY_IDX(b->mods, i, module), done) != 0)
             return -1;
     return 0;
 }

@@ -133,6 +133,15 @@ ok(re.search(r"path \S*/unpacked/sysroot/\S*/libjvm\.so substituted", out),
 code, out = run([os.path.join(dest, "open-jhsdb.sh"), "jstack", "--locks"], cwd=elsewhere)
 ok(code == 0 and re.search(r"Locked ownable synchronizers|- locked <0x[0-9a-f]+> \(a java\.lang\.Object\)", out),
    "open-jhsdb.sh passes a jhsdb command and its options on (jstack --locks)")
+# no script of the bundle's run: plain jhsdb with SA_ALTROOT at the unpacked
+# sysroot (the zip's own lib and lib64 links make the JVM's paths resolve)
+sysroot = os.path.join(dest, "sysroot")
+code, out = run(["jhsdb", "jstack", "--exe", sysroot + JAVA, "--core", os.path.join(dest, "core")],
+                cwd=elsewhere, env=dict(os.environ, SA_ALTROOT=sysroot, LIBSAPROC_DEBUG="1"))
+is_(code, 0, "plain jhsdb with SA_ALTROOT at the unpacked sysroot")
+check_jstack(out, "plain jhsdb")
+ok(re.search(rf"path {re.escape(sysroot)}\S*/libjvm\.so substituted", out),
+   "…with libjvm.so taken from the sysroot")
 h.stop()
 shutil.rmtree(work, ignore_errors=True)
 done_testing()

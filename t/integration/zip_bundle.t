@@ -92,19 +92,16 @@ try:
     if not libs or not all(unpacked in line for line in libs):
         diag(out)
 
-    if shutil.which("lldb"):
-        code, out = run([os.path.join(unpacked, "open-lldb.sh"), "-b",
-                         "-o", "image list", "-o", "thread backtrace all"], cwd=cwd)
-        like(out, r"zip_target`zt_worker_wait", "lldb: worker thread frame named")
-        like(out, r"zip_target`zt_main_wait", "lldb: main thread frame named")
-        imgs = [line for line in out.splitlines() if line.startswith("[") and ".so" in line
-                and "vdso" not in line]
-        ok(imgs and all(unpacked in line for line in imgs),
-           "lldb: every shared library comes from the bundle's sysroot")
-        if not imgs or not all(unpacked in line for line in imgs):
-            diag(out)
-    else:
-        ok(True, "# SKIP lldb not installed")
+    code, out = run([os.path.join(unpacked, "open-lldb.sh"), "-b",
+                     "-o", "image list", "-o", "thread backtrace all"], cwd=cwd)
+    like(out, r"zip_target`zt_worker_wait", "lldb: worker thread frame named")
+    like(out, r"zip_target`zt_main_wait", "lldb: main thread frame named")
+    imgs = [line for line in out.splitlines() if line.startswith("[") and ".so" in line
+            and "vdso" not in line]
+    ok(imgs and all(unpacked in line for line in imgs),
+       "lldb: every shared library comes from the bundle's sysroot")
+    if not imgs or not all(unpacked in line for line in imgs):
+        diag(out)
 
     # a bundle whose stream is cut after 200 kB has no directory
     cut = os.path.join(tmp, "cut.zip")
