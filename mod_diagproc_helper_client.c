@@ -44,9 +44,32 @@ apr_status_t dp_helper_close(void *data)
 }
 
 /* How long a worker waits on the helper: to connect (a restarting helper
- * has no socket for a moment), and for each read of its answer. */
-#define HELPER_CONNECT_WAIT_MS 1500
+ * has no socket for a moment: httpd's parent looks at its children once a
+ * second, so a new helper listens within about a second; the rest is margin
+ * for a loaded machine), and for each read of its answer. */
+#define HELPER_CONNECT_WAIT_MS 2500
 #define HELPER_READ_TIMEOUT_S 30
+
+/* Set on a request once the helper could not be reached: its other reads
+ * do not wait again, and its route answers 503 instead of leaving out what
+ * only the helper can read. */
+#define HELPER_DOWN_NOTE "diagproc-helper-unavailable"
+
+static int helper_down(request_rec *r, dp_error *err)
+{
+    apr_table_setn(r->notes, HELPER_DOWN_NOTE, apr_pstrdup(r->pool, err->msg));
+    return -1;
+}
+
+int dp_helper_unavailable(request_rec *r, dp_error *err)
+{
+    const char *down = apr_table_get(r->notes, HELPER_DOWN_NOTE);
+
+    if (!down)
+        return 0;
+    dp_fail(err, 503, "%s", down);
+    return 1;
+}
 
 /* Sends the request; on success hc->fd is open (closed with r->pool). The
  * request names this Location's sections and carries the generation's
@@ -60,6 +83,8 @@ int dp_helper_call(request_rec *r, dp_request *rq, dp_helper_conn **out, dp_erro
     struct timeval rtv = { HELPER_READ_TIMEOUT_S, 0 }, stv = { 5, 0 };
     int waited = 0, rc;
 
+    if (dp_helper_unavailable(r, err))
+        return -1;
     rq->magic = DP_PROTO_MAGIC;
     rq->version = DP_PROTO_VERSION;
     rq->allow_section = dc->allow_section;
@@ -69,14 +94,17 @@ int dp_helper_call(request_rec *r, dp_request *rq, dp_helper_conn **out, dp_erro
     apr_pool_cleanup_register(r->pool, hc, dp_helper_close, apr_pool_cleanup_null);
     memset(&sa, 0, sizeof(sa));
     sa.sun_family = AF_UNIX;
-    if (!sockpath || strlen(sockpath) >= sizeof(sa.sun_path))
-        return dp_fail(err, 503, "The diagproc helper is not available.");
+    if (!sockpath || strlen(sockpath) >= sizeof(sa.sun_path)) {
+        dp_fail(err, 503, "The diagproc helper is not available.");
+        return helper_down(r, err);
+    }
     strcpy(sa.sun_path, sockpath);
     for (;;) {
         hc->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (hc->fd < 0)
-            return dp_fail(err, 503, "The diagproc helper is not available (%s).",
-                           strerror(errno));
+        if (hc->fd < 0) {
+            dp_fail(err, 503, "The diagproc helper is not available (%s).", strerror(errno));
+            return helper_down(r, err);
+        }
         setsockopt(hc->fd, SOL_SOCKET, SO_RCVTIMEO, &rtv, sizeof(rtv));
         setsockopt(hc->fd, SOL_SOCKET, SO_SNDTIMEO, &stv, sizeof(stv));
         rc = connect(hc->fd, (struct sockaddr *)&sa, sizeof(sa));
@@ -88,9 +116,11 @@ int dp_helper_call(request_rec *r, dp_request *rq, dp_helper_conn **out, dp_erro
         usleep(50 * 1000);
         waited += 50;
     }
-    if (rc != 0 || dp_write_full(hc->fd, rq, sizeof(*rq)) != 0)
-        return dp_fail(err, 503, "The diagproc helper is not available (%s); httpd restarts "
-                       "it, try again shortly.", strerror(errno));
+    if (rc != 0 || dp_write_full(hc->fd, rq, sizeof(*rq)) != 0) {
+        dp_fail(err, 503, "The diagproc helper is not available (%s); httpd restarts it, try "
+                "again shortly.", strerror(errno));
+        return helper_down(r, err);
+    }
     *out = hc;
     return 0;
 }
@@ -106,10 +136,12 @@ int dp_helper_read_answer(request_rec *r, dp_helper_conn *hc, uint64_t *size, ch
     errno = 0;
     if (dp_frame_read_header(hc->fd, &type, &len) != 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return dp_fail(err, 503, "The diagproc helper is busy (no answer within %d s); "
-                           "try again shortly.", HELPER_READ_TIMEOUT_S);
-        return dp_fail(err, 503, "The diagproc helper closed the connection without an "
-                       "answer; try again shortly.");
+            dp_fail(err, 503, "The diagproc helper is busy (no answer within %d s); "
+                    "try again shortly.", HELPER_READ_TIMEOUT_S);
+        else
+            dp_fail(err, 503, "The diagproc helper closed the connection without an "
+                    "answer; try again shortly.");
+        return helper_down(r, err);
     }
     buf = apr_palloc(r->pool, len + 1);
     if (dp_read_full(hc->fd, buf, len) != 0)

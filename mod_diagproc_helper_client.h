@@ -20,6 +20,10 @@ int dp_helper_read_answer(request_rec *r, dp_helper_conn *hc, uint64_t *size, ch
 int dp_helper_read_rest(request_rec *r, dp_helper_conn *hc, char **out, apr_size_t *outlen,
                         dp_error *err);
 apr_status_t dp_helper_close(void *hc);
+/* 1 (err: the 503) when a helper call of this request found the helper
+ * unavailable (restarting, busy): the route answers 503 + Retry-After
+ * rather than leave out what only the helper reads. */
+int dp_helper_unavailable(request_rec *r, dp_error *err);
 
 /* A private /proc file of pid (DP_READ_*) that the worker may not read itself. */
 int dp_helper_proc_read(request_rec *r, pid_t pid, int what, char **buf, apr_size_t *len,

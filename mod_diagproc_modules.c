@@ -142,18 +142,24 @@ json_t *dp_modules_json(request_rec *r, pid_t pid, apr_array_header_t *mods)
 
 int dp_route_modules(request_rec *r, const char **seg)
 {
+    apr_array_header_t *mods;
+    dp_error err = { 0 };
     pid_t pid;
     dp_stat st;
     int rv;
 
     if ((rv = dp_resolve_target(r, seg[0], &pid, &st)) != OK)
         return rv;
-    return dp_send_json(r, HTTP_OK, dp_modules_json(r, pid, dp_api_modules(r, pid)));
+    mods = dp_api_modules(r, pid);
+    if (dp_helper_unavailable(r, &err))
+        return dp_send_dp_error(r, &err);
+    return dp_send_json(r, HTTP_OK, dp_modules_json(r, pid, mods));
 }
 
 int dp_route_module(request_rec *r, const char **seg)
 {
     apr_array_header_t *mods;
+    dp_error err = { 0 };
     unsigned long long base;
     char *end;
     pid_t pid;
@@ -168,6 +174,8 @@ int dp_route_module(request_rec *r, const char **seg)
         return dp_send_error(r, HTTP_BAD_REQUEST, "'%s' is not a module base address: use "
                              "the hex base_address from the modules list (no 0x).", seg[2]);
     mods = dp_api_modules(r, pid);
+    if (dp_helper_unavailable(r, &err))
+        return dp_send_dp_error(r, &err);
     for (i = 0; mods && i < mods->nelts; i++) {
         const module_info *m = &APR_ARRAY_IDX(mods, i, module_info);
         unsigned char id[64];
@@ -186,6 +194,10 @@ int dp_route_module(request_rec *r, const char **seg)
         json_object_set_new(o, "build_id", n > 0 ? json_string(dp_hex(id, (size_t)n, r->pool))
                                                  : dp_json_cstr(r->pool, mapped_build_id(r, pid, m)));
         json_object_set_new(o, "deleted", json_boolean(m->deleted));
+        if (dp_helper_unavailable(r, &err)) {      /* the build id was the helper's to read */
+            json_decref(o);
+            return dp_send_dp_error(r, &err);
+        }
         return dp_send_json(r, HTTP_OK, o);
     }
     return dp_send_error(r, HTTP_NOT_FOUND, "No module is mapped at base address %s in "

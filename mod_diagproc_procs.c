@@ -295,6 +295,7 @@ static json_t *environment_json(request_rec *r, pid_t pid, const char *filter)
 
 int dp_route_environment(request_rec *r, const char **seg)
 {
+    dp_error err = { 0 };
     pid_t pid;
     dp_stat st;
     json_t *env;
@@ -305,6 +306,8 @@ int dp_route_environment(request_rec *r, const char **seg)
         || (rv = dp_resolve_target(r, seg[0], &pid, &st)) != OK)
         return rv;
     env = environment_json(r, pid, seg[2]);
+    if (dp_helper_unavailable(r, &err))
+        return dp_send_dp_error(r, &err);
     if (json_is_null(env))
         return dp_send_error(r, HTTP_FORBIDDEN, "The environment of process %d may not be "
                              "read (it is outside the helper's ceiling, or exited).", (int)pid);
@@ -536,6 +539,7 @@ static void render_linux_fields(request_rec *r, const proc_facts *f, json_t *o)
 int dp_route_detail(request_rec *r, const char **seg)
 {
     proc_facts f;
+    dp_error err = { 0 };
     double cpu_pct = 0;
     json_t *o;
     int rv, sampled;
@@ -548,6 +552,8 @@ int dp_route_detail(request_rec *r, const char **seg)
     if ((sampled = sample_cpu(r, f.pid, &f.st, &cpu_pct, &rv)) < 0)
         return rv;
     gather_detail(r, &f);
+    if (dp_helper_unavailable(r, &err))
+        return dp_send_dp_error(r, &err);
     o = json_object();
     render_kudu_fields(r, &f, o);
     render_linux_fields(r, &f, o);
