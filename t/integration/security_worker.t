@@ -7,7 +7,9 @@
 # helper requests (helper/proto.h) straight to the helper's socket. The
 # helper must refuse everything beyond what the named sections grant, log
 # each refusal with the worker's pid and the reason, and serve what they do
-# grant (so the test can fail).
+# grant (so the test can fail). The same module holds real workers'
+# connections to the helper idle: each is dropped after 2 s, and four of
+# them do not delay a dump.
 import os
 import pwd
 import re
@@ -134,6 +136,7 @@ static int attack(request_rec *r)
     struct sockaddr_un sa;
     struct timeval tv = { 20, 0 };
     int fd, type, allow = -1, scope = -1;
+    const char *idle;
     char *pl;
     uint32_t len;
 
@@ -167,6 +170,7 @@ static int attack(request_rec *r)
     if (!apr_table_get(q, "guess"))
         memcpy(rq.secret, secret, DP_SECRET_LEN);
     ap_rprintf(r, "worker %d sections %d %d\n", (int)getpid(), allow, scope);
+    idle = apr_table_get(q, "idle");
 
     memset(&sa, 0, sizeof(sa));
     sa.sun_family = AF_UNIX;
@@ -175,8 +179,23 @@ static int attack(request_rec *r)
     fd = socket(AF_UNIX, SOCK_STREAM, 0);
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0
-        || write(fd, &rq, sizeof(rq)) != sizeof(rq)) {
+        || (!idle && write(fd, &rq, sizeof(rq)) != sizeof(rq))) {
         ap_rputs("no connection\n", r);
+        close(fd);
+        return OK;
+    }
+    if (idle) {
+        /* connected, and then only part of the request (idle=N bytes), or none */
+        size_t part = (size_t)atoi(idle);
+        apr_time_t t0;
+        ssize_t n;
+        char c;
+        if (part && write(fd, &rq, part < sizeof(rq) ? part : sizeof(rq) - 1) < 0)
+            part = 0;
+        t0 = apr_time_now();
+        n = read(fd, &c, 1);
+        ap_rprintf(r, "closed after %d ms (read %d)\n",
+                   (int)apr_time_as_msec(apr_time_now() - t0), (int)n);
         close(fd);
         return OK;
     }
@@ -342,6 +361,52 @@ if IS_ROOT:
         "names root: served, as configured")
     like(data.decode(errors="replace"), r"proc_target$", "…and it names the target's file")
     dphttpd.kill_quietly(root_t)
+
+# ---- a real worker's idle connection (it passes the peer checks) is dropped
+# after 2 s, whether it sent nothing or part of a request
+for part, what in ((0, "nothing"), (40, "40 bytes of its request")):
+    before = log()
+    wpid, _, out, _ = attack(op=2, pid=t.pid, allow=S_KILL, scope=-1, idle=part)
+    m = re.match(r"closed after (\d+) ms \(read 0\)", out)
+    ok(m and 1500 <= int(m.group(1)) < 10000,
+       f"a worker's connection that sent {what}: closed by the helper after about 2 s ({out})")
+    time.sleep(0.2)
+    like(log()[len(before):], rf"refused a connection from pid {wpid} .*no request within 2 seconds",
+         "…and logged")
+ok(alive(t), "…and nothing was done to the target")
+
+# four of them do not delay a worker's dump
+import threading  # noqa: E402
+
+
+def dump_time():
+    t0 = time.time()
+    r = h.get(f"/dump/{t.pid}/dump?dumpType=0")
+    return time.time() - t0, r.status
+
+
+base, _ = dump_time()
+idlers = [threading.Thread(target=attack, kwargs=dict(op=2, pid=t.pid, allow=S_KILL, scope=-1, idle=0))
+          for _ in range(4)]
+for th in idlers:
+    th.start()
+
+
+def helper_sockets():
+    """The helper's listening socket and the connections it accepted."""
+    with open("/proc/net/unix") as f:
+        return len([l for l in f if l.rstrip().endswith(f"diagproc.{h.parent_pid}.sock")])
+
+
+deadline = time.time() + 5
+while helper_sockets() < 5 and time.time() < deadline:
+    time.sleep(0.05)
+ok(helper_sockets() >= 5, "four workers hold connections to the helper that send nothing")
+took, st = dump_time()
+is_(st, 200, "a dump while four workers hold idle connections to the helper")
+ok(took - base < 1.0, f"…is not delayed by them ({took:.2f} s vs {base:.2f} s)")
+for th in idlers:
+    th.join()
 
 # what the configuration grants, from any URL: the union of its sections
 wpid, _, out, _ = attack(op=2, pid=t.pid, allow=S_KILL, scope=-1)
