@@ -9,7 +9,8 @@
  *   (UseSharedSpaces, SharedArchivePath) and every VM static it starts from;
  * - the thread list (ThreadsSMRSupport::_java_thread_list), each JavaThread
  *   and OSThread, the handle of its java.lang.Thread, that object and the
- *   objects it points at two levels deep (the name String and its bytes);
+ *   Strings it refers to (its name) with their bytes, nothing else of the
+ *   Java heap;
  * - the class-data archive's header and cloned vtables (FileMapInfo);
  * - every class of every class loader: its Klass, name Symbol and field
  *   array (the agent's deadlock check looks a class up by name through all
@@ -68,6 +69,12 @@ static const char *const type_names[T_COUNT] = {
     "FileMapInfo", "FileMapHeader",
 };
 
+#define JVM_CACHE_PAGES 64
+struct jvm_page {
+    uint64_t page;                  /* 0 = empty */
+    unsigned char data[4096];
+};
+
 typedef struct jvm_walk {
     dp_core *core;
     apr_array_header_t *maps;       /* dp_map of the target */
@@ -79,6 +86,8 @@ typedef struct jvm_walk {
     uint64_t size[T_COUNT];
     uint64_t nk_base, no_base;
     int nk_shift, no_shift;
+    uint64_t string_klass;          /* java/lang/String's Klass, 0 = not found */
+    struct jvm_page *cache;         /* JVM_CACHE_PAGES */
 } jvm_walk;
 
 static const dp_map *map_of(const jvm_walk *w, uint64_t addr)
@@ -113,9 +122,27 @@ static void add(jvm_walk *w, uint64_t addr, uint64_t len)
     }
 }
 
+/* Reads through a small page cache: the walk reads many small fields of
+ * few pages while the target is stopped. */
 static int rd(jvm_walk *w, uint64_t addr, void *buf, size_t len)
 {
-    return addr < 4096 ? -1 : dp_core_read(w->core, addr, buf, len);
+    uint64_t pg = addr & ~4095ULL;
+    struct jvm_page *c;
+
+    if (addr < 4096)
+        return -1;
+    if ((addr & 4095) + len > 4096)
+        return dp_core_read(w->core, addr, buf, len);
+    c = &w->cache[(pg >> 12) % JVM_CACHE_PAGES];
+    if (c->page != pg) {
+        if (dp_core_read(w->core, pg, c->data, sizeof(c->data)) != 0) {
+            c->page = 0;
+            return dp_core_read(w->core, addr, buf, len);
+        }
+        c->page = pg;
+    }
+    memcpy(buf, c->data + (addr - pg), len);
+    return 0;
 }
 
 static uint64_t ptr(jvm_walk *w, uint64_t addr)
@@ -143,11 +170,25 @@ static int str_is_prefix(jvm_walk *w, uint64_t addr, const char *s)
     return n <= sizeof(buf) && rd(w, addr, buf, n) == 0 && memcmp(buf, s, n) == 0;
 }
 
-static int str_is(jvm_walk *w, uint64_t addr, const char *s)
+/* A NUL-terminated name of at most cap-1 bytes at addr into buf ("" when
+ * unreadable): read up to the page's end first, so that the last string of
+ * a mapping is read too. */
+static const char *name_at(jvm_walk *w, uint64_t addr, char *buf, size_t cap)
 {
-    char buf[96];
-    size_t n = strlen(s) + 1;
-    return n <= sizeof(buf) && rd(w, addr, buf, n) == 0 && memcmp(buf, s, n) == 0;
+    size_t got = 0;
+
+    while (addr && got < cap - 1) {
+        size_t n = 4096 - (size_t)((addr + got) & 4095);
+        if (n > cap - 1 - got)
+            n = cap - 1 - got;
+        if (rd(w, addr + got, buf + got, n) != 0)
+            break;
+        if (memchr(buf + got, '\0', n))
+            return buf;
+        got += n;
+    }
+    buf[0] = '\0';         /* unreadable, or longer than any name looked for */
+    return buf;
 }
 
 /* The value of one of libjvm's exported gHotSpot* words. */
@@ -174,12 +215,15 @@ static int read_tables(dp_lang_target *t, jvm_walk *w)
         || exported(t, w, "gHotSpotVMStructEntryAddressOffset", &o_addr) || !tab || !stride)
         return -1;
     for (n = 0, e = tab; n < MAX_VMSTRUCTS; n++, e += stride) {
-        uint64_t tn = ptr(w, e + o_type), fn;
+        uint64_t tn = ptr(w, e + o_type);
+        char type[96], field[96];
         if (!tn)
             break;
-        fn = ptr(w, e + o_field);
+        name_at(w, tn, type, sizeof(type));
+        name_at(w, ptr(w, e + o_field), field, sizeof(field));
         for (k = 0; k < F_COUNT; k++)
-            if (!w->have[k] && str_is(w, fn, field_names[k][1]) && str_is(w, tn, field_names[k][0])) {
+            if (!w->have[k] && !strcmp(field, field_names[k][1])
+                && !strcmp(type, field_names[k][0])) {
                 w->field[k] = s32(w, e + o_static) ? ptr(w, e + o_addr) : ptr(w, e + o_off);
                 w->have[k] = 1;
             }
@@ -190,10 +234,12 @@ static int read_tables(dp_lang_target *t, jvm_walk *w)
         return -1;
     for (n = 0, e = tab; n < MAX_VMSTRUCTS; n++, e += stride) {
         uint64_t tn = ptr(w, e + o_type);
+        char type[96];
         if (!tn)
             break;
+        name_at(w, tn, type, sizeof(type));
         for (k = 0; k < T_COUNT; k++)
-            if (!w->size[k] && str_is(w, tn, type_names[k]))
+            if (!w->size[k] && !strcmp(type, type_names[k]))
                 w->size[k] = ptr(w, e + o_size);
     }
     return 0;
@@ -249,20 +295,34 @@ static uint64_t klass_of(jvm_walk *w, uint64_t oop)
     return w->nk_base + ((uint64_t)u32(w, oop + FLD(w, F_OOP_CKLASS)) << w->nk_shift);
 }
 
-/* The objects an object points at (compressed references): first len bytes. */
-static void add_referenced(jvm_walk *w, uint64_t obj, uint64_t len, int depth)
+static const dp_map *heap_map(jvm_walk *w, uint32_t narrow, uint64_t *to)
 {
-    uint64_t off;
+    const dp_map *m;
+    *to = w->no_base + ((uint64_t)narrow << w->no_shift);
+    return narrow && (m = map_of(w, *to)) && !m->path[0] && m->perms[1] == 'w' ? m : NULL;
+}
 
+/* The Strings a java.lang.Thread refers to (its name), each with its byte
+ * array: nothing else of the heap, which holds the application's data. */
+static void add_strings_of(jvm_walk *w, uint64_t obj, uint64_t len)
+{
+    uint64_t off, str, arr;
+    int32_t slh;
+
+    if (!w->string_klass || (slh = s32(w, w->string_klass + FLD(w, F_K_LH))) <= 0 || slh > 256)
+        return;
     for (off = 8; off + 4 <= len; off += 4) {
-        uint32_t v = u32(w, obj + off);
-        uint64_t to = w->no_base + ((uint64_t)v << w->no_shift);
-        const dp_map *m;
-        if (!v || !(m = map_of(w, to)) || m->path[0] || m->perms[1] != 'w')
+        if (!heap_map(w, u32(w, obj + off), &str) || klass_of(w, str) != w->string_klass)
             continue;
-        add(w, to, 256);
-        if (depth > 1)
-            add_referenced(w, to, 24, depth - 1);
+        add(w, str, (uint64_t)slh);
+        for (uint64_t o = 12; o + 4 <= (uint64_t)slh; o += 4) {
+            uint32_t n;
+            if (!heap_map(w, u32(w, str + o), &arr))
+                continue;
+            n = u32(w, arr + 12);       /* a byte[]'s length, after its header */
+            if (n <= 65536)
+                add(w, arr, 16 + (uint64_t)n);
+        }
     }
 }
 
@@ -294,7 +354,7 @@ static void add_threads(jvm_walk *w)
         add_class_fully(w, k);
         lh = s32(w, k + FLD(w, F_K_LH));
         add(w, oop, lh > 0 && lh < 4096 ? (uint64_t)lh : 256);
-        add_referenced(w, oop, lh > 0 && lh < 4096 ? (uint64_t)lh : 256, 2);
+        add_strings_of(w, oop, lh > 0 && lh < 4096 ? (uint64_t)lh : 256);
     }
 }
 
@@ -336,6 +396,7 @@ static void add_classes(jvm_walk *w)
     }
     if (string)
         add_class_fully(w, string);
+    w->string_klass = string;
 }
 
 /* libjvm's writable mappings and the .bss right after them, whole. */
@@ -374,6 +435,7 @@ void dp_jvm_add_pages(dp_lang_target *t, dp_core *c)
     w.p = t->pool;
     w.max_pages = DP_JVM_MAX_PAGES;
     w.pages = apr_hash_make(w.p);
+    w.cache = apr_pcalloc(w.p, sizeof(*w.cache) * JVM_CACHE_PAGES);
     snprintf(path, sizeof(path), "/proc/%d/maps", (int)t->pid);
     if (dp_read_file(path, &buf, &len, w.p) != 0)
         return;
@@ -390,9 +452,9 @@ void dp_jvm_add_pages(dp_lang_target *t, dp_core *c)
     w.no_shift = s32(&w, FLD(&w, F_NO_SHIFT));
     if (w.nk_shift < 0 || w.nk_shift > 8 || w.no_shift < 0 || w.no_shift > 8)
         return;
-    add_threads(&w);
     add_archive_header(&w);
-    add_classes(&w);
+    add_classes(&w);            /* first: the threads' names need String's Klass */
+    add_threads(&w);
     for (hi = apr_hash_first(w.p, w.pages); hi; hi = apr_hash_next(hi)) {
         const uint64_t *pg;
         apr_hash_this(hi, (const void **)&pg, NULL, NULL);
