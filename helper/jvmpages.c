@@ -39,34 +39,50 @@ enum {  /* the fields the walk follows */
     F_K_NAME, F_K_SUPER, F_K_LH, F_K_NEXT, F_K_SECONDARY, F_K_MIRROR,
     F_IK_FIELDS, F_IK_CONSTANTS, F_IK_METHODS, F_IK_LOCAL_IF, F_IK_TRANS_IF,
     F_CP_LENGTH, F_CP_TAGS, F_SYM_LENGTH, F_SYM_BODY,
-    F_FMI_CURRENT, F_FMI_HEADER, F_FMH_BASE, F_FMH_VTABLES,
-    F_CLDG_HEAD, F_CLD_NEXT, F_CLD_KLASSES, F_COUNT
+    F_CLDG_HEAD, F_CLD_NEXT, F_CLD_KLASSES,
+    F_OPTIONAL,         /* from here on: a JVM may lack them (no archive, no such flag) */
+    F_FMI_CURRENT = F_OPTIONAL, F_FMI_HEADER, F_FMH_BASE, F_FMH_VTABLES,
+    F_OOP_KLASS, F_FLAGS, F_NUM_FLAGS, F_FLAG_NAME, F_FLAG_ADDR, F_COUNT
 };
+#define FIELD(f, type, name) [f] = { type, name }
 static const char *const field_names[F_COUNT][2] = {
-    { "ThreadsSMRSupport", "_java_thread_list" }, { "ThreadsList", "_length" },
-    { "ThreadsList", "_threads" }, { "JavaThread", "_threadObj" }, { "JavaThread", "_osthread" },
-    { "CompressedKlassPointers", "_narrow_klass._base" },
-    { "CompressedKlassPointers", "_narrow_klass._shift" },
-    { "CompressedOops", "_narrow_oop._base" }, { "CompressedOops", "_narrow_oop._shift" },
-    { "oopDesc", "_metadata._compressed_klass" },
-    { "Klass", "_name" }, { "Klass", "_super" }, { "Klass", "_layout_helper" },
-    { "Klass", "_next_link" }, { "Klass", "_secondary_supers" }, { "Klass", "_java_mirror" },
-    { "InstanceKlass", "_fields" }, { "InstanceKlass", "_constants" },
-    { "InstanceKlass", "_methods" }, { "InstanceKlass", "_local_interfaces" },
-    { "InstanceKlass", "_transitive_interfaces" },
-    { "ConstantPool", "_length" }, { "ConstantPool", "_tags" },
-    { "Symbol", "_length" }, { "Symbol", "_body" },
-    { "FileMapInfo", "_current_info" }, { "FileMapInfo", "_header" },
-    { "FileMapHeader", "_mapped_base_address" }, { "FileMapHeader", "_cloned_vtables_offset" },
-    { "ClassLoaderDataGraph", "_head" }, { "ClassLoaderData", "_next" },
-    { "ClassLoaderData", "_klasses" },
+    FIELD(F_THREAD_LIST, "ThreadsSMRSupport", "_java_thread_list"),
+    FIELD(F_TL_LENGTH, "ThreadsList", "_length"), FIELD(F_TL_THREADS, "ThreadsList", "_threads"),
+    FIELD(F_JT_THREADOBJ, "JavaThread", "_threadObj"),
+    FIELD(F_JT_OSTHREAD, "JavaThread", "_osthread"),
+    FIELD(F_NK_BASE, "CompressedKlassPointers", "_narrow_klass._base"),
+    FIELD(F_NK_SHIFT, "CompressedKlassPointers", "_narrow_klass._shift"),
+    FIELD(F_NO_BASE, "CompressedOops", "_narrow_oop._base"),
+    FIELD(F_NO_SHIFT, "CompressedOops", "_narrow_oop._shift"),
+    FIELD(F_OOP_CKLASS, "oopDesc", "_metadata._compressed_klass"),
+    FIELD(F_K_NAME, "Klass", "_name"), FIELD(F_K_SUPER, "Klass", "_super"),
+    FIELD(F_K_LH, "Klass", "_layout_helper"), FIELD(F_K_NEXT, "Klass", "_next_link"),
+    FIELD(F_K_SECONDARY, "Klass", "_secondary_supers"),
+    FIELD(F_K_MIRROR, "Klass", "_java_mirror"),
+    FIELD(F_IK_FIELDS, "InstanceKlass", "_fields"),
+    FIELD(F_IK_CONSTANTS, "InstanceKlass", "_constants"),
+    FIELD(F_IK_METHODS, "InstanceKlass", "_methods"),
+    FIELD(F_IK_LOCAL_IF, "InstanceKlass", "_local_interfaces"),
+    FIELD(F_IK_TRANS_IF, "InstanceKlass", "_transitive_interfaces"),
+    FIELD(F_CP_LENGTH, "ConstantPool", "_length"), FIELD(F_CP_TAGS, "ConstantPool", "_tags"),
+    FIELD(F_SYM_LENGTH, "Symbol", "_length"), FIELD(F_SYM_BODY, "Symbol", "_body"),
+    FIELD(F_CLDG_HEAD, "ClassLoaderDataGraph", "_head"),
+    FIELD(F_CLD_NEXT, "ClassLoaderData", "_next"),
+    FIELD(F_CLD_KLASSES, "ClassLoaderData", "_klasses"),
+    FIELD(F_FMI_CURRENT, "FileMapInfo", "_current_info"),
+    FIELD(F_FMI_HEADER, "FileMapInfo", "_header"),
+    FIELD(F_FMH_BASE, "FileMapHeader", "_mapped_base_address"),
+    FIELD(F_FMH_VTABLES, "FileMapHeader", "_cloned_vtables_offset"),
+    FIELD(F_OOP_KLASS, "oopDesc", "_metadata._klass"),
+    FIELD(F_FLAGS, "JVMFlag", "flags"), FIELD(F_NUM_FLAGS, "JVMFlag", "numFlags"),
+    FIELD(F_FLAG_NAME, "JVMFlag", "_name"), FIELD(F_FLAG_ADDR, "JVMFlag", "_addr"),
 };
 
-enum { T_JAVATHREAD, T_OSTHREAD, T_INSTANCEKLASS, T_CONSTANTPOOL, T_CLD, T_FMI, T_FMH,
+enum { T_JAVATHREAD, T_OSTHREAD, T_INSTANCEKLASS, T_CONSTANTPOOL, T_CLD, T_FMI, T_FMH, T_FLAG,
        T_COUNT };
 static const char *const type_names[T_COUNT] = {
     "JavaThread", "OSThread", "InstanceKlass", "ConstantPool", "ClassLoaderData",
-    "FileMapInfo", "FileMapHeader",
+    "FileMapInfo", "FileMapHeader", "JVMFlag",
 };
 
 #define JVM_CACHE_PAGES 64
@@ -86,6 +102,7 @@ typedef struct jvm_walk {
     uint64_t size[T_COUNT];
     uint64_t nk_base, no_base;
     int nk_shift, no_shift;
+    int narrow_klass, narrow_oop;   /* UseCompressedClassPointers, UseCompressedOops */
     uint64_t string_klass;          /* java/lang/String's Klass, 0 = not found */
     struct jvm_page *cache;         /* JVM_CACHE_PAGES */
 } jvm_walk;
@@ -292,38 +309,68 @@ static void add_class_fully(jvm_walk *w, uint64_t k)
 
 static uint64_t klass_of(jvm_walk *w, uint64_t oop)
 {
+    if (!w->narrow_klass)
+        return ptr(w, oop + FLD(w, F_OOP_KLASS));
     return w->nk_base + ((uint64_t)u32(w, oop + FLD(w, F_OOP_CKLASS)) << w->nk_shift);
 }
 
-static const dp_map *heap_map(jvm_walk *w, uint32_t narrow, uint64_t *to)
+/* The reference in the field at addr, when it leads into writable memory
+ * (the heap, or the archive's heap regions mapped from classes.jsa). */
+static uint64_t ref_at(jvm_walk *w, uint64_t addr)
 {
+    uint64_t to;
     const dp_map *m;
-    *to = w->no_base + ((uint64_t)narrow << w->no_shift);
-    return narrow && (m = map_of(w, *to)) && !m->path[0] && m->perms[1] == 'w' ? m : NULL;
+
+    if (w->narrow_oop) {
+        uint32_t v = u32(w, addr);
+        to = v ? w->no_base + ((uint64_t)v << w->no_shift) : 0;
+    }
+    else
+        to = ptr(w, addr);
+    return to && (m = map_of(w, to)) && m->perms[1] == 'w' ? to : 0;
 }
 
 /* The Strings a java.lang.Thread refers to (its name), each with its byte
  * array: nothing else of the heap, which holds the application's data. */
 static void add_strings_of(jvm_walk *w, uint64_t obj, uint64_t len)
 {
-    uint64_t off, str, arr;
+    uint64_t off, str, arr, step = w->narrow_oop ? 4 : 8;
+    uint64_t len_at = w->narrow_klass ? 12 : 16;    /* an array's length, after its header */
     int32_t slh;
 
     if (!w->string_klass || (slh = s32(w, w->string_klass + FLD(w, F_K_LH))) <= 0 || slh > 256)
         return;
-    for (off = 8; off + 4 <= len; off += 4) {
-        if (!heap_map(w, u32(w, obj + off), &str) || klass_of(w, str) != w->string_klass)
+    for (off = 8; off + step <= len; off += step) {
+        if (!(str = ref_at(w, obj + off)) || klass_of(w, str) != w->string_klass)
             continue;
         add(w, str, (uint64_t)slh);
-        for (uint64_t o = 12; o + 4 <= (uint64_t)slh; o += 4) {
+        for (uint64_t o = 12; o + step <= (uint64_t)slh; o += step) {
             uint32_t n;
-            if (!heap_map(w, u32(w, str + o), &arr))
+            if (!(arr = ref_at(w, str + o)))
                 continue;
-            n = u32(w, arr + 12);       /* a byte[]'s length, after its header */
+            n = u32(w, arr + len_at);
             if (n <= 65536)
-                add(w, arr, 16 + (uint64_t)n);
+                add(w, arr, len_at + 4 + (uint64_t)n);
         }
     }
+}
+
+/* A bool flag's value (-XX:±name); dflt when it cannot be read. */
+static int flag(jvm_walk *w, const char *name, int dflt)
+{
+    uint64_t arr = ptr(w, FLD(w, F_FLAGS)), n = ptr(w, FLD(w, F_NUM_FLAGS)), i;
+    char buf[96];
+
+    if (!arr || !w->size[T_FLAG] || n > 8192)
+        return dflt;
+    for (i = 0; i < n; i++) {
+        uint64_t e = arr + i * w->size[T_FLAG];
+        if (!strcmp(name_at(w, ptr(w, e + FLD(w, F_FLAG_NAME)), buf, sizeof(buf)), name)) {
+            unsigned char v;
+            return rd(w, ptr(w, e + FLD(w, F_FLAG_ADDR)), &v, 1) == 0 ? v != 0 : dflt;
+        }
+    }
+    return dflt;
 }
 
 static void add_threads(jvm_walk *w)
@@ -443,8 +490,7 @@ void dp_jvm_add_pages(dp_lang_target *t, dp_core *c)
     if (!add_libjvm_data(&w) || read_tables(t, &w) != 0)
         return;
     for (k = 0; k < F_COUNT; k++)
-        if (!w.have[k] && k != F_FMI_CURRENT && k != F_FMI_HEADER && k != F_FMH_BASE
-            && k != F_FMH_VTABLES)
+        if (!w.have[k] && k < F_OPTIONAL)
             return;         /* another layout than the one this walk knows: data and .bss only */
     w.nk_base = ptr(&w, FLD(&w, F_NK_BASE));
     w.nk_shift = s32(&w, FLD(&w, F_NK_SHIFT));
@@ -452,6 +498,8 @@ void dp_jvm_add_pages(dp_lang_target *t, dp_core *c)
     w.no_shift = s32(&w, FLD(&w, F_NO_SHIFT));
     if (w.nk_shift < 0 || w.nk_shift > 8 || w.no_shift < 0 || w.no_shift > 8)
         return;
+    w.narrow_klass = flag(&w, "UseCompressedClassPointers", 1);
+    w.narrow_oop = flag(&w, "UseCompressedOops", 1);
     add_archive_header(&w);
     add_classes(&w);            /* first: the threads' names need String's Klass */
     add_threads(&w);

@@ -17,7 +17,7 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from tap import ok, is_, like, diag, done_testing  # noqa: E402
-from dphttpd import Httpd, spawn, worker_user  # noqa: E402
+from dphttpd import Httpd, spawn, worker_user, kill_quietly  # noqa: E402
 from elfcore import layout_problems  # noqa: E402
 
 FIXTURES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "fixtures", "runtimes"))
@@ -97,6 +97,22 @@ for dt in ("0", "0x1", "0x40", "0x100", "0x200", "0x2000", "0x10000", "0x201", "
 diag("core sizes (KiB): " + ", ".join(f"{k}: {v >> 10}" for k, v in sizes.items()))
 ok(sizes["0"] < 12 << 20 and sizes["0"] < sizes["0x201"] // 2,
    f"the minimal core stays small ({sizes['0'] >> 10} KiB, 0x201: {sizes['0x201'] >> 10} KiB)")
+
+# minimal cores of JVMs laid out otherwise: the default collector (G1, whose
+# heap maps the archive's interned strings from classes.jsa), and one without
+# the archive and without compressed references
+for what, flags in (("G1", []),
+                    ("no archive, no compressed oops or class pointers",
+                     ["-Xshare:off", "-XX:-UseCompressedOops", "-XX:-UseCompressedClassPointers"])):
+    other = spawn([JAVA, "-Xmx64m", "-Xss512k", "-XX:-UsePerfData"] + flags + ["-cp", work, "Sleepers"],
+                  ready="ready", user=worker_user(), cwd=work)
+    core = os.path.join(work, "other.core")
+    is_(curl(f"{h.base}/p/{other.pid}/dump?dumpType=0", core), "200", f"{what}: dumpType=0")
+    code, out = run(["jhsdb", "jstack", "--exe", JAVA, "--core", core])
+    ok(code == 0 and WANT <= names_in(out),
+       f"{what}: …jhsdb jstack lists the Java threads by name ({sorted(names_in(out))})")
+    kill_quietly(other)
+    os.unlink(core)
 
 # the bundle, unpacked in one place and read from another
 z = os.path.join(work, "java.zip")
