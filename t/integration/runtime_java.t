@@ -158,6 +158,15 @@ is_(code, 0, "plain jhsdb with SA_ALTROOT at the unpacked sysroot")
 check_jstack(out, "plain jhsdb")
 ok(re.search(rf"path {re.escape(sysroot)}\S*/libjvm\.so substituted", out),
    "…with libjvm.so taken from the sysroot")
+
+# the minimal bundle (DiagProcAllow dump alone suffices): the threads by name
+z = os.path.join(work, "min.zip")
+is_(curl(f"{h.base}/p/{t.pid}/dump?format=zip&dumpType=0", z), "200", "format=zip&dumpType=0")
+small = os.path.join(work, "min")
+code, _ = run(["unzip", "-q", z, "-d", small])
+code, out = run([os.path.join(small, "open-jhsdb.sh")], cwd=elsewhere)
+ok(code == 0 and WANT <= names_in(out),
+   f"open-jhsdb.sh on the minimal bundle lists the Java threads by name ({sorted(names_in(out))})")
 h.stop()
 shutil.rmtree(work, ignore_errors=True)
 done_testing()
