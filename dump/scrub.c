@@ -1,0 +1,282 @@
+/* Scrubbing the environment out of a stream: see dump/scrub.h.
+ *
+ * Every run of 8 bytes is one uint64_t, so the matcher is a hash set of the
+ * environment's 8-byte windows: a byte of the stream is zeroed when some
+ * window of the stream that covers it is in the set. A run shorter than 8
+ * bytes cannot be told apart from ordinary data, except a whole short entry
+ * (`TZ=UTC`), kept in a second set. Most of a core is zeros, pointers and
+ * code: a table of the bytes the environment uses lets the scan skip every
+ * window holding a byte the environment lacks without a lookup. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1   /* memmem */
+#endif
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "dump/scrub.h"
+
+#define HOLD (DP_SCRUB_MIN - 1)     /* the bytes a later window may still cover */
+#define CAP (256u << 10)            /* the buffer the stream goes through */
+
+typedef struct keyset {
+    uint64_t *slot;                 /* 0 = empty; no key is 0 */
+    size_t mask, n;
+} keyset;
+
+struct dp_scrub {
+    keyset full;                    /* 8-byte windows of the entries */
+    keyset shorts;                  /* entries of 4..7 bytes: their bytes | length << 56 */
+    unsigned short_lens;            /* bit L: some short entry is L bytes long */
+    unsigned char alpha[256];       /* 1: the byte occurs in a kept window or entry */
+    unsigned char *buf, *mark;      /* CAP each: the stream, and which bytes to zero */
+    size_t n;                       /* bytes in buf */
+    size_t checked;                 /* windows ending before this index were looked up */
+    size_t mark_lo, mark_hi;        /* marks lie in [mark_lo, mark_hi) */
+    dp_sink *next;
+    unsigned long long zeroed;
+};
+
+static size_t slot_of(const keyset *k, uint64_t key)
+{
+    return (size_t)((key * 0x9E3779B97F4A7C15ULL) >> 32) & k->mask;
+}
+
+static int keyset_init(keyset *k, size_t most)
+{
+    size_t cap = 16;
+    while (cap < most * 2)
+        cap *= 2;
+    k->slot = calloc(cap, sizeof(*k->slot));
+    k->mask = cap - 1;
+    k->n = 0;
+    return k->slot ? 0 : -1;
+}
+
+static int keyset_has(const keyset *k, uint64_t key)
+{
+    size_t i = slot_of(k, key);
+    while (k->slot[i]) {
+        if (k->slot[i] == key)
+            return 1;
+        i = (i + 1) & k->mask;
+    }
+    return 0;
+}
+
+static void keyset_add(keyset *k, uint64_t key)
+{
+    size_t i = slot_of(k, key);
+    while (k->slot[i]) {
+        if (k->slot[i] == key)
+            return;
+        i = (i + 1) & k->mask;
+    }
+    k->slot[i] = key;
+    k->n++;
+}
+
+static uint64_t window(const unsigned char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, sizeof(w));
+    return w;
+}
+
+static uint64_t short_key(const unsigned char *p, unsigned len)
+{
+    uint64_t w = 0;
+    memcpy(&w, p, len);                 /* little-endian: the low bytes */
+    return w | (uint64_t)len << 56;
+}
+
+/* The length of the NUL-free string at p, which ends at a NUL or at end. */
+static size_t string_len(const unsigned char *p, const unsigned char *end)
+{
+    const unsigned char *z = memchr(p, 0, (size_t)(end - p));
+    return (size_t)((z ? z : end) - p);
+}
+
+dp_scrub *dp_scrub_new(const char *env, size_t env_len, const char *public, size_t public_len)
+{
+    dp_scrub *s;
+    keyset pub = { 0 };
+    const unsigned char *p, *e, *pend = (const unsigned char *)public + public_len,
+                        *eend = (const unsigned char *)env + env_len;
+    size_t i, len;
+
+    if (env_len > DP_SCRUB_ENV_MAX || !(s = calloc(1, sizeof(*s))))
+        return NULL;
+    s->buf = malloc(CAP);
+    s->mark = calloc(1, CAP);
+    if (!s->buf || !s->mark || keyset_init(&pub, public_len) != 0
+        || keyset_init(&s->full, env_len) != 0 || keyset_init(&s->shorts, env_len / 4 + 1) != 0)
+        goto fail;
+    for (p = (const unsigned char *)public; public && p < pend; p += len + 1)
+        for (len = string_len(p, pend), i = 0; i + DP_SCRUB_MIN <= len; i++)
+            keyset_add(&pub, window(p + i));
+    for (e = (const unsigned char *)env; e < eend; e += len + 1) {
+        len = string_len(e, eend);
+        if (len >= DP_SCRUB_MIN) {
+            for (i = 0; i + DP_SCRUB_MIN <= len; i++) {
+                if (keyset_has(&pub, window(e + i)))
+                    continue;
+                keyset_add(&s->full, window(e + i));
+                for (size_t b = 0; b < DP_SCRUB_MIN; b++)
+                    s->alpha[e[i + b]] = 1;
+            }
+        }
+        else if (len >= DP_SCRUB_SHORT_MIN
+                 && !(public && memmem(public, public_len, e, len))) {
+            keyset_add(&s->shorts, short_key(e, (unsigned)len));
+            s->short_lens |= 1u << len;
+            for (i = 0; i < len; i++)
+                s->alpha[e[i]] = 1;
+        }
+    }
+    free(pub.slot);
+    s->mark_lo = CAP;
+    return s;
+fail:
+    free(pub.slot);
+    dp_scrub_free(s);
+    return NULL;
+}
+
+void dp_scrub_free(dp_scrub *s)
+{
+    if (!s)
+        return;
+    free(s->full.slot);
+    free(s->shorts.slot);
+    free(s->buf);
+    free(s->mark);
+    free(s);
+}
+
+static void mark(dp_scrub *s, size_t from, size_t len)
+{
+    memset(s->mark + from, 1, len);
+    if (from < s->mark_lo)
+        s->mark_lo = from;
+    if (from + len > s->mark_hi)
+        s->mark_hi = from + len;
+}
+
+/* Look up every window of buf[0, n) that ends at or after s->checked. */
+static void scan(dp_scrub *s)
+{
+    const unsigned char *b = s->buf;
+    size_t j, run = 0;
+    unsigned len;
+
+    for (j = 0; j < s->n; j++) {
+        if (!s->alpha[b[j]]) {
+            run = 0;
+            continue;
+        }
+        if (++run < DP_SCRUB_SHORT_MIN || j < s->checked)
+            continue;
+        if (run >= DP_SCRUB_MIN && keyset_has(&s->full, window(b + j + 1 - DP_SCRUB_MIN)))
+            mark(s, j + 1 - DP_SCRUB_MIN, DP_SCRUB_MIN);
+        for (len = DP_SCRUB_SHORT_MIN; s->short_lens && len < DP_SCRUB_MIN && len <= run; len++)
+            if ((s->short_lens & (1u << len))
+                && keyset_has(&s->shorts, short_key(b + j + 1 - len, len)))
+                mark(s, j + 1 - len, len);
+    }
+}
+
+/* Scan what is buffered, pass on all but what a later window may still
+ * cover (all of it when final), keep that back with its marks. */
+static int pass(dp_scrub *s, int final)
+{
+    size_t emit, k, hi;
+    int rc;
+
+    scan(s);
+    emit = final ? s->n : s->n > HOLD ? s->n - HOLD : 0;
+    hi = s->mark_hi < emit ? s->mark_hi : emit;
+    for (k = s->mark_lo; k < hi; k++) {
+        if (s->mark[k]) {
+            s->buf[k] = 0;
+            s->mark[k] = 0;
+            s->zeroed++;
+        }
+    }
+    rc = dp_sink_write(s->next, s->buf, emit);
+    memmove(s->buf, s->buf + emit, s->n - emit);
+    memmove(s->mark, s->mark + emit, s->n - emit);
+    s->n -= emit;
+    s->checked = s->n;
+    if (s->mark_hi > emit) {
+        s->mark_lo = s->mark_lo > emit ? s->mark_lo - emit : 0;
+        s->mark_hi -= emit;
+    }
+    else {
+        s->mark_lo = CAP;
+        s->mark_hi = 0;
+    }
+    if (final)
+        s->checked = 0;
+    return rc;
+}
+
+static int scrub_write(dp_sink *o, const void *data, size_t len)
+{
+    dp_scrub *s = o->ctx;
+    const unsigned char *p = data;
+
+    while (len) {
+        size_t k = CAP - s->n < len ? CAP - s->n : len;
+        memcpy(s->buf + s->n, p, k);
+        s->n += k;
+        p += k;
+        len -= k;
+        if (s->n == CAP && pass(s, 0) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+void dp_scrub_sink(dp_scrub *s, dp_sink *next, dp_sink *out)
+{
+    s->next = next;
+    out->write = scrub_write;
+    out->ctx = s;
+}
+
+int dp_scrub_flush(dp_scrub *s)
+{
+    return pass(s, 1);
+}
+
+typedef struct in_place {
+    unsigned char *p;
+    size_t off;
+} in_place;
+
+static int write_back(dp_sink *o, const void *data, size_t len)
+{
+    in_place *ip = o->ctx;
+    memcpy(ip->p + ip->off, data, len);     /* never ahead of what was read */
+    ip->off += len;
+    return 0;
+}
+
+size_t dp_scrub_buffer(dp_scrub *s, void *buf, size_t len)
+{
+    in_place ip = { buf, 0 };
+    dp_sink back = { write_back, &ip }, in;
+    dp_sink *saved = s->next;
+    unsigned long long before = s->zeroed;
+
+    dp_scrub_sink(s, &back, &in);
+    scrub_write(&in, buf, len);
+    pass(s, 1);
+    s->next = saved;
+    return (size_t)(s->zeroed - before);
+}
+
+unsigned long long dp_scrub_zeroed(const dp_scrub *s)
+{
+    return s->zeroed;
+}

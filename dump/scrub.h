@@ -1,0 +1,48 @@
+/* Scrubbing a process's environment out of a byte stream (a core written
+ * without `DiagProcAllow environment`).
+ *
+ * The rule: every run of DP_SCRUB_MIN or more bytes that also occurs inside
+ * one NAME=VALUE entry of the environment block is overwritten with zeros,
+ * wherever it is in the stream (across write boundaries too), and so is every
+ * whole entry of 4 to DP_SCRUB_MIN-1 bytes (`strings` shows runs of 4). That
+ * covers each entry, each name and value of 8 bytes or more, and each
+ * fragment of 8 bytes or more of them: a vector register holding the middle of
+ * a value, a value copied to a stack. Bytes that are public anyway are not
+ * secrets: a run that occurs in one of the `public` strings given (the paths
+ * of the mapped files, which the modules route shows and the debugger needs
+ * intact in NT_FILE and the link maps) is left as it is.
+ *
+ * Streaming: the scrubber holds back DP_SCRUB_MIN-1 bytes between writes and
+ * works through a buffer of fixed size; memory is that buffer plus a table of
+ * the environment's 8-byte windows (about 16 bytes per byte of environment). */
+#ifndef DP_SCRUB_H
+#define DP_SCRUB_H
+
+#include <stddef.h>
+#include "dump/sink.h"
+
+#define DP_SCRUB_MIN 8
+#define DP_SCRUB_SHORT_MIN 4
+#define DP_SCRUB_ENV_MAX (16u << 20)    /* a larger block is refused (never seen: ARG_MAX) */
+
+typedef struct dp_scrub dp_scrub;
+
+/* env: the environment block as the kernel keeps it (NUL-separated entries);
+ * public: NUL-separated strings whose runs are left alone (may be NULL).
+ * NULL when out of memory or env_len > DP_SCRUB_ENV_MAX. */
+dp_scrub *dp_scrub_new(const char *env, size_t env_len, const char *public, size_t public_len);
+void dp_scrub_free(dp_scrub *s);
+
+/* Scrub one self-contained buffer in place; returns the bytes zeroed. */
+size_t dp_scrub_buffer(dp_scrub *s, void *buf, size_t len);
+
+/* A sink that scrubs what it is given and passes it on to next. Bytes reach
+ * next late (up to DP_SCRUB_MIN-1 are held back): dp_scrub_flush ends the
+ * stream and passes the rest. Writes and flush return next's answer. */
+void dp_scrub_sink(dp_scrub *s, dp_sink *next, dp_sink *out);
+int dp_scrub_flush(dp_scrub *s);
+
+/* Bytes zeroed since dp_scrub_new (the audit line's figure). */
+unsigned long long dp_scrub_zeroed(const dp_scrub *s);
+
+#endif

@@ -1,0 +1,289 @@
+/* The environment scrubber alone: entries, names, values and fragments of 8
+ * bytes or more are zeroed wherever they are, whole short entries too, public
+ * runs (mapped paths) stay; a stream cut anywhere (one byte at a time, across
+ * the internal buffer) gives the same bytes as one buffer; and a naive
+ * reference agrees on random streams made of pieces of the environment. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include "dump/scrub.h"
+
+static const char ENV[] = "SECRET_TOKEN=c2VjcmV0LXZhbHVlLW9mLXRoZS10ZXN0\0"
+                          "TZ=UTC\0A=1\0SHORTNAMEVAR=xy\0"
+                          "LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu\0"
+                          "PIN=4711\0";
+static const char PUBLIC[] = "/usr/lib/x86_64-linux-gnu/libc.so.6\0/usr/sbin/apache2\0";
+
+static dp_scrub *make(void)
+{
+    dp_scrub *s = dp_scrub_new(ENV, sizeof(ENV) - 1, PUBLIC, sizeof(PUBLIC) - 1);
+    assert_non_null(s);
+    return s;
+}
+
+/* Puts text at offset 100 of a 300-byte buffer of 0x01 bytes, scrubs it, and
+ * says whether [100, 100+len) became all zeros with the rest untouched. */
+static int zeroed_alone(dp_scrub *s, const char *text)
+{
+    unsigned char b[300];
+    size_t len = strlen(text), i;
+    int all = 1;
+
+    memset(b, 1, sizeof(b));
+    memcpy(b + 100, text, len);
+    dp_scrub_buffer(s, b, sizeof(b));
+    for (i = 0; i < sizeof(b); i++) {
+        if (i >= 100 && i < 100 + len)
+            all &= b[i] == 0;
+        else
+            assert_int_equal(b[i], 1);      /* nothing outside is touched */
+    }
+    return all;
+}
+
+/* The same, but reports whether it was left exactly as it was. */
+static int untouched(dp_scrub *s, const char *text)
+{
+    unsigned char b[300];
+    size_t len = strlen(text);
+
+    memset(b, 1, sizeof(b));
+    memcpy(b + 100, text, len);
+    dp_scrub_buffer(s, b, sizeof(b));
+    return memcmp(b + 100, text, len) == 0 && b[99] == 1 && b[100 + len] == 1;
+}
+
+static void test_entries_names_values(void **state)
+{
+    dp_scrub *s = make();
+    (void)state;
+    assert_true(zeroed_alone(s, "SECRET_TOKEN=c2VjcmV0LXZhbHVlLW9mLXRoZS10ZXN0"));
+    assert_true(zeroed_alone(s, "c2VjcmV0LXZhbHVlLW9mLXRoZS10ZXN0"));      /* the value */
+    assert_true(zeroed_alone(s, "SECRET_TOKEN"));                          /* the name */
+    assert_true(zeroed_alone(s, "SHORTNAMEVAR=xy"));
+    assert_true(zeroed_alone(s, "PIN=4711"));
+    assert_true(zeroed_alone(s, "TZ=UTC"));           /* a whole short entry */
+    assert_true(untouched(s, "A=1"));                 /* 3 bytes: below what strings shows */
+    assert_true(untouched(s, "UTC"));                 /* short values alone are data */
+    assert_true(untouched(s, "4711"));
+    assert_true(untouched(s, "not in the environment at all"));
+    dp_scrub_free(s);
+}
+
+/* What a 16- or 32-byte vector register holds after a scan of the block:
+ * the middle of a value, or the end of one entry and the start of the next. */
+static void test_fragments(void **state)
+{
+    dp_scrub *s = make();
+    unsigned char reg[32];
+    (void)state;
+    assert_true(zeroed_alone(s, "VjcmV0LXZhbHVl"));         /* 14 bytes from the middle */
+    assert_true(zeroed_alone(s, "LXZhbHVl"));               /* exactly 8 */
+    assert_true(untouched(s, "LXZhbHV"));                   /* 7: below the minimum */
+    assert_true(zeroed_alone(s, "OKEN=c2Vj"));           /* across the '=' */
+    /* a register holding "...ZXN0\0TZ=UTC\0A=1\0SHORT": every piece of 4 or more */
+    memcpy(reg, "ZS10ZXN0\0TZ=UTC\0A=1\0SHORTNAMEV\0\0\0", 32);
+    dp_scrub_buffer(s, reg, sizeof(reg));
+    assert_memory_equal(reg, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0A=1\0\0\0\0\0\0\0\0\0\0\0\0\0", 32);
+    dp_scrub_free(s);
+}
+
+/* Mapped paths are public: the debugger needs them whole (NT_FILE, link
+ * maps); a name glued to such a value is still scrubbed. */
+static void test_public_runs_stay(void **state)
+{
+    dp_scrub *s = make();
+    unsigned char b[64];
+    const char *entry = "LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu";
+    (void)state;
+    assert_true(untouched(s, "/usr/lib/x86_64-linux-gnu/libc.so.6"));
+    memset(b, 1, sizeof(b));
+    memcpy(b, entry, strlen(entry));
+    dp_scrub_buffer(s, b, sizeof(b));
+    /* "LD_LIBRARY_PATH=" and the windows reaching into the path ("PATH=/usr/li") */
+    assert_memory_equal(b, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 23);
+    assert_memory_equal(b + 23, "b/x86_64-linux-gnu", 18);
+    dp_scrub_free(s);
+}
+
+/* A naive reference: byte i is zeroed when a window of 8 covering it occurs in
+ * an entry and in no public string, or a whole short entry covering it is
+ * there and in no public string. */
+static int in_strings(const char *block, size_t blen, const unsigned char *w, size_t wlen)
+{
+    const char *p = block, *end = block + blen;
+    while (p < end) {
+        size_t len = strlen(p);
+        if (len >= wlen && memmem(p, len, w, wlen))
+            return 1;
+        p += len + 1;
+    }
+    return 0;
+}
+
+static void reference(const unsigned char *in, unsigned char *out, size_t n)
+{
+    size_t i, k;
+    const char *e;
+
+    memcpy(out, in, n);
+    for (i = 0; i + DP_SCRUB_MIN <= n; i++)
+        if (in_strings(ENV, sizeof(ENV) - 1, in + i, DP_SCRUB_MIN)
+            && !in_strings(PUBLIC, sizeof(PUBLIC) - 1, in + i, DP_SCRUB_MIN))
+            memset(out + i, 0, DP_SCRUB_MIN);
+    for (e = ENV; e < ENV + sizeof(ENV) - 1; e += strlen(e) + 1) {
+        size_t len = strlen(e);
+        if (len < DP_SCRUB_SHORT_MIN || len >= DP_SCRUB_MIN
+            || in_strings(PUBLIC, sizeof(PUBLIC) - 1, (const unsigned char *)e, len))
+            continue;
+        for (k = 0; k + len <= n; k++)
+            if (memcmp(in + k, e, len) == 0)
+                memset(out + k, 0, len);
+    }
+}
+
+/* A stream of random bytes, random printable bytes and random pieces of the
+ * environment (any offset, any length, NULs included). */
+static void fill(unsigned char *b, size_t n, unsigned seed)
+{
+    size_t i = 0;
+    srand(seed);
+    while (i < n) {
+        size_t k = (size_t)(rand() % 40) + 1, j;
+        int kind = rand() % 3;
+        if (k > n - i)
+            k = n - i;
+        if (kind == 0) {
+            size_t off = (size_t)rand() % (sizeof(ENV) - 1);
+            if (k > sizeof(ENV) - 1 - off)
+                k = sizeof(ENV) - 1 - off;
+            memcpy(b + i, ENV + off, k);
+        }
+        else
+            for (j = 0; j < k; j++)
+                b[i + j] = (unsigned char)(kind == 1 ? rand() : 32 + rand() % 95);
+        i += k;
+    }
+}
+
+typedef struct collect {
+    unsigned char *p;
+    size_t len, cap;
+} collect;
+
+static int collect_write(dp_sink *o, const void *d, size_t n)
+{
+    collect *c = o->ctx;
+    assert_true(c->len + n <= c->cap);
+    memcpy(c->p + c->len, d, n);
+    c->len += n;
+    return 0;
+}
+
+/* Streams in through writes of the given sizes (cycled), returns the bytes out. */
+static void stream(dp_scrub *s, const unsigned char *in, size_t n, const size_t *cuts,
+                   size_t ncuts, unsigned char *out)
+{
+    collect c = { out, 0, n };
+    dp_sink next = { collect_write, &c }, sink;
+    size_t off = 0, k = 0;
+
+    dp_scrub_sink(s, &next, &sink);
+    while (off < n) {
+        size_t len = cuts[k++ % ncuts];
+        if (len > n - off)
+            len = n - off;
+        assert_int_equal(dp_sink_write(&sink, in + off, len), 0);
+        off += len;
+    }
+    assert_int_equal(dp_scrub_flush(s), 0);
+    assert_int_equal(c.len, n);
+}
+
+static void test_matches_reference_whatever_the_cuts(void **state)
+{
+    enum { N = 20000 };
+    static unsigned char in[N], want[N], got[N];
+    static const size_t one[] = { 1 }, odd[] = { 7, 1, 13, 3, 8, 9, 2 }, big[] = { 4096, 5 };
+    const size_t *cuts[] = { one, odd, big };
+    size_t ncuts[] = { 1, 7, 2 };
+    unsigned seed, c;
+    size_t zeroed = 0;
+
+    (void)state;
+    for (seed = 1; seed <= 20; seed++) {
+        fill(in, N, seed);
+        reference(in, want, N);
+        for (c = 0; c < 3; c++) {
+            dp_scrub *s = make();
+            stream(s, in, N, cuts[c], ncuts[c], got);
+            assert_memory_equal(got, want, N);
+            dp_scrub_free(s);
+        }
+        memcpy(got, in, N);
+        {
+            dp_scrub *s = make();
+            zeroed += dp_scrub_buffer(s, got, N);
+            dp_scrub_free(s);
+        }
+        assert_memory_equal(got, want, N);
+    }
+    assert_true(zeroed > 1000);     /* the streams did hold pieces to find */
+}
+
+/* A value that straddles the scrubber's own buffer (256 KiB) and every split
+ * of one write into two around it. */
+static void test_across_the_buffer(void **state)
+{
+    enum { N = (256 << 10) * 2 + 100 };
+    unsigned char *in = malloc(N), *out = malloc(N);
+    const char *v = "c2VjcmV0LXZhbHVlLW9mLXRoZS10ZXN0";
+    size_t at, i, len = strlen(v);
+    (void)state;
+
+    for (at = (256 << 10) - len; at <= (256 << 10); at += 3) {
+        dp_scrub *s = make();
+        size_t cut[] = { at + len / 2, N };
+        memset(in, 0x41, N);        /* 'A': in the alphabet, never a window of ENV */
+        memcpy(in + at, v, len);
+        stream(s, in, N, cut, 2, out);
+        for (i = 0; i < N; i++)
+            if ((i >= at && i < at + len) ? out[i] != 0 : out[i] != 0x41)
+                fail_msg("byte %zu of the stream (value at %zu) is %#x", i, at, out[i]);
+        dp_scrub_free(s);
+    }
+    free(in);
+    free(out);
+}
+
+static void test_no_environment_changes_nothing(void **state)
+{
+    dp_scrub *s = dp_scrub_new("", 0, NULL, 0);
+    unsigned char b[4096], c[4096];
+    (void)state;
+    assert_non_null(s);
+    fill(b, sizeof(b), 99);
+    memcpy(c, b, sizeof(b));
+    assert_int_equal(dp_scrub_buffer(s, b, sizeof(b)), 0);
+    assert_memory_equal(b, c, sizeof(b));
+    dp_scrub_free(s);
+    assert_null(dp_scrub_new("x", DP_SCRUB_ENV_MAX + 1, NULL, 0));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_entries_names_values),
+        cmocka_unit_test(test_fragments),
+        cmocka_unit_test(test_public_runs_stay),
+        cmocka_unit_test(test_matches_reference_whatever_the_cuts),
+        cmocka_unit_test(test_across_the_buffer),
+        cmocka_unit_test(test_no_environment_changes_nothing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
