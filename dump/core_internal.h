@@ -12,6 +12,7 @@
 #include <apr_tables.h>
 
 #include "dump/core.h"
+#include "dump/scrub.h"
 #include "dump/snapshot.h"
 #include "proc/procfs.h"
 
@@ -80,6 +81,7 @@ struct dp_core {
     unsigned long long kept_lo, kept_hi;
     char *kept_stack;
     unsigned long long env_lo, env_hi;     /* zero-filled when hide_environment */
+    dp_scrub *scrub;                /* hide_environment: every byte written goes through it */
     apr_array_header_t *want_now;   /* ranges being chosen, during add_memory */
 };
 

@@ -47,6 +47,37 @@ static void take_snapshot(dp_core *c)
     }
 }
 
+static apr_status_t scrub_cleanup(void *data)
+{
+    dp_scrub_free(data);
+    return APR_SUCCESS;
+}
+
+/* The environment as the stopped target holds it, to be scrubbed out of
+ * every byte of the core; the mapped files' paths are public (the modules
+ * route shows them) and stay whole for the debugger. */
+static int make_scrubber(dp_core *c, dp_error *err)
+{
+    apr_array_header_t *paths = apr_array_make(c->pool, c->maps->nelts, sizeof(char *));
+    char path[64], *env;
+    size_t len;
+    int i;
+
+    snprintf(path, sizeof(path), "/proc/%d/environ", (int)c->pid);
+    if (dp_read_file(path, &env, &len, c->pool) != 0)
+        return dp_fail(err, 409, "The environment of process %d cannot be read, so it cannot "
+                       "be left out of the dump.", (int)c->pid);
+    for (i = 0; i < c->maps->nelts; i++)
+        if (APR_ARRAY_IDX(c->maps, i, dp_map).path[0] == '/')
+            APR_ARRAY_PUSH(paths, const char *) = APR_ARRAY_IDX(c->maps, i, dp_map).path;
+    c->scrub = dp_scrub_new(env, len, (const char *const *)paths->elts, (size_t)paths->nelts);
+    if (!c->scrub)
+        return dp_fail(err, 500, "The environment of process %d is too large to be left out "
+                       "of the dump.", (int)c->pid);
+    apr_pool_cleanup_register(c->pool, c->scrub, scrub_cleanup, apr_pool_cleanup_null);
+    return 0;
+}
+
 static apr_status_t core_cleanup(void *data)
 {
     dp_core_close(data);
@@ -98,6 +129,10 @@ int dp_core_open(dp_core **out, const dp_core_opts *opts, apr_pool_t *p, dp_erro
     if (opts->stop_only) {
         *out = c;
         return 0;
+    }
+    if (opts->hide_environment && make_scrubber(c, err) != 0) {
+        dp_core_close(c);
+        return -1;
     }
     snprintf(path, sizeof(path), "/proc/%d/auxv", (int)c->pid);
     if (dp_read_file(path, &auxv, &auxv_len, p) != 0)
@@ -251,11 +286,19 @@ int dp_core_write(dp_core *c, dp_sink *sink, dp_error *err)
 {
     unsigned long long written = 0;
     char *io = apr_palloc(c->pool, IO_CHUNK);
-    int rc = write_headers(c, sink, &written, io);
+    dp_sink scrubbed;
+    int rc;
 
+    if (c->scrub) {         /* hide_environment: every byte of the file goes through it */
+        dp_scrub_sink(c->scrub, sink, &scrubbed);
+        sink = &scrubbed;
+    }
+    rc = write_headers(c, sink, &written, io);
     if (rc == 0)
         rc = write_memory(c, sink, &written, io);
     dp_core_close(c);       /* resume as soon as the last byte is read */
+    if (rc == 0 && c->scrub && dp_scrub_flush(c->scrub) != 0)
+        rc = -1;
     if (rc == -2)
         return dp_fail(err, 409, "Process %d exited while it was being dumped.", (int)c->pid);
     if (rc != 0)

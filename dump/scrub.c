@@ -96,24 +96,35 @@ static size_t string_len(const unsigned char *p, const unsigned char *end)
     return (size_t)((z ? z : end) - p);
 }
 
-dp_scrub *dp_scrub_new(const char *env, size_t env_len, const char *public, size_t public_len)
+static int is_public(const char *const *public, size_t npublic, const unsigned char *e, size_t len)
+{
+    size_t k;
+    for (k = 0; k < npublic; k++)
+        if (memmem(public[k], strlen(public[k]), e, len))
+            return 1;
+    return 0;
+}
+
+dp_scrub *dp_scrub_new(const char *env, size_t env_len, const char *const *public,
+                       size_t npublic)
 {
     dp_scrub *s;
     keyset pub = { 0 };
-    const unsigned char *p, *e, *pend = (const unsigned char *)public + public_len,
-                        *eend = (const unsigned char *)env + env_len;
-    size_t i, len;
+    const unsigned char *e, *eend = (const unsigned char *)env + env_len;
+    size_t i, k, len, public_len = 0;
 
     if (env_len > DP_SCRUB_ENV_MAX || !(s = calloc(1, sizeof(*s))))
         return NULL;
+    for (k = 0; k < npublic; k++)
+        public_len += strlen(public[k]);
     s->buf = malloc(CAP);
     s->mark = calloc(1, CAP);
     if (!s->buf || !s->mark || keyset_init(&pub, public_len) != 0
         || keyset_init(&s->full, env_len) != 0 || keyset_init(&s->shorts, env_len / 4 + 1) != 0)
         goto fail;
-    for (p = (const unsigned char *)public; public && p < pend; p += len + 1)
-        for (len = string_len(p, pend), i = 0; i + DP_SCRUB_MIN <= len; i++)
-            keyset_add(&pub, window(p + i));
+    for (k = 0; k < npublic; k++)
+        for (len = strlen(public[k]), i = 0; i + DP_SCRUB_MIN <= len; i++)
+            keyset_add(&pub, window((const unsigned char *)public[k] + i));
     for (e = (const unsigned char *)env; e < eend; e += len + 1) {
         len = string_len(e, eend);
         if (len >= DP_SCRUB_MIN) {
@@ -126,7 +137,7 @@ dp_scrub *dp_scrub_new(const char *env, size_t env_len, const char *public, size
             }
         }
         else if (len >= DP_SCRUB_SHORT_MIN
-                 && !(public && memmem(public, public_len, e, len))) {
+                 && !is_public(public, npublic, e, len)) {
             keyset_add(&s->shorts, short_key(e, (unsigned)len));
             s->short_lens |= 1u << len;
             for (i = 0; i < len; i++)

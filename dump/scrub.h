@@ -28,9 +28,10 @@
 typedef struct dp_scrub dp_scrub;
 
 /* env: the environment block as the kernel keeps it (NUL-separated entries);
- * public: NUL-separated strings whose runs are left alone (may be NULL).
- * NULL when out of memory or env_len > DP_SCRUB_ENV_MAX. */
-dp_scrub *dp_scrub_new(const char *env, size_t env_len, const char *public, size_t public_len);
+ * public: npublic strings whose runs are left alone. NULL when out of memory
+ * or env_len > DP_SCRUB_ENV_MAX. */
+dp_scrub *dp_scrub_new(const char *env, size_t env_len, const char *const *public,
+                       size_t npublic);
 void dp_scrub_free(dp_scrub *s);
 
 /* Scrub one self-contained buffer in place; returns the bytes zeroed. */

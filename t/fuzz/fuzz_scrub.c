@@ -1,6 +1,6 @@
 /* libFuzzer harness: the environment scrubber on any environment, public
- * strings and stream. The first two bytes say how the input splits into the
- * three; the fourth part is the sizes of the writes. Checks: the stream keeps
+ * strings (NUL-separated) and stream. The first two bytes say how the input
+ * splits into the three; the third sets the sizes of the writes. Checks: the stream keeps
  * its length, a stream cut into writes gives the bytes one buffer gives, and
  * no 8-byte run of an entry (outside the public strings) is left. */
 #include <stdint.h>
@@ -38,9 +38,11 @@ static int in_strings(const unsigned char *block, size_t blen, const unsigned ch
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    size_t env_len, pub_len, n, i, off;
-    const unsigned char *env, *pub, *in;
+    size_t env_len, pub_len, n, i, off, np = 0;
+    const unsigned char *env, *in;
     unsigned char *a, *b;
+    char *pub;
+    const char *strs[64];
     dp_scrub *s;
     out o;
     dp_sink next = { out_write, &o }, sink;
@@ -50,10 +52,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     env_len = (size_t)data[0] * (size - 3) / 255;
     pub_len = (size_t)data[1] * (size - 3 - env_len) / 255;
     env = data + 3;
-    pub = env + env_len;
-    in = pub + pub_len;
+    in = env + env_len + pub_len;
     n = size - 3 - env_len - pub_len;
-    if (!(s = dp_scrub_new((const char *)env, env_len, (const char *)pub, pub_len)))
+    pub = malloc(pub_len + 1);
+    memcpy(pub, env + env_len, pub_len);
+    pub[pub_len] = '\0';
+    for (off = 0; off < pub_len && np < 64; off += strlen(pub + off) + 1)
+        strs[np++] = pub + off;
+    pub_len = off < pub_len ? off : pub_len;      /* what the scrubber was given */
+    if (!(s = dp_scrub_new((const char *)env, env_len, strs, np)))
         abort();
     a = malloc(n + 1);
     b = malloc(n + 1);
@@ -73,10 +80,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     for (i = 0; i + DP_SCRUB_MIN <= n; i++)
         if (!memchr(a + i, 0, DP_SCRUB_MIN) && in_strings(env, env_len, a + i)
-            && !in_strings(pub, pub_len, a + i))
+            && !in_strings((const unsigned char *)pub, pub_len, a + i))
             abort();
     free(a);
     free(b);
+    free(pub);
     dp_scrub_free(s);
     return 0;
 }
