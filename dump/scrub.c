@@ -4,9 +4,7 @@
  * environment's 8-byte windows: a byte of the stream is zeroed when some
  * window of the stream that covers it is in the set. A run shorter than 8
  * bytes cannot be told apart from ordinary data, except a whole short entry
- * (`TZ=UTC`), kept in a second set. Most of a core is zeros, pointers and
- * code: a table of the bytes the environment uses lets the scan skip every
- * window holding a byte the environment lacks without a lookup. */
+ * (`TZ=UTC`), looked for by its '='. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1   /* memmem */
 #endif
@@ -17,20 +15,26 @@
 
 #define HOLD (DP_SCRUB_MIN - 1)     /* the bytes a later window may still cover */
 #define CAP (256u << 10)            /* the buffer the stream goes through */
+#define GRAM 4                      /* the skip filter's unit */
 
 typedef struct keyset {
     uint64_t *slot;                 /* 0 = empty; no key is 0 */
     size_t mask, n;
 } keyset;
 
+typedef struct short_entry {
+    unsigned char bytes[DP_SCRUB_MIN];
+    unsigned len, anchor;           /* anchor: offset of its first '=' (else 0) */
+} short_entry;
+
 struct dp_scrub {
     keyset full;                    /* 8-byte windows of the entries */
-    keyset shorts;                  /* entries of 4..7 bytes: their bytes | length << 56 */
-    unsigned short_lens;            /* bit L: some short entry is L bytes long */
-    unsigned char alpha[256];       /* 1: the byte occurs in a kept window or entry */
+    uint64_t *grams;                /* bit set: 4-byte pieces of those windows */
+    unsigned gram_bits;
+    short_entry *shorts;            /* whole entries of 4..7 bytes */
+    size_t nshorts;
     unsigned char *buf, *mark;      /* CAP each: the stream, and which bytes to zero */
     size_t n;                       /* bytes in buf */
-    size_t checked;                 /* windows ending before this index were looked up */
     size_t mark_lo, mark_hi;        /* marks lie in [mark_lo, mark_hi) */
     dp_sink *next;
     unsigned long long zeroed;
@@ -82,11 +86,17 @@ static uint64_t window(const unsigned char *p)
     return w;
 }
 
-static uint64_t short_key(const unsigned char *p, unsigned len)
+static size_t gram_of(const dp_scrub *s, const unsigned char *p)
 {
-    uint64_t w = 0;
-    memcpy(&w, p, len);                 /* little-endian: the low bytes */
-    return w | (uint64_t)len << 56;
+    uint32_t g;
+    memcpy(&g, p, sizeof(g));
+    return (size_t)((g * 0x9E3779B1u) >> (32 - s->gram_bits));
+}
+
+static int gram_in(const dp_scrub *s, const unsigned char *p)
+{
+    size_t h = gram_of(s, p);
+    return (int)(s->grams[h / 64] >> (h % 64) & 1);
 }
 
 /* The length of the NUL-free string at p, which ends at a NUL or at end. */
@@ -105,6 +115,15 @@ static int is_public(const char *const *public, size_t npublic, const unsigned c
     return 0;
 }
 
+static void add_short(dp_scrub *s, const unsigned char *e, size_t len)
+{
+    short_entry *se = &s->shorts[s->nshorts++];
+    const unsigned char *eq = memchr(e, '=', len);
+    memcpy(se->bytes, e, len);
+    se->len = (unsigned)len;
+    se->anchor = eq ? (unsigned)(eq - e) : 0;
+}
+
 dp_scrub *dp_scrub_new(const char *env, size_t env_len, const char *const *public,
                        size_t npublic)
 {
@@ -117,10 +136,15 @@ dp_scrub *dp_scrub_new(const char *env, size_t env_len, const char *const *publi
         return NULL;
     for (k = 0; k < npublic; k++)
         public_len += strlen(public[k]);
+    /* about 64 filter bits per window: few false hits */
+    for (s->gram_bits = 16; s->gram_bits < 30 && (1ULL << s->gram_bits) < env_len * 64;)
+        s->gram_bits++;
     s->buf = malloc(CAP);
     s->mark = calloc(1, CAP);
-    if (!s->buf || !s->mark || keyset_init(&pub, public_len) != 0
-        || keyset_init(&s->full, env_len) != 0 || keyset_init(&s->shorts, env_len / 4 + 1) != 0)
+    s->grams = calloc((1ULL << s->gram_bits) / 64, sizeof(uint64_t));
+    s->shorts = malloc((env_len / (DP_SCRUB_SHORT_MIN + 1) + 1) * sizeof(short_entry));
+    if (!s->buf || !s->mark || !s->grams || !s->shorts || keyset_init(&pub, public_len) != 0
+        || keyset_init(&s->full, env_len) != 0)
         goto fail;
     for (k = 0; k < npublic; k++)
         for (len = strlen(public[k]), i = 0; i + DP_SCRUB_MIN <= len; i++)
@@ -132,17 +156,14 @@ dp_scrub *dp_scrub_new(const char *env, size_t env_len, const char *const *publi
                 if (keyset_has(&pub, window(e + i)))
                     continue;
                 keyset_add(&s->full, window(e + i));
-                for (size_t b = 0; b < DP_SCRUB_MIN; b++)
-                    s->alpha[e[i + b]] = 1;
+                for (k = 0; k + GRAM <= DP_SCRUB_MIN; k++) {
+                    size_t h = gram_of(s, e + i + k);
+                    s->grams[h / 64] |= 1ULL << (h % 64);
+                }
             }
         }
-        else if (len >= DP_SCRUB_SHORT_MIN
-                 && !is_public(public, npublic, e, len)) {
-            keyset_add(&s->shorts, short_key(e, (unsigned)len));
-            s->short_lens |= 1u << len;
-            for (i = 0; i < len; i++)
-                s->alpha[e[i]] = 1;
-        }
+        else if (len >= DP_SCRUB_SHORT_MIN && !is_public(public, npublic, e, len))
+            add_short(s, e, len);
     }
     free(pub.slot);
     s->mark_lo = CAP;
@@ -158,7 +179,8 @@ void dp_scrub_free(dp_scrub *s)
     if (!s)
         return;
     free(s->full.slot);
-    free(s->shorts.slot);
+    free(s->grams);
+    free(s->shorts);
     free(s->buf);
     free(s->mark);
     free(s);
@@ -173,37 +195,63 @@ static void mark(dp_scrub *s, size_t from, size_t len)
         s->mark_hi = from + len;
 }
 
-/* Look up every window of buf[0, n) that ends at or after s->checked. */
-static void scan(dp_scrub *s)
+/* Every window that starts in buf at or before last. A window holds five
+ * 4-byte pieces; when the one at its end is no piece of the environment,
+ * neither this window nor the next four can match (Wu-Manber's skip): most
+ * of a core is passed over five bytes at a time. */
+static void scan_windows(dp_scrub *s, size_t last)
 {
     const unsigned char *b = s->buf;
-    size_t j, run = 0;
-    unsigned len;
+    size_t i = 0;
 
-    for (j = 0; j < s->n; j++) {
-        if (!s->alpha[b[j]]) {
-            run = 0;
-            continue;
+    while (i <= last) {
+        if (!gram_in(s, b + i + DP_SCRUB_MIN - GRAM))
+            i += DP_SCRUB_MIN - GRAM + 1;
+        else {
+            if (keyset_has(&s->full, window(b + i)))
+                mark(s, i, DP_SCRUB_MIN);
+            i++;
         }
-        if (++run < DP_SCRUB_SHORT_MIN || j < s->checked)
+    }
+}
+
+/* Whole short entries that start in buf at or before last, found by their
+ * '=' (memchr is fast, and '=' is rare in memory). */
+static void scan_shorts(dp_scrub *s, size_t last)
+{
+    size_t k;
+
+    for (k = 0; k < s->nshorts; k++) {
+        const short_entry *se = &s->shorts[k];
+        const unsigned char *b = s->buf, *p = b + se->anchor;
+        size_t start, most = last + se->len > s->n ? s->n - se->len : last;
+        if (se->len > s->n)
             continue;
-        if (run >= DP_SCRUB_MIN && keyset_has(&s->full, window(b + j + 1 - DP_SCRUB_MIN)))
-            mark(s, j + 1 - DP_SCRUB_MIN, DP_SCRUB_MIN);
-        for (len = DP_SCRUB_SHORT_MIN; s->short_lens && len < DP_SCRUB_MIN && len <= run; len++)
-            if ((s->short_lens & (1u << len))
-                && keyset_has(&s->shorts, short_key(b + j + 1 - len, len)))
-                mark(s, j + 1 - len, len);
+        while (p < b + s->n && (p = memchr(p, se->bytes[se->anchor], (size_t)(b + s->n - p)))) {
+            start = (size_t)(p - b) - se->anchor;
+            if (start > most)
+                break;
+            if (memcmp(b + start, se->bytes, se->len) == 0)
+                mark(s, start, se->len);
+            p++;
+        }
     }
 }
 
 /* Scan what is buffered, pass on all but what a later window may still
- * cover (all of it when final), keep that back with its marks. */
+ * cover (all of it when final), keep that back with its marks. Windows are
+ * looked at by where they start: in a full buffer up to n-8, so that the
+ * bytes held back start the next round's windows. */
 static int pass(dp_scrub *s, int final)
 {
     size_t emit, k, hi;
     int rc;
 
-    scan(s);
+    if (s->n >= DP_SCRUB_MIN)
+        scan_windows(s, s->n - DP_SCRUB_MIN);
+    if (s->nshorts && s->n >= DP_SCRUB_SHORT_MIN)
+        scan_shorts(s, final ? s->n - DP_SCRUB_SHORT_MIN
+                             : s->n >= DP_SCRUB_MIN ? s->n - DP_SCRUB_MIN : 0);
     emit = final ? s->n : s->n > HOLD ? s->n - HOLD : 0;
     hi = s->mark_hi < emit ? s->mark_hi : emit;
     for (k = s->mark_lo; k < hi; k++) {
@@ -217,7 +265,6 @@ static int pass(dp_scrub *s, int final)
     memmove(s->buf, s->buf + emit, s->n - emit);
     memmove(s->mark, s->mark + emit, s->n - emit);
     s->n -= emit;
-    s->checked = s->n;
     if (s->mark_hi > emit) {
         s->mark_lo = s->mark_lo > emit ? s->mark_lo - emit : 0;
         s->mark_hi -= emit;
@@ -226,8 +273,6 @@ static int pass(dp_scrub *s, int final)
         s->mark_lo = CAP;
         s->mark_hi = 0;
     }
-    if (final)
-        s->checked = 0;
     return rc;
 }
 

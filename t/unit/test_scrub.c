@@ -73,6 +73,15 @@ static void test_entries_names_values(void **state)
     assert_true(untouched(s, "UTC"));                 /* short values alone are data */
     assert_true(untouched(s, "4711"));
     assert_true(untouched(s, "not in the environment at all"));
+    {
+        /* a stream shorter than an entry, after one that held it */
+        char tiny[] = "TZ=U";
+        unsigned char b[16] = "TZ=UTC";
+        dp_scrub_buffer(s, b, sizeof(b));
+        assert_int_equal(dp_scrub_buffer(s, tiny, 4), 0);
+        assert_string_equal(tiny, "TZ=U");
+        assert_true(zeroed_alone(s, "TZ=UTC"));
+    }
     dp_scrub_free(s);
 }
 
