@@ -14,7 +14,7 @@
 #include "dump/scrub.h"
 
 #define HOLD (DP_SCRUB_MIN - 1)     /* the bytes a later window may still cover */
-#define CAP (256u << 10)            /* the buffer the stream goes through */
+#define CAP (1u << 20)              /* the buffer the stream goes through */
 #define GRAM 4                      /* the skip filter's unit */
 
 typedef struct keyset {
@@ -30,7 +30,8 @@ typedef struct short_entry {
 struct dp_scrub {
     keyset full;                    /* 8-byte windows of the entries */
     uint64_t *grams;                /* bit set: 4-byte pieces of those windows */
-    unsigned gram_bits;
+    uint64_t *wins;                 /* bit set: the windows, before the table */
+    unsigned gram_bits;             /* both bit sets' size, log2 */
     short_entry *shorts;            /* whole entries of 4..7 bytes */
     size_t nshorts;
     unsigned char *buf, *mark;      /* CAP each: the stream, and which bytes to zero */
@@ -99,6 +100,19 @@ static int gram_in(const dp_scrub *s, const unsigned char *p)
     return (int)(s->grams[h / 64] >> (h % 64) & 1);
 }
 
+static size_t win_of(const dp_scrub *s, uint64_t w)
+{
+    return (size_t)((w * 0xC2B2AE3D27D4EB4FULL) >> (64 - s->gram_bits));
+}
+
+/* The bit set answers most misses (memory made of one repeated piece of
+ * the environment would otherwise cost a table probe per byte). */
+static int window_in(const dp_scrub *s, uint64_t w)
+{
+    size_t h = win_of(s, w);
+    return (s->wins[h / 64] >> (h % 64) & 1) && keyset_has(&s->full, w);
+}
+
 /* The length of the NUL-free string at p, which ends at a NUL or at end. */
 static size_t string_len(const unsigned char *p, const unsigned char *end)
 {
@@ -142,8 +156,9 @@ dp_scrub *dp_scrub_new(const char *env, size_t env_len, const char *const *publi
     s->buf = malloc(CAP);
     s->mark = calloc(1, CAP);
     s->grams = calloc((1ULL << s->gram_bits) / 64, sizeof(uint64_t));
+    s->wins = calloc((1ULL << s->gram_bits) / 64, sizeof(uint64_t));
     s->shorts = malloc((env_len / (DP_SCRUB_SHORT_MIN + 1) + 1) * sizeof(short_entry));
-    if (!s->buf || !s->mark || !s->grams || !s->shorts || keyset_init(&pub, public_len) != 0
+    if (!s->buf || !s->mark || !s->grams || !s->wins || !s->shorts || keyset_init(&pub, public_len) != 0
         || keyset_init(&s->full, env_len) != 0)
         goto fail;
     for (k = 0; k < npublic; k++)
@@ -156,6 +171,8 @@ dp_scrub *dp_scrub_new(const char *env, size_t env_len, const char *const *publi
                 if (keyset_has(&pub, window(e + i)))
                     continue;
                 keyset_add(&s->full, window(e + i));
+                k = win_of(s, window(e + i));
+                s->wins[k / 64] |= 1ULL << (k % 64);
                 for (k = 0; k + GRAM <= DP_SCRUB_MIN; k++) {
                     size_t h = gram_of(s, e + i + k);
                     s->grams[h / 64] |= 1ULL << (h % 64);
@@ -180,6 +197,7 @@ void dp_scrub_free(dp_scrub *s)
         return;
     free(s->full.slot);
     free(s->grams);
+    free(s->wins);
     free(s->shorts);
     free(s->buf);
     free(s->mark);
@@ -202,16 +220,24 @@ static void mark(dp_scrub *s, size_t from, size_t len)
 static void scan_windows(dp_scrub *s, size_t last)
 {
     const unsigned char *b = s->buf;
+    uint64_t w, prev = 0;           /* 0: no window (they hold no NUL) */
+    int prev_in = 0;
     size_t i = 0;
 
     while (i <= last) {
-        if (!gram_in(s, b + i + DP_SCRUB_MIN - GRAM))
+        if (!gram_in(s, b + i + DP_SCRUB_MIN - GRAM)) {
             i += DP_SCRUB_MIN - GRAM + 1;
-        else {
-            if (keyset_has(&s->full, window(b + i)))
-                mark(s, i, DP_SCRUB_MIN);
-            i++;
+            continue;
         }
+        /* a run of one repeated byte asks the same question at every step */
+        w = window(b + i);
+        if (w != prev) {
+            prev = w;
+            prev_in = window_in(s, w);
+        }
+        if (prev_in)
+            mark(s, i, DP_SCRUB_MIN);
+        i++;
     }
 }
 

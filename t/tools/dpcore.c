@@ -2,7 +2,8 @@
  * (needs ptrace access to PID). Prints the exact size on stderr.
  * DPCORE_SNAPSHOT=0 in the environment: no copy-on-write snapshot;
  * DPCORE_RUNTIME=1: with the runtime's pages the helper adds (the language
- * walk's, a JVM's for jhsdb: helper/stacks.h), as a dump through httpd. */
+ * walk's, a JVM's for jhsdb: helper/stacks.h), as a dump through httpd.;
+ * DPCORE_HIDE_ENVIRONMENT=1: as a Location without `environment` (scrubbed). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -39,6 +40,7 @@ int main(int argc, char **argv)
         o.add_memory = dp_stacks_add_lang_pages;
         o.add_memory_arg = &o.pid;
     }
+    o.hide_environment = getenv("DPCORE_HIDE_ENVIRONMENT") && atoi(getenv("DPCORE_HIDE_ENVIRONMENT"));
     if (dp_core_open(&c, &o, p, &err) != 0) {
         fprintf(stderr, "%d %s\n", err.status, err.msg);
         return 1;
