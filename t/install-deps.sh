@@ -5,7 +5,7 @@ set -e
 PKGS="apache2 apache2-dev libjansson-dev zlib1g-dev libcmocka-dev gdb lldb python3-lldb-14 elfutils
       libdw-dev php8.2-cli libapache2-mod-php8.2 openjdk-17-jdk-headless
       unzip curl wrk python3 python3-psutil chromium nodejs perl make gcc g++ clang libclang-rt-14-dev
-      apache2-utils debhelper dpkg-dev
+      apache2-utils debhelper dpkg-dev binutils
       libapache2-mod-wsgi-py3 python3.11-dbg"
 missing=""
 for p in $PKGS; do

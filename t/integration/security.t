@@ -111,6 +111,9 @@ seg, va = segment_at(r.body, env_start)
 ok(len(seg) > 0, "the minimal dump holds the stack page of the environment block")
 is_(seg[env_start - va:env_end - va], b"\0" * (env_end - env_start),
     "…and the block env_start..env_end is zero-filled")
+out = subprocess.run(["strings", "-a"], input=r.body, capture_output=True, check=True).stdout
+ok(TOKEN.encode() not in out and VALUE.encode() not in out,
+   "…and `strings` of it finds neither the name nor the value anywhere (dump_env_scrub.t for more)")
 r2 = h.get(f"/env/{t.pid}/dump?dumpType=0")
 ok(VALUE.encode() in segment_at(r2.body, env_start)[0], "…while a Location that allows environment dumps it (the check can fail)")
 ok(len(r.body) == len(r2.body), "…and the block is zero-filled, not cut: same size")

@@ -2,7 +2,7 @@
  * (needs ptrace access to PID). Prints the exact size on stderr.
  * DPCORE_SNAPSHOT=0 in the environment: no copy-on-write snapshot;
  * DPCORE_RUNTIME=1: with the runtime's pages the helper adds (the language
- * walk's, a JVM's for jhsdb: helper/stacks.h), as a dump through httpd.;
+ * walk's, a JVM's for jhsdb: helper/stacks.h), as a dump through httpd;
  * DPCORE_HIDE_ENVIRONMENT=1: as a Location without `environment` (scrubbed). */
 #include <stdio.h>
 #include <stdlib.h>
