@@ -14,7 +14,7 @@
 #include "dump/scrub.h"
 
 #define HOLD (DP_SCRUB_MIN - 1)     /* the bytes a later window may still cover */
-#define CAP (1u << 20)              /* the buffer the stream goes through */
+#define CAP DP_SCRUB_BUF            /* the buffer the stream goes through */
 #define GRAM 4                      /* the skip filter's unit */
 
 typedef struct keyset {

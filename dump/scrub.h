@@ -13,8 +13,9 @@
  * intact in NT_FILE and the link maps) is left as it is.
  *
  * Streaming: the scrubber holds back DP_SCRUB_MIN-1 bytes between writes and
- * works through a buffer of fixed size; memory is that buffer plus a table of
- * the environment's 8-byte windows (about 16 bytes per byte of environment). */
+ * works through a buffer of DP_SCRUB_BUF bytes (passed on whole, so that a
+ * transport's slots stay full), with a map of the bytes to zero as large;
+ * its tables take about 40 bytes per byte of environment. */
 #ifndef DP_SCRUB_H
 #define DP_SCRUB_H
 
@@ -24,6 +25,7 @@
 #define DP_SCRUB_MIN 8
 #define DP_SCRUB_SHORT_MIN 4
 #define DP_SCRUB_ENV_MAX (16u << 20)    /* a larger block is refused (never seen: ARG_MAX) */
+#define DP_SCRUB_BUF (1u << 20)
 
 typedef struct dp_scrub dp_scrub;
 

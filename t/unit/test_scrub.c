@@ -255,17 +255,17 @@ static void test_matches_reference_whatever_the_cuts(void **state)
     assert_true(zeroed > 1000);     /* the streams did hold pieces to find */
 }
 
-/* A value that straddles the scrubber's own buffer (256 KiB) and every split
- * of one write into two around it. */
+/* A value that straddles the scrubber's own buffer and every split of one
+ * write into two around it. */
 static void test_across_the_buffer(void **state)
 {
-    enum { N = (256 << 10) * 2 + 100 };
+    enum { N = DP_SCRUB_BUF * 2 + 100 };
     unsigned char *in = malloc(N), *out = malloc(N);
     const char *v = "c2VjcmV0LXZhbHVlLW9mLXRoZS10ZXN0";
     size_t at, i, len = strlen(v);
     (void)state;
 
-    for (at = (256 << 10) - len; at <= (256 << 10); at += 3) {
+    for (at = DP_SCRUB_BUF - len; at <= DP_SCRUB_BUF; at += 3) {
         dp_scrub *s = make();
         size_t cut[] = { at + len / 2, N };
         memset(in, 0x41, N);        /* 'A': in the alphabet, never a window of ENV */
