@@ -10,11 +10,14 @@
  * layout in core_layout.c, the notes in core_notes.c; opening and streaming
  * here. */
 
+#include <dirent.h>
 #include <elf.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <apr_strings.h>
 
 #include "dump/core_internal.h"
 
@@ -53,24 +56,66 @@ static apr_status_t scrub_cleanup(void *data)
     return APR_SUCCESS;
 }
 
+static void add_link(dp_core *c, apr_array_header_t *pub, const char *name)
+{
+    char path[64], to[PATH_MAX];
+    ssize_t n;
+
+    snprintf(path, sizeof(path), "/proc/%d/%s", (int)c->pid, name);
+    n = readlink(path, to, sizeof(to));
+    if (n > 0 && n < (ssize_t)sizeof(to) && to[0] == '/')
+        APR_ARRAY_PUSH(pub, const char *) = apr_pstrmemdup(c->pool, to, (apr_size_t)n);
+}
+
+/* What the read-only routes show of the process anyway -- its command line,
+ * cwd, executable, open files' and mapped files' paths -- is no secret of
+ * its environment, and the debuggers need it whole (NT_FILE, the link maps,
+ * a script's file name in an interpreter's frames). */
+static apr_array_header_t *public_strings(dp_core *c)
+{
+    apr_array_header_t *pub = apr_array_make(c->pool, c->maps->nelts + 16, sizeof(char *));
+    char path[64], *buf;
+    size_t len;
+    struct dirent *e;
+    DIR *d;
+    int i;
+
+    for (i = 0; i < c->maps->nelts; i++)
+        if (APR_ARRAY_IDX(c->maps, i, dp_map).path[0] == '/')
+            APR_ARRAY_PUSH(pub, const char *) = APR_ARRAY_IDX(c->maps, i, dp_map).path;
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)c->pid);
+    if (dp_read_file(path, &buf, &len, c->pool) == 0) {
+        /* argv's own bytes: past them the kernel may append the environment */
+        if (c->st.arg_end > c->st.arg_start && len > c->st.arg_end - c->st.arg_start)
+            len = (size_t)(c->st.arg_end - c->st.arg_start);
+        apr_array_cat(pub, dp_split_nul(buf, len, c->pool));
+    }
+    add_link(c, pub, "cwd");
+    add_link(c, pub, "exe");
+    snprintf(path, sizeof(path), "/proc/%d/fd", (int)c->pid);
+    if ((d = opendir(path))) {
+        while ((e = readdir(d)))
+            if (e->d_name[0] != '.')
+                add_link(c, pub, apr_pstrcat(c->pool, "fd/", e->d_name, NULL));
+        closedir(d);
+    }
+    return pub;
+}
+
 /* The environment as the stopped target holds it, to be scrubbed out of
- * every byte of the core; the mapped files' paths are public (the modules
- * route shows them) and stay whole for the debugger. */
+ * every byte of the core, but for the runs of what is public anyway. */
 static int make_scrubber(dp_core *c, dp_error *err)
 {
-    apr_array_header_t *paths = apr_array_make(c->pool, c->maps->nelts, sizeof(char *));
+    apr_array_header_t *pub;
     char path[64], *env;
     size_t len;
-    int i;
 
     snprintf(path, sizeof(path), "/proc/%d/environ", (int)c->pid);
     if (dp_read_file(path, &env, &len, c->pool) != 0)
         return dp_fail(err, 409, "The environment of process %d cannot be read, so it cannot "
                        "be left out of the dump.", (int)c->pid);
-    for (i = 0; i < c->maps->nelts; i++)
-        if (APR_ARRAY_IDX(c->maps, i, dp_map).path[0] == '/')
-            APR_ARRAY_PUSH(paths, const char *) = APR_ARRAY_IDX(c->maps, i, dp_map).path;
-    c->scrub = dp_scrub_new(env, len, (const char *const *)paths->elts, (size_t)paths->nelts);
+    pub = public_strings(c);
+    c->scrub = dp_scrub_new(env, len, (const char *const *)pub->elts, (size_t)pub->nelts);
     if (!c->scrub)
         return dp_fail(err, 500, "The environment of process %d is too large to be left out "
                        "of the dump.", (int)c->pid);
