@@ -94,10 +94,10 @@ struct jvm_page {
 typedef struct jvm_walk {
     dp_core *core;
     apr_array_header_t *maps;       /* dp_map of the target */
-    apr_hash_t *pages;              /* page address -> 1: what the core gets */
+    apr_hash_t *pages;              /* the page addresses the core gets */
     unsigned max_pages;
     apr_pool_t *p;
-    uint64_t field[F_COUNT];        /* offset, or address for statics; */
+    uint64_t field[F_COUNT];        /* offset, or address for statics */
     int have[F_COUNT];              /* 0 = not in this JVM's tables */
     uint64_t size[T_COUNT];
     uint64_t nk_base, no_base;
