@@ -34,7 +34,8 @@ struct dp_scrub {
     unsigned gram_bits;             /* both bit sets' size, log2 */
     short_entry *shorts;            /* whole entries of 4..7 bytes */
     size_t nshorts;
-    unsigned char *buf, *mark;      /* CAP each: the stream, and which bytes to zero */
+    unsigned char *buf;             /* CAP bytes: the stream */
+    uint64_t *mark;                 /* CAP bits: which of its bytes to zero */
     size_t n;                       /* bytes in buf */
     size_t mark_lo, mark_hi;        /* marks lie in [mark_lo, mark_hi) */
     dp_sink *next;
@@ -154,7 +155,7 @@ dp_scrub *dp_scrub_new(const char *env, size_t env_len, const char *const *publi
     for (s->gram_bits = 16; s->gram_bits < 30 && (1ULL << s->gram_bits) < env_len * 64;)
         s->gram_bits++;
     s->buf = malloc(CAP);
-    s->mark = calloc(1, CAP);
+    s->mark = calloc(CAP / 64, sizeof(uint64_t));
     s->grams = calloc((1ULL << s->gram_bits) / 64, sizeof(uint64_t));
     s->wins = calloc((1ULL << s->gram_bits) / 64, sizeof(uint64_t));
     s->shorts = malloc((env_len / (DP_SCRUB_SHORT_MIN + 1) + 1) * sizeof(short_entry));
@@ -206,7 +207,9 @@ void dp_scrub_free(dp_scrub *s)
 
 static void mark(dp_scrub *s, size_t from, size_t len)
 {
-    memset(s->mark + from, 1, len);
+    size_t k;
+    for (k = from; k < from + len; k++)
+        s->mark[k / 64] |= 1ULL << (k % 64);
     if (from < s->mark_lo)
         s->mark_lo = from;
     if (from + len > s->mark_hi)
@@ -271,6 +274,7 @@ static void scan_shorts(dp_scrub *s, size_t last)
 static int pass(dp_scrub *s, int final)
 {
     size_t emit, k, hi;
+    uint64_t held;
     int rc;
 
     if (s->n >= DP_SCRUB_MIN)
@@ -281,15 +285,19 @@ static int pass(dp_scrub *s, int final)
     emit = final ? s->n : s->n > HOLD ? s->n - HOLD : 0;
     hi = s->mark_hi < emit ? s->mark_hi : emit;
     for (k = s->mark_lo; k < hi; k++) {
-        if (s->mark[k]) {
+        if (s->mark[k / 64] >> (k % 64) & 1) {
             s->buf[k] = 0;
-            s->mark[k] = 0;
             s->zeroed++;
         }
     }
+    /* the marks of the bytes held back move to the front, all others go */
+    for (k = emit, held = 0; k < s->n; k++)
+        held |= (uint64_t)(s->mark[k / 64] >> (k % 64) & 1) << (k - emit);
+    if (s->mark_lo < s->mark_hi)
+        memset(s->mark + s->mark_lo / 64, 0, (s->mark_hi - 1) / 64 * 8 - s->mark_lo / 64 * 8 + 8);
+    s->mark[0] |= held;
     rc = dp_sink_write(s->next, s->buf, emit);
     memmove(s->buf, s->buf + emit, s->n - emit);
-    memmove(s->mark, s->mark + emit, s->n - emit);
     s->n -= emit;
     if (s->mark_hi > emit) {
         s->mark_lo = s->mark_lo > emit ? s->mark_lo - emit : 0;

@@ -14,7 +14,7 @@
  *
  * Streaming: the scrubber holds back DP_SCRUB_MIN-1 bytes between writes and
  * works through a buffer of DP_SCRUB_BUF bytes (passed on whole, so that a
- * transport's slots stay full), with a map of the bytes to zero as large;
+ * transport's slots stay full), with a bit map of the bytes to zero;
  * its tables take about 40 bytes per byte of environment. */
 #ifndef DP_SCRUB_H
 #define DP_SCRUB_H

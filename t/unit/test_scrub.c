@@ -280,6 +280,65 @@ static void test_across_the_buffer(void **state)
     free(out);
 }
 
+/* The same reference, fast enough for a stream of several buffers: the
+ * environment's windows (public ones left out) sorted, one search a byte. */
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void reference_long(const unsigned char *in, unsigned char *out, size_t n)
+{
+    static uint64_t wins[sizeof(ENV)];
+    size_t nw = 0, i, k;
+    const char *e;
+
+    for (e = ENV; e < ENV + sizeof(ENV) - 1; e += strlen(e) + 1)
+        for (i = 0; i + DP_SCRUB_MIN <= strlen(e); i++)
+            if (!in_public((const unsigned char *)e + i, DP_SCRUB_MIN))
+                memcpy(&wins[nw++], e + i, 8);
+    qsort(wins, nw, sizeof(wins[0]), cmp_u64);
+    memcpy(out, in, n);
+    for (i = 0; i + DP_SCRUB_MIN <= n; i++) {
+        uint64_t w;
+        memcpy(&w, in + i, 8);
+        if (bsearch(&w, wins, nw, sizeof(w), cmp_u64))
+            memset(out + i, 0, DP_SCRUB_MIN);
+    }
+    for (e = ENV; e < ENV + sizeof(ENV) - 1; e += strlen(e) + 1) {
+        size_t len = strlen(e);
+        if (len < DP_SCRUB_SHORT_MIN || len >= DP_SCRUB_MIN || in_public((const unsigned char *)e, len))
+            continue;
+        for (k = 0; k + len <= n; k++)
+            if (in[k] == (unsigned char)e[0] && memcmp(in + k, e, len) == 0)
+                memset(out + k, 0, len);
+    }
+}
+
+/* Several buffers' worth: what a round marks in the bytes it holds back
+ * goes with them, and nothing of it stays behind for the next round. */
+static void test_long_stream(void **state)
+{
+    enum { N = DP_SCRUB_BUF * 3 + 12345 };
+    unsigned char *in = malloc(N), *want = malloc(N), *got = malloc(N);
+    static const size_t cuts[] = { 65539, 1, 4096, 7 };
+    unsigned seed;
+    (void)state;
+
+    for (seed = 100; seed < 103; seed++) {
+        dp_scrub *s = make();
+        fill(in, N, seed);
+        reference_long(in, want, N);
+        stream(s, in, N, cuts, 4, got);
+        assert_memory_equal(got, want, N);
+        dp_scrub_free(s);
+    }
+    free(in);
+    free(want);
+    free(got);
+}
+
 static void test_no_environment_changes_nothing(void **state)
 {
     dp_scrub *s = dp_scrub_new("", 0, NULL, 0);
@@ -302,6 +361,7 @@ int main(void)
         cmocka_unit_test(test_public_runs_stay),
         cmocka_unit_test(test_matches_reference_whatever_the_cuts),
         cmocka_unit_test(test_across_the_buffer),
+        cmocka_unit_test(test_long_stream),
         cmocka_unit_test(test_no_environment_changes_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
