@@ -79,12 +79,9 @@ static unsigned needed_actions(const dp_request *rq)
     return ~0u;
 }
 
-/* A group of the target (real, effective, saved, filesystem, or one of its
- * supplementary "Groups:") that the scope's users do not hold; -1 when it
- * holds none, -2 when its groups could not all be read. */
 #define DP_MAX_HELD 1024
-static long foreign_group(const dp_helper_policy *pol, int scope_section, const dp_status *ss,
-                          const char *status)
+long dp_policy_foreign_group(const dp_helper_policy *pol, int scope_section,
+                             const dp_status *ss, const char *status)
 {
     const dp_helper_section *s = section(pol, scope_section);
     const gid_t *have = s && s->has_users ? s->gids : pol->peer_gids;
@@ -172,7 +169,7 @@ int dp_policy_check_target(const dp_helper_policy *pol, const dp_request *rq, dp
                 return dp_fail(err, 403, "Process %d holds group %ld (%s gid) besides its "
                                "real group %ld; only a scope that includes root may reach "
                                "it.", (int)pid, ss.gid[i], slot[i], ss.gid[0]);
-        if ((g = foreign_group(pol, rq->scope_section, &ss, buf)) == -2)
+        if ((g = dp_policy_foreign_group(pol, rq->scope_section, &ss, buf)) == -2)
             return dp_fail(err, 403, "Process %d: its groups could not all be read; only a "
                            "scope that includes root may reach it.", (int)pid);
         if (g >= 0)

@@ -12,6 +12,12 @@
  * root is in scope; the request's section allows its action. */
 int dp_policy_check_target(const dp_helper_policy *pol, const dp_request *rq, dp_stat *st,
                            dp_error *err);
+/* A group of the target (real, effective, saved, filesystem, or one of the
+ * supplementary "Groups:" of its status text) that no user of the scope
+ * holds (group 0 always counts); -1 when there is none, -2 when its groups
+ * could not all be read. */
+long dp_policy_foreign_group(const dp_helper_policy *pol, int scope_section,
+                             const dp_status *ss, const char *status);
 /* Logs a refused peer (pid, uid, gid, why); it gets no answer. */
 void dp_refuse_peer(const struct ucred *peer, const char *why);
 /* Logs a request refused by the configuration (403): peer, action, target,
