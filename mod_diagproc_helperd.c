@@ -220,7 +220,8 @@ static void scope_groups(apr_pool_t *p, const uid_t *uids, int n, int all,
     }
     for (i = 0; i < n; i++) {
         int ng = 64;
-        gid_t *list = apr_palloc(p, sizeof(gid_t) * 64), primary;
+        gid_t *list = apr_palloc(p, sizeof(gid_t) * 64);
+        gid_t primary;
         char *name;
 
         if (uids[i] == policy.peer_uid)
