@@ -1,10 +1,13 @@
 /* libFuzzer harness: the /proc parsers on arbitrary bytes, never terminated
- * (the readers hand them a length, not a string). */
+ * (the readers hand them a length, not a string); the helper's reading of a
+ * status text's groups (a string). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <apr_general.h>
 #include "proc/procfs.h"
+#include "helper/daemon.h"
+#include "helper/policy.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -33,6 +36,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(term, data, size);
     term[size] = '\0';
     dp_parse_statm(term, &sm);
+    {
+        static const gid_t gids[] = { 1000, 27 };
+        static const uid_t uids[] = { 1000 };
+        static const dp_helper_section sec = { 0, 1, 0, uids, 1, gids, 2 };
+        dp_helper_policy pol;
+        memset(&pol, 0, sizeof(pol));
+        pol.sections = &sec;
+        pol.nsections = 1;
+        pol.peer_gids = gids;
+        pol.npeer_gids = 1;
+        dp_policy_foreign_group(&pol, 0, &ss, term);
+        dp_policy_foreign_group(&pol, -1, &ss, term);
+    }
     free(term);
     apr_pool_destroy(p);
     return 0;
