@@ -38,6 +38,9 @@ VARS = {
     "PATH": "/usr/bin:/bin",
     "LANG": "C.UTF-8",
 }
+# the issue's own case too: an httpd worker, whose environment is httpd's
+WORKER_SECRET = "wk-" + secrets.token_urlsafe(24)
+os.environ["DP_WORKER_SECRET"] = WORKER_SECRET
 h = Httpd(locations={"/noenv": "DiagProcAllow dump fulldump",
                      "/env": "DiagProcAllow dump fulldump environment"})
 h.start()
@@ -48,36 +51,40 @@ def windows(s):
     return {s[i:i + MIN] for i in range(len(s) - MIN + 1)}
 
 
-# what the scrubber must find: every 8-byte run of an entry, the block as the
-# kernel has it (the same as VARS, in the target's order)
-with open(f"/proc/{t.pid}/environ", "rb") as f:
-    entries = [e for e in f.read().split(b"\0") if e]
-# what the read-only routes show anyway stays: mapped paths, the command
-# line, cwd, executable, open files
-public = set()
-with open(f"/proc/{t.pid}/maps") as f:
-    for line in f:
-        path = line.split(None, 5)[5].strip() if len(line.split(None, 5)) > 5 else ""
-        if path.startswith("/"):
-            public |= windows(path.encode())
-with open(f"/proc/{t.pid}/cmdline", "rb") as f:
-    for arg in f.read().split(b"\0"):
-        public |= windows(arg)
-for link in ["cwd", "exe"] + [f"fd/{n}" for n in os.listdir(f"/proc/{t.pid}/fd")]:
-    try:
-        public |= windows(os.readlink(f"/proc/{t.pid}/{link}").encode())
-    except OSError:
-        pass
-secret_runs = set().union(*(windows(e) for e in entries)) - public
-short_entries = [e for e in entries if 4 <= len(e) < MIN]
+def secrets_of(pid):
+    """What the scrubber must find in pid's dump: every 8-byte run of an entry
+    of its block, and its short entries; but what the read-only routes show
+    anyway stays (mapped paths, the command line, cwd, executable, open files)."""
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        entries = [e for e in f.read().split(b"\0") if e]
+    public = set()
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            path = line.split(None, 5)[5].strip() if len(line.split(None, 5)) > 5 else ""
+            if path.startswith("/"):
+                public |= windows(path.encode())
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        for arg in f.read().split(b"\0"):
+            public |= windows(arg)
+    for link in ["cwd", "exe"] + [f"fd/{n}" for n in os.listdir(f"/proc/{pid}/fd")]:
+        try:
+            public |= windows(os.readlink(f"/proc/{pid}/{link}").encode())
+        except OSError:
+            pass
+    return (set().union(*(windows(e) for e in entries)) - public,
+            [e for e in entries if 4 <= len(e) < MIN])
+
+
+secret_runs, short_entries = secrets_of(t.pid)
 ok(len(secret_runs) > 100 and short_entries, f"{len(secret_runs)} runs of the environment to look for, "
    f"and short entries {short_entries}")
 
 
-def leaks(core):
+def leaks(core, runs=None, shorts=None):
     """The runs of the environment that the core holds, and the short entries."""
-    runs = {core[i:i + MIN] for i in range(len(core) - MIN + 1)} & secret_runs
-    return runs, [e for e in short_entries if e in core]
+    runs, shorts = (secret_runs, short_entries) if runs is None else (runs, shorts)
+    return ({core[i:i + MIN] for i in range(len(core) - MIN + 1)} & runs,
+            [e for e in shorts if e in core])
 
 
 def strings_of(core):
@@ -121,17 +128,17 @@ def register_notes(core):
     return b"".join(d for ty, d in notes(core) if ty in (2, 0x202))    # FPREGSET, X86_XSTATE
 
 
-def backtraces(core):
+def backtraces(core, exe=TARGET):
     with tempfile.NamedTemporaryFile(prefix="dpenv-", suffix=".core") as f:
         f.write(core)
         f.flush()
         return subprocess.run(["gdb", "-batch", "-nx", "-ex", "thread apply all bt",
-                               "-ex", "info sharedlibrary", TARGET, f.name],
+                               "-ex", "info sharedlibrary", exe, f.name],
                               capture_output=True, text=True, timeout=120).stdout
 
 
-def get_dump(prefix, dump_type, fmt="raw"):
-    r = h.get(f"/{prefix}/{t.pid}/dump?dumpType={dump_type}&format={fmt}", timeout=120)
+def get_dump(prefix, dump_type, fmt="raw", pid=None):
+    r = h.get(f"/{prefix}/{pid or t.pid}/dump?dumpType={dump_type}&format={fmt}", timeout=120)
     if r.status != 200:
         diag(f"{prefix} dumpType={dump_type}: {r.status} {r.body[:200]!r}")
         return b""
@@ -190,6 +197,22 @@ zcore = get_dump("noenv", 0, "zip")
 ok(len(zcore) > 0, "a zip bundle without environment")
 is_(sorted(leaks(zcore)[0]) + found_by_strings(strings_of(zcore)), [],
     "…its core holds no run of the environment")
+
+# ---- an httpd worker (the issue's case): its minimal dump holds none of
+# httpd's environment, the secret the test put there included
+wpid = h.workers()[0]
+w_runs, w_shorts = secrets_of(wpid)
+wcore = get_dump("noenv", 0, pid=wpid)
+ok(len(wcore) > 0 and len(w_runs) > 100, f"a minimal dump of worker {wpid} without environment "
+   f"({len(w_runs)} runs of its environment to look for)")
+wl = leaks(wcore, w_runs, w_shorts)
+is_(sorted(wl[0]) + wl[1], [], "…holds no run of its environment")
+ok(WORKER_SECRET.encode() not in strings_of(wcore), "…strings does not find the secret")
+wbt = backtraces(wcore, "/usr/sbin/apache2")
+ok("ap_queue_pop_something" in wbt and "mod_mpm_event.so" in wbt,
+   "…gdb shows its worker threads waiting in the MPM's queue")
+ok(WORKER_SECRET.encode() in strings_of(get_dump("env", 0, pid=wpid)),
+   "…while the same dump through the Location that allows environment has it (the check can fail)")
 
 t.kill()
 done_testing()
