@@ -1,8 +1,9 @@
 # A dump from a Location without `DiagProcAllow environment` carries no
 # variable of the target's: not the block env_start..env_end (zero-filled),
 # and no copy elsewhere either -- on a thread's stack, in the vector registers
-# libc's getenv/strlen leave pieces of the block in (NT_FPREGSET,
-# NT_X86_XSTATE), in the heap of a full dump, in the core of a zip bundle.
+# libc's memcpy leaves pieces of the values in (NT_FPREGSET, NT_X86_XSTATE),
+# in the heap of a full dump, in the core of a zip bundle; and in the issue's
+# own case, a minimal dump of an httpd worker (httpd's environment).
 # Checked with the real `strings` and, stronger, on the raw bytes: no run of
 # 8 bytes of any entry is left (the scrubber's rule, README "Dumps"), except
 # runs of what the read-only routes show anyway (mapped files' paths, the
