@@ -11,7 +11,7 @@ chmod 1777 "$logs"
 # Not here: mod_php's opcache refuses to load under the sanitizers
 # (RTLD_DEEPBIND), and the dumps of an instrumented worker itself (id 0) and
 # the 0x40 budget test do not yet pass against this build (see README).
-tests="api_errors api_readonly kudu_contract helper security security_auth security_worker kill zip_bundle
+tests="api_errors api_readonly kudu_contract helper helper_503 security security_auth security_worker kill zip_bundle
        zip_filter stacks modules_agree directives dump_env_scrub"
 files=""
 for t in $tests; do files="$files t/integration/$t.t"; done
