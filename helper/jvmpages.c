@@ -13,9 +13,9 @@
  *   Java heap;
  * - the class-data archive's header and cloned vtables (FileMapInfo);
  * - every class of every class loader: its Klass, name Symbol and field
- *   array (the agent's deadlock check looks a class up by name through all
- *   of them); the Thread classes and String fully (fields, constant pool,
- *   mirror), which naming a thread needs.
+ *   array (the agent looks classes up by name through all of them, even
+ *   java.lang.Thread to name a thread); the Thread classes and String fully
+ *   (fields, constant pool, mirror).
  * Only pages of writable mappings are added: the agent reads read-only ones
  * from the files themselves. Frames need the methods, the code cache and
  * more: dumpTypes with that memory give them (README). */
@@ -418,32 +418,35 @@ static void add_archive_header(jvm_walk *w)
     add(w, ptr(w, hd + FLD(w, F_FMH_BASE)) + ptr(w, hd + FLD(w, F_FMH_VTABLES)), 4096);
 }
 
-/* Every class loader's classes; java/lang/String as a whole class. */
-static void add_classes(jvm_walk *w)
+/* Every class loader's classes (record: into the core; else only looking
+ * for java/lang/String's Klass, which naming the threads needs). */
+static void walk_classes(jvm_walk *w, int record)
 {
-    uint64_t cld = ptr(w, FLD(w, F_CLDG_HEAD)), string = 0;
+    uint64_t cld = ptr(w, FLD(w, F_CLDG_HEAD));
     unsigned loaders = 0, klasses = 0;
     static const char want[] = "java/lang/String";
 
     for (; cld && loaders < MAX_LOADERS; loaders++, cld = ptr(w, cld + FLD(w, F_CLD_NEXT))) {
         uint64_t k = ptr(w, cld + FLD(w, F_CLD_KLASSES));
-        add(w, cld, w->size[T_CLD]);
+        if (record)
+            add(w, cld, w->size[T_CLD]);
         for (; k && klasses < MAX_KLASSES; klasses++, k = ptr(w, k + FLD(w, F_K_NEXT))) {
             uint64_t name = ptr(w, k + FLD(w, F_K_NAME));
-            add(w, k, w->size[T_INSTANCEKLASS]);
-            if (name) {
-                add(w, name, symbol_len(w, name));
-                if (!string && symbol_len(w, name) == FLD(w, F_SYM_BODY) + sizeof(want) - 1
-                    && str_is_prefix(w, name + FLD(w, F_SYM_BODY), want))
-                    string = k;
+            if (!record) {
+                if (name && symbol_len(w, name) == FLD(w, F_SYM_BODY) + sizeof(want) - 1
+                    && str_is_prefix(w, name + FLD(w, F_SYM_BODY), want)) {
+                    w->string_klass = k;
+                    return;
+                }
+                continue;
             }
+            add(w, k, w->size[T_INSTANCEKLASS]);
+            if (name)
+                add(w, name, symbol_len(w, name));
             if (s32(w, k + FLD(w, F_K_LH)) > 0)
                 add_array(w, ptr(w, k + FLD(w, F_IK_FIELDS)), 2);
         }
     }
-    if (string)
-        add_class_fully(w, string);
-    w->string_klass = string;
 }
 
 /* libjvm's writable mappings and the .bss right after them, whole. */
@@ -500,9 +503,13 @@ void dp_jvm_add_pages(dp_lang_target *t, dp_core *c)
         return;
     w.narrow_klass = flag(&w, "UseCompressedClassPointers", 1);
     w.narrow_oop = flag(&w, "UseCompressedOops", 1);
+    /* the threads first, should the page budget run out in a large class list */
+    walk_classes(&w, 0);
     add_archive_header(&w);
-    add_classes(&w);            /* first: the threads' names need String's Klass */
+    if (w.string_klass)
+        add_class_fully(&w, w.string_klass);
     add_threads(&w);
+    walk_classes(&w, 1);
     for (hi = apr_hash_first(w.p, w.pages); hi; hi = apr_hash_next(hi)) {
         const uint64_t *pg;
         apr_hash_this(hi, (const void **)&pg, NULL, NULL);

@@ -20,7 +20,7 @@ void dp_lang_target_init(dp_lang_target *t, struct Dwfl *dwfl, apr_hash_t *kinds
 
 /* A HotSpot JVM (helper/jvmpages.c): adds to the core what jhsdb reads to
  * attach and list the Java threads; inside the core's add_memory. */
-#define DP_JVM_MAX_PAGES 4096       /* 16 MiB at most */
+#define DP_JVM_MAX_PAGES 16384      /* 64 MiB at most: about a page per loaded class */
 void dp_jvm_add_pages(dp_lang_target *t, dp_core *c);
 
 #endif
