@@ -150,7 +150,12 @@ if IS_ROOT:
         r = h.request(m, path)
         is_(r.status, 403, f"read-only DiagProcUsers root: {name} of a root process is 403")
     ok(os.path.exists(f"/proc/{root_t.pid}"), "…and the root process still runs")
-    is_(h.get(f"/ro/{root_t.pid}").status, 200, "…while its detail is readable, as configured")
+    r = h.get(f"/ro/{root_t.pid}")
+    is_(r.status, 200, "…while its detail is readable, as configured")
+    if r.status != 200:     # what the worker and the helper said, to find out why
+        diag(f"detail: {r!r}")
+        for line in log().splitlines()[-20:]:
+            diag(line[:300])
 
     # ---- a target that can become root again (saved uid 0) is refused
     import pwd
