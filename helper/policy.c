@@ -217,7 +217,14 @@ void dp_refuse_malformed(const struct ucred *peer, const char *why, dp_error *er
 int dp_pidfd_alive(int pidfd)
 {
     struct pollfd pf = { pidfd, POLLIN, 0 };
-    return pidfd >= 0 && poll(&pf, 1, 0) == 0;
+    int n;
+
+    /* the daemon's SIGCHLD (a request child ending) may land in this poll:
+     * an interrupted poll says nothing about the peer */
+    do
+        n = poll(&pf, 1, 0);
+    while (n < 0 && errno == EINTR);
+    return pidfd >= 0 && n == 0;
 }
 
 /* Only httpd's own workers: the workers' user, a child of this httpd's

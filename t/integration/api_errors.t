@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from tap import ok, is_, like, diag, done_testing  # noqa: E402
@@ -132,6 +133,40 @@ finally:
     stop.set()
     churner.join()
 is_(statuses, {200}, "list under process churn: always 200")
+h.stop()
+
+# ---- details of every process, four at a time, while processes come and go:
+# each answer is 200 or 404, never a 5xx (the helper's children end all the
+# time, and their SIGCHLD once cut its check of the asking worker short: one
+# detail in about 300 answered 503)
+h = Httpd(server_conf="StartServers 2\nThreadsPerChild 25\nMaxRequestWorkers 50\n"
+                      "MinSpareThreads 50\nMaxSpareThreads 75",
+          locations={"/all": "DiagProcUsers *\nDiagProcAllow environment"}).start()
+stop.clear()
+churner = threading.Thread(target=churn)
+churner.start()
+seen, odd = 0, {}
+
+
+def detail(pid):
+    r = h.get(f"/all/{pid}")
+    return pid, r.status, (r.json() or {}).get("Message") if r.status >= 500 else None
+
+
+try:
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        pids = [e["id"] for e in h.get("/all?allUsers=true").json()]
+        with ThreadPoolExecutor(max_workers=4) as ex:
+            for pid, st, msg in ex.map(detail, pids):
+                seen += 1
+                if st not in (200, 404):
+                    odd[pid] = (st, msg)
+finally:
+    stop.set()
+    churner.join()
+ok(seen > 1000, f"{seen} details asked during the churn")
+is_(odd, {}, "every detail under churn is 200 or 404, never a 5xx")
 
 h.stop()
 done_testing()
