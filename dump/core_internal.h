@@ -82,6 +82,7 @@ struct dp_core {
     char *kept_stack;
     unsigned long long env_lo, env_hi;     /* zero-filled when hide_environment */
     dp_scrub *scrub;                /* hide_environment: every byte written goes through it */
+    apr_array_header_t *link_names; /* char *: the link maps' l_name strings, as the loader spells them */
     apr_array_header_t *want_now;   /* ranges being chosen, during add_memory */
 };
 

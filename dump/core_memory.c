@@ -11,6 +11,7 @@
 #include <apr_hash.h>
 
 #include "dump/core_internal.h"
+#include <apr_strings.h>
 
 #define STACK_CAP (64ULL << 20)
 #define TLS_BELOW (16ULL << 10)     /* dumpType 0x100: static TLS below fs_base... */
@@ -140,9 +141,17 @@ static void want_link_maps(dp_core *c, const char *auxv, size_t auxv_len, apr_ar
             break;
         want(w, lm, lm + 2 * PAGE);            /* the public part and rtld's own fields */
         if (l.l_name) {
-            ssize_t k = dp_core_read_mem(c, (unsigned long long)(uintptr_t)l.l_name, name, 1);
-            if (k == 1)
-                want(w, (uintptr_t)l.l_name, (uintptr_t)l.l_name + sizeof(name));
+            unsigned long long at = (uintptr_t)l.l_name;
+            size_t to_page = (size_t)(PAGE - at % PAGE);
+            ssize_t k = dp_core_read_mem(c, at, name, sizeof(name) - 1);
+            if (k <= 0 && to_page < sizeof(name) - 1)
+                k = dp_core_read_mem(c, at, name, to_page);
+            if (k > 0) {
+                want(w, at, at + sizeof(name));
+                name[k] = '\0';
+                if (name[0] && c->link_names)
+                    APR_ARRAY_PUSH(c->link_names, char *) = apr_pstrdup(c->pool, name);
+            }
         }
         if (l.l_ld)
             want(w, (uintptr_t)l.l_ld, (uintptr_t)l.l_ld + 64 * sizeof(Elf64_Dyn));

@@ -83,6 +83,9 @@ static apr_array_header_t *public_strings(dp_core *c)
     for (i = 0; i < c->maps->nelts; i++)
         if (APR_ARRAY_IDX(c->maps, i, dp_map).path[0] == '/')
             APR_ARRAY_PUSH(pub, const char *) = APR_ARRAY_IDX(c->maps, i, dp_map).path;
+    /* the same files as the loader names them (a path through a symlink, as
+     * LD_PRELOAD may give it): gdb finds the libraries by these strings */
+    apr_array_cat(pub, c->link_names);
     snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)c->pid);
     if (dp_read_file(path, &buf, &len, c->pool) == 0) {
         /* argv's own bytes: past them the kernel may append the environment */
@@ -175,15 +178,17 @@ int dp_core_open(dp_core **out, const dp_core_opts *opts, apr_pool_t *p, dp_erro
         *out = c;
         return 0;
     }
+    snprintf(path, sizeof(path), "/proc/%d/auxv", (int)c->pid);
+    if (dp_read_file(path, &auxv, &auxv_len, p) != 0)
+        auxv_len = 0;
+    c->link_names = apr_array_make(p, 32, sizeof(char *));
+    dp_core_build_notes(c, auxv, auxv_len);
+    dp_core_lay_out(c, dp_core_choose_memory(c, auxv, auxv_len));
+    /* after the link maps were read: their names are public */
     if (opts->hide_environment && make_scrubber(c, err) != 0) {
         dp_core_close(c);
         return -1;
     }
-    snprintf(path, sizeof(path), "/proc/%d/auxv", (int)c->pid);
-    if (dp_read_file(path, &auxv, &auxv_len, p) != 0)
-        auxv_len = 0;
-    dp_core_build_notes(c, auxv, auxv_len);
-    dp_core_lay_out(c, dp_core_choose_memory(c, auxv, auxv_len));
     if (opts->max_bytes && c->size > opts->max_bytes) {
         dp_core_close(c);
         return dp_fail(err, 409, "The core would be %llu bytes, more than DiagProcMaxDumpSize "

@@ -9,8 +9,9 @@
  * fragment of 8 bytes or more of them: a vector register holding the middle of
  * a value, a value copied to a stack. Bytes that are public anyway are not
  * secrets: a run that occurs in one of the `public` strings given (the paths
- * of the mapped files, which the modules route shows and the debugger needs
- * intact in NT_FILE and the link maps) is left as it is.
+ * of the mapped files, as /proc and the link maps name them, which the
+ * modules route shows and the debugger needs intact in NT_FILE and the link
+ * maps) is left as it is.
  *
  * Streaming: the scrubber holds back DP_SCRUB_MIN-1 bytes between writes and
  * works through a buffer of DP_SCRUB_BUF bytes (passed on whole, so that a

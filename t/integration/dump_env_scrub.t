@@ -215,5 +215,26 @@ ok("ap_queue_pop_something" in wbt and "mod_mpm_event.so" in wbt,
 ok(WORKER_SECRET.encode() in strings_of(get_dump("env", 0, pid=wpid)),
    "…while the same dump through the Location that allows environment has it (the check can fail)")
 
+# ---- a library preloaded through a symlink (LD_PRELOAD spelled differently
+# from the path /proc/PID/maps shows): the loader's name of it is what gdb
+# looks for, so the scrubber leaves it, while the rest of the entry goes
+pre_dir = tempfile.mkdtemp(prefix="dp-preload-")
+os.chmod(pre_dir, 0o755)
+pre = os.path.join(pre_dir, "libdp-preloaded.so")
+os.symlink(os.path.realpath("/lib/x86_64-linux-gnu/libz.so.1"), pre)
+pt = spawn([TARGET], ready="ready", user=worker_user(),
+           env=dict(VARS, LD_PRELOAD=pre, DP_PRELOAD_SECRET=secrets.token_urlsafe(24)))
+p_runs, p_shorts = secrets_of(pt.pid)
+p_runs -= windows(pre.encode())
+pcore = get_dump("noenv", 0, pid=pt.pid)
+pbt = backtraces(pcore)
+ok(pre in pbt and "env_reader_loop" in pbt,
+   "LD_PRELOAD through a symlink: gdb lists the library by the loader's name and shows the backtraces")
+pl = leaks(pcore, p_runs, p_shorts)
+is_(sorted(pl[0]) + pl[1], [], "…and nothing else of the environment is left")
+pt.kill()
+os.unlink(pre)
+os.rmdir(pre_dir)
+
 t.kill()
 done_testing()
