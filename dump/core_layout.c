@@ -204,10 +204,14 @@ past_eof:
 }
 
 /* One mapping into PT_LOADs: runs of wanted, present (or swapped) pages;
- * short absent gaps inside a run become zeros, longer ones end the run. */
+ * short absent gaps inside a run become zeros, longer ones end the run.
+ * Only the wanted stretches are looked up in pagemap: its cost grows with
+ * the mapping's size, and a mapping can be terabytes reserved with little
+ * in it (a sanitizer's shadow, a runtime's heap reservation). */
 static void lay_out_mapping(dp_core *c, const dp_map *m, const apr_array_header_t *w,
                             int *cursor, int pagemap)
 {
+    const range *r = (const range *)w->elts;
     unsigned long long addr = m->start, gap = 0;
     uint64_t entries[512];
     load cur;
@@ -215,7 +219,25 @@ static void lay_out_mapping(dp_core *c, const dp_map *m, const apr_array_header_
 
     memset(&cur, 0, sizeof(cur));
     while (addr < m->end) {
-        size_t k, n = (size_t)((m->end - addr) / PAGE);
+        unsigned long long stop;
+        size_t k, n;
+        if (!wanted(w, cursor, addr)) {
+            /* jump to the next wanted page, counting what is passed as gap */
+            unsigned long long next = *cursor < w->nelts && r[*cursor].start < m->end
+                                      ? r[*cursor].start : m->end;
+            gap += (next - addr) / PAGE;
+            addr = next;
+            if (in_run && gap > ZERO_GAP_PAGES) {
+                cur.memsz = cur.filesz;
+                *(load *)apr_array_push(c->loads) = cur;
+                in_run = 0;
+            }
+            if (!in_run)
+                gap = 0;
+            continue;
+        }
+        stop = r[*cursor].end < m->end ? r[*cursor].end : m->end;
+        n = (size_t)((stop - addr) / PAGE);
         if (n > 512)
             n = 512;
         read_pagemap(pagemap, addr, entries, n);
