@@ -32,6 +32,10 @@ def httpd_env():
     env = dict(os.environ)
     if HTTPD_PRELOAD:
         env["LD_PRELOAD"] = HTTPD_PRELOAD
+        # mod_php dlopens its shared extensions (opcache first) with
+        # RTLD_DEEPBIND, which the sanitizer runtime refuses by ending the
+        # process: no scan of conf.d, so PHP runs with its built-in ones alone
+        env["PHP_INI_SCAN_DIR"] = ""
     return env
 
 DEFAULT_LOCATIONS = {
