@@ -14,7 +14,7 @@ import zipfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from tap import ok, is_, like, diag, done_testing  # noqa: E402
-from dphttpd import Httpd, spawn, worker_user, BUILD, ROOT  # noqa: E402
+from dphttpd import Httpd, spawn, worker_user, BUILD, ROOT, TOOLS  # noqa: E402
 
 LANG = os.path.join(ROOT, "t", "fixtures", "lang")
 BOUND = 512 * 1024      # README: at most 128 pages are added
@@ -82,7 +82,7 @@ for argv, cmd, exe, ready in (
     # the same target dumped without the walk's pages (the core writer alone)
     plain = os.path.join(d, "plain.core")
     with open(plain, "wb") as f:
-        subprocess.run([os.path.join(BUILD, "tools", "dpcore"), str(t.pid), "0"], stdout=f,
+        subprocess.run([os.path.join(TOOLS, "dpcore"), str(t.pid), "0"], stdout=f,
                        stderr=subprocess.DEVNULL, check=True)
     added = os.path.getsize(os.path.join(d, "core")) - os.path.getsize(plain)
     ok(0 < added <= BOUND, f"{name}: the walk's pages add {added} bytes (0 < added <= {BOUND})")

@@ -14,9 +14,9 @@ import zipfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from tap import ok, is_, like, diag, done_testing  # noqa: E402
-from dphttpd import spawn, kill_quietly, BUILD  # noqa: E402
+from dphttpd import spawn, kill_quietly, BUILD, TOOLS  # noqa: E402
 
-DPZIP = os.path.join(BUILD, "tools", "dpzip")
+DPZIP = os.path.join(TOOLS, "dpzip")
 TARGET = os.path.join(BUILD, "targets", "zip_target")
 tmp = tempfile.mkdtemp(prefix="dp-zipb-")
 target = None

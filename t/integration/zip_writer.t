@@ -12,9 +12,9 @@ import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from tap import ok, is_, like, diag, done_testing  # noqa: E402
+from dphttpd import TOOLS  # noqa: E402
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-DPZIP = os.path.join(ROOT, "build", "tools", "dpzip")
+DPZIP = os.path.join(TOOLS, "dpzip")
 BIG = 4 * 1024 ** 3 + 64 * 1024 ** 2        # passes 4 GiB by 64 MiB
 tmp = tempfile.mkdtemp(prefix="dp-zipw-")
 

@@ -24,8 +24,10 @@ APACHE = "/usr/sbin/apache2"
 MODDIR = "/usr/lib/apache2/modules"
 IS_ROOT = os.geteuid() == 0
 TEST_USER = os.environ.get("DP_TEST_USER", "dptest")
-# the sanitizer pass (t/run-asan.sh): httpd alone gets the sanitizers' runtimes
+# the sanitizer pass (t/run-asan.sh): httpd alone gets the sanitizers' runtimes,
+# and the tools that drive the cores directly are their instrumented builds
 HTTPD_PRELOAD = os.environ.get("DP_HTTPD_PRELOAD")
+TOOLS = os.environ.get("DP_TOOLS") or os.path.join(BUILD, "tools")
 
 
 def httpd_env():
