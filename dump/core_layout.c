@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -90,6 +91,40 @@ static int read_pagemap(int pagemap, unsigned long long addr, uint64_t *entries,
         return -1;
     }
     return 0;
+}
+
+/* PAGEMAP_SCAN (Linux 6.7, <linux/fs.h>): the page table walked for the
+ * first page held, skipping empty tables whole, where pagemap's reads cost
+ * one entry per page. Declared here: the build's headers may predate it. */
+#define DP_PAGE_IS_PRESENT (1ULL << 3)
+#define DP_PAGE_IS_SWAPPED (1ULL << 4)
+struct dp_page_region { uint64_t start, end, categories; };
+struct dp_pm_scan_arg {
+    uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+    uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+#define DP_PAGEMAP_SCAN _IOWR('f', 16, struct dp_pm_scan_arg)
+
+/* The first page in [addr, end) the target holds; end when none; addr
+ * itself when the kernel cannot say (then pagemap decides page by page). */
+static unsigned long long first_held(int pagemap, unsigned long long addr, unsigned long long end)
+{
+    struct dp_page_region reg;
+    struct dp_pm_scan_arg a;
+    int n;
+
+    memset(&a, 0, sizeof(a));
+    a.size = sizeof(a);
+    a.start = addr;
+    a.end = end;
+    a.vec = (uint64_t)(uintptr_t)&reg;
+    a.vec_len = 1;
+    a.max_pages = 1;
+    a.category_anyof_mask = a.return_mask = DP_PAGE_IS_PRESENT | DP_PAGE_IS_SWAPPED;
+    n = pagemap < 0 ? -1 : ioctl(pagemap, DP_PAGEMAP_SCAN, &a);
+    if (n == 1 && reg.start >= addr && reg.start < end)
+        return reg.start;
+    return n == 0 && a.walk_end >= end ? end : addr;
 }
 
 /* The file behind mapping m, opened once per file: map_files (the mapped
@@ -205,9 +240,10 @@ past_eof:
 
 /* One mapping into PT_LOADs: runs of wanted, present (or swapped) pages;
  * short absent gaps inside a run become zeros, longer ones end the run.
- * Only the wanted stretches are looked up in pagemap: its cost grows with
- * the mapping's size, and a mapping can be terabytes reserved with little
- * in it (a sanitizer's shadow, a runtime's heap reservation). */
+ * Only the wanted stretches are looked up, and empty stretches of them are
+ * passed with PAGEMAP_SCAN: pagemap's cost grows with the mapping's size,
+ * and a mapping can be terabytes reserved with little in it (a sanitizer's
+ * shadow, a runtime's heap reservation). */
 static void lay_out_mapping(dp_core *c, const dp_map *m, const apr_array_header_t *w,
                             int *cursor, int pagemap)
 {
@@ -219,12 +255,16 @@ static void lay_out_mapping(dp_core *c, const dp_map *m, const apr_array_header_
 
     memset(&cur, 0, sizeof(cur));
     while (addr < m->end) {
-        unsigned long long stop;
+        unsigned long long stop = m->end, next;
         size_t k, n;
-        if (!wanted(w, cursor, addr)) {
-            /* jump to the next wanted page, counting what is passed as gap */
-            unsigned long long next = *cursor < w->nelts && r[*cursor].start < m->end
-                                      ? r[*cursor].start : m->end;
+        if (!wanted(w, cursor, addr))
+            next = *cursor < w->nelts && r[*cursor].start < m->end ? r[*cursor].start : m->end;
+        else {
+            stop = r[*cursor].end < m->end ? r[*cursor].end : m->end;
+            next = first_held(pagemap, addr, stop);
+        }
+        if (next > addr) {
+            /* jump to the next page wanted and held, counting what is passed as gap */
             gap += (next - addr) / PAGE;
             addr = next;
             if (in_run && gap > ZERO_GAP_PAGES) {
@@ -236,7 +276,6 @@ static void lay_out_mapping(dp_core *c, const dp_map *m, const apr_array_header_
                 gap = 0;
             continue;
         }
-        stop = r[*cursor].end < m->end ? r[*cursor].end : m->end;
         n = (size_t)((stop - addr) / PAGE);
         if (n > 512)
             n = 512;

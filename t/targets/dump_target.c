@@ -1,6 +1,8 @@
 /* A target for the dump tests, built -O2 like a user's program: three
  * threads and the main thread each blocked three named calls deep, a heap
- * buffer with a known pattern, and (--reserve) 16 GiB never touched.
+ * buffer with a known pattern, and (--reserve) 16 GiB never touched, or
+ * (--vast) what a sanitizer's shadow looks like: two read-write reservations
+ * of 16 TiB each with one page written, the second MADV_DONTDUMP.
  * Prints "heap 0x...", then "ready". */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -52,6 +54,17 @@ int main(int argc, char **argv)
         && mmap(NULL, 16ULL << 30, PROT_READ | PROT_WRITE,
                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0) == MAP_FAILED)
         return 1;
+    if (argc > 1 && !strcmp(argv[1], "--vast")) {
+        for (i = 0; i < 2; i++) {
+            char *v = mmap(NULL, 16ULL << 40, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+            if (v == MAP_FAILED || (i == 1 && madvise(v, 16ULL << 40, MADV_DONTDUMP) != 0))
+                return 1;
+            /* made at run time, so that the text is in no file mapping */
+            snprintf(v + (8ULL << 40), 64, "vast-%s-%d", i ? "dontdump" : "dumped", 4242 * (int)(i + 1));
+            printf("vast %p\n", (void *)v);
+        }
+    }
     pthread_barrier_init(&started, NULL, 4);
     pthread_create(&t, NULL, alpha_thread, NULL);
     pthread_create(&t, NULL, beta_thread, NULL);
