@@ -169,7 +169,9 @@ with ThreadPoolExecutor(max_workers=4) as ex:
 answered = {pid: d for pid, st, d in details if st == 200}
 gone = [pid for pid, st, d in details if st == 404]
 odd = [(pid, st) for pid, st, d in details if st not in (200, 404)]
-is_(odd, [], "every detail answers 200 (or 404 for a process that ended meanwhile)")
+if not is_(odd, [], "every detail answers 200 (or 404 for a process that ended meanwhile)"):
+    diag("; ".join(f"{pid}: {(d or {}).get('Message')}" for pid, st, d in details
+                   if st not in (200, 404)) + "\n" + h.logs()[-1500:])
 ok(len(answered) >= len(pids) - len(gone) and len(answered) > 10,
    f"{len(answered)} details checked ({len(gone)} processes ended meanwhile)")
 problems = {pid: contract_problems(d) for pid, d in answered.items()}
