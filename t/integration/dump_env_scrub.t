@@ -58,12 +58,20 @@ def secrets_of(pid):
     anyway stays (mapped paths, the command line, cwd, executable, open files)."""
     with open(f"/proc/{pid}/environ", "rb") as f:
         entries = [e for e in f.read().split(b"\0") if e]
-    public = set()
+    public, mapped = set(), set()
     with open(f"/proc/{pid}/maps") as f:
         for line in f:
             path = line.split(None, 5)[5].strip() if len(line.split(None, 5)) > 5 else ""
             if path.startswith("/"):
                 public |= windows(path.encode())
+                mapped.add(path)
+    # the loader's names of those files (its link maps): LD_PRELOAD's paths
+    # as given, through a symlink too
+    for e in entries:
+        if e.startswith(b"LD_PRELOAD="):
+            for name in e[len(b"LD_PRELOAD="):].replace(b":", b" ").split():
+                if os.path.realpath(name) in {p.encode() for p in mapped}:
+                    public |= windows(name)
     with open(f"/proc/{pid}/cmdline", "rb") as f:
         for arg in f.read().split(b"\0"):
             public |= windows(arg)
@@ -225,7 +233,6 @@ os.symlink(os.path.realpath("/lib/x86_64-linux-gnu/libz.so.1"), pre)
 pt = spawn([TARGET], ready="ready", user=worker_user(),
            env=dict(VARS, LD_PRELOAD=pre, DP_PRELOAD_SECRET=secrets.token_urlsafe(24)))
 p_runs, p_shorts = secrets_of(pt.pid)
-p_runs -= windows(pre.encode())
 pcore = get_dump("noenv", 0, pid=pt.pid)
 pbt = backtraces(pcore)
 ok(pre in pbt and "env_reader_loop" in pbt,
