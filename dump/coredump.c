@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <apr_lib.h>
 #include <apr_strings.h>
 
 #include "dump/core_internal.h"
@@ -65,6 +66,42 @@ static void add_link(dp_core *c, apr_array_header_t *pub, const char *name)
     n = readlink(path, to, sizeof(to));
     if (n > 0 && n < (ssize_t)sizeof(to) && to[0] == '/')
         APR_ARRAY_PUSH(pub, const char *) = apr_pstrmemdup(c->pool, to, (apr_size_t)n);
+}
+
+/* The tokens of the environment's values (split at ':', ' ', '=', ',' and
+ * ';', as PATH, PWD, LD_PRELOAD, PYTHONPATH and option lists such as
+ * ASAN_OPTIONS' log_path=... or JAVA_TOOL_OPTIONS' -Dx=... list them) that are absolute paths -- a '/'
+ * (not "//", as in a URL's authority) then only file-name characters: a path
+ * is no secret, and zeroing its pieces would cut every file name that shares
+ * them (a script's path in an interpreter's frames, sys.path, the loader's
+ * names). Names and every other value stay secret. */
+#define PATH_SEPARATORS ": =,;"
+
+static int is_path_token(const char *t)
+{
+    if (t[0] != '/' || t[1] == '/')
+        return 0;
+    for (; *t; t++)
+        if (!apr_isalnum(*t) && !strchr("/._+-@~", *t))
+            return 0;
+    return 1;
+}
+
+static void add_path_values(dp_core *c, apr_array_header_t *pub, const char *env, size_t len)
+{
+    const char *e = env, *end = env + len;
+
+    for (; e < end; e += strnlen(e, (size_t)(end - e)) + 1) {
+        const char *v = memchr(e, '=', strnlen(e, (size_t)(end - e)));
+        char *val, *tok, *save;
+        if (!v)
+            continue;
+        val = apr_pstrndup(c->pool, v + 1, (apr_size_t)(end - v - 1));
+        for (tok = apr_strtok(val, PATH_SEPARATORS, &save); tok;
+             tok = apr_strtok(NULL, PATH_SEPARATORS, &save))
+            if (strlen(tok) >= DP_SCRUB_MIN && is_path_token(tok))
+                APR_ARRAY_PUSH(pub, const char *) = tok;
+    }
 }
 
 /* What the read-only routes show of the process anyway -- its command line,
@@ -118,6 +155,7 @@ static int make_scrubber(dp_core *c, dp_error *err)
         return dp_fail(err, 409, "The environment of process %d cannot be read, so it cannot "
                        "be left out of the dump.", (int)c->pid);
     pub = public_strings(c);
+    add_path_values(c, pub, env, len);
     c->scrub = dp_scrub_new(env, len, (const char *const *)pub->elts, (size_t)pub->nelts);
     if (!c->scrub)
         return dp_fail(err, 500, "The environment of process %d is too large to be left out "

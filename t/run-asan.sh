@@ -14,11 +14,7 @@ shift 2
 #   debian_package  builds and installs the Debian package, whose module is
 #                   built by dpkg-buildpackage without the sanitizers, into the
 #                   system's apache2: nothing instrumented would run in it
-#   runtime_python  its mod_wsgi case: gdb's py-bt finds no Python frame in a
-#                   minimal dump of the worker through a Location without
-#                   `environment` (it passed before the environment scrubber
-#                   came; not yet understood). Back in once it passes.
-skip="debian_package runtime_python"
+skip="debian_package"
 if [ $# -gt 0 ]; then
     tests="$*"
     skip="the others"

@@ -12,6 +12,7 @@
 # a Location that allows environment does hold the values (the checks can fail).
 import io
 import os
+import re
 import secrets
 import struct
 import subprocess
@@ -25,6 +26,7 @@ from dphttpd import Httpd, spawn, worker_user, BUILD  # noqa: E402
 
 TARGET = os.path.join(BUILD, "targets", "env_target")
 MIN = 8          # the scrubber's minimum run
+PATH_TOKEN = re.compile(rb"^/(?!/)[A-Za-z0-9/._+@~-]*$")     # the scrubber's "absolute path"
 ROUNDS = 6       # stack and register contents vary from one stop to the next
 
 libdir = os.path.dirname(os.path.realpath("/lib/x86_64-linux-gnu/libc.so.6"))
@@ -58,20 +60,19 @@ def secrets_of(pid):
     anyway stays (mapped paths, the command line, cwd, executable, open files)."""
     with open(f"/proc/{pid}/environ", "rb") as f:
         entries = [e for e in f.read().split(b"\0") if e]
-    public, mapped = set(), set()
+    public = set()
     with open(f"/proc/{pid}/maps") as f:
         for line in f:
             path = line.split(None, 5)[5].strip() if len(line.split(None, 5)) > 5 else ""
             if path.startswith("/"):
                 public |= windows(path.encode())
-                mapped.add(path)
-    # the loader's names of those files (its link maps): LD_PRELOAD's paths
-    # as given, through a symlink too
+    # values' tokens (split at ':', ' ', '=', ',' and ';') that are absolute paths: PATH's,
+    # PWD's, LD_PRELOAD's (the loader's names of the preloaded libraries,
+    # through a symlink too)
     for e in entries:
-        if e.startswith(b"LD_PRELOAD="):
-            for name in e[len(b"LD_PRELOAD="):].replace(b":", b" ").split():
-                if os.path.realpath(name) in {p.encode() for p in mapped}:
-                    public |= windows(name)
+        for tok in re.split(rb"[: =,;]", e.partition(b"=")[2]):
+            if len(tok) >= MIN and PATH_TOKEN.match(tok):
+                public |= windows(tok)
     with open(f"/proc/{pid}/cmdline", "rb") as f:
         for arg in f.read().split(b"\0"):
             public |= windows(arg)
