@@ -43,6 +43,17 @@ def stalled_dump(pid):
     return s
 
 
+def dump_once_free(pid, pause):
+    """A minimal dump of pid, asked again (bounded) while it is 503."""
+    r = None
+    for _ in range(50):
+        r = h.get(f"/p/{pid}/dump?dumpType=0")
+        if r.status != 503:
+            break
+        time.sleep(pause)
+    return r
+
+
 def is_503(r, pattern, name):
     is_(r.status, 503, f"{name}: 503")
     ok(r.headers.get("content-type", "").startswith("application/json"), "…as JSON")
@@ -62,13 +73,8 @@ sa.close()
 sb.close()
 ok(settle(lambda: running(a.pid) and running(b.pid), 10),
    "the stalled dumps' clients gone: neither target is left stopped")
-r = None
-for _ in range(50):
-    r = h.get(f"/p/{c.pid}/dump?dumpType=0")
-    if r.status != 503:
-        break
-    time.sleep(0.2)
-is_(r.status, 200, "…and the slots are free again: a dump is 200 (the checks above can fail)")
+is_(dump_once_free(c.pid, 0.2).status, 200,
+    "…and the slots are free again: a dump is 200 (the checks above can fail)")
 
 
 def helper_gone(pid):
@@ -119,13 +125,7 @@ finally:
     os.kill(h.parent_pid, signal.SIGCONT)
 h._await_helper(10)
 ok(h.helpers(), "the parent, running again, starts a new helper")
-r = None
-for _ in range(50):
-    r = h.get(f"/p/{c.pid}/dump?dumpType=0")
-    if r.status != 503:
-        break
-    time.sleep(0.1)
-is_(r.status, 200, "…and dumps are 200 again")
+is_(dump_once_free(c.pid, 0.1).status, 200, "…and dumps are 200 again")
 
 # ---- the detail during an ordinary restart waits for the new helper: the
 # helper is killed at three moments of the parent's once-a-second look at
