@@ -1,7 +1,6 @@
 /* libFuzzer harness: the ELF readers (program headers, PT_NOTE, the GNU build
  * id; section headers and .dynsym for the runtime an executable embeds) on an
  * arbitrary file. */
-#define _GNU_SOURCE
 #include <stdint.h>
 #include <sys/mman.h>
 #include <unistd.h>
