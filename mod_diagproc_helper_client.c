@@ -46,8 +46,9 @@ apr_status_t dp_helper_close(void *data)
 /* How long a worker waits on the helper: to connect (a restarting helper
  * has no socket for a moment: httpd's parent looks at its children once a
  * second, so a new helper listens within about a second; the rest is margin
- * for a loaded machine), and for each read of its answer. */
-#define HELPER_CONNECT_WAIT_MS 2500
+ * for a loaded machine, where 2.5 s was once not enough), and for each read
+ * of its answer. */
+#define HELPER_CONNECT_WAIT_MS 5000
 #define HELPER_READ_TIMEOUT_S 30
 
 /* Set on a request once the helper could not be reached: its other reads
