@@ -34,9 +34,9 @@
 
 #include <sys/types.h>
 #include <apr_pools.h>
-#include "proc/dp_error.h"
-#include "dump/sink.h"
-#include "dump/entries.h"
+#include "common/dp_error.h"
+#include "common/sink.h"
+#include "common/entries.h"
 
 /* Mapped files that are not ELF objects are bundled up to this size. */
 #define DP_BUNDLE_DATA_FILE_MAX (64 << 20)

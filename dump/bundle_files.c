@@ -14,7 +14,7 @@
 #include <apr_strings.h>
 
 #include "proc/elfinfo.h"
-#include "worker/format.h"
+#include "common/format.h"
 #include "dump/bundle_internal.h"
 
 /* Copies fd from offset 0 into the current entry, size bytes at most (a
@@ -37,16 +37,16 @@ static int copy_fd(bundle *b, int fd, long long size, const char *what)
     return 0;
 }
 
-/* One module per mapped file (proc/modules.c, as the API's module routes). */
+/* One module per mapped file (proc/modules.c, as the API's bundle_module routes). */
 void dp_bundle_collect_modules(bundle *b)
 {
     apr_array_header_t *files = dp_collect_modules(b->maps, b->p);
     int i;
 
-    b->mods = apr_array_make(b->p, files->nelts, sizeof(module));
+    b->mods = apr_array_make(b->p, files->nelts, sizeof(bundle_module));
     for (i = 0; i < files->nelts; i++) {
         const dp_module *dm = &APR_ARRAY_IDX(files, i, dp_module);
-        module *mod = apr_array_push(b->mods);
+        bundle_module *mod = apr_array_push(b->mods);
         memset(mod, 0, sizeof(*mod));
         mod->dm = dm;
         mod->path = dm->path;
@@ -89,14 +89,14 @@ static const char *elf_interp(int fd, apr_pool_t *p)
 /* What is actually mapped: map_files (needs CAP_SYS_ADMIN or
  * CAP_CHECKPOINT_RESTORE), /proc/PID/exe for the executable, else the path in
  * the target's root when it is still the same file. */
-static int open_module(bundle *b, module *mod)
+static int open_module(bundle *b, bundle_module *mod)
 {
     return dp_open_module(b->o->pid, mod->dm, mod->is_exe, &mod->source, &mod->why);
 }
 
 /* Flags a path that now names another file (or nothing): the copy in the
  * bundle is what was mapped, not what is on disk. */
-static void check_replaced(bundle *b, module *mod)
+static void check_replaced(bundle *b, bundle_module *mod)
 {
     char path[PATH_MAX + 96];
     struct stat st;
@@ -107,7 +107,7 @@ static void check_replaced(bundle *b, module *mod)
     mod->replaced = stat(path, &st) != 0 || !same_file(&st, mod);
 }
 
-static int write_module(bundle *b, module *mod)
+static int write_module(bundle *b, bundle_module *mod)
 {
     unsigned char id[64];
     struct stat st;
@@ -158,7 +158,7 @@ static int write_module(bundle *b, module *mod)
 
 /* The separate debug file the distribution installs for a build id
  * (Debian's -dbgsym packages), looked up in the target's root. */
-static int write_debug_file(bundle *b, module *mod, apr_hash_t *done)
+static int write_debug_file(bundle *b, bundle_module *mod, apr_hash_t *done)
 {
     const char *rel, *h = mod->build_id;
     char path[PATH_MAX + 96];
@@ -272,7 +272,7 @@ static int write_script_package(bundle *b, int fd, apr_hash_t *done)
  * /usr/share/gdb/auto-load/ under the object's path and the names its root
  * links give it (Debian keeps libc's under /lib/...). It goes next to the
  * object in the sysroot, where gdb finds it once the sysroot is trusted. */
-static int write_autoload(bundle *b, module *mod, apr_hash_t *done)
+static int write_autoload(bundle *b, bundle_module *mod, apr_hash_t *done)
 {
     static const char *kinds[] = { "-gdb.py", "-gdb.gdb" };
     char path[PATH_MAX + 96];
@@ -322,11 +322,11 @@ int dp_bundle_write_modules(bundle *b)
     int i;
 
     for (i = 0; i < b->mods->nelts; i++)
-        if (write_module(b, &APR_ARRAY_IDX(b->mods, i, module)) != 0)
+        if (write_module(b, &APR_ARRAY_IDX(b->mods, i, bundle_module)) != 0)
             return -1;
     for (i = 0; i < b->mods->nelts; i++)
-        if (write_debug_file(b, &APR_ARRAY_IDX(b->mods, i, module), done) != 0
-            || write_autoload(b, &APR_ARRAY_IDX(b->mods, i, module), done) != 0)
+        if (write_debug_file(b, &APR_ARRAY_IDX(b->mods, i, bundle_module), done) != 0
+            || write_autoload(b, &APR_ARRAY_IDX(b->mods, i, bundle_module), done) != 0)
             return -1;
     return 0;
 }

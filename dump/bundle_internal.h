@@ -11,11 +11,12 @@
 #include <apr_tables.h>
 #include "dump/bundle.h"
 #include "proc/modules.h"
+#include "common/format.h"
 
 #define COPY_BUF (64 * 1024)
 #define DELETED_SUFFIX " (deleted)"
 
-typedef struct module {
+typedef struct bundle_module {
     const dp_module *dm;            /* what proc/modules.c collected */
     const char *path;               /* as mapped, " (deleted)" stripped */
     const char *name;               /* entry name, sysroot/<path> */
@@ -30,7 +31,7 @@ typedef struct module {
     const char *autoload;           /* entry name of its gdb auto-load script, NULL when none */
     int is_elf;                     /* an ELF object (else a mapped data file) */
     apr_array_header_t *aliases;    /* const char *: other paths naming this file */
-} module;
+} bundle_module;
 
 typedef struct bundle {
     const dp_bundle_opts *o;
@@ -44,25 +45,19 @@ typedef struct bundle {
     char *maps_buf;
     size_t maps_len;
     apr_array_header_t *maps;       /* dp_map */
-    apr_array_header_t *mods;       /* module */
+    apr_array_header_t *mods;       /* bundle_module */
     unsigned char *buf;             /* COPY_BUF, the one buffer every file goes through */
     const char *interp;             /* the executable's PT_INTERP, NULL when none */
     apr_array_header_t *links;      /* const char * pairs: top-level root links */
-    const module *jvm;              /* libjvm.so, when the process runs a JVM */
+    const bundle_module *jvm;       /* libjvm.so, when the process runs a JVM */
 } bundle;
 
-static inline int ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && memcmp(s + a - b, suffix, b) == 0;
-}
-
-static inline int same_file(const struct stat *st, const module *mod)
+static inline int same_file(const struct stat *st, const bundle_module *mod)
 {
     return dp_module_same_file(mod->dm, st->st_dev, st->st_ino);
 }
 
-/* bundle.c */
+/* bundle_entry.c */
 /* An absolute path that makes a safe entry name below sysroot/ (the zip
  * writer refuses the others): no empty, "." or ".." component, no backslash. */
 int dp_bundle_entry_path_ok(const char *path);

@@ -11,7 +11,7 @@
 
 #include "proc/procfs.h"
 #include "proc/runtime.h"
-#include "worker/format.h"
+#include "common/format.h"
 #include "dump/bundle_internal.h"
 
 static json_t *jstr(bundle *b, const char *s)
@@ -53,7 +53,7 @@ static json_t *runtime_json(bundle *b, const char *name, const char *version,
 
 /* The runtime an object is the core of (proc/runtime.h); the executable's
  * symbols are read through /proc/PID/exe. */
-static dp_runtime_kind kind_of(bundle *b, const module *m, const char **version)
+static dp_runtime_kind kind_of(bundle *b, const bundle_module *m, const char **version)
 {
     char path[80];
     int fd = -1;
@@ -77,7 +77,7 @@ static json_t *runtimes_json(bundle *b)
     int i, seen[DP_RUNTIME_NODE + 1] = { 0 };
 
     for (i = 0; i < b->mods->nelts; i++) {
-        module *m = &APR_ARRAY_IDX(b->mods, i, module);
+        bundle_module *m = &APR_ARRAY_IDX(b->mods, i, bundle_module);
         const char *v, *open_with = "./open-gdb.sh";
         dp_runtime_kind k = kind_of(b, m, &v);
         json_t *need = json_array();
@@ -107,7 +107,7 @@ static json_t *runtimes_json(bundle *b)
     return out;
 }
 
-static json_t *module_json(bundle *b, const module *m)
+static json_t *module_json(bundle *b, const bundle_module *m)
 {
     json_t *o = json_object();
 
@@ -200,7 +200,7 @@ int dp_bundle_write_manifest(bundle *b)
     json_object_set_new(m, "core", json_string("core"));
     json_object_set_new(m, "sysroot", json_string("sysroot"));
     for (i = 0; i < b->mods->nelts; i++)
-        json_array_append_new(mods, module_json(b, &APR_ARRAY_IDX(b->mods, i, module)));
+        json_array_append_new(mods, module_json(b, &APR_ARRAY_IDX(b->mods, i, bundle_module)));
     json_object_set_new(m, "runtimes", runtimes_json(b));
     json_object_set_new(m, "modules", mods);
     json_object_set_new(m, "maps", maps_json(b));

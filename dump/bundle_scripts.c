@@ -55,7 +55,7 @@ static const char *canonical(bundle *b, const char *path)
     return path;
 }
 
-static module *module_by_file(bundle *b, const char *path)
+static bundle_module *module_by_file(bundle *b, const char *path)
 {
     char full[PATH_MAX + 96];
     struct stat st;
@@ -65,14 +65,14 @@ static module *module_by_file(bundle *b, const char *path)
     if (stat(full, &st) != 0)
         return NULL;
     for (i = 0; i < b->mods->nelts; i++) {
-        module *m = &APR_ARRAY_IDX(b->mods, i, module);
+        bundle_module *m = &APR_ARRAY_IDX(b->mods, i, bundle_module);
         if (m->source && !m->is_exe && same_file(&st, m) && strcmp(m->path, path) != 0)
             return m;
     }
     return NULL;
 }
 
-static void add_alias(bundle *b, module *m, const char *path)
+static void add_alias(bundle *b, bundle_module *m, const char *path)
 {
     int i;
 
@@ -100,7 +100,7 @@ static void scan_dir_aliases(bundle *b, const char *dir, apr_hash_t *bases)
         return;
     while ((d = readdir(dh)) != NULL) {
         const char *base, *path;
-        module *m;
+        bundle_module *m;
         ssize_t n;
         if (d->d_type != DT_LNK && d->d_type != DT_UNKNOWN)
             continue;
@@ -122,12 +122,12 @@ void dp_bundle_find_aliases(bundle *b)
 {
     apr_hash_t *bases = apr_hash_make(b->p), *dirs = apr_hash_make(b->p);
     apr_hash_index_t *hi;
-    module *m;
+    bundle_module *m;
     int i;
 
     for (i = 0; i < b->mods->nelts; i++) {
         const char *slash;
-        m = &APR_ARRAY_IDX(b->mods, i, module);
+        m = &APR_ARRAY_IDX(b->mods, i, bundle_module);
         if (!m->source || m->is_exe || !(slash = strrchr(m->path, '/')))
             continue;
         apr_hash_set(bases, slash + 1, APR_HASH_KEY_STRING, m);
@@ -141,7 +141,7 @@ void dp_bundle_find_aliases(bundle *b)
 }
 
 /* An alias as a link relative to where it sits, so a moved bundle stays right. */
-static const char *alias_target(bundle *b, const module *m, const char *alias)
+static const char *alias_target(bundle *b, const bundle_module *m, const char *alias)
 {
     const char *up = "", *c;
 
@@ -164,7 +164,7 @@ static int alias_entry_ok(bundle *b, const char *alias)
             return 0;
     }
     for (i = 0; i < b->mods->nelts; i++) {
-        const module *m = &APR_ARRAY_IDX(b->mods, i, module);
+        const bundle_module *m = &APR_ARRAY_IDX(b->mods, i, bundle_module);
         if (m->source && !strcmp(m->path, alias))
             return 0;
     }
@@ -185,7 +185,7 @@ int dp_bundle_write_links(bundle *b)
             return dp_bundle_sink_failed(b, name);
     }
     for (i = 0; i < b->mods->nelts; i++) {
-        const module *m = &APR_ARRAY_IDX(b->mods, i, module);
+        const bundle_module *m = &APR_ARRAY_IDX(b->mods, i, bundle_module);
         for (j = 0; m->aliases && j < m->aliases->nelts; j++) {
             const char *a = APR_ARRAY_IDX(m->aliases, j, const char *);
             const char *name = apr_pstrcat(b->p, "sysroot", a, NULL), *to;
@@ -211,7 +211,7 @@ static const char *link_lines(bundle *b)
                           dp_shell_quote(APR_ARRAY_IDX(b->links, i + 1, const char *), b->p),
                           "\n", NULL);
     for (i = 0; i < b->mods->nelts; i++) {
-        const module *m = &APR_ARRAY_IDX(b->mods, i, module);
+        const bundle_module *m = &APR_ARRAY_IDX(b->mods, i, bundle_module);
         for (j = 0; m->aliases && j < m->aliases->nelts; j++) {
             const char *a = APR_ARRAY_IDX(m->aliases, j, const char *);
             out = apr_pstrcat(b->p, out, "solink ", dp_shell_quote(a + 1, b->p), " ",
@@ -231,7 +231,7 @@ static const char *module_dirs(bundle *b, const char *sep)
     int i;
 
     for (i = 0; i < b->mods->nelts; i++) {
-        const module *m = &APR_ARRAY_IDX(b->mods, i, module);
+        const bundle_module *m = &APR_ARRAY_IDX(b->mods, i, bundle_module);
         const char *slash = strrchr(m->path, '/');
         char *dir;
         if (!m->source || !slash)
@@ -273,11 +273,11 @@ static const char script_head[] =
     "}\n"
     "%s";
 
-static const module *exe_module(const bundle *b)
+static const bundle_module *exe_module(const bundle *b)
 {
     int i;
     for (i = 0; i < b->mods->nelts; i++) {
-        const module *m = &APR_ARRAY_IDX(b->mods, i, module);
+        const bundle_module *m = &APR_ARRAY_IDX(b->mods, i, bundle_module);
         if (m->is_exe && m->source)
             return m;
     }
@@ -292,7 +292,7 @@ static const char *script_head_for(bundle *b, const char *dbg, const char *examp
 
 static const char *exe_word(bundle *b)
 {
-    const module *m = exe_module(b);
+    const bundle_module *m = exe_module(b);
     return m ? apr_pstrcat(b->p, "\"$sysroot\"", dp_shell_quote(m->path, b->p), NULL) : NULL;
 }
 

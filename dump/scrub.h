@@ -21,7 +21,7 @@
 #define DP_SCRUB_H
 
 #include <stddef.h>
-#include "dump/sink.h"
+#include "common/sink.h"
 
 #define DP_SCRUB_MIN 8
 #define DP_SCRUB_SHORT_MIN 4

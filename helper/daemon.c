@@ -24,7 +24,7 @@
 #include "dump/snapshot.h"
 #include "helper/daemon.h"
 #include "helper/policy.h"
-#include "helper/proto.h"
+#include "common/proto.h"
 #include "proc/procfs.h"
 #include "helper/requests.h"
 
@@ -68,8 +68,6 @@ static int drop_privileges(const dp_helper_policy *pol)
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     return 0;
 }
-
-pid_t dp_helper_daemon_pid;     /* the helper daemon itself */
 
 /* A dump reads a whole process's memory and compresses it: it yields the
  * CPU and the disks to the site it is taken from. Lowering one's own
@@ -209,13 +207,13 @@ static void dispatch(const dp_helper_policy *pol, pending *w, int complete)
             /* two dumps of one target would fight over ptrace: the second waits */
             dp_fail(&err, 503, "Process %d is already being dumped; try again when that "
                     "dump has finished.", (int)w->rq.pid);
-            dp_helper_send_error(fd, &err);
+            dp_daemon_send_error(fd, &err);
             return;
         }
         if (slot < 0) {
             dp_fail(&err, 503, "%d dumps are already running (DiagProcMaxDumps %d); try "
                     "again shortly.", (int)dumps_running, pol->max_dumps);
-            dp_helper_send_error(fd, &err);
+            dp_daemon_send_error(fd, &err);
             return;
         }
     }
@@ -230,7 +228,7 @@ static void dispatch(const dp_helper_policy *pol, pending *w, int complete)
             int total = 0;
             struct timeval tv = { 1, 0 };
             dp_refuse_malformed(&w->peer, bad, &err);
-            dp_helper_send_error(fd, &err);
+            dp_daemon_send_error(fd, &err);
             /* let the peer read the answer: drain (bounded) instead of a reset */
             shutdown(fd, SHUT_WR);
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -240,7 +238,7 @@ static void dispatch(const dp_helper_policy *pol, pending *w, int complete)
         }
         if (w->rq.op == DP_OP_DUMP)
             lower_priority(pol);
-        dp_helper_serve_one(fd, pol, &w->peer, &w->rq);
+        dp_daemon_serve_one(fd, pol, &w->peer, &w->rq);
         _exit(0);
     }
     if (child > 0 && slot >= 0) {
@@ -251,7 +249,7 @@ static void dispatch(const dp_helper_policy *pol, pending *w, int complete)
     }
     if (child < 0) {
         dp_fail(&err, 503, "The helper cannot fork: %s.", strerror(errno));
-        dp_helper_send_error(fd, &err);
+        dp_daemon_send_error(fd, &err);
     }
 }
 
@@ -310,7 +308,7 @@ static int read_pending(const dp_helper_policy *pol, pending *w)
     return 1;
 }
 
-void dp_helper_main(int listen_fd, const dp_helper_policy *pol)
+void dp_daemon_main(int listen_fd, const dp_helper_policy *pol)
 {
     pid_t parent = getppid();
     struct sigaction sa;
@@ -333,7 +331,7 @@ void dp_helper_main(int listen_fd, const dp_helper_policy *pol)
     if (getppid() != parent)
         _exit(0);
     apr_initialize();
-    dp_helper_daemon_pid = getpid();
+    dp_daemon_pid = getpid();
     max_children = pol->max_dumps > 0 ? pol->max_dumps : 1;
     dump_children = calloc((size_t)max_children, sizeof(dump_child));
     memset(&sa, 0, sizeof(sa));

@@ -3,7 +3,7 @@
 #define DP_KILL_H
 
 #include <sys/types.h>
-#include "proc/dp_error.h"
+#include "common/dp_error.h"
 
 /* Stops pid and every descendant (re-scanning until no new child appears, so
  * a child that keeps forking cannot escape), then SIGKILLs them leaves first

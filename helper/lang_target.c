@@ -13,7 +13,7 @@
 
 #include "helper/stacks.h"
 #include "helper/lang_target.h"
-#include "helper/proto.h"
+#include "common/proto.h"
 
 #define USER_MIN 4096ULL
 #define USER_MAX 0x7fffffffffffULL

@@ -14,7 +14,7 @@
 
 #include "helper/stacks.h"
 #include "helper/lang.h"
-#include "helper/proto.h"
+#include "common/proto.h"
 
 typedef struct php_walk {
     dp_lang_target *t;

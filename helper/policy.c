@@ -12,7 +12,7 @@
 
 #include "helper/daemon.h"
 #include "helper/policy.h"
-#include "helper/proto.h"
+#include "common/proto.h"
 #include "proc/procfs.h"
 #include "dump/core.h"
 

@@ -4,7 +4,7 @@
 
 #include <sys/socket.h>
 #include "helper/daemon.h"
-#include "helper/proto.h"
+#include "common/proto.h"
 #include "proc/procfs.h"
 
 /* Every uid (real, effective, saved, filesystem) of the target within the

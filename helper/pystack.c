@@ -11,7 +11,7 @@
 
 #include "helper/stacks.h"
 #include "helper/lang.h"
-#include "helper/proto.h"
+#include "common/proto.h"
 
 #define MAX_INTERPRETERS 64
 #define MAX_THREAD_STATES 4096

@@ -16,14 +16,16 @@
 #include "helper/daemon.h"
 #include "helper/kill.h"
 #include "helper/policy.h"
-#include "helper/proto.h"
+#include "common/proto.h"
 #include "helper/ring.h"
 #include "helper/stacks.h"
 #include "proc/elfinfo.h"
 #include "proc/procfs.h"
 #include "proc/protect.h"
-#include "worker/format.h"
+#include "common/format.h"
 #include "helper/requests.h"
+
+pid_t dp_daemon_pid;     /* the helper daemon itself */
 
 /* This child serves one request: who sent it, for the refusal log line. */
 static const struct ucred *serving_peer;
@@ -38,7 +40,7 @@ static int check_target(const dp_helper_policy *pol, const dp_request *rq, int a
     /* protected targets first, so that the refusal names what the target is;
        checked in a request's child, whose parent is the daemon */
     if (acting && (dp_read_stat(pid, 0, st, err) != 0
-                   || dp_check_protected(pid, st, pol->httpd_pid, dp_helper_daemon_pid, err) != 0))
+                   || dp_check_protected(pid, st, pol->httpd_pid, dp_daemon_pid, err) != 0))
         return -1;
     if (acting && pid == getpid())
         return dp_fail(err, 403, "Process %d is the diagproc helper; it is protected.",
@@ -50,7 +52,7 @@ static int check_target(const dp_helper_policy *pol, const dp_request *rq, int a
 
 /* ---------------------------------------------------------------- answers */
 
-void dp_helper_send_error(int fd, const dp_error *err)
+void dp_daemon_send_error(int fd, const dp_error *err)
 {
     uint32_t status = (uint32_t)(err->status ? err->status : 500);
     dp_frame_write(fd, DP_FR_ERROR, &status, sizeof(status), err->msg, strlen(err->msg));
@@ -113,7 +115,7 @@ static void send_build_ids(int fd, pid_t pid, const char *maps_path, apr_pool_t 
     if (dp_read_file(maps_path, &buf, &len, p) != 0) {
         dp_fail(&err, errno == ENOENT || errno == ESRCH ? 404 : 403, "Cannot read the memory "
                 "map of process %d: %s.", (int)pid, strerror(errno));
-        return dp_helper_send_error(fd, &err);
+        return dp_daemon_send_error(fd, &err);
     }
     maps = dp_parse_maps(buf, len, p);
     send_ok(fd, UINT64_MAX, "");
@@ -156,7 +158,7 @@ static void do_proc_read(int fd, const dp_helper_policy *pol, const dp_request *
     dp_sink out = { frames_write, &fd };
 
     if (check_target(pol, rq, 0, &st, &err) != 0)
-        return dp_helper_send_error(fd, &err);
+        return dp_daemon_send_error(fd, &err);
     snprintf(path, sizeof(path), "/proc/%d/%s", (int)rq->pid, files[rq->what]);
     if (rq->what == DP_READ_FDS) {
         DIR *d = opendir(path);
@@ -166,7 +168,7 @@ static void do_proc_read(int fd, const dp_helper_policy *pol, const dp_request *
         if (!d) {
             dp_fail(&err, errno == ENOENT ? 404 : 403, "Cannot read the open files of "
                     "process %d: %s.", (int)rq->pid, strerror(errno));
-            return dp_helper_send_error(fd, &err);
+            return dp_daemon_send_error(fd, &err);
         }
         send_ok(fd, UINT64_MAX, "");
         while ((de = readdir(d)) != NULL) {
@@ -192,7 +194,7 @@ static void do_proc_read(int fd, const dp_helper_policy *pol, const dp_request *
         if (n < 0) {
             dp_fail(&err, 403, "Cannot read %s of process %d: %s.", what[rq->what],
                     (int)rq->pid, strerror(errno));
-            return dp_helper_send_error(fd, &err);
+            return dp_daemon_send_error(fd, &err);
         }
         send_ok(fd, (uint64_t)n, "");
         dp_sink_write(&out, target, (size_t)n);
@@ -207,7 +209,7 @@ static void do_proc_read(int fd, const dp_helper_policy *pol, const dp_request *
         if (dp_read_file(path, &buf, &len, p) != 0) {
             dp_fail(&err, errno == ENOENT || errno == ESRCH ? 404 : 403, "Cannot read %s "
                     "of process %d: %s.", what[rq->what], (int)rq->pid, strerror(errno));
-            return dp_helper_send_error(fd, &err);
+            return dp_daemon_send_error(fd, &err);
         }
         send_ok(fd, len, "");
         dp_sink_write(&out, buf, len);
@@ -221,7 +223,7 @@ static void do_kill(int fd, const dp_helper_policy *pol, const dp_request *rq)
     dp_stat st;
 
     if (check_target(pol, rq, 1, &st, &err) != 0)
-        return dp_helper_send_error(fd, &err);
+        return dp_daemon_send_error(fd, &err);
     if (rq->delay_ms) {
         /* the requester is the target: it answers its client, then we kill */
         send_ok(fd, 0, "");
@@ -231,7 +233,7 @@ static void do_kill(int fd, const dp_helper_policy *pol, const dp_request *rq)
         return;
     }
     if (dp_kill_tree(rq->pid, rq->start_time, &err) != 0)
-        return dp_helper_send_error(fd, &err);
+        return dp_daemon_send_error(fd, &err);
     send_ok(fd, 0, "");
     send_end(fd);
 }
@@ -268,7 +270,7 @@ static void do_dump(int fd, const dp_helper_policy *pol, const dp_request *rq,
     dp_sink out = { dp_ring_write, &rg };
 
     if (check_target(pol, rq, 1, &st, &err) != 0)
-        return dp_helper_send_error(fd, &err);
+        return dp_daemon_send_error(fd, &err);
     memset(&o, 0, sizeof(o));
     o.pid = rq->pid;
     o.dump_type = (unsigned long)rq->dump_type;
@@ -284,7 +286,7 @@ static void do_dump(int fd, const dp_helper_policy *pol, const dp_request *rq,
     if (rq->timeout_s)
         alarm(rq->timeout_s);       /* SIGALRM ends this child; SEIZE resumes the target */
     if (dp_core_open(&core, &o, p, &err) != 0)
-        return dp_helper_send_error(fd, &err);
+        return dp_daemon_send_error(fd, &err);
     if (send_ok(fd, rq->what ? UINT64_MAX : dp_core_size(core), st.comm) != 0) {
         dp_core_close(core);
         return;
@@ -332,7 +334,7 @@ static void do_stacks(int fd, const dp_helper_policy *pol, const dp_request *rq,
 
     if (check_target(pol, rq, 1, &st, &err) != 0
         || dp_stacks_collect(rq->pid, kept_thread(rq, peer_pid), &s, p, &err) != 0)
-        return dp_helper_send_error(fd, &err);
+        return dp_daemon_send_error(fd, &err);
     if (send_ok(fd, UINT64_MAX, st.comm) != 0)
         return;
     for (i = 0; i < s->threads->nelts; i++) {
@@ -378,7 +380,7 @@ static void do_stacks(int fd, const dp_helper_policy *pol, const dp_request *rq,
         send_end(fd);
 }
 
-void dp_helper_serve_one(int fd, const dp_helper_policy *pol, const struct ucred *peer,
+void dp_daemon_serve_one(int fd, const dp_helper_policy *pol, const struct ucred *peer,
                       const dp_request *rq)
 {
     apr_pool_t *p;

@@ -3,7 +3,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
-#include "helper/proto.h"
+#include "common/proto.h"
 #include "helper/ring.h"
 
 /* Dump bytes through the shared ring (DP_FR_RING in proto.h). */

@@ -2,7 +2,7 @@
 #ifndef DP_RING_H
 #define DP_RING_H
 
-#include "dump/sink.h"
+#include "common/sink.h"
 
 typedef struct dp_ring {
     int fd;                     /* the worker's socket */

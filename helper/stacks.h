@@ -11,7 +11,7 @@
 #include <apr_pools.h>
 #include <apr_tables.h>
 #include "dump/core.h"
-#include "proc/dp_error.h"
+#include "common/dp_error.h"
 #include "proc/runtime.h"
 
 #define DP_STACK_MAX_FRAMES 512     /* per thread, native and language each */

@@ -17,7 +17,7 @@
 #include <fcntl.h>
 
 #include "helper/stacks.h"
-#include "helper/proto.h"
+#include "common/proto.h"
 #include "helper/lang_target.h"
 
 #define USER_MIN 4096ULL

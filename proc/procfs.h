@@ -7,7 +7,7 @@
 #include <sys/types.h>
 #include <apr_pools.h>
 #include <apr_tables.h>
-#include "proc/dp_error.h"
+#include "common/dp_error.h"
 
 #define DP_COMM_MAX 64      /* comm is at most 15 bytes; room for odd kernels */
 
@@ -129,6 +129,10 @@ int dp_read_status_field(pid_t pid, pid_t tid, const char *key, char *out, size_
 /* Boot time (epoch seconds, /proc/stat btime) and clock ticks per second. */
 long long dp_boot_time(void);
 long dp_clock_ticks(void);
+/* A process's start (clock ticks after boot, /proc/PID/stat) as UTC ISO-8601. */
+void dp_start_time_buf(char *buf, size_t len, unsigned long long ticks);
+const char *dp_start_time_iso(unsigned long long ticks, apr_pool_t *p);
+
 long dp_page_size(void);
 
 /* psutil's status words for a state letter. */

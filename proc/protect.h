@@ -4,7 +4,7 @@
 
 #include <sys/types.h>
 #include "proc/procfs.h"
-#include "proc/dp_error.h"
+#include "common/dp_error.h"
 
 /* 0, or -1 with a 403 in err. helper_pid 0 = not known to the caller (the
  * helper refuses itself). */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <apr_strings.h>
 #include <apr_hash.h>
+#include "common/format.h"
 #include "proc/procfs.h"
 
 ssize_t dp_read_small(const char *path, char *buf, size_t cap)
@@ -294,4 +295,18 @@ int dp_parse_pid(const char *s, pid_t *pid)
         return DP_PID_NONE;
     *pid = (pid_t)v;
     return 0;
+}
+
+void dp_start_time_buf(char *buf, size_t len, unsigned long long ticks)
+{
+    unsigned long long hz = (unsigned long long)dp_clock_ticks();
+    dp_iso_time_buf(buf, len, dp_boot_time() + (long long)(ticks / hz),
+                    (long)((ticks % hz) * (1000000000ULL / hz)));
+}
+
+const char *dp_start_time_iso(unsigned long long ticks, apr_pool_t *p)
+{
+    char buf[48];
+    dp_start_time_buf(buf, sizeof(buf), ticks);
+    return apr_pstrdup(p, buf);
 }

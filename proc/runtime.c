@@ -2,6 +2,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <apr_strings.h>
+#include "common/format.h"
 #include "proc/runtime.h"
 
 /* "3.11" from "python3.11", "libpython3.11.so.1.0": digits and dots right
@@ -21,12 +22,6 @@ static const char *version_after(const char *base, const char *prefix, apr_pool_
     return apr_pstrndup(p, v, (apr_size_t)(e - v));
 }
 
-static int ends_with(const char *s, const char *tail)
-{
-    size_t n = strlen(s), k = strlen(tail);
-    return n >= k && strcmp(s + n - k, tail) == 0;
-}
-
 static dp_runtime_kind kind_of_path(const char *path, int is_exe, const char **version,
                                     apr_pool_t *p)
 {
@@ -43,7 +38,7 @@ static dp_runtime_kind kind_of_path(const char *path, int is_exe, const char **v
         *version = v;
         return DP_RUNTIME_PHP;
     }
-    if (ends_with(path, "/lib/server/libjvm.so"))
+    if (dp_ends_with(path, "/lib/server/libjvm.so"))
         return DP_RUNTIME_JVM;
     if ((is_exe && (!strcmp(base, "node") || !strcmp(base, "nodejs")))
         || !strncmp(base, "libnode.so", 10))

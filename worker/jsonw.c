@@ -1,5 +1,6 @@
 #include <stdio.h>
 #include <string.h>
+#include "common/format.h"
 #include "worker/jsonw.h"
 
 void dp_jw_init(dp_jsonw *w, int (*flush)(void *, const char *, size_t), void *ctx)
@@ -28,30 +29,6 @@ void dp_jw_raw(dp_jsonw *w, const char *s, size_t n)
         if (w->len == sizeof(w->buf))
             jw_flush(w);
     }
-}
-
-size_t dp_utf8_seq(const unsigned char *s, size_t n)
-{
-    size_t len, i;
-    unsigned int cp;
-
-    if (s[0] < 0x80)
-        return s[0] ? 1 : 0;
-    if (s[0] >= 0xC2 && s[0] <= 0xDF) { len = 2; cp = s[0] & 0x1F; }
-    else if (s[0] >= 0xE0 && s[0] <= 0xEF) { len = 3; cp = s[0] & 0x0F; }
-    else if (s[0] >= 0xF0 && s[0] <= 0xF4) { len = 4; cp = s[0] & 0x07; }
-    else return 0;
-    if (n < len)
-        return 0;
-    for (i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)))
-        || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-        return 0;
-    return len;
 }
 
 void dp_jw_str(dp_jsonw *w, const char *str, size_t n)

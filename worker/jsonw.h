@@ -28,8 +28,4 @@ void dp_jw_key(dp_jsonw *w, const char *key);
 /* Flushes what is buffered; returns -1 when any flush failed. */
 int dp_jw_finish(dp_jsonw *w);
 
-/* Length of the valid UTF-8 sequence at s (n bytes available); 0 if invalid
- * or NUL. Shared with dp_utf8. */
-size_t dp_utf8_seq(const unsigned char *s, size_t n);
-
 #endif

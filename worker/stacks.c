@@ -5,8 +5,8 @@
 #include <apr_tables.h>
 
 #include "worker/stacks.h"
-#include "helper/proto.h"
-#include "worker/format.h"
+#include "common/proto.h"
+#include "common/format.h"
 #include "proc/procfs.h"
 
 typedef struct native_frame {

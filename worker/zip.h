@@ -23,9 +23,9 @@
 
 #include <stddef.h>
 #include <apr_pools.h>
-#include "proc/dp_error.h"
-#include "dump/sink.h"
-#include "dump/entries.h"
+#include "common/dp_error.h"
+#include "common/sink.h"
+#include "common/entries.h"
 
 /* Level 1: on a core (zero pages, code, heap, some random data) it removes
  * 76% of the bytes at 163 MiB/s; level 6 removes 77% at 93 MiB/s, level 9

@@ -4,7 +4,7 @@
 # of mod_diagproc's memory (the symbol table of the file the exported
 # diagproc_module lives in), takes section numbers from mod_diagproc's own
 # per-directory configuration of any URL (or forges them), and sends raw
-# helper requests (helper/proto.h) straight to the helper's socket. The
+# helper requests (common/proto.h) straight to the helper's socket. The
 # helper must refuse everything beyond what the named sections grant, log
 # each refusal with the worker's pid and the reason, and serve what they do
 # grant (so the test can fail). The same module holds real workers'
@@ -44,8 +44,8 @@ ATTACK = r'''
 #include "http_request.h"
 #include "util_script.h"
 #include "apr_strings.h"
-#include "helper/proto.h"
-#include "mod_diagproc_config.h"
+#include "common/proto.h"
+#include "httpd/mod_diagproc_config.h"
 
 /* What an attacker's code in the worker does: find a local symbol of the
  * module by reading the symbol table of its file. */

@@ -33,7 +33,7 @@ HANDLER = r'''
 #include "http_log.h"
 #include "util_filter.h"
 #include "apr_strings.h"
-#include "mod_diagproc_zip.h"
+#include "httpd/mod_diagproc_zip.h"
 
 /* ?zfail: zlib itself fails on the next sync flush. This deflate comes
  * before libz's in the module's lookup scope (httpd does not link zlib). */
@@ -132,15 +132,15 @@ AP_DECLARE_MODULE(diagproc) = {
 
 
 def build_module():
-    for rel in ("mod_diagproc_zip.c", "mod_diagproc_zip.h", "mod_diagproc_log.h", "worker/zip.c", "worker/zip.h",
-                "dump/sink.h", "dump/entries.h", "proc/dp_error.c", "proc/dp_error.h"):
+    for rel in ("httpd/mod_diagproc_zip.c", "httpd/mod_diagproc_zip.h", "httpd/mod_diagproc_log.h", "worker/zip.c", "worker/zip.h",
+                "common/sink.h", "common/entries.h", "common/dp_error.c", "common/dp_error.h"):
         os.makedirs(os.path.join(build, os.path.dirname(rel)), exist_ok=True)
         shutil.copy(os.path.join(ROOT, rel), os.path.join(build, rel))
     with open(os.path.join(build, "mod_ziptest.c"), "w") as f:
         f.write(HANDLER)
     r = subprocess.run(["apxs", "-c", "-o", "mod_ziptest.la", "-Wc,-Wall", "-Wc,-Werror",
-                        "-Wc,-I.", "-Wc,-std=gnu11", "mod_ziptest.c", "mod_diagproc_zip.c",
-                        "worker/zip.c", "proc/dp_error.c", "-lz"],
+                        "-Wc,-I.", "-Wc,-std=gnu11", "mod_ziptest.c", "httpd/mod_diagproc_zip.c",
+                        "worker/zip.c", "common/dp_error.c", "-lz"],
                        cwd=build, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     if r.returncode:
         diag(r.stdout.decode(errors="replace")[-3000:])

@@ -1,5 +1,5 @@
 """A client of the privileged helper's socket as the tests speak to it:
-dp_request as the workers pack it (helper/proto.h), and one exchange.
+dp_request as the workers pack it (common/proto.h), and one exchange.
 Importable from a process of its own (the attacks of security.t run it as
 other programs would)."""
 import socket

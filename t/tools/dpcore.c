@@ -9,7 +9,7 @@
 #include <unistd.h>
 #include <apr_general.h>
 #include "dump/core.h"
-#include "helper/proto.h"
+#include "common/proto.h"
 #include "helper/stacks.h"
 
 static int write_fd(dp_sink *s, const void *buf, size_t len)

@@ -16,7 +16,7 @@
 #include <apr_general.h>
 #include <apr_strings.h>
 #include "proc/elfinfo.h"
-#include "worker/format.h"
+#include "common/format.h"
 #include "proc/procfs.h"
 
 static apr_pool_t *pool;

@@ -8,7 +8,7 @@
 #include <cmocka.h>
 #include <apr_general.h>
 #include <apr_strings.h>
-#include "worker/format.h"
+#include "common/format.h"
 
 static apr_pool_t *pool;
 

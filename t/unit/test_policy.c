@@ -10,7 +10,7 @@
 #include <cmocka.h>
 #include "helper/daemon.h"
 #include "helper/policy.h"
-#include "helper/proto.h"
+#include "common/proto.h"
 
 /* 0: DiagProcAllow kill, no users; 1: DiagProcUsers 1000 1001 (read-only);
  * 2: DiagProcAllow dump + DiagProcUsers 1000, nested in 1; 3: DiagProcUsers *. */

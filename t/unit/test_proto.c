@@ -8,7 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "helper/proto.h"
+#include "common/proto.h"
 #include "dump/core.h"
 
 static dp_request good(uint32_t op)

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include <apr_general.h>
-#include "helper/proto.h"
+#include "common/proto.h"
 #include "worker/stacks.h"
 
 static apr_pool_t *pool;

@@ -14,9 +14,9 @@
 #include "http_request.h"
 #include "apr_strings.h"
 
-#include "mod_diagproc_config.h"
-#include "mod_diagproc_request.h"
-#include "mod_diagproc_html.h"
+#include "httpd/mod_diagproc_config.h"
+#include "httpd/mod_diagproc_request.h"
+#include "httpd/mod_diagproc_html.h"
 #include "ui_assets.h"
 
 /* The q-value a media range of an Accept header gives to type/subtype:

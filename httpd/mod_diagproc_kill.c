@@ -13,11 +13,11 @@
 #include "http_request.h"
 #include "apr_strings.h"
 
-#include "mod_diagproc_config.h"
-#include "mod_diagproc_request.h"
-#include "mod_diagproc_kill.h"
-#include "mod_diagproc_helper_client.h"
-#include "helper/proto.h"
+#include "httpd/mod_diagproc_config.h"
+#include "httpd/mod_diagproc_request.h"
+#include "httpd/mod_diagproc_kill.h"
+#include "httpd/mod_diagproc_helper_client.h"
+#include "common/proto.h"
 #include "proc/procfs.h"
 
 APLOG_USE_MODULE(diagproc);

@@ -17,9 +17,9 @@
 #include "util_filter.h"
 #include "apr_strings.h"
 
-#include "mod_diagproc_config.h"
-#include "mod_diagproc_request.h"
-#include "mod_diagproc_fleet.h"
+#include "httpd/mod_diagproc_config.h"
+#include "httpd/mod_diagproc_request.h"
+#include "httpd/mod_diagproc_fleet.h"
 
 #define DP_FLEET_CAPTURE  "DIAGPROC_FLEET_CAPTURE"
 /* a member's list of 5000 processes is about 1.5 MiB */

@@ -7,7 +7,7 @@
 
 #include "httpd.h"
 #include <jansson.h>
-#include "proc/dp_error.h"
+#include "common/dp_error.h"
 
 /* The <Location> path the handler answers below, without a trailing slash. */
 const char *dp_prefix(request_rec *r);
@@ -19,6 +19,8 @@ const char *dp_prefix(request_rec *r);
  * ignored. */
 const char *dp_client_prefix(request_rec *r);
 const char *dp_base_href(request_rec *r);
+/* P/{pid} as an absolute URL, with the prefix the client used. */
+const char *dp_proc_href(request_rec *r, long pid);
 const char *dp_client_origin(request_rec *r);
 /* Every answer of ours names the instance (err_headers_out: errors too). */
 void dp_set_instance_header(request_rec *r);

@@ -7,9 +7,6 @@
 #include "httpd.h"
 #include "http_config.h"
 
-/* DiagProcListen [address:]port */
-const char *dp_reserved_set_listen(cmd_parms *cmd, void *dconf, const char *arg);
-
 void dp_reserved_register_hooks(apr_pool_t *p);
 
 #endif

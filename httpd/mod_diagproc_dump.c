@@ -21,14 +21,14 @@
 #include "util_filter.h"
 #include "apr_lib.h"
 
-#include "mod_diagproc_config.h"
-#include "mod_diagproc_request.h"
-#include "mod_diagproc_dump.h"
-#include "mod_diagproc_helper_client.h"
-#include "mod_diagproc_zip.h"
-#include "helper/proto.h"
+#include "httpd/mod_diagproc_config.h"
+#include "httpd/mod_diagproc_request.h"
+#include "httpd/mod_diagproc_dump.h"
+#include "httpd/mod_diagproc_helper_client.h"
+#include "httpd/mod_diagproc_zip.h"
+#include "common/proto.h"
 #include "proc/procfs.h"
-#include "dump/core.h"
+#include "common/dumptype.h"
 #include "worker/route.h"
 
 APLOG_USE_MODULE(diagproc);

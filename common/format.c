@@ -2,9 +2,7 @@
 #include <string.h>
 #include <time.h>
 #include <apr_strings.h>
-#include "worker/format.h"
-#include "proc/procfs.h"
-#include "worker/jsonw.h"
+#include "common/format.h"
 
 void dp_timespan_buf(char *buf, size_t len, unsigned long long ticks, long hz)
 {
@@ -44,6 +42,30 @@ const char *dp_iso_time(long long secs, long nsec, apr_pool_t *p)
     char buf[48];
     dp_iso_time_buf(buf, sizeof(buf), secs, nsec);
     return apr_pstrdup(p, buf);
+}
+
+size_t dp_utf8_seq(const unsigned char *s, size_t n)
+{
+    size_t len, i;
+    unsigned int cp;
+
+    if (s[0] < 0x80)
+        return s[0] ? 1 : 0;
+    if (s[0] >= 0xC2 && s[0] <= 0xDF) { len = 2; cp = s[0] & 0x1F; }
+    else if (s[0] >= 0xE0 && s[0] <= 0xEF) { len = 3; cp = s[0] & 0x0F; }
+    else if (s[0] >= 0xF0 && s[0] <= 0xF4) { len = 4; cp = s[0] & 0x07; }
+    else return 0;
+    if (n < len)
+        return 0;
+    for (i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)))
+        || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    return len;
 }
 
 const char *dp_utf8(const char *buf, size_t len, apr_pool_t *p)
@@ -154,16 +176,8 @@ void dp_split_request_line(const char *req, dp_request_line *out)
     out->uri_len = sp2 ? (size_t)(sp2 - sp1 - 1) : strlen(sp1 + 1);
 }
 
-void dp_start_time_buf(char *buf, size_t len, unsigned long long ticks)
+int dp_ends_with(const char *s, const char *suffix)
 {
-    unsigned long long hz = (unsigned long long)dp_clock_ticks();
-    dp_iso_time_buf(buf, len, dp_boot_time() + (long long)(ticks / hz),
-                    (long)((ticks % hz) * (1000000000ULL / hz)));
-}
-
-const char *dp_start_time_iso(unsigned long long ticks, apr_pool_t *p)
-{
-    char buf[48];
-    dp_start_time_buf(buf, sizeof(buf), ticks);
-    return apr_pstrdup(p, buf);
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && memcmp(s + a - b, suffix, b) == 0;
 }

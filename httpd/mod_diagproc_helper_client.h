@@ -4,8 +4,8 @@
 #define MOD_DIAGPROC_HELPER_CLIENT_H
 
 #include "httpd.h"
-#include "proc/dp_error.h"
-#include "helper/proto.h"
+#include "common/dp_error.h"
+#include "common/proto.h"
 
 typedef struct dp_helper_conn {
     int fd;

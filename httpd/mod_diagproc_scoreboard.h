@@ -8,14 +8,6 @@
 #include <jansson.h>
 #include "worker/jsonw.h"
 
-/* A page shared by the parent and every process it forks (created once, in
- * the parent, before any of them): the pids the scoreboard does not know,
- * and the kernel thread id of each scoreboard slot (the scoreboard keeps
- * only pthread handles). */
-void dp_shared_init(void);
-void dp_shared_set_helper(pid_t pid);
-void dp_shared_set_reserved(pid_t pid, int generation);
-
 /* The roles of httpd's processes at one instant. */
 typedef struct dp_roles dp_roles;
 dp_roles *dp_roles_take(apr_pool_t *p);

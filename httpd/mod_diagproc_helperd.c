@@ -29,23 +29,18 @@
 #include "ap_mpm.h"
 #include "apr_strings.h"
 #include "apr_lib.h"
-#include "mod_diagproc_scoreboard.h"
-#include "helper/proto.h"
+#include "httpd/mod_diagproc_shared.h"
+#include "common/proto.h"
 #include "helper/daemon.h"
 #include "proc/procfs.h"
-#include "mod_diagproc_config.h"
-#include "mod_diagproc_helperd.h"
+#include "httpd/mod_diagproc_config.h"
+#include "httpd/mod_diagproc_helperd.h"
 APLOG_USE_MODULE(diagproc);
 
-/* Set in the parent before the workers are forked; they inherit it. */
-static const char *sockpath;
+static const char *sockpath;      /* dp_shared_socket_path, for our own use */
 static pid_t helper_pid;
 static apr_proc_t helper_proc;
 static dp_helper_policy policy;
-/* Made anew by the parent for each generation; workers and the helper get it
- * by inheriting this memory, never through a file or the environment. An
- * exec (a CGI script) replaces it. */
-static unsigned char generation_secret[DP_SECRET_LEN];
 
 _Static_assert(DP_ALLOW_KILL == DP_ACT_KILL && DP_ALLOW_DUMP == DP_ACT_DUMP
                && DP_ALLOW_FULLDUMP == DP_ACT_FULLDUMP
@@ -113,7 +108,7 @@ static int start_helper(apr_pool_t *p, server_rec *s)
     }
     if (pid == 0) {
         close_inherited_fds(fd);
-        dp_helper_main(fd, &policy);
+        dp_daemon_main(fd, &policy);
         _exit(0);
     }
     close(fd);
@@ -284,6 +279,7 @@ static int dp_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
     helper_pool = pconf;
     sockpath = ap_runtime_dir_relative(pconf, apr_psprintf(pconf, "diagproc.%d.sock",
                                                            (int)getpid()));
+    dp_shared_set_socket_path(sockpath);
     c = dp_global_ceiling();
     memset(&policy, 0, sizeof(policy));
     policy.peer_uid = geteuid() == 0 ? ap_unixd_config.user_id : geteuid();
@@ -303,8 +299,8 @@ static int dp_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
     {
         struct stat sb;
         if (stat("/proc/self/exe", &sb) != 0
-            || syscall(SYS_getrandom, generation_secret, sizeof(generation_secret), 0)
-               != (long)sizeof(generation_secret)) {
+            || syscall(SYS_getrandom, dp_shared_secret(), sizeof(dp_shared_secret()), 0)
+               != (long)sizeof(dp_shared_secret())) {
             ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, DPLOGNO(00007)
                          "diagproc: no executable identity or random secret for the helper; "
                          "it is not started");
@@ -312,7 +308,7 @@ static int dp_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
         }
         policy.exe_dev = sb.st_dev;
         policy.exe_ino = sb.st_ino;
-        memcpy(policy.secret, generation_secret, sizeof(policy.secret));
+        memcpy(policy.secret, dp_shared_secret(), sizeof(policy.secret));
     }
     apr_pool_cleanup_register(pconf, NULL, helper_cleanup, apr_pool_cleanup_null);
     if (start_helper(pconf, s) != 0)
@@ -327,14 +323,4 @@ void dp_helperd_register_hooks(apr_pool_t *p)
 {
     (void)p;
     ap_hook_post_config(dp_post_config, NULL, NULL, APR_HOOK_MIDDLE);
-}
-
-const char *dp_helperd_socket_path(void)
-{
-    return sockpath;
-}
-
-const unsigned char *dp_helperd_secret(void)
-{
-    return generation_secret;
 }

@@ -14,6 +14,9 @@ const char *dp_iso_time(long long secs, long nsec, apr_pool_t *p);
 /* The same into a caller's buffer (at least 32 bytes), for hot loops. */
 void dp_timespan_buf(char *buf, size_t len, unsigned long long ticks, long ticks_per_sec);
 void dp_iso_time_buf(char *buf, size_t len, long long secs, long nsec);
+/* Length of the valid UTF-8 sequence at s (n bytes available); 0 if invalid
+ * or NUL. */
+size_t dp_utf8_seq(const unsigned char *s, size_t n);
 /* The bytes as valid UTF-8: each invalid byte becomes U+FFFD; NULs become U+FFFD too
  * (JSON and HTML consumers must not see a truncated string). */
 const char *dp_utf8(const char *buf, size_t len, apr_pool_t *p);
@@ -32,9 +35,7 @@ typedef struct dp_request_line {
 void dp_split_request_line(const char *req, dp_request_line *out);
 /* Lower-case hex of bytes. */
 const char *dp_hex(const unsigned char *b, size_t n, apr_pool_t *p);
-
-/* A process's start (clock ticks after boot, /proc/PID/stat) as UTC ISO-8601. */
-void dp_start_time_buf(char *buf, size_t len, unsigned long long ticks);
-const char *dp_start_time_iso(unsigned long long ticks, apr_pool_t *p);
+/* Does s end with suffix? */
+int dp_ends_with(const char *s, const char *suffix);
 
 #endif

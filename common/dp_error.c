@@ -1,5 +1,5 @@
 #include <stdio.h>
-#include "proc/dp_error.h"
+#include "common/dp_error.h"
 
 int dp_fail(dp_error *err, int status, const char *fmt, ...)
 {

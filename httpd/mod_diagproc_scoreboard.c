@@ -20,92 +20,16 @@
 #include "scoreboard.h"
 #include "apr_strings.h"
 
-#include "mod_diagproc_config.h"
-#include "mod_diagproc_request.h"
-#include "mod_diagproc_scoreboard.h"
-#include "mod_diagproc_procs.h"
-#include "mod_diagproc_html.h"
+#include "httpd/mod_diagproc_config.h"
+#include "httpd/mod_diagproc_request.h"
+#include "httpd/mod_diagproc_scoreboard.h"
+#include "httpd/mod_diagproc_shared.h"
+#include "httpd/mod_diagproc_procs.h"
+#include "httpd/mod_diagproc_html.h"
 #include "proc/procfs.h"
-#include "worker/format.h"
+#include "common/format.h"
 
 APLOG_USE_MODULE(diagproc);
-
-/* ------------------------------------------------------ the shared page */
-
-typedef struct dp_slot_tid {
-    pid_t pid;                  /* the process that wrote tid: a new process in */
-    pid_t tid;                  /* the slot makes an old entry void */
-} dp_slot_tid;
-
-typedef struct dp_shared {
-    pid_t helper_pid;
-    pid_t reserved_pid;
-    int reserved_generation;
-    int server_limit, thread_limit;
-    dp_slot_tid tids[];         /* server_limit * thread_limit */
-} dp_shared;
-
-/* Kept across restarts (the DSO and its statics are reloaded, the page and
- * every process forked with it stay); the version is in the key because a
- * new build may change the layout. */
-#define DP_SHARED_KEY "mod_diagproc shared page v1"
-
-typedef struct dp_shared_retained {
-    dp_shared *page;
-    size_t size;
-} dp_shared_retained;
-
-static dp_shared *shared_page(void)
-{
-    dp_shared_retained *rd = ap_retained_data_get(DP_SHARED_KEY);
-    return rd ? rd->page : NULL;
-}
-
-void dp_shared_init(void)
-{
-    dp_shared_retained *rd = ap_retained_data_get(DP_SHARED_KEY);
-    int sl = 0, tl = 0;
-    size_t size;
-    void *m;
-
-    if (!rd)
-        rd = ap_retained_data_create(DP_SHARED_KEY, sizeof(*rd));
-    if (rd->page)
-        return;     /* the hard limits cannot change on a restart */
-    ap_mpm_query(AP_MPMQ_HARD_LIMIT_DAEMONS, &sl);
-    ap_mpm_query(AP_MPMQ_HARD_LIMIT_THREADS, &tl);
-    if (sl < 1)
-        sl = 1;
-    if (tl < 1)
-        tl = 1;
-    size = sizeof(dp_shared) + (size_t)sl * (size_t)tl * sizeof(dp_slot_tid);
-    m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, errno, ap_server_conf, DPLOGNO(00019)
-                     "diagproc: no shared page; httpd roles and thread ids will be missing");
-        return;
-    }
-    rd->page = m;
-    rd->size = size;
-    rd->page->server_limit = sl;
-    rd->page->thread_limit = tl;
-}
-
-void dp_shared_set_helper(pid_t pid)
-{
-    dp_shared *sh = shared_page();
-    if (sh)
-        __atomic_store_n(&sh->helper_pid, pid, __ATOMIC_RELEASE);
-}
-
-void dp_shared_set_reserved(pid_t pid, int generation)
-{
-    dp_shared *sh = shared_page();
-    if (sh) {
-        sh->reserved_generation = generation;
-        __atomic_store_n(&sh->reserved_pid, pid, __ATOMIC_RELEASE);
-    }
-}
 
 /* Which slot and thread the request's connection occupies (event and worker
  * move connections between threads: the handle says where it is now). */
@@ -136,7 +60,7 @@ static int slot_of(conn_rec *c, int *child, int *thread)
  * before the scoreboard shows the thread serving it. */
 static int note_thread(request_rec *r)
 {
-    dp_shared *sh = shared_page();
+    dp_shared *sh = dp_shared_page();
     int child, thread;
 
     if (!sh || r->main || r->prev || slot_of(r->connection, &child, &thread) != 0
@@ -150,7 +74,7 @@ static int note_thread(request_rec *r)
 
 static pid_t thread_tid(int child, int thread, pid_t pid)
 {
-    dp_shared *sh = shared_page();
+    dp_shared *sh = dp_shared_page();
     dp_slot_tid *e;
 
     if (!sh || child >= sh->server_limit || thread >= sh->thread_limit)
@@ -184,7 +108,7 @@ static int by_pid(const void *a, const void *b)
 dp_roles *dp_roles_take(apr_pool_t *p)
 {
     dp_roles *roles = apr_pcalloc(p, sizeof(*roles));
-    dp_shared *sh = shared_page();
+    dp_shared *sh = dp_shared_page();
     int i, sl = 0;
 
     roles->parent = getppid();

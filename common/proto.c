@@ -4,8 +4,8 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
-#include "helper/proto.h"
-#include "dump/core.h"
+#include "common/proto.h"
+#include "common/dumptype.h"
 
 int dp_write_full(int fd, const void *buf, size_t n)
 {

@@ -15,12 +15,12 @@
 #include "http_request.h"
 #include "apr_strings.h"
 
-#include "mod_diagproc_config.h"
-#include "mod_diagproc_request.h"
-#include "mod_diagproc_stacks.h"
-#include "mod_diagproc_procs.h"
-#include "mod_diagproc_helper_client.h"
-#include "helper/proto.h"
+#include "httpd/mod_diagproc_config.h"
+#include "httpd/mod_diagproc_request.h"
+#include "httpd/mod_diagproc_stacks.h"
+#include "httpd/mod_diagproc_procs.h"
+#include "httpd/mod_diagproc_helper_client.h"
+#include "common/proto.h"
 #include "proc/procfs.h"
 #include "worker/stacks.h"
 

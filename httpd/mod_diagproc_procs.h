@@ -4,9 +4,6 @@
 
 #include "httpd.h"
 
-/* P/{pid} as an absolute URL, with the prefix the client used. */
-const char *dp_proc_href(request_rec *r, long pid);
-
 int dp_route_list(request_rec *r, const char **seg);
 int dp_route_detail(request_rec *r, const char **seg);
 int dp_route_environment(request_rec *r, const char **seg);

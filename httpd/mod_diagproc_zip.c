@@ -12,8 +12,8 @@
 #include "util_filter.h"
 #include "apr_strings.h"
 
-#include "mod_diagproc_log.h"
-#include "mod_diagproc_zip.h"
+#include "httpd/mod_diagproc_log.h"
+#include "httpd/mod_diagproc_zip.h"
 #include "worker/zip.h"
 
 APLOG_USE_MODULE(diagproc);

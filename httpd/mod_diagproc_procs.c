@@ -19,17 +19,17 @@
 #include "apr_strings.h"
 #include "apr_lib.h"
 
-#include "mod_diagproc_config.h"
-#include "mod_diagproc_request.h"
-#include "mod_diagproc_procs.h"
-#include "mod_diagproc_modules.h"
-#include "mod_diagproc_threads.h"
-#include "mod_diagproc_helper_client.h"
-#include "mod_diagproc_html.h"
-#include "mod_diagproc_scoreboard.h"
+#include "httpd/mod_diagproc_config.h"
+#include "httpd/mod_diagproc_request.h"
+#include "httpd/mod_diagproc_procs.h"
+#include "httpd/mod_diagproc_modules.h"
+#include "httpd/mod_diagproc_threads.h"
+#include "httpd/mod_diagproc_helper_client.h"
+#include "httpd/mod_diagproc_html.h"
+#include "httpd/mod_diagproc_scoreboard.h"
 #include "proc/procfs.h"
 #include "proc/modules.h"
-#include "worker/format.h"
+#include "common/format.h"
 #include "proc/elfinfo.h"
 #include "worker/jsonw.h"
 
@@ -52,11 +52,6 @@ static json_t *jint_or_null(long long v)
 static json_t *jkudu_count(long long v)
 {
     return json_integer(v < 0 ? -1 : v);
-}
-
-const char *dp_proc_href(request_rec *r, long pid)
-{
-    return apr_psprintf(r->pool, "%s/%ld", dp_base_href(r), pid);
 }
 
 

@@ -38,14 +38,13 @@
 #include "apr_portable.h"
 #include "apr_strings.h"
 
-#include "mod_diagproc_config.h"
-#include "mod_diagproc_request.h"
-#include "mod_diagproc_reserved.h"
-#include "mod_diagproc_scoreboard.h"
+#include "httpd/mod_diagproc_config.h"
+#include "httpd/mod_diagproc_request.h"
+#include "httpd/mod_diagproc_reserved.h"
+#include "httpd/mod_diagproc_shared.h"
 
 APLOG_USE_MODULE(diagproc);
 
-#define DP_RESERVED_MAX_LISTEN 8
 #define DP_RESERVED_THREADS    2      /* one idle client must not block it */
 #define DP_RESERVED_MAX_OLD    8
 #define DP_POLL_MS             250    /* how soon a graceful stop is noticed */
@@ -60,7 +59,7 @@ APLOG_USE_MODULE(diagproc);
 #define DP_RESERVED_KEY "mod_diagproc reserved process v1"
 
 typedef struct reserved_listener {
-    char spec[128];             /* as written in DiagProcListen */
+    char spec[DP_LISTEN_SPEC_MAX];  /* as written in DiagProcListen */
     int fd;                     /* -1: not open */
     int family;
 } reserved_listener;
@@ -76,39 +75,16 @@ typedef struct reserved_state {
 
 static reserved_state *state;
 
-/* This generation's configuration (pconf). */
-static const char *configured[DP_RESERVED_MAX_LISTEN];
-static int nconfigured;
+/* This generation's pool (pconf). */
 static apr_pool_t *gen_pool;
 
 /* Set in the reserved process only. */
 static int in_reserved;
 static volatile sig_atomic_t graceful_stop;
 
-const char *dp_reserved_set_listen(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    char *host = NULL, *scope = NULL;
-    apr_port_t port = 0;
-
-    (void)dconf;
-    if (err)
-        return err;
-    if (apr_parse_addr_port(&host, &scope, &port, arg, cmd->pool) != APR_SUCCESS
-        || port == 0 || scope)
-        return apr_psprintf(cmd->pool, "DiagProcListen: '%s' is not [address:]port", arg);
-    if (strlen(arg) >= sizeof(state->l[0].spec))
-        return "DiagProcListen: address too long";
-    if (nconfigured == DP_RESERVED_MAX_LISTEN)
-        return "DiagProcListen: at most 8 listeners";
-    configured[nconfigured++] = apr_pstrdup(cmd->pool, arg);
-    return NULL;
-}
-
 static int dp_reserved_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
     (void)plog; (void)ptemp;
-    nconfigured = 0;
     gen_pool = pconf;
     return OK;
 }
@@ -155,7 +131,8 @@ static int open_listener(reserved_listener *l, server_rec *s)
 static void sync_listeners(server_rec *s)
 {
     reserved_listener keep[DP_RESERVED_MAX_LISTEN];
-    int i, j, n = 0;
+    int i, j, n = 0, nconfigured;
+    const char *const *configured = dp_config_listen(&nconfigured);
 
     for (i = 0; i < nconfigured; i++) {
         reserved_listener l;

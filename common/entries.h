@@ -4,7 +4,7 @@
 #ifndef DP_ENTRIES_H
 #define DP_ENTRIES_H
 
-#include "dump/sink.h"
+#include "common/sink.h"
 
 /* The mode of an entry that is a symbolic link; its data is the target. */
 #define DP_ENTRY_SYMLINK 0120777u

@@ -7,8 +7,8 @@
 #include "http_config.h"
 #include "apr_tables.h"
 #include <jansson.h>
-#include "proc/dp_error.h"
-#include "mod_diagproc_log.h"
+#include "common/dp_error.h"
+#include "httpd/mod_diagproc_log.h"
 
 /* DiagProcAllow words */
 #define DP_ALLOW_KILL        0x01
@@ -76,6 +76,12 @@ const char *dp_instance_name(server_rec *s);
 /* Is the peer of this connection a proxy DiagProcTrustedProxies names? */
 int dp_from_trusted_proxy(request_rec *r);
 const dp_ceiling *dp_global_ceiling(void);
+
+/* DiagProcListen: the addresses as written, in order (at most
+ * DP_RESERVED_MAX_LISTEN, each shorter than DP_LISTEN_SPEC_MAX). */
+#define DP_RESERVED_MAX_LISTEN 8
+#define DP_LISTEN_SPEC_MAX 128
+const char *const *dp_config_listen(int *n);
 
 /* For the module record in mod_diagproc.c */
 void *dp_config_create_dir(apr_pool_t *p, char *dir);

@@ -15,13 +15,13 @@
 #include "util_script.h"
 #include "apr_strings.h"
 
-#include "mod_diagproc_config.h"
-#include "mod_diagproc_request.h"
+#include "httpd/mod_diagproc_config.h"
+#include "httpd/mod_diagproc_request.h"
 #include "proc/procfs.h"
-#include "worker/format.h"
+#include "common/format.h"
 #include "worker/forwarded.h"
 #include "proc/protect.h"
-#include "worker/format.h"
+#include "common/format.h"
 
 APLOG_USE_MODULE(diagproc);
 
@@ -90,6 +90,11 @@ const char *dp_base_href(request_rec *r)
     trusted_forwarded(r, &fw);
     return apr_pstrcat(r->pool, client_origin(r, &fw), fw.prefix ? fw.prefix
                        : apr_pstrmemdup(r->pool, r->uri, strlen(dp_prefix(r))), NULL);
+}
+
+const char *dp_proc_href(request_rec *r, long pid)
+{
+    return apr_psprintf(r->pool, "%s/%ld", dp_base_href(r), pid);
 }
 
 void dp_set_instance_header(request_rec *r)

@@ -19,11 +19,9 @@
 #include "apr_network_io.h"
 #include "apr_lib.h"
 
-#include "mod_diagproc_config.h"
-#include "mod_diagproc_reserved.h"
-#include "mod_diagproc_fleet.h"
-#include "helper/daemon.h"
-#include "dump/core.h"
+#include "httpd/mod_diagproc_config.h"
+#include "httpd/mod_diagproc_fleet.h"
+#include "common/helper_config.h"
 
 APLOG_USE_MODULE(diagproc);
 
@@ -32,6 +30,9 @@ APLOG_USE_MODULE(diagproc);
 static dp_ceiling ceiling;
 /* The sections using DiagProcAllow / DiagProcUsers, numbered as read. */
 static apr_array_header_t *sections;
+/* DiagProcListen's addresses, as written. */
+static const char *listen_specs[DP_RESERVED_MAX_LISTEN];
+static int nlisten;
 
 /* ------------------------------------------------------------------ config */
 
@@ -150,6 +151,32 @@ static void ceiling_add(uid_t uid)
         if (APR_ARRAY_IDX(ceiling.uids, i, uid_t) == uid)
             return;
     APR_ARRAY_PUSH(ceiling.uids, uid_t) = uid;
+}
+
+static const char *set_listen(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    char *host = NULL, *scope = NULL;
+    apr_port_t port = 0;
+
+    (void)dconf;
+    if (err)
+        return err;
+    if (apr_parse_addr_port(&host, &scope, &port, arg, cmd->pool) != APR_SUCCESS
+        || port == 0 || scope)
+        return apr_psprintf(cmd->pool, "DiagProcListen: '%s' is not [address:]port", arg);
+    if (strlen(arg) >= DP_LISTEN_SPEC_MAX)
+        return "DiagProcListen: address too long";
+    if (nlisten == DP_RESERVED_MAX_LISTEN)
+        return "DiagProcListen: at most 8 listeners";
+    listen_specs[nlisten++] = apr_pstrdup(cmd->pool, arg);
+    return NULL;
+}
+
+const char *const *dp_config_listen(int *n)
+{
+    *n = nlisten;
+    return listen_specs;
 }
 
 const dp_ceiling *dp_global_ceiling(void)
@@ -448,7 +475,7 @@ const command_rec dp_config_cmds[] = {
     AP_INIT_TAKE1("DiagProcDumpIOPriority", set_dump_ioprio, NULL, RSRC_CONF,
                   "I/O priority of the process writing a dump: idle, best-effort[:0-7], "
                   "unchanged (default best-effort:7)"),
-    AP_INIT_TAKE1("DiagProcListen", dp_reserved_set_listen, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("DiagProcListen", set_listen, NULL, RSRC_CONF,
                   "[address:]port served by a reserved diagnostics process (may repeat)"),
     { NULL }
 };
@@ -459,5 +486,6 @@ int dp_config_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     memset(&ceiling, 0, sizeof(ceiling));
     ceiling.uids = apr_array_make(pconf, 4, sizeof(uid_t));
     sections = apr_array_make(pconf, 8, sizeof(dp_section));
+    nlisten = 0;
     return OK;
 }

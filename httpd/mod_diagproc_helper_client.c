@@ -26,11 +26,11 @@
 #include "ap_mpm.h"
 #include "apr_strings.h"
 #include "apr_lib.h"
-#include "helper/proto.h"
+#include "common/proto.h"
 #include "proc/procfs.h"
-#include "mod_diagproc_config.h"
-#include "mod_diagproc_helperd.h"
-#include "mod_diagproc_helper_client.h"
+#include "httpd/mod_diagproc_config.h"
+#include "httpd/mod_diagproc_shared.h"
+#include "httpd/mod_diagproc_helper_client.h"
 
 APLOG_USE_MODULE(diagproc);
 
@@ -78,7 +78,7 @@ int dp_helper_unavailable(request_rec *r, dp_error *err)
 int dp_helper_call(request_rec *r, dp_request *rq, dp_helper_conn **out, dp_error *err)
 {
     dp_helper_conn *hc = apr_pcalloc(r->pool, sizeof(*hc));
-    const char *sockpath = dp_helperd_socket_path();
+    const char *sockpath = dp_shared_socket_path();
     dp_dir_conf *dc = dp_dir_config(r);
     struct sockaddr_un sa;
     struct timeval rtv = { HELPER_READ_TIMEOUT_S, 0 }, stv = { 5, 0 };
@@ -90,7 +90,7 @@ int dp_helper_call(request_rec *r, dp_request *rq, dp_helper_conn **out, dp_erro
     rq->version = DP_PROTO_VERSION;
     rq->allow_section = dc->allow_section;
     rq->scope_section = dc->scope_section;
-    memcpy(rq->secret, dp_helperd_secret(), sizeof(rq->secret));
+    memcpy(rq->secret, dp_shared_secret(), sizeof(rq->secret));
     hc->fd = -1;
     apr_pool_cleanup_register(r->pool, hc, dp_helper_close, apr_pool_cleanup_null);
     memset(&sa, 0, sizeof(sa));

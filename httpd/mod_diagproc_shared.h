@@ -1,0 +1,34 @@
+/* The parent-made state every process of httpd inherits (see the .c). */
+#ifndef MOD_DIAGPROC_SHARED_H
+#define MOD_DIAGPROC_SHARED_H
+
+#include <sys/types.h>
+#include "common/proto.h"
+
+typedef struct dp_slot_tid {
+    pid_t pid;                  /* the process that wrote tid: a new process in */
+    pid_t tid;                  /* the slot makes an old entry void */
+} dp_slot_tid;
+
+typedef struct dp_shared {
+    pid_t helper_pid;
+    pid_t reserved_pid;
+    int reserved_generation;
+    int server_limit, thread_limit;
+    dp_slot_tid tids[];         /* server_limit * thread_limit */
+} dp_shared;
+
+/* The page, created once in the parent before the helper and any worker is
+ * forked (post_config), kept across restarts; NULL when it could not be made. */
+void dp_shared_init(void);
+dp_shared *dp_shared_page(void);
+void dp_shared_set_helper(pid_t pid);
+void dp_shared_set_reserved(pid_t pid, int generation);
+
+/* The helper's socket, set in the parent before the workers are forked. */
+void dp_shared_set_socket_path(const char *path);
+const char *dp_shared_socket_path(void);
+/* This generation's secret (DP_SECRET_LEN bytes), inherited in memory. */
+unsigned char *dp_shared_secret(void);
+
+#endif
