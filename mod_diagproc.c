@@ -30,51 +30,45 @@
 #include "httpd/mod_diagproc_scoreboard.h"
 #include "httpd/mod_diagproc_fleet.h"
 #include "worker/route.h"
+#include "common/actions.h"
 #include "apr_strings.h"
 
 typedef int (*dp_route_fn)(request_rec *r, const char **seg);
 
-/* The privileged routes, each leaving an audit line. */
-static int audited_kill(request_rec *r, const char **seg)
-{
-    return dp_audited(r, "kill", dp_route_kill, seg);
-}
-
-static int audited_dump(request_rec *r, const char **seg)
-{
-    return dp_audited(r, "dump", dp_route_dump, seg);
-}
-
-static int audited_environment(request_rec *r, const char **seg)
-{
-    return dp_audited(r, "environment", dp_route_environment, seg);
-}
-
-static int audited_stacks(request_rec *r, const char **seg)
-{
-    return dp_audited(r, "stacks", dp_route_stacks, seg);
-}
-
 /* The dispatch table: a pattern of segments ("{}" = a parameter), the
- * methods it answers and its function. */
+ * methods it answers, and per method its function and the privileged action
+ * it performs (common/actions.h), which leaves an audit line; 0 = read-only. */
+typedef struct dp_method {
+    dp_route_fn fn;
+    unsigned action;
+} dp_method;
+
+#define READ(fn)        { fn, 0 }
+#define ACT(fn, action) { fn, action }
+#define NONE            { NULL, 0 }
 static const struct dp_route {
     const char *pattern;
     const char *methods;        /* Allow header; GET implies HEAD */
-    dp_route_fn get, del, post;
+    dp_method get, del, post;
 } routes[] = {
-    { "",                   "GET, HEAD",         dp_route_list,        NULL,       NULL },
-    { "requests",           "GET, HEAD",         dp_route_requests,    NULL,       NULL },
-    { "ui/{}",              "GET, HEAD",         dp_route_ui,          NULL,       NULL },
-    { "{}",                 "GET, HEAD, DELETE", dp_route_detail,      audited_kill, NULL },
-    { "{}/stop",            "POST",              NULL,                 NULL,       audited_kill },
-    { "{}/dump",            "GET, HEAD",         audited_dump,            NULL,       NULL },
-    { "{}/threads",         "GET, HEAD",         dp_route_threads,     NULL,       NULL },
-    { "{}/threads/{}",      "GET, HEAD",         dp_route_thread,      NULL,       NULL },
-    { "{}/modules",         "GET, HEAD",         dp_route_modules,     NULL,       NULL },
-    { "{}/modules/{}",      "GET, HEAD",         dp_route_module,      NULL,       NULL },
-    { "{}/environments/{}", "GET, HEAD",         audited_environment,     NULL,       NULL },
-    { "{}/stacks",          "GET, HEAD",         audited_stacks,          NULL,       NULL },
+    { "",                   "GET, HEAD",         READ(dp_route_list),     NONE, NONE },
+    { "requests",           "GET, HEAD",         READ(dp_route_requests), NONE, NONE },
+    { "ui/{}",              "GET, HEAD",         READ(dp_route_ui),       NONE, NONE },
+    { "{}",                 "GET, HEAD, DELETE", READ(dp_route_detail),
+                                                 ACT(dp_route_kill, DP_ACT_KILL), NONE },
+    { "{}/stop",            "POST",              NONE, NONE, ACT(dp_route_kill, DP_ACT_KILL) },
+    { "{}/dump",            "GET, HEAD",         ACT(dp_route_dump, DP_ACT_DUMP), NONE, NONE },
+    { "{}/threads",         "GET, HEAD",         READ(dp_route_threads),  NONE, NONE },
+    { "{}/threads/{}",      "GET, HEAD",         READ(dp_route_thread),   NONE, NONE },
+    { "{}/modules",         "GET, HEAD",         READ(dp_route_modules),  NONE, NONE },
+    { "{}/modules/{}",      "GET, HEAD",         READ(dp_route_module),   NONE, NONE },
+    { "{}/environments/{}", "GET, HEAD",         ACT(dp_route_environment, DP_ACT_ENVIRONMENT),
+                                                 NONE, NONE },
+    { "{}/stacks",          "GET, HEAD",         ACT(dp_route_stacks, DP_ACT_STACKS), NONE, NONE },
 };
+#undef READ
+#undef ACT
+#undef NONE
 
 static int dp_handler(request_rec *r)
 {
@@ -98,21 +92,21 @@ static int dp_handler(request_rec *r)
     n = dp_route_split(r->pool, rest, seg, 8);
     for (i = 0; n >= 0 && i < sizeof(routes) / sizeof(routes[0]); i++) {
         const struct dp_route *rt = &routes[i];
-        dp_route_fn fn = NULL;
+        const dp_method *m = NULL;
         if (!dp_route_match(rt->pattern, seg, n))
             continue;
         if (r->method_number == M_GET)
-            fn = rt->get;
+            m = &rt->get;
         else if (r->method_number == M_DELETE)
-            fn = rt->del;
+            m = &rt->del;
         else if (r->method_number == M_POST)
-            fn = rt->post;
-        if (!fn) {
+            m = &rt->post;
+        if (!m || !m->fn) {
             apr_table_setn(r->headers_out, "Allow", rt->methods);
             return dp_send_error(r, HTTP_METHOD_NOT_ALLOWED, "%s is not allowed on this "
                                  "route; allowed: %s.", r->method, rt->methods);
         }
-        return fn(r, seg);
+        return m->action ? dp_audited(r, m->action, m->fn, seg) : m->fn(r, seg);
     }
     return dp_send_error(r, HTTP_NOT_FOUND, "No such route: '%s'. See the API reference "
                          "for the routes below %s.", r->uri, prefix);

@@ -12,6 +12,7 @@
 
 #include "helper/daemon.h"
 #include "helper/policy.h"
+#include "common/actions.h"
 #include "common/proto.h"
 #include "proc/procfs.h"
 #include "dump/core.h"
@@ -63,21 +64,6 @@ int dp_policy_in_scope(const dp_helper_policy *pol, int scope_section, long uid)
     return 0;
 }
 
-/* What the request needs from its sections, by operation. */
-static unsigned needed_actions(const dp_request *rq)
-{
-    switch (rq->op) {
-    case DP_OP_PROC_READ:
-        return rq->what == DP_READ_ENVIRON ? DP_ACT_ENVIRONMENT : 0;
-    case DP_OP_KILL:
-        return DP_ACT_KILL;
-    case DP_OP_DUMP:
-        return DP_ACT_DUMP | ((rq->dump_type & DP_DUMP_NEEDS_FULLDUMP) ? DP_ACT_FULLDUMP : 0);
-    case DP_OP_STACKS:
-        return DP_ACT_STACKS;
-    }
-    return ~0u;
-}
 
 #define DP_MAX_HELD 1024
 long dp_policy_foreign_group(const dp_helper_policy *pol, int scope_section,
@@ -115,22 +101,12 @@ long dp_policy_foreign_group(const dp_helper_policy *pol, int scope_section,
     return -1;
 }
 
-static const char *action_word(unsigned bit)
-{
-    switch (bit) {
-    case DP_ACT_KILL: return "kill";
-    case DP_ACT_DUMP: return "dump";
-    case DP_ACT_FULLDUMP: return "fulldump";
-    case DP_ACT_ENVIRONMENT: return "environment";
-    default: return "stacks";
-    }
-}
 
 int dp_policy_check_target(const dp_helper_policy *pol, const dp_request *rq, dp_stat *st,
                            dp_error *err)
 {
     static const char *slot[4] = { "real", "effective", "saved", "filesystem" };
-    unsigned need = needed_actions(rq), have;
+    unsigned need = dp_actions_needed(rq), have;
     char path[64], buf[16384];
     dp_status ss;
     ssize_t n;
@@ -141,7 +117,7 @@ int dp_policy_check_target(const dp_helper_policy *pol, const dp_request *rq, dp
     if (need & ~have) {
         unsigned missing = need & ~have, bit = missing & (~missing + 1);
         return dp_fail(err, 403, "The configuration section this request comes from does not "
-                       "allow '%s' (DiagProcAllow).", action_word(bit));
+                       "allow '%s' (DiagProcAllow).", dp_action_by_bit(bit)->word);
     }
     if (dp_read_stat(pid, 0, st, err) != 0)
         return -1;

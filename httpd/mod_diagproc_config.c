@@ -21,6 +21,7 @@
 
 #include "httpd/mod_diagproc_config.h"
 #include "httpd/mod_diagproc_fleet.h"
+#include "common/actions.h"
 #include "common/helper_config.h"
 
 APLOG_USE_MODULE(diagproc);
@@ -210,27 +211,21 @@ static const char *parse_user(cmd_parms *cmd, const char *word, uid_t *uid)
 
 static const char *set_allow(cmd_parms *cmd, void *dconf, const char *word)
 {
-    static const struct { const char *word; int bit; } words[] = {
-        { "kill", DP_ALLOW_KILL }, { "dump", DP_ALLOW_DUMP },
-        { "fulldump", DP_ALLOW_FULLDUMP }, { "environment", DP_ALLOW_ENVIRONMENT },
-        { "stacks", DP_ALLOW_STACKS }, { "none", 0 },
-    };
     dp_dir_conf *c = dconf;
-    size_t i;
+    const dp_action *a = dp_action_by_word(word);
+    char known[128];
 
     if (!c->allow_set) {
         c->allow_set = 1;
         c->allow = 0;
         c->allow_section = register_section(cmd, c);
     }
-    for (i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
-        if (!strcasecmp(word, words[i].word)) {
-            c->allow |= words[i].bit;
-            return NULL;
-        }
-    }
-    return apr_psprintf(cmd->pool, "DiagProcAllow: unknown action '%s' "
-                        "(known: kill dump fulldump environment stacks none)", word);
+    if (a)
+        c->allow |= (int)a->bit;
+    else if (strcasecmp(word, "none") != 0)
+        return apr_psprintf(cmd->pool, "DiagProcAllow: unknown action '%s' (known: %s none)",
+                            word, dp_action_words(~0u, known, sizeof(known)));
+    return NULL;
 }
 
 static const char *set_users(cmd_parms *cmd, void *dconf, const char *word)

@@ -11,14 +11,9 @@
 #include "httpd/mod_diagproc_log.h"
 
 /* DiagProcAllow words */
-#define DP_ALLOW_KILL        0x01
-#define DP_ALLOW_DUMP        0x02
-#define DP_ALLOW_FULLDUMP    0x04
-#define DP_ALLOW_ENVIRONMENT 0x08
-#define DP_ALLOW_STACKS      0x10
 
 typedef struct dp_dir_conf {
-    int allow;                  /* DP_ALLOW_* bits */
+    int allow;                  /* DP_ACT_* bits (common/actions.h) */
     int allow_set;
     int all_users;              /* DiagProcUsers * */
     apr_array_header_t *uids;   /* uid_t; NULL = not set (default: httpd User) */

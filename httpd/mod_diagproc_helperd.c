@@ -42,10 +42,6 @@ static pid_t helper_pid;
 static apr_proc_t helper_proc;
 static dp_helper_policy policy;
 
-_Static_assert(DP_ALLOW_KILL == DP_ACT_KILL && DP_ALLOW_DUMP == DP_ACT_DUMP
-               && DP_ALLOW_FULLDUMP == DP_ACT_FULLDUMP
-               && DP_ALLOW_ENVIRONMENT == DP_ACT_ENVIRONMENT
-               && DP_ALLOW_STACKS == DP_ACT_STACKS, "DiagProcAllow bits are the helper's");
 static server_rec *main_server;
 static apr_pool_t *helper_pool;
 

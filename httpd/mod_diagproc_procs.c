@@ -22,6 +22,7 @@
 #include "httpd/mod_diagproc_config.h"
 #include "httpd/mod_diagproc_request.h"
 #include "httpd/mod_diagproc_procs.h"
+#include "common/actions.h"
 #include "httpd/mod_diagproc_modules.h"
 #include "httpd/mod_diagproc_threads.h"
 #include "httpd/mod_diagproc_helper_client.h"
@@ -296,8 +297,7 @@ int dp_route_environment(request_rec *r, const char **seg)
     json_t *env;
     int rv;
 
-    if ((rv = dp_require_allowed(r, DP_ALLOW_ENVIRONMENT, "environment",
-                                 "Reading environments")) != OK
+    if ((rv = dp_require_allowed(r, DP_ACT_ENVIRONMENT)) != OK
         || (rv = dp_resolve_target(r, seg[0], &pid, &st)) != OK)
         return rv;
     env = environment_json(r, pid, seg[2]);
@@ -481,7 +481,7 @@ static void render_kudu_fields(request_rec *r, const proc_facts *f, json_t *o)
     json_object_set_new(o, "non_paged_system_memory", json_integer(0));
     json_object_set_new(o, "peak_paged_memory", json_integer(0));
     json_object_set_new(o, "time_stamp", json_string(now_iso(r->pool)));
-    if (dp_dir_config(r)->allow & DP_ALLOW_ENVIRONMENT)
+    if (dp_dir_config(r)->allow & DP_ACT_ENVIRONMENT)
         json_object_set_new(o, "environment_variables", environment_json(r, pid, NULL));
 }
 

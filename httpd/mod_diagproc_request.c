@@ -17,6 +17,7 @@
 
 #include "httpd/mod_diagproc_config.h"
 #include "httpd/mod_diagproc_request.h"
+#include "common/actions.h"
 #include "proc/procfs.h"
 #include "common/format.h"
 #include "worker/forwarded.h"
@@ -221,12 +222,15 @@ int dp_refuse_protected(request_rec *r, pid_t pid, const dp_stat *st)
     return OK;
 }
 
-int dp_require_allowed(request_rec *r, int bit, const char *word, const char *what)
+int dp_require_allowed(request_rec *r, unsigned bit)
 {
-    if (dp_dir_config(r)->allow & bit)
+    const dp_action *a = dp_action_by_bit(bit);
+
+    if ((unsigned)dp_dir_config(r)->allow & bit)
         return OK;
     return dp_send_error(r, HTTP_FORBIDDEN, "%s: not enabled here; add "
-                         "'DiagProcAllow %s' to this <Location> to enable it.", what, word);
+                         "'DiagProcAllow %s' to this <Location> to enable it.", a->subject,
+                         a->word);
 }
 
 /* A page on another site must not be able to kill or dump through the
@@ -256,7 +260,7 @@ int dp_refuse_cross_site(request_rec *r)
 /* Every kill, dump, environment read and stacks request leaves one NOTICE
  * line: who asked (client, authenticated user), the target as it was before
  * the action (pid, uid, name), the action and its outcome (the status). */
-int dp_audited(request_rec *r, const char *action, int (*fn)(request_rec *, const char **),
+int dp_audited(request_rec *r, unsigned action, int (*fn)(request_rec *, const char **),
                const char **seg)
 {
     long pid = -1, uid = -1;
@@ -276,7 +280,8 @@ int dp_audited(request_rec *r, const char *action, int (*fn)(request_rec *, cons
     ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, DPLOGNO(00012)
                   "diagproc audit: client %s user %s action %s pid %ld uid %ld name \"%s\" "
                   "outcome %d", r->useragent_ip ? r->useragent_ip : "-",
-                  r->user ? dp_utf8(r->user, strlen(r->user), r->pool) : "-", action, pid, uid,
+                  r->user ? dp_utf8(r->user, strlen(r->user), r->pool) : "-",
+                  dp_action_by_bit(action)->word, pid, uid,
                   name, r->status);
     return rv;
 }
