@@ -113,8 +113,10 @@ static int dp_handler(request_rec *r)
 }
 
 /* Answers httpd makes itself in our Locations (a Require that fails, a
- * request too large) carry the instance too: SetHandler is only applied
- * after access checks, so the section's expression is evaluated here. */
+ * request too large) carry the instance and a JSON body too: SetHandler is
+ * only applied after access checks, so the section's expression is
+ * evaluated here; and an answer made before the Location walk (an encoded
+ * '/' or NUL in the path) goes by the Location paths themselves. */
 static void dp_error_instance(request_rec *r)
 {
     core_dir_config *cd = ap_get_core_module_config(r->per_dir_config);
@@ -125,8 +127,11 @@ static void dp_error_instance(request_rec *r)
         if (err)
             h = NULL;
     }
-    if (h && (!strcmp(h, "diagproc") || !strcmp(h, DP_FLEET_HANDLER)))
+    if (h ? (!strcmp(h, "diagproc") || !strcmp(h, DP_FLEET_HANDLER))
+          : dp_config_uri_is_ours(r->uri)) {
         dp_set_instance_header(r);
+        dp_json_error_body(r);
+    }
 }
 
 /* The module owns its URL space: httpd must neither map it to a file name
@@ -161,6 +166,7 @@ static int dp_no_storage(request_rec *r)
 static void dp_register_hooks(apr_pool_t *p)
 {
     ap_hook_pre_config(dp_config_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(dp_config_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_translate_name(dp_own_url_space, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_map_to_storage(dp_no_storage, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_handler(dp_handler, NULL, NULL, APR_HOOK_MIDDLE);
@@ -170,6 +176,7 @@ static void dp_register_hooks(apr_pool_t *p)
     dp_helperd_register_hooks(p);
     dp_reserved_register_hooks(p);
     dp_zip_filter_register(p);
+    dp_json_error_register();
 }
 
 AP_DECLARE_MODULE(diagproc) = {

@@ -148,9 +148,16 @@ int dp_route_environment(request_rec *r, const char **seg)
     if ((rv = dp_require_allowed(r, DP_ACT_ENVIRONMENT)) != OK
         || (rv = dp_resolve_target(r, seg[0], &pid, &st)) != OK)
         return rv;
+    if (st.state == 'Z' || st.state == 'X')     /* as every other route of a zombie says */
+        return dp_send_error(r, HTTP_CONFLICT, "Process %d is a zombie: it has no environment "
+                             "left to read.", (int)pid);
     env = environment_json(r, pid, seg[2]);
     if (dp_helper_unavailable(r, &err))
         return dp_send_dp_error(r, &err);
+    if (json_is_null(env) && dp_read_stat(pid, 0, &st, NULL) != 0) {
+        dp_fail_not_running(&err, pid);     /* it exited meanwhile */
+        return dp_send_dp_error(r, &err);
+    }
     if (json_is_null(env))
         return dp_send_error(r, HTTP_FORBIDDEN, "The environment of process %d may not be "
                              "read (it is outside the helper's ceiling, or exited).", (int)pid);
