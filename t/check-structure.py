@@ -65,7 +65,7 @@ def nm(path, *flags):
 
 
 os.chdir(ROOT)
-glue = sorted(glob.glob("mod_diagproc_*.c"))
+glue = sorted(glob.glob("httpd/mod_diagproc_*.c"))
 
 # 1. nothing calls back into mod_diagproc.c
 top = os.path.join(BUILD, "glue", "mod_diagproc.o")
@@ -101,7 +101,8 @@ dups = {t: w for t, w in tags.items() if len(w) > 1}
 ok(len(tags) > 0 and not dups, f"{len(tags)} log tags, each used once" + (f": {dups}" if dups else ""))
 
 # 4. file length
-sources = sorted(glob.glob("*.[ch]") + glob.glob("proc/*.[ch]") + glob.glob("dump/*.[ch]")
+sources = sorted(glob.glob("*.[ch]") + glob.glob("httpd/*.[ch]") + glob.glob("common/*.[ch]")
+                 + glob.glob("proc/*.[ch]") + glob.glob("dump/*.[ch]")
                  + glob.glob("helper/*.[ch]") + glob.glob("worker/*.[ch]"))
 for src in sources:
     lines = sum(1 for _ in open(src))
