@@ -430,6 +430,8 @@ before = len(log(h))
 out = attack(h, workers[0], victim.pid)
 like(out, r"seize: ok\nsecret: [0-9a-f]{64}\n", "…the attacker seizes one and reads the secret "
      "out of its memory")
+m = re.search(r"secret: ([0-9a-f]{64})", out)
+ok(m and "0" * 16 not in m.group(1), "…all 32 bytes of it drawn at random (not 8 and zeros)")
 ok(re.search(r"section 0: no answer", out) and not re.search(r"section \d: ok", out),
    f"…but the request it makes the worker send gets no answer ({out.strip()[-300:]!r})")
 ok(procstate.running(workers[0]), "…and the worker runs on")
