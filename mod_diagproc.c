@@ -29,6 +29,7 @@
 #include "httpd/mod_diagproc_reserved.h"
 #include "httpd/mod_diagproc_scoreboard.h"
 #include "httpd/mod_diagproc_fleet.h"
+#include "httpd/mod_diagproc_dumpable.h"
 #include "worker/route.h"
 #include "common/actions.h"
 #include "apr_strings.h"
@@ -174,6 +175,7 @@ static void dp_register_hooks(apr_pool_t *p)
     ap_hook_insert_error_filter(dp_error_instance, NULL, NULL, APR_HOOK_MIDDLE);
     dp_fleet_register_hooks(p);
     dp_helperd_register_hooks(p);
+    dp_dumpable_register_hooks(p);
     dp_reserved_register_hooks(p);
     dp_zip_filter_register(p);
     dp_json_error_register();

@@ -295,8 +295,8 @@ static int dp_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
     {
         struct stat sb;
         if (stat("/proc/self/exe", &sb) != 0
-            || syscall(SYS_getrandom, dp_shared_secret(), sizeof(dp_shared_secret()), 0)
-               != (long)sizeof(dp_shared_secret())) {
+            || syscall(SYS_getrandom, dp_shared_secret(), DP_SECRET_LEN, 0)
+               != (long)DP_SECRET_LEN) {
             ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, DPLOGNO(00007)
                          "diagproc: no executable identity or random secret for the helper; "
                          "it is not started");
