@@ -28,6 +28,8 @@ TEST_ONLY="chromium clang lldb openjdk php python3.11-dbg wrk gdb nodejs npm lib
 
 die() { echo "chroot: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "needs root (debootstrap, chroot, mounts)"
+command -v debootstrap >/dev/null || [ "${1:-}" = cleanup ] \
+    || die "needs debootstrap (apt-get install debootstrap)"
 
 # Every mount this script makes is undone on the way out, whatever the way:
 # the list of them, newest first, and a trap. Under unshare -m (below) they
