@@ -82,4 +82,4 @@ done
 
 echo "layouts: $written version(s) from headers installed here, $skipped skipped;" \
      "$(ls "$OUT"/*.c 2>/dev/null | wc -l) file(s) in $OUT"
-[ "$written" -gt 0 ] || { echo "layouts: no interpreter headers here" >&2; exit 1; }
+[ "$written" -gt 0 ] || { echo "layouts: no version written (no interpreter headers here, or none the generators compile against)" >&2; exit 1; }
