@@ -17,7 +17,8 @@ enum dp_op {
     DP_OP_PROC_READ = 1,    /* a private /proc file of a process */
     DP_OP_KILL = 2,         /* kill a process tree */
     DP_OP_DUMP = 3,         /* core (raw) or bundle (zip) */
-    DP_OP_STACKS = 4        /* backtraces of every thread: DP_FR_STACK_* records */
+    DP_OP_STACKS = 4,       /* backtraces of every thread: DP_FR_STACK_* records */
+    DP_OP_END               /* one past the last: a new operation goes above */
 };
 
 /* what, for DP_OP_PROC_READ (the one set of codes, also used by the worker) */
