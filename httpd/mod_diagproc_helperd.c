@@ -156,7 +156,7 @@ static int start_helper(apr_pool_t *p, server_rec *s)
     dp_shared_set_helper_retry(0);
     apr_proc_other_child_register(&helper_proc, helper_maintenance, &helper_proc, NULL, p);
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, DPLOGNO(00005)
-                 "diagproc: helper %d serving %s", (int)pid, sockpath);
+                 "diagproc: helper %d started for %s", (int)pid, sockpath);
     return 0;
 }
 
@@ -294,6 +294,34 @@ static apr_status_t helper_cleanup(void *data)
     if (sockpath)
         unlink(sockpath);
     return APR_SUCCESS;
+}
+
+/* The MPM's parent looks for dead children once a second; a SIGCHLD handler
+ * cuts that sleep short, so that a helper that died, or the end of a retry's
+ * wait, is seen at once rather than up to a second later (which stretched a
+ * 1 s backoff to 3 s). SA_RESTART: only sleeps are cut short. Removed with
+ * pconf, before the DSO is unloaded. */
+static void on_sigchld(int sig)
+{
+    (void)sig;
+}
+
+static apr_status_t restore_sigchld(void *data)
+{
+    (void)data;
+    signal(SIGCHLD, SIG_DFL);
+    return APR_SUCCESS;
+}
+
+static void watch_children(apr_pool_t *pconf)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_sigchld;
+    sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+    sigaction(SIGCHLD, &sa, NULL);
+    apr_pool_cleanup_register(pconf, NULL, restore_sigchld, apr_pool_cleanup_null);
 }
 
 /* Can two <Location> paths apply to one URL: is one inside the other? */
@@ -442,14 +470,24 @@ static int dp_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
         memcpy(policy.secret, dp_shared_secret(), sizeof(policy.secret));
     }
     apr_pool_cleanup_register(pconf, NULL, helper_cleanup, apr_pool_cleanup_null);
+    watch_children(pconf);
     if (start_helper(pconf, s) != 0)
         schedule_retry(s, "see the line above");
     return OK;
 }
 
+/* Workers (and every other child forked from the parent) do not keep the
+ * parent's SIGCHLD handler. */
+static void dp_helperd_child_init(apr_pool_t *p, server_rec *s)
+{
+    (void)p;
+    (void)s;
+    signal(SIGCHLD, SIG_DFL);
+}
 
 void dp_helperd_register_hooks(apr_pool_t *p)
 {
     (void)p;
     ap_hook_post_config(dp_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(dp_helperd_child_init, NULL, NULL, APR_HOOK_REALLY_FIRST);
 }

@@ -21,17 +21,22 @@ def stat_fields(pid):
 
 
 class DaemonHttpd(Httpd):
-    """Httpd(...).start() detached; parent_pid is read from its pid file."""
+    """Httpd(...).start() detached; parent_pid is read from its pid file.
+    prefix: a command that runs apache2 (setpriv with its options...)."""
 
     _pid = None
+    prefix = ()
 
     def _k(self, cmd, timeout=60):
         """apache2 -k CMD; its exit code."""
-        return subprocess.run([APACHE, "-f", os.path.join(self.dir, "httpd.conf"), "-k", cmd],
+        return subprocess.run([*self.prefix, APACHE, "-f", os.path.join(self.dir, "httpd.conf"),
+                               "-k", cmd],
                               env=httpd_env(), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, timeout=timeout).returncode
 
-    def start(self):
+    def start(self, await_helper=True):
+        """await_helper: wait (up to 5 s) until the helper has dropped its
+        privileges, as Httpd.start does; False when it is not expected to."""
         self.write_config()
         if self._k("start") != 0:
             raise RuntimeError("apache2 -k start failed:\n" + self.logs())
@@ -43,7 +48,8 @@ class DaemonHttpd(Httpd):
             except (OSError, ValueError):
                 self._pid = None
             if self._pid and self.answers():
-                self._await_helper()
+                if await_helper:
+                    self._await_helper()
                 return self
             time.sleep(0.05)
         raise RuntimeError("httpd did not start:\n" + self.logs())
