@@ -24,8 +24,9 @@ from procstate import settle  # noqa: E402
 from reserved import get_json  # noqa: E402
 
 TARGET = os.path.join(BUILD, "targets", "proc_target")
-# an instrumented httpd (the sanitizer pass) starts a generation far slower
-LIMIT = 3.0 if HTTPD_PRELOAD else 0.5
+# an instrumented httpd (the sanitizer pass) starts a generation slower (0.26 s
+# at most measured, against 0.30 s without; the old stall was over 10 s there)
+LIMIT = 1.0 if HTTPD_PRELOAD else 0.5
 STAMP = re.compile(r"^\[(\w{3} \w{3} \d{2} \d{2}:\d{2}:\d{2}\.\d{6} \d{4})\]")
 
 
