@@ -29,52 +29,47 @@
 #include "httpd/mod_diagproc_reserved.h"
 #include "httpd/mod_diagproc_scoreboard.h"
 #include "httpd/mod_diagproc_fleet.h"
+#include "httpd/mod_diagproc_dumpable.h"
 #include "worker/route.h"
+#include "common/actions.h"
 #include "apr_strings.h"
 
 typedef int (*dp_route_fn)(request_rec *r, const char **seg);
 
-/* The privileged routes, each leaving an audit line. */
-static int audited_kill(request_rec *r, const char **seg)
-{
-    return dp_audited(r, "kill", dp_route_kill, seg);
-}
-
-static int audited_dump(request_rec *r, const char **seg)
-{
-    return dp_audited(r, "dump", dp_route_dump, seg);
-}
-
-static int audited_environment(request_rec *r, const char **seg)
-{
-    return dp_audited(r, "environment", dp_route_environment, seg);
-}
-
-static int audited_stacks(request_rec *r, const char **seg)
-{
-    return dp_audited(r, "stacks", dp_route_stacks, seg);
-}
-
 /* The dispatch table: a pattern of segments ("{}" = a parameter), the
- * methods it answers and its function. */
+ * methods it answers, and per method its function and the privileged action
+ * it performs (common/actions.h), which leaves an audit line; 0 = read-only. */
+typedef struct dp_method {
+    dp_route_fn fn;
+    unsigned action;
+} dp_method;
+
+#define READ(fn)        { fn, 0 }
+#define ACT(fn, action) { fn, action }
+#define NONE            { NULL, 0 }
 static const struct dp_route {
     const char *pattern;
     const char *methods;        /* Allow header; GET implies HEAD */
-    dp_route_fn get, del, post;
+    dp_method get, del, post;
 } routes[] = {
-    { "",                   "GET, HEAD",         dp_route_list,        NULL,       NULL },
-    { "requests",           "GET, HEAD",         dp_route_requests,    NULL,       NULL },
-    { "ui/{}",              "GET, HEAD",         dp_route_ui,          NULL,       NULL },
-    { "{}",                 "GET, HEAD, DELETE", dp_route_detail,      audited_kill, NULL },
-    { "{}/stop",            "POST",              NULL,                 NULL,       audited_kill },
-    { "{}/dump",            "GET, HEAD",         audited_dump,            NULL,       NULL },
-    { "{}/threads",         "GET, HEAD",         dp_route_threads,     NULL,       NULL },
-    { "{}/threads/{}",      "GET, HEAD",         dp_route_thread,      NULL,       NULL },
-    { "{}/modules",         "GET, HEAD",         dp_route_modules,     NULL,       NULL },
-    { "{}/modules/{}",      "GET, HEAD",         dp_route_module,      NULL,       NULL },
-    { "{}/environments/{}", "GET, HEAD",         audited_environment,     NULL,       NULL },
-    { "{}/stacks",          "GET, HEAD",         audited_stacks,          NULL,       NULL },
+    { "",                   "GET, HEAD",         READ(dp_route_list),     NONE, NONE },
+    { "requests",           "GET, HEAD",         READ(dp_route_requests), NONE, NONE },
+    { "ui/{}",              "GET, HEAD",         READ(dp_route_ui),       NONE, NONE },
+    { "{}",                 "GET, HEAD, DELETE", READ(dp_route_detail),
+                                                 ACT(dp_route_kill, DP_ACT_KILL), NONE },
+    { "{}/stop",            "POST",              NONE, NONE, ACT(dp_route_kill, DP_ACT_KILL) },
+    { "{}/dump",            "GET, HEAD",         ACT(dp_route_dump, DP_ACT_DUMP), NONE, NONE },
+    { "{}/threads",         "GET, HEAD",         READ(dp_route_threads),  NONE, NONE },
+    { "{}/threads/{}",      "GET, HEAD",         READ(dp_route_thread),   NONE, NONE },
+    { "{}/modules",         "GET, HEAD",         READ(dp_route_modules),  NONE, NONE },
+    { "{}/modules/{}",      "GET, HEAD",         READ(dp_route_module),   NONE, NONE },
+    { "{}/environments/{}", "GET, HEAD",         ACT(dp_route_environment, DP_ACT_ENVIRONMENT),
+                                                 NONE, NONE },
+    { "{}/stacks",          "GET, HEAD",         ACT(dp_route_stacks, DP_ACT_STACKS), NONE, NONE },
 };
+#undef READ
+#undef ACT
+#undef NONE
 
 static int dp_handler(request_rec *r)
 {
@@ -98,29 +93,31 @@ static int dp_handler(request_rec *r)
     n = dp_route_split(r->pool, rest, seg, 8);
     for (i = 0; n >= 0 && i < sizeof(routes) / sizeof(routes[0]); i++) {
         const struct dp_route *rt = &routes[i];
-        dp_route_fn fn = NULL;
+        const dp_method *m = NULL;
         if (!dp_route_match(rt->pattern, seg, n))
             continue;
         if (r->method_number == M_GET)
-            fn = rt->get;
+            m = &rt->get;
         else if (r->method_number == M_DELETE)
-            fn = rt->del;
+            m = &rt->del;
         else if (r->method_number == M_POST)
-            fn = rt->post;
-        if (!fn) {
+            m = &rt->post;
+        if (!m || !m->fn) {
             apr_table_setn(r->headers_out, "Allow", rt->methods);
             return dp_send_error(r, HTTP_METHOD_NOT_ALLOWED, "%s is not allowed on this "
                                  "route; allowed: %s.", r->method, rt->methods);
         }
-        return fn(r, seg);
+        return m->action ? dp_audited(r, m->action, m->fn, seg) : m->fn(r, seg);
     }
     return dp_send_error(r, HTTP_NOT_FOUND, "No such route: '%s'. See the API reference "
                          "for the routes below %s.", r->uri, prefix);
 }
 
 /* Answers httpd makes itself in our Locations (a Require that fails, a
- * request too large) carry the instance too: SetHandler is only applied
- * after access checks, so the section's expression is evaluated here. */
+ * request too large) carry the instance and a JSON body too: SetHandler is
+ * only applied after access checks, so the section's expression is
+ * evaluated here; and an answer made before the Location walk (an encoded
+ * '/' or NUL in the path) goes by the Location paths themselves. */
 static void dp_error_instance(request_rec *r)
 {
     core_dir_config *cd = ap_get_core_module_config(r->per_dir_config);
@@ -131,8 +128,11 @@ static void dp_error_instance(request_rec *r)
         if (err)
             h = NULL;
     }
-    if (h && (!strcmp(h, "diagproc") || !strcmp(h, DP_FLEET_HANDLER)))
+    if (h ? (!strcmp(h, "diagproc") || !strcmp(h, DP_FLEET_HANDLER))
+          : dp_config_uri_is_ours(r->uri)) {
         dp_set_instance_header(r);
+        dp_json_error_body(r);
+    }
 }
 
 /* The module owns its URL space: httpd must neither map it to a file name
@@ -167,6 +167,7 @@ static int dp_no_storage(request_rec *r)
 static void dp_register_hooks(apr_pool_t *p)
 {
     ap_hook_pre_config(dp_config_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(dp_config_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_translate_name(dp_own_url_space, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_map_to_storage(dp_no_storage, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_handler(dp_handler, NULL, NULL, APR_HOOK_MIDDLE);
@@ -174,8 +175,10 @@ static void dp_register_hooks(apr_pool_t *p)
     ap_hook_insert_error_filter(dp_error_instance, NULL, NULL, APR_HOOK_MIDDLE);
     dp_fleet_register_hooks(p);
     dp_helperd_register_hooks(p);
+    dp_dumpable_register_hooks(p);
     dp_reserved_register_hooks(p);
     dp_zip_filter_register(p);
+    dp_json_error_register();
 }
 
 AP_DECLARE_MODULE(diagproc) = {

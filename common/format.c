@@ -37,6 +37,13 @@ void dp_iso_time_buf(char *buf, size_t len, long long secs, long nsec)
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, nsec / 100);
 }
 
+const char *dp_now_iso(apr_pool_t *p)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return dp_iso_time(ts.tv_sec, ts.tv_nsec, p);
+}
+
 const char *dp_iso_time(long long secs, long nsec, apr_pool_t *p)
 {
     char buf[48];

@@ -11,6 +11,8 @@
 const char *dp_timespan(unsigned long long ticks, long ticks_per_sec, apr_pool_t *p);
 /* yyyy-mm-ddThh:mm:ss.fffffffZ from epoch seconds + nanoseconds. */
 const char *dp_iso_time(long long secs, long nsec, apr_pool_t *p);
+/* The current time, the same way. */
+const char *dp_now_iso(apr_pool_t *p);
 /* The same into a caller's buffer (at least 32 bytes), for hot loops. */
 void dp_timespan_buf(char *buf, size_t len, unsigned long long ticks, long ticks_per_sec);
 void dp_iso_time_buf(char *buf, size_t len, long long secs, long nsec);

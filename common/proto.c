@@ -141,6 +141,145 @@ bad:
     return -1;
 }
 
+/* ------------------------------------------------------ typed frames */
+
+static void le32(unsigned char *b, uint32_t v)
+{
+    b[0] = (unsigned char)v;
+    b[1] = (unsigned char)(v >> 8);
+    b[2] = (unsigned char)(v >> 16);
+    b[3] = (unsigned char)(v >> 24);
+}
+
+static void le64(unsigned char *b, uint64_t v)
+{
+    le32(b, (uint32_t)v);
+    le32(b + 4, (uint32_t)(v >> 32));
+}
+
+static uint32_t rd32(const unsigned char *b)
+{
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+static uint64_t rd64(const unsigned char *b)
+{
+    return (uint64_t)rd32(b) | (uint64_t)rd32(b + 4) << 32;
+}
+
+/* the fixed part and a text, which is cut to fit the frame */
+static int send_fixed(int fd, int type, const unsigned char *fixed, size_t n, const char *text)
+{
+    size_t tn = text ? strlen(text) : 0;
+    if (tn > DP_FRAME_MAX - n)
+        tn = DP_FRAME_MAX - n;
+    return dp_frame_write(fd, type, fixed, n, text, tn);
+}
+
+int dp_frame_send_error(int fd, uint32_t status, const char *msg)
+{
+    unsigned char b[4];
+    le32(b, status);
+    return send_fixed(fd, DP_FR_ERROR, b, sizeof(b), msg);
+}
+
+int dp_frame_send_ok(int fd, uint64_t size, const char *name)
+{
+    unsigned char b[8];
+    le64(b, size);
+    return send_fixed(fd, DP_FR_OK, b, sizeof(b), name);
+}
+
+int dp_frame_send_entry(int fd, int64_t mtime, uint32_t mode, const char *name)
+{
+    unsigned char b[12];
+    le64(b, (uint64_t)mtime);
+    le32(b + 8, mode);
+    return send_fixed(fd, DP_FR_ENTRY, b, sizeof(b), name);
+}
+
+int dp_frame_send_ring(int fd, uint32_t slots, uint32_t slot_size, int memfd)
+{
+    unsigned char b[8];
+    le32(b, slots);
+    le32(b + 4, slot_size);
+    return dp_frame_write_fd(fd, DP_FR_RING, b, sizeof(b), memfd);
+}
+
+int dp_frame_send_slot(int fd, uint32_t slot, uint32_t len)
+{
+    unsigned char b[8];
+    le32(b, slot);
+    le32(b + 4, len);
+    return dp_frame_write(fd, DP_FR_SLOT, b, sizeof(b), NULL, 0);
+}
+
+int dp_frame_send_end(int fd)
+{
+    return dp_frame_write(fd, DP_FR_END, NULL, 0, NULL, 0);
+}
+
+static int tail(const unsigned char *p, uint32_t len, uint32_t fixed, const char **text,
+                size_t *n)
+{
+    if (len < fixed)
+        return -1;
+    if (text)
+        *text = (const char *)p + fixed;
+    if (n)
+        *n = len - fixed;
+    return 0;
+}
+
+int dp_frame_get_error(const void *payload, uint32_t len, uint32_t *status, const char **msg,
+                 size_t *msglen)
+{
+    if (tail(payload, len, 4, msg, msglen) != 0)
+        return -1;
+    *status = rd32(payload);
+    return 0;
+}
+
+int dp_frame_get_ok(const void *payload, uint32_t len, uint64_t *size, const char **name,
+              size_t *namelen)
+{
+    if (tail(payload, len, 8, name, namelen) != 0)
+        return -1;
+    *size = rd64(payload);
+    return 0;
+}
+
+int dp_frame_get_entry(const void *payload, uint32_t len, int64_t *mtime, uint32_t *mode,
+                 const char **name, size_t *namelen)
+{
+    const unsigned char *p = payload;
+    if (tail(p, len, 12, name, namelen) != 0)
+        return -1;
+    *mtime = (int64_t)rd64(p);
+    *mode = rd32(p + 8);
+    return 0;
+}
+
+int dp_frame_get_ring(const void *payload, uint32_t len, uint32_t *slots, uint32_t *slot_size)
+{
+    const unsigned char *p = payload;
+    if (len != 8)
+        return -1;
+    *slots = rd32(p);
+    *slot_size = rd32(p + 4);
+    return 0;
+}
+
+int dp_frame_get_slot(const void *payload, uint32_t len, uint32_t *slot, uint32_t *n)
+{
+    const unsigned char *p = payload;
+    if (len != 8)
+        return -1;
+    *slot = rd32(p);
+    *n = rd32(p + 4);
+    return 0;
+}
+
 int dp_request_check(const dp_request *rq, char *msg, size_t msglen)
 {
 #define BAD(...) do { snprintf(msg, msglen, __VA_ARGS__); return -1; } while (0)
@@ -169,10 +308,6 @@ int dp_request_check(const dp_request *rq, char *msg, size_t msglen)
         if (rq->what != 0)
             BAD("kill takes no item");
         break;
-    case DP_OP_STACKS:
-        if (rq->what != 0 || rq->dump_type != 0)
-            BAD("stacks take no item and no dumpType");
-        break;
     case DP_OP_DUMP:
         if (rq->what > 1)
             BAD("unknown dump format %u", rq->what);
@@ -181,8 +316,11 @@ int dp_request_check(const dp_request *rq, char *msg, size_t msglen)
         if (rq->timeout_s > 86400)
             BAD("timeout %u is too long", rq->timeout_s);
         break;
-    default:
-        BAD("unknown operation %u", rq->op);
+    default:        /* the operations that take no item and no dumpType (stacks) */
+        if (rq->op < 1 || rq->op >= DP_OP_END)
+            BAD("unknown operation %u", rq->op);
+        if (rq->what != 0 || rq->dump_type != 0)
+            BAD("operation %u takes no item and no dumpType", rq->op);
     }
     return 0;
 #undef BAD

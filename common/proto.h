@@ -1,5 +1,7 @@
 /* The helper's request protocol: one fixed-size, versioned request from the
- * worker, answered by a stream of length-prefixed frames. Small on purpose:
+ * worker (a struct in host byte order: both ends are one build on one
+ * machine, and the version says which), answered by a stream of
+ * length-prefixed frames whose fields are little-endian. Small on purpose:
  * the helper validates every field and trusts nothing else. */
 #ifndef DP_PROTO_H
 #define DP_PROTO_H
@@ -15,15 +17,9 @@ enum dp_op {
     DP_OP_PROC_READ = 1,    /* a private /proc file of a process */
     DP_OP_KILL = 2,         /* kill a process tree */
     DP_OP_DUMP = 3,         /* core (raw) or bundle (zip) */
-    DP_OP_STACKS = 4        /* backtraces of every thread: DP_FR_STACK_* records */
+    DP_OP_STACKS = 4,       /* backtraces of every thread: DP_FR_STACK_* records */
+    DP_OP_END               /* one past the last: a new operation goes above */
 };
-
-/* Actions a configuration section may allow (same bits as DiagProcAllow's). */
-#define DP_ACT_KILL        0x01
-#define DP_ACT_DUMP        0x02
-#define DP_ACT_FULLDUMP    0x04
-#define DP_ACT_ENVIRONMENT 0x08
-#define DP_ACT_STACKS      0x10
 
 /* what, for DP_OP_PROC_READ (the one set of codes, also used by the worker) */
 /* DP_READ_BUILD_IDS: "start-end\0hex build id\0" for every mapped file's
@@ -125,6 +121,26 @@ int dp_frame_read_header_fd(int fd, int *type, uint32_t *len, int *passed);
 /* Reads exactly n bytes; 0, or -1. */
 int dp_read_full(int fd, void *buf, size_t n);
 int dp_write_full(int fd, const void *buf, size_t n);
+
+/* The fixed frames, typed: each sender lays out its fields little-endian and
+ * writes the frame; each reader checks the payload's length and reads the
+ * fields back (0, or -1 when the payload is not of that frame). A trailing
+ * text (a message, a name) is returned as a pointer into the payload and its
+ * length, not NUL-terminated. */
+int dp_frame_send_error(int fd, uint32_t status, const char *msg);
+int dp_frame_send_ok(int fd, uint64_t size, const char *name);
+int dp_frame_send_entry(int fd, int64_t mtime, uint32_t mode, const char *name);
+int dp_frame_send_ring(int fd, uint32_t slots, uint32_t slot_size, int memfd);
+int dp_frame_send_slot(int fd, uint32_t slot, uint32_t len);
+int dp_frame_send_end(int fd);
+int dp_frame_get_error(const void *payload, uint32_t len, uint32_t *status, const char **msg,
+                 size_t *msglen);
+int dp_frame_get_ok(const void *payload, uint32_t len, uint64_t *size, const char **name,
+              size_t *namelen);
+int dp_frame_get_entry(const void *payload, uint32_t len, int64_t *mtime, uint32_t *mode,
+                 const char **name, size_t *namelen);
+int dp_frame_get_ring(const void *payload, uint32_t len, uint32_t *slots, uint32_t *slot_size);
+int dp_frame_get_slot(const void *payload, uint32_t len, uint32_t *slot, uint32_t *n);
 
 /* Checks a request field by field: 0, or -1 with a message. */
 int dp_request_check(const dp_request *rq, char *msg, size_t msglen);

@@ -1,5 +1,6 @@
 /* The helper's checks of who asks (peer, secret) and of what a request may
  * do to its target under the configuration it holds. No httpd headers. */
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include "helper/daemon.h"
 #include "helper/log.h"
 #include "helper/policy.h"
+#include "common/actions.h"
 #include "common/proto.h"
 #include "proc/procfs.h"
 #include "dump/core.h"
@@ -64,21 +66,6 @@ int dp_policy_in_scope(const dp_helper_policy *pol, int scope_section, long uid)
     return 0;
 }
 
-/* What the request needs from its sections, by operation. */
-static unsigned needed_actions(const dp_request *rq)
-{
-    switch (rq->op) {
-    case DP_OP_PROC_READ:
-        return rq->what == DP_READ_ENVIRON ? DP_ACT_ENVIRONMENT : 0;
-    case DP_OP_KILL:
-        return DP_ACT_KILL;
-    case DP_OP_DUMP:
-        return DP_ACT_DUMP | ((rq->dump_type & DP_DUMP_NEEDS_FULLDUMP) ? DP_ACT_FULLDUMP : 0);
-    case DP_OP_STACKS:
-        return DP_ACT_STACKS;
-    }
-    return ~0u;
-}
 
 #define DP_MAX_HELD 1024
 long dp_policy_foreign_group(const dp_helper_policy *pol, int scope_section,
@@ -116,22 +103,12 @@ long dp_policy_foreign_group(const dp_helper_policy *pol, int scope_section,
     return -1;
 }
 
-static const char *action_word(unsigned bit)
-{
-    switch (bit) {
-    case DP_ACT_KILL: return "kill";
-    case DP_ACT_DUMP: return "dump";
-    case DP_ACT_FULLDUMP: return "fulldump";
-    case DP_ACT_ENVIRONMENT: return "environment";
-    default: return "stacks";
-    }
-}
 
 int dp_policy_check_target(const dp_helper_policy *pol, const dp_request *rq, dp_stat *st,
                            dp_error *err)
 {
     static const char *slot[4] = { "real", "effective", "saved", "filesystem" };
-    unsigned need = needed_actions(rq), have;
+    unsigned need = dp_actions_needed(rq), have;
     char path[64], buf[16384];
     dp_status ss;
     ssize_t n;
@@ -142,7 +119,7 @@ int dp_policy_check_target(const dp_helper_policy *pol, const dp_request *rq, dp
     if (need & ~have) {
         unsigned missing = need & ~have, bit = missing & (~missing + 1);
         return dp_fail(err, 403, "The configuration section this request comes from does not "
-                       "allow '%s' (DiagProcAllow).", action_word(bit));
+                       "allow '%s' (DiagProcAllow).", dp_action_by_bit(bit)->word);
     }
     if (dp_read_stat(pid, 0, st, err) != 0)
         return -1;
@@ -244,15 +221,63 @@ int dp_pidfd_alive(int pidfd)
     return pidfd >= 0 && n == 0;
 }
 
+/* Why a peer could be driven by another process of its user, or NULL. A
+ * process its user may ptrace (dumpable: CoreDumpDirectory, fs.suid_dumpable
+ * = 1, a module's prctl) is that user's to steer: its secret is readable and
+ * any request can be injected into it. The kernel shows it in the owner of
+ * /proc/PID/mem, root's unless the process is dumpable by its user. A thread
+ * already traced by anyone but one of the helper's own children (a dump of
+ * that worker) may be driven by its tracer, made dumpable or not. */
+static const char *peer_ptraceable(pid_t pid)
+{
+    static char why[96];
+    char path[64], buf[4096], *tp;
+    struct stat sb;
+    struct dirent *de;
+    DIR *d;
+    long tracer = 0, tid = 0;
+    dp_stat st;
+    ssize_t n;
+
+    snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+    if (stat(path, &sb) != 0)
+        return "its memory's owner could not be read";
+    if (sb.st_uid != 0)
+        return "dumpable: any process of its user may ptrace it";
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    if ((d = opendir(path)) == NULL)
+        return "its threads could not be read";
+    while (!tracer && (de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        tid = atol(de->d_name);
+        snprintf(path, sizeof(path), "/proc/%d/task/%ld/status", (int)pid, tid);
+        if ((n = dp_read_small(path, buf, sizeof(buf))) > 0
+            && (tp = strstr(buf, "\nTracerPid:")) != NULL)
+            tracer = strtol(tp + 11, NULL, 10);
+        if (tracer > 0 && dp_read_stat((pid_t)tracer, 0, &st, NULL) == 0 && st.ppid == getpid())
+            tracer = 0;     /* a request child of this helper, dumping the worker */
+    }
+    closedir(d);
+    if (!tracer)
+        return NULL;
+    snprintf(why, sizeof(why), "its thread %ld is traced by pid %ld", tid, tracer);
+    return why;
+}
+
 /* Only httpd's own workers: the workers' user, a child of this httpd's
  * parent, running the httpd executable. A CGI script or any other process
- * of that user fails the second or third test. */
+ * of that user fails the second or third test. Started as root, the helper
+ * also refuses a worker that its user may ptrace (see above); an ordinary
+ * user's workers are dumpable by nature, and the helper has no more power
+ * than they have. */
 const char *dp_peer_not_a_worker(const dp_helper_policy *pol, const struct ucred *peer,
                                      int pidfd)
 {
     char path[64];
     struct stat sb;
     dp_stat st;
+    const char *why;
 
     if ((uid_t)peer->uid != pol->peer_uid)
         return "not the workers' user";
@@ -263,6 +288,8 @@ const char *dp_peer_not_a_worker(const dp_helper_policy *pol, const struct ucred
     snprintf(path, sizeof(path), "/proc/%d/exe", (int)peer->pid);
     if (stat(path, &sb) != 0 || sb.st_dev != pol->exe_dev || sb.st_ino != pol->exe_ino)
         return "not running the httpd executable";
+    if (pol->drop_to_peer && (why = peer_ptraceable(peer->pid)) != NULL)
+        return why;
     if (!dp_pidfd_alive(pidfd))
         return "exited while it was checked";
     return NULL;

@@ -1,6 +1,6 @@
 /* CPython frames of a stopped process: _PyRuntime → interpreters → thread
  * states → each thread's _PyCFrame → _PyInterpreterFrame chain, with the
- * layout of the running version (helper/layouts.c). Every pointer is
+ * layout of the running version (helper/lang.h). Every pointer is
  * checked (user range, full reads, object types against the interpreter's
  * own type objects, back-pointers) and every loop is capped. */
 
@@ -222,7 +222,6 @@ int dp_pystack_walk(dp_lang_target *t)
     const char *module;
     char minor[16];
     py_walk w;
-    size_t i;
     int ni;
 
     if (dp_lang_symbol(t, DP_RUNTIME_CPYTHON, "_PyRuntime", &runtime, &runtime_size, &module) != 0)
@@ -239,21 +238,13 @@ int dp_pystack_walk(dp_lang_target *t)
     snprintf(minor, sizeof(minor), "%u.%u", version >> 24, version >> 16 & 0xff);
     memset(&w, 0, sizeof(w));
     w.t = t;
-    for (i = 0; i < dp_py_nlayouts; i++)
-        if (!strcmp(dp_py_layouts[i].version, minor))
-            w.l = &dp_py_layouts[i];
-    if (!w.l) {
+    if (!(w.l = dp_py_layout_find(minor))) {
         s->unsupported = apr_psprintf(t->pool, "CPython %s has no layout table entry (known: "
-                                      "%s)", s->version, dp_py_layouts[0].version);
+                                      "%s)", s->version, dp_py_layouts_known(t->pool));
         return 1;
     }
-    if (runtime_size != w.l->runtime_size) {
-        s->unsupported = apr_psprintf(t->pool, "_PyRuntime in %s has %llu bytes, not the %u "
-                                      "of CPython %s's layout", module,
-                                      (unsigned long long)runtime_size, w.l->runtime_size,
-                                      w.l->version);
+    if ((s->unsupported = dp_py_runtime_refused(w.l, runtime_size, module, t->pool)))
         return 1;
-    }
     if (dp_lang_symbol(t, DP_RUNTIME_CPYTHON, "PyCode_Type", &w.code_type, NULL, NULL) != 0
         || dp_lang_symbol(t, DP_RUNTIME_CPYTHON, "PyUnicode_Type", &w.unicode_type, NULL, NULL) != 0) {
         s->unsupported = "CPython's PyCode_Type or PyUnicode_Type symbol is missing";

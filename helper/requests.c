@@ -24,6 +24,7 @@
 #include "proc/protect.h"
 #include "common/format.h"
 #include "helper/requests.h"
+#include "common/actions.h"
 
 pid_t dp_daemon_pid;     /* the helper daemon itself */
 
@@ -54,18 +55,7 @@ static int check_target(const dp_helper_policy *pol, const dp_request *rq, int a
 
 void dp_daemon_send_error(int fd, const dp_error *err)
 {
-    uint32_t status = (uint32_t)(err->status ? err->status : 500);
-    dp_frame_write(fd, DP_FR_ERROR, &status, sizeof(status), err->msg, strlen(err->msg));
-}
-
-static int send_ok(int fd, uint64_t size, const char *name)
-{
-    return dp_frame_write(fd, DP_FR_OK, &size, sizeof(size), name, strlen(name));
-}
-
-static int send_end(int fd)
-{
-    return dp_frame_write(fd, DP_FR_END, NULL, 0, NULL, 0);
+    dp_frame_send_error(fd, (uint32_t)(err->status ? err->status : 500), err->msg);
 }
 
 /* Bytes as DATA frames on the socket. */
@@ -85,12 +75,7 @@ static int frames_write(dp_sink *s, const void *buf, size_t len)
 
 static int entries_begin(dp_entry_sink *s, const char *name, long long mtime, unsigned mode)
 {
-    int fd = *(int *)s->ctx;
-    unsigned char meta[12];
-    uint32_t m = mode;
-    memcpy(meta, &mtime, 8);
-    memcpy(meta + 8, &m, 4);
-    return dp_frame_write(fd, DP_FR_ENTRY, meta, sizeof(meta), name, strlen(name));
+    return dp_frame_send_entry(*(int *)s->ctx, mtime, mode, name);
 }
 
 static int entries_end(dp_entry_sink *s)
@@ -118,7 +103,7 @@ static void send_build_ids(int fd, pid_t pid, const char *maps_path, apr_pool_t 
         return dp_daemon_send_error(fd, &err);
     }
     maps = dp_parse_maps(buf, len, p);
-    send_ok(fd, UINT64_MAX, "");
+    dp_frame_send_ok(fd, UINT64_MAX, "");
     for (i = 0; i < maps->nelts; i++) {
         const dp_map *m = &APR_ARRAY_IDX(maps, i, dp_map);
         unsigned char id[64];
@@ -142,7 +127,7 @@ static void send_build_ids(int fd, pid_t pid, const char *maps_path, apr_pool_t 
                 break;
         }
     }
-    send_end(fd);
+    dp_frame_send_end(fd);
 }
 
 static void do_proc_read(int fd, const dp_helper_policy *pol, const dp_request *rq,
@@ -170,7 +155,7 @@ static void do_proc_read(int fd, const dp_helper_policy *pol, const dp_request *
                     "process %d: %s.", (int)rq->pid, strerror(errno));
             return dp_daemon_send_error(fd, &err);
         }
-        send_ok(fd, UINT64_MAX, "");
+        dp_frame_send_ok(fd, UINT64_MAX, "");
         while ((de = readdir(d)) != NULL) {
             ssize_t n;
             if (de->d_name[0] == '.')
@@ -185,7 +170,7 @@ static void do_proc_read(int fd, const dp_helper_policy *pol, const dp_request *
                 break;
         }
         closedir(d);
-        send_end(fd);
+        dp_frame_send_end(fd);
         return;
     }
     if (rq->what == DP_READ_EXE || rq->what == DP_READ_CWD) {
@@ -196,9 +181,9 @@ static void do_proc_read(int fd, const dp_helper_policy *pol, const dp_request *
                     (int)rq->pid, strerror(errno));
             return dp_daemon_send_error(fd, &err);
         }
-        send_ok(fd, (uint64_t)n, "");
+        dp_frame_send_ok(fd, (uint64_t)n, "");
         dp_sink_write(&out, target, (size_t)n);
-        send_end(fd);
+        dp_frame_send_end(fd);
         return;
     }
     if (rq->what == DP_READ_BUILD_IDS)
@@ -211,9 +196,9 @@ static void do_proc_read(int fd, const dp_helper_policy *pol, const dp_request *
                     "of process %d: %s.", what[rq->what], (int)rq->pid, strerror(errno));
             return dp_daemon_send_error(fd, &err);
         }
-        send_ok(fd, len, "");
+        dp_frame_send_ok(fd, len, "");
         dp_sink_write(&out, buf, len);
-        send_end(fd);
+        dp_frame_send_end(fd);
     }
 }
 
@@ -226,16 +211,16 @@ static void do_kill(int fd, const dp_helper_policy *pol, const dp_request *rq)
         return dp_daemon_send_error(fd, &err);
     if (rq->delay_ms) {
         /* the requester is the target: it answers its client, then we kill */
-        send_ok(fd, 0, "");
-        send_end(fd);
+        dp_frame_send_ok(fd, 0, "");
+        dp_frame_send_end(fd);
         usleep(rq->delay_ms * 1000);
         dp_kill_tree(rq->pid, rq->start_time, &err);
         return;
     }
     if (dp_kill_tree(rq->pid, rq->start_time, &err) != 0)
         return dp_daemon_send_error(fd, &err);
-    send_ok(fd, 0, "");
-    send_end(fd);
+    dp_frame_send_ok(fd, 0, "");
+    dp_frame_send_end(fd);
 }
 
 /* Only the requesting worker's own thread (the one carrying the stream) may
@@ -287,7 +272,7 @@ static void do_dump(int fd, const dp_helper_policy *pol, const dp_request *rq,
         alarm(rq->timeout_s);       /* SIGALRM ends this child; SEIZE resumes the target */
     if (dp_core_open(&core, &o, p, &err) != 0)
         return dp_daemon_send_error(fd, &err);
-    if (send_ok(fd, rq->what ? UINT64_MAX : dp_core_size(core), st.comm) != 0) {
+    if (dp_frame_send_ok(fd, rq->what ? UINT64_MAX : dp_core_size(core), st.comm) != 0) {
         dp_core_close(core);
         return;
     }
@@ -312,7 +297,7 @@ static void do_dump(int fd, const dp_helper_policy *pol, const dp_request *rq,
         }
     }
     dp_core_close(core);
-    send_end(fd);
+    dp_frame_send_end(fd);
 }
 
 /* Backtraces: a minimal core into memory, read back by eu-stack (elfutils),
@@ -335,7 +320,7 @@ static void do_stacks(int fd, const dp_helper_policy *pol, const dp_request *rq,
     if (check_target(pol, rq, 1, &st, &err) != 0
         || dp_stacks_collect(rq->pid, kept_thread(rq, peer_pid), &s, p, &err) != 0)
         return dp_daemon_send_error(fd, &err);
-    if (send_ok(fd, UINT64_MAX, st.comm) != 0)
+    if (dp_frame_send_ok(fd, UINT64_MAX, st.comm) != 0)
         return;
     for (i = 0; i < s->threads->nelts; i++) {
         const dp_stack_thread *th = &APR_ARRAY_IDX(s->threads, i, dp_stack_thread);
@@ -377,7 +362,7 @@ static void do_stacks(int fd, const dp_helper_policy *pol, const dp_request *rq,
     dp_rec_put_cstr(&r, s->version);
     dp_rec_put_cstr(&r, s->unsupported);
     if (send_rec(fd, DP_FR_STACK_SUMMARY, &r) == 0)
-        send_end(fd);
+        dp_frame_send_end(fd);
 }
 
 void dp_daemon_serve_one(int fd, const dp_helper_policy *pol, const struct ucred *peer,

@@ -10,7 +10,6 @@
 
 int dp_ring_open(dp_ring *r, int fd)
 {
-    uint32_t geometry[2] = { DP_RING_SLOTS, DP_RING_SLOT };
     size_t size = (size_t)DP_RING_SLOTS * DP_RING_SLOT;
     int mfd = memfd_create("diagproc-ring", MFD_CLOEXEC | MFD_ALLOW_SEALING), rc = -1;
     void *base = MAP_FAILED;
@@ -23,7 +22,7 @@ int dp_ring_open(dp_ring *r, int fd)
         && fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE
                  | F_SEAL_SEAL) == 0) {
         r->base = base;
-        rc = dp_frame_write_fd(fd, DP_FR_RING, geometry, sizeof(geometry), mfd);
+        rc = dp_frame_send_ring(fd, DP_RING_SLOTS, DP_RING_SLOT, mfd);
     }
     if (mfd >= 0)
         close(mfd);
@@ -37,7 +36,6 @@ int dp_ring_write(dp_sink *s, const void *buf, size_t len)
 
     while (len) {
         size_t k = len < DP_RING_SLOT ? len : DP_RING_SLOT;
-        uint32_t slot[2];
         char ack;
         if (r->inflight == DP_RING_SLOTS) {
             if (dp_read_full(r->fd, &ack, 1) != 0)
@@ -45,9 +43,7 @@ int dp_ring_write(dp_sink *s, const void *buf, size_t len)
             r->inflight--;
         }
         memcpy(r->base + (size_t)r->next * DP_RING_SLOT, p, k);
-        slot[0] = r->next;
-        slot[1] = (uint32_t)k;
-        if (dp_frame_write(r->fd, DP_FR_SLOT, slot, sizeof(slot), NULL, 0) != 0)
+        if (dp_frame_send_slot(r->fd, r->next, (uint32_t)k) != 0)
             return -1;
         r->next = (r->next + 1) % DP_RING_SLOTS;
         r->inflight++;

@@ -11,14 +11,9 @@
 #include "httpd/mod_diagproc_log.h"
 
 /* DiagProcAllow words */
-#define DP_ALLOW_KILL        0x01
-#define DP_ALLOW_DUMP        0x02
-#define DP_ALLOW_FULLDUMP    0x04
-#define DP_ALLOW_ENVIRONMENT 0x08
-#define DP_ALLOW_STACKS      0x10
 
 typedef struct dp_dir_conf {
-    int allow;                  /* DP_ALLOW_* bits */
+    int allow;                  /* DP_ACT_* bits (common/actions.h) */
     int allow_set;
     int all_users;              /* DiagProcUsers * */
     apr_array_header_t *uids;   /* uid_t; NULL = not set (default: httpd User) */
@@ -90,5 +85,10 @@ void *dp_config_create_server(apr_pool_t *p, server_rec *s);
 void *dp_config_merge_server(apr_pool_t *p, void *basev, void *addv);
 extern const command_rec dp_config_cmds[];
 int dp_config_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp);
+int dp_config_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
+/* Does uri (as the client sent it) lie below a plain <Location> that sets
+ * the diagproc handler? For the answers httpd makes before its Location
+ * walk (an encoded '/' or NUL in the path). */
+int dp_config_uri_is_ours(const char *uri);
 
 #endif

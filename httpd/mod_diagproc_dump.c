@@ -24,6 +24,7 @@
 #include "httpd/mod_diagproc_config.h"
 #include "httpd/mod_diagproc_request.h"
 #include "httpd/mod_diagproc_dump.h"
+#include "common/actions.h"
 #include "httpd/mod_diagproc_helper_client.h"
 #include "httpd/mod_diagproc_zip.h"
 #include "common/proto.h"
@@ -74,10 +75,8 @@ static int map_ring(request_rec *r, ring_map *m, const char *payload, uint32_t l
     struct stat sb;
     void *base;
 
-    if (fd < 0 || len != 8 || m->base)
+    if (fd < 0 || m->base || dp_frame_get_ring(payload, len, &m->slots, &m->slot_size) != 0)
         return -1;
-    memcpy(&m->slots, payload, 4);
-    memcpy(&m->slot_size, payload + 4, 4);
     m->size = (size_t)m->slots * m->slot_size;
     if (m->slots < 1 || m->slots > 64 || m->slot_size < 4096 || m->slot_size > (4u << 20)
         || fstat(fd, &sb) != 0 || (size_t)sb.st_size < m->size
@@ -144,7 +143,7 @@ static int relay_dump(request_rec *r, pid_t pid, dp_helper_conn *hc)
     buf = apr_palloc(r->pool, DP_FRAME_MAX);       /* the worker's one buffer */
     for (;;) {
         int type, passed, bad;
-        uint32_t len, slot[2];
+        uint32_t len, slot, n;
         const char *data = buf;
         if (dp_frame_read_header_fd(hc->fd, &type, &len, &passed) != 0
             || dp_read_full(hc->fd, buf, len) != 0) {
@@ -165,22 +164,22 @@ static int relay_dump(request_rec *r, pid_t pid, dp_helper_conn *hc)
         if (type == DP_FR_END)
             break;
         if (type == DP_FR_SLOT) {
-            if (len != sizeof(slot) || !ring->base)
+            if (!ring->base || dp_frame_get_slot(buf, len, &slot, &n) != 0
+                || slot >= ring->slots || n > ring->slot_size)
                 return abort_stream(r, bb);
-            memcpy(slot, buf, sizeof(slot));
-            if (slot[0] >= ring->slots || slot[1] > ring->slot_size)
-                return abort_stream(r, bb);
-            data = ring->base + (size_t)slot[0] * ring->slot_size;
-            len = slot[1];
+            data = ring->base + (size_t)slot * ring->slot_size;
+            len = n;
             type = DP_FR_DATA;
         }
-        if (type == DP_FR_ENTRY && len >= 12) {
-            apr_int64_t mtime;
+        if (type == DP_FR_ENTRY) {
+            int64_t mtime;
             uint32_t mode;
-            memcpy(&mtime, buf, 8);
-            memcpy(&mode, buf + 8, 4);
+            const char *name;
+            size_t namelen;
+            if (dp_frame_get_entry(buf, len, &mtime, &mode, &name, &namelen) != 0)
+                return abort_stream(r, bb);
             APR_BRIGADE_INSERT_TAIL(bb, dp_zip_entry_bucket_create(
-                apr_pstrmemdup(r->pool, buf + 12, len - 12), mtime, mode, ba));
+                apr_pstrmemdup(r->pool, name, namelen), mtime, mode, ba));
             continue;
         }
         if (type != DP_FR_DATA)
@@ -242,11 +241,10 @@ int dp_route_dump(request_rec *r, const char **seg)
     if (dp_parse_dump_format(fmt, &zip) != 0)
         return dp_send_error(r, HTTP_BAD_REQUEST, "format '%s' is unknown: use raw (an ELF "
                              "core) or zip (the core with its binaries and scripts).", fmt);
-    if ((rv = dp_require_allowed(r, DP_ALLOW_DUMP, "dump", "Dumps")) != OK)
+    if ((rv = dp_require_allowed(r, DP_ACT_DUMP)) != OK)
         return rv;
     if ((type & DP_DUMP_NEEDS_FULLDUMP)
-        && (rv = dp_require_allowed(r, DP_ALLOW_FULLDUMP, "fulldump",
-                                 "Dumps with more than the minimal memory")) != OK)
+        && (rv = dp_require_allowed(r, DP_ACT_FULLDUMP)) != OK)
         return rv;
     if ((rv = dp_resolve_target(r, seg[0], &pid, &st)) != OK
         || (rv = dp_refuse_protected(r, pid, &st)) != OK)

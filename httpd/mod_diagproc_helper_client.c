@@ -138,7 +138,9 @@ int dp_helper_read_answer(request_rec *r, dp_helper_conn *hc, uint64_t *size, ch
                        dp_error *err)
 {
     int type;
-    uint32_t len;
+    uint32_t len, status;
+    uint64_t sz;
+    const char *text;
     char *buf;
 
     errno = 0;
@@ -154,17 +156,14 @@ int dp_helper_read_answer(request_rec *r, dp_helper_conn *hc, uint64_t *size, ch
     buf = apr_palloc(r->pool, len + 1);
     if (dp_read_full(hc->fd, buf, len) != 0)
         return dp_fail(err, 500, "The diagproc helper's answer was cut short.");
-    buf[len] = '\0';
-    if (type == DP_FR_ERROR && len >= 4) {
-        uint32_t status;
-        memcpy(&status, buf, 4);
-        return dp_fail(err, (int)status, "%s", buf + 4);
-    }
-    if (type != DP_FR_OK || len < 8)
+    buf[len] = '\0';       /* ends the trailing text */
+    if (type == DP_FR_ERROR && dp_frame_get_error(buf, len, &status, &text, NULL) == 0)
+        return dp_fail(err, (int)status, "%s", text);
+    if (type != DP_FR_OK || dp_frame_get_ok(buf, len, &sz, &text, NULL) != 0)
         return dp_fail(err, 500, "The diagproc helper answered out of protocol.");
-    memcpy(size, buf, 8);
+    *size = sz;
     if (name)
-        *name = buf + 8;
+        *name = buf + (text - buf);     /* our own buffer, writable */
     return 0;
 }
 

@@ -47,10 +47,6 @@ static int backoff_s;               /* the last wait before a retry, 0 = none */
 static int stopping;                /* the MPM's reclaim asked the helper to stop */
 #define DP_RETRY_MAX_S 60
 
-_Static_assert(DP_ALLOW_KILL == DP_ACT_KILL && DP_ALLOW_DUMP == DP_ACT_DUMP
-               && DP_ALLOW_FULLDUMP == DP_ACT_FULLDUMP
-               && DP_ALLOW_ENVIRONMENT == DP_ACT_ENVIRONMENT
-               && DP_ALLOW_STACKS == DP_ACT_STACKS, "DiagProcAllow bits are the helper's");
 static server_rec *main_server;
 static apr_pool_t *helper_pool;
 
@@ -458,8 +454,8 @@ static int dp_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
     {
         struct stat sb;
         if (stat("/proc/self/exe", &sb) != 0
-            || syscall(SYS_getrandom, dp_shared_secret(), sizeof(dp_shared_secret()), 0)
-               != (long)sizeof(dp_shared_secret())) {
+            || syscall(SYS_getrandom, dp_shared_secret(), DP_SECRET_LEN, 0)
+               != (long)DP_SECRET_LEN) {
             ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, DPLOGNO(00007)
                          "diagproc: no executable identity or random secret for the helper; "
                          "it is not started");

@@ -17,6 +17,7 @@
 #include "httpd/mod_diagproc_config.h"
 #include "httpd/mod_diagproc_request.h"
 #include "httpd/mod_diagproc_html.h"
+#include "common/actions.h"
 #include "ui_assets.h"
 
 /* The q-value a media range of an Accept header gives to type/subtype:
@@ -89,19 +90,9 @@ int dp_wants_html(request_rec *r)
  * the script shows a button only for what the server would allow. */
 static const char *allowed_words(request_rec *r)
 {
-    static const struct { int bit; const char *word; } words[] = {
-        { DP_ALLOW_KILL, "kill" }, { DP_ALLOW_DUMP, "dump" },
-        { DP_ALLOW_FULLDUMP, "fulldump" }, { DP_ALLOW_ENVIRONMENT, "environment" },
-        { DP_ALLOW_STACKS, "stacks" },
-    };
-    dp_dir_conf *c = dp_dir_config(r);
-    const char *out = "";
-    size_t i;
-
-    for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
-        if (c->allow & words[i].bit)
-            out = apr_pstrcat(r->pool, out, *out ? " " : "", words[i].word, NULL);
-    return out;
+    char buf[128];
+    return apr_pstrdup(r->pool, dp_action_words((unsigned)dp_dir_config(r)->allow, buf,
+                                                sizeof(buf)));
 }
 
 /* Does ?allUsers=true show more than the workers' user's own processes? */

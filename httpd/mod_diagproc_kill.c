@@ -16,6 +16,7 @@
 #include "httpd/mod_diagproc_config.h"
 #include "httpd/mod_diagproc_request.h"
 #include "httpd/mod_diagproc_kill.h"
+#include "common/actions.h"
 #include "httpd/mod_diagproc_helper_client.h"
 #include "common/proto.h"
 #include "proc/procfs.h"
@@ -59,7 +60,7 @@ int dp_route_kill(request_rec *r, const char **seg)
     int rv;
 
     if ((rv = dp_refuse_cross_site(r)) != OK
-        || (rv = dp_require_allowed(r, DP_ALLOW_KILL, "kill", "Killing processes")) != OK
+        || (rv = dp_require_allowed(r, DP_ACT_KILL)) != OK
         || (rv = dp_resolve_target(r, seg[0], &pid, &st)) != OK
         || (rv = dp_refuse_protected(r, pid, &st)) != OK)
         return rv;

@@ -1,5 +1,6 @@
-/* The read-only routes. Values come from proc/; this file only chooses what
- * to read for each route and renders Kudu's JSON (and the Linux additions). */
+/* The read-only routes of one process: its detail and its environment.
+ * Values come from proc/; this file only chooses what to read and renders
+ * Kudu's JSON (and the Linux additions). The list is in list.c. */
 
 #include <dirent.h>
 #include <errno.h>
@@ -22,6 +23,7 @@
 #include "httpd/mod_diagproc_config.h"
 #include "httpd/mod_diagproc_request.h"
 #include "httpd/mod_diagproc_procs.h"
+#include "common/actions.h"
 #include "httpd/mod_diagproc_modules.h"
 #include "httpd/mod_diagproc_threads.h"
 #include "httpd/mod_diagproc_helper_client.h"
@@ -54,13 +56,6 @@ static json_t *jkudu_count(long long v)
     return json_integer(v < 0 ? -1 : v);
 }
 
-
-static const char *now_iso(apr_pool_t *p)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return dp_iso_time(ts.tv_sec, ts.tv_nsec, p);
-}
 
 static char *proc_path(apr_pool_t *p, pid_t pid, const char *what)
 {
@@ -116,152 +111,6 @@ static int read_fds(request_rec *r, pid_t pid, char **buf, size_t *len)
     return 0;
 }
 
-/* ----------------------------------------------------------- process list */
-
-static int query_flag(apr_table_t *q, const char *key, int *out, request_rec *r, int *rv)
-{
-    const char *v = apr_table_get(q, key);
-    *out = 0;
-    if (!v)
-        return 0;
-    if (!strcasecmp(v, "true") || !strcmp(v, "1") || !*v) {
-        *out = 1;
-        return 0;
-    }
-    if (!strcasecmp(v, "false") || !strcmp(v, "0"))
-        return 0;
-    *rv = dp_send_error(r, HTTP_BAD_REQUEST, "%s must be true or false, not '%s'.", key, v);
-    return -1;
-}
-
-
-static int by_name_then_pid(const void *a, const void *b)
-{
-    const dp_proc_entry *x = *(dp_proc_entry *const *)a, *y = *(dp_proc_entry *const *)b;
-    int c = strcasecmp(x->name, y->name);
-    return c ? c : (x->pid > y->pid) - (x->pid < y->pid);
-}
-
-typedef struct list_filter {
-    request_rec *r;
-    long me;
-    int all_users;
-} list_filter;
-
-static int keep_for_list(long uid, void *ctx)
-{
-    list_filter *f = ctx;
-    return (f->all_users || uid == f->me) && dp_in_scope(f->r, uid);
-}
-
-/* The list is polled by pages and fleets: it is written straight into the
- * output as JSON, with no tree of nodes per process. */
-static void write_list(request_rec *r, const apr_array_header_t *sorted, const char *stamp,
-                       dp_jsonw *w)
-{
-    const dp_roles *roles = dp_roles_take(r->pool);
-    const char *base = dp_base_href(r), *machine = dp_instance_name(r->server), *user = NULL;
-    long hz = dp_clock_ticks(), page = dp_page_size(), last_uid = -1;
-    int i;
-
-    dp_jw_raw(w, "[", 1);
-    for (i = 0; i < sorted->nelts && !w->failed; i++) {
-        const dp_proc_entry *e = APR_ARRAY_IDX(sorted, i, dp_proc_entry *);
-        char href[512], cpu[64], started[48], times[96];
-
-        snprintf(href, sizeof(href), "%s/%d", base, (int)e->pid);
-        dp_timespan_buf(cpu, sizeof(cpu), e->st.utime + e->st.stime, hz);
-        dp_start_time_buf(started, sizeof(started), e->st.starttime);
-        if (e->uid != last_uid) {       /* lists are mostly one user */
-            user = dp_user_name(e->uid, r->pool);
-            last_uid = e->uid;
-        }
-        dp_jw_raw(w, i ? ",{" : "{", i ? 2 : 1);
-        dp_jw_key(w, "id");
-        dp_jw_int(w, e->pid);
-        dp_jw_raw(w, ",", 1);
-        dp_jw_key(w, "name");
-        dp_jw_cstr(w, e->name);
-        dp_jw_raw(w, ",", 1);
-        dp_jw_key(w, "machineName");
-        dp_jw_cstr(w, machine);
-        dp_jw_raw(w, ",", 1);
-        dp_jw_key(w, "href");
-        dp_jw_cstr(w, href);
-        dp_jw_raw(w, ",", 1);
-        dp_jw_key(w, "user_name");
-        dp_jw_cstr(w, user);
-        dp_jw_raw(w, ",", 1);
-        dp_jw_key(w, "parent_id");
-        dp_jw_int(w, e->st.ppid);
-        dp_jw_raw(w, ",", 1);
-        dp_jw_key(w, "state");
-        dp_jw_cstr(w, dp_state_word(e->st.state));
-        dp_jw_raw(w, ",", 1);
-        dp_jw_key(w, "thread_count");
-        dp_jw_int(w, e->st.num_threads);
-        dp_jw_raw(w, ",", 1);
-        dp_jw_key(w, "working_set");
-        dp_jw_int(w, e->st.rss * page);
-        dp_jw_raw(w, ",", 1);
-        dp_jw_key(w, "total_cpu_time");
-        dp_jw_cstr(w, cpu);
-        dp_jw_raw(w, ",", 1);
-        dp_jw_key(w, "start_time");
-        dp_jw_cstr(w, started);
-        dp_jw_role(w, roles, e->pid);
-        /* numbers for a live CPU %: two answers' cpu_times over their time_stamps */
-        dp_jw_raw(w, ",", 1);
-        dp_jw_key(w, "cpu_times");
-        snprintf(times, sizeof(times), "{\"user\":%.3f,\"system\":%.3f}",
-                 (double)e->st.utime / hz, (double)e->st.stime / hz);
-        dp_jw_raw(w, times, strlen(times));
-        dp_jw_raw(w, ",", 1);
-        dp_jw_key(w, "time_stamp");
-        dp_jw_cstr(w, stamp);
-        dp_jw_raw(w, "}", 1);
-    }
-    dp_jw_raw(w, "]", 1);
-}
-
-static int flush_to_client(void *ctx, const char *buf, size_t len)
-{
-    request_rec *r = ctx;
-    return ap_rwrite(buf, (int)len, r) < 0 || r->connection->aborted ? -1 : 0;
-}
-
-int dp_route_list(request_rec *r, const char **seg)
-{
-    apr_table_t *q = dp_query(r);
-    list_filter f = { r, (long)geteuid(), 0 };
-    apr_array_header_t *entries, *sorted;
-    dp_jsonw *w = apr_palloc(r->pool, sizeof(*w));
-    const char *stamp;
-    int rv = OK, i;
-
-    (void)seg;
-    if (query_flag(q, "allUsers", &f.all_users, r, &rv) != 0)
-        return rv;
-    if (dp_wants_html(r))
-        return dp_html_page(r);
-    entries = dp_scan_procs(keep_for_list, &f, r->pool);
-    stamp = now_iso(r->pool);   /* the instant the scan ended, for every entry */
-    /* sort pointers: the entries are a few hundred bytes each */
-    sorted = apr_array_make(r->pool, entries->nelts, sizeof(dp_proc_entry *));
-    for (i = 0; i < entries->nelts; i++)
-        APR_ARRAY_PUSH(sorted, dp_proc_entry *) = &APR_ARRAY_IDX(entries, i, dp_proc_entry);
-    qsort(sorted->elts, (size_t)sorted->nelts, sizeof(dp_proc_entry *), by_name_then_pid);
-    ap_set_content_type(r, "application/json; charset=utf-8");
-    apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
-    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
-    if (r->header_only)
-        return DONE;
-    dp_jw_init(w, flush_to_client, r);
-    write_list(r, sorted, stamp, w);
-    dp_jw_finish(w);
-    return DONE;
-}
-
 /* ------------------------------------------------------------ environment */
 
 static json_t *environment_json(request_rec *r, pid_t pid, const char *filter)
@@ -296,13 +145,19 @@ int dp_route_environment(request_rec *r, const char **seg)
     json_t *env;
     int rv;
 
-    if ((rv = dp_require_allowed(r, DP_ALLOW_ENVIRONMENT, "environment",
-                                 "Reading environments")) != OK
+    if ((rv = dp_require_allowed(r, DP_ACT_ENVIRONMENT)) != OK
         || (rv = dp_resolve_target(r, seg[0], &pid, &st)) != OK)
         return rv;
+    if (st.state == 'Z' || st.state == 'X')     /* as every other route of a zombie says */
+        return dp_send_error(r, HTTP_CONFLICT, "Process %d is a zombie: it has no environment "
+                             "left to read.", (int)pid);
     env = environment_json(r, pid, seg[2]);
     if (dp_helper_unavailable(r, &err))
         return dp_send_dp_error(r, &err);
+    if (json_is_null(env) && dp_read_stat(pid, 0, &st, NULL) != 0) {
+        dp_fail_not_running(&err, pid);     /* it exited meanwhile */
+        return dp_send_dp_error(r, &err);
+    }
     if (json_is_null(env))
         return dp_send_error(r, HTTP_FORBIDDEN, "The environment of process %d may not be "
                              "read (it is outside the helper's ceiling, or exited).", (int)pid);
@@ -480,8 +335,8 @@ static void render_kudu_fields(request_rec *r, const proc_facts *f, json_t *o)
     json_object_set_new(o, "paged_system_memory", jkudu_count(ss->vm_swap));
     json_object_set_new(o, "non_paged_system_memory", json_integer(0));
     json_object_set_new(o, "peak_paged_memory", json_integer(0));
-    json_object_set_new(o, "time_stamp", json_string(now_iso(r->pool)));
-    if (dp_dir_config(r)->allow & DP_ALLOW_ENVIRONMENT)
+    json_object_set_new(o, "time_stamp", json_string(dp_now_iso(r->pool)));
+    if (dp_dir_config(r)->allow & DP_ACT_ENVIRONMENT)
         json_object_set_new(o, "environment_variables", environment_json(r, pid, NULL));
 }
 

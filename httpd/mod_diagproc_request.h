@@ -44,12 +44,17 @@ int dp_send_dp_error(request_rec *r, const dp_error *err);
 /* pid 1, the httpd parent, kernel threads: never killed, dumped or unwound. */
 int dp_refuse_protected(request_rec *r, pid_t pid, const struct dp_stat *st);
 /* 403 naming the DiagProcAllow word unless this Location enables bit. */
-int dp_require_allowed(request_rec *r, int bit, const char *word, const char *what);
+int dp_require_allowed(request_rec *r, unsigned bit);
 /* 403 for a DELETE or POST another site's page sent through a browser. */
 int dp_refuse_cross_site(request_rec *r);
 
+/* httpd's own error answer in our URL space as the API's JSON error (the
+ * filter it needs is registered once with the hooks). */
+void dp_json_error_register(void);
+void dp_json_error_body(request_rec *r);
+
 /* Runs a privileged route and logs the audit line (who, target, action, outcome). */
-int dp_audited(request_rec *r, const char *action, int (*fn)(request_rec *, const char **),
+int dp_audited(request_rec *r, unsigned action, int (*fn)(request_rec *, const char **),
                const char **seg);
 
 /* A C string as JSON, made valid UTF-8 (NULL = null): every process string. */

@@ -18,6 +18,7 @@
 #include "httpd/mod_diagproc_config.h"
 #include "httpd/mod_diagproc_request.h"
 #include "httpd/mod_diagproc_stacks.h"
+#include "common/actions.h"
 #include "httpd/mod_diagproc_procs.h"
 #include "httpd/mod_diagproc_helper_client.h"
 #include "common/proto.h"
@@ -82,7 +83,7 @@ int dp_route_stacks(request_rec *r, const char **seg)
     dp_stat st;
     int rv;
 
-    if ((rv = dp_require_allowed(r, DP_ALLOW_STACKS, "stacks", "Live stacks")) != OK
+    if ((rv = dp_require_allowed(r, DP_ACT_STACKS)) != OK
         || (rv = dp_resolve_target(r, seg[0], &pid, &st)) != OK
         || (rv = dp_refuse_protected(r, pid, &st)) != OK)
         return rv;

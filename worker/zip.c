@@ -1,123 +1,12 @@
-/* Streaming zip writer (PKWARE APPNOTE 6.3): see worker/zip.h for the layout. */
+/* Streaming zip writer (PKWARE APPNOTE 6.3): see worker/zip.h for the layout.
+ * The entries here; the bytes out and the records after them in zip_records.c. */
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
 #include <zlib.h>
 #include <apr_tables.h>
 #include <apr_strings.h>
-#include "worker/zip.h"
-
-#define SIG_LOCAL     0x04034b50U
-#define SIG_DESC      0x08074b50U
-#define SIG_CENTRAL   0x02014b50U
-#define SIG_Z64_END   0x06064b50U
-#define SIG_Z64_LOC   0x07064b50U
-#define SIG_END       0x06054b50U
-
-#define FLAG_DESCRIPTOR 0x0008
-#define FLAG_UTF8       0x0800
-#define METHOD_DEFLATE  8
-#define VER_DEFLATE     20
-#define VER_ZIP64       45
-#define MADE_BY_UNIX    (3 << 8)
-
-#define U32_MAX 0xffffffffULL
-#define U16_MAX 0xffffU
-
-/* zlib takes at most a uInt per call; keep each step well below it. */
-#define DEFLATE_STEP (1U << 30)
-
-typedef struct cd_entry {
-    const char *name;
-    uint64_t csize, usize, offset;
-    uint32_t crc;
-    uint16_t flags, dtime, ddate;
-    unsigned mode;
-    long long mtime;
-} cd_entry;
-
-struct dp_zip {
-    dp_entry_sink es;           /* the dp_entry_sink face; ctx = this */
-    dp_sink *sink;
-    z_stream zs;
-    int zs_ready;
-    int level, force_zip64;
-    int in_entry, failed, finished;
-    unsigned char *buf;         /* DP_ZIP_BUF_SIZE bytes waiting for the sink */
-    size_t buf_len;
-    uint64_t offset;            /* archive bytes produced so far */
-    cd_entry cur;
-    apr_array_header_t *cd;     /* cd_entry, one per finished entry */
-    apr_pool_t *pool;
-    dp_error err;
-};
-
-/* --------------------------------------------------------------- output */
-
-static int fail_sink(dp_zip *z)
-{
-    z->failed = 1;
-    return dp_fail(&z->err, 500, "The zip stream's reader went away after %llu bytes.",
-                   (unsigned long long)z->offset);
-}
-
-static int drain(dp_zip *z)
-{
-    if (z->buf_len && dp_sink_write(z->sink, z->buf, z->buf_len) != 0)
-        return fail_sink(z);
-    z->buf_len = 0;
-    return 0;
-}
-
-/* Headers go through the same buffer as deflate output, so small entries
- * cost few sink writes. */
-static int emit(dp_zip *z, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-
-    while (n) {
-        size_t k = DP_ZIP_BUF_SIZE - z->buf_len;
-        if (k > n)
-            k = n;
-        memcpy(z->buf + z->buf_len, b, k);
-        z->buf_len += k;
-        z->offset += k;
-        b += k;
-        n -= k;
-        if (z->buf_len == DP_ZIP_BUF_SIZE && drain(z) != 0)
-            return -1;
-    }
-    return 0;
-}
-
-/* Little-endian field builders over a small header buffer. */
-typedef struct hdr {
-    unsigned char b[128];
-    size_t n;
-} hdr;
-
-static void put16(hdr *h, unsigned v)
-{
-    h->b[h->n++] = v & 0xff;
-    h->b[h->n++] = (v >> 8) & 0xff;
-}
-
-static void put32(hdr *h, uint32_t v)
-{
-    put16(h, v & 0xffff);
-    put16(h, v >> 16);
-}
-
-static void put64(hdr *h, uint64_t v)
-{
-    put32(h, (uint32_t)v);
-    put32(h, (uint32_t)(v >> 32));
-}
-
-static uint32_t sat32(uint64_t v)
-{
-    return v >= U32_MAX ? (uint32_t)U32_MAX : (uint32_t)v;
-}
+#include "worker/zip_internal.h"
 
 /* ---------------------------------------------------------------- names */
 
@@ -172,21 +61,6 @@ static void dos_time(long long mtime, uint16_t *dtime, uint16_t *ddate)
     *ddate = (uint16_t)(((tm.tm_year - 80) << 9) | ((tm.tm_mon + 1) << 5) | tm.tm_mday);
 }
 
-static int has_unix_time(long long mtime)
-{
-    return mtime >= INT32_MIN && mtime <= INT32_MAX;
-}
-
-static void put_unix_time(hdr *h, long long mtime)
-{
-    if (!has_unix_time(mtime))
-        return;
-    put16(h, 0x5455);
-    put16(h, 5);
-    h->b[h->n++] = 1;                           /* mtime present */
-    put32(h, (uint32_t)(int32_t)mtime);
-}
-
 /* ---------------------------------------------------------------- zlib */
 
 static apr_status_t zs_cleanup(void *data)
@@ -218,7 +92,7 @@ static int pump(dp_zip *z, int mode)
         z->buf_len += made;
         z->offset += made;
         z->cur.csize += made;
-        if (z->buf_len == DP_ZIP_BUF_SIZE && drain(z) != 0)
+        if (z->buf_len == DP_ZIP_BUF_SIZE && dp_zip_drain(z) != 0)
             return -1;
         if (mode == Z_FINISH ? rc == Z_STREAM_END
                              : z->zs.avail_in == 0 && z->zs.avail_out != 0)
@@ -318,12 +192,12 @@ int dp_zip_begin(dp_zip *z, const char *name, long long mtime, unsigned mode)
     put32(&h, 0);
     put32(&h, 0);
     put16(&h, (unsigned)nlen);
-    put16(&h, has_unix_time(mtime) ? 9 : 0);
-    if (emit(z, h.b, h.n) != 0 || emit(z, name, nlen) != 0)
+    put16(&h, dp_zip_has_unix_time(mtime) ? 9 : 0);
+    if (dp_zip_emit(z, h.b, h.n) != 0 || dp_zip_emit(z, name, nlen) != 0)
         return -1;
     h.n = 0;
-    put_unix_time(&h, mtime);
-    if (emit(z, h.b, h.n) != 0)
+    dp_zip_put_unix_time(&h, mtime);
+    if (dp_zip_emit(z, h.b, h.n) != 0)
         return -1;
     z->in_entry = 1;
     return 0;
@@ -351,11 +225,6 @@ int dp_zip_write(dp_zip *z, const void *buf, size_t len)
     return 0;
 }
 
-static int entry_zip64(const dp_zip *z, const cd_entry *e)
-{
-    return z->force_zip64 || e->csize >= U32_MAX || e->usize >= U32_MAX;
-}
-
 int dp_zip_end(dp_zip *z)
 {
     hdr h = { .n = 0 };
@@ -373,7 +242,7 @@ int dp_zip_end(dp_zip *z)
 
     put32(&h, SIG_DESC);
     put32(&h, z->cur.crc);
-    if (entry_zip64(z, &z->cur)) {
+    if (dp_zip_entry_zip64(z, &z->cur)) {
         put64(&h, z->cur.csize);
         put64(&h, z->cur.usize);
     }
@@ -381,7 +250,7 @@ int dp_zip_end(dp_zip *z)
         put32(&h, (uint32_t)z->cur.csize);
         put32(&h, (uint32_t)z->cur.usize);
     }
-    if (emit(z, h.b, h.n) != 0)
+    if (dp_zip_emit(z, h.b, h.n) != 0)
         return -1;
     *(cd_entry *)apr_array_push(z->cd) = z->cur;
     return 0;
@@ -397,106 +266,15 @@ int dp_zip_flush(dp_zip *z)
         if (pump(z, Z_SYNC_FLUSH) != 0)
             return -1;
     }
-    return drain(z);
+    return dp_zip_drain(z);
 }
 
 /* The ZIP64 extra of a central record: only the fields whose 32-bit slot
  * is saturated, in the order the spec gives (APPNOTE 4.5.3). */
-static void put_zip64_extra(dp_zip *z, hdr *h, const cd_entry *e)
-{
-    int all = z->force_zip64;
-    size_t at = h->n;
-
-    put16(h, 0x0001);
-    put16(h, 0);
-    if (all || e->usize >= U32_MAX)
-        put64(h, e->usize);
-    if (all || e->csize >= U32_MAX)
-        put64(h, e->csize);
-    if (all || e->offset >= U32_MAX)
-        put64(h, e->offset);
-    if (h->n == at + 4)
-        h->n = at;                              /* nothing needed it */
-    else
-        h->b[at + 2] = (unsigned char)(h->n - at - 4);
-}
-
-static int write_central(dp_zip *z, const cd_entry *e)
-{
-    hdr h = { .n = 0 }, x = { .n = 0 };
-    int big = entry_zip64(z, e) || e->offset >= U32_MAX;
-    size_t nlen = strlen(e->name);
-
-    put_zip64_extra(z, &x, e);
-    put_unix_time(&x, e->mtime);
-    put32(&h, SIG_CENTRAL);
-    put16(&h, MADE_BY_UNIX | VER_ZIP64);
-    put16(&h, big ? VER_ZIP64 : VER_DEFLATE);
-    put16(&h, e->flags);
-    put16(&h, METHOD_DEFLATE);
-    put16(&h, e->dtime);
-    put16(&h, e->ddate);
-    put32(&h, e->crc);
-    put32(&h, z->force_zip64 ? (uint32_t)U32_MAX : sat32(e->csize));
-    put32(&h, z->force_zip64 ? (uint32_t)U32_MAX : sat32(e->usize));
-    put16(&h, (unsigned)nlen);
-    put16(&h, (unsigned)x.n);
-    put16(&h, 0);                               /* comment */
-    put16(&h, 0);                               /* disk */
-    put16(&h, 0);                               /* internal attributes */
-    put32(&h, (uint32_t)e->mode << 16);         /* S_IFREG or S_IFLNK | mode */
-    put32(&h, z->force_zip64 ? (uint32_t)U32_MAX : sat32(e->offset));
-    if (emit(z, h.b, h.n) != 0 || emit(z, e->name, nlen) != 0)
-        return -1;
-    return emit(z, x.b, x.n);
-}
-
-static int write_end(dp_zip *z, uint64_t cd_off, uint64_t cd_size)
-{
-    hdr h = { .n = 0 };
-    uint64_t n = (uint64_t)z->cd->nelts;
-    int big = z->force_zip64 || n >= U16_MAX || cd_off >= U32_MAX || cd_size >= U32_MAX;
-    uint64_t z64_off = z->offset;
-
-    if (big) {
-        put32(&h, SIG_Z64_END);
-        put64(&h, 44);                          /* size of the rest of this record */
-        put16(&h, MADE_BY_UNIX | VER_ZIP64);
-        put16(&h, VER_ZIP64);
-        put32(&h, 0);
-        put32(&h, 0);
-        put64(&h, n);
-        put64(&h, n);
-        put64(&h, cd_size);
-        put64(&h, cd_off);
-        put32(&h, SIG_Z64_LOC);
-        put32(&h, 0);
-        put64(&h, z64_off);
-        put32(&h, 1);
-    }
-    put32(&h, SIG_END);
-    put16(&h, 0);
-    put16(&h, 0);
-    put16(&h, big ? U16_MAX : (unsigned)n);
-    put16(&h, big ? U16_MAX : (unsigned)n);
-    put32(&h, big ? (uint32_t)U32_MAX : (uint32_t)cd_size);
-    put32(&h, big ? (uint32_t)U32_MAX : (uint32_t)cd_off);
-    put16(&h, 0);                               /* comment */
-    return emit(z, h.b, h.n);
-}
-
 int dp_zip_finish(dp_zip *z)
 {
-    uint64_t cd_off;
-    int i;
-
-    if (usable(z) != 0 || dp_zip_end(z) != 0)
-        return -1;
-    cd_off = z->offset;
-    for (i = 0; i < z->cd->nelts; i++)
-        if (write_central(z, &APR_ARRAY_IDX(z->cd, i, cd_entry)) != 0)
-            return -1;
-    if (write_end(z, cd_off, z->offset - cd_off) != 0 || drain(z) != 0)
+    if (usable(z) != 0 || dp_zip_end(z) != 0 || dp_zip_write_directory(z) != 0
+        || dp_zip_drain(z) != 0)
         return -1;
     z->finished = 1;
     zs_cleanup(z);

@@ -2,6 +2,8 @@
 # Debian's python3.11-gdb.py defines it) print the PHP / CPython frames of
 # the core by walking the interpreter's own structures with the layout table
 # of the server that made the dump, as its live stacks route does.
+import re
+
 import gdb
 
 PY_LAYOUTS = {}
@@ -98,7 +100,7 @@ def py_threads():
     L = PY_LAYOUTS.get(key)
     if L is None:
         raise gdb.GdbError("CPython %s has no layout table entry (known: %s)"
-                           % (key, ", ".join(PY_LAYOUTS)))
+                           % (key, ", ".join(PY_LAYOUTS) or "none"))
     code_t, uni_t = _addr("PyCode_Type"), _addr("PyUnicode_Type")
     out = []
     interp, ni = _u(rt + L["rt_interp_head"]), 0
@@ -154,13 +156,36 @@ def _php_thread(ex):
     return None
 
 
+def _php_build_id(eg):
+    """the module build id ("API20220829,NTS") in the file of the object that
+    defines executor_globals, as the helper reads it (helper/phpstack.c)"""
+    where = gdb.execute("info symbol 0x%x" % eg, to_string=True)
+    m = re.search(r" of (/.*)$", where.strip())
+    path = m.group(1) if m else gdb.current_progspace().filename
+    try:
+        with open(path, "rb") as f:
+            m = re.search(rb"API20\d{6},[^\x00]{1,52}", f.read())
+    except (OSError, TypeError):
+        return None
+    return m.group(0).decode() if m else None
+
+
+def _php_layout(eg):
+    api = _php_build_id(eg)
+    if api is None and len(PHP_LAYOUTS) == 1:
+        return next(iter(PHP_LAYOUTS.values()))
+    L = PHP_LAYOUTS.get(api)
+    if L is None:
+        raise gdb.GdbError("PHP with module API %s has no layout table entry (known: %s)"
+                           % (api or "(not found)", ", ".join(PHP_LAYOUTS) or "none"))
+    return L
+
+
 def php_threads():
     eg = _addr("executor_globals")
     if eg is None:
         raise gdb.GdbError("no executor_globals symbol: not a PHP process, or a ZTS build")
-    if len(PHP_LAYOUTS) != 1:
-        raise gdb.GdbError("more than one PHP layout: pick one by its build id")
-    L = next(iter(PHP_LAYOUTS.values()))
+    L = _php_layout(eg)
     ex = _u(eg + L["eg_current_execute_data"])
     th = _php_thread(ex) if ex else None
     if th is None:

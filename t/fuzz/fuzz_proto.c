@@ -1,10 +1,41 @@
-/* libFuzzer harness: the helper protocol as the helper reads it -- a request
- * checked field by field, then frames parsed from a socket. */
+/* libFuzzer harness: the helper protocol as both sides read it -- a request
+ * checked field by field, then frames parsed from a socket, each payload
+ * decoded as its type says (the typed readers of every fixed frame, the
+ * stacks records' fields). */
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include "common/proto.h"
+
+/* every reader on the payload, whatever the type said: none may read past len */
+static void decode(int type, const char *buf, uint32_t len)
+{
+    uint32_t a, b;
+    uint64_t size;
+    int64_t mtime;
+    const char *text;
+    size_t n;
+    dp_rec_reader rd = { (const unsigned char *)buf, len, 0, 0 };
+
+    if (dp_frame_get_error(buf, len, &a, &text, &n) == 0 && n > len)
+        __builtin_trap();
+    if (dp_frame_get_ok(buf, len, &size, &text, &n) == 0 && n > len)
+        __builtin_trap();
+    if (dp_frame_get_entry(buf, len, &mtime, &a, &text, &n) == 0 && n + 12 != len)
+        __builtin_trap();
+    dp_frame_get_ring(buf, len, &a, &b);
+    dp_frame_get_slot(buf, len, &a, &b);
+    if (type >= DP_FR_STACK_THREAD) {
+        while (!rd.bad && rd.pos < rd.len) {
+            dp_rec_get_u32(&rd);
+            dp_rec_get_u64(&rd);
+            text = dp_rec_get_str(&rd, &n);
+            if (text && (text < buf || text + n > buf + len))
+                __builtin_trap();
+        }
+    }
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -33,6 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 close(passed);
             if (len > sizeof(buf) || dp_read_full(sv[0], buf, len) != 0)
                 break;
+            decode(type, buf, len);
         }
     }
     close(sv[0]);

@@ -116,6 +116,24 @@ fns = [f["function"] for f in thread(d, t.pid).get("frames", [])]
 ok("main" in fns and not lang(thread(d, t.pid)), "…native frames only")
 t.kill()
 
+# --- a known version whose _PyRuntime is smaller than what the walk reads:
+# refused with the numbers (this reason's formatting once killed the helper's
+# request child, and the route answered 503)
+t = spawn([os.path.join(BUILD, "targets", "fake_python"), "3.11"], ready="ready",
+          user=worker_user())
+r = h.get(f"/p/{t.pid}/stacks")
+d = r.json() or {}
+is_(r.status, 200, "a fake CPython 3.11 with a 32-byte _PyRuntime: 200")
+rt = d.get("runtime") or {}
+is_((rt.get("name"), rt.get("version"), rt.get("supported")), ("CPython", "3.11.2", False),
+    "…named, versioned, unsupported")
+like(rt.get("unsupported") or "", r"^_PyRuntime in \S*fake_python has 32 bytes, fewer than the \d+ "
+     r"that the walk reads with CPython 3\.11's layout \(\d+ in the headers it was made from\)$",
+     "…with the reason, naming the numbers")
+fns = [f["function"] for f in thread(d, t.pid).get("frames", [])]
+ok("main" in fns and not lang(thread(d, t.pid)), "…native frames only")
+t.kill()
+
 # --- Java (-Xint): interpreter frames have no name and keep their index
 jdir = tempfile.mkdtemp(prefix="dpjava-")
 os.chmod(jdir, 0o755)

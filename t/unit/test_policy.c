@@ -9,6 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include "helper/daemon.h"
+#include "common/actions.h"
 #include "helper/policy.h"
 #include "common/proto.h"
 

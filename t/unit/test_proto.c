@@ -9,7 +9,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include "common/proto.h"
-#include "dump/core.h"
+#include "common/actions.h"
+#include "common/dumptype.h"
 
 static dp_request good(uint32_t op)
 {
@@ -72,7 +73,9 @@ static void test_every_field_is_checked(void **state)
     rq = good(DP_OP_PROC_READ); rq.what = DP_READ_BUILD_IDS;
     { char m[256]; assert_int_equal(dp_request_check(&rq, m, sizeof(m)), 0); }
     rq = good(DP_OP_DUMP); rq.timeout_s = 100000;        expect_bad(rq, "too long");
-    rq = good(DP_OP_STACKS); rq.dump_type = 2;           expect_bad(rq, "stacks take");
+    rq = good(DP_OP_STACKS); rq.dump_type = 2;           expect_bad(rq, "takes no item and no dumpType");
+    rq = good(DP_OP_END);                                expect_bad(rq, "unknown operation");
+    rq = good(0);                                        expect_bad(rq, "unknown operation");
     rq = good(77);                                       expect_bad(rq, "unknown operation");
     rq = good(DP_OP_KILL);
     memset(rq.instance, 'x', sizeof(rq.instance));       expect_bad(rq, "not terminated");
@@ -165,6 +168,104 @@ static void test_large_frame_arrives_whole(void **state)
     close(fds[1]);
 }
 
+/* Each typed frame: its bytes on the wire are little-endian as documented,
+ * and its reader gives the fields back; a payload of the wrong length is
+ * refused. */
+static void test_typed_frames(void **state)
+{
+    int sv[2], type;
+    uint32_t len, status, mode, slots, size32, slot, n;
+    uint64_t size;
+    int64_t mtime;
+    const char *text;
+    size_t tn;
+    unsigned char buf[256];
+    (void)state;
+
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    assert_int_equal(dp_frame_send_error(sv[1], 409, "zombie"), 0);
+    assert_int_equal(dp_frame_read_header(sv[0], &type, &len), 0);
+    assert_int_equal(type, DP_FR_ERROR);
+    assert_int_equal(dp_read_full(sv[0], buf, len), 0);
+    assert_memory_equal(buf, "\x99\x01\x00\x00zombie", 10);
+    assert_int_equal(dp_frame_get_error(buf, len, &status, &text, &tn), 0);
+    assert_int_equal(status, 409);
+    assert_int_equal(tn, 6);
+    assert_memory_equal(text, "zombie", 6);
+
+    assert_int_equal(dp_frame_send_ok(sv[1], 0x0102030405060708ULL, "httpd"), 0);
+    assert_int_equal(dp_frame_read_header(sv[0], &type, &len), 0);
+    assert_int_equal(dp_read_full(sv[0], buf, len), 0);
+    assert_memory_equal(buf, "\x08\x07\x06\x05\x04\x03\x02\x01httpd", 13);
+    assert_int_equal(dp_frame_get_ok(buf, len, &size, &text, &tn), 0);
+    assert_true(size == 0x0102030405060708ULL);
+    assert_int_equal(tn, 5);
+
+    assert_int_equal(dp_frame_send_entry(sv[1], -2, 0120777, "sysroot/lib"), 0);
+    assert_int_equal(dp_frame_read_header(sv[0], &type, &len), 0);
+    assert_int_equal(type, DP_FR_ENTRY);
+    assert_int_equal(dp_read_full(sv[0], buf, len), 0);
+    assert_memory_equal(buf, "\xfe\xff\xff\xff\xff\xff\xff\xff\xff\xa1\x00\x00", 12);
+    assert_int_equal(dp_frame_get_entry(buf, len, &mtime, &mode, &text, &tn), 0);
+    assert_true(mtime == -2);
+    assert_int_equal(mode, 0120777);
+    assert_int_equal(tn, strlen("sysroot/lib"));
+    assert_int_equal(dp_frame_get_entry(buf, 11, &mtime, &mode, &text, &tn), -1);
+
+    assert_int_equal(dp_frame_send_slot(sv[1], 3, 4096), 0);
+    assert_int_equal(dp_frame_read_header(sv[0], &type, &len), 0);
+    assert_int_equal(type, DP_FR_SLOT);
+    assert_int_equal(dp_read_full(sv[0], buf, len), 0);
+    assert_memory_equal(buf, "\x03\x00\x00\x00\x00\x10\x00\x00", 8);
+    assert_int_equal(dp_frame_get_slot(buf, len, &slot, &n), 0);
+    assert_int_equal(slot, 3);
+    assert_int_equal(n, 4096);
+    assert_int_equal(dp_frame_get_slot(buf, 7, &slot, &n), -1);
+    assert_int_equal(dp_frame_get_ring(buf, 9, &slots, &size32), -1);
+    assert_int_equal(dp_frame_get_ok(buf, 7, &size, &text, &tn), -1);
+    assert_int_equal(dp_frame_get_error(buf, 3, &status, &text, &tn), -1);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+/* The action table: one bit, one word each; the directive's words, the
+ * audit names and the helper's needs all come from it. */
+static void test_action_table(void **state)
+{
+    unsigned i, j, seen = 0;
+    char words[128];
+    dp_request rq;
+    (void)state;
+
+    assert_true(dp_nactions >= 5);
+    for (i = 0; i < dp_nactions; i++) {
+        unsigned b = dp_actions[i].bit;
+        assert_true(b && !(b & (b - 1)) && !(seen & b));
+        seen |= b;
+        assert_ptr_equal(dp_action_by_word(dp_actions[i].word), &dp_actions[i]);
+        assert_ptr_equal(dp_action_by_bit(b), &dp_actions[i]);
+        for (j = 0; j < i; j++)
+            assert_string_not_equal(dp_actions[i].word, dp_actions[j].word);
+    }
+    assert_ptr_equal(dp_action_by_word("KILL"), dp_action_by_bit(DP_ACT_KILL));
+    assert_null(dp_action_by_word("none"));
+    assert_string_equal(dp_action_words(DP_ACT_KILL | DP_ACT_STACKS, words, sizeof(words)),
+                        "kill stacks");
+
+    rq = good(DP_OP_DUMP);
+    assert_int_equal(dp_actions_needed(&rq), DP_ACT_DUMP);
+    rq.dump_type = DP_DUMP_FULL_MEMORY;
+    assert_int_equal(dp_actions_needed(&rq), DP_ACT_DUMP | DP_ACT_FULLDUMP);
+    rq = good(DP_OP_PROC_READ);
+    assert_int_equal(dp_actions_needed(&rq), DP_ACT_ENVIRONMENT);
+    rq.what = DP_READ_FDS;
+    assert_int_equal(dp_actions_needed(&rq), 0);
+    rq = good(DP_OP_KILL);
+    assert_int_equal(dp_actions_needed(&rq), DP_ACT_KILL);
+    rq = good(DP_OP_STACKS);
+    assert_int_equal(dp_actions_needed(&rq), DP_ACT_STACKS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -173,6 +274,8 @@ int main(void)
         cmocka_unit_test(test_frames_round_trip_and_limits),
         cmocka_unit_test(test_frame_passes_fd),
         cmocka_unit_test(test_large_frame_arrives_whole),
+        cmocka_unit_test(test_typed_frames),
+        cmocka_unit_test(test_action_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,49 @@
+/* The privileged actions, one row each: the bit a configuration section
+ * grants, the DiagProcAllow word (also the audit line's action), the helper
+ * operation that performs it, and what a 403 calls it. The worker's
+ * directive, page, route checks and audit lines, and the helper's policy all
+ * read this one table: a new action is one row here, its route and its
+ * helper handler. */
+#ifndef DP_ACTIONS_H
+#define DP_ACTIONS_H
+
+#include <stdint.h>
+#include "common/proto.h"
+
+/*        id           bit    word           helper op         subject of a 403 */
+#define DP_ACTION_ROWS(X) \
+    X(KILL,        0x01, "kill",        DP_OP_KILL,       "Killing processes") \
+    X(DUMP,        0x02, "dump",        DP_OP_DUMP,       "Dumps") \
+    X(FULLDUMP,    0x04, "fulldump",    DP_OP_DUMP,       "Dumps with more than the minimal memory") \
+    X(ENVIRONMENT, 0x08, "environment", DP_OP_PROC_READ,  "Reading environments") \
+    X(STACKS,      0x10, "stacks",      DP_OP_STACKS,     "Live stacks")
+
+enum {
+#define DP_ACTION_BIT(id, bit, word, op, subject) DP_ACT_##id = bit,
+    DP_ACTION_ROWS(DP_ACTION_BIT)
+#undef DP_ACTION_BIT
+};
+
+typedef struct dp_action {
+    unsigned bit;
+    const char *word;
+    unsigned op;                /* enum dp_op */
+    const char *subject;
+} dp_action;
+
+extern const dp_action dp_actions[];
+extern const unsigned dp_nactions;
+
+/* The row of a DiagProcAllow word (any case) or of a bit; NULL when none. */
+const dp_action *dp_action_by_word(const char *word);
+const dp_action *dp_action_by_bit(unsigned bit);
+/* "kill dump ...": the words of the bits set, space-separated, into buf. */
+const char *dp_action_words(unsigned bits, char *buf, size_t cap);
+
+/* The bits a helper request needs from its sections (0 for a read that any
+ * section allows): its operation's actions, where a dump needs fulldump only
+ * for the bits that add memory and a /proc read needs environment only for
+ * the environment. */
+unsigned dp_actions_needed(const dp_request *rq);
+
+#endif
