@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "helper/daemon.h"
+#include "helper/log.h"
 #include "helper/policy.h"
 #include "common/actions.h"
 #include "common/proto.h"
@@ -158,11 +159,18 @@ int dp_policy_check_target(const dp_helper_policy *pol, const dp_request *rq, dp
 }
 
 /* A refusal of a peer or request: logged (to httpd's error log, the
- * helper's stderr) with who asked and why; the peer gets no answer. */
+ * helper's stderr) with who asked and why; the peer gets no answer. Rate
+ * limited per reason and uid (helper/log.c): a flood of refused
+ * connections costs a compare-and-swap each, and is counted, not written. */
 void dp_refuse_peer(const struct ucred *peer, const char *why)
 {
-    fprintf(stderr, "[diagproc:helper] refused a connection from pid %d uid %d gid %d: %s\n",
-            (int)peer->pid, (int)peer->uid, (int)peer->gid, why);
+    char what[160];
+
+    snprintf(what, sizeof(what), "refused connections from uid %d gid %d: %s",
+             (int)peer->uid, (int)peer->gid, why);
+    dp_audit(dp_audit_kind(10003, why), peer->uid, what, DPLOGNO(10003) "helper: refused a "
+             "connection from pid %d uid %d gid %d: %s", (int)peer->pid, (int)peer->uid,
+             (int)peer->gid, why);
 }
 
 /* A request the configuration does not grant (a 403 of the checks above):
@@ -170,13 +178,17 @@ void dp_refuse_peer(const struct ucred *peer, const char *why)
 int dp_refuse_request(const struct ucred *peer, const dp_request *rq, const dp_error *err)
 {
     static const char *ops[] = { "?", "read", "kill", "dump", "stacks" };
+    const char *op = rq->op < 5 ? ops[rq->op] : "?";
+    char what[160];
 
     if (!peer || err->status != 403)
         return -1;
-    fprintf(stderr, "[diagproc:helper] refused a request from pid %d uid %d gid %d: %s of "
-            "pid %d through sections %d/%d: %s\n", (int)peer->pid, (int)peer->uid,
-            (int)peer->gid, rq->op < 5 ? ops[rq->op] : "?", (int)rq->pid,
-            (int)rq->allow_section, (int)rq->scope_section, err->msg);
+    snprintf(what, sizeof(what), "refused requests (%s) from uid %d gid %d", op,
+             (int)peer->uid, (int)peer->gid);
+    dp_audit(dp_audit_kind(10004, op), peer->uid, what, DPLOGNO(10004) "helper: refused a "
+             "request from pid %d uid %d gid %d: %s of pid %d through sections %d/%d: %s",
+             (int)peer->pid, (int)peer->uid, (int)peer->gid, op, (int)rq->pid,
+             (int)rq->allow_section, (int)rq->scope_section, err->msg);
     return -1;
 }
 
@@ -184,8 +196,13 @@ int dp_refuse_request(const struct ucred *peer, const dp_request *rq, const dp_e
  * send one, so it is logged like a refusal; it gets a 400. */
 void dp_refuse_malformed(const struct ucred *peer, const char *why, dp_error *err)
 {
-    fprintf(stderr, "[diagproc:helper] refused a request from pid %d uid %d gid %d: "
-            "malformed: %s\n", (int)peer->pid, (int)peer->uid, (int)peer->gid, why);
+    char what[160];
+
+    snprintf(what, sizeof(what), "malformed requests from uid %d gid %d", (int)peer->uid,
+             (int)peer->gid);
+    dp_audit(dp_audit_kind(10005, NULL), peer->uid, what, DPLOGNO(10005) "helper: refused a "
+             "request from pid %d uid %d gid %d: malformed: %s", (int)peer->pid,
+             (int)peer->uid, (int)peer->gid, why);
     dp_fail(err, 400, "%s", why);
 }
 

@@ -86,6 +86,13 @@ int dp_helper_call(request_rec *r, dp_request *rq, dp_helper_conn **out, dp_erro
 
     if (dp_helper_unavailable(r, err))
         return -1;
+    if ((waited = dp_shared_helper_retry_in()) > 0) {
+        /* it could not start: no use waiting for it */
+        dp_fail(err, 503, "The diagproc helper could not start (the error log says why); "
+                "httpd tries again in %d s.", waited);
+        apr_table_setn(r->headers_out, "Retry-After", apr_itoa(r->pool, waited));
+        return helper_down(r, err);
+    }
     rq->magic = DP_PROTO_MAGIC;
     rq->version = DP_PROTO_VERSION;
     rq->allow_section = dc->allow_section;
