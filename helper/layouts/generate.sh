@@ -7,8 +7,9 @@
 #                libpython3.X-dev, which python3.X-dev pulls in)
 #   PHP X.Y:     php-configX.Y (Debian's phpX.Y-dev)
 # A version whose headers the generator does not compile against (a layout
-# the walk does not know: CPython 3.12 dropped _PyCFrame) is reported and
-# skipped; the run fails only when nothing at all could be written.
+# the walk does not know) is reported and skipped, as is CPython 3.13 and
+# later (the walk reads their layout from the running interpreter's
+# _Py_DebugOffsets); the run fails only when nothing at all could be written.
 #   generate.sh BUILD_DIR     (CC from the environment)
 set -u
 CC=${CC:-cc}
