@@ -259,7 +259,9 @@ static const dp_py_layout *layout_of(dp_lang_target *t, uint64_t runtime, uint64
         size_t n = dp_py_debug_bytes(version);
         unsigned char *buf = apr_palloc(t->pool, n);
         dp_py_layout *d = apr_palloc(t->pool, sizeof(*d));
-        const char *why = n > runtime_size ? "_PyRuntime is smaller than _Py_DebugOffsets"
+        /* a symbol smaller than the debug offsets: not read, the parse says why */
+        const char *why = n > runtime_size ? dp_py_debug_layout(buf, 0, version, runtime_size,
+                                                                d, t->pool)
                           : dp_lang_read(t, runtime, buf, n) != 0
                           ? "the start of _PyRuntime could not be read"
                           : dp_py_debug_layout(buf, n, version, runtime_size, d, t->pool);
