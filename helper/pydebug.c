@@ -16,18 +16,25 @@
 #define COOKIE "xdebugpy"
 #define MAX_STRUCT (1u << 20)   /* a larger "size" is not a structure's */
 
+/* the slots the walk reads, in the order of the shapes below; the bundle's
+ * gdb commands get the same list (dp_py_debug_shapes_py) */
+#define SHAPE_FIELDS(X) \
+    X(slots)                /* sizeof(_Py_DebugOffsets) / 8 */ \
+    X(free_threaded) \
+    X(rt_size) X(rt_interp_head) \
+    X(is_size) X(is_next) X(is_threads_head) \
+    X(ts_size) X(ts_next) X(ts_interp) X(ts_current_frame) X(ts_thread_id) \
+    X(ts_native_thread_id) \
+    X(fr_size) X(fr_previous) X(fr_executable) X(fr_instr_ptr) X(fr_owner) \
+    X(co_size) X(co_filename) X(co_qualname) X(co_linetable) X(co_firstlineno) \
+    X(co_code_adaptive) \
+    X(ob_size) X(ob_type) \
+    X(by_size) X(by_ob_size) X(by_ob_sval) \
+    X(un_size) X(un_state) X(un_length) X(un_ascii_size)
+
 typedef struct shape {
     uint32_t minor;
-    uint32_t slots;             /* sizeof(_Py_DebugOffsets) / 8 */
-    uint32_t free_threaded;
-    uint32_t rt_size, rt_interp_head;
-    uint32_t is_size, is_next, is_threads_head;
-    uint32_t ts_size, ts_next, ts_interp, ts_current_frame, ts_thread_id, ts_native_thread_id;
-    uint32_t fr_size, fr_previous, fr_executable, fr_instr_ptr, fr_owner;
-    uint32_t co_size, co_filename, co_qualname, co_linetable, co_firstlineno, co_code_adaptive;
-    uint32_t ob_size, ob_type;
-    uint32_t by_size, by_ob_size, by_ob_sval;
-    uint32_t un_size, un_state, un_length, un_ascii_size;
+    SHAPE_FIELDS(DP_LAYOUT_U32)
 } shape;
 
 static const shape shapes[] = {
@@ -49,6 +56,21 @@ static const shape *shape_of(uint32_t py_version)
         if (shapes[i].minor == minor)
             return &shapes[i];
     return &shapes[NSHAPES - 1];    /* newer than any known: the newest, validated */
+}
+
+const char *dp_py_debug_shapes_py(apr_pool_t *p)
+{
+    const char *out = "";
+    size_t i;
+
+    for (i = 0; i < NSHAPES; i++) {
+        const shape *s = &shapes[i];
+        out = apr_psprintf(p, "%sPY_DEBUG_SHAPES[%u] = dict(\n", out, s->minor);
+#define SHAPE_PY(f) out = apr_psprintf(p, "%s    %s=%u,\n", out, #f, s->f);
+        SHAPE_FIELDS(SHAPE_PY)
+        out = apr_pstrcat(p, out, ")\n", NULL);
+    }
+    return out;
 }
 
 int dp_py_debug_published(uint32_t py_version)

@@ -20,4 +20,8 @@ const char *dp_py_debug_layout(const unsigned char *buf, size_t n, uint32_t py_v
                                uint64_t symbol_size, dp_py_layout *out,
                                struct apr_pool_t *p);
 
+/* The shapes, as Python dicts (PY_DEBUG_SHAPES[minor] = dict(slot names...)),
+ * for the bundle's gdb commands (helper/lang_gdb.c) */
+const char *dp_py_debug_shapes_py(struct apr_pool_t *p);
+
 #endif

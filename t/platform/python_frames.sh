@@ -6,7 +6,9 @@
 # interpreter publishes _Py_DebugOffsets (3.13 and later), also runs copies
 # of it whose cookie is broken (native frames and the reason, never
 # garbage), whose _PyRuntime symbol is larger than the runtime (the same
-# frames) and too small for the debug offsets (the reason).
+# frames) and too small for the debug offsets (the reason). Where gdb is
+# installed inside, the bundle's dp-py-bt gives the same frames from a
+# minimal core with the walk's pages (dpcore with DPCORE_RUNTIME=1).
 #
 #   t/platform/python_frames.sh SUITE       bullseye (3.9), bookworm (3.11),
 #                                           trixie (3.13), forky (3.14)
@@ -20,7 +22,7 @@ set -u
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 SUITE=${1:?usage: python_frames.sh SUITE}
 CHROOT="$TOP/t/platform/chroot.sh"
-PACKAGES="apache2-dev libjansson-dev zlib1g-dev libdw-dev build-essential make"
+PACKAGES="apache2-dev libjansson-dev zlib1g-dev libdw-dev build-essential make gdb"
 case $SUITE in
     bullseye) PY=3.9 ;;
     bookworm) PY=3.11 ;;
@@ -60,9 +62,9 @@ ok() {          # ok COND_EXIT_STATUS DESCRIPTION
     n=$((n + 1))
     if [ "$1" -eq 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi
 }
-"$CHROOT" enter "$DIR" sh -c 'cd /tmp/diagproc-src && make -j2 module build/tools/dpstacks' \
+"$CHROOT" enter "$DIR" sh -c 'cd /tmp/diagproc-src && make -j2 module build/tools/dpstacks build/tools/dpcore' \
     >"$DIR/tmp/pyframes/build.log" 2>&1
-ok $? "$SUITE: the module and dpstacks build (make module build/tools/dpstacks)"
+ok $? "$SUITE: the module and the tools build (make module build/tools/dpstacks build/tools/dpcore)"
 [ $fail -eq 0 ] || { tail -20 "$DIR/tmp/pyframes/build.log"; echo "1..$n"; exit 1; }
 
 # stacks NAME PYTHON: dpstacks of stuck.py run by PYTHON, inside, into NAME.out
@@ -75,6 +77,13 @@ stacks() {
         while ! grep -q ready /tmp/pyframes/$2.ready && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
         build/tools/dpstacks $pid >/tmp/pyframes/$2.out 2>&1
         rc=$?
+        if [ "$2" = plain ] && command -v gdb >/dev/null; then
+            build/tools/dpstacks --gdb-script >/tmp/pyframes/diagproc-lang.py
+            DPCORE_RUNTIME=1 build/tools/dpcore $pid 0 >/tmp/pyframes/core 2>/dev/null
+            gdb -batch -nx -ex "source /tmp/pyframes/diagproc-lang.py" -ex dp-py-bt "$(command -v "$1")" \
+                /tmp/pyframes/core >/tmp/pyframes/gdb.out 2>&1
+            rm -f /tmp/pyframes/core
+        fi
         kill $pid
         wait $pid 2>/dev/null
         exit $rc' sh "$2" "$1"
@@ -104,6 +113,17 @@ ok $? "python$PY: the runtime and its version are named"
 has plain "unsupported -\$"
 ok $? "python$PY: the walk is supported"
 expect_frames plain
+
+if [ -f "$DIR/tmp/pyframes/gdb.out" ]; then
+    src=/tmp/diagproc-src/t/fixtures/lang/stuck.py
+    for fn in wait_for_lock outer_call main_sleep; do
+        line=$(grep -n "# LINE:$fn\$" "$DIR$src" | cut -d: -f1)
+        has gdb "^#[0-9]* *[A-Za-z.]*$fn at $src:$line\$"
+        ok $? "dp-py-bt on a minimal core: $fn at stuck.py:$line"
+    done
+else
+    echo "# no gdb in $SUITE's system: dp-py-bt not checked"
+fi
 
 if [ "$PY" != 3.9 ] && [ "$PY" != 3.11 ]; then
     # the copies keep the interpreter's name: it is how a process is known
