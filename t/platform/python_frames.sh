@@ -48,9 +48,16 @@ if [ -z "$DIR" ]; then
     cp -a "$base" "$DIR" || exit 1
     cp /etc/resolv.conf "$DIR/etc/resolv.conf"
     echo "# provisioning $SUITE: $PACKAGES python$PY"
-    "$CHROOT" enter "$DIR" sh -c "apt-get update -q && DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -q --no-install-recommends $PACKAGES python$PY" \
-        >"$OWN/apt.log" 2>&1 || { tail -20 "$OWN/apt.log" >&2; exit 1; }
+    install="apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -q --no-install-recommends $PACKAGES python$PY"
+    # a mirror whose security suite lists packages it does not hold (seen
+    # with bullseye-security here): again from the release and its updates
+    if ! "$CHROOT" enter "$DIR" sh -c "$install" >"$OWN/apt.log" 2>&1; then
+        echo "# apt failed; again without the security suite"
+        sed -i '/-security/d' "$DIR/etc/apt/sources.list"
+        "$CHROOT" enter "$DIR" sh -c "$install" >>"$OWN/apt.log" 2>&1 \
+            || { tail -20 "$OWN/apt.log" >&2; exit 1; }
+    fi
 fi
 
 # the tree as it is (tracked and new files), built inside

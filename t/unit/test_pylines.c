@@ -113,6 +113,18 @@ static void test_fixture_39(void **state)
     check_fixture("cpython-3.9.txt", "lnotab");
 }
 
+static void test_fixture_310(void **state)
+{
+    (void)state;
+    check_fixture("cpython-3.10.txt", "310");
+}
+
+static void test_fixture_312(void **state)
+{
+    (void)state;
+    check_fixture("cpython-3.12.txt", "locations");
+}
+
 static void test_fixture_311(void **state)
 {
     (void)state;
@@ -131,8 +143,8 @@ static void test_fixture_314(void **state)
     check_fixture("cpython-3.14.txt", "locations");
 }
 
-/* 3.10: no interpreter here (no Debian release packages it); tables made
- * by hand from the format of Objects/lnotab_notes.txt at v3.10.0 */
+/* 3.10's edges, tables made by hand from the format of
+ * Objects/lnotab_notes.txt at v3.10.0 */
 static void test_310_by_hand(void **state)
 {
     /* 6 bytes on line first+1, 4 bytes without a line, an empty range that
@@ -167,7 +179,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fixture_39),
+        cmocka_unit_test(test_fixture_310),
         cmocka_unit_test(test_fixture_311),
+        cmocka_unit_test(test_fixture_312),
         cmocka_unit_test(test_fixture_313),
         cmocka_unit_test(test_fixture_314),
         cmocka_unit_test(test_310_by_hand),
