@@ -2,13 +2,15 @@
  * own notes describe them: Objects/lnotab_notes.txt at v3.9.x and v3.10.x,
  * Objects/locations.md from v3.11.0 (unchanged through v3.14.x); checked
  * against each interpreter's answer for every code object of a module
- * (t/fixtures/pylines/). */
+ * (t/fixtures/pylines/). The tables come from the target's memory: the
+ * running line is kept unsigned, so that any bytes wrap instead of
+ * overflowing, and no read leaves the n bytes. */
 #include "helper/pylines.h"
 
 /* 3.9: (byte increment, signed line increment) pairs; the line of an offset
  * is the sum of the line increments of the pairs whose address lies at or
  * before it */
-static int lnotab_line(const unsigned char *p, size_t n, int line, uint64_t offset)
+static int lnotab_line(const unsigned char *p, size_t n, unsigned line, uint64_t offset)
 {
     uint64_t addr = 0;
     size_t i;
@@ -17,15 +19,15 @@ static int lnotab_line(const unsigned char *p, size_t n, int line, uint64_t offs
         addr += p[i];
         if (addr > offset)
             break;
-        line += (signed char)p[i + 1];
+        line += (unsigned)(int)(signed char)p[i + 1];
     }
-    return line;
+    return (int)line;
 }
 
 /* 3.10: (byte length, signed line delta) pairs, each a range of the
  * bytecode; a delta of -128 marks a range without a line and leaves the
  * running line as it is; empty ranges only carry a delta */
-static int linetable310_line(const unsigned char *p, size_t n, int line, uint64_t offset)
+static int linetable310_line(const unsigned char *p, size_t n, unsigned line, uint64_t offset)
 {
     uint64_t start, end = 0;
     size_t i;
@@ -35,9 +37,9 @@ static int linetable310_line(const unsigned char *p, size_t n, int line, uint64_
         start = end;
         end += p[i];
         if (delta != -128)
-            line += delta;
+            line += (unsigned)delta;
         if (end > start && offset < end)
-            return delta == -128 ? -1 : line;
+            return delta == -128 ? -1 : (int)line;
     }
     return 0;
 }
@@ -59,29 +61,29 @@ static unsigned varint(const unsigned char *p, size_t n, size_t *i)
  * bits 0-2 + 1 code units (2 bytes); 15 = no line, 14 and 13 = line delta
  * as a signed varint (low bit = sign), 10-12 = delta code-10, 0-9 = same
  * line; the bytes after the first of an entry (columns) have bit 7 clear */
-static int locations_line(const unsigned char *p, size_t n, int line, uint64_t offset)
+static int locations_line(const unsigned char *p, size_t n, unsigned line, uint64_t offset)
 {
     uint64_t unit = offset / 2, at = 0;
     size_t i = 0;
 
     while (i < n) {
         unsigned b = p[i++], code = b >> 3 & 15, len = (b & 7) + 1;
-        int entry_line;
+        unsigned entry_line;
         if (!(b & 0x80))
             return 0;           /* not the start of an entry: a torn table */
         if (code == 15)
-            entry_line = -1;
+            entry_line = (unsigned)-1;
         else {
             if (code == 14 || code == 13) {
                 unsigned v = varint(p, n, &i);
-                line += (v & 1) ? -(int)(v >> 1) : (int)(v >> 1);
+                line += (v & 1) ? 0u - (v >> 1) : v >> 1;
             }
             else if (code >= 10)
-                line += (int)code - 10;
+                line += code - 10;
             entry_line = line;
         }
         if (unit < at + len)
-            return entry_line;
+            return (int)entry_line;
         at += len;
         while (i < n && !(p[i] & 0x80))
             i++;
@@ -94,11 +96,11 @@ int dp_pylines_line(dp_pylines_format format, const unsigned char *table, size_t
 {
     switch (format) {
     case DP_PYLINES_LNOTAB:
-        return lnotab_line(table, n, first_line, byte_offset);
+        return lnotab_line(table, n, (unsigned)first_line, byte_offset);
     case DP_PYLINES_310:
-        return linetable310_line(table, n, first_line, byte_offset);
+        return linetable310_line(table, n, (unsigned)first_line, byte_offset);
     case DP_PYLINES_LOCATIONS:
-        return locations_line(table, n, first_line, byte_offset);
+        return locations_line(table, n, (unsigned)first_line, byte_offset);
     }
     return 0;
 }
