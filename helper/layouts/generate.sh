@@ -62,6 +62,12 @@ for inc in /usr/include/python3.*; do
         3.[0-9] | 3.[0-9][0-9]) ;;
         *) continue ;;      # python3.11d: a debug build's headers (another ABI)
     esac
+    case $v in
+        3.[0-9] | 3.1[0-2]) ;;
+        *)  # 3.13 and later publish _Py_DebugOffsets, read at run time
+            echo "layouts: python$v needs no entry (the walk reads its _Py_DebugOffsets)"
+            continue ;;
+    esac
     if [ ! -f "$inc/internal/pycore_runtime.h" ]; then
         echo "layouts: python$v skipped: no internal headers in $inc" >&2
         skipped=$((skipped + 1))
