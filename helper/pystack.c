@@ -1,11 +1,12 @@
 /* CPython frames of a stopped process: _PyRuntime → interpreters → thread
  * states → each thread's newest frame → the chain of frames, with the
  * layout of the running version (helper/lang.h): its own _Py_DebugOffsets
- * from 3.13 (helper/pydebug.c), else the table's entry. Three frame models:
- * PyFrameObject via tstate->frame (3.9, 3.10), _PyInterpreterFrame via the
- * thread's _PyCFrame (3.11, 3.12) or via tstate->current_frame (3.13+). Every pointer is
- * checked (user range, full reads, object types against the interpreter's
- * own type objects, back-pointers) and every loop is capped. */
+ * from 3.13 (helper/pydebug.c), else the table's entry. Three frame
+ * models: PyFrameObject via tstate->frame (3.9, 3.10), _PyInterpreterFrame
+ * via the thread's _PyCFrame (3.11, 3.12) or via tstate->current_frame
+ * (3.13+). Every pointer is checked (user range, full reads, object types
+ * against the interpreter's own type objects, back-pointers) and every loop
+ * is capped. */
 
 #include <stdio.h>
 #include <string.h>
@@ -153,14 +154,16 @@ static int frame_code(py_walk *w, uint64_t frame, uint64_t *code, uint64_t *offs
         if (dp_lang_read(w->t, frame + l->fr_prev_instr, &lasti, 4) != 0)
             return -1;
         /* -1 before the first instruction */
-        *offset = lasti < 0 ? 0 : (uint64_t)lasti * (l->instr_kind == DP_PY_INSTR_LASTI_UNITS ? 2 : 1);
+        *offset = lasti < 0 ? 0
+                  : (uint64_t)lasti * (l->instr_kind == DP_PY_INSTR_LASTI_UNITS ? 2 : 1);
         return 0;
     }
     if (dp_lang_ptr(w->t, frame + l->fr_prev_instr, &instr) != 0)
         return -1;
     *offset = instr >= *code + l->co_code_adaptive ? instr - (*code + l->co_code_adaptive)
                                                    : UINT64_MAX;
-    /* incomplete frames (still being set up) are skipped, as CPython does */
+    /* incomplete frames (still being set up) are skipped, as CPython does;
+     * 3.13+'s debug offsets give no _co_firsttraceable: shown there */
     if (l->co_firsttraceable != DP_PY_NONE && owner != l->owner_generator) {
         if (dp_lang_read(w->t, *code + l->co_firsttraceable, &first_traceable, 4) != 0)
             return -1;
