@@ -19,6 +19,13 @@
 #include <dirent.h>
 #include <linux/close_range.h>
 
+/* glibc 2.31 (Debian 11) has no SYS_close_range, although its kernel headers
+ * define CLOSE_RANGE_UNSHARE: 436 is the number on x86-64, as in the
+ * generic syscall table (Linux 5.9) */
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
 #include "dump/snapshot.h"
 #include "proc/procfs.h"
 

@@ -20,11 +20,16 @@ struct apr_pool_t;
  * (helper/lang_gdb.c) cannot disagree on what an entry holds. */
 #define DP_PY_LAYOUT_FIELDS(X) \
     X(runtime_size)         /* sizeof(_PyRuntimeState): the headers' size of the symbol */ \
+    X(frame_model)          /* DP_PY_FRAMES_*: how a thread's frames chain */ \
+    X(line_format)          /* dp_pylines_format (helper/pylines.h) */ \
+    X(instr_kind)           /* DP_PY_INSTR_*: what fr_prev_instr holds */ \
     X(rt_interp_head) X(rt_gil_tstate) \
     X(is_next) X(is_threads_head) \
     X(ts_next) X(ts_interp) X(ts_cframe) X(ts_thread_id) X(ts_native_thread_id) \
     X(cf_current_frame) \
     X(fr_code) X(fr_previous) X(fr_prev_instr) X(fr_is_entry) X(fr_owner) X(owner_generator) \
+    X(owner_cstack)         /* 3.12: the entry frame of an eval call (its code is a trampoline) */ \
+    X(ref_tag_bits)         /* 3.14: the low bits of a _PyStackRef that are tags, not address */ \
     X(ob_type) \
     X(co_qualname) X(co_filename) X(co_firstlineno) X(co_linetable) X(co_firsttraceable) \
     X(co_code_adaptive) \
@@ -45,6 +50,26 @@ struct apr_pool_t;
     X(str_type_info) X(str_len) X(str_val) X(gc_type_mask) X(is_string)
 
 #define DP_LAYOUT_U32(name) uint32_t name;
+
+/* A CPython member the version does not have (3.9 has no native_thread_id,
+ * 3.13 no _co_firsttraceable the debug offsets would name) */
+#define DP_PY_NONE 0xfffffffeu
+/* frame_model: where a thread state keeps its newest frame, and what a frame is */
+#define DP_PY_FRAMES_OBJECT 1   /* 3.9, 3.10: ts_cframe is tstate->frame, a PyFrameObject
+                                   (f_back, f_code, f_lasti); every frame is one eval call */
+#define DP_PY_FRAMES_CFRAME 2   /* 3.11, 3.12: tstate->cframe->current_frame, a
+                                   _PyInterpreterFrame */
+#define DP_PY_FRAMES_DIRECT 3   /* 3.13 and later: ts_cframe is tstate->current_frame, a
+                                   _PyInterpreterFrame whose executable is a tagged
+                                   reference from 3.14; frames whose executable is no
+                                   code object (the C stack's entry frames) separate
+                                   eval calls */
+/* instr_kind: the frame's position in its code */
+#define DP_PY_INSTR_POINTER 1   /* a pointer into co_code_adaptive (3.11+ prev_instr, 3.13+
+                                   instr_ptr: both give the offset CPython's
+                                   _PyInterpreterFrame_LASTI takes to PyCode_Addr2Line) */
+#define DP_PY_INSTR_LASTI_BYTES 2   /* 3.9 f_lasti, an int: a byte offset */
+#define DP_PY_INSTR_LASTI_UNITS 3   /* 3.10 f_lasti, an int: in 2-byte code units */
 
 typedef struct dp_py_layout {
     const char *version;            /* "3.11": matched against Py_Version's major.minor */

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <apr_strings.h>
 #include "helper/lang.h"
+#include "helper/pydebug.h"
 #include "helper/stacks.h"
 
 #define MARK "# @LAYOUTS@\n"
@@ -58,7 +59,7 @@ static const char *py_dict(apr_pool_t *p, const char *var, const char *key, cons
 
 static const char *layouts_py(apr_pool_t *p)
 {
-    const char *out = "";
+    const char *out = dp_py_debug_shapes_py(p);
     size_t i;
 
     for (i = 0; i < dp_py_nlayouts; i++) {

@@ -7,13 +7,17 @@
  * directory: both go into the provenance comment. */
 #define Py_BUILD_CORE 1
 #include <Python.h>
+#include <frameobject.h>
 #include <internal/pycore_runtime.h>
 #include <internal/pycore_interp.h>
+#if PY_VERSION_HEX >= 0x030b0000
 #include <internal/pycore_frame.h>
 #include <internal/pycore_code.h>
+#endif
 #include <stdio.h>
 #include <string.h>
 #include "helper/lang.h"
+#include "helper/pylines.h"
 
 /* every number starts as this, so a field the generator forgets is caught */
 #define UNSET 0xffffffffu
@@ -33,34 +37,28 @@ static unsigned state_bit(int which)
     return which == 0 ? (v >> i) << 8 | i : i;      /* kind: mask << 8 | shift */
 }
 
-static void measure(dp_py_layout *e)
+/* the interpreter's list of thread states */
+#if PY_VERSION_HEX < 0x030b0000
+#define THREADS_HEAD tstate_head
+#else
+#define THREADS_HEAD threads.head
+#endif
+
+/* The members every version 3.9 to 3.12 has where the walk expects them */
+static void measure_common(dp_py_layout *e)
 {
     unsigned kind = state_bit(0);
 
     e->runtime_size = sizeof(_PyRuntimeState);
     e->rt_interp_head = offsetof(_PyRuntimeState, interpreters.head);
-    e->rt_gil_tstate = offsetof(_PyRuntimeState, gilstate.tstate_current);
     e->is_next = offsetof(PyInterpreterState, next);
-    e->is_threads_head = offsetof(PyInterpreterState, threads.head);
+    e->is_threads_head = offsetof(PyInterpreterState, THREADS_HEAD);
     e->ts_next = offsetof(PyThreadState, next);
     e->ts_interp = offsetof(PyThreadState, interp);
-    e->ts_cframe = offsetof(PyThreadState, cframe);
     e->ts_thread_id = offsetof(PyThreadState, thread_id);
-    e->ts_native_thread_id = offsetof(PyThreadState, native_thread_id);
-    e->cf_current_frame = offsetof(_PyCFrame, current_frame);
-    e->fr_code = offsetof(_PyInterpreterFrame, f_code);
-    e->fr_previous = offsetof(_PyInterpreterFrame, previous);
-    e->fr_prev_instr = offsetof(_PyInterpreterFrame, prev_instr);
-    e->fr_is_entry = offsetof(_PyInterpreterFrame, is_entry);
-    e->fr_owner = offsetof(_PyInterpreterFrame, owner);
-    e->owner_generator = FRAME_OWNED_BY_GENERATOR;
     e->ob_type = offsetof(PyObject, ob_type);
-    e->co_qualname = offsetof(PyCodeObject, co_qualname);
     e->co_filename = offsetof(PyCodeObject, co_filename);
     e->co_firstlineno = offsetof(PyCodeObject, co_firstlineno);
-    e->co_linetable = offsetof(PyCodeObject, co_linetable);
-    e->co_firsttraceable = offsetof(PyCodeObject, _co_firsttraceable);
-    e->co_code_adaptive = offsetof(PyCodeObject, co_code_adaptive);
     e->var_size = offsetof(PyVarObject, ob_size);
     e->bytes_sval = offsetof(PyBytesObject, ob_sval);
     e->str_length = offsetof(PyASCIIObject, length);
@@ -71,7 +69,79 @@ static void measure(dp_py_layout *e)
     e->state_kind_mask = kind >> 8;
     e->state_compact_bit = state_bit(1);
     e->state_ascii_bit = state_bit(2);
+    e->ref_tag_bits = 0;
 }
+
+#if PY_VERSION_HEX < 0x030b0000
+/* 3.9, 3.10: tstate->frame, a PyFrameObject chained by f_back; the code
+ * object has no qualified name (co_name it is) and f_lasti is an int */
+static void measure(dp_py_layout *e)
+{
+    measure_common(e);
+    e->frame_model = DP_PY_FRAMES_OBJECT;
+#if PY_VERSION_HEX < 0x030a0000
+    e->line_format = DP_PYLINES_LNOTAB;
+    e->instr_kind = DP_PY_INSTR_LASTI_BYTES;
+    e->co_linetable = offsetof(PyCodeObject, co_lnotab);
+#else
+    e->line_format = DP_PYLINES_310;
+    e->instr_kind = DP_PY_INSTR_LASTI_UNITS;
+    e->co_linetable = offsetof(PyCodeObject, co_linetable);
+#endif
+    e->rt_gil_tstate = offsetof(_PyRuntimeState, gilstate.tstate_current);
+    e->ts_cframe = offsetof(PyThreadState, frame);
+    e->ts_native_thread_id = DP_PY_NONE;
+    e->cf_current_frame = DP_PY_NONE;
+    e->fr_code = offsetof(PyFrameObject, f_code);
+    e->fr_previous = offsetof(PyFrameObject, f_back);
+    e->fr_prev_instr = offsetof(PyFrameObject, f_lasti);
+    e->fr_is_entry = DP_PY_NONE;
+    e->fr_owner = DP_PY_NONE;
+    e->owner_generator = DP_PY_NONE;
+    e->owner_cstack = DP_PY_NONE;
+    e->co_qualname = offsetof(PyCodeObject, co_name);
+    e->co_firsttraceable = DP_PY_NONE;
+    e->co_code_adaptive = DP_PY_NONE;
+}
+#elif PY_VERSION_HEX < 0x030d0000
+/* 3.11, 3.12: tstate->cframe->current_frame, a _PyInterpreterFrame */
+static void measure(dp_py_layout *e)
+{
+    measure_common(e);
+    e->frame_model = DP_PY_FRAMES_CFRAME;
+    e->line_format = DP_PYLINES_LOCATIONS;
+    e->instr_kind = DP_PY_INSTR_POINTER;
+    e->ts_cframe = offsetof(PyThreadState, cframe);
+    e->ts_native_thread_id = offsetof(PyThreadState, native_thread_id);
+    e->cf_current_frame = offsetof(_PyCFrame, current_frame);
+    e->fr_code = offsetof(_PyInterpreterFrame, f_code);
+    e->fr_previous = offsetof(_PyInterpreterFrame, previous);
+    e->fr_prev_instr = offsetof(_PyInterpreterFrame, prev_instr);
+    e->fr_owner = offsetof(_PyInterpreterFrame, owner);
+    e->owner_generator = FRAME_OWNED_BY_GENERATOR;
+#if PY_VERSION_HEX < 0x030c0000
+    e->rt_gil_tstate = offsetof(_PyRuntimeState, gilstate.tstate_current);
+    e->fr_is_entry = offsetof(_PyInterpreterFrame, is_entry);
+    e->owner_cstack = DP_PY_NONE;
+#else
+    /* 3.12: the current thread state is a thread-local; an eval call's
+     * first frame is its entry frame, owned by the C stack */
+    e->rt_gil_tstate = DP_PY_NONE;
+    e->fr_is_entry = DP_PY_NONE;
+    e->owner_cstack = FRAME_OWNED_BY_CSTACK;
+#endif
+    e->co_qualname = offsetof(PyCodeObject, co_qualname);
+    e->co_linetable = offsetof(PyCodeObject, co_linetable);
+    e->co_firsttraceable = offsetof(PyCodeObject, _co_firsttraceable);
+    e->co_code_adaptive = offsetof(PyCodeObject, co_code_adaptive);
+}
+#else
+/* 3.13 and later: main() writes nothing */
+static void measure(dp_py_layout *e)
+{
+    (void)e;
+}
+#endif
 
 int main(int argc, char **argv)
 {
@@ -86,6 +156,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: cpython --name | cpython PACKAGE HEADERS\n");
         return 2;
     }
+#if PY_VERSION_HEX >= 0x030d0000
+    fprintf(stderr, "cpython: %s publishes _Py_DebugOffsets: the walk reads its layout from the "
+            "running interpreter, no entry is written\n", PY_VERSION);
+    return 3;
+#endif
     memset(&e, 0xff, sizeof(e));
     measure(&e);
 #define CHECK(f) if (e.f == UNSET) { fprintf(stderr, "cpython: %s is not measured\n", #f); unset = 1; }

@@ -7,8 +7,9 @@
 #                libpython3.X-dev, which python3.X-dev pulls in)
 #   PHP X.Y:     php-configX.Y (Debian's phpX.Y-dev)
 # A version whose headers the generator does not compile against (a layout
-# the walk does not know: CPython 3.12 dropped _PyCFrame) is reported and
-# skipped; the run fails only when nothing at all could be written.
+# the walk does not know) is reported and skipped, as is CPython 3.13 and
+# later (the walk reads their layout from the running interpreter's
+# _Py_DebugOffsets); the run fails only when nothing at all could be written.
 #   generate.sh BUILD_DIR     (CC from the environment)
 set -u
 CC=${CC:-cc}
@@ -60,6 +61,12 @@ for inc in /usr/include/python3.*; do
     case $v in
         3.[0-9] | 3.[0-9][0-9]) ;;
         *) continue ;;      # python3.11d: a debug build's headers (another ABI)
+    esac
+    case $v in
+        3.[0-9] | 3.1[0-2]) ;;
+        *)  # 3.13 and later publish _Py_DebugOffsets, read at run time
+            echo "layouts: python$v needs no entry (the walk reads its _Py_DebugOffsets)"
+            continue ;;
     esac
     if [ ! -f "$inc/internal/pycore_runtime.h" ]; then
         echo "layouts: python$v skipped: no internal headers in $inc" >&2
