@@ -42,7 +42,7 @@ typedef struct jvm_walk {
     apr_pool_t *p;
     uint64_t field[F_COUNT];        /* offset, or address for statics */
     int have[F_COUNT];              /* 0 = not in this JVM's tables */
-    int newer[F_COUNT];             /* 1 = found under its newer JDK's name (jvm_walk.c) */
+    int newer[F_COUNT];             /* 1 = found under its newer JDK's names (jvm_walk.c) */
     uint64_t size[T_COUNT];
     uint64_t nk_base, no_base;
     int nk_shift, no_shift;
