@@ -19,11 +19,10 @@
 #include <dirent.h>
 #include <linux/close_range.h>
 
-/* glibc 2.31 (Debian 11) has no SYS_close_range, although its kernel headers
- * define CLOSE_RANGE_UNSHARE: 436 is the number on x86-64, as in the
- * generic syscall table (Linux 5.9) */
+/* glibc 2.31 (Debian 11) names no SYS_close_range; its kernel headers have
+ * the number (Linux 5.9) */
 #ifndef SYS_close_range
-#define SYS_close_range 436
+#define SYS_close_range __NR_close_range
 #endif
 
 #include "dump/snapshot.h"

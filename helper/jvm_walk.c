@@ -9,22 +9,30 @@
 
 #include "helper/jvm_walk.h"
 
-#define FIELD(f, type, name) [f] = { type, name }
-static const char *const field_names[F_COUNT][2] = {
+/* type, field, and the type and field in newer JDKs where they changed:
+ * JDK 21 replaced InstanceKlass::_fields (u2 records) by _fieldinfo_stream
+ * (bytes); the compressed-pointer statics lost their _narrow_klass. /
+ * _narrow_oop. prefix; JDK 25 declares _osthread in Thread, JavaThread's
+ * base class. Without the newer names a JDK 21 or 25 lacked a required
+ * field, the walk stopped, and jhsdb found no thread list in the core. */
+#define FIELD(f, type, name) [f] = { type, name, NULL, NULL }
+#define FIELD2(f, type, name, newer) [f] = { type, name, type, newer }
+#define FIELD3(f, type, name, newer_type, newer) [f] = { type, name, newer_type, newer }
+static const char *const field_names[F_COUNT][4] = {
     FIELD(F_THREAD_LIST, "ThreadsSMRSupport", "_java_thread_list"),
     FIELD(F_TL_LENGTH, "ThreadsList", "_length"), FIELD(F_TL_THREADS, "ThreadsList", "_threads"),
     FIELD(F_JT_THREADOBJ, "JavaThread", "_threadObj"),
-    FIELD(F_JT_OSTHREAD, "JavaThread", "_osthread"),
-    FIELD(F_NK_BASE, "CompressedKlassPointers", "_narrow_klass._base"),
-    FIELD(F_NK_SHIFT, "CompressedKlassPointers", "_narrow_klass._shift"),
-    FIELD(F_NO_BASE, "CompressedOops", "_narrow_oop._base"),
-    FIELD(F_NO_SHIFT, "CompressedOops", "_narrow_oop._shift"),
+    FIELD3(F_JT_OSTHREAD, "JavaThread", "_osthread", "Thread", "_osthread"),
+    FIELD2(F_NK_BASE, "CompressedKlassPointers", "_narrow_klass._base", "_base"),
+    FIELD2(F_NK_SHIFT, "CompressedKlassPointers", "_narrow_klass._shift", "_shift"),
+    FIELD2(F_NO_BASE, "CompressedOops", "_narrow_oop._base", "_base"),
+    FIELD2(F_NO_SHIFT, "CompressedOops", "_narrow_oop._shift", "_shift"),
     FIELD(F_OOP_CKLASS, "oopDesc", "_metadata._compressed_klass"),
     FIELD(F_K_NAME, "Klass", "_name"), FIELD(F_K_SUPER, "Klass", "_super"),
     FIELD(F_K_LH, "Klass", "_layout_helper"), FIELD(F_K_NEXT, "Klass", "_next_link"),
     FIELD(F_K_SECONDARY, "Klass", "_secondary_supers"),
     FIELD(F_K_MIRROR, "Klass", "_java_mirror"),
-    FIELD(F_IK_FIELDS, "InstanceKlass", "_fields"),
+    FIELD2(F_IK_FIELDS, "InstanceKlass", "_fields", "_fieldinfo_stream"),
     FIELD(F_IK_CONSTANTS, "InstanceKlass", "_constants"),
     FIELD(F_IK_METHODS, "InstanceKlass", "_methods"),
     FIELD(F_IK_LOCAL_IF, "InstanceKlass", "_local_interfaces"),
@@ -41,6 +49,7 @@ static const char *const field_names[F_COUNT][2] = {
     FIELD(F_OOP_KLASS, "oopDesc", "_metadata._klass"),
     FIELD(F_FLAGS, "JVMFlag", "flags"), FIELD(F_NUM_FLAGS, "JVMFlag", "numFlags"),
     FIELD(F_FLAG_NAME, "JVMFlag", "_name"), FIELD(F_FLAG_ADDR, "JVMFlag", "_addr"),
+    FIELD(F_HEAP, "Universe", "_collectedHeap"),
 };
 
 static const char *const type_names[T_COUNT] = {
@@ -179,12 +188,16 @@ int dp_jvm_read_tables(dp_lang_target *t, jvm_walk *w)
             break;
         dp_jvm_name_at(w, tn, type, sizeof(type));
         dp_jvm_name_at(w, dp_jvm_ptr(w, e + o_field), field, sizeof(field));
-        for (k = 0; k < F_COUNT; k++)
-            if (!w->have[k] && !strcmp(field, field_names[k][1])
-                && !strcmp(type, field_names[k][0])) {
+        for (k = 0; k < F_COUNT; k++) {
+            int newer = field_names[k][3] && !strcmp(field, field_names[k][3])
+                        && !strcmp(type, field_names[k][2]);
+            if (!w->have[k] && (newer || (!strcmp(field, field_names[k][1])
+                                          && !strcmp(type, field_names[k][0])))) {
                 w->field[k] = dp_jvm_s32(w, e + o_static) ? dp_jvm_ptr(w, e + o_addr) : dp_jvm_ptr(w, e + o_off);
                 w->have[k] = 1;
+                w->newer[k] = newer;
             }
+        }
     }
     if (jvm_exported(t, w, "gHotSpotVMTypes", &tab) || jvm_exported(t, w, "gHotSpotVMTypeEntryArrayStride", &stride)
         || jvm_exported(t, w, "gHotSpotVMTypeEntryTypeNameOffset", &o_type)

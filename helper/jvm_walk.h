@@ -24,7 +24,7 @@ enum {  /* the fields the walk follows */
     F_CLDG_HEAD, F_CLD_NEXT, F_CLD_KLASSES,
     F_OPTIONAL,         /* from here on: a JVM may lack them (no archive, no such flag) */
     F_FMI_CURRENT = F_OPTIONAL, F_FMI_HEADER, F_FMH_BASE, F_FMH_VTABLES,
-    F_OOP_KLASS, F_FLAGS, F_NUM_FLAGS, F_FLAG_NAME, F_FLAG_ADDR, F_COUNT
+    F_OOP_KLASS, F_FLAGS, F_NUM_FLAGS, F_FLAG_NAME, F_FLAG_ADDR, F_HEAP, F_COUNT
 };
 enum { T_JAVATHREAD, T_OSTHREAD, T_INSTANCEKLASS, T_CONSTANTPOOL, T_CLD, T_FMI, T_FMH, T_FLAG,
        T_COUNT };
@@ -42,6 +42,7 @@ typedef struct jvm_walk {
     apr_pool_t *p;
     uint64_t field[F_COUNT];        /* offset, or address for statics */
     int have[F_COUNT];              /* 0 = not in this JVM's tables */
+    int newer[F_COUNT];             /* 1 = found under its newer JDK's names (jvm_walk.c) */
     uint64_t size[T_COUNT];
     uint64_t nk_base, no_base;
     int nk_shift, no_shift;

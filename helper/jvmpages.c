@@ -8,8 +8,9 @@
  * - libjvm's writable data and its .bss, whole: the tables, flags
  *   (UseSharedSpaces, SharedArchivePath) and every VM static it starts from;
  * - the thread list (ThreadsSMRSupport::_java_thread_list), each JavaThread
- *   and OSThread, the handle of its java.lang.Thread, that object and the
- *   Strings it refers to (its name) with their bytes, nothing else of the
+ *   and OSThread, the handle of its java.lang.Thread, that object, the
+ *   Strings it refers to (its name) with their bytes and its
+ *   Thread$FieldHolder (JDK 19+: status, priority), nothing else of the
  *   Java heap;
  * - the class-data archive's header and cloned vtables (FileMapInfo);
  * - every class of every class loader: its Klass, name Symbol and field
@@ -43,6 +44,37 @@ static void add_array(jvm_walk *w, uint64_t a, uint64_t elem)
         dp_jvm_add(w, a, 8 + elem * (uint64_t)n);
 }
 
+/* The element size of a class's field array: u2 records up to JDK 20, the
+ * bytes of a stream (_fieldinfo_stream) from JDK 21 */
+static uint64_t fields_elem(jvm_walk *w)
+{
+    return w->newer[F_IK_FIELDS] ? 1 : 2;
+}
+
+/* A constant pool, its tags and the Symbols of its Utf8 entries: the names
+ * and signatures of the class's fields (JDK 21's field stream refers to
+ * them by index; without a class-data archive they live in metaspace, not
+ * in a file the agent reads itself). */
+static void add_constants(jvm_walk *w, uint64_t cp)
+{
+    int32_t n = dp_jvm_s32(w, cp + FLD(w, F_CP_LENGTH)), i;
+    uint64_t tags = dp_jvm_ptr(w, cp + FLD(w, F_CP_TAGS));
+
+    if (n <= 0 || n >= (1 << 16))
+        return;
+    dp_jvm_add(w, cp, w->size[T_CONSTANTPOOL] + 8 * (uint64_t)n);
+    add_array(w, tags, 1);
+    for (i = 1; tags && i < n; i++) {
+        unsigned char tag = 0;
+        uint64_t sym;
+        /* Array<u1>: an int length, then the bytes; tag 1 = JVM_CONSTANT_Utf8 */
+        if (dp_jvm_read(w, tags + 4 + (uint64_t)i, &tag, 1) != 0 || tag != 1)
+            continue;
+        if ((sym = dp_jvm_ptr(w, cp + w->size[T_CONSTANTPOOL] + 8 * (uint64_t)i)) != 0)
+            dp_jvm_add(w, sym, symbol_len(w, sym));
+    }
+}
+
 /* A class as the agent reads it to name a field: the Klass, its name, field
  * array, constant pool, interfaces, mirror; then its superclasses. */
 static void add_class_fully(jvm_walk *w, uint64_t k)
@@ -53,17 +85,13 @@ static void add_class_fully(jvm_walk *w, uint64_t k)
         uint64_t cp, mirror;
         dp_jvm_add(w, k, w->size[T_INSTANCEKLASS]);
         dp_jvm_add(w, dp_jvm_ptr(w, k + FLD(w, F_K_NAME)), symbol_len(w, dp_jvm_ptr(w, k + FLD(w, F_K_NAME))));
-        add_array(w, dp_jvm_ptr(w, k + FLD(w, F_IK_FIELDS)), 2);
+        add_array(w, dp_jvm_ptr(w, k + FLD(w, F_IK_FIELDS)), fields_elem(w));
         add_array(w, dp_jvm_ptr(w, k + FLD(w, F_IK_METHODS)), 8);
         add_array(w, dp_jvm_ptr(w, k + FLD(w, F_IK_LOCAL_IF)), 8);
         add_array(w, dp_jvm_ptr(w, k + FLD(w, F_IK_TRANS_IF)), 8);
         add_array(w, dp_jvm_ptr(w, k + FLD(w, F_K_SECONDARY)), 8);
-        if ((cp = dp_jvm_ptr(w, k + FLD(w, F_IK_CONSTANTS))) != 0) {
-            int32_t n = dp_jvm_s32(w, cp + FLD(w, F_CP_LENGTH));
-            if (n > 0 && n < (1 << 16))
-                dp_jvm_add(w, cp, w->size[T_CONSTANTPOOL] + 8 * (uint64_t)n);
-            add_array(w, dp_jvm_ptr(w, cp + FLD(w, F_CP_TAGS)), 1);
-        }
+        if ((cp = dp_jvm_ptr(w, k + FLD(w, F_IK_CONSTANTS))) != 0)
+            add_constants(w, cp);
         if ((mirror = dp_jvm_ptr(w, k + FLD(w, F_K_MIRROR))) != 0) {
             dp_jvm_add(w, mirror, 8);
             dp_jvm_add(w, dp_jvm_ptr(w, mirror), 512);
@@ -119,6 +147,29 @@ static void add_strings_of(jvm_walk *w, uint64_t obj, uint64_t len)
     }
 }
 
+/* The java.lang.Thread$FieldHolder a java.lang.Thread refers to (JDK 19
+ * and later keep a thread's status, priority and daemon flag there, and
+ * jhsdb reads them to list the thread), with its class: references, ints
+ * and booleans, none of the objects it refers to. */
+static void add_holder_of(jvm_walk *w, uint64_t obj, uint64_t len)
+{
+    static const char want[] = "java/lang/Thread$FieldHolder";
+    uint64_t off, ref, k, name, step = w->narrow_oop ? 4 : 8;
+    int32_t lh;
+
+    for (off = 8; off + step <= len; off += step) {
+        if (!(ref = ref_at(w, obj + off)) || !(k = klass_of(w, ref))
+            || !(name = dp_jvm_ptr(w, k + FLD(w, F_K_NAME)))
+            || symbol_len(w, name) != FLD(w, F_SYM_BODY) + sizeof(want) - 1
+            || !dp_jvm_str_is_prefix(w, name + FLD(w, F_SYM_BODY), want))
+            continue;
+        lh = dp_jvm_s32(w, k + FLD(w, F_K_LH));
+        dp_jvm_add(w, ref, lh > 0 && lh < 4096 ? (uint64_t)lh : 256);
+        add_class_fully(w, k);
+        return;
+    }
+}
+
 /* A bool flag's value (-XX:±name); dflt when it cannot be read. */
 static int flag(jvm_walk *w, const char *name, int dflt)
 {
@@ -166,7 +217,37 @@ static void add_threads(jvm_walk *w)
         lh = dp_jvm_s32(w, k + FLD(w, F_K_LH));
         dp_jvm_add(w, oop, lh > 0 && lh < 4096 ? (uint64_t)lh : 256);
         add_strings_of(w, oop, lh > 0 && lh < 4096 ? (uint64_t)lh : 256);
+        add_holder_of(w, oop, lh > 0 && lh < 4096 ? (uint64_t)lh : 256);
     }
+}
+
+/* An object jhsdb types by its vtable (a C++ object of libjvm in the C
+ * heap), and, depth levels down, each such object it points to. */
+static void add_vtabled(jvm_walk *w, uint64_t obj, uint64_t len, const char *libjvm, int depth)
+{
+    uint64_t off;
+
+    dp_jvm_add(w, obj, len);
+    for (off = 8; depth > 0 && off + 8 <= len; off += 8) {
+        uint64_t to = dp_jvm_ptr(w, obj + off), vt;
+        const dp_map *m = to ? dp_jvm_map_of(w, to) : NULL, *vm;
+        if (!m || m->perms[1] != 'w' || m->path[0] == '/' || to == obj)
+            continue;
+        vm = (vt = dp_jvm_ptr(w, to)) ? dp_jvm_map_of(w, vt) : NULL;
+        if (vm && !strcmp(vm->path, libjvm))
+            add_vtabled(w, to, 512, libjvm, depth - 1);
+    }
+}
+
+/* The collected heap (Universe::_collectedHeap: SerialHeap, G1CollectedHeap
+ * ...), which jhsdb from JDK 21 types by its vtable before it resolves the
+ * thread objects, with the generations and spaces it points to. */
+static void add_heap(jvm_walk *w, const char *libjvm)
+{
+    uint64_t heap = HAVE(w, F_HEAP) ? dp_jvm_ptr(w, FLD(w, F_HEAP)) : 0;
+
+    if (heap)
+        add_vtabled(w, heap, 2048, libjvm, 2);
 }
 
 static void add_archive_header(jvm_walk *w)
@@ -208,7 +289,7 @@ static void walk_classes(jvm_walk *w, int record)
             if (name)
                 dp_jvm_add(w, name, symbol_len(w, name));
             if (dp_jvm_s32(w, k + FLD(w, F_K_LH)) > 0)
-                add_array(w, dp_jvm_ptr(w, k + FLD(w, F_IK_FIELDS)), 2);
+                add_array(w, dp_jvm_ptr(w, k + FLD(w, F_IK_FIELDS)), fields_elem(w));
         }
     }
 }
@@ -240,6 +321,7 @@ void dp_jvm_add_pages(dp_lang_target *t, dp_core *c)
 {
     jvm_walk w;
     char path[64], *buf;
+    const char *libjvm;
     size_t len;
     apr_hash_index_t *hi;
     int k;
@@ -254,7 +336,7 @@ void dp_jvm_add_pages(dp_lang_target *t, dp_core *c)
     if (dp_read_file(path, &buf, &len, w.p) != 0)
         return;
     w.maps = dp_parse_maps(buf, len, w.p);
-    if (!add_libjvm_data(&w) || dp_jvm_read_tables(t, &w) != 0)
+    if (!(libjvm = add_libjvm_data(&w)) || dp_jvm_read_tables(t, &w) != 0)
         return;
     for (k = 0; k < F_COUNT; k++)
         if (!w.have[k] && k < F_OPTIONAL)
@@ -273,6 +355,7 @@ void dp_jvm_add_pages(dp_lang_target *t, dp_core *c)
     if (w.string_klass)
         add_class_fully(&w, w.string_klass);
     add_threads(&w);
+    add_heap(&w, libjvm);
     walk_classes(&w, 1);
     for (hi = apr_hash_first(w.p, w.pages); hi; hi = apr_hash_next(hi)) {
         const uint64_t *pg;

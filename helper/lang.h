@@ -39,7 +39,8 @@ struct apr_pool_t;
     X(state_kind_shift) X(state_kind_mask) X(state_compact_bit) X(state_ascii_bit)
 
 #define DP_PHP_LAYOUT_FIELDS(X) \
-    X(eg_size)              /* sizeof(zend_executor_globals): the headers' size of the symbol */ \
+    X(eg_size)              /* sizeof(zend_executor_globals): the headers' size of the symbol \
+                               (0 in an entry made by hand: not known) */ \
     X(eg_current_execute_data) \
     X(ex_opline) X(ex_func) X(ex_this_type_info) X(ex_prev) \
     X(call_top)             /* ZEND_CALL_TOP in This.u1.type_info */ \

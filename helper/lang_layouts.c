@@ -85,6 +85,10 @@ const char *dp_php_globals_refused(const dp_php_layout *l, uint64_t size, const 
 
     if (size >= need)
         return NULL;
+    if (!l->eg_size)    /* an entry made by hand, not from headers: no size known */
+        return apr_psprintf(p, "executor_globals in %s has %" APR_UINT64_T_FMT " bytes, fewer "
+                            "than the %" APR_UINT64_T_FMT " that the walk reads with PHP %s's "
+                            "layout", module, size, need, l->version);
     return apr_psprintf(p, "executor_globals in %s has %" APR_UINT64_T_FMT " bytes, fewer than "
                         "the %" APR_UINT64_T_FMT " that the walk reads with PHP %s's layout (%u "
                         "in the headers it was made from)", module, size, need, l->version,

@@ -156,6 +156,14 @@ int dp_phpstack_walk(dp_lang_target *t)
     memset(&w, 0, sizeof(w));
     w.t = t;
     api = build_id_of(t, module);
+    if (api && strlen(api) > 3 && !strcmp(api + strlen(api) - 3, ",TS")) {
+        /* a thread-safe build that still exports the symbol: its globals
+         * live per thread behind TSRM, not at that address */
+        s->version = api;
+        s->unsupported = apr_psprintf(t->pool, "a thread-safe (ZTS) PHP build (module API %s): "
+                                      "its executor globals are per thread", api);
+        return 1;
+    }
     if (!(w.l = dp_php_layout_find(api))) {
         s->version = api;
         s->unsupported = apr_psprintf(t->pool, "PHP with module API %s has no layout table "

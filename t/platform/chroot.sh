@@ -14,6 +14,18 @@
 #                                          minbase: what it installed, how long
 #                                          it took, that it serves; then `make
 #                                          stop`, and the copy is removed
+#   t/platform/chroot.sh provision SUITE PKG...
+#                                          SUITE's minbase with PKG... installed
+#                                          (--no-install-recommends), kept as
+#                                          SUITE-pkgs-HASH (HASH: of the sorted
+#                                          list), made when missing and made
+#                                          again when the list changes; prints
+#                                          its path
+#   t/platform/chroot.sh overlay SYS CMD...
+#                                          runs CMD as `enter` does, in a
+#                                          throwaway overlay over the system at
+#                                          SYS (which stays as it was); DP_SRC=DIR
+#                                          puts a copy of DIR at /src first
 #   t/platform/chroot.sh cleanup           unmounts whatever a killed run left
 #                                          under the cache, removes the copies
 #
@@ -140,6 +152,68 @@ enter() {
     return $rc
 }
 
+# A system with packages, cached under a key of suite + list: a run with the
+# same list reuses it, a changed list makes a new one (and the systems of
+# older lists of that suite are removed, so the cache holds one per suite).
+provision() {
+    suite=$1
+    shift
+    list=$(printf '%s\n' "$@" | sort -u | tr '\n' ' ')
+    key=$(printf '%s' "$list" | sha256sum | cut -c1-12)
+    sys="$CACHE/$suite-pkgs-$key"
+    if [ ! -f "$sys/.complete" ]; then
+        base=$(create "$suite")
+        exec 9>"$CACHE/.lock-$suite"
+        flock 9
+        if [ ! -f "$sys/.complete" ]; then
+            rm -rf "$sys.new"
+            t0=$(date +%s)
+            cp -a "$base" "$sys.new"
+            rm -f "$sys.new/.complete"
+            printf '%s\n' $list >"$sys.new/.packages"
+            echo "chroot: $suite: apt-get install $list" >&2
+            # a security archive whose index names files it does not hold
+            # (404, seen for bullseye): the release without its security
+            # updates rather than no system
+            enter "$sys.new" sh -c "export DEBIAN_FRONTEND=noninteractive
+                inst() { apt-get update -qq && apt-get install -y -qq --no-install-recommends $list; }
+                inst || { echo 'chroot: retrying without the security archive';
+                          sed -i '/-security/s/^deb /# deb /' /etc/apt/sources.list; inst; }" \
+                >"$CACHE/$suite-pkgs-$key.log" 2>&1 \
+                || { tail -20 "$CACHE/$suite-pkgs-$key.log" >&2; rm -rf "$sys.new";
+                     die "apt-get install in $suite failed"; }
+            enter "$sys.new" apt-get clean >/dev/null 2>&1 || true
+            for old in "$CACHE/$suite-pkgs-"*; do
+                case "$old" in *.log|"$sys.new") continue ;; esac
+                [ -d "$old" ] && rm -rf "$old"
+            done
+            touch "$sys.new/.complete"
+            mv "$sys.new" "$sys"
+            echo "chroot: $suite with packages made in $(( $(date +%s) - t0 )) s" >&2
+        fi
+        flock -u 9
+    fi
+    echo "$sys"
+}
+
+# A cached system used without being changed: an overlay whose upper layer
+# (what a run writes) is thrown away with its mounts.
+overlay() {
+    sys=$(cd "$1" && pwd)
+    shift
+    [ -f "$sys/.complete" ] || die "$sys is no complete system"
+    mkdir -p "$CACHE/work"
+    WORK=$(mktemp -d "$CACHE/work/overlay.XXXXXX")
+    mkdir "$WORK/upper" "$WORK/wd" "$WORK/root"
+    mount -t overlay overlay -o "lowerdir=$sys,upperdir=$WORK/upper,workdir=$WORK/wd" "$WORK/root"
+    MOUNTED="$WORK/root"
+    if [ -n "${DP_SRC:-}" ]; then
+        mkdir -p "$WORK/root/src"
+        cp -a "$DP_SRC/." "$WORK/root/src/"
+    fi
+    enter "$WORK/root" "$@"
+}
+
 copy_of() {   # a throwaway copy of SUITE's minbase
     base=$(create "$1")
     mkdir -p "$CACHE/work"
@@ -223,6 +297,8 @@ case "$cmd" in
     create)   [ $# -eq 1 ] || die "usage: $0 create SUITE"; create "$1" ;;
     enter)    [ $# -ge 2 ] || die "usage: $0 enter DIR CMD..."; enter "$@" ;;
     make-run) [ $# -eq 1 ] || die "usage: $0 make-run SUITE"; make_run "$1" ;;
+    overlay)  [ $# -ge 2 ] || die "usage: $0 overlay SYS CMD..."; overlay "$@" ;;
+    provision) [ $# -ge 2 ] || die "usage: $0 provision SUITE PKG..."; provision "$@" ;;
     cleanup)  cleanup ;;
     *)        sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -39,6 +39,17 @@ static void test_registry(void **state)
     }
     assert_null(dp_py_layout_find("2.7"));
     assert_null(dp_py_layout_find(NULL));
+    /* every entry: what the walk reads of executor_globals lies inside the
+     * headers' size where one is known; the APIs of the minors from 7.4 */
+    for (i = 0; i < dp_php_nlayouts; i++)
+        assert_true(!dp_php_layouts[i]->eg_size
+                    || dp_php_layouts[i]->eg_current_execute_data + 8 <= dp_php_layouts[i]->eg_size);
+    assert_string_equal(dp_php_layout_find("API20190902,NTS")->version, "7.4");
+    assert_string_equal(dp_php_layout_find("API20200930,NTS")->version, "8.0");
+    assert_string_equal(dp_php_layout_find("API20210902,NTS")->version, "8.1");
+    assert_string_equal(dp_php_layout_find("API20230831,NTS")->version, "8.3");
+    assert_string_equal(dp_php_layout_find("API20240924,NTS")->version, "8.4");
+    assert_null(dp_php_layout_find("API20240924,TS"));
     assert_null(dp_php_layout_find("API20990101,NTS"));
     assert_null(dp_php_layout_find(NULL));
 }
@@ -102,6 +113,14 @@ static void test_php_sizes(void **state)
     assert_string_equal(why, "executor_globals in libphp8.2.so has 495 bytes, fewer than the "
                         "496 that the walk reads with PHP 8.2's layout (1800 in the headers "
                         "it was made from)");
+    /* an entry made by hand knows no size of its own */
+    l.eg_size = 0;
+    l.version = "8.3";
+    why = dp_php_globals_refused(&l, 480, "php8.3", pool);
+    assert_string_equal(why, "executor_globals in php8.3 has 480 bytes, fewer than the 496 that "
+                        "the walk reads with PHP 8.3's layout");
+    l.eg_size = 1800;
+    l.version = "8.2";
     l.eg_current_execute_data = 0xfffffff8u;
     why = dp_php_globals_refused(&l, 4294967295ULL, "php8.2", pool);
     assert_non_null(strstr(why, " has 4294967295 bytes, fewer than the 4294967296 "));
