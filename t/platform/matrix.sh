@@ -16,7 +16,10 @@ cd "$TOP"
 SUITES=${*:-bullseye trixie testing}
 PKGS="apache2 apache2-dev libjansson-dev zlib1g-dev libdw-dev build-essential php-fpm
       libapache2-mod-php php-dev python3 python3-dev libapache2-mod-wsgi-py3 gdb elfutils curl
-      default-jdk-headless debhelper dh-apache2 dpkg-dev procps"
+      debhelper dh-apache2 dpkg-dev procps"
+# each release's own JDK for jhsdb: Debian 11's default is 11, but it ships 17
+# too, the oldest the JVM pages are read for (README, Java)
+jdk_of() { case $1 in bullseye) echo openjdk-17-jdk-headless ;; *) echo default-jdk-headless ;; esac; }
 OUT=build/platforms
 mkdir -p "$OUT"
 [ "$(id -u)" -eq 0 ] || { echo "platforms: needs root (debootstrap, chroot, mounts)" >&2; exit 1; }
@@ -32,7 +35,7 @@ t_all=$(date +%s)
 for suite in $SUITES; do
     t0=$(date +%s)
     # shellcheck disable=SC2086 # the list is words
-    if ! sys=$(sh t/platform/chroot.sh provision "$suite" $PKGS); then
+    if ! sys=$(sh t/platform/chroot.sh provision "$suite" $PKGS "$(jdk_of "$suite")"); then
         echo "RESULT system fail provisioning failed" >"$OUT/$suite.log"
         rc=1
         continue
