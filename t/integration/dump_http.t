@@ -7,17 +7,15 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import zipfile
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, like, diag, done_testing  # noqa: E402
-import dphttpd  # noqa: E402
-from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT  # noqa: E402
-from procstate import running, settle, children  # noqa: E402
-from elfcore import layout_problems, segments  # noqa: E402
+from tap import ok, is_, like, diag, done_testing
+import dphttpd
+from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT
+from procstate import running, settle, children
+from elfcore import layout_problems, segments
 
 TARGET = os.path.join(BUILD, "targets", "dump_target")
 BIG = os.path.join(BUILD, "targets", "proc_target")

@@ -14,14 +14,12 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, like, diag, note, done_testing  # noqa: E402
-from dphttpd import Httpd, spawn, worker_user, BUILD, ROOT, IS_ROOT  # noqa: E402
-from elfcore import prpsinfo  # noqa: E402
+from tap import ok, is_, like, diag, note, done_testing
+from dphttpd import Httpd, spawn, worker_user, BUILD, ROOT, IS_ROOT
+from elfcore import prpsinfo
 
 TARGET = os.path.join(BUILD, "targets", "proc_target")
 P = "/diagnostics/processes"

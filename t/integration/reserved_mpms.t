@@ -9,14 +9,12 @@ import json
 import os
 import signal
 import socket
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, diag, done_testing  # noqa: E402
-from dphttpd import Httpd, free_port  # noqa: E402
-import procstate  # noqa: E402
-from reserved import BlackHole, get, get_json, proxy_conf  # noqa: E402
+from tap import ok, is_, diag, done_testing
+from dphttpd import Httpd, free_port
+import procstate
+from reserved import BlackHole, get, get_json, proxy_conf
 
 backend = BlackHole()
 MPMS = (("event", True), ("worker", True), ("prefork", False))

@@ -9,15 +9,13 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, like, diag, note, done_testing  # noqa: E402
-from dphttpd import Httpd, free_port, MODDIR, APACHE  # noqa: E402
-import procstate  # noqa: E402
-from reserved import (BlackHole, SITE_THREADS, get, get_json, saturable_site_conf,  # noqa: E402
+from tap import ok, is_, like, diag, note, done_testing
+from dphttpd import Httpd, free_port, MODDIR, APACHE
+import procstate
+from reserved import (BlackHole, SITE_THREADS, get, get_json, saturable_site_conf,
                       send_stuck)
 
 STUCK_PROXY, STUCK_WSGI, THREADS = 13, 3, SITE_THREADS

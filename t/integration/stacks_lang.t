@@ -5,14 +5,12 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, like, diag, done_testing  # noqa: E402
-from dphttpd import Httpd, spawn, worker_user, BUILD, ROOT, MODDIR  # noqa: E402
+from tap import ok, is_, like, diag, done_testing
+from dphttpd import Httpd, spawn, worker_user, BUILD, ROOT, MODDIR
 
 LANG = os.path.join(ROOT, "t", "fixtures", "lang")
 
