@@ -4,6 +4,7 @@
 # under CI and a settle() that times out each end as a failed assertion, with
 # the plan printed all the same. Each case runs as a small test script of its
 # own, whose TAP output is read here.
+import datetime
 import os
 import re
 import subprocess
@@ -45,18 +46,28 @@ err = planted("error.log", [
     f"{STAMP} [core:alert] {PID} planted alert without a tag",
     f"{STAMP} [core:emerg] {PID} AH00099: planted emerg",
     f"{STAMP} [core:notice] {PID} AH00052: child pid 102 exit signal Segmentation fault (11)",
-    "some line without the format",
+    "[diagproc:helper] refused a request from pid 6: planted",
+    "",
 ])
-errs = planted("stderr.log", ["", "[diagproc:helper] refused a connection from pid 5", "   "])
+errs = planted("stderr.log", ["", "AH00526: Syntax error on line 3 of httpd.conf:", "   "])
 got = log_problems(err, errs)
-is_(len(got), 7, "planted logs: every warn-or-worse line, the child's death and the stderr line")
-ok(all("planted" in g or "exit signal" in g or "refused" in g for g in got),
-   "…and nothing at notice or info, nor a line without the level format")
-ok(any(g.startswith("stderr.log: [diagproc:helper] refused") for g in got),
+is_(len(got), 8, "planted logs: every warn-or-worse line, the child's crash, the lines of "
+    "another format (a process's stderr) and the stderr.log line")
+ok(all("planted" in g or "exit signal" in g or "Syntax" in g for g in got),
+   "…and nothing at notice or info, nor an empty line")
+ok(any(g.startswith("stderr.log: AH00526: Syntax error") for g in got)
+   and any(g.startswith("error.log: [diagproc:helper] refused") for g in got),
    "…each named by its file")
-is_(log_problems(err, errs, ["DP00099", "DP00012", "AH00098", "AH00099", "AH00052",
-                             "planted alert", re.compile(r"refused a connection from pid \d+")]), [],
+is_(log_problems(err, errs, ["DP00099", "DP00012", "AH00098", "AH00099", "AH00052", "AH00526",
+                             "planted alert", re.compile(r"refused a request from pid \d+")]), [],
     "declared tags, a substring and a regex accept them all")
+stop = planted("stop.log", [
+    "[Mon Dec 07 10:00:00.000000 2026] [core:notice] [pid 1] AH00052: child pid 2 exit signal Segmentation fault (11)",
+    "[Mon Dec 07 10:00:09.000000 2026] [core:notice] [pid 1] AH00052: child pid 3 exit signal Segmentation fault (11)"])
+at = datetime.datetime(2026, 12, 7, 10, 0, 5).timestamp()
+is_([g.split("] ")[-1] for g in log_problems(stop, None, stopping_at=at)],
+    ["AH00052: child pid 2 exit signal Segmentation fault (11)"],
+    "a child's crash counts before httpd was told to stop, not after (httpd's own)")
 is_([g for g in log_problems(err, None, ["DP00098", "DP00990", "DP00012"]) if "DP000" in g],
     [f"error.log: {STAMP} [diagproc:error] {PID} DP00099: planted error"],
     "a declared tag accepts the lines of that tag alone")
