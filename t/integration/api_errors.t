@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tap import ok, is_, like, diag, done_testing
 import dphttpd
-from dphttpd import Httpd, spawn, worker_user, BUILD
+from dphttpd import Httpd, spawn, worker_user, BUILD, HELPER_ROOT_READS
 
 TARGET = os.path.join(BUILD, "targets", "proc_target")
 h = Httpd().start()
@@ -140,6 +140,9 @@ h.stop()
 h = Httpd(server_conf="StartServers 2\nThreadsPerChild 25\nMaxRequestWorkers 50\n"
                       "MinSpareThreads 50\nMaxSpareThreads 75",
           locations={"/all": "DiagProcUsers *\nDiagProcAllow environment"}).start()
+# root's processes are in this scope but outside the helper's ceiling (root
+# only if named): the helper refuses the worker's reads of them, and logs each
+h.expect_log(HELPER_ROOT_READS)
 stop.clear()
 churner = threading.Thread(target=churn)
 churner.start()

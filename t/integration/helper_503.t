@@ -20,7 +20,9 @@ NONDUMPABLE = ("import ctypes, time\nctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # P
                "print('ready', flush=True)\ntime.sleep(600)\n")
 HELPER_FIELDS = ("open_file_handles", "file_name", "cwd", "modules")
 
-h = Httpd(server_conf="DiagProcMaxDumps 2",
+# the 503s below are logged, as every 5xx is; the helper is killed on purpose
+h = Httpd(expect_log=["DP00010", "DP00006"],
+          server_conf="DiagProcMaxDumps 2",
           locations={"/p": "DiagProcAllow dump fulldump"}).start()
 W = worker_user()
 a = spawn([TARGET, "--rss", "64"], ready="ready", user=W)

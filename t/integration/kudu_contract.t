@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tap import ok, is_, like, diag, done_testing
 import dphttpd
-from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT
+from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT, HELPER_ROOT_READS
 from procstate import settle
 
 INT32 = ("id", "handle_count", "module_count", "thread_count")
@@ -107,6 +107,9 @@ os.chmod(work, 0o755)
 h = Httpd(server_conf="StartServers 2\nThreadsPerChild 25\nMaxRequestWorkers 50\n"
                       "MinSpareThreads 50\nMaxSpareThreads 75",
           locations={"/p": "DiagProcUsers *\nDiagProcAllow kill environment"}).start()
+# root's processes are in this scope but outside the helper's ceiling (root
+# only if named): the helper refuses the worker's reads of them, and logs each
+h.expect_log(HELPER_ROOT_READS)
 ok(settle(lambda: len(h.workers()) == 2), "httpd runs two worker processes")
 workers = h.workers()
 helper = h.helpers()[0]

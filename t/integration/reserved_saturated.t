@@ -73,6 +73,8 @@ DiagProcListen 127.0.0.1:{rport}
 LogFormat "%{{local}}p %m %U %>s" portlog
 """)
 h.server_conf += f"CustomLog {h.dir}/ports.log portlog\n"
+# every worker thread held on purpose; Require's refusal; the reserved process killed
+h.expect_log("AH00484", "AH01630", "DP00017")
 h.start()
 ok(procstate.settle(lambda: len(h.reserved()) == 1 and len(h.workers()) == 2, 10),
    "one reserved process beside the two workers")

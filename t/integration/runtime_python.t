@@ -101,6 +101,8 @@ WSGIScriptAlias /app {app}
     Require all granted
 </Directory>
 """).start()
+# the request stays in the app: at the stop its worker outlives the SIGTERMs
+wsgi.expect_log("AH00045", "AH00046")
 marks = os.path.join(work, "marks")
 os.mkdir(marks)
 os.chmod(marks, 0o777)

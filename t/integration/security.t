@@ -51,6 +51,8 @@ h.server_conf = (f"ScriptSock {h.dir}/cgid.sock\nScriptAlias /cgi-bin/ {cgidir}/
                  f"<Directory {cgidir}>\n    Require all granted\n    PassEnv PYTHONPATH\n"
                  "</Directory>\n")
 h.start()
+# every attack below is refused, and the helper logs each refusal
+h.expect_log("[diagproc:helper] refused a ")
 sockpath = os.path.join(h.dir, f"diagproc.{h.parent_pid}.sock")
 t = spawn([TARGET], ready="ready", user=worker_user(), env={TOKEN: VALUE, "PATH": "/usr/bin:/bin"})
 

@@ -27,6 +27,7 @@ h.server_conf = f"""<Location /diagnostics/processes>
     Require valid-user
 </Location>
 """
+h.expect_log("AH01617")     # the wrong password below
 h.start()
 P = "/diagnostics/processes"
 t = spawn([TARGET], ready="ready", user=worker_user())

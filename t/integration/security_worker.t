@@ -248,6 +248,8 @@ h = Httpd(locations={"/ro": f"DiagProcUsers {ro_users}",
                       "<Location /attack>\n    SetHandler dpattack\n"
                       "    Require ip 127.0.0.0/8\n</Location>\n")
 h.start()
+# every forged request below is refused, and the helper logs each refusal
+h.expect_log("[diagproc:helper] refused a ")
 
 
 def log():
