@@ -10,7 +10,7 @@ and prints time ratios, how long the target was paused (a heartbeat thread in
 the target measures its longest gap between 1 ms ticks), the core sizes, and
 the httpd worker's peak RSS growth (the stream must not be buffered).
 
-  make bench            (or: /usr/bin/python3 bench/dump_bench.py [--mib 1024] [--runs 3])
+  make bench            (or: PYTHONPATH=t/lib /usr/bin/python3 bench/dump_bench.py [--mib 1024] [--runs 3])
 """
 import argparse
 import glob
@@ -18,13 +18,12 @@ import http.client
 import os
 import signal
 import subprocess
-import sys
 import time
 
+import dphttpd
+from dphttpd import Httpd, spawn, worker_user, BUILD
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "t", "lib"))
-import dphttpd  # noqa: E402
-from dphttpd import Httpd, spawn, worker_user, BUILD  # noqa: E402
 
 TARGET = os.path.join(BUILD, "targets", "proc_target")
 VM_COPY = os.path.join(BUILD, "bench", "vm_copy")

@@ -8,20 +8,19 @@ baselines measured in the same run:
   (c) ps -e -o pid,user,comm
   (d) mod_status ?auto: the cost of an almost empty httpd handler
 
-  make bench   (or: /usr/bin/python3 bench/list_bench.py [--n 0,1000,5000] [--secs 3])
+  make bench   (or: PYTHONPATH=t/lib /usr/bin/python3 bench/list_bench.py [--n 0,1000,5000] [--secs 3])
 """
 import argparse
 import json
 import os
 import re
 import subprocess
-import sys
 import time
 
+import dphttpd
+from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "t", "lib"))
-import dphttpd  # noqa: E402
-from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT  # noqa: E402
 
 SLEEPERS = os.path.join(BUILD, "targets", "sleepers")
 BASELINE = os.path.join(BUILD, "bench", "proc_baseline")

@@ -11,7 +11,7 @@
           dump priority (nice 10, I/O best-effort 7) and with
           DiagProcDumpNice 0 + DiagProcDumpIOPriority unchanged
 
-  /usr/bin/python3 bench/reserved_bench.py [--mib 1024] [--seconds 5] [--n 200]
+  PYTHONPATH=t/lib /usr/bin/python3 bench/reserved_bench.py [--mib 1024] [--seconds 5] [--n 200]
 """
 import argparse
 import http.client
@@ -19,16 +19,13 @@ import os
 import re
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "t", "lib"))
-from dphttpd import Httpd, spawn, worker_user, free_port, kill_quietly, BUILD  # noqa: E402
-import procstate  # noqa: E402
-from reserved import BlackHole, saturable_site_conf, send_stuck, SITE_THREADS  # noqa: E402
+from dphttpd import Httpd, spawn, worker_user, free_port, kill_quietly, BUILD
+import procstate
+from reserved import BlackHole, saturable_site_conf, send_stuck, SITE_THREADS
 
 TARGET = os.path.join(BUILD, "targets", "proc_target")
 

@@ -14,7 +14,7 @@ process runs at the site's own priority here (DiagProcDumpNice 0): at the
 default nice 10 on a busy machine the scrubber's CPU time stretches by the
 machine's load, which is the point of that default, not the scrubber's cost.
 
-  /usr/bin/python3 bench/scrub_bench.py [--mib 1024] [--runs 5]
+  PYTHONPATH=t/lib /usr/bin/python3 bench/scrub_bench.py [--mib 1024] [--runs 5]
 """
 import argparse
 import http.client
@@ -22,13 +22,10 @@ import os
 import secrets
 import statistics
 import string
-import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "t", "lib"))
-import dphttpd  # noqa: E402
-from dphttpd import Httpd, spawn, worker_user, BUILD  # noqa: E402
+import dphttpd
+from dphttpd import Httpd, spawn, worker_user, BUILD
 
 TARGET = os.path.join(BUILD, "targets", "proc_target")
 ALPHABET = string.ascii_letters + string.digits + "_-/.:="

@@ -8,18 +8,17 @@
 and prints wall time and how long the target was paused (its heartbeat thread's longest gap
 between 1 ms ticks) as ratios ours / baseline. Language frames: ours and gdb only.
 
-  make bench            (or: /usr/bin/python3 bench/stacks_bench.py [--threads 50])
+  make bench            (or: PYTHONPATH=t/lib /usr/bin/python3 bench/stacks_bench.py [--threads 50])
 """
 import argparse
 import os
 import signal
 import subprocess
-import sys
 import time
 
+from dphttpd import Httpd, spawn, worker_user
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "t", "lib"))
-from dphttpd import Httpd, spawn, worker_user  # noqa: E402
 
 
 def gap_ms(t):

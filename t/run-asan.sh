@@ -32,7 +32,7 @@ for t in $tests; do files="$files t/integration/$t.t"; done
 logs=$(mktemp -d /tmp/dp-asan.XXXXXX)
 chmod 1777 "$logs"
 start=$(date +%s)
-DP_MODULE="$(pwd)/$so" DP_TOOLS="$(pwd)/$tools" \
+PYTHONPATH="$(pwd)/t/lib" DP_MODULE="$(pwd)/$so" DP_TOOLS="$(pwd)/$tools" \
 DP_HTTPD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \
 ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=0:log_path=$logs/asan" \
 UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$logs/ubsan" \

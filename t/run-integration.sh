@@ -5,6 +5,9 @@
 # as the ordinary user dptest, for the parts that apply.
 set -e
 cd "$(dirname "$0")/.."
+# the tests' library (tap, dphttpd, ...), for the tests and what they run
+PYTHONPATH="$(pwd)/t/lib"
+export PYTHONPATH
 PROVE="prove --exec /usr/bin/python3 --timer"
 if [ "$(id -u)" -ne 0 ]; then
     exec $PROVE t/integration/*.t
@@ -20,5 +23,5 @@ rc=0
 $PROVE t/integration/*.t || rc=1
 echo "integration: as the ordinary user dptest"
 # the ordinary-user run needs to read the tree and write its temp files only
-runuser -u dptest -- env HOME=/tmp DP_TEST_MODE=user $PROVE t/integration/*.t || rc=1
+runuser -u dptest -- env HOME=/tmp DP_TEST_MODE=user PYTHONPATH="$PYTHONPATH" $PROVE t/integration/*.t || rc=1
 exit $rc

@@ -4,15 +4,13 @@
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, like, diag, done_testing  # noqa: E402
-import dphttpd  # noqa: E402
-from dphttpd import Httpd, spawn, worker_user, BUILD  # noqa: E402
+from tap import ok, is_, like, diag, done_testing
+import dphttpd
+from dphttpd import Httpd, spawn, worker_user, BUILD, HELPER_ROOT_READS
 
 TARGET = os.path.join(BUILD, "targets", "proc_target")
 h = Httpd().start()
@@ -150,6 +148,9 @@ h.stop()
 h = Httpd(server_conf="StartServers 2\nThreadsPerChild 25\nMaxRequestWorkers 50\n"
                       "MinSpareThreads 50\nMaxSpareThreads 75",
           locations={"/all": "DiagProcUsers *\nDiagProcAllow environment"}).start()
+# root's processes are in this scope but outside the helper's ceiling (root
+# only if named): the helper refuses the worker's reads of them, and logs each
+h.expect_log(HELPER_ROOT_READS)
 stop.clear()
 churner = threading.Thread(target=churn)
 churner.start()

@@ -4,14 +4,12 @@
 import os
 import re
 import subprocess
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, like, diag, done_testing  # noqa: E402
-import dphttpd  # noqa: E402
-from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT  # noqa: E402
-import procstate  # noqa: E402
+from tap import ok, is_, like, diag, done_testing
+import dphttpd
+from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT
+import procstate
 
 TARGET = os.path.join(BUILD, "targets", "proc_target")
 TIMESPAN = r"^(\d+\.)?\d\d:\d\d:\d\d\.\d{7}$"

@@ -14,14 +14,12 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import http.client
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, like, diag, note, done_testing  # noqa: E402
-from dphttpd import ROOT, IS_ROOT  # noqa: E402
+from tap import ok, is_, like, diag, note, done_testing
+from dphttpd import ROOT, IS_ROOT
 
 PKG = "libapache2-mod-diagproc"
 SO = "/usr/lib/apache2/modules/mod_diagproc.so"

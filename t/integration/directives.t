@@ -4,12 +4,10 @@
 # them; a large valid cap really applies.
 import os
 import subprocess
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, like, done_testing  # noqa: E402
-import dphttpd  # noqa: E402
-from dphttpd import Httpd, spawn, worker_user, httpd_env, APACHE, BUILD  # noqa: E402
+from tap import ok, is_, like, done_testing
+import dphttpd
+from dphttpd import Httpd, spawn, worker_user, httpd_env, APACHE, BUILD
 
 
 def configtest(server_conf):

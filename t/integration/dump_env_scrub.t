@@ -16,13 +16,11 @@ import re
 import secrets
 import struct
 import subprocess
-import sys
 import tempfile
 import zipfile
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, diag, done_testing  # noqa: E402
-from dphttpd import Httpd, spawn, worker_user, BUILD  # noqa: E402
+from tap import ok, is_, diag, done_testing
+from dphttpd import Httpd, spawn, worker_user, BUILD
 
 TARGET = os.path.join(BUILD, "targets", "env_target")
 MIN = 8          # the scrubber's minimum run

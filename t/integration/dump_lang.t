@@ -7,14 +7,12 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import zipfile
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, like, diag, done_testing  # noqa: E402
-from dphttpd import Httpd, spawn, worker_user, BUILD, ROOT, TOOLS  # noqa: E402
+from tap import ok, is_, like, diag, done_testing
+from dphttpd import Httpd, spawn, worker_user, BUILD, ROOT, TOOLS
 
 LANG = os.path.join(ROOT, "t", "fixtures", "lang")
 BOUND = 512 * 1024      # README: at most 128 pages are added

@@ -5,15 +5,13 @@
 import os
 import re
 import subprocess
-import sys
 import tempfile
 import zipfile
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, like, done_testing  # noqa: E402
-from dphttpd import Httpd  # noqa: E402
-from procstate import running, settle, children  # noqa: E402
-from elfcore import layout_problems  # noqa: E402
+from tap import ok, is_, like, done_testing
+from dphttpd import Httpd
+from procstate import running, settle, children
+from elfcore import layout_problems
 
 work = tempfile.TemporaryDirectory(prefix="dp-self-")
 

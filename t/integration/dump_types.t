@@ -5,15 +5,13 @@
 # a bit outside it is 400; format is parsed as Kudu parses it.
 import os
 import subprocess
-import sys
 import tempfile
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, like, done_testing  # noqa: E402
-import dphttpd  # noqa: E402
-from dphttpd import Httpd, spawn, worker_user, BUILD  # noqa: E402
-from procstate import running  # noqa: E402
-from elfcore import layout_problems  # noqa: E402
+from tap import ok, is_, like, done_testing
+import dphttpd
+from dphttpd import Httpd, spawn, worker_user, BUILD
+from procstate import running
+from elfcore import layout_problems
 
 TARGET = os.path.join(BUILD, "targets", "ref_target")
 OBJECT = "DIAGPROC-REFERENCED-OBJECT-7d1c"

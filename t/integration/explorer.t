@@ -9,14 +9,12 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, like, diag, done_testing  # noqa: E402
-from dphttpd import Httpd, spawn, worker_user, favour_cpu, BUILD, IS_ROOT, ROOT  # noqa: E402
-import browser  # noqa: E402
+from tap import ok, is_, like, diag, done_testing
+from dphttpd import Httpd, spawn, worker_user, favour_cpu, BUILD, IS_ROOT, ROOT
+import browser
 
 TARGET = os.path.join(BUILD, "targets", "proc_target")
 EVIL = "<img src=x onerror=alert(1)>"

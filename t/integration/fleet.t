@@ -14,14 +14,12 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, like, diag, note, done_testing  # noqa: E402
-from dphttpd import Httpd, spawn, worker_user, BUILD, ROOT, IS_ROOT  # noqa: E402
-from elfcore import prpsinfo  # noqa: E402
+from tap import ok, is_, like, diag, note, done_testing
+from dphttpd import Httpd, spawn, worker_user, BUILD, ROOT, IS_ROOT
+from elfcore import prpsinfo
 
 TARGET = os.path.join(BUILD, "targets", "proc_target")
 P = "/diagnostics/processes"
@@ -210,6 +208,7 @@ like(r.headers.get("content-type", ""), r"^application/json",
 
 # a member that does not answer in time: web2 stopped with SIGSTOP (its
 # listening socket still accepts, nothing reads)
+front.expect_log("AH01102", "AH00898", "DP00002")    # logged by the proxy and the fleet view
 os.killpg(web["web2"].proc.pid, signal.SIGSTOP)
 try:
     t0 = time.time()
@@ -229,6 +228,7 @@ ok(not any(e["instance"] == "web2" for e in fv.get("processes", [])), "nothing u
 ok(took >= TIMEOUT * 0.9, f"the front waited its proxy timeout for web2 ({took:.1f} s)")
 
 # web2 stopped: refused connections
+front.expect_log("AH00957", "AH01114")      # the proxy logs each
 web["web2"].stop()
 r = front.get(fleet_url, headers=JSON)
 is_(r.status, 200, "fleet view answers with web2 stopped")
@@ -266,6 +266,7 @@ r = w1.get(f"{P}/{targets['web1'].pid}", source=UNTRUSTED,
            headers={"Accept": "application/json"})
 is_(r.headers.get("x-diagproc-instance"), "web1", "direct answers carry X-Diagproc-Instance")
 # httpd's own refusals in a Location of ours name the instance as well
+w1.expect_log("AH01630")        # the two refusals of Require below
 r = w1.get("/diagnostics/denied", headers=JSON)
 is_((r.status, r.headers.get("x-diagproc-instance")), (403, "web1"),
     "a 403 of Require in a diagproc Location carries X-Diagproc-Instance")

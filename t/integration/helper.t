@@ -2,16 +2,15 @@
 # it, a socket nobody else may use, strict request checks, restart by the
 # parent, and no helper left after graceful and stop.
 import os
+import re
 import signal
 import subprocess
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, like, diag, done_testing  # noqa: E402
-import dphttpd  # noqa: E402
-from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT  # noqa: E402
-from helperclient import request, ask  # noqa: E402
+from tap import ok, is_, like, diag, done_testing
+import dphttpd
+from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT
+from helperclient import request, ask
 
 TARGET = os.path.join(BUILD, "targets", "proc_target")
 
@@ -80,6 +79,9 @@ ok(path in (d.get("open_file_handles") or []),
 is_(d.get("file_name"), TARGET, "…and its executable")
 is_((d.get("environment_variables") or {}).get("DP_SECRET"), "s3", "…and its environment")
 if third:
+    # the reads and the kill of a process outside the ceiling, refused and logged
+    h.expect_log(re.compile(r"\[diagproc:helper\] refused a request from pid \d+ .*: "
+                            r"(read|kill) of pid \d+ .*outside the helper's ceiling"))
     t3 = spawn([TARGET, "--open", path], ready="ready", user=third)
     d3 = h.get(f"/all/{t3.pid}").json() or {}
     is_(d3.get("open_file_handles"), None,
@@ -103,6 +105,8 @@ if IS_ROOT:
     # the field checks answer only httpd's workers (the unit tests and the
     # protocol fuzzer drive them); anyone else -- this root test process
     # included -- gets no frame at all, whatever it sends
+    h.expect_log("[diagproc:helper] refused a connection from pid %d uid 0 gid 0: "
+                 "not the workers' user" % os.getpid())
     for name, payload in (("a well-formed read", request(what=3, pid=os.getpid())),
                           ("wrong magic", request(magic=0xdeadbeef)),
                           ("short request", b"DPH1\x01"),
@@ -126,6 +130,7 @@ if IS_ROOT:
 dphttpd.kill_quietly(t)
 
 # ---- restart by the parent
+h.expect_log("DP00006")     # the helper's death, logged as the parent starts a new one
 os.kill(helper, signal.SIGKILL)
 t0 = time.time()
 new = []

@@ -3,13 +3,11 @@
 import os
 import signal
 import subprocess
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, like, diag, done_testing  # noqa: E402
-import dphttpd  # noqa: E402
-from dphttpd import Httpd, spawn, worker_user, BUILD, TOOLS, IS_ROOT  # noqa: E402
+from tap import ok, is_, like, diag, done_testing
+import dphttpd
+from dphttpd import Httpd, spawn, worker_user, BUILD, TOOLS, IS_ROOT
 
 TREE = os.path.join(BUILD, "targets", "fork_tree")
 TARGET = os.path.join(BUILD, "targets", "proc_target")

@@ -4,13 +4,11 @@
 import os
 import re
 import subprocess
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, diag, done_testing  # noqa: E402
-from dphttpd import Httpd  # noqa: E402
-from procstate import settle  # noqa: E402
+from tap import ok, is_, diag, done_testing
+from dphttpd import Httpd
+from procstate import settle
 
 h = Httpd(allow="kill",
           server_conf="StartServers 3\nServerLimit 6\nThreadsPerChild 10\nMaxRequestWorkers 60").start()

@@ -13,16 +13,14 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, like, diag, done_testing  # noqa: E402
-import dphttpd  # noqa: E402
-from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT  # noqa: E402
-from procstate import settle  # noqa: E402
+from tap import ok, is_, like, diag, done_testing
+import dphttpd
+from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT, HELPER_ROOT_READS
+from procstate import settle
 
 INT32 = ("id", "handle_count", "module_count", "thread_count")
 INT64 = ("working_set", "peak_working_set", "private_memory", "virtual_memory",
@@ -109,6 +107,9 @@ os.chmod(work, 0o755)
 h = Httpd(server_conf="StartServers 2\nThreadsPerChild 25\nMaxRequestWorkers 50\n"
                       "MinSpareThreads 50\nMaxSpareThreads 75",
           locations={"/p": "DiagProcUsers *\nDiagProcAllow kill environment"}).start()
+# root's processes are in this scope but outside the helper's ceiling (root
+# only if named): the helper refuses the worker's reads of them, and logs each
+h.expect_log(HELPER_ROOT_READS)
 ok(settle(lambda: len(h.workers()) == 2), "httpd runs two worker processes")
 workers = h.workers()
 helper = h.helpers()[0]

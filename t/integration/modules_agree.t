@@ -7,14 +7,12 @@ import io
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import zipfile
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, diag, done_testing  # noqa: E402
-import dphttpd  # noqa: E402
-from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT  # noqa: E402
+from tap import ok, is_, diag, done_testing
+import dphttpd
+from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT
 
 
 def build_id(path):

@@ -9,14 +9,12 @@ import json
 import os
 import signal
 import socket
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, diag, done_testing  # noqa: E402
-from dphttpd import Httpd, free_port  # noqa: E402
-import procstate  # noqa: E402
-from reserved import BlackHole, get, get_json, proxy_conf  # noqa: E402
+from tap import ok, is_, diag, done_testing
+from dphttpd import Httpd, free_port
+import procstate
+from reserved import BlackHole, get, get_json, proxy_conf
 
 backend = BlackHole()
 MPMS = (("event", True), ("worker", True), ("prefork", False))
@@ -40,6 +38,10 @@ DiagProcListen [::1]:{rport6}
     </Location>
 </VirtualHost>
 """).start()
+    # Require's refusal below; the reserved process killed below; the request
+    # left stuck on the backend keeps its worker (event, worker) past the
+    # SIGTERMs of -k restart, until httpd kills it
+    h.expect_log("AH01630", "DP00017", "AH00045", "AH00046")
     ok(procstate.settle(lambda: len(h.reserved()) == 1, 10), f"{mpm}: one reserved process")
     rsv = h.reserved()[0]
     st, d = get_json(rport, "/diagnostics/processes/0")
@@ -112,7 +114,7 @@ DiagProcListen [::1]:{rport6}
     h.stop()
 
 # an address that cannot be opened (here: the site's own) is logged; httpd still serves
-h = Httpd()
+h = Httpd(expect_log=["DP00014"])
 h.server_conf = f"DiagProcListen 127.0.0.1:{h.port}\n"
 h.start()
 is_(h.get("/diagnostics/processes/0").status, 200, "DiagProcListen on a Listen address: the site still serves")

@@ -9,15 +9,13 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, like, diag, note, done_testing  # noqa: E402
-from dphttpd import Httpd, free_port, MODDIR, APACHE  # noqa: E402
-import procstate  # noqa: E402
-from reserved import (BlackHole, SITE_THREADS, get, get_json, saturable_site_conf,  # noqa: E402
+from tap import ok, is_, like, diag, note, done_testing
+from dphttpd import Httpd, free_port, MODDIR, APACHE
+import procstate
+from reserved import (BlackHole, SITE_THREADS, get, get_json, saturable_site_conf,
                       saturate)
 
 STUCK_PROXY, STUCK_WSGI, THREADS = 13, 3, SITE_THREADS
@@ -75,6 +73,8 @@ DiagProcListen 127.0.0.1:{rport}
 LogFormat "%{{local}}p %m %U %>s" portlog
 """)
 h.server_conf += f"CustomLog {h.dir}/ports.log portlog\n"
+# every worker thread held on purpose; Require's refusal; the reserved process killed
+h.expect_log("AH00484", "AH01630", "DP00017")
 h.start()
 ok(procstate.settle(lambda: len(h.reserved()) == 1 and len(h.workers()) == 2, 10),
    "one reserved process beside the two workers")

@@ -12,12 +12,10 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, like, diag, done_testing  # noqa: E402
-from dphttpd import Httpd, spawn, worker_user  # noqa: E402
+from tap import ok, is_, like, diag, done_testing
+from dphttpd import Httpd, spawn, worker_user
 
 FIXTURES = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "fixtures", "runtimes"))
 work = tempfile.mkdtemp(prefix="dp-cxx-")

@@ -8,15 +8,12 @@ import re
 import socket
 import struct
 import subprocess
-import sys
 import time
 
-LIB = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "lib"))
-sys.path.insert(0, LIB)
-from tap import ok, is_, like, diag, done_testing  # noqa: E402
-import dphttpd  # noqa: E402
-from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT  # noqa: E402
-from helperclient import recv_all  # noqa: E402
+from tap import ok, is_, like, diag, done_testing
+import dphttpd
+from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT
+from helperclient import recv_all
 
 TARGET = os.path.join(BUILD, "targets", "proc_target")
 DUMPT = os.path.join(BUILD, "targets", "dump_target")
@@ -25,9 +22,8 @@ VALUE = "tok-" + os.urandom(6).hex()
 
 # What an attacker runs as the workers' user: a well-formed request (the
 # struct the workers send), for the environment of pid, with a guessed secret.
-ATTACK = f'''
+ATTACK = '''
 import sys
-sys.path.insert(0, {LIB!r})
 from helperclient import ask, request
 path, pid = sys.argv[1], int(sys.argv[2])
 try:
@@ -40,7 +36,7 @@ except OSError as e:
 '''
 
 cgidir = None
-h = Httpd(modules=("cgid", "alias"),
+h = Httpd(modules=("cgid", "alias", "env"),
           server_conf="",
           locations={"/ro": "DiagProcUsers root " + worker_user() if IS_ROOT else "",
                      "/dump": "DiagProcAllow dump kill" + (f"\nDiagProcUsers {worker_user()}" if IS_ROOT else ""),
@@ -50,9 +46,13 @@ h = Httpd(modules=("cgid", "alias"),
 cgidir = os.path.join(h.dir, "cgi")
 os.makedirs(cgidir)
 os.chmod(cgidir, 0o755)
+# PassEnv: the CGI scripts import helperclient from the tests' library too
 h.server_conf = (f"ScriptSock {h.dir}/cgid.sock\nScriptAlias /cgi-bin/ {cgidir}/\n"
-                 f"<Directory {cgidir}>\n    Require all granted\n</Directory>\n")
+                 f"<Directory {cgidir}>\n    Require all granted\n    PassEnv PYTHONPATH\n"
+                 "</Directory>\n")
 h.start()
+# every attack below is refused, and the helper logs each refusal
+h.expect_log("[diagproc:helper] refused a ")
 sockpath = os.path.join(h.dir, f"diagproc.{h.parent_pid}.sock")
 t = spawn([TARGET], ready="ready", user=worker_user(), env={TOKEN: VALUE, "PATH": "/usr/bin:/bin"})
 

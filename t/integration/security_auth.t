@@ -4,13 +4,11 @@
 import base64
 import os
 import subprocess
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, like, done_testing  # noqa: E402
-import dphttpd  # noqa: E402
-from dphttpd import Httpd, spawn, worker_user, BUILD  # noqa: E402
+from tap import ok, is_, like, done_testing
+import dphttpd
+from dphttpd import Httpd, spawn, worker_user, BUILD
 
 TARGET = os.path.join(BUILD, "targets", "proc_target")
 h = Httpd(modules=("auth_basic", "authn_core", "authn_file", "authz_user"), locations={})
@@ -29,6 +27,7 @@ h.server_conf = f"""<Location /diagnostics/processes>
     Require valid-user
 </Location>
 """
+h.expect_log("AH01617")     # the wrong password below
 h.start()
 P = "/diagnostics/processes"
 t = spawn([TARGET], ready="ready", user=worker_user())

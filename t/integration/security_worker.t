@@ -15,14 +15,12 @@ import pwd
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, like, diag, done_testing  # noqa: E402
-import dphttpd  # noqa: E402
-from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT, ROOT  # noqa: E402
+from tap import ok, is_, like, diag, done_testing
+import dphttpd
+from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT, ROOT
 
 TARGET = os.path.join(BUILD, "targets", "proc_target")
 TOKEN = "SECRET_TOKEN"
@@ -250,6 +248,8 @@ h = Httpd(locations={"/ro": f"DiagProcUsers {ro_users}",
                       "<Location /attack>\n    SetHandler dpattack\n"
                       "    Require ip 127.0.0.0/8\n</Location>\n")
 h.start()
+# every forged request below is refused, and the helper logs each refusal
+h.expect_log("[diagproc:helper] refused a ")
 
 
 def log():

@@ -1,13 +1,11 @@
 # GET P/{id}/stacks: live, symbolized backtraces of every thread.
 import glob
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, like, diag, done_testing  # noqa: E402
-import dphttpd  # noqa: E402
-from dphttpd import Httpd, spawn, worker_user, BUILD  # noqa: E402
+from tap import ok, is_, like, diag, done_testing
+import dphttpd
+from dphttpd import Httpd, spawn, worker_user, BUILD
 
 TARGET = os.path.join(BUILD, "targets", "dump_target")
 h = Httpd(locations={"/p": "DiagProcAllow stacks", "/off": ""}).start()

@@ -8,13 +8,11 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import zipfile
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, like, diag, done_testing  # noqa: E402
-from dphttpd import spawn, kill_quietly, BUILD, TOOLS  # noqa: E402
+from tap import ok, is_, like, diag, done_testing
+from dphttpd import spawn, kill_quietly, BUILD, TOOLS
 
 DPZIP = os.path.join(TOOLS, "dpzip")
 TARGET = os.path.join(BUILD, "targets", "zip_target")

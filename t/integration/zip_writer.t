@@ -5,14 +5,12 @@
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import zipfile
 import zlib
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, like, diag, done_testing  # noqa: E402
-from dphttpd import TOOLS  # noqa: E402
+from tap import ok, is_, like, diag, done_testing
+from dphttpd import TOOLS
 
 DPZIP = os.path.join(TOOLS, "dpzip")
 BIG = 4 * 1024 ** 3 + 64 * 1024 ** 2        # passes 4 GiB by 64 MiB

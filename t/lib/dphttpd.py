@@ -4,13 +4,16 @@ As root the workers run as the test account DP_TEST_USER (default dptest),
 as httpd does on a real server; as an ordinary user, as that user.
 """
 import atexit
+import datetime
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import http.client
@@ -56,13 +59,139 @@ def worker_user():
     return TEST_USER if IS_ROOT else pwd.getpwuid(os.geteuid()).pw_name
 
 
+# ---- the error log check: when a server stops, these lines of its logs fail
+# the test:
+#   - error.log: every line at warn or worse;
+#   - error.log: a child's death by a signal (AH00051/AH00052, notice: httpd
+#     does not log SIGKILL or SIGTERM, so this is a crash), unless logged
+#     once the harness was stopping httpd: Debian's httpd 2.4 event MPM
+#     crashes in about one stop in a hundred without this module loaded too
+#     (a worker's main thread, in apr_os_sock_get);
+#   - error.log: every line not in httpd's format: what a process wrote to
+#     its stderr, which httpd points at the error log (the helper's
+#     "[diagproc:helper] ..." messages);
+#   - stderr.log: every non-empty line (httpd's stderr before it opens the
+#     error log: the configuration's errors);
+# unless the test declared it expected: by tag ("DP00012", "AH00052": the
+# number before the colon of the message), or, for messages without one (the
+# helper's, for now), by a substring or a compiled regex. Expected lines are
+# declared as httpd's own test suite declares the log numbers a test
+# provokes: Httpd(expect_log=[...]) or h.expect_log(...). With DP_KEEP_LOGS
+# set, the folder of a server whose check failed is kept.
+LOG_LEVEL = re.compile(r"^\[[^\]]*\] \[[^\]]*:(warn|error|crit|alert|emerg)\] ")
+HTTPD_LINE = re.compile(r"^\[(\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d(?:\.\d+)? \d{4})\] \[")
+CHILD_SIGNAL = re.compile(r"\b(AH00051|AH00052): child pid \d+ exit signal")
+TAG = re.compile(r"^[A-Z]{2}\d{5}$")
+# expected of every server the harness runs: its MPM configurations keep
+# MinSpareThreads (default 75) and MinSpareServers (default 5) above what
+# MaxRequestWorkers allows, so that the MPM always runs every process it may;
+# it says so once, at error level: event and worker "server is within
+# MinSpareThreads of MaxRequestWorkers", prefork "server reached
+# MaxRequestWorkers setting" (for a busy event or worker, this last one is a
+# test's own to declare)
+HARNESS_EXPECTED = {"event": ["AH10159"], "worker": ["AH00287"], "prefork": ["AH00161"]}
+LOG_CHECK_NAME = "error log: no unexpected warn/error lines"
+# the helper's refusals of a worker's reads of root's processes and of those
+# holding capabilities: a scope of DiagProcUsers * holds them, the helper's
+# ceiling does not (root only if named); the detail shows -1 and null there
+HELPER_ROOT_READS = re.compile(
+    r"^\[diagproc:helper\] refused a request from pid \d+ uid \d+ gid \d+: read of pid \d+ "
+    r"through sections \d+/\d+: Process \d+ (\(real uid 0\) is outside the helper's ceiling"
+    r"|holds capabilities)")
+
+
+def log_expected(line, expected):
+    """Whether line is one the declarations expect (tags, substrings, regexes)."""
+    for e in expected:
+        if isinstance(e, re.Pattern):
+            if e.search(line):
+                return True
+        elif TAG.match(e):
+            if re.search(rf"\b{e}: ", line):
+                return True
+        elif e in line:
+            return True
+    return False
+
+
+def _logged_at(line):
+    """The time of an httpd log line (seconds since the epoch), or None."""
+    m = HTTPD_LINE.match(line)
+    try:
+        return datetime.datetime.strptime(m.group(1).split(".")[0] + " " + m.group(1)[-4:],
+                                          "%a %b %d %H:%M:%S %Y").timestamp() if m else None
+    except ValueError:
+        return None
+
+
+def _error_log_problem(line, stopping_at=None):
+    if not line.strip():
+        return False
+    if not HTTPD_LINE.match(line) or LOG_LEVEL.match(line):
+        return True
+    if CHILD_SIGNAL.search(line):
+        at = _logged_at(line)
+        return stopping_at is None or at is None or at < int(stopping_at)
+    return False
+
+
+def log_problems(error_log=None, stderr_log=None, expected=(), stopping_at=None):
+    """The unexpected lines of an error log and a stderr log (paths; a missing
+    file has none), each prefixed with its file's name. stopping_at: when
+    httpd was told to stop (time.time())."""
+    out = []
+    for path, pick in ((error_log, lambda l: _error_log_problem(l, stopping_at)),
+                       (stderr_log, lambda l: l.strip())):
+        if not path or not os.path.exists(path):
+            continue
+        with open(path, errors="replace") as f:
+            for line in f:
+                line = line.rstrip("\n")
+                if pick(line) and not log_expected(line, expected):
+                    out.append(f"{os.path.basename(path)}: {line}")
+    return out
+
+
+def report_log_check(problems, what="", max_lines=40):
+    """One TAP assertion when the script is a TAP test (it imported tap),
+    else (a benchmark) a warning on stderr when there are problems."""
+    tap = sys.modules.get("tap")
+    lines = problems[:max_lines] + ([f"... and {len(problems) - max_lines} more"]
+                                    if len(problems) > max_lines else [])
+    if tap is None:
+        if problems:
+            print(f"warning: {what}: unexpected lines in its logs:", file=sys.stderr)
+            for l in lines:
+                print(f"  {l}", file=sys.stderr)
+        return not problems
+    good = tap.ok(not problems, LOG_CHECK_NAME)
+    if not good:
+        tap.diag(f"  {what}: {len(problems)} unexpected line(s) (declare the expected "
+                 "ones with expect_log):")
+        for l in lines:
+            tap.diag(f"    {l}")
+    return good
+
+
+_live = []
+
+
+def _stop_all():
+    """Before the plan (tap.at_end): the servers a test left running are
+    stopped, so that their logs are checked too."""
+    for h in list(_live):
+        h.stop()
+
+
 class Httpd:
     """Start with Httpd(...).start(); stop() (also at exit)."""
 
     def __init__(self, locations=None, server_conf="", mpm="event", allow="",
-                 users=None, addr="127.0.0.1", modules=()):
+                 users=None, addr="127.0.0.1", modules=(), expect_log=()):
         """addr: the loopback address it listens on (a fleet's members get
-        their own); modules: extra httpd modules to load, by name (proxy…)."""
+        their own); modules: extra httpd modules to load, by name (proxy…);
+        expect_log: the log lines this test provokes on purpose (see
+        log_problems: tags, substrings, compiled regexes)."""
         self.locations = locations if locations is not None else {
             p: (f"DiagProcAllow {allow}\n" if allow else "") +
                (f"DiagProcUsers {users}\n" if users else "")
@@ -76,6 +205,9 @@ class Httpd:
         os.chmod(self.dir, 0o755)
         self.proc = None
         self.user = worker_user()
+        self.expected_log = list(expect_log)
+        self.started = False
+        self.stopping_at = None
         atexit.register(self.stop)
 
     @property
@@ -110,7 +242,7 @@ LoadModule status_module {MODDIR}/mod_status.so
 {"".join(f"LoadModule {m}_module {MODDIR}/mod_{m}.so" + chr(10) for m in self.modules)}LoadModule diagproc_module {MODULE}
 StartServers 1
 ServerLimit 2
-{"MaxRequestWorkers 25" if self.mpm != "prefork" else "MaxRequestWorkers 5"}
+{"MaxRequestWorkers 25" if self.mpm != "prefork" else "MaxRequestWorkers 2"}
 <Location /server-status>
     SetHandler server-status
     Require ip 127.0.0.1
@@ -123,8 +255,26 @@ ServerLimit 2
         with open(os.path.join(self.dir, "httpd.conf"), "w") as f:
             f.write(self.config())
 
+    def expect_log(self, *expected):
+        """Declares lines of the logs as expected (tags, substrings, regexes)."""
+        self.expected_log += expected
+        return self
+
+    def log_problems(self):
+        """The unexpected lines of its logs so far."""
+        return log_problems(os.path.join(self.dir, "error.log"),
+                            os.path.join(self.dir, "stderr.log"),
+                            HARNESS_EXPECTED.get(self.mpm, []) + self.expected_log,
+                            self.stopping_at)
+
     def start(self):
         self.write_config()
+        self.started = True
+        if self not in _live:
+            _live.append(self)
+        tap = sys.modules.get("tap")
+        if tap is not None:
+            tap.at_end(_stop_all)
         self.proc = subprocess.Popen(
             [APACHE, "-f", os.path.join(self.dir, "httpd.conf"), "-DFOREGROUND"],
             env=httpd_env(), stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "stderr.log"), "w"),
@@ -161,6 +311,8 @@ ServerLimit 2
 
     def signal(self, cmd):
         """apache2 -k graceful / stop, as an operator would."""
+        if cmd in ("stop", "graceful-stop"):
+            self.stopping_at = time.time()
         subprocess.run([APACHE, "-f", os.path.join(self.dir, "httpd.conf"), "-k", cmd],
                        env=httpd_env(), check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -203,6 +355,7 @@ ServerLimit 2
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
+            self.stopping_at = time.time()
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=15)
@@ -210,6 +363,14 @@ ServerLimit 2
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self.proc = None
+        if self in _live:
+            _live.remove(self)
+        if self.started and self.dir and os.path.isdir(self.dir):
+            self.started = False
+            if not report_log_check(self.log_problems(), f"httpd on {self.hostport} (mpm {self.mpm})") \
+                    and os.environ.get("DP_KEEP_LOGS"):
+                print(f"# DP_KEEP_LOGS: its logs stay in {self.dir}", file=sys.stderr, flush=True)
+                self.dir = None
         if self.dir and os.path.isdir(self.dir):
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None

@@ -28,14 +28,38 @@ def running(pid):
     return bool(states) and not any(s in ("T", "t") for s in states)
 
 
+class Unsettled:
+    """settle()'s answer when cond() never held: false, with why (which
+    tap.ok prints when it fails)."""
+
+    def __init__(self, why):
+        self.why = why
+
+    def __bool__(self):
+        return False
+
+    def __repr__(self):
+        return f"<Unsettled: {self.why}>"
+
+
 def settle(cond, secs=5):
-    """Waits up to secs for cond() to hold; its last answer."""
+    """Waits up to secs for cond() to hold: True, or a false Unsettled that
+    says why. An exception of cond() (a request that timed out, a process
+    that ended) counts as "not yet", and the last one is the why."""
     deadline = time.time() + secs
-    while time.time() < deadline:
-        if cond():
-            return True
+    why = None
+    while True:
+        last = time.time() >= deadline
+        try:
+            if cond():
+                return True
+            why = None
+        except Exception as e:
+            why = f"{type(e).__name__}: {e}"
+        if last:
+            return Unsettled(f"not settled in {secs} s" +
+                             (f"; the last try raised {why}" if why else ""))
         time.sleep(0.05)
-    return cond()
 
 
 def children(pid):
