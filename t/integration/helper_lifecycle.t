@@ -15,13 +15,12 @@ import signal
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, like, note, diag, done_testing  # noqa: E402
-from dphttpd import spawn, worker_user, free_port, BUILD, IS_ROOT, HTTPD_PRELOAD  # noqa: E402
-import dphttpd  # noqa: E402
-from dpdaemon import DaemonHttpd  # noqa: E402
-from procstate import settle  # noqa: E402
-from reserved import get_json  # noqa: E402
+from tap import ok, is_, like, note, diag, done_testing
+from dphttpd import spawn, worker_user, free_port, BUILD, IS_ROOT, HTTPD_PRELOAD
+import dphttpd
+from dpdaemon import DaemonHttpd
+from procstate import settle
+from reserved import get_json
 
 TARGET = os.path.join(BUILD, "targets", "proc_target")
 # an instrumented httpd (the sanitizer pass) starts a generation slower (0.26 s

@@ -11,12 +11,11 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, like, note, done_testing  # noqa: E402
-from dphttpd import spawn, worker_user, BUILD, IS_ROOT  # noqa: E402
-import dphttpd  # noqa: E402
-from procstate import settle  # noqa: E402
-from dpdaemon import DaemonHttpd  # noqa: E402
+from tap import ok, is_, like, note, done_testing
+from dphttpd import spawn, worker_user, BUILD, IS_ROOT
+import dphttpd
+from procstate import settle
+from dpdaemon import DaemonHttpd
 
 LIB = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "lib"))
 W = worker_user()

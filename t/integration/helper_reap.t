@@ -13,11 +13,10 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, note, done_testing  # noqa: E402
-from dphttpd import Httpd, spawn, worker_user, BUILD  # noqa: E402
-import dphttpd  # noqa: E402
-from procstate import children, settle  # noqa: E402
+from tap import ok, is_, note, done_testing
+from dphttpd import Httpd, spawn, worker_user, BUILD
+import dphttpd
+from procstate import children, settle
 
 TARGET = os.path.join(BUILD, "targets", "proc_target")
 W = worker_user()

@@ -15,9 +15,8 @@ import threading
 import time
 import http.client
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, like, diag, note, done_testing  # noqa: E402
-from dphttpd import ROOT, IS_ROOT, free_port  # noqa: E402
+from tap import ok, is_, like, diag, note, done_testing
+from dphttpd import ROOT, IS_ROOT, free_port
 
 SCRIPT = os.path.join(ROOT, "config", "run-local.sh")
 run_dir = tempfile.mkdtemp(prefix="dprun-")

@@ -15,9 +15,8 @@ import threading
 import time
 import zipfile
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, diag, done_testing, bail_out  # noqa: E402
-from dphttpd import Httpd, spawn, worker_user, ROOT  # noqa: E402
+from tap import ok, is_, diag, done_testing, bail_out
+from dphttpd import Httpd, spawn, worker_user, ROOT
 
 FPM = "/usr/sbin/php-fpm8.2"
 LANG = os.path.join(ROOT, "t", "fixtures", "lang")

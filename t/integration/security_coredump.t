@@ -25,11 +25,10 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, like, diag, note, done_testing  # noqa: E402
-import dphttpd  # noqa: E402
-import procstate  # noqa: E402
-from dphttpd import Httpd, spawn, worker_user, free_port, BUILD, IS_ROOT, ROOT, MODULE  # noqa: E402
+from tap import ok, is_, like, diag, note, done_testing
+import dphttpd
+import procstate
+from dphttpd import Httpd, spawn, worker_user, free_port, BUILD, IS_ROOT, ROOT, MODULE
 
 TARGET = os.path.join(BUILD, "targets", "proc_target")
 W = worker_user()
