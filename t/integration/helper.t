@@ -80,7 +80,7 @@ is_(d.get("file_name"), TARGET, "…and its executable")
 is_((d.get("environment_variables") or {}).get("DP_SECRET"), "s3", "…and its environment")
 if third:
     # the reads and the kill of a process outside the ceiling, refused and logged
-    h.expect_log(re.compile(r"\[diagproc:helper\] refused a request from pid \d+ .*: "
+    h.expect_log(re.compile(r"DP10004: helper: refused a request from pid \d+ .*: "
                             r"(read|kill) of pid \d+ .*outside the helper's ceiling"))
     t3 = spawn([TARGET, "--open", path], ready="ready", user=third)
     d3 = h.get(f"/all/{t3.pid}").json() or {}
@@ -105,7 +105,7 @@ if IS_ROOT:
     # the field checks answer only httpd's workers (the unit tests and the
     # protocol fuzzer drive them); anyone else -- this root test process
     # included -- gets no frame at all, whatever it sends
-    h.expect_log("[diagproc:helper] refused a connection from pid %d uid 0 gid 0: "
+    h.expect_log("DP10003: helper: refused a connection from pid %d uid 0 gid 0: "
                  "not the workers' user" % os.getpid())
     for name, payload in (("a well-formed read", request(what=3, pid=os.getpid())),
                           ("wrong magic", request(magic=0xdeadbeef)),

@@ -59,6 +59,9 @@ def start_dump(pid, keep_reading=0):
 
 
 h = Httpd(server_conf="DiagProcMaxDumps 4", locations={"/p": "DiagProcAllow dump fulldump"}).start()
+# the fault run's own lines: this process's refused connections (and their
+# counts), the dumps cut by clients that went away or by a killed child
+h.expect_log("DP10002", "DP10003", "DP00001")
 helper = h.helpers()[0]
 # 64 MiB: over the 4 MiB from which a dump reads a copy-on-write snapshot
 big = [spawn([TARGET, "--rss", "64"], ready="ready", user=W) for _ in range(3)]

@@ -94,6 +94,10 @@ clients, missing = saturate(h.port, paths, lambda: {x.get("uri") for x in stuck_
 if not ok(not missing and {x.get("uri") for x in stuck_now()} >= expected,
           f"all {THREADS} requests are in flight"):
     diag(f"not in flight: {missing}")
+    with open(calls) as f:
+        diag("the WSGI application saw: " + f.read().replace("\n", "; "))
+    diag("the scoreboard, through the reserved listener:\n"
+         + get(rport, "/server-status?auto")[1].decode(errors="replace")[-1500:])
 st, dt = timed_get(h.port, "/p", timeout=3)
 is_(st, None, f"the site's own listener does not answer (no answer in {dt:.1f} s)")
 

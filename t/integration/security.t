@@ -52,7 +52,7 @@ h.server_conf = (f"ScriptSock {h.dir}/cgid.sock\nScriptAlias /cgi-bin/ {cgidir}/
                  "</Directory>\n")
 h.start()
 # every attack below is refused, and the helper logs each refusal
-h.expect_log("[diagproc:helper] refused a ")
+h.expect_log("DP10002", "DP10003", "DP10004", "DP10005")     # the helper's refusals, their counts
 sockpath = os.path.join(h.dir, f"diagproc.{h.parent_pid}.sock")
 t = spawn([TARGET], ready="ready", user=worker_user(), env={TOKEN: VALUE, "PATH": "/usr/bin:/bin"})
 

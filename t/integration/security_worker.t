@@ -249,7 +249,7 @@ h = Httpd(locations={"/ro": f"DiagProcUsers {ro_users}",
                       "    Require ip 127.0.0.0/8\n</Location>\n")
 h.start()
 # every forged request below is refused, and the helper logs each refusal
-h.expect_log("[diagproc:helper] refused a ")
+h.expect_log("DP10002", "DP10003", "DP10004", "DP10005")     # the helper's refusals, their counts
 
 
 def log():

@@ -68,13 +68,12 @@ def worker_user():
 #     crashes in about one stop in a hundred without this module loaded too
 #     (a worker's main thread, in apr_os_sock_get);
 #   - error.log: every line not in httpd's format: what a process wrote to
-#     its stderr, which httpd points at the error log (the helper's
-#     "[diagproc:helper] ..." messages);
+#     its stderr, which httpd points at the error log;
 #   - stderr.log: every non-empty line (httpd's stderr before it opens the
 #     error log: the configuration's errors);
 # unless the test declared it expected: by tag ("DP00012", "AH00052": the
-# number before the colon of the message), or, for messages without one (the
-# helper's, for now), by a substring or a compiled regex. Expected lines are
+# number before the colon of the message: the helper's are DP1nnnn), or by a
+# substring or a compiled regex. Expected lines are
 # declared as httpd's own test suite declares the log numbers a test
 # provokes: Httpd(expect_log=[...]) or h.expect_log(...). With DP_KEEP_LOGS
 # set, the folder of a server whose check failed is kept.
@@ -94,10 +93,12 @@ LOG_CHECK_NAME = "error log: no unexpected warn/error lines"
 # the helper's refusals of a worker's reads of root's processes and of those
 # holding capabilities: a scope of DiagProcUsers * holds them, the helper's
 # ceiling does not (root only if named); the detail shows -1 and null there
+# (DP10004), and the counts of those its rate limit left out (DP10002)
 HELPER_ROOT_READS = re.compile(
-    r"^\[diagproc:helper\] refused a request from pid \d+ uid \d+ gid \d+: read of pid \d+ "
+    r"DP10004: helper: refused a request from pid \d+ uid \d+ gid \d+: read of pid \d+ "
     r"through sections \d+/\d+: Process \d+ (\(real uid 0\) is outside the helper's ceiling"
-    r"|holds capabilities)")
+    r"|holds capabilities)|DP10002: helper: \d+ more refusals of this kind suppressed in the last "
+    r"\d+ s: refused requests \(read\)")
 
 
 def log_expected(line, expected):
