@@ -154,11 +154,16 @@ if child:
         diag(out.stdout[-3000:] + out.stderr[-2000:])
     shutil.rmtree(z, ignore_errors=True)
 
-h.stop()
+# php-fpm first: the worker thread proxying the stuck request is freed, so
+# httpd's children exit at once when it stops (else the parent's SIGTERMs
+# time out and it logs AH00045/AH00046); mod_proxy_fcgi says that the
+# backend went away mid-request
+h.expect_log("AH01067", "AH01075")
 fpm.terminate()
 try:
     fpm.wait(timeout=10)
 except subprocess.TimeoutExpired:
     fpm.kill()
+h.stop()
 shutil.rmtree(run, ignore_errors=True)
 done_testing()

@@ -366,6 +366,10 @@ def start(cores=True, extra=""):
     h = Httpd(locations={"/ok": f"DiagProcAllow kill\nDiagProcUsers {W} {VICTIM}"},
               modules=("cgid",))
     h.server_conf = config(h, cores, extra)
+    # what the attacks provoke: the start-up line about CoreDumpDirectory,
+    # Require refusing the client at /kill, the helper refusing a dumpable or
+    # traced worker (and its counts), and that worker's 503
+    h.expect_log("DP00031", "AH01630", "DP10002", "DP10003", "DP00010")
     return h.start()
 
 
