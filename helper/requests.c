@@ -73,9 +73,19 @@ static int frames_write(dp_sink *s, const void *buf, size_t len)
     return 0;
 }
 
+/* A dump's way to the worker: the socket, and the ring when there is one. */
+typedef struct dump_out {
+    int fd;
+    dp_ring *ring;
+} dump_out;
+
 static int entries_begin(dp_entry_sink *s, const char *name, long long mtime, unsigned mode)
 {
-    return dp_frame_send_entry(*(int *)s->ctx, mtime, mode, name);
+    dump_out *o = s->ctx;
+    /* the bytes of the entry before must reach the worker before this frame */
+    if (o->ring && dp_ring_flush(o->ring) != 0)
+        return -1;
+    return dp_frame_send_entry(o->fd, mtime, mode, name);
 }
 
 static int entries_end(dp_entry_sink *s)
@@ -90,7 +100,7 @@ static int entries_end(dp_entry_sink *s)
  * map_files (the one way to a deleted or replaced file). */
 static void send_build_ids(int fd, pid_t pid, const char *maps_path, apr_pool_t *p)
 {
-    dp_sink out = { frames_write, &fd };
+    dp_sink out = { frames_write, &fd, NULL, NULL };
     dp_error err = { 0 };
     apr_array_header_t *maps;
     char *buf;
@@ -140,7 +150,7 @@ static void do_proc_read(int fd, const dp_helper_policy *pol, const dp_request *
     dp_error err = { 0 };
     dp_stat st;
     char path[64];
-    dp_sink out = { frames_write, &fd };
+    dp_sink out = { frames_write, &fd, NULL, NULL };
 
     if (check_target(pol, rq, 0, &st, &err) != 0)
         return dp_daemon_send_error(fd, &err);
@@ -252,7 +262,8 @@ static void do_dump(int fd, const dp_helper_policy *pol, const dp_request *rq,
     dp_core_opts o;
     dp_core *core;
     dp_ring rg;
-    dp_sink out = { dp_ring_write, &rg };
+    dp_sink out;
+    dump_out way = { fd, &rg };
 
     if (check_target(pol, rq, 1, &st, &err) != 0)
         return dp_daemon_send_error(fd, &err);
@@ -276,9 +287,11 @@ static void do_dump(int fd, const dp_helper_policy *pol, const dp_request *rq,
         dp_core_close(core);
         return;
     }
-    if (dp_ring_open(&rg, fd) != 0) {
-        out.write = frames_write;           /* no shared memory: through the socket */
-        out.ctx = &fd;
+    if (dp_ring_open(&rg, fd) == 0)
+        dp_ring_sink(&rg, &out);
+    else {
+        out = (dp_sink){ frames_write, &fd, NULL, NULL };  /* no shared memory: the socket */
+        way.ring = NULL;
     }
     if (rq->what == 0) {
         if (dp_core_write(core, &out, &err) != 0) {
@@ -287,7 +300,7 @@ static void do_dump(int fd, const dp_helper_policy *pol, const dp_request *rq,
         }
     }
     else {
-        dp_entry_sink entries = { entries_begin, out, entries_end, &fd };
+        dp_entry_sink entries = { entries_begin, out, entries_end, &way };
         dp_bundle_opts bo = { rq->pid, (unsigned long)rq->dump_type, rq->instance, 0,
                               dp_lang_gdb_script(p) };
         core_arg ca = { core };
@@ -297,7 +310,8 @@ static void do_dump(int fd, const dp_helper_policy *pol, const dp_request *rq,
         }
     }
     dp_core_close(core);
-    dp_frame_send_end(fd);
+    if (!way.ring || dp_ring_flush(way.ring) == 0)
+        dp_frame_send_end(fd);
 }
 
 /* Backtraces: a minimal core into memory, read back by eu-stack (elfutils),

@@ -45,7 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *strs[64];
     dp_scrub *s;
     out o;
-    dp_sink next = { out_write, &o }, sink;
+    dp_sink next = { out_write, &o, NULL, NULL }, sink;
 
     if (size < 3)
         return 0;
