@@ -5,15 +5,10 @@
 #include <time.h>
 #include <zlib.h>
 #include <zstd.h>
+#include "common/probe.h"
 #include "dump/encode.h"
 
 #define OUT_SIZE (256u * 1024)
-#define PROBE 4096                  /* a probe: one page... */
-#define PROBES 4                    /* ...at each quarter of a chunk */
-/* A chunk is passed through when its probes keep more than 15/16 of their
- * bytes: what compresses less than that is not worth the CPU at 1 Gbit/s. */
-#define STORED_NUM 15
-#define STORED_DEN 16
 #define FLUSH_NS 200000000LL        /* encoded bytes wait at most this in the ring */
 
 struct dp_encoder {
@@ -22,8 +17,8 @@ struct dp_encoder {
     unsigned char *in;              /* DP_ENCODE_CHUNK bytes: the chunk being filled */
     size_t n;                       /* bytes in it */
     unsigned char *out;             /* OUT_SIZE bytes of encoded output */
-    unsigned char *probe_out;
-    ZSTD_CCtx *zc, *probe;
+    dp_probe *probe;
+    ZSTD_CCtx *zc;
     z_stream z;
     int zlib_ready;
     int stored;                     /* the stretch being encoded is passed through */
@@ -52,24 +47,6 @@ static int emit(dp_encoder *e, size_t len)
     if (dp_sink_write(e->next, e->out, len) != 0)
         return e->failed = -1;
     return 0;
-}
-
-/* Whether the chunk would compress: a page at each quarter, zstd level 1. */
-static int compresses(dp_encoder *e, const unsigned char *p, size_t len)
-{
-    size_t k, in = 0, out = 0;
-
-    if (len < PROBES * PROBE)
-        return 1;                   /* the end of the stream: not worth judging */
-    for (k = 0; k < PROBES; k++) {
-        size_t r = ZSTD_compressCCtx(e->probe, e->probe_out, ZSTD_compressBound(PROBE),
-                                     p + k * (len / PROBES), PROBE, 1);
-        if (ZSTD_isError(r))
-            return 1;
-        in += PROBE;
-        out += r;
-    }
-    return out * STORED_DEN <= in * STORED_NUM;
 }
 
 static int level(const dp_encoder *e, int stored)
@@ -131,7 +108,7 @@ static int zlib_level(dp_encoder *e, int lvl)
 /* The chunk in e->in, judged, then encoded at its level. */
 static int encode_chunk(dp_encoder *e)
 {
-    int stored = !compresses(e, e->in, e->n), rc;
+    int stored = !dp_probe_compresses(e->probe, e->in, e->n), rc;
 
     if (stored != e->stored) {
         e->stored = stored;
@@ -222,9 +199,8 @@ int dp_encoder_open(dp_encoder **out, const dp_encode_opts *o, dp_sink *next, dp
     e->next = next;
     e->in = malloc(DP_ENCODE_CHUNK);
     e->out = malloc(OUT_SIZE);
-    e->probe_out = malloc(ZSTD_compressBound(PROBE));
-    e->probe = ZSTD_createCCtx();
-    if (!e->in || !e->out || !e->probe_out || !e->probe)
+    e->probe = dp_probe_new();
+    if (!e->in || !e->out || !e->probe)
         return dp_fail(err, 500, "Out of memory for the compressor.");
     if (o->encoding == DP_ENC_ZSTD && zstd_open(e) != 0)
         return dp_fail(err, 500, "zstd could not be set up.");
@@ -260,11 +236,10 @@ void dp_encoder_free(dp_encoder *e)
     if (!e)
         return;
     ZSTD_freeCCtx(e->zc);
-    ZSTD_freeCCtx(e->probe);
+    dp_probe_free(e->probe);
     if (e->zlib_ready)
         deflateEnd(&e->z);
     free(e->in);
     free(e->out);
-    free(e->probe_out);
     free(e);
 }

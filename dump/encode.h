@@ -5,8 +5,8 @@
  *
  * Memory that does not compress (random, encrypted, already compressed)
  * must not slow the transfer down: each chunk of DP_ENCODE_CHUNK bytes is
- * judged by compressing a few pages of it (zstd level 1, a few microseconds)
- * and, when they do not shrink, passed through: gzip at level 0 (stored
+ * judged by compressing a few pages of it (common/probe.h) and, when they
+ * do not shrink, passed through: gzip at level 0 (stored
  * deflate blocks) for that stretch, zstd at a negative level whose blocks
  * come out raw. The level changes inside the one stream.
  *
