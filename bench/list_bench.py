@@ -8,12 +8,19 @@ baselines measured in the same run:
   (c) ps -e -o pid,user,comm
   (d) mod_status ?auto: the cost of an almost empty httpd handler
 
-  make bench   (or: PYTHONPATH=t/lib /usr/bin/python3 bench/list_bench.py [--n 0,1000,5000] [--secs 3])
+and then the list of every user's processes (?allUsers=true, DiagProcUsers *)
+on a machine of about --all processes (as root: sleepers of three users
+added to what runs; otherwise the machine as it is), the case in which the
+list's fixed cost shows: alternating rounds of list, (a) and (d), medians.
+
+  make bench   (or: PYTHONPATH=t/lib /usr/bin/python3 bench/list_bench.py [--n 0,1000,5000] [--secs 3]
+                    [--all 400] [--rounds 7])
 """
 import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import time
 
@@ -52,14 +59,47 @@ def ps():
     subprocess.run(["ps", "-e", "-o", "pid,user,comm"], stdout=subprocess.DEVNULL, check=True)
 
 
+def count_procs():
+    return sum(1 for d in os.listdir("/proc") if d.isdigit())
+
+
+def all_users(rounds, want):
+    """The list of every user's processes at about `want` processes: per
+    round, 1 s of each of list, (a) and (d); medians in microseconds."""
+    users = ("dptest", "dptest2", "dptest3")
+    kids = []
+    h = Httpd(users="*").start()
+    try:
+        extra = max(0, want - count_procs()) if IS_ROOT else 0
+        for u in users if extra else ():
+            kids.append(spawn([SLEEPERS, str(max(0, extra // len(users) - 1))], ready="ready", user=u))
+        time.sleep(0.5)
+        url = f"{h.base}/diagnostics/processes?allUsers=true"
+        listed = len(json.loads(h.get("/diagnostics/processes?allUsers=true").body))
+        times = {"list": [], "bare": [], "status": []}
+        for _ in range(rounds):
+            times["list"].append(1e6 / wrk(url, 1))
+            times["bare"].append(1e6 / float(subprocess.run([BASELINE, "1"], capture_output=True,
+                                                            text=True).stdout.split()[0]))
+            times["status"].append(1e6 / wrk(f"{h.base}/server-status?auto", 1))
+        return listed, count_procs(), {k: statistics.median(v) for k, v in times.items()}, times
+    finally:
+        h.stop()
+        for k in kids:
+            dphttpd.kill_quietly(k)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", default="0,1000,5000")
     ap.add_argument("--secs", type=float, default=3)
+    ap.add_argument("--all", type=int, default=400)
+    ap.add_argument("--rounds", type=int, default=7)
     args = ap.parse_args()
     os.makedirs(os.path.dirname(BASELINE), exist_ok=True)
     subprocess.run(["gcc", "-O2", "-o", BASELINE, os.path.join(HERE, "proc_baseline.c")],
                    check=True)
+    all_listed, all_procs, med, times = all_users(args.rounds, args.all)
     h = Httpd().start()
     rows = []
     try:
@@ -103,6 +143,14 @@ def main():
         print(f"growth: list {per_list:.2f} us per extra process, baseline (a) {per_base:.2f} us")
     print("list/(a): time per list request over the bare-reads loop (goal <= 1.5);"
           " psutil/list: how many times faster than psutil (goal >= 3)")
+    print(f"allUsers=true: {all_listed} listed of {all_procs} processes, median of {args.rounds} "
+          f"alternating rounds (load {os.getloadavg()[0]:.1f}):")
+    print(f"  list {med['list']:.0f} us, (a) bare reads {med['bare']:.0f} us, "
+          f"(d) status {med['status']:.0f} us")
+    print(f"  list/(a) {med['list'] / med['bare']:.2f}x (goal <= 1.5), "
+          f"list/((a)+(d)) {med['list'] / (med['bare'] + med['status']):.2f}x; "
+          f"per round list/(a): " + " ".join(f"{l / b:.2f}" for l, b in
+                                             zip(times["list"], times["bare"])))
 
 
 if __name__ == "__main__":

@@ -4,20 +4,71 @@
 #include <apr_strings.h>
 #include "common/format.h"
 
+/* v in decimal, at least width digits (zero-padded); returns the end. The
+ * list formats a few numbers for each of hundreds of processes: snprintf's
+ * parsing of its format dominated the user-space part of it. */
+static char *put_num(char *p, unsigned long long v, int width)
+{
+    char tmp[24];
+    int n = 0;
+
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n < width)
+        tmp[n++] = '0';
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+/* Copies what was formatted in tmp, cut to len as snprintf would. */
+static void put_out(char *buf, size_t len, const char *tmp, size_t n)
+{
+    if (!len)
+        return;
+    if (n >= len)
+        n = len - 1;
+    memcpy(buf, tmp, n);
+    buf[n] = '\0';
+}
+
+size_t dp_format_int(char *buf, long long v)
+{
+    char *p = buf;
+
+    if (v < 0) {
+        *p++ = '-';
+        p = put_num(p, 0ULL - (unsigned long long)v, 1);
+    }
+    else
+        p = put_num(p, (unsigned long long)v, 1);
+    *p = '\0';
+    return (size_t)(p - buf);
+}
+
 void dp_timespan_buf(char *buf, size_t len, unsigned long long ticks, long hz)
 {
     /* .NET TimeSpan "c" format: 100 ns units, days only when non-zero */
     unsigned long long units = ticks * (10000000ULL / (unsigned long long)hz);
     unsigned long long secs = units / 10000000ULL, frac = units % 10000000ULL;
     unsigned long long days = secs / 86400;
+    char tmp[64], *p = tmp;
 
     secs %= 86400;
-    if (days)
-        snprintf(buf, len, "%llu.%02llu:%02llu:%02llu.%07llu", days, secs / 3600,
-                 (secs / 60) % 60, secs % 60, frac);
-    else
-        snprintf(buf, len, "%02llu:%02llu:%02llu.%07llu", secs / 3600, (secs / 60) % 60,
-                 secs % 60, frac);
+    if (days) {
+        p = put_num(p, days, 1);
+        *p++ = '.';
+    }
+    p = put_num(p, secs / 3600, 2);
+    *p++ = ':';
+    p = put_num(p, (secs / 60) % 60, 2);
+    *p++ = ':';
+    p = put_num(p, secs % 60, 2);
+    *p++ = '.';
+    p = put_num(p, frac, 7);
+    put_out(buf, len, tmp, (size_t)(p - tmp));
 }
 
 const char *dp_timespan(unsigned long long ticks, long hz, apr_pool_t *p)
@@ -31,10 +82,29 @@ void dp_iso_time_buf(char *buf, size_t len, long long secs, long nsec)
 {
     time_t t = (time_t)secs;
     struct tm tm;
+    char tmp[64], *p = tmp;
 
     gmtime_r(&t, &tm);
-    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%07ldZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, nsec / 100);
+    if (tm.tm_year + 1900 < 0) {        /* never for a real time: keep snprintf's text */
+        snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%07ldZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, nsec / 100);
+        return;
+    }
+    p = put_num(p, (unsigned long long)(tm.tm_year + 1900), 4);
+    *p++ = '-';
+    p = put_num(p, (unsigned long long)(tm.tm_mon + 1), 2);
+    *p++ = '-';
+    p = put_num(p, (unsigned long long)tm.tm_mday, 2);
+    *p++ = 'T';
+    p = put_num(p, (unsigned long long)tm.tm_hour, 2);
+    *p++ = ':';
+    p = put_num(p, (unsigned long long)tm.tm_min, 2);
+    *p++ = ':';
+    p = put_num(p, (unsigned long long)tm.tm_sec, 2);
+    *p++ = '.';
+    p = put_num(p, (unsigned long long)(nsec / 100), 7);
+    *p++ = 'Z';
+    put_out(buf, len, tmp, (size_t)(p - tmp));
 }
 
 const char *dp_now_iso(apr_pool_t *p)

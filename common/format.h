@@ -15,6 +15,8 @@ const char *dp_iso_time(long long secs, long nsec, apr_pool_t *p);
 const char *dp_now_iso(apr_pool_t *p);
 /* The same into a caller's buffer (at least 32 bytes), for hot loops. */
 void dp_timespan_buf(char *buf, size_t len, unsigned long long ticks, long ticks_per_sec);
+/* v in decimal into buf (at least 21 bytes), NUL-terminated; returns its length. */
+size_t dp_format_int(char *buf, long long v);
 void dp_iso_time_buf(char *buf, size_t len, long long secs, long nsec);
 /* Length of the valid UTF-8 sequence at s (n bytes available); 0 if invalid
  * or NUL. */

@@ -309,7 +309,7 @@ int dp_request_check(const dp_request *rq, char *msg, size_t msglen)
             BAD("kill takes no item");
         break;
     case DP_OP_DUMP:
-        if (rq->what > 1)
+        if (rq->what > DP_DUMP_RAW_ZSTD)
             BAD("unknown dump format %u", rq->what);
         if (rq->dump_type & ~(uint64_t)DP_DUMP_SUPPORTED)
             BAD("unsupported dumpType bits 0x%llx", (unsigned long long)rq->dump_type);

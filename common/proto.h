@@ -22,8 +22,14 @@
 enum dp_priv { DP_READ_FDS = 1, DP_READ_EXE = 2, DP_READ_ENVIRON = 3, DP_READ_CWD = 4,
                DP_READ_MAPS = 5, DP_READ_BUILD_IDS = 6 };
 
+/* what, for DP_OP_DUMP: the format, and a raw core's Content-Encoding (the
+ * helper compresses: its process runs at the dump's priority, and the ring
+ * then carries the compressed bytes). OK's size stays the core's size. */
+enum dp_dump_what { DP_DUMP_RAW = 0, DP_DUMP_ZIP = 1, DP_DUMP_RAW_GZIP = 2,
+                    DP_DUMP_RAW_ZSTD = 3 };
+
 typedef struct dp_request {
-    uint32_t magic, version, op, what;      /* what: dp_priv, or 1 = zip for DUMP */
+    uint32_t magic, version, op, what;      /* what: dp_priv, or dp_dump_what */
     int32_t pid;
     int32_t keep_running_tid;               /* DUMP of the requesting worker itself */
     uint64_t start_time;                    /* KILL: the start time the worker saw; 0 = now */

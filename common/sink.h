@@ -11,7 +11,16 @@ struct dp_sink {
      * (the writer then stops and cleans up; it never retries). */
     int (*write)(dp_sink *s, const void *buf, size_t len);
     void *ctx;
+    /* Optional (both NULL when the sink has none): room in the transport's
+     * own buffer, so that a writer reads straight into it instead of into a
+     * buffer of its own and paying a copy per byte. reserve gives room for
+     * at least want bytes (want <= DP_SINK_MAX_WANT; NULL when the reader is
+     * gone); commit hands on the first n of them and ends the reservation. */
+    void *(*reserve)(dp_sink *s, size_t want, size_t *room);
+    int (*commit)(dp_sink *s, size_t n);
 };
+
+#define DP_SINK_MAX_WANT (64 * 1024)
 
 static inline int dp_sink_write(dp_sink *s, const void *buf, size_t len)
 {

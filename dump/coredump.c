@@ -332,8 +332,31 @@ static int write_headers(dp_core *c, dp_sink *sink, unsigned long long *written,
     return 0;
 }
 
-/* Every PT_LOAD's bytes through io. -1 when the sink failed, -2 when the
- * target vanished. */
+/* One stretch of a segment into buf: 0, or -2 when the target vanished. */
+static int read_chunk(dp_core *c, const segment *s, unsigned long long a, char *buf, size_t n)
+{
+    size_t k;
+    dp_stat now;
+
+    if (s->src == SRC_FILE) {
+        read_file_pages(c, s, a, buf, n);
+        return 0;
+    }
+    if (s->src != SRC_ZERO && dp_core_read_mem(c, a, buf, n) == (ssize_t)n)
+        return 0;
+    /* page by page, so one bad page costs only itself */
+    if (s->src == SRC_MEM && (dp_read_stat(c->mem_pid, 0, &now, NULL) != 0
+                              || now.state == 'Z' || now.state == 'X'))
+        return -2;      /* zeros now would make a dump that looks whole */
+    for (k = 0; k < n; k += PAGE)
+        if (s->src == SRC_ZERO || dp_core_read_mem(c, a + k, buf + k, PAGE) != (ssize_t)PAGE)
+            memset(buf + k, 0, PAGE);
+    return 0;
+}
+
+/* Every PT_LOAD's bytes: read straight into the sink's own buffer when it
+ * lends one (the ring's slot: no copy on our side), else through io. -1
+ * when the sink failed, -2 when the target vanished. */
 static int write_memory(dp_core *c, dp_sink *sink, unsigned long long *written, char *io)
 {
     int i, j;
@@ -344,24 +367,21 @@ static int write_memory(dp_core *c, dp_sink *sink, unsigned long long *written, 
             const segment *s = &APR_ARRAY_IDX(c->segs, l->first_seg + j, segment);
             unsigned long long a = s->vaddr, end = s->vaddr + s->len;
             while (a < end) {
-                size_t n = end - a < IO_CHUNK ? (size_t)(end - a) : IO_CHUNK;
-                if (s->src == SRC_FILE)
-                    read_file_pages(c, s, a, io, n);
-                else if (s->src == SRC_ZERO || dp_core_read_mem(c, a, io, n) != (ssize_t)n) {
-                    /* page by page, so one bad page costs only itself */
-                    size_t k;
-                    dp_stat now;
-                    if (s->src == SRC_MEM && (dp_read_stat(c->mem_pid, 0, &now, NULL) != 0
-                                     || now.state == 'Z' || now.state == 'X'))
-                        return -2;  /* zeros now would make a dump that looks whole */
-                    for (k = 0; k < n; k += PAGE)
-                        if (s->src == SRC_ZERO
-                            || dp_core_read_mem(c, a + k, io + k, PAGE) != (ssize_t)PAGE)
-                            memset(io + k, 0, PAGE);
+                size_t n = IO_CHUNK, room;
+                char *buf = io;
+                if (sink->reserve) {
+                    if (!(buf = sink->reserve(sink, PAGE, &room)))
+                        return -1;
+                    n = room / PAGE * PAGE;     /* segments are whole pages */
                 }
+                if (end - a < n)
+                    n = (size_t)(end - a);
+                if (read_chunk(c, s, a, buf, n) != 0)
+                    return -2;
                 if (*written + n == c->size)
                     dp_core_close(c);   /* the last read: resume before the client has it all */
-                if (put(sink, written, io, n) != 0)
+                *written += n;
+                if ((sink->reserve ? sink->commit(sink, n) : dp_sink_write(sink, io, n)) != 0)
                     return -1;
                 a += n;
             }

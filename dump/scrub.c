@@ -11,41 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "dump/scrub.h"
-
-#define HOLD (DP_SCRUB_MIN - 1)     /* the bytes a later window may still cover */
-#define CAP DP_SCRUB_BUF            /* the buffer the stream goes through */
-#define GRAM 4                      /* the skip filter's unit */
-
-typedef struct keyset {
-    uint64_t *slot;                 /* 0 = empty; no key is 0 */
-    size_t mask, n;
-} keyset;
-
-typedef struct short_entry {
-    unsigned char bytes[DP_SCRUB_MIN];
-    unsigned len, anchor;           /* anchor: offset of its first '=' (else 0) */
-} short_entry;
-
-struct dp_scrub {
-    keyset full;                    /* 8-byte windows of the entries */
-    uint64_t *grams;                /* bit set: 4-byte pieces of those windows */
-    uint64_t *wins;                 /* bit set: the windows, before the table */
-    unsigned gram_bits;             /* both bit sets' size, log2 */
-    short_entry *shorts;            /* whole entries of 4..7 bytes */
-    size_t nshorts;
-    unsigned char *buf;             /* CAP bytes: the stream */
-    uint64_t *mark;                 /* CAP bits: which of its bytes to zero */
-    size_t n;                       /* bytes in buf */
-    size_t mark_lo, mark_hi;        /* marks lie in [mark_lo, mark_hi) */
-    dp_sink *next;
-    unsigned long long zeroed;
-};
-
-static size_t slot_of(const keyset *k, uint64_t key)
-{
-    return (size_t)((key * 0x9E3779B97F4A7C15ULL) >> 32) & k->mask;
-}
+#include "dump/scrub_internal.h"
 
 static int keyset_init(keyset *k, size_t most)
 {
@@ -58,17 +24,6 @@ static int keyset_init(keyset *k, size_t most)
     return k->slot ? 0 : -1;
 }
 
-static int keyset_has(const keyset *k, uint64_t key)
-{
-    size_t i = slot_of(k, key);
-    while (k->slot[i]) {
-        if (k->slot[i] == key)
-            return 1;
-        i = (i + 1) & k->mask;
-    }
-    return 0;
-}
-
 static void keyset_add(keyset *k, uint64_t key)
 {
     size_t i = slot_of(k, key);
@@ -79,39 +34,6 @@ static void keyset_add(keyset *k, uint64_t key)
     }
     k->slot[i] = key;
     k->n++;
-}
-
-static uint64_t window(const unsigned char *p)
-{
-    uint64_t w;
-    memcpy(&w, p, sizeof(w));
-    return w;
-}
-
-static size_t gram_of(const dp_scrub *s, const unsigned char *p)
-{
-    uint32_t g;
-    memcpy(&g, p, sizeof(g));
-    return (size_t)((g * 0x9E3779B1u) >> (32 - s->gram_bits));
-}
-
-static int gram_in(const dp_scrub *s, const unsigned char *p)
-{
-    size_t h = gram_of(s, p);
-    return (int)(s->grams[h / 64] >> (h % 64) & 1);
-}
-
-static size_t win_of(const dp_scrub *s, uint64_t w)
-{
-    return (size_t)((w * 0xC2B2AE3D27D4EB4FULL) >> (64 - s->gram_bits));
-}
-
-/* The bit set answers most misses (memory made of one repeated piece of
- * the environment would otherwise cost a table probe per byte). */
-static int window_in(const dp_scrub *s, uint64_t w)
-{
-    size_t h = win_of(s, w);
-    return (s->wins[h / 64] >> (h % 64) & 1) && keyset_has(&s->full, w);
 }
 
 /* The length of the NUL-free string at p, which ends at a NUL or at end. */
@@ -154,12 +76,12 @@ dp_scrub *dp_scrub_new(const char *env, size_t env_len, const char *const *publi
     /* about 64 filter bits per window: few false hits */
     for (s->gram_bits = 16; s->gram_bits < 30 && (1ULL << s->gram_bits) < env_len * 64;)
         s->gram_bits++;
-    s->buf = malloc(CAP);
+    s->own = malloc(CAP);
     s->mark = calloc(CAP / 64, sizeof(uint64_t));
     s->grams = calloc((1ULL << s->gram_bits) / 64, sizeof(uint64_t));
     s->wins = calloc((1ULL << s->gram_bits) / 64, sizeof(uint64_t));
     s->shorts = malloc((env_len / (DP_SCRUB_SHORT_MIN + 1) + 1) * sizeof(short_entry));
-    if (!s->buf || !s->mark || !s->grams || !s->wins || !s->shorts || keyset_init(&pub, public_len) != 0
+    if (!s->own || !s->mark || !s->grams || !s->wins || !s->shorts || keyset_init(&pub, public_len) != 0
         || keyset_init(&s->full, env_len) != 0)
         goto fail;
     for (k = 0; k < npublic; k++)
@@ -172,6 +94,8 @@ dp_scrub *dp_scrub_new(const char *env, size_t env_len, const char *const *publi
                 if (keyset_has(&pub, window(e + i)))
                     continue;
                 keyset_add(&s->full, window(e + i));
+                for (k = 0; k < DP_SCRUB_MIN; k++)
+                    s->cls[e[i + k] >> 7][e[i + k] & 15] |= (unsigned char)(1u << (e[i + k] >> 4 & 7));
                 k = win_of(s, window(e + i));
                 s->wins[k / 64] |= 1ULL << (k % 64);
                 for (k = 0; k + GRAM <= DP_SCRUB_MIN; k++) {
@@ -185,11 +109,17 @@ dp_scrub *dp_scrub_new(const char *env, size_t env_len, const char *const *publi
     }
     free(pub.slot);
     s->mark_lo = CAP;
+    dp_scrub_use_simd(s, 1);
     return s;
 fail:
     free(pub.slot);
     dp_scrub_free(s);
     return NULL;
+}
+
+void dp_scrub_use_simd(dp_scrub *s, int on)
+{
+    s->simd = on && dp_scrub_cpu_avx2();
 }
 
 void dp_scrub_free(dp_scrub *s)
@@ -200,68 +130,38 @@ void dp_scrub_free(dp_scrub *s)
     free(s->grams);
     free(s->wins);
     free(s->shorts);
-    free(s->buf);
+    free(s->own);
     free(s->mark);
     free(s);
 }
 
-static void mark(dp_scrub *s, size_t from, size_t len)
-{
-    size_t k;
-    for (k = from; k < from + len; k++)
-        s->mark[k / 64] |= 1ULL << (k % 64);
-    if (from < s->mark_lo)
-        s->mark_lo = from;
-    if (from + len > s->mark_hi)
-        s->mark_hi = from + len;
-}
-
-/* Every window that starts in buf at or before last. A window holds five
- * 4-byte pieces; when the one at its end is no piece of the environment,
- * neither this window nor the next four can match (Wu-Manber's skip): most
- * of a core is passed over five bytes at a time. */
-static void scan_windows(dp_scrub *s, size_t last)
-{
-    const unsigned char *b = s->buf;
-    uint64_t w, prev = 0;           /* 0: no window (they hold no NUL) */
-    int prev_in = 0;
-    size_t i = 0;
-
-    while (i <= last) {
-        if (!gram_in(s, b + i + DP_SCRUB_MIN - GRAM)) {
-            i += DP_SCRUB_MIN - GRAM + 1;
-            continue;
-        }
-        /* a run of one repeated byte asks the same question at every step */
-        w = window(b + i);
-        if (w != prev) {
-            prev = w;
-            prev_in = window_in(s, w);
-        }
-        if (prev_in)
-            mark(s, i, DP_SCRUB_MIN);
-        i++;
-    }
-}
-
 /* Whole short entries that start in buf at or before last, found by their
- * '=' (memchr is fast, and '=' is rare in memory). */
+ * '=' (memchr is fast, and '=' is rare in memory): one pass over the buffer
+ * for each distinct anchor byte, however many entries share it. */
+static void scan_short(dp_scrub *s, const short_entry *se, size_t at, size_t last)
+{
+    size_t start = at - se->anchor, most = last + se->len > s->n ? s->n - se->len : last;
+
+    if (at >= se->anchor && se->len <= s->n && start <= most
+        && memcmp(s->buf + start, se->bytes, se->len) == 0)
+        dp_scrub_mark(s, start, se->len);
+}
+
 static void scan_shorts(dp_scrub *s, size_t last)
 {
-    size_t k;
+    unsigned char seen[256] = { 0 };
+    size_t k, j;
 
     for (k = 0; k < s->nshorts; k++) {
-        const short_entry *se = &s->shorts[k];
-        const unsigned char *b = s->buf, *p = b + se->anchor;
-        size_t start, most = last + se->len > s->n ? s->n - se->len : last;
-        if (se->len > s->n)
+        unsigned char c = s->shorts[k].bytes[s->shorts[k].anchor];
+        const unsigned char *b = s->buf, *p = b;
+        if (seen[c]++)
             continue;
-        while (p < b + s->n && (p = memchr(p, se->bytes[se->anchor], (size_t)(b + s->n - p)))) {
-            start = (size_t)(p - b) - se->anchor;
-            if (start > most)
-                break;
-            if (memcmp(b + start, se->bytes, se->len) == 0)
-                mark(s, start, se->len);
+        while (p < b + s->n && (p = memchr(p, c, (size_t)(b + s->n - p)))
+               && (size_t)(p - b) <= last + DP_SCRUB_MIN) {
+            for (j = k; j < s->nshorts; j++)
+                if (s->shorts[j].bytes[s->shorts[j].anchor] == c)
+                    scan_short(s, &s->shorts[j], (size_t)(p - b), last);
             p++;
         }
     }
@@ -278,7 +178,7 @@ static int pass(dp_scrub *s, int final)
     int rc;
 
     if (s->n >= DP_SCRUB_MIN)
-        scan_windows(s, s->n - DP_SCRUB_MIN);
+        dp_scrub_scan_windows(s, s->n - DP_SCRUB_MIN);
     if (s->nshorts && s->n >= DP_SCRUB_SHORT_MIN)
         scan_shorts(s, final ? s->n - DP_SCRUB_SHORT_MIN
                              : s->n >= DP_SCRUB_MIN ? s->n - DP_SCRUB_MIN : 0);
@@ -296,8 +196,15 @@ static int pass(dp_scrub *s, int final)
     if (s->mark_lo < s->mark_hi)
         memset(s->mark + s->mark_lo / 64, 0, (s->mark_hi - 1) / 64 * 8 - s->mark_lo / 64 * 8 + 8);
     s->mark[0] |= held;
-    rc = dp_sink_write(s->next, s->buf, emit);
-    memmove(s->buf, s->buf + emit, s->n - emit);
+    memcpy(s->held, s->buf + emit, s->n - emit);
+    if (s->buf == s->own) {
+        rc = dp_sink_write(s->next, s->buf, emit);
+        memcpy(s->buf, s->held, s->n - emit);
+    }
+    else {
+        rc = s->next->commit(s->next, emit);    /* the room is the next sink's again */
+        s->buf = NULL;
+    }
     s->n -= emit;
     if (s->mark_hi > emit) {
         s->mark_lo = s->mark_lo > emit ? s->mark_lo - emit : 0;
@@ -310,33 +217,88 @@ static int pass(dp_scrub *s, int final)
     return rc;
 }
 
+/* Where the stream goes next: the next sink's own room when it lends one
+ * (the ring's slot: the bytes are scrubbed where they lie and never copied
+ * here), the bytes held back first; else our buffer. want: the room the
+ * caller needs after them. */
+static int take_room(dp_scrub *s, size_t want)
+{
+    unsigned char *r;
+    size_t room;
+
+    if (s->buf && s->cap - s->n >= want)
+        return 0;
+    if (s->buf && pass(s, 0) != 0)
+        return -1;
+    if (s->buf)
+        return 0;                       /* our own buffer, with the held bytes at its front */
+    if (!s->next->reserve) {
+        s->buf = s->own;
+        s->cap = CAP;
+        memcpy(s->buf, s->held, s->n);
+        return 0;
+    }
+    if (!(r = s->next->reserve(s->next, want + HOLD, &room)))
+        return -1;
+    s->buf = r;
+    s->cap = room < CAP ? room : CAP;
+    memcpy(s->buf, s->held, s->n);
+    return 0;
+}
+
 static int scrub_write(dp_sink *o, const void *data, size_t len)
 {
     dp_scrub *s = o->ctx;
     const unsigned char *p = data;
 
     while (len) {
-        size_t k = CAP - s->n < len ? CAP - s->n : len;
+        size_t k;
+        if (take_room(s, 1) != 0)
+            return -1;
+        k = s->cap - s->n < len ? s->cap - s->n : len;
         memcpy(s->buf + s->n, p, k);
         s->n += k;
         p += k;
         len -= k;
-        if (s->n == CAP && pass(s, 0) != 0)
+        if (s->n == s->cap && pass(s, 0) != 0)
             return -1;
     }
     return 0;
 }
 
+static void *scrub_reserve(dp_sink *o, size_t want, size_t *room)
+{
+    dp_scrub *s = o->ctx;
+
+    if (take_room(s, want) != 0)
+        return NULL;
+    *room = s->cap - s->n;
+    return s->buf + s->n;
+}
+
+static int scrub_commit(dp_sink *o, size_t n)
+{
+    dp_scrub *s = o->ctx;
+
+    s->n += n;
+    return s->n == s->cap ? pass(s, 0) : 0;
+}
+
 void dp_scrub_sink(dp_scrub *s, dp_sink *next, dp_sink *out)
 {
     s->next = next;
+    memset(out, 0, sizeof(*out));
     out->write = scrub_write;
     out->ctx = s;
+    out->reserve = scrub_reserve;
+    out->commit = scrub_commit;
 }
 
 int dp_scrub_flush(dp_scrub *s)
 {
-    return pass(s, 1);
+    if (!s->n)
+        return 0;
+    return take_room(s, 0) != 0 ? -1 : pass(s, 1);
 }
 
 typedef struct in_place {
@@ -355,13 +317,13 @@ static int write_back(dp_sink *o, const void *data, size_t len)
 size_t dp_scrub_buffer(dp_scrub *s, void *buf, size_t len)
 {
     in_place ip = { buf, 0 };
-    dp_sink back = { write_back, &ip }, in;
+    dp_sink back = { write_back, &ip, NULL, NULL }, in;
     dp_sink *saved = s->next;
     unsigned long long before = s->zeroed;
 
     dp_scrub_sink(s, &back, &in);
     scrub_write(&in, buf, len);
-    pass(s, 1);
+    dp_scrub_flush(s);
     s->next = saved;
     return (size_t)(s->zeroed - before);
 }

@@ -13,8 +13,8 @@
  * modules route shows and the debugger needs intact in NT_FILE and the link
  * maps) is left as it is.
  *
- * Streaming: the scrubber holds back DP_SCRUB_MIN-1 bytes between writes and
- * works through a buffer of DP_SCRUB_BUF bytes (passed on whole, so that a
+ * Streaming: the scrubber holds back 64 bytes (at least DP_SCRUB_MIN-1 are
+ * needed) between writes and works through a buffer of DP_SCRUB_BUF bytes (passed on whole, so that a
  * transport's slots stay full), with a bit map of the bytes to zero;
  * its tables take about 40 bytes per byte of environment. */
 #ifndef DP_SCRUB_H
@@ -36,12 +36,17 @@ typedef struct dp_scrub dp_scrub;
 dp_scrub *dp_scrub_new(const char *env, size_t env_len, const char *const *public,
                        size_t npublic);
 void dp_scrub_free(dp_scrub *s);
+/* Whether the look-up of the environment's pieces may use the CPU's vector
+ * unit (AVX2), when it has one: on by default; tests compare both ways. */
+void dp_scrub_use_simd(dp_scrub *s, int on);
 
 /* Scrub one self-contained buffer in place; returns the bytes zeroed. */
 size_t dp_scrub_buffer(dp_scrub *s, void *buf, size_t len);
 
-/* A sink that scrubs what it is given and passes it on to next. Bytes reach
- * next late (up to DP_SCRUB_MIN-1 are held back): dp_scrub_flush ends the
+/* A sink that scrubs what it is given and passes it on to next, in the
+ * rooms next lends when it does (see dp_sink's reserve), else through its
+ * own buffer; it lends rooms itself. Bytes reach next late (64 are held
+ * back): dp_scrub_flush ends the
  * stream and passes the rest. Writes and flush return next's answer. */
 void dp_scrub_sink(dp_scrub *s, dp_sink *next, dp_sink *out);
 int dp_scrub_flush(dp_scrub *s);

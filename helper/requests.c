@@ -13,6 +13,7 @@
 
 #include "dump/bundle.h"
 #include "dump/core.h"
+#include "dump/encode.h"
 #include "helper/daemon.h"
 #include "helper/kill.h"
 #include "helper/policy.h"
@@ -73,9 +74,19 @@ static int frames_write(dp_sink *s, const void *buf, size_t len)
     return 0;
 }
 
+/* A dump's way to the worker: the socket, and the ring when there is one. */
+typedef struct dump_out {
+    int fd;
+    dp_ring *ring;
+} dump_out;
+
 static int entries_begin(dp_entry_sink *s, const char *name, long long mtime, unsigned mode)
 {
-    return dp_frame_send_entry(*(int *)s->ctx, mtime, mode, name);
+    dump_out *o = s->ctx;
+    /* the bytes of the entry before must reach the worker before this frame */
+    if (o->ring && dp_ring_flush(o->ring) != 0)
+        return -1;
+    return dp_frame_send_entry(o->fd, mtime, mode, name);
 }
 
 static int entries_end(dp_entry_sink *s)
@@ -90,7 +101,7 @@ static int entries_end(dp_entry_sink *s)
  * map_files (the one way to a deleted or replaced file). */
 static void send_build_ids(int fd, pid_t pid, const char *maps_path, apr_pool_t *p)
 {
-    dp_sink out = { frames_write, &fd };
+    dp_sink out = { frames_write, &fd, NULL, NULL };
     dp_error err = { 0 };
     apr_array_header_t *maps;
     char *buf;
@@ -140,7 +151,7 @@ static void do_proc_read(int fd, const dp_helper_policy *pol, const dp_request *
     dp_error err = { 0 };
     dp_stat st;
     char path[64];
-    dp_sink out = { frames_write, &fd };
+    dp_sink out = { frames_write, &fd, NULL, NULL };
 
     if (check_target(pol, rq, 0, &st, &err) != 0)
         return dp_daemon_send_error(fd, &err);
@@ -244,6 +255,45 @@ static int write_core_entry(void *arg, dp_sink *data, dp_error *err)
     return dp_core_write(((core_arg *)arg)->core, data, err);
 }
 
+static int flush_ring(void *ring)
+{
+    return dp_ring_flush(ring);
+}
+
+/* A raw core's encoder (DP_DUMP_RAW_GZIP, _ZSTD) into out, made before the
+ * answer starts so that its failure is still an error answer. */
+static int open_encoder(const dp_request *rq, dp_sink *out, dump_out *way, dp_encoder **enc,
+                        dp_sink *in, dp_error *err)
+{
+    dp_encode_opts eo = { 0 };
+
+    *enc = NULL;
+    if (rq->what != DP_DUMP_RAW_GZIP && rq->what != DP_DUMP_RAW_ZSTD)
+        return 0;
+    eo.encoding = rq->what == DP_DUMP_RAW_ZSTD ? DP_ENC_ZSTD : DP_ENC_GZIP;
+    eo.threads = -1;
+    eo.flush = flush_ring;
+    eo.flush_arg = way->ring;
+    return dp_encoder_open(enc, &eo, out, in, err);
+}
+
+static int write_dump(const dp_request *rq, dp_core *core, dp_sink *out, dp_encoder *enc,
+                      dp_sink *encoded, dump_out *way, apr_pool_t *p, dp_error *err)
+{
+    if (rq->what == DP_DUMP_ZIP) {
+        dp_entry_sink entries = { entries_begin, *out, entries_end, way };
+        dp_bundle_opts bo = { rq->pid, (unsigned long)rq->dump_type, rq->instance, 0,
+                              dp_lang_gdb_script(p) };
+        core_arg ca = { core };
+        return dp_bundle_write(&bo, &entries, write_core_entry, &ca, p, err);
+    }
+    if (!enc)
+        return dp_core_write(core, out, err);
+    if (dp_core_write(core, encoded, err) != 0)
+        return -1;
+    return dp_encoder_finish(enc);
+}
+
 static void do_dump(int fd, const dp_helper_policy *pol, const dp_request *rq,
                     pid_t peer_pid, apr_pool_t *p)
 {
@@ -252,7 +302,10 @@ static void do_dump(int fd, const dp_helper_policy *pol, const dp_request *rq,
     dp_core_opts o;
     dp_core *core;
     dp_ring rg;
-    dp_sink out = { dp_ring_write, &rg };
+    dp_sink out = { frames_write, &fd, NULL, NULL }, encoded;
+    dump_out way = { fd, &rg };
+    dp_encoder *enc = NULL;
+    int rc;
 
     if (check_target(pol, rq, 1, &st, &err) != 0)
         return dp_daemon_send_error(fd, &err);
@@ -270,34 +323,27 @@ static void do_dump(int fd, const dp_helper_policy *pol, const dp_request *rq,
                            & DP_ACT_ENVIRONMENT);
     if (rq->timeout_s)
         alarm(rq->timeout_s);       /* SIGALRM ends this child; SEIZE resumes the target */
-    if (dp_core_open(&core, &o, p, &err) != 0)
+    if (open_encoder(rq, &out, &way, &enc, &encoded, &err) != 0) {
+        dp_encoder_free(enc);
         return dp_daemon_send_error(fd, &err);
-    if (dp_frame_send_ok(fd, rq->what ? UINT64_MAX : dp_core_size(core), st.comm) != 0) {
-        dp_core_close(core);
-        return;
     }
-    if (dp_ring_open(&rg, fd) != 0) {
-        out.write = frames_write;           /* no shared memory: through the socket */
-        out.ctx = &fd;
+    if (dp_core_open(&core, &o, p, &err) != 0) {
+        dp_encoder_free(enc);
+        return dp_daemon_send_error(fd, &err);
     }
-    if (rq->what == 0) {
-        if (dp_core_write(core, &out, &err) != 0) {
-            dp_core_close(core);
-            return;                 /* no END: the worker makes the truncation visible */
-        }
-    }
-    else {
-        dp_entry_sink entries = { entries_begin, out, entries_end, &fd };
-        dp_bundle_opts bo = { rq->pid, (unsigned long)rq->dump_type, rq->instance, 0,
-                              dp_lang_gdb_script(p) };
-        core_arg ca = { core };
-        if (dp_bundle_write(&bo, &entries, write_core_entry, &ca, p, &err) != 0) {
-            dp_core_close(core);
-            return;
-        }
-    }
+    rc = dp_frame_send_ok(fd, rq->what == DP_DUMP_ZIP ? UINT64_MAX : dp_core_size(core),
+                          st.comm);
+    if (rc == 0 && dp_ring_open(&rg, fd) == 0)
+        dp_ring_sink(&rg, &out);
+    else
+        way.ring = NULL;            /* no shared memory: DATA frames on the socket */
+    if (rc == 0)
+        rc = write_dump(rq, core, &out, enc, &encoded, &way, p, &err);
     dp_core_close(core);
-    dp_frame_send_end(fd);
+    dp_encoder_free(enc);
+    /* no END after a failure: the worker makes the truncation visible */
+    if (rc == 0 && (!way.ring || dp_ring_flush(way.ring) == 0))
+        dp_frame_send_end(fd);
 }
 
 /* Backtraces: a minimal core into memory, read back by eu-stack (elfutils),

@@ -29,27 +29,87 @@ int dp_ring_open(dp_ring *r, int fd)
     return rc;
 }
 
-int dp_ring_write(dp_sink *s, const void *buf, size_t len)
+/* Slot `next` becomes ours once the worker has passed on what it held: its
+ * one-byte acknowledgements come in the order the slots were sent. */
+static int take_slot(dp_ring *r)
+{
+    char ack;
+
+    if (r->taken)
+        return 0;
+    if (r->inflight == DP_RING_SLOTS) {
+        if (dp_read_full(r->fd, &ack, 1) != 0)
+            return -1;
+        r->inflight--;
+    }
+    r->taken = 1;
+    r->fill = 0;
+    return 0;
+}
+
+static int send_slot(dp_ring *r)
+{
+    if (dp_frame_send_slot(r->fd, r->next, (uint32_t)r->fill) != 0)
+        return -1;
+    r->next = (r->next + 1) % DP_RING_SLOTS;
+    r->inflight++;
+    r->taken = 0;
+    r->fill = 0;
+    return 0;
+}
+
+int dp_ring_flush(dp_ring *r)
+{
+    return r->taken && r->fill ? send_slot(r) : 0;
+}
+
+static int ring_write(dp_sink *s, const void *buf, size_t len)
 {
     dp_ring *r = s->ctx;
     const char *p = buf;
 
     while (len) {
-        size_t k = len < DP_RING_SLOT ? len : DP_RING_SLOT;
-        char ack;
-        if (r->inflight == DP_RING_SLOTS) {
-            if (dp_read_full(r->fd, &ack, 1) != 0)
-                return -1;
-            r->inflight--;
-        }
-        memcpy(r->base + (size_t)r->next * DP_RING_SLOT, p, k);
-        if (dp_frame_send_slot(r->fd, r->next, (uint32_t)k) != 0)
+        size_t k;
+        if (take_slot(r) != 0)
             return -1;
-        r->next = (r->next + 1) % DP_RING_SLOTS;
-        r->inflight++;
+        k = DP_RING_SLOT - r->fill < len ? DP_RING_SLOT - r->fill : len;
+        memcpy(r->base + (size_t)r->next * DP_RING_SLOT + r->fill, p, k);
+        r->fill += k;
         p += k;
         len -= k;
+        if (r->fill == DP_RING_SLOT && send_slot(r) != 0)
+            return -1;
     }
     return 0;
 }
 
+/* The rest of the slot being filled, or a fresh one when less than want
+ * is left of it. */
+static void *ring_reserve(dp_sink *s, size_t want, size_t *room)
+{
+    dp_ring *r = s->ctx;
+
+    if (r->taken && DP_RING_SLOT - r->fill < want && send_slot(r) != 0)
+        return NULL;
+    if (take_slot(r) != 0)
+        return NULL;
+    *room = DP_RING_SLOT - r->fill;
+    return r->base + (size_t)r->next * DP_RING_SLOT + r->fill;
+}
+
+static int ring_commit(dp_sink *s, size_t n)
+{
+    dp_ring *r = s->ctx;
+
+    r->fill += n;
+    return r->fill ? send_slot(r) : 0;
+}
+
+void dp_ring_sink(dp_ring *r, dp_sink *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->write = ring_write;
+    out->ctx = r;
+    out->reserve = ring_reserve;
+    out->commit = ring_commit;
+}

@@ -7,12 +7,19 @@
 typedef struct dp_ring {
     int fd;                     /* the worker's socket */
     char *base;
-    unsigned next, inflight;
+    unsigned next, inflight;    /* the slot being filled; slots sent, not acknowledged */
+    size_t fill;                /* bytes in slot `next` not sent yet (0: none taken) */
+    int taken;                  /* slot `next` is ours (acknowledged or never used) */
 } dp_ring;
 
 /* Makes the sealed memfd and passes it to the worker on fd; 0, or -1. */
 int dp_ring_open(dp_ring *r, int fd);
-/* A dp_sink write: fills slots, waiting for the worker's acknowledgements. */
-int dp_ring_write(dp_sink *s, const void *buf, size_t len);
+/* A sink over the ring: write (small writes share a slot until it is full
+ * or flushed), reserve and commit (a writer fills a slot in place; commit
+ * sends it). */
+void dp_ring_sink(dp_ring *r, dp_sink *out);
+/* Sends the slot being filled, if any: before a frame that must follow the
+ * bytes written so far (an ENTRY, END). 0, or -1 when the worker is gone. */
+int dp_ring_flush(dp_ring *r);
 
 #endif

@@ -88,7 +88,7 @@ static int map_ring(request_rec *r, ring_map *m, const char *payload, uint32_t l
 }
 
 /* The helper's request for this dump, with the server's limits. */
-static void fill_dump_request(request_rec *r, pid_t pid, unsigned long dump_type, int zip,
+static void fill_dump_request(request_rec *r, pid_t pid, unsigned long dump_type, int what,
                               dp_request *rq)
 {
     dp_server_conf *sc = dp_server_config(r->server);
@@ -96,7 +96,7 @@ static void fill_dump_request(request_rec *r, pid_t pid, unsigned long dump_type
 
     memset(rq, 0, sizeof(*rq));
     rq->op = DP_OP_DUMP;
-    rq->what = zip ? 1 : 0;
+    rq->what = (uint32_t)what;
     rq->pid = pid;
     rq->dump_type = dump_type;
     rq->max_bytes = sc->max_dump_bytes > 0 ? (uint64_t)sc->max_dump_bytes : 0;
@@ -106,8 +106,40 @@ static void fill_dump_request(request_rec *r, pid_t pid, unsigned long dump_type
     apr_cpystrn(rq->instance, instance, sizeof(rq->instance));
 }
 
+static const char *const coding_names[] = { NULL, "gzip", "zstd" };
+
+/* A raw dump's content coding (worker/route.h) as the helper's request
+ * names it. */
+static int dump_what(int zip, int coding)
+{
+    return zip ? DP_DUMP_ZIP : coding == DP_CODING_ZSTD ? DP_DUMP_RAW_ZSTD
+           : coding == DP_CODING_GZIP ? DP_DUMP_RAW_GZIP : DP_DUMP_RAW;
+}
+
+/* A raw core varies with Accept-Encoding; encoded, it is chunked, and the
+ * core's own size is in a header of its own. The Content-Encoding is ours:
+ * mod_deflate (here, or on a front proxy) sees it and leaves the body be. */
+static void set_coding_headers(request_rec *r, int coding, uint64_t size, int known)
+{
+    apr_table_mergen(r->headers_out, "Vary", "Accept-Encoding");
+    if (known)
+        apr_table_setn(r->headers_out, "X-Diagproc-Core-Size",
+                       apr_psprintf(r->pool, "%" APR_UINT64_T_FMT, (apr_uint64_t)size));
+    if (coding == DP_CODING_IDENTITY) {
+        if (known)
+            ap_set_content_length(r, (apr_off_t)size);
+        return;
+    }
+    r->content_encoding = coding_names[coding];
+    apr_table_setn(r->headers_out, "Content-Encoding", coding_names[coding]);
+    apr_table_setn(r->subprocess_env, "no-gzip", "1");
+    if (known)
+        apr_table_setn(r->headers_out, "X-Uncompressed-Length",
+                       apr_psprintf(r->pool, "%" APR_UINT64_T_FMT, (apr_uint64_t)size));
+}
+
 static void set_dump_headers(request_rec *r, pid_t pid, const char *name, uint64_t size,
-                             int zip)
+                             int zip, int coding)
 {
     char stamp[32];
     time_t now = time(NULL);
@@ -126,7 +158,7 @@ static void set_dump_headers(request_rec *r, pid_t pid, const char *name, uint64
     }
     else {
         ap_set_content_type(r, "application/octet-stream");
-        ap_set_content_length(r, (apr_off_t)size);
+        set_coding_headers(r, coding, size, 1);
     }
 }
 
@@ -201,7 +233,7 @@ static int relay_dump(request_rec *r, pid_t pid, dp_helper_conn *hc)
     return DONE;
 }
 
-static int handle_dump(request_rec *r, pid_t pid, unsigned long dump_type, int zip)
+static int handle_dump(request_rec *r, pid_t pid, unsigned long dump_type, int zip, int coding)
 {
     dp_request rq;
     dp_error err = { 0 };
@@ -209,14 +241,14 @@ static int handle_dump(request_rec *r, pid_t pid, unsigned long dump_type, int z
     uint64_t size;
     char *name;
 
-    fill_dump_request(r, pid, dump_type, zip, &rq);
+    fill_dump_request(r, pid, dump_type, dump_what(zip, coding), &rq);
     if (dp_helper_call(r, &rq, &hc, &err) != 0
         || dp_helper_read_answer(r, hc, &size, &name, &err) != 0) {
         if (err.status == 503)
             apr_table_setn(r->headers_out, "Retry-After", "5");
         return dp_send_dp_error(r, &err);
     }
-    set_dump_headers(r, pid, name, size, zip);
+    set_dump_headers(r, pid, name, size, zip, coding);
     return relay_dump(r, pid, hc);
 }
 
@@ -228,7 +260,7 @@ int dp_route_dump(request_rec *r, const char **seg)
     unsigned long type = 0;
     pid_t pid;
     dp_stat st;
-    int rv, zip = 0;
+    int rv, zip = 0, coding;
 
     if (ts && dp_parse_dump_type(ts, &type) != 0)
         return dp_send_error(r, HTTP_BAD_REQUEST, "dumpType '%s' is not a number: give the "
@@ -252,11 +284,15 @@ int dp_route_dump(request_rec *r, const char **seg)
     if (st.state == 'Z' || st.state == 'X')
         return dp_send_error(r, HTTP_CONFLICT, "Process %d is a zombie: it has exited and "
                              "has no memory left to dump.", (int)pid);
+    coding = zip ? DP_CODING_IDENTITY
+             : dp_pick_coding(apr_table_get(r->headers_in, "Accept-Encoding"));
     if (r->header_only) {
         /* HEAD answers from the checks alone: it never stops or lays out the target */
         ap_set_content_type(r, zip ? "application/zip" : "application/octet-stream");
         apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+        if (!zip)
+            set_coding_headers(r, coding, 0, 0);
         return DONE;
     }
-    return handle_dump(r, pid, type, zip);
+    return handle_dump(r, pid, type, zip, coding);
 }

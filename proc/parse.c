@@ -6,6 +6,35 @@
 #include <apr_strings.h>
 #include "proc/procfs.h"
 
+/* One decimal field of stat, as strtoll (signed, saturating) and strtoull
+ * (unsigned; a negative value as its two's complement) would read it, with
+ * no locale and none of their generality: the list parses every process's
+ * 50 fields. Returns the end, s itself when there is no digit. */
+static char *stat_number(char *s, long long *sv, unsigned long long *uv)
+{
+    char *p = s + (*s == '-');
+    unsigned long long v = 0;
+    int over = 0;
+
+    if (*p < '0' || *p > '9')
+        return s;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (ULLONG_MAX - d) / 10)
+            over = 1;
+        v = v * 10 + d;
+    }
+    if (*s == '-') {
+        *sv = over || v > (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN : (long long)(0 - v);
+        *uv = (unsigned long long)*sv;
+    }
+    else {
+        *uv = over ? ULLONG_MAX : v;
+        *sv = over || v > (unsigned long long)LLONG_MAX ? LLONG_MAX : (long long)v;
+    }
+    return p;
+}
+
 int dp_parse_stat(const char *buf, size_t len, dp_stat *st)
 {
     const char *open, *close = NULL, *p;
@@ -58,10 +87,7 @@ int dp_parse_stat(const char *buf, size_t len, dp_stat *st)
                 s++;
             if (!*s)
                 break;
-            sf[i] = strtoll(s, &end, 10);
-            f[i] = (unsigned long long)sf[i];
-            if (*s != '-')
-                f[i] = strtoull(s, &end, 10);
+            end = stat_number(s, &sf[i], &f[i]);
             if (end == s)
                 return -1;
             s = end;

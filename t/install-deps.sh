@@ -7,10 +7,10 @@
 #                            unit tests, fuzzers, debuggers and runtimes,
 #                            the browser, load generators, the package's tools
 set -e
-RUN_PKGS="apache2 apache2-dev libjansson-dev zlib1g-dev libdw-dev make gcc"
+RUN_PKGS="apache2 apache2-dev libjansson-dev zlib1g-dev libzstd-dev libdw-dev make gcc"
 TEST_PKGS="libcmocka-dev gdb lldb python3-lldb-14 elfutils
       php8.2-cli libapache2-mod-php8.2 php8.2-fpm openjdk-17-jdk-headless
-      unzip curl wrk python3 python3-psutil chromium nodejs perl g++ clang libclang-rt-14-dev
+      unzip zstd curl wrk python3 python3-psutil chromium nodejs perl g++ clang libclang-rt-14-dev
       apache2-utils debhelper dpkg-dev binutils
       libapache2-mod-wsgi-py3 python3.11-dbg debootstrap"
 case "${1:-test}" in

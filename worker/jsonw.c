@@ -31,12 +31,11 @@ void dp_jw_raw(dp_jsonw *w, const char *s, size_t n)
     }
 }
 
-void dp_jw_str(dp_jsonw *w, const char *str, size_t n)
+void dp_jw_str_body(dp_jsonw *w, const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0, run = 0;
 
-    dp_jw_raw(w, "\"", 1);
     while (i < n) {
         unsigned char c = s[i];
         size_t k;
@@ -78,6 +77,12 @@ void dp_jw_str(dp_jsonw *w, const char *str, size_t n)
         }
     }
     dp_jw_raw(w, (const char *)s + i - run, run);
+}
+
+void dp_jw_str(dp_jsonw *w, const char *s, size_t n)
+{
+    dp_jw_raw(w, "\"", 1);
+    dp_jw_str_body(w, s, n);
     dp_jw_raw(w, "\"", 1);
 }
 
@@ -92,8 +97,7 @@ void dp_jw_cstr(dp_jsonw *w, const char *s)
 void dp_jw_int(dp_jsonw *w, long long v)
 {
     char num[24];
-    int n = snprintf(num, sizeof(num), "%lld", v);
-    dp_jw_raw(w, num, (size_t)n);
+    dp_jw_raw(w, num, dp_format_int(num, v));
 }
 
 void dp_jw_key(dp_jsonw *w, const char *key)

@@ -21,6 +21,8 @@ void dp_jw_init(dp_jsonw *w, int (*flush)(void *, const char *, size_t), void *c
 void dp_jw_raw(dp_jsonw *w, const char *s, size_t n);
 /* "s" quoted and escaped */
 void dp_jw_str(dp_jsonw *w, const char *s, size_t n);
+/* s escaped, without the quotes: a string made of several pieces */
+void dp_jw_str_body(dp_jsonw *w, const char *s, size_t n);
 void dp_jw_cstr(dp_jsonw *w, const char *s);
 void dp_jw_int(dp_jsonw *w, long long v);
 /* "key": (a key we write ourselves: plain ASCII, no escaping needed) */

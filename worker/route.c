@@ -73,3 +73,78 @@ int dp_parse_dump_format(const char *s, int *zip)
     }
     return -1;
 }
+
+/* One element's q-value ("q=0.5" among its parameters; 1000 = 1.000), or
+ * -1 when it is malformed (the element is then ignored). */
+static int qvalue(const char *params, size_t len)
+{
+    const char *p = params, *end = params + len;
+    int q = 1000;
+
+    while (p < end) {
+        const char *semi = memchr(p, ';', (size_t)(end - p)), *stop = semi ? semi : end;
+        while (p < stop && (*p == ' ' || *p == '\t'))
+            p++;
+        if (stop - p >= 2 && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
+            int digits = 0, scale = 100;
+            p += 2;
+            if (p >= stop || (*p != '0' && *p != '1'))
+                return -1;
+            q = (*p++ - '0') * 1000;
+            if (p < stop && *p == '.')
+                for (p++; p < stop && isdigit((unsigned char)*p) && digits < 3; p++, digits++) {
+                    q += (*p - '0') * scale;
+                    scale /= 10;
+                }
+            while (p < stop && (*p == ' ' || *p == '\t'))
+                p++;
+            if (p != stop || q > 1000)
+                return -1;
+        }
+        p = semi ? semi + 1 : end;
+    }
+    return q;
+}
+
+int dp_pick_coding(const char *accept)
+{
+    /* q-values of zstd, gzip, identity and *; -1 = not named */
+    int q[4] = { -1, -1, -1, -1 }, best = DP_CODING_IDENTITY, bestq;
+    static const char *names[] = { "zstd", "gzip", "identity", "*" };
+    const char *p = accept;
+
+    if (!accept)
+        return DP_CODING_IDENTITY;
+    while (*p) {
+        const char *comma = strchr(p, ','), *end = comma ? comma : p + strlen(p), *t;
+        size_t n, i;
+        while (p < end && (*p == ' ' || *p == '\t'))
+            p++;
+        for (t = p; t < end && *t != ';' && *t != ' ' && *t != '\t'; t++)
+            ;
+        n = (size_t)(t - p);
+        for (i = 0; i < 4; i++)
+            if ((strlen(names[i]) == n && !strncasecmp(p, names[i], n))
+                || (i == 1 && n == 6 && !strncasecmp(p, "x-gzip", 6))) {
+                const char *semi = memchr(t, ';', (size_t)(end - t));
+                int v = semi ? qvalue(semi + 1, (size_t)(end - semi - 1)) : 1000;
+                if (v >= 0 && v > q[i])
+                    q[i] = v;
+            }
+        p = comma ? comma + 1 : end;
+    }
+    if (q[0] < 0)
+        q[0] = q[3] < 0 ? 0 : q[3];
+    if (q[1] < 0)
+        q[1] = q[3] < 0 ? 0 : q[3];
+    if (q[2] < 0)                       /* identity: acceptable unless refused, */
+        q[2] = q[3] == 0 ? 0 : q[3] > 0 ? q[3] : 1;    /* but no rival when not named */
+    bestq = q[2];
+    if (q[1] > 0 && q[1] >= bestq) {
+        best = DP_CODING_GZIP;
+        bestq = q[1];
+    }
+    if (q[0] > 0 && q[0] >= bestq)
+        best = DP_CODING_ZSTD;
+    return best;
+}

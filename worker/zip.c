@@ -69,6 +69,8 @@ static apr_status_t zs_cleanup(void *data)
     if (z->zs_ready)
         deflateEnd(&z->zs);
     z->zs_ready = 0;
+    dp_probe_free(z->probe);
+    z->probe = NULL;
     return APR_SUCCESS;
 }
 
@@ -97,6 +99,35 @@ static int pump(dp_zip *z, int mode)
         if (mode == Z_FINISH ? rc == Z_STREAM_END
                              : z->zs.avail_in == 0 && z->zs.avail_out != 0)
             return 0;
+    }
+}
+
+/* A stretch that does not compress goes out in stored deflate blocks
+ * (level 0), the rest at the writer's level; zlib first compresses what it
+ * holds at the old level, into the buffer. */
+static int set_level(dp_zip *z, int level)
+{
+    for (;;) {
+        size_t room = DP_ZIP_BUF_SIZE - z->buf_len, made;
+        int rc;
+
+        z->zs.next_out = z->buf + z->buf_len;
+        z->zs.avail_out = (uInt)room;
+        rc = deflateParams(&z->zs, level, Z_DEFAULT_STRATEGY);
+        made = room - z->zs.avail_out;
+        z->buf_len += made;
+        z->offset += made;
+        z->cur.csize += made;
+        if (rc != Z_OK && rc != Z_BUF_ERROR) {
+            z->failed = 1;
+            return dp_fail(&z->err, 500, "deflate could not change its level (%d).", rc);
+        }
+        if (z->buf_len == DP_ZIP_BUF_SIZE && dp_zip_drain(z) != 0)
+            return -1;
+        if (rc == Z_OK) {
+            z->cur_level = level;
+            return 0;
+        }
     }
 }
 
@@ -137,6 +168,8 @@ int dp_zip_open(dp_zip **out, dp_sink *sink, const dp_zip_opts *opts,
     if (deflateInit2(&z->zs, level, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
         return dp_fail(err, 500, "zlib could not start (out of memory?).");
     z->zs_ready = 1;
+    z->cur_level = level;
+    z->probe = level ? dp_probe_new() : NULL;     /* none: every stretch is compressed */
     apr_pool_cleanup_register(p, z, zs_cleanup, apr_pool_cleanup_null);
     z->es.begin = es_begin;
     z->es.end = es_end;
@@ -211,6 +244,15 @@ int dp_zip_write(dp_zip *z, const void *buf, size_t len)
         return -1;
     if (!z->in_entry)
         return dp_fail(&z->err, 500, "Zip data written outside an entry.");
+    z->unprobed += len;
+    if (z->probe && len >= PROBE_MIN && z->unprobed >= PROBE_EVERY) {
+        int level = dp_probe_compresses(z->probe, buf, len) ? z->level : 0;
+        z->unprobed = 0;
+        if (level != z->cur_level && set_level(z, level) != 0)
+            return -1;
+    }
+    if (z->cur_level != z->level)
+        z->stored += len;
     while (len) {
         uInt k = len > DEFLATE_STEP ? DEFLATE_STEP : (uInt)len;
         z->cur.crc = (uint32_t)crc32(z->cur.crc, b, k);
@@ -296,6 +338,11 @@ const dp_error *dp_zip_error(const dp_zip *z)
 unsigned long long dp_zip_offset(const dp_zip *z)
 {
     return z->offset;
+}
+
+unsigned long long dp_zip_stored(const dp_zip *z)
+{
+    return z->stored;
 }
 
 unsigned long dp_zip_count(const dp_zip *z)

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <zlib.h>
 #include <apr_tables.h>
+#include "common/probe.h"
 #include "worker/zip.h"
 
 #define SIG_LOCAL     0x04034b50U
@@ -28,6 +29,12 @@
 
 /* zlib takes at most a uInt per call; keep each step well below it. */
 #define DEFLATE_STEP (1U << 30)
+/* A write at least PROBE_MIN long is probed (common/probe.h) when it is
+ * PROBE_EVERY long (the relay's slots) or that much has been written since
+ * the last probe (a probe compresses 16 KiB, a few per cent of that): stored
+ * blocks for what does not compress, where deflate level 1 crawls. */
+#define PROBE_MIN (64u * 1024)
+#define PROBE_EVERY (256u * 1024)
 
 typedef struct cd_entry {
     const char *name;
@@ -44,6 +51,10 @@ struct dp_zip {
     z_stream zs;
     int zs_ready;
     int level, force_zip64;
+    int cur_level;              /* level, or 0 for a stretch that does not compress */
+    dp_probe *probe;
+    uint64_t unprobed;          /* bytes written since the last probe */
+    uint64_t stored;            /* bytes written while at level 0 for that */
     int in_entry, failed, finished;
     unsigned char *buf;         /* DP_ZIP_BUF_SIZE bytes waiting for the sink */
     size_t buf_len;

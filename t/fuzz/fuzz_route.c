@@ -30,6 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         dp_route_match(patterns[i], seg, n);
     dp_parse_dump_type(s, &type);
     dp_parse_dump_format(s, &zip);
+    dp_pick_coding(s);
     free(s);
     apr_pool_destroy(p);
     return 0;

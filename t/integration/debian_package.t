@@ -145,6 +145,7 @@ if deb:
     info = run(["dpkg-deb", "-f", deb, "Depends"]).stdout
     like(info, r"apache2-api-\d+", "depends on the httpd module API (dh_apache2)")
     like(info, r"libjansson4", "depends on jansson (shlibs)")
+    like(info, r"libzstd1", "depends on libzstd (shlibs): dumps compressed with zstd")
     ctl = tempfile.mkdtemp(prefix="dpctl-")
     run(["dpkg-deb", "-e", deb, ctl])
     ok(not os.path.exists(os.path.join(ctl, "postinst"))

@@ -131,14 +131,16 @@ AP_DECLARE_MODULE(diagproc) = {
 
 def build_module():
     for rel in ("httpd/mod_diagproc_zip.c", "httpd/mod_diagproc_zip.h", "httpd/mod_diagproc_log.h", "worker/zip.c", "worker/zip_records.c", "worker/zip.h", "worker/zip_internal.h",
-                "common/sink.h", "common/entries.h", "common/dp_error.c", "common/dp_error.h"):
+                "common/sink.h", "common/entries.h", "common/dp_error.c", "common/dp_error.h",
+                "common/probe.c", "common/probe.h"):
         os.makedirs(os.path.join(build, os.path.dirname(rel)), exist_ok=True)
         shutil.copy(os.path.join(ROOT, rel), os.path.join(build, rel))
     with open(os.path.join(build, "mod_ziptest.c"), "w") as f:
         f.write(HANDLER)
     r = subprocess.run(["apxs", "-c", "-o", "mod_ziptest.la", "-Wc,-Wall", "-Wc,-Werror",
                         "-Wc,-I.", "-Wc,-std=gnu11", "mod_ziptest.c", "httpd/mod_diagproc_zip.c",
-                        "worker/zip.c", "worker/zip_records.c", "common/dp_error.c", "-lz"],
+                        "worker/zip.c", "worker/zip_records.c", "common/dp_error.c", "common/probe.c",
+                        "-lz", "-lzstd"],
                        cwd=build, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     if r.returncode:
         diag(r.stdout.decode(errors="replace")[-3000:])

@@ -36,7 +36,7 @@ set -eu
 CACHE=${DP_CHROOT_CACHE:-/var/cache/diagproc-chroots}
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 # test-only packages that `make run` must not bring, even as dependencies
-TEST_ONLY="chromium clang lldb openjdk php python3.11-dbg wrk gdb nodejs npm libcmocka unzip curl"
+TEST_ONLY="chromium clang lldb openjdk php python3.11-dbg wrk gdb nodejs npm libcmocka unzip zstd curl"
 
 die() { echo "chroot: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "needs root (debootstrap, chroot, mounts)"

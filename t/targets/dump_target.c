@@ -2,7 +2,9 @@
  * threads and the main thread each blocked three named calls deep, a heap
  * buffer with a known pattern, and (--reserve) 16 GiB never touched, or
  * (--vast) what a sanitizer's shadow looks like: two read-write reservations
- * of 16 TiB each with one page written, the second MADV_DONTDUMP.
+ * of 16 TiB each with one page written, the second MADV_DONTDUMP, or
+ * (--random MIB) that much memory of random bytes besides (what does not
+ * compress: encrypted or compressed data).
  * Prints "heap 0x...", then "ready". */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -64,6 +66,19 @@ int main(int argc, char **argv)
             snprintf(v + (8ULL << 40), 64, "vast-%s-%d", i ? "dontdump" : "dumped", 4242 * (int)(i + 1));
             printf("vast %p\n", (void *)v);
         }
+    }
+    if (argc > 2 && !strcmp(argv[1], "--random")) {
+        size_t n = (size_t)atol(argv[2]) << 20;
+        uint64_t *r = malloc(n), x = 88172645463325252ULL ^ (uint64_t)getpid();
+        if (!r)
+            return 1;
+        for (i = 0; i < n / 8; i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            r[i] = x;
+        }
+        printf("random %p\n", (void *)r);
     }
     pthread_barrier_init(&started, NULL, 4);
     pthread_create(&t, NULL, alpha_thread, NULL);

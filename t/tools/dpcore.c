@@ -24,7 +24,7 @@ int main(int argc, char **argv)
     dp_core *c;
     dp_error err = { 0 };
     int fd = 1;
-    dp_sink out = { write_fd, &fd };
+    dp_sink out = { write_fd, &fd, NULL, NULL };
 
     if (argc < 3) {
         fprintf(stderr, "usage: dpcore PID DUMPTYPE [KEEP_RUNNING_TID]\n");

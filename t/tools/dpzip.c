@@ -205,7 +205,7 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     out_ctx oc = { .fd = 1 };
-    dp_sink sink = { out_write, &oc };
+    dp_sink sink = { out_write, &oc, NULL, NULL };
     dp_zip_opts zo = { .level = -1 };
     dp_bundle_opts bo = { .instance_name = "dpzip" };
     core_src cs = { 0 };

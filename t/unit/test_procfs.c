@@ -195,6 +195,27 @@ static void test_stat_negative_fields_synthetic(void **state)
     assert_int_equal(st.processor, 1);
 }
 
+/* The fields are read as strtoll / strtoull read them: saturating, a
+ * negative value's unsigned reading its two's complement. */
+static void test_stat_number_limits(void **state)
+{
+    dp_stat st;
+    (void)state;
+
+    assert_int_equal(parse_stat_str("5 (big) S 1 5 5 0 -1 0 0 0 0 0 "
+                                    "18446744073709551615 99999999999999999999999 "
+                                    "-9223372036854775808 -99999999999999999999 20 0 "
+                                    "9223372036854775808 0 0 0 -1\n", &st), 0);
+    assert_true(st.utime == ULLONG_MAX);
+    assert_true(st.stime == ULLONG_MAX);
+    assert_true(st.cutime == LLONG_MIN);
+    assert_true(st.cstime == LLONG_MIN);
+    assert_int_equal(st.num_threads, (long)LLONG_MAX);
+    assert_true(st.rss == -1);
+    assert_int_equal(parse_stat_str("5 (x) S 1 5 5 0 -1 0 0 0 0 0 1 2 3 4 20 0 1 0 - 0 0\n", &st), -1);
+    assert_int_equal(parse_stat_str("5 (x) S 1 5 5 0 -1 0 0 0 0 0 1 2 3 4 20 0 1 0 x 0 0\n", &st), -1);
+}
+
 struct hostile {
     const char *file;
     const char *comm;
@@ -916,6 +937,7 @@ int main(void)
         cmocka_unit_test(test_stat_real_process),
         cmocka_unit_test(test_stat_kernel_thread),
         cmocka_unit_test(test_stat_realtime_negative_priority),
+        cmocka_unit_test(test_stat_number_limits),
         cmocka_unit_test(test_stat_negative_fields_synthetic),
         cmocka_unit_test(test_stat_hostile_comms),
         cmocka_unit_test(test_stat_name_that_looks_like_fields),

@@ -64,9 +64,13 @@ static void test_every_field_is_checked(void **state)
     rq = good(DP_OP_KILL); rq.delay_ms = 5001;           expect_bad(rq, "at most 5000");
     rq = good(DP_OP_PROC_READ); rq.what = DP_READ_BUILD_IDS + 1; expect_bad(rq, "unknown /proc item");
     rq = good(DP_OP_PROC_READ); rq.delay_ms = 1;         expect_bad(rq, "only a kill");
-    rq = good(DP_OP_DUMP); rq.what = 2;                  expect_bad(rq, "dump format");
+    rq = good(DP_OP_DUMP); rq.what = DP_DUMP_RAW_ZSTD + 1; expect_bad(rq, "dump format");
     rq = good(DP_OP_DUMP); rq.dump_type = 0x2000000;     expect_bad(rq, "unsupported dumpType");
     rq = good(DP_OP_DUMP); rq.dump_type = DP_DUMP_VALID; rq.what = 1;
+    { char m[256]; assert_int_equal(dp_request_check(&rq, m, sizeof(m)), 0); }
+    rq = good(DP_OP_DUMP); rq.what = DP_DUMP_RAW_GZIP;
+    { char m[256]; assert_int_equal(dp_request_check(&rq, m, sizeof(m)), 0); }
+    rq = good(DP_OP_DUMP); rq.what = DP_DUMP_RAW_ZSTD;
     { char m[256]; assert_int_equal(dp_request_check(&rq, m, sizeof(m)), 0); }
     rq = good(DP_OP_PROC_READ); rq.what = DP_READ_MAPS;
     { char m[256]; assert_int_equal(dp_request_check(&rq, m, sizeof(m)), 0); }

@@ -69,12 +69,51 @@ static void test_dump_format(void **state)
             fail_msg("format \"%s\" was accepted", bad[i]);
 }
 
+static void test_pick_coding(void **state)
+{
+    static const struct { const char *field; int want; } cases[] = {
+        { NULL, DP_CODING_IDENTITY },
+        { "", DP_CODING_IDENTITY },                    /* wants no coding */
+        { "gzip", DP_CODING_GZIP },
+        { "x-gzip", DP_CODING_GZIP },
+        { "zstd", DP_CODING_ZSTD },
+        { "gzip, deflate, br, zstd", DP_CODING_ZSTD }, /* a browser's */
+        { "deflate, gzip;q=1.0, *;q=0.5", DP_CODING_GZIP }, /* curl --compressed's kind */
+        { "ZSTD;Q=0.9 , GZip", DP_CODING_GZIP },       /* higher q wins, any case */
+        { "gzip;q=0.5, zstd;q=0.5", DP_CODING_ZSTD },  /* a tie: zstd */
+        { "gzip;q=0, zstd;q=0", DP_CODING_IDENTITY },
+        { "identity", DP_CODING_IDENTITY },
+        { "identity;q=0.5, gzip;q=0.4", DP_CODING_IDENTITY },
+        { "identity;q=0.5, gzip;q=0.5", DP_CODING_GZIP },
+        { "*", DP_CODING_ZSTD },
+        { "*;q=0.2, gzip;q=0.3", DP_CODING_GZIP },
+        { "*;q=0.3, gzip;q=0.2", DP_CODING_ZSTD },
+        { "*;q=0", DP_CODING_IDENTITY },               /* nothing acceptable: ignored */
+        { "br", DP_CODING_IDENTITY },
+        { "gzip;q=2", DP_CODING_IDENTITY },            /* malformed: that element is ignored */
+        { "gzip;q=0.0001", DP_CODING_IDENTITY },
+        { "gzip;q=abc, zstd", DP_CODING_ZSTD },
+        { "gzip;level=9;q=0.8", DP_CODING_GZIP },
+        { "gzipx, zstdy", DP_CODING_IDENTITY },
+        { " \tzstd\t;\tq=1 ", DP_CODING_ZSTD },
+        { ",,,", DP_CODING_IDENTITY },
+    };
+    size_t i;
+    (void)state;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        if (dp_pick_coding(cases[i].field) != cases[i].want)
+            fail_msg("Accept-Encoding \"%s\": %d, not %d", cases[i].field ? cases[i].field : "(none)",
+                     dp_pick_coding(cases[i].field), cases[i].want);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dump_type_numbers),
         cmocka_unit_test(test_every_windows_bit_is_valid),
         cmocka_unit_test(test_dump_format),
+        cmocka_unit_test(test_pick_coding),
     };
     return cmocka_run_group_tests_name("route", tests, NULL, NULL) ? 1 : 0;
 }

@@ -1,7 +1,8 @@
 /* The environment scrubber alone: entries, names, values and fragments of 8
  * bytes or more are zeroed wherever they are, whole short entries too, public
  * runs (mapped paths) stay; a stream cut anywhere (one byte at a time, across
- * the internal buffer) gives the same bytes as one buffer; and a naive
+ * the internal buffer, or in rooms a next sink lends) gives the same bytes
+ * as one buffer; and a naive
  * reference agrees on random streams made of pieces of the environment. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,10 +21,15 @@ static const char ENV[] = "SECRET_TOKEN=c2VjcmV0LXZhbHVlLW9mLXRoZS10ZXN0\0"
 static const char *const PUBLIC[] = { "/usr/lib/x86_64-linux-gnu/libc.so.6", "/usr/sbin/apache2" };
 #define NPUBLIC (sizeof(PUBLIC) / sizeof(PUBLIC[0]))
 
+/* The look-up of the environment's pieces runs vectorized (AVX2) where the
+ * CPU has it; the tests that compare with the reference run both ways. */
+static int simd = 1;
+
 static dp_scrub *make(void)
 {
     dp_scrub *s = dp_scrub_new(ENV, sizeof(ENV) - 1, PUBLIC, NPUBLIC);
     assert_non_null(s);
+    dp_scrub_use_simd(s, simd);
     return s;
 }
 
@@ -209,7 +215,7 @@ static void stream(dp_scrub *s, const unsigned char *in, size_t n, const size_t 
                    size_t ncuts, unsigned char *out)
 {
     collect c = { out, 0, n };
-    dp_sink next = { collect_write, &c }, sink;
+    dp_sink next = { collect_write, &c, NULL, NULL }, sink;
     size_t off = 0, k = 0;
 
     dp_scrub_sink(s, &next, &sink);
@@ -253,6 +259,93 @@ static void test_matches_reference_whatever_the_cuts(void **state)
         assert_memory_equal(got, want, N);
     }
     assert_true(zeroed > 1000);     /* the streams did hold pieces to find */
+}
+
+/* A next sink that lends its own rooms (as the dump ring does): the
+ * scrubber then works in them, and a room is poisoned once committed, so
+ * that nothing may be read back from it. */
+typedef struct lender {
+    collect c;
+    unsigned char *room;
+    size_t size;
+    int reserved;
+} lender;
+
+static void *lend_reserve(dp_sink *o, size_t want, size_t *room)
+{
+    lender *l = o->ctx;
+    assert_false(l->reserved);
+    assert_true(want <= l->size);
+    l->reserved = 1;
+    *room = l->size;
+    return l->room;
+}
+
+static int lend_commit(dp_sink *o, size_t n)
+{
+    lender *l = o->ctx;
+    assert_true(l->reserved && n <= l->size);
+    assert_true(l->c.len + n <= l->c.cap);
+    memcpy(l->c.p + l->c.len, l->room, n);
+    l->c.len += n;
+    memset(l->room, 0xee, l->size);
+    l->reserved = 0;
+    return 0;
+}
+
+/* Streams in (writes, or reserve and commit when in_place) through a next
+ * sink that lends rooms of room_size bytes. */
+static void stream_lent(dp_scrub *s, const unsigned char *in, size_t n, const size_t *cuts,
+                        size_t ncuts, unsigned char *out, size_t room_size, int in_place)
+{
+    lender l = { { out, 0, n }, malloc(room_size), room_size, 0 };
+    dp_sink next = { NULL, &l, lend_reserve, lend_commit }, sink;
+    size_t off = 0, k = 0;
+
+    dp_scrub_sink(s, &next, &sink);
+    while (off < n) {
+        size_t len = cuts[k++ % ncuts], room;
+        unsigned char *p;
+        if (len > n - off)
+            len = n - off;
+        if (!in_place) {
+            assert_int_equal(dp_sink_write(&sink, in + off, len), 0);
+            off += len;
+            continue;
+        }
+        assert_non_null(p = sink.reserve(&sink, 1, &room));
+        if (len > room)
+            len = room;
+        memcpy(p, in + off, len);
+        assert_int_equal(sink.commit(&sink, len), 0);
+        off += len;
+    }
+    assert_int_equal(dp_scrub_flush(s), 0);
+    assert_int_equal(l.c.len, n);
+    free(l.room);
+}
+
+static void test_in_lent_rooms(void **state)
+{
+    enum { N = 60000 };
+    static unsigned char in[N], want[N], got[N];
+    static const size_t odd[] = { 7, 1, 13, 3, 8, 9, 2, 5000 }, big[] = { 4096, 5, 70000 };
+    static const size_t rooms[] = { 4096 + 7, 4096 + 64, 65536 + 7 };
+    unsigned seed, r, in_place;
+
+    (void)state;
+    for (seed = 1; seed <= 6; seed++) {
+        fill(in, N, seed);
+        reference(in, want, N);
+        for (r = 0; r < 3; r++)
+            for (in_place = 0; in_place < 2; in_place++) {
+                dp_scrub *s = make();
+                stream_lent(s, in, N, seed % 2 ? odd : big, seed % 2 ? 8 : 3, got, rooms[r],
+                            (int)in_place);
+                assert_memory_equal(got, want, N);
+                dp_scrub_free(s);
+            }
+    }
 }
 
 /* A value that straddles the scrubber's own buffer and every split of one
@@ -353,6 +446,15 @@ static void test_no_environment_changes_nothing(void **state)
     assert_null(dp_scrub_new("x", DP_SCRUB_ENV_MAX + 1, NULL, 0));
 }
 
+static void test_scalar_matches_reference(void **state)
+{
+    simd = 0;
+    test_matches_reference_whatever_the_cuts(state);
+    test_in_lent_rooms(state);
+    test_long_stream(state);
+    simd = 1;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -361,7 +463,9 @@ int main(void)
         cmocka_unit_test(test_public_runs_stay),
         cmocka_unit_test(test_matches_reference_whatever_the_cuts),
         cmocka_unit_test(test_across_the_buffer),
+        cmocka_unit_test(test_in_lent_rooms),
         cmocka_unit_test(test_long_stream),
+        cmocka_unit_test(test_scalar_matches_reference),
         cmocka_unit_test(test_no_environment_changes_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
