@@ -28,7 +28,9 @@ work = tempfile.TemporaryDirectory(prefix="dp-coded-")
 # the member: mod_deflate on every answer of its Location, which must leave
 # a coded dump alone (and must not compress a raw one a second time)
 h = Httpd(modules=("deflate",), locations={
-    P: "DiagProcAllow dump fulldump\nSetOutputFilter DEFLATE"}).start()
+    P: "DiagProcAllow dump fulldump\nSetOutputFilter DEFLATE"})
+h.expect_log("DP00001")     # the truncated streams this test makes on purpose
+h.start()
 front = Httpd(addr="127.0.0.1", locations={}, modules=("proxy", "proxy_http", "headers", "deflate"),
               server_conf=f"""Define DIAGPROC_WEB1 http://{h.hostport}
 Define DIAGPROC_WEB2 http://{h.hostport}
@@ -36,7 +38,11 @@ Include {ROOT}/config/fleet-front.conf
 <Location /diagnostics/instances>
     SetOutputFilter DEFLATE
 </Location>
-""").start()
+""")
+# both members of the front's sample configuration are this one httpd: mod_proxy
+# shares their worker and says it ignores the second one's timeout
+front.expect_log("AH01145", "AH01146")
+front.start()
 # a waiting target whose memory stays as it is between dumps: glibc's rseq
 # area holds the CPU each thread last ran on, so it is left unregistered
 t = spawn([TARGET, "--random", "24"], ready="ready", user=worker_user(),
