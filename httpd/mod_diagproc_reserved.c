@@ -377,4 +377,5 @@ void dp_reserved_register_hooks(apr_pool_t *p)
     ap_hook_pre_mpm(dp_reserved_pre_mpm, NULL, NULL, APR_HOOK_REALLY_LAST);
     ap_hook_child_init(dp_reserved_child_init, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_handler(dp_reserved_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    dp_reserved_serve_register_hooks();
 }

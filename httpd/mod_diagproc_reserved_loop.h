@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include "httpd.h"
 #include "apr_buckets.h"
+#include "util_filter.h"
 
 /* The limits (README, DiagProcListen). Fixed, not directives: they bound
  * what an attacker can hold, far above what an operator needs (one
@@ -52,6 +53,8 @@ struct dp_conn {
     apr_socket_t *csd;
     conn_state_t *cs;
     apr_bucket_brigade *bb;
+    ap_filter_t *ahead;     /* opaque: the read-ahead filter (..._ahead.c) */
+    apr_bucket_brigade *read_ahead; /* what its non-blocking look decrypted */
     /* set by the serving thread when it gives the connection back */
     dp_next next;
     apr_interval_time_t wait;

@@ -33,6 +33,7 @@
 #include "apr_strings.h"
 
 #include "httpd/mod_diagproc_log.h"
+#include "httpd/mod_diagproc_reserved_ahead.h"
 #include "httpd/mod_diagproc_reserved_loop.h"
 #include "httpd/mod_diagproc_reserved_queue.h"
 #include "httpd/mod_diagproc_reserved_serve.h"
@@ -81,6 +82,8 @@ static void forget(dp_conn *cn)
     cn->csd = NULL;
     cn->cs = NULL;
     cn->bb = NULL;
+    cn->ahead = NULL;
+    cn->read_ahead = NULL;
 }
 
 /* Its pool (with its own allocator: connections move between threads),
@@ -135,17 +138,20 @@ static int create_conn(serve_thread *st, dp_conn *cn)
     ap_set_module_config(c->conn_config, &diagproc_module, cn);
     ap_update_vhost_given_ip(c);
     ap_pre_connection(c, cn->csd);
+    if (cn->opaque && !c->aborted)
+        dp_ahead_add(cn);
     return 1;
 }
 
-/* Closed: politely (pre_close hooks, what is left written, shut for
- * writing, and a dup of the socket for the loop to drain), or at once. */
-static void end_conn(dp_conn *cn, int polite)
+/* Closed as httpd closes a connection: the pre_close hooks (mod_http2's
+ * GOAWAY, mod_ssl's close_notify), what is left written, shut for writing;
+ * then, if linger, a dup of the socket for the loop to drain. */
+static void end_conn(dp_conn *cn, int linger)
 {
     conn_rec *c = cn->c;
 
     cn->next = DP_NEXT_CLOSED;
-    if (polite && c && !c->aborted && ap_start_lingering_close(c) == 0) {
+    if (c && ap_get_conn_socket(c) && ap_start_lingering_close(c) == 0 && linger) {
         cn->linger_fd = fcntl(cn->fd, F_DUPFD_CLOEXEC, 0);
         if (cn->linger_fd >= 0)
             cn->next = DP_NEXT_LINGER;
@@ -155,49 +161,63 @@ static void end_conn(dp_conn *cn, int polite)
     forget(cn);
 }
 
-/* Whether a request is there to serve, without blocking: what httpd's input
- * filters have and can read now (a TLS handshake goes on meanwhile). Plain
- * HTTP/1: its whole head; TLS or HTTP/2: any bytes of it (their heads may
- * span records and frames; the turn then reads the rest within the head
- * deadline). */
+/* Whether the request head in buf[0..len) is whole: 1, 0, or -1 when it
+ * cannot be (larger than the loop lets heads be). */
+static int head_whole(const char *buf, apr_size_t len)
+{
+    apr_size_t i, skip = 0;
+
+    while (skip < len && (buf[skip] == '\r' || buf[skip] == '\n'))
+        skip++;
+    for (i = skip; i < len; i++)
+        if (buf[i] == '\n' && ((i + 1 < len && buf[i + 1] == '\n')
+                               || (i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n')))
+            return 1;
+    return len >= DP_LOOP_HEAD_MAX ? -1 : 0;
+}
+
+/* Whether a request is there to serve, without blocking. Plain HTTP/1:
+ * its whole head in what httpd's input filters have and can read now.
+ * Opaque: what the read-ahead filter could decrypt now (the TLS handshake
+ * goes on meanwhile): a whole HTTP/1 head, or any bytes of an HTTP/2
+ * session (chosen by ALPN: its frames are mod_http2's to read). */
 static int request_ready(dp_conn *cn)
 {
     conn_rec *c = cn->c;
-    apr_size_t len = DP_LOOP_HEAD_MAX, skip = 0, i;
+    apr_size_t len = DP_LOOP_HEAD_MAX;
     apr_status_t rv;
+    int whole;
 
-    apr_brigade_cleanup(cn->bb);
-    rv = ap_get_brigade(c->input_filters, cn->bb, AP_MODE_SPECULATIVE, APR_NONBLOCK_READ,
-                        DP_LOOP_HEAD_MAX);
-    if (APR_STATUS_IS_EAGAIN(rv))
-        return NOT_YET;
-    if (rv != APR_SUCCESS || c->aborted
-        || apr_brigade_flatten(cn->bb, scratch, &len) != APR_SUCCESS) {
-        apr_brigade_cleanup(cn->bb);
-        return GONE;
-    }
-    apr_brigade_cleanup(cn->bb);
-    if (len == 0)
-        return NOT_YET;
-    if (cn->opaque)
-        return READY;
-    while (skip < len && (scratch[skip] == '\r' || scratch[skip] == '\n'))
-        skip++;
-    for (i = skip; i < len; i++)
-        if (scratch[i] == '\n' && ((i + 1 < len && scratch[i + 1] == '\n')
-                                   || (i + 2 < len && scratch[i + 1] == '\r'
-                                       && scratch[i + 2] == '\n')))
+    if (cn->opaque) {
+        apr_off_t have = dp_ahead_fill(cn, DP_LOOP_HEAD_MAX);
+        if (have <= 0)
+            return have < 0 || c->aborted ? GONE : NOT_YET;
+        if (strcmp(ap_get_protocol(c), AP_PROTOCOL_HTTP1))
             return READY;
-    return len >= DP_LOOP_HEAD_MAX ? GONE : NOT_YET;
+        dp_ahead_peek(cn, scratch, &len);
+    }
+    else {
+        apr_brigade_cleanup(cn->bb);
+        rv = ap_get_brigade(c->input_filters, cn->bb, AP_MODE_SPECULATIVE, APR_NONBLOCK_READ,
+                            DP_LOOP_HEAD_MAX);
+        if (APR_STATUS_IS_EAGAIN(rv))
+            return NOT_YET;
+        if (rv != APR_SUCCESS || c->aborted
+            || apr_brigade_flatten(cn->bb, scratch, &len) != APR_SUCCESS) {
+            apr_brigade_cleanup(cn->bb);
+            return GONE;
+        }
+        apr_brigade_cleanup(cn->bb);
+    }
+    whole = head_whole(scratch, len);
+    return whole > 0 ? READY : whole < 0 ? GONE : NOT_YET;
 }
 
-/* Output the connection still holds (the event MPM's write completion). */
-static void flush_pending(dp_conn *cn)
+/* Output the connection still holds, sent before it waits. */
+static void flush_output(dp_conn *cn)
 {
     conn_rec *c = cn->c;
 
-    if (!c->data_in_output_filters)
-        return;
     apr_brigade_cleanup(cn->bb);
     APR_BRIGADE_INSERT_TAIL(cn->bb, apr_bucket_flush_create(c->bucket_alloc));
     if (ap_pass_brigade(c->output_filters, cn->bb) != APR_SUCCESS)
@@ -218,7 +238,8 @@ static void after_turn(dp_conn *cn)
     }
     if (next == DP_NEXT_NONE && c->cs) {
         if (c->cs->state == CONN_STATE_WRITE_COMPLETION) {
-            flush_pending(cn);
+            if (c->data_in_output_filters)
+                flush_output(cn);   /* the event MPM's write completion */
             next = c->cs->sense == CONN_SENSE_WANT_READ ? DP_NEXT_READ : DP_NEXT_REQUEST;
         }
         else if (c->cs->state == CONN_STATE_ASYNC_WAITIO)
@@ -286,10 +307,8 @@ static void *APR_THREAD_FUNC serve_loop(apr_thread_t *thd, void *data)
     while ((cn = dp_queue_next(st->slot)) != NULL) {
         if (cn->closing) {
             /* dropped by the loop (timed out, or room made): socket shut */
-            if (cn->c) {
+            if (cn->c)
                 cn->c->aborted = 1;
-                ap_prep_lingering_close(cn->c);
-            }
             end_conn(cn, 0);
         }
         else
@@ -344,6 +363,8 @@ static int serve_http1(conn_rec *c)
         case READY:
             continue;
         case NOT_YET:
+            /* ap_process_request did not flush, with input pending */
+            flush_output(cn);
             cn->next = DP_NEXT_MORE;
             return OK;
         }
@@ -380,6 +401,7 @@ void dp_reserved_serve_register_hooks(void)
 {
     ap_hook_process_connection(serve_http1, NULL, NULL, APR_HOOK_REALLY_LAST - 1);
     ap_hook_post_read_request(serve_post_read_request, NULL, NULL, APR_HOOK_MIDDLE);
+    dp_ahead_register();
 }
 
 /* ------------------------------------------------------ the process */

@@ -6,6 +6,7 @@ import http.client
 import json
 import socket
 import threading
+import time
 
 from dphttpd import MODDIR
 
@@ -79,3 +80,87 @@ MaxRequestWorkers {SITE_THREADS}
 Timeout 600
 ProxyTimeout 600
 """
+
+
+class Attackers:
+    """Clients that try to close the way in, from chosen source addresses,
+    in one thread: idle connections that never send a byte, and slow-header
+    clients that send one byte of an endless head per second. Each one the
+    server closes (or refuses) connects again after `again` seconds, as an
+    attacker would. counts: connects made, closed by the server."""
+
+    HEAD = b"GET /p HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100000
+
+    def __init__(self, port, idle=(), slow=(), again=0.2):
+        import selectors
+        self.port, self.again = port, again
+        self.sel = selectors.DefaultSelector()
+        self.want = [(addr, "idle") for addr, n in idle for _ in range(n)]
+        self.want += [(addr, "slow") for addr, n in slow for _ in range(n)]
+        self.socks = {}                 # socket -> [addr, kind, bytes sent]
+        self.retry = []                 # (when, addr, kind)
+        self.connects = self.closed = 0
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _connect(self, addr, kind):
+        s = socket.socket()
+        s.setblocking(False)
+        try:
+            s.bind((addr, 0))
+            s.connect_ex(("127.0.0.1", self.port))
+        except OSError:
+            s.close()
+            self.retry.append((time.monotonic() + self.again, addr, kind))
+            return
+        import selectors
+        self.sel.register(s, selectors.EVENT_READ)
+        self.socks[s] = [addr, kind, 0]
+        self.connects += 1
+
+    def _lost(self, s):
+        addr, kind, _ = self.socks.pop(s)
+        self.sel.unregister(s)
+        s.close()
+        self.closed += 1
+        self.retry.append((time.monotonic() + self.again, addr, kind))
+
+    def _run(self):
+        for addr, kind in self.want:
+            self._connect(addr, kind)
+        tick = time.monotonic()
+        while not self.stopping:
+            for key, _ in self.sel.select(timeout=0.05):
+                try:
+                    data = key.fileobj.recv(4096)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                if not data:
+                    self._lost(key.fileobj)
+            now = time.monotonic()
+            due = [r for r in self.retry if r[0] <= now]
+            self.retry = [r for r in self.retry if r[0] > now]
+            for _, addr, kind in due:
+                self._connect(addr, kind)
+            if now - tick >= 1.0:
+                tick = now
+                for s, st in list(self.socks.items()):
+                    if st[1] == "slow":
+                        try:
+                            s.send(self.HEAD[st[2]:st[2] + 1])
+                            st[2] += 1
+                        except OSError:
+                            self._lost(s)
+
+    def open_now(self, addr_prefix=""):
+        return sum(1 for st in list(self.socks.values()) if st[0].startswith(addr_prefix))
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(5)
+        for s in list(self.socks):
+            s.close()
+        self.socks.clear()
