@@ -4,6 +4,7 @@ and the configuration of a site whose every worker thread can be held on
 that backend (an event httpd of 2 processes x 8 threads)."""
 import http.client
 import json
+import os
 import socket
 import threading
 import time
@@ -97,9 +98,10 @@ class Attackers:
         self.sel = selectors.DefaultSelector()
         self.want = [(addr, "idle") for addr, n in idle for _ in range(n)]
         self.want += [(addr, "slow") for addr, n in slow for _ in range(n)]
-        self.socks = {}                 # socket -> [addr, kind, bytes sent]
+        self.socks = {}                 # socket -> [addr, kind, bytes sent, since, answered]
         self.retry = []                 # (when, addr, kind)
         self.connects = self.closed = 0
+        self.ended = []                 # (addr, kind, seconds it lived, what it was answered)
         self.stopping = False
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -116,14 +118,15 @@ class Attackers:
             return
         import selectors
         self.sel.register(s, selectors.EVENT_READ)
-        self.socks[s] = [addr, kind, 0]
+        self.socks[s] = [addr, kind, 0, time.monotonic(), b""]
         self.connects += 1
 
     def _lost(self, s):
-        addr, kind, _ = self.socks.pop(s)
+        addr, kind, _, since, answered = self.socks.pop(s)
         self.sel.unregister(s)
         s.close()
         self.closed += 1
+        self.ended.append((addr, kind, time.monotonic() - since, answered))
         self.retry.append((time.monotonic() + self.again, addr, kind))
 
     def _run(self):
@@ -140,6 +143,8 @@ class Attackers:
                     data = b""
                 if not data:
                     self._lost(key.fileobj)
+                else:
+                    self.socks[key.fileobj][4] += data
             now = time.monotonic()
             due = [r for r in self.retry if r[0] <= now]
             self.retry = [r for r in self.retry if r[0] > now]
@@ -164,3 +169,32 @@ class Attackers:
         for s in list(self.socks):
             s.close()
         self.socks.clear()
+
+
+def peers_of(pid, port):
+    """{client IPv4 address: connections} of the TCP connections process
+    pid holds on its local port `port` (what it accepted, not its backlog).
+    The socket table is read before the process's descriptors, so that a
+    connection closed meanwhile is not counted beside the one that replaced
+    it."""
+    sockets = []
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
+            if state != "0A" and int(local.split(":")[1], 16) == port:
+                sockets.append((inode, socket.inet_ntoa(bytes.fromhex(remote.split(":")[0])[::-1])))
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    out = {}
+    for inode, addr in sockets:
+        if inode in inodes:
+            out[addr] = out.get(addr, 0) + 1
+    return out
