@@ -206,7 +206,7 @@ static void admit(int fd, const struct sockaddr_storage *peer)
     unsigned char key[9];
     socklen_t llen;
     dp_conn *cn = NULL;
-    apr_time_t now = apr_time_now();
+    apr_time_t now = dp_queue_now();
     int i;
 
     client_key(peer, key);
@@ -511,7 +511,7 @@ void dp_loop_run(void)
     struct epoll_event ev[64];
 
     for (;;) {
-        apr_time_t now = apr_time_now();
+        apr_time_t now = dp_queue_now();
         int i, n, ms;
 
         take_back(now);
@@ -519,7 +519,7 @@ void dp_loop_run(void)
             return;
         ms = tick(now);
         n = epoll_wait(L.ep, ev, 64, ms);
-        now = apr_time_now();
+        now = dp_queue_now();
         for (i = 0; i < n; i++) {
             uint64_t tag = ev[i].data.u64;
             if (tag == TAG_EVENTFD) {
@@ -560,7 +560,7 @@ apr_status_t dp_loop_create(server_rec *s, const int *fds, int n)
         if (epoll_ctl(L.ep, EPOLL_CTL_ADD, fds[i], &ev) == 0)
             L.nl++;
     }
-    L.stats_at = apr_time_now();
+    L.stats_at = dp_queue_now();
     return APR_SUCCESS;
 }
 

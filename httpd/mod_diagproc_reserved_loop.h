@@ -16,6 +16,7 @@
  * what an attacker can hold, far above what an operator needs (one
  * connection, a request head sent in milliseconds). */
 #define DP_LOOP_THREADS         8       /* serving threads */
+#define DP_LOOP_THREADS_PER_CLIENT 4    /* of which one client address holds at most */
 #define DP_LOOP_TLS_THREADS     4       /* of which TLS and HTTP/2 turns hold at most */
 #define DP_LOOP_TLS_PER_CLIENT  2       /* ... and those of one client address at most */
 #define DP_LOOP_PER_CLIENT      8       /* connections of one client address (IPv6: its /64) */
@@ -33,7 +34,7 @@ typedef enum {
     DP_NEXT_MORE,       /* a head or a TLS handshake under way: wait for more bytes */
     DP_NEXT_READ,       /* wait until readable, up to `wait`, then run the hooks again */
     DP_NEXT_WRITE,      /* the same, until writable */
-    DP_NEXT_RUN         /* ready, but no TLS thread is free: queue it for one */
+    DP_NEXT_RUN         /* ready, but its share of the threads is taken: queue it */
 } dp_next;
 
 typedef struct dp_conn dp_conn;

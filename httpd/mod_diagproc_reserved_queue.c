@@ -1,15 +1,17 @@
 /* The hand-over between the reserved process's connection loop and its
  * serving threads: connections ready to serve, in order, except that a
- * turn that wants one of the DP_LOOP_TLS_THREADS TLS threads waits while
- * that share (or DP_LOOP_TLS_PER_CLIENT of it for its client address) is
- * taken, and among those that may go, the one whose client holds fewest
- * goes first; connections given back; and the head deadline of a served
+ * turn waits while its client address holds DP_LOOP_THREADS_PER_CLIENT
+ * threads, a turn that wants one of the DP_LOOP_TLS_THREADS TLS threads
+ * waits while that share (or DP_LOOP_TLS_PER_CLIENT of it for its client
+ * address) is taken, and among those that may go, the one whose client
+ * holds fewest goes first; connections given back; and the head deadline of a served
  * connection, which the loop enforces by shutting its socket. One mutex
  * guards it all. */
 
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -30,6 +32,14 @@ static struct {
     int stopping, finished;
 } Q = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, -1, NULL, NULL, NULL,
         { NULL }, 0, 0, 0 };
+
+apr_time_t dp_queue_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (apr_time_t)ts.tv_sec * APR_USEC_PER_SEC + ts.tv_nsec / 1000;
+}
 
 int dp_queue_init(void)
 {
@@ -142,13 +152,14 @@ void dp_queue_finish(void)
 
 /* ------------------------------------------------------ the threads' side */
 
-/* Under mu: the TLS threads one client address holds. */
-static int held_by(const unsigned char *key)
+/* Under mu: the serving threads one client address holds (tls: only
+ * those of the TLS share). */
+static int held_by(const unsigned char *key, int tls)
 {
     int i, n = 0;
 
     for (i = 0; i < DP_LOOP_THREADS; i++)
-        if (Q.serving[i] && Q.serving[i]->held
+        if (Q.serving[i] && (Q.serving[i]->held || !tls)
             && !memcmp(Q.serving[i]->key, key, sizeof(Q.serving[i]->key)))
             n++;
     return n;
@@ -159,6 +170,12 @@ static int wants_tls(const dp_conn *cn)
     return cn->opaque && !cn->check && !cn->closing;
 }
 
+/* A turn that serves requests (not a non-blocking look, not a close). */
+static int is_turn(const dp_conn *cn)
+{
+    return !cn->check && !cn->closing;
+}
+
 /* Under mu: the next job (see the top of the file). */
 static dp_conn *pick(void)
 {
@@ -166,6 +183,8 @@ static dp_conn *pick(void)
     int bestn = DP_LOOP_TLS_PER_CLIENT;
 
     for (cn = Q.qhead; cn; prev = cn, cn = cn->qnext) {
+        if (is_turn(cn) && held_by(cn->key, 0) >= DP_LOOP_THREADS_PER_CLIENT)
+            continue;
         if (!wants_tls(cn)) {
             if (!best) {
                 best = cn;
@@ -174,7 +193,7 @@ static dp_conn *pick(void)
             break;
         }
         if (Q.held < DP_LOOP_TLS_THREADS) {
-            int n = held_by(cn->key);
+            int n = held_by(cn->key, 1);
             if (n < bestn) {
                 bestn = n;
                 best = cn;
@@ -221,9 +240,9 @@ void dp_queue_give_back(int slot, dp_conn *cn)
     if (cn->held) {
         cn->held = 0;
         Q.held--;
-        /* a turn that waited for a TLS thread may go now */
-        pthread_cond_broadcast(&Q.cv);
     }
+    /* a turn that waited for a TLS thread, or for its client's share, may go now */
+    pthread_cond_broadcast(&Q.cv);
     cn->head_by = 0;
     cn->qnext = Q.done;
     Q.done = cn;
@@ -231,15 +250,19 @@ void dp_queue_give_back(int slot, dp_conn *cn)
     dp_queue_wake();
 }
 
-int dp_queue_try_hold(dp_conn *cn)
+int dp_queue_try_turn(dp_conn *cn)
 {
     int ok;
 
     pthread_mutex_lock(&Q.mu);
-    ok = Q.held < DP_LOOP_TLS_THREADS && held_by(cn->key) < DP_LOOP_TLS_PER_CLIENT;
-    if (ok) {
-        cn->held = 1;
-        Q.held++;
+    /* (this thread's connection is among those it counts) */
+    ok = held_by(cn->key, 0) <= DP_LOOP_THREADS_PER_CLIENT;
+    if (ok && cn->opaque) {
+        ok = Q.held < DP_LOOP_TLS_THREADS && held_by(cn->key, 1) < DP_LOOP_TLS_PER_CLIENT;
+        if (ok) {
+            cn->held = 1;
+            Q.held++;
+        }
     }
     pthread_mutex_unlock(&Q.mu);
     return ok;

@@ -6,6 +6,10 @@
 
 #include "httpd/mod_diagproc_reserved_loop.h"
 
+/* The clock of every deadline here: monotonic, so that a change of the
+ * wall clock neither expires every connection nor keeps one for good. */
+apr_time_t dp_queue_now(void);
+
 /* ---- for the loop */
 
 /* The eventfd that wakes the loop (-1: could not be made). */
@@ -29,8 +33,10 @@ void dp_queue_finish(void);
 /* Its next connection (NULL: the loop has ended), given back with next set. */
 dp_conn *dp_queue_next(int slot);
 void dp_queue_give_back(int slot, dp_conn *cn);
-/* A TLS thread for this turn, if the share allows (1), else 0. */
-int dp_queue_try_hold(dp_conn *cn);
+/* After a non-blocking look found a request: whether this thread may serve
+ * it now (its client's share of the threads, and for an opaque connection
+ * the TLS share, allow it), else 0: give it back with DP_NEXT_RUN. */
+int dp_queue_try_turn(dp_conn *cn);
 /* The loop shuts the connection at `by` unless dp_queue_head_read comes
  * first (got: a request head was read, not only the turn ended). */
 void dp_queue_head_due(dp_conn *cn, apr_time_t by);

@@ -277,13 +277,13 @@ static void serve_turn(serve_thread *st, dp_conn *cn)
             end_conn(cn, 0);
             return;
         }
-        if (cn->opaque && !dp_queue_try_hold(cn)) {
+        if (!dp_queue_try_turn(cn)) {
             cn->next = DP_NEXT_RUN;
             return;
         }
     }
     if (!cn->resume)
-        dp_queue_head_due(cn, apr_time_now() + HEAD_TIME);
+        dp_queue_head_due(cn, dp_queue_now() + HEAD_TIME);
     cn->next = DP_NEXT_NONE;
     if (cn->cs) {
         cn->cs->state = CONN_STATE_READ_REQUEST_LINE;

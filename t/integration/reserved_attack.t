@@ -6,23 +6,25 @@
 # the list within 1 s (median of 20) and a full dump to its end; the caps
 # hold (8 connections per client address); a head not whole within 5 s gets
 # 408; the reserved process killed -9 in the middle of a dump serves again
-# within 1.5 s; and with more idle connections than the overall cap (256),
-# from 40 addresses, the oldest idle ones make room for the client.
+# within 1.5 s; a client that asks for dumps and reads none holds 4 of the
+# 8 serving threads at most; and with more idle connections than the overall
+# cap (256), from 40 addresses, the oldest idle ones make room for the client.
 import http.client
 import os
 import signal
+import socket
 import statistics
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from tap import ok, is_, diag, note, done_testing  # noqa: E402
-from dphttpd import Httpd, free_port, spawn, worker_user, BUILD  # noqa: E402
+from dphttpd import Httpd, free_port, spawn, worker_user, kill_quietly, BUILD  # noqa: E402
 from procstate import settle, running  # noqa: E402
 from reserved import Attackers, get, peers_of  # noqa: E402
 
 TARGET = os.path.join(BUILD, "targets", "dump_target")
-PER_CLIENT, ALL, HEAD_SECONDS = 8, 256, 5
+PER_CLIENT, ALL, HEAD_SECONDS, THREADS_PER_CLIENT = 8, 256, 5, 4
 
 
 def timed_list(port, path="/p"):
@@ -72,7 +74,7 @@ def dump_to_end(port, pid):
 
 rport = free_port()
 h = Httpd(locations={"/p": "DiagProcAllow dump fulldump"},
-          server_conf=f"Timeout 30\nDiagProcListen 127.0.0.1:{rport}\n").start()
+          server_conf=f"Timeout 30\nDiagProcMaxDumps 8\nDiagProcListen 127.0.0.1:{rport}\n").start()
 ok(settle(lambda: len(h.reserved()) == 1, 10), "one reserved process")
 target = spawn([TARGET], ready="ready", user=worker_user())
 st, dt = timed_list(rport)
@@ -148,6 +150,38 @@ ok(settle(lambda: running(target.pid), 5), "the dumped target is never left stop
 st, n, length, magic = dump_to_end(rport, target.pid)
 ok(st == 200 and n == length, f"a full dump to its end after the restarts ({n} of {length} bytes)")
 attack.stop()
+
+# --- a client that reads no answer holds at most half the serving threads ---
+# (one target each: the helper dumps a process once at a time)
+others = [spawn([TARGET], ready="ready", user=worker_user()) for _ in range(6)]
+stalled = []
+for i in range(6):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.bind(("127.0.0.12", 0))
+    s.connect(("127.0.0.1", rport))
+    s.sendall(f"GET /p/{others[i].pid}/dump?dumpType=2 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    stalled.append(s)
+time.sleep(1)
+runs = [timed_list(rport) for _ in range(5)]
+ok(all(st == 200 for st, _ in runs) and statistics.median(d for _, d in runs) < 1.0,
+   "6 dumps asked from 127.0.0.12 and never read: the list from 127.0.0.1 is served "
+   f"(median {statistics.median(d for _, d in runs) * 1000:.1f} ms)")
+st, n, length, _ = dump_to_end(rport, target.pid)
+ok(st == 200 and n == length, f"…and a full dump to its end ({n} of {length} bytes)")
+answered = 0
+for s in stalled:
+    s.setblocking(False)
+    try:
+        answered += bool(s.recv(1))
+    except BlockingIOError:
+        pass
+is_(answered, THREADS_PER_CLIENT, f"…while {THREADS_PER_CLIENT} of the 6 hold a serving thread, "
+    "the others wait for one")
+for s in stalled:
+    s.close()
+for t in others:
+    kill_quietly(t)
 
 # --- more idle connections than the overall cap -----------------------------
 crowd = Attackers(rport, idle=[(f"127.0.1.{i}", PER_CLIENT) for i in range(1, 41)])

@@ -198,3 +198,28 @@ def peers_of(pid, port):
         if inode in inodes:
             out[addr] = out.get(addr, 0) + 1
     return out
+
+
+def make_pki(where):
+    """A CA, a server certificate for 127.0.0.1 and a client certificate
+    ("operator"), made with openssl in `where`: {name: path}."""
+    import subprocess
+
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=where)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+        "-days", "2", "-subj", "/CN=diagproc test CA")
+    for name, subject, ext in (("server", "/CN=127.0.0.1",
+                                "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"),
+                               ("client", "/CN=operator", "extendedKeyUsage=clientAuth\n")):
+        with open(os.path.join(where, f"{name}.ext"), "w") as f:
+            f.write(ext)
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+            "-subj", subject)
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile", f"{name}.ext")
+    for name in os.listdir(where):
+        os.chmod(os.path.join(where, name), 0o644)     # read by httpd as root, nothing secret
+    return {n: os.path.join(where, n) for n in ("ca.crt", "server.crt", "server.key",
+                                                "client.crt", "client.key")}
