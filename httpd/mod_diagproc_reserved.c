@@ -1,41 +1,31 @@
-/* The reserved diagnostics process. When every worker thread is stuck (a
- * backend that never answers, a wedged interpreter), the diagnostics routes
- * are needed most and cannot be reached through the site's listeners. So
- * the parent opens the DiagProcListen sockets itself and forks one process
- * for them, supervised like mod_cgid's daemon: restarted when it dies,
- * replaced on every restart, stopped on shutdown. It runs as User, holds no
- * listener of the site, and runs each connection through httpd's own
- * create_connection / process_connection on a small fixed pool of threads,
- * so <Location>, Require, authentication, logging and filters apply as
- * anywhere; but it answers only the diagproc handler (anything else is 404),
- * so no site code ever runs in it. */
+/* The reserved diagnostics process, the parent's side. When every worker
+ * thread is stuck (a backend that never answers, a wedged interpreter), the
+ * diagnostics routes are needed most and cannot be reached through the
+ * site's listeners. So the parent opens the DiagProcListen sockets itself
+ * and forks one process for them, supervised like mod_cgid's daemon:
+ * restarted when it dies, replaced on every restart, stopped on shutdown.
+ * It runs as User, holds no listener of the site, and serves its
+ * connections through httpd's own connection and request processing
+ * (mod_diagproc_reserved_serve.c), so <Location>, Require, authentication,
+ * logging and filters apply as anywhere; but it answers only the diagproc
+ * handler (anything else is 404), so no site code ever runs in it. */
 
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "httpd.h"
 #include "http_config.h"
-#include "http_connection.h"
 #include "http_core.h"
 #include "http_log.h"
 #include "http_main.h"
-#include "http_protocol.h"
-#include "http_request.h"
-#include "ap_listen.h"
 #include "ap_mpm.h"
 #include "mpm_common.h"
 #include "scoreboard.h"
 #include "unixd.h"
-#include "apr_portable.h"
 #include "apr_strings.h"
 
 #include "httpd/mod_diagproc_config.h"
@@ -111,7 +101,8 @@ static int open_listener(reserved_listener *l, server_rec *s)
     }
     fd = socket(sa->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0
-        || bind(fd, (struct sockaddr *)&sa->sa, sa->salen) != 0 || listen(fd, DP_RESERVED_BACKLOG) != 0) {
+        || bind(fd, (struct sockaddr *)&sa->sa, sa->salen) != 0
+        || listen(fd, DP_RESERVED_BACKLOG) != 0) {
         ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, DPLOGNO(00014)
                      "diagproc: DiagProcListen %s: cannot listen (the reserved process "
                      "will not serve it)", l->spec);
