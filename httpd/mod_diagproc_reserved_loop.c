@@ -158,20 +158,26 @@ static void drain(dp_conn *cn)
     }
 }
 
-/* Idle: waiting for a head or in a lingering close; not a connection
- * waiting on its own answer's streams (DP_NEXT_READ/WRITE). */
+/* The connection to close for room: the oldest idle one (waiting for a
+ * head or in a lingering close), else the oldest waiting on its own streams
+ * (an HTTP/2 session waiting for the client: DP_NEXT_READ/WRITE), which
+ * would otherwise let a client keep its connections for good. */
 static dp_conn *oldest_idle(const unsigned char *key)
 {
     dp_conn *best = NULL;
-    int i;
+    int i, best_idle = 0;
 
     for (i = 0; i < SLOTS; i++) {
         dp_conn *cn = &L.conns[i];
+        int waiting = cn->state == WAIT || cn->state == LINGER;
         int idle = cn->state == LINGER || (cn->state == WAIT && cn->next != DP_NEXT_READ
                                            && cn->next != DP_NEXT_WRITE);
-        if (idle && (!key || !memcmp(cn->key, key, sizeof(cn->key)))
-            && (!best || cn->since < best->since))
+        if (!waiting || (key && memcmp(cn->key, key, sizeof(cn->key))))
+            continue;
+        if (!best || idle > best_idle || (idle == best_idle && cn->since < best->since)) {
             best = cn;
+            best_idle = idle;
+        }
     }
     return best;
 }
