@@ -29,6 +29,7 @@
 #include "httpd/mod_diagproc_reserved.h"
 #include "httpd/mod_diagproc_scoreboard.h"
 #include "httpd/mod_diagproc_fleet.h"
+#include "httpd/mod_diagproc_dumpable.h"
 #include "worker/route.h"
 #include "common/actions.h"
 #include "apr_strings.h"
@@ -113,8 +114,10 @@ static int dp_handler(request_rec *r)
 }
 
 /* Answers httpd makes itself in our Locations (a Require that fails, a
- * request too large) carry the instance too: SetHandler is only applied
- * after access checks, so the section's expression is evaluated here. */
+ * request too large) carry the instance and a JSON body too: SetHandler is
+ * only applied after access checks, so the section's expression is
+ * evaluated here; and an answer made before the Location walk (an encoded
+ * '/' or NUL in the path) goes by the Location paths themselves. */
 static void dp_error_instance(request_rec *r)
 {
     core_dir_config *cd = ap_get_core_module_config(r->per_dir_config);
@@ -125,8 +128,11 @@ static void dp_error_instance(request_rec *r)
         if (err)
             h = NULL;
     }
-    if (h && (!strcmp(h, "diagproc") || !strcmp(h, DP_FLEET_HANDLER)))
+    if (h ? (!strcmp(h, "diagproc") || !strcmp(h, DP_FLEET_HANDLER))
+          : dp_config_uri_is_ours(r->uri)) {
         dp_set_instance_header(r);
+        dp_json_error_body(r);
+    }
 }
 
 /* The module owns its URL space: httpd must neither map it to a file name
@@ -161,6 +167,7 @@ static int dp_no_storage(request_rec *r)
 static void dp_register_hooks(apr_pool_t *p)
 {
     ap_hook_pre_config(dp_config_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(dp_config_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_translate_name(dp_own_url_space, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_map_to_storage(dp_no_storage, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_handler(dp_handler, NULL, NULL, APR_HOOK_MIDDLE);
@@ -168,8 +175,10 @@ static void dp_register_hooks(apr_pool_t *p)
     ap_hook_insert_error_filter(dp_error_instance, NULL, NULL, APR_HOOK_MIDDLE);
     dp_fleet_register_hooks(p);
     dp_helperd_register_hooks(p);
+    dp_dumpable_register_hooks(p);
     dp_reserved_register_hooks(p);
     dp_zip_filter_register(p);
+    dp_json_error_register();
 }
 
 AP_DECLARE_MODULE(diagproc) = {

@@ -2,6 +2,7 @@
 #include <string.h>
 #include <strings.h>
 #include "common/actions.h"
+#include "common/proto.h"
 #include "common/dumptype.h"
 
 const dp_action dp_actions[] = {
@@ -51,7 +52,7 @@ const char *dp_action_words(unsigned bits, char *buf, size_t cap)
 /* An action is needed when the request's operation is the action's, with
  * two refinements: fulldump only for the dumpType bits that add memory, and
  * of the /proc reads only the environment needs an action at all. */
-static int needs(const dp_action *a, const dp_request *rq)
+static int needs(const dp_action *a, const struct dp_request *rq)
 {
     if (a->op != rq->op)
         return 0;
@@ -62,7 +63,7 @@ static int needs(const dp_action *a, const dp_request *rq)
     return 1;
 }
 
-unsigned dp_actions_needed(const dp_request *rq)
+unsigned dp_actions_needed(const struct dp_request *rq)
 {
     unsigned i, bits = 0;
     for (i = 0; i < dp_nactions; i++)

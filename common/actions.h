@@ -1,14 +1,25 @@
-/* The privileged actions, one row each: the bit a configuration section
- * grants, the DiagProcAllow word (also the audit line's action), the helper
- * operation that performs it, and what a 403 calls it. The worker's
- * directive, page, route checks and audit lines, and the helper's policy all
- * read this one table: a new action is one row here, its route and its
+/* The helper's operations, and the privileged actions, one row each: the
+ * bit a configuration section grants, the DiagProcAllow word (also the audit
+ * line's action), the helper operation that performs it, and what a 403
+ * calls it. The worker's directive, page, route checks and audit lines, and
+ * the helper's policy all read this one table: a new action is one row here
+ * (and its operation above, when it needs a new one), its route and its
  * helper handler. */
 #ifndef DP_ACTIONS_H
 #define DP_ACTIONS_H
 
 #include <stdint.h>
-#include "common/proto.h"
+
+/* The helper's operations (dp_request.op). */
+enum dp_op {
+    DP_OP_PROC_READ = 1,    /* a private /proc file of a process */
+    DP_OP_KILL = 2,         /* kill a process tree */
+    DP_OP_DUMP = 3,         /* core (raw) or bundle (zip) */
+    DP_OP_STACKS = 4,       /* backtraces of every thread: DP_FR_STACK_* records */
+    DP_OP_END               /* one past the last: a new operation goes above */
+};
+
+struct dp_request;
 
 /*        id           bit    word           helper op         subject of a 403 */
 #define DP_ACTION_ROWS(X) \
@@ -44,6 +55,6 @@ const char *dp_action_words(unsigned bits, char *buf, size_t cap);
  * section allows): its operation's actions, where a dump needs fulldump only
  * for the bits that add memory and a /proc read needs environment only for
  * the environment. */
-unsigned dp_actions_needed(const dp_request *rq);
+unsigned dp_actions_needed(const struct dp_request *rq);
 
 #endif

@@ -44,6 +44,7 @@ typedef struct dp_helper_policy {
     const dp_helper_section *sections;
     int nsections;
     const unsigned char *pairs;
+    int log_level;              /* httpd's LogLevel for the module (APLOG_*): the helper's lines */
 } dp_helper_policy;
 
 /* ioprio_set(2) values for dump_ioprio */

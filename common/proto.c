@@ -308,10 +308,6 @@ int dp_request_check(const dp_request *rq, char *msg, size_t msglen)
         if (rq->what != 0)
             BAD("kill takes no item");
         break;
-    case DP_OP_STACKS:
-        if (rq->what != 0 || rq->dump_type != 0)
-            BAD("stacks take no item and no dumpType");
-        break;
     case DP_OP_DUMP:
         if (rq->what > 1)
             BAD("unknown dump format %u", rq->what);
@@ -320,8 +316,11 @@ int dp_request_check(const dp_request *rq, char *msg, size_t msglen)
         if (rq->timeout_s > 86400)
             BAD("timeout %u is too long", rq->timeout_s);
         break;
-    default:
-        BAD("unknown operation %u", rq->op);
+    default:        /* the operations that take no item and no dumpType (stacks) */
+        if (rq->op < 1 || rq->op >= DP_OP_END)
+            BAD("unknown operation %u", rq->op);
+        if (rq->what != 0 || rq->dump_type != 0)
+            BAD("operation %u takes no item and no dumpType", rq->op);
     }
     return 0;
 #undef BAD

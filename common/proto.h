@@ -8,17 +8,12 @@
 
 #include <stdint.h>
 #include <stddef.h>
+#include "common/actions.h"     /* enum dp_op */
 
 #define DP_PROTO_MAGIC   0x31485044u     /* "DPH1" */
 #define DP_PROTO_VERSION 2u
 #define DP_SECRET_LEN 32     /* the per-generation secret every request carries */
 
-enum dp_op {
-    DP_OP_PROC_READ = 1,    /* a private /proc file of a process */
-    DP_OP_KILL = 2,         /* kill a process tree */
-    DP_OP_DUMP = 3,         /* core (raw) or bundle (zip) */
-    DP_OP_STACKS = 4        /* backtraces of every thread: DP_FR_STACK_* records */
-};
 
 /* what, for DP_OP_PROC_READ (the one set of codes, also used by the worker) */
 /* DP_READ_BUILD_IDS: "start-end\0hex build id\0" for every mapped file's

@@ -5,7 +5,8 @@
 set -e
 cd "$(dirname "$0")/.."
 TOP=$(pwd)
-RUN="$TOP/build/run"
+# DP_RUN_DIR: another directory for the config, logs and pid (a test runs its own)
+RUN="${DP_RUN_DIR:-$TOP/build/run}"
 PORT="${PORT:-8088}"
 CONF="$RUN/httpd.conf"
 
@@ -43,6 +44,13 @@ $USERCONF
 LoadModule mpm_event_module $M/mod_mpm_event.so
 LoadModule authz_core_module $M/mod_authz_core.so
 LoadModule authz_host_module $M/mod_authz_host.so
+# a client that promises a header or a body and sends nothing, or sends it
+# slowly, loses its connection instead of holding a worker for the whole
+# Timeout: httpd's usual limits (Debian enables mod_reqtimeout by default),
+# and a blocked read or write gives up after 30 s instead of 60
+LoadModule reqtimeout_module $M/mod_reqtimeout.so
+RequestReadTimeout header=20-40,MinRate=500 body=20,MinRate=500
+Timeout 30
 LoadModule diagproc_module $TOP/build/mod_diagproc.so
 # a local playground: every action enabled, reachable from this machine only
 <Location /diagnostics/processes>

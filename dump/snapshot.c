@@ -19,6 +19,12 @@
 #include <dirent.h>
 #include <linux/close_range.h>
 
+/* glibc 2.31 (Debian 11) names no SYS_close_range; its kernel headers have
+ * the number (Linux 5.9) */
+#ifndef SYS_close_range
+#define SYS_close_range __NR_close_range
+#endif
+
 #include "dump/snapshot.h"
 #include "proc/procfs.h"
 

@@ -23,6 +23,7 @@
 
 #include "dump/snapshot.h"
 #include "helper/daemon.h"
+#include "helper/log.h"
 #include "helper/policy.h"
 #include "common/proto.h"
 #include "proc/procfs.h"
@@ -38,8 +39,9 @@ static const int kept_caps[] = { CAP_SYS_PTRACE, CAP_KILL, CAP_DAC_READ_SEARCH,
 
 /* Root-started: become the workers' user, keeping only the
  * capabilities the requests need; then no way back up (no_new_privs) and
- * nobody may ptrace or core-dump the helper itself. */
-static int drop_privileges(const dp_helper_policy *pol)
+ * nobody may ptrace or core-dump the helper itself. NULL, or the step that
+ * failed (errno set). */
+static const char *drop_privileges(const dp_helper_policy *pol)
 {
     struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
     struct __user_cap_data_struct data[2];
@@ -51,22 +53,23 @@ static int drop_privileges(const dp_helper_policy *pol)
             for (i = 0; i < NKEPT; i++)
                 keep |= cap == kept_caps[i];
             if (!keep && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL)
-                return -1;
+                return "cannot drop the capabilities it does not need";
         }
         if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0 || setgroups(0, NULL) != 0
             || setgid(pol->peer_gid) != 0 || setuid(pol->peer_uid) != 0)
-            return -1;
+            return "cannot become the workers' user (User, Group)";
         memset(data, 0, sizeof(data));
         for (i = 0; i < NKEPT; i++) {
             data[kept_caps[i] / 32].effective |= 1u << (kept_caps[i] % 32);
             data[kept_caps[i] / 32].permitted |= 1u << (kept_caps[i] % 32);
         }
         if (syscall(SYS_capset, &hdr, data) != 0)
-            return -1;
+            return "cannot keep CAP_SYS_PTRACE, CAP_KILL, CAP_DAC_READ_SEARCH and "
+                   "CAP_CHECKPOINT_RESTORE (are they in httpd's capability bounding set?)";
     }
     prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    return 0;
+    return NULL;
 }
 
 /* A dump reads a whole process's memory and compresses it: it yields the
@@ -100,11 +103,50 @@ static unsigned long long ticks_since_boot(void)
            + (unsigned long long)ts.tv_nsec / (1000000000ULL / (unsigned long long)dp_clock_ticks());
 }
 
+/* The loop's wake-up: the SIGCHLD and SIGTERM handlers write a byte to
+ * this pipe, which the loop polls with the sockets, so no signal slips in
+ * between a check and the wait (a child that ended while the daemon was
+ * busy elsewhere was left a zombie until the next connection). */
+static int wake_pipe[2] = { -1, -1 };
+static volatile sig_atomic_t stop_asked;
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    char c = (char)sig;
+
+    if (getpid() != dp_daemon_pid) {
+        /* a child of ours before forked_child(): the daemon's wake-up is
+         * not its own, and a SIGTERM ends it as it would have */
+        if (sig == SIGTERM) {
+            signal(SIGTERM, SIG_DFL);
+            raise(SIGTERM);
+        }
+        errno = saved;
+        return;
+    }
+    if (sig == SIGTERM)
+        stop_asked = 1;
+    if (write(wake_pipe[1], &c, 1) < 0) {
+        /* full: the loop has wake-ups to read already */
+    }
+    errno = saved;
+}
+
+/* First thing in each child the loop forks. */
+static void forked_child(void)
+{
+    signal(SIGTERM, SIG_DFL);
+    close(wake_pipe[0]);
+    close(wake_pipe[1]);
+}
+
 /* A dumping child that was killed left its snapshot's copy a zombie in the
  * target: a short-lived process reaps it there. */
 static void after_dump(const dump_child *d, int status)
 {
     if (WIFSIGNALED(status) && fork() == 0) {
+        forked_child();
         dp_snapshot_reap_orphans(d->target, d->since);
         _exit(0);
     }
@@ -142,8 +184,6 @@ static int free_dump_slot(pid_t target)
     }
     return busy ? -2 : -1;
 }
-
-static void on_child(int sig) { (void)sig; }
 
 /* A connection whose request is still arriving. */
 typedef struct pending {
@@ -221,6 +261,7 @@ static void dispatch(const dp_helper_policy *pol, pending *w, int complete)
     child = fork();
     if (child == 0) {
         int flags = fcntl(fd, F_GETFL);
+        forked_child();
         fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
         if (bad) {
             char sink[4096];
@@ -253,7 +294,8 @@ static void dispatch(const dp_helper_policy *pol, pending *w, int complete)
     }
 }
 
-static void accept_one(int listen_fd, const dp_helper_policy *pol)
+/* One connection from the backlog: 0, or -1 when there is none now. */
+static int accept_one(int listen_fd, const dp_helper_policy *pol)
 {
     struct ucred peer;
     socklen_t plen = sizeof(peer);
@@ -263,12 +305,14 @@ static void accept_one(int listen_fd, const dp_helper_policy *pol)
     if (fd < 0) {
         if (errno == EINTR || errno == ECONNABORTED || errno == EMFILE || errno == ENFILE
             || errno == EAGAIN)
-            return;
+            return -1;
+        dp_log(DP_LOG_CRIT, DPLOGNO(10006) "helper: cannot accept a connection (%s); "
+               "exiting, httpd starts a new one", strerror(errno));
         _exit(1);
     }
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &plen) != 0) {
         close(fd);
-        return;
+        return 0;
     }
     pidfd = dp_peer_pidfd(fd, &peer);
     if ((why = dp_peer_not_a_worker(pol, &peer, pidfd)) != NULL) {
@@ -276,7 +320,7 @@ static void accept_one(int listen_fd, const dp_helper_policy *pol)
         close(fd);
         if (pidfd >= 0)
             close(pidfd);
-        return;
+        return 0;
     }
     if (nwaiting == PENDING_MAX) {      /* the first is among the oldest */
         dp_refuse_peer(&waiting[0].peer, "too many connections without a request");
@@ -288,6 +332,7 @@ static void accept_one(int listen_fd, const dp_helper_policy *pol)
     waiting[nwaiting].peer = peer;
     waiting[nwaiting].deadline_ms = now_ms() + REQUEST_WAIT_MS;
     nwaiting++;
+    return 0;
 }
 
 /* More of a waiting request; 1 when it is complete or broken (dispatched). */
@@ -308,23 +353,26 @@ static int read_pending(const dp_helper_policy *pol, pending *w)
     return 1;
 }
 
-void dp_daemon_main(int listen_fd, const dp_helper_policy *pol)
+/* Forked from httpd's parent at any time (its signals blocked around the
+ * fork): its handlers and mask go, privileges drop, the loop's signals are
+ * set. A failure here ends the helper with DP_HELPER_STARTUP_ERROR after a
+ * line that says why: the parent then waits before it tries again. */
+static void start(int listen_fd, const dp_helper_policy *pol)
 {
     pid_t parent = getppid();
     struct sigaction sa;
     sigset_t none;
+    const char *failed;
     int sig;
 
-    /* forked from httpd's parent at any time: drop its handlers and mask */
     for (sig = 1; sig < NSIG; sig++)
         if (sig != SIGKILL && sig != SIGSTOP)
             signal(sig, SIG_DFL);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-
-    if (drop_privileges(pol) != 0) {
-        fprintf(stderr, "mod_diagproc helper: cannot drop privileges: %s\n", strerror(errno));
-        _exit(1);
+    dp_log_init(pol->log_level);
+    if ((failed = drop_privileges(pol)) != NULL) {
+        dp_log(DP_LOG_CRIT, DPLOGNO(10001) "helper: cannot start: %s: %s", failed,
+               strerror(errno));
+        _exit(DP_HELPER_STARTUP_ERROR);
     }
     /* after the credential change, which clears it */
     prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
@@ -334,37 +382,85 @@ void dp_daemon_main(int listen_fd, const dp_helper_policy *pol)
     dp_daemon_pid = getpid();
     max_children = pol->max_dumps > 0 ? pol->max_dumps : 1;
     dump_children = calloc((size_t)max_children, sizeof(dump_child));
+    if (!dump_children || pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        dp_log(DP_LOG_CRIT, DPLOGNO(10007) "helper: cannot start: no memory or pipe for its "
+               "loop: %s", strerror(errno));
+        _exit(DP_HELPER_STARTUP_ERROR);
+    }
     memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_child;       /* interrupts poll so children are reaped */
+    sa.sa_handler = on_signal;
     sigaction(SIGCHLD, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);  /* the parent's stop, or its death (PDEATHSIG) */
     signal(SIGPIPE, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
     signal(SIGUSR1, SIG_IGN);       /* httpd's graceful signal goes to the process group */
     signal(SIGWINCH, SIG_IGN);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);  /* a SIGTERM held since the fork lands now */
     fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK);
+}
+
+/* Reads the wake-up bytes; on a stop, the counts of the lines left out are
+ * written, then the helper exits. */
+static void woken(void)
+{
+    char buf[64];
+
+    while (read(wake_pipe[0], buf, sizeof(buf)) > 0)
+        ;
+    if (stop_asked) {
+        dp_audit_summary();
+        _exit(0);
+    }
+}
+
+#define ACCEPT_BATCH 64         /* a flood of refusals is served in batches */
+
+void dp_daemon_main(int listen_fd, const dp_helper_policy *pol)
+{
+    long long next_summary = 0;
+
+    start(listen_fd, pol);
     /* one loop for all: an idle peer holds up no one, dropped after REQUEST_WAIT_MS */
     for (;;) {
-        struct pollfd pf[PENDING_MAX + 1];
+        struct pollfd pf[PENDING_MAX + 2];
         long long now = now_ms(), wait = -1;
         int i, n;
 
         pf[0].fd = listen_fd;
         pf[0].events = POLLIN;
+        pf[1].fd = wake_pipe[0];
+        pf[1].events = POLLIN;
         for (i = 0; i < nwaiting; i++) {
-            pf[i + 1].fd = waiting[i].fd;
-            pf[i + 1].events = POLLIN;
-            pf[i + 1].revents = 0;
+            pf[i + 2].fd = waiting[i].fd;
+            pf[i + 2].events = POLLIN;
+            pf[i + 2].revents = 0;
             if (wait < 0 || waiting[i].deadline_ms - now < wait)
                 wait = waiting[i].deadline_ms - now > 0 ? waiting[i].deadline_ms - now : 0;
         }
+        /* lines left out are counted in a summary at least every DP_AUDIT_SUMMARY_S */
+        if (dp_audit_pending()) {
+            if (!next_summary)
+                next_summary = now + DP_AUDIT_SUMMARY_S * 1000;
+            if (wait < 0 || next_summary - now < wait)
+                wait = next_summary > now ? next_summary - now : 0;
+        }
         n = nwaiting;
-        if (poll(pf, (nfds_t)n + 1, (int)wait) < 0 && errno != EINTR)
+        if (poll(pf, (nfds_t)n + 2, (int)wait) < 0 && errno != EINTR) {
+            dp_log(DP_LOG_CRIT, DPLOGNO(10008) "helper: poll failed (%s); exiting, httpd "
+                   "starts a new one", strerror(errno));
             _exit(1);
+        }
+        woken();
         reap();
         now = now_ms();
+        if (next_summary && next_summary <= now) {
+            dp_audit_summary();
+            next_summary = 0;
+        }
         /* back to front: drop_pending moves the last entry into the gap */
         for (i = n - 1; i >= 0; i--) {
-            if (pf[i + 1].revents && read_pending(pol, &waiting[i])) {
+            if (pf[i + 2].revents && read_pending(pol, &waiting[i])) {
                 drop_pending(i);
                 continue;
             }
@@ -373,7 +469,8 @@ void dp_daemon_main(int listen_fd, const dp_helper_policy *pol)
                 drop_pending(i);
             }
         }
-        if (pf[0].revents & POLLIN)
-            accept_one(listen_fd, pol);
+        for (i = 0; (pf[0].revents & POLLIN) && i < ACCEPT_BATCH; i++)
+            if (accept_one(listen_fd, pol) != 0)
+                break;
     }
 }

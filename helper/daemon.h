@@ -8,7 +8,13 @@
 #include <sys/types.h>
 #include "common/helper_config.h"
 
-/* Serves listen_fd until the parent goes away; never returns. */
+/* The helper's exit status when it could not start (privileges, memory):
+ * it has logged why, and the parent waits before it tries again, as
+ * mod_cgid does with its DAEMON_STARTUP_ERROR. */
+#define DP_HELPER_STARTUP_ERROR 254
+
+/* Serves listen_fd until the parent stops it (SIGTERM, also sent when the
+ * parent dies); never returns. */
 void dp_daemon_main(int listen_fd, const dp_helper_policy *pol);
 
 /* Is uid within the ceiling? (also used by the tests) */

@@ -1,6 +1,6 @@
 /* PHP frames of a stopped process: executor_globals.current_execute_data →
  * zend_execute_data chain, with the layout of the running version
- * (helper/layouts.c). The top frame's line: Debian's HYBRID VM keeps the
+ * (helper/lang.h). The top frame's line: Debian's HYBRID VM keeps the
  * current opline in r15 (and execute_data in r14) and writes EX(opline) only
  * at some points, so the register is used when it provably belongs to it. */
 
@@ -141,7 +141,6 @@ int dp_phpstack_walk(dp_lang_target *t)
     uint64_t eg, eg_size, ex, lo, size;
     const char *module, *api;
     php_walk w;
-    size_t i;
     dp_stack_thread *th;
 
     if (dp_lang_symbol(t, DP_RUNTIME_PHP, "executor_globals", &eg, &eg_size, &module) != 0) {
@@ -157,23 +156,24 @@ int dp_phpstack_walk(dp_lang_target *t)
     memset(&w, 0, sizeof(w));
     w.t = t;
     api = build_id_of(t, module);
-    for (i = 0; api && i < dp_php_nlayouts; i++)
-        if (!strcmp(dp_php_layouts[i].api, api))
-            w.l = &dp_php_layouts[i];
-    if (!w.l) {
+    if (api && strlen(api) > 3 && !strcmp(api + strlen(api) - 3, ",TS")) {
+        /* a thread-safe build that still exports the symbol: its globals
+         * live per thread behind TSRM, not at that address */
+        s->version = api;
+        s->unsupported = apr_psprintf(t->pool, "a thread-safe (ZTS) PHP build (module API %s): "
+                                      "its executor globals are per thread", api);
+        return 1;
+    }
+    if (!(w.l = dp_php_layout_find(api))) {
         s->version = api;
         s->unsupported = apr_psprintf(t->pool, "PHP with module API %s has no layout table "
-                                      "entry (known: %s, PHP %s)", api ? api : "(not found)",
-                                      dp_php_layouts[0].api, dp_php_layouts[0].version);
+                                      "entry (known: %s)", api ? api : "(not found)",
+                                      dp_php_layouts_known(t->pool));
         return 1;
     }
     s->version = w.l->version;
-    if (eg_size != w.l->eg_size) {
-        s->unsupported = apr_psprintf(t->pool, "executor_globals in %s has %llu bytes, not the "
-                                      "%u of PHP %s's layout", module,
-                                      (unsigned long long)eg_size, w.l->eg_size, w.l->version);
+    if ((s->unsupported = dp_php_globals_refused(w.l, eg_size, module, t->pool)))
         return 1;
-    }
     if (dp_lang_symbol(t, DP_RUNTIME_PHP, "execute_ex", &lo, &size, NULL) == 0) {
         w.exec_lo = lo;
         w.exec_hi = lo + size;

@@ -1,5 +1,6 @@
 /* The helper's checks of who asks (peer, secret) and of what a request may
  * do to its target under the configuration it holds. No httpd headers. */
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "helper/daemon.h"
+#include "helper/log.h"
 #include "helper/policy.h"
 #include "common/actions.h"
 #include "common/proto.h"
@@ -157,11 +159,18 @@ int dp_policy_check_target(const dp_helper_policy *pol, const dp_request *rq, dp
 }
 
 /* A refusal of a peer or request: logged (to httpd's error log, the
- * helper's stderr) with who asked and why; the peer gets no answer. */
+ * helper's stderr) with who asked and why; the peer gets no answer. Rate
+ * limited per reason and uid (helper/log.c): a flood of refused
+ * connections costs a compare-and-swap each, and is counted, not written. */
 void dp_refuse_peer(const struct ucred *peer, const char *why)
 {
-    fprintf(stderr, "[diagproc:helper] refused a connection from pid %d uid %d gid %d: %s\n",
-            (int)peer->pid, (int)peer->uid, (int)peer->gid, why);
+    char what[160];
+
+    snprintf(what, sizeof(what), "refused connections from uid %d gid %d: %s",
+             (int)peer->uid, (int)peer->gid, why);
+    dp_audit(dp_audit_kind(10003, why), peer->uid, what, DPLOGNO(10003) "helper: refused a "
+             "connection from pid %d uid %d gid %d: %s", (int)peer->pid, (int)peer->uid,
+             (int)peer->gid, why);
 }
 
 /* A request the configuration does not grant (a 403 of the checks above):
@@ -169,13 +178,17 @@ void dp_refuse_peer(const struct ucred *peer, const char *why)
 int dp_refuse_request(const struct ucred *peer, const dp_request *rq, const dp_error *err)
 {
     static const char *ops[] = { "?", "read", "kill", "dump", "stacks" };
+    const char *op = rq->op < 5 ? ops[rq->op] : "?";
+    char what[160];
 
     if (!peer || err->status != 403)
         return -1;
-    fprintf(stderr, "[diagproc:helper] refused a request from pid %d uid %d gid %d: %s of "
-            "pid %d through sections %d/%d: %s\n", (int)peer->pid, (int)peer->uid,
-            (int)peer->gid, rq->op < 5 ? ops[rq->op] : "?", (int)rq->pid,
-            (int)rq->allow_section, (int)rq->scope_section, err->msg);
+    snprintf(what, sizeof(what), "refused requests (%s) from uid %d gid %d", op,
+             (int)peer->uid, (int)peer->gid);
+    dp_audit(dp_audit_kind(10004, op), peer->uid, what, DPLOGNO(10004) "helper: refused a "
+             "request from pid %d uid %d gid %d: %s of pid %d through sections %d/%d: %s",
+             (int)peer->pid, (int)peer->uid, (int)peer->gid, op, (int)rq->pid,
+             (int)rq->allow_section, (int)rq->scope_section, err->msg);
     return -1;
 }
 
@@ -183,8 +196,13 @@ int dp_refuse_request(const struct ucred *peer, const dp_request *rq, const dp_e
  * send one, so it is logged like a refusal; it gets a 400. */
 void dp_refuse_malformed(const struct ucred *peer, const char *why, dp_error *err)
 {
-    fprintf(stderr, "[diagproc:helper] refused a request from pid %d uid %d gid %d: "
-            "malformed: %s\n", (int)peer->pid, (int)peer->uid, (int)peer->gid, why);
+    char what[160];
+
+    snprintf(what, sizeof(what), "malformed requests from uid %d gid %d", (int)peer->uid,
+             (int)peer->gid);
+    dp_audit(dp_audit_kind(10005, NULL), peer->uid, what, DPLOGNO(10005) "helper: refused a "
+             "request from pid %d uid %d gid %d: malformed: %s", (int)peer->pid,
+             (int)peer->uid, (int)peer->gid, why);
     dp_fail(err, 400, "%s", why);
 }
 
@@ -203,15 +221,63 @@ int dp_pidfd_alive(int pidfd)
     return pidfd >= 0 && n == 0;
 }
 
+/* Why a peer could be driven by another process of its user, or NULL. A
+ * process its user may ptrace (dumpable: CoreDumpDirectory, fs.suid_dumpable
+ * = 1, a module's prctl) is that user's to steer: its secret is readable and
+ * any request can be injected into it. The kernel shows it in the owner of
+ * /proc/PID/mem, root's unless the process is dumpable by its user. A thread
+ * already traced by anyone but one of the helper's own children (a dump of
+ * that worker) may be driven by its tracer, made dumpable or not. */
+static const char *peer_ptraceable(pid_t pid)
+{
+    static char why[96];
+    char path[64], buf[4096], *tp;
+    struct stat sb;
+    struct dirent *de;
+    DIR *d;
+    long tracer = 0, tid = 0;
+    dp_stat st;
+    ssize_t n;
+
+    snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+    if (stat(path, &sb) != 0)
+        return "its memory's owner could not be read";
+    if (sb.st_uid != 0)
+        return "dumpable: any process of its user may ptrace it";
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    if ((d = opendir(path)) == NULL)
+        return "its threads could not be read";
+    while (!tracer && (de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        tid = atol(de->d_name);
+        snprintf(path, sizeof(path), "/proc/%d/task/%ld/status", (int)pid, tid);
+        if ((n = dp_read_small(path, buf, sizeof(buf))) > 0
+            && (tp = strstr(buf, "\nTracerPid:")) != NULL)
+            tracer = strtol(tp + 11, NULL, 10);
+        if (tracer > 0 && dp_read_stat((pid_t)tracer, 0, &st, NULL) == 0 && st.ppid == getpid())
+            tracer = 0;     /* a request child of this helper, dumping the worker */
+    }
+    closedir(d);
+    if (!tracer)
+        return NULL;
+    snprintf(why, sizeof(why), "its thread %ld is traced by pid %ld", tid, tracer);
+    return why;
+}
+
 /* Only httpd's own workers: the workers' user, a child of this httpd's
  * parent, running the httpd executable. A CGI script or any other process
- * of that user fails the second or third test. */
+ * of that user fails the second or third test. Started as root, the helper
+ * also refuses a worker that its user may ptrace (see above); an ordinary
+ * user's workers are dumpable by nature, and the helper has no more power
+ * than they have. */
 const char *dp_peer_not_a_worker(const dp_helper_policy *pol, const struct ucred *peer,
                                      int pidfd)
 {
     char path[64];
     struct stat sb;
     dp_stat st;
+    const char *why;
 
     if ((uid_t)peer->uid != pol->peer_uid)
         return "not the workers' user";
@@ -222,6 +288,8 @@ const char *dp_peer_not_a_worker(const dp_helper_policy *pol, const struct ucred
     snprintf(path, sizeof(path), "/proc/%d/exe", (int)peer->pid);
     if (stat(path, &sb) != 0 || sb.st_dev != pol->exe_dev || sb.st_ino != pol->exe_ino)
         return "not running the httpd executable";
+    if (pol->drop_to_peer && (why = peer_ptraceable(peer->pid)) != NULL)
+        return why;
     if (!dp_pidfd_alive(pidfd))
         return "exited while it was checked";
     return NULL;

@@ -31,6 +31,9 @@ APLOG_USE_MODULE(diagproc);
 static dp_ceiling ceiling;
 /* The sections using DiagProcAllow / DiagProcUsers, numbered as read. */
 static apr_array_header_t *sections;
+/* The paths of the plain <Location>s that SetHandler diagproc (or the fleet
+ * view): for the answers httpd makes before it has looked the URL up. */
+static apr_array_header_t *own_locations;
 /* DiagProcListen's addresses, as written. */
 static const char *listen_specs[DP_RESERVED_MAX_LISTEN];
 static int nlisten;
@@ -474,6 +477,52 @@ const command_rec dp_config_cmds[] = {
                   "[address:]port served by a reserved diagnostics process (may repeat)"),
     { NULL }
 };
+
+/* "/p>" or "\"/p\">" as the section's arguments hold them: the path alone */
+static const char *section_path(apr_pool_t *p, const char *args)
+{
+    size_t n = strlen(args);
+    if (n && args[n - 1] == '>')
+        n--;
+    if (n >= 2 && (args[0] == '"' || args[0] == '\'') && args[n - 1] == args[0])
+        return apr_pstrmemdup(p, args + 1, n - 2);
+    return apr_pstrmemdup(p, args, n);
+}
+
+static void collect_locations(apr_pool_t *p, const ap_directive_t *d)
+{
+    for (; d; d = d->next) {
+        const ap_directive_t *c;
+        if (strcasecmp(d->directive, "<Location") != 0 || !d->args || d->args[0] == '~') {
+            collect_locations(p, d->first_child);
+            continue;
+        }
+        for (c = d->first_child; c; c = c->next)
+            if (!strcasecmp(c->directive, "SetHandler") && c->args
+                && (!strcasecmp(c->args, "diagproc") || !strcasecmp(c->args, DP_FLEET_HANDLER)))
+                APR_ARRAY_PUSH(own_locations, const char *) = section_path(p, d->args);
+    }
+}
+
+int dp_config_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
+{
+    (void)plog; (void)ptemp; (void)s;
+    own_locations = apr_array_make(pconf, 4, sizeof(const char *));
+    collect_locations(pconf, ap_conftree);
+    return OK;
+}
+
+int dp_config_uri_is_ours(const char *uri)
+{
+    int i;
+    for (i = 0; uri && own_locations && i < own_locations->nelts; i++) {
+        const char *loc = APR_ARRAY_IDX(own_locations, i, const char *);
+        size_t n = strlen(loc);
+        if (!strncmp(uri, loc, n) && (uri[n] == '\0' || uri[n] == '/' || (n && loc[n - 1] == '/')))
+            return 1;
+    }
+    return 0;
+}
 
 int dp_config_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {

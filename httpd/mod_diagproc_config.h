@@ -85,5 +85,10 @@ void *dp_config_create_server(apr_pool_t *p, server_rec *s);
 void *dp_config_merge_server(apr_pool_t *p, void *basev, void *addv);
 extern const command_rec dp_config_cmds[];
 int dp_config_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp);
+int dp_config_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
+/* Does uri (as the client sent it) lie below a plain <Location> that sets
+ * the diagproc handler? For the answers httpd makes before its Location
+ * walk (an encoded '/' or NUL in the path). */
+int dp_config_uri_is_ours(const char *uri);
 
 #endif

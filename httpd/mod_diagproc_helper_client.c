@@ -44,10 +44,10 @@ apr_status_t dp_helper_close(void *data)
 }
 
 /* How long a worker waits on the helper: to connect (a restarting helper
- * has no socket for a moment: httpd's parent looks at its children once a
- * second, so a new helper listens within about a second; the rest is margin
- * for a loaded machine, where 2.5 s was once not enough), and for each read
- * of its answer. */
+ * has no socket for a moment: the parent notices its death at once and a new
+ * helper listens within milliseconds; the rest is margin for a loaded
+ * machine, where 2.5 s was once not enough), and for each read of its
+ * answer. */
 #define HELPER_CONNECT_WAIT_MS 5000
 #define HELPER_READ_TIMEOUT_S 30
 
@@ -75,6 +75,21 @@ int dp_helper_unavailable(request_rec *r, dp_error *err)
 /* Sends the request; on success hc->fd is open (closed with r->pool). The
  * request names this Location's sections and carries the generation's
  * secret: the helper checks it against the configuration it holds. */
+/* The helper could not start and the parent waits before it tries again:
+ * no use waiting for it. */
+static int could_not_start(request_rec *r, dp_error *err)
+{
+    int in = dp_shared_helper_retry_in();
+
+    if (in <= 0)
+        return 0;
+    dp_fail(err, 503, "The diagproc helper could not start (the error log says why); "
+            "httpd tries again in %d s.", in);
+    apr_table_setn(r->headers_out, "Retry-After", apr_itoa(r->pool, in));
+    helper_down(r, err);
+    return 1;
+}
+
 int dp_helper_call(request_rec *r, dp_request *rq, dp_helper_conn **out, dp_error *err)
 {
     dp_helper_conn *hc = apr_pcalloc(r->pool, sizeof(*hc));
@@ -85,6 +100,8 @@ int dp_helper_call(request_rec *r, dp_request *rq, dp_helper_conn **out, dp_erro
     int waited = 0, rc;
 
     if (dp_helper_unavailable(r, err))
+        return -1;
+    if (could_not_start(r, err))
         return -1;
     rq->magic = DP_PROTO_MAGIC;
     rq->version = DP_PROTO_VERSION;
@@ -114,6 +131,8 @@ int dp_helper_call(request_rec *r, dp_request *rq, dp_helper_conn **out, dp_erro
             break;
         close(hc->fd);          /* being restarted by the parent: wait a little */
         hc->fd = -1;
+        if (could_not_start(r, err))
+            return -1;          /* the parent's new try failed meanwhile */
         usleep(50 * 1000);
         waited += 50;
     }

@@ -16,6 +16,7 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 #include "httpd.h"
@@ -41,6 +42,10 @@ static const char *sockpath;      /* dp_shared_socket_path, for our own use */
 static pid_t helper_pid;
 static apr_proc_t helper_proc;
 static dp_helper_policy policy;
+static apr_proc_t retry_proc;       /* the timer of a retry after a failed start */
+static int backoff_s;               /* the last wait before a retry, 0 = none */
+static int stopping;                /* the MPM's reclaim asked the helper to stop */
+#define DP_RETRY_MAX_S 60
 
 static server_rec *main_server;
 static apr_pool_t *helper_pool;
@@ -89,6 +94,36 @@ static int listen_socket(apr_pool_t *p, server_rec *s)
 }
 
 static void helper_maintenance(int reason, void *data, apr_wait_t status);
+static void retry_maintenance(int reason, void *data, apr_wait_t status);
+
+/* The MPM is stopping or restarting: a helper that ends now is not replaced
+ * (the next generation starts its own). As mod_cgid asks AP_MPMQ_MPM_STATE. */
+static int mpm_stopping(void)
+{
+    int st = AP_MPMQ_RUNNING;
+    ap_unixd_mpm_retained_data *mpm = ap_unixd_mpm_get_retained_data();
+
+    ap_mpm_query(AP_MPMQ_MPM_STATE, &st);
+    return st == AP_MPMQ_STOPPING || (mpm && (mpm->shutdown_pending || mpm->restart_pending));
+}
+
+/* fork() with every signal blocked until the child has its own handlers: a
+ * SIGTERM sent right after the fork (a restart) would otherwise run httpd's
+ * handler in the child, which only sets a flag there, and the child lived
+ * on until the parent's SIGKILL two seconds later (the stall of every hard
+ * restart). The child unblocks them itself. */
+static pid_t fork_blocked(void)
+{
+    sigset_t all, old;
+    pid_t pid;
+
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    pid = fork();
+    if (pid != 0)
+        sigprocmask(SIG_SETMASK, &old, NULL);
+    return pid;
+}
 
 static int start_helper(apr_pool_t *p, server_rec *s)
 {
@@ -97,60 +132,152 @@ static int start_helper(apr_pool_t *p, server_rec *s)
 
     if (fd < 0)
         return -1;
-    pid = fork();
+    pid = fork_blocked();
     if (pid < 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, DPLOGNO(00040)
+                     "diagproc: cannot fork the helper");
         close(fd);
         return -1;
     }
     if (pid == 0) {
         close_inherited_fds(fd);
-        dp_daemon_main(fd, &policy);
+        dp_daemon_main(fd, &policy);    /* unblocks the signals */
         _exit(0);
     }
     close(fd);
     helper_pid = pid;
     helper_proc.pid = pid;
+    stopping = 0;
     dp_shared_set_helper(pid);
+    dp_shared_set_helper_retry(0);
     apr_proc_other_child_register(&helper_proc, helper_maintenance, &helper_proc, NULL, p);
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, DPLOGNO(00005)
-                 "diagproc: helper %d serving %s", (int)pid, sockpath);
+                 "diagproc: helper %d started for %s", (int)pid, sockpath);
     return 0;
+}
+
+/* The helper could not start: try again after 1, 2, 4 ... 60 s, timed by
+ * a child that sleeps that long (its end is noticed like the helper's, and
+ * the parent blocks nowhere). Meanwhile the workers answer 503 at once. */
+static void schedule_retry(server_rec *s, const char *why)
+{
+    pid_t pid;
+
+    backoff_s = backoff_s ? (backoff_s >= DP_RETRY_MAX_S / 2 ? DP_RETRY_MAX_S : backoff_s * 2) : 1;
+    dp_shared_set_helper_retry(time(NULL) + backoff_s);
+    ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, DPLOGNO(00041)
+                 "diagproc: the helper could not start (%s); next try in %d s; until then "
+                 "kill, dump, stacks and private reads answer 503", why, backoff_s);
+    pid = fork_blocked();
+    if (pid == 0) {
+        sigset_t none;
+        close_inherited_fds(-1);
+        signal(SIGTERM, SIG_DFL);
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        sleep((unsigned)backoff_s);
+        _exit(0);
+    }
+    if (pid < 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, DPLOGNO(00042)
+                     "diagproc: cannot fork the helper's retry timer; the helper starts "
+                     "again with the next restart of httpd");
+        return;
+    }
+    retry_proc.pid = pid;
+    apr_proc_other_child_register(&retry_proc, retry_maintenance, &retry_proc, NULL,
+                                  helper_pool);
+}
+
+/* Ends a child of ours and reaps it, without ever hanging the parent:
+ * SIGKILL after two seconds. */
+static void end_child(pid_t pid, int sig)
+{
+    int i;
+
+    kill(pid, sig);
+    for (i = 0; i < 2000 && waitpid(pid, NULL, WNOHANG) == 0; i++)
+        usleep(1000);
+    if (i == 2000) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
 }
 
 static void stop_helper(void)
 {
-    int i;
-
     if (helper_pid <= 0)
         return;
-    kill(helper_pid, SIGTERM);
-    /* never hang the parent: SIGKILL after two seconds */
-    for (i = 0; i < 200 && waitpid(helper_pid, NULL, WNOHANG) == 0; i++)
-        usleep(10000);
-    if (i == 200) {
-        kill(helper_pid, SIGKILL);
-        waitpid(helper_pid, NULL, 0);
-    }
+    end_child(helper_pid, SIGTERM);
     helper_pid = 0;
 }
 
-/* APR calls this when the helper dies, and with UNREGISTER whenever its
- * record goes (our unregister below, or pconf's cleanup at restart/stop). */
+/* The status APR hands over is the waitpid status (a refresh) or, from the
+ * MPM's loop, the exit code alone. */
+static int startup_error(apr_wait_t status)
+{
+    return status == DP_HELPER_STARTUP_ERROR
+           || (WIFEXITED(status) && WEXITSTATUS(status) == DP_HELPER_STARTUP_ERROR);
+}
+
+/* APR calls this when the helper dies (DEATH, or LOST when someone else
+ * reaped it), on each round of the MPM's reclaim of its children on a hard
+ * restart or stop (RESTART), and with UNREGISTER whenever its record goes
+ * (the unregister below, or pconf's cleanup at any restart or stop). */
 static void helper_maintenance(int reason, void *data, apr_wait_t status)
 {
-    (void)status;
     switch (reason) {
     case APR_OC_REASON_DEATH:
     case APR_OC_REASON_LOST:
         helper_pid = 0;                 /* so the UNREGISTER below stops nothing */
         apr_proc_other_child_unregister(data);
+        dp_shared_set_helper(0);
+        if (stopping || mpm_stopping())
+            break;                      /* stopped with httpd: not replaced */
+        if (reason == APR_OC_REASON_DEATH && startup_error(status)) {
+            schedule_retry(main_server, "its own line above says why");
+            break;
+        }
+        backoff_s = 0;
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, main_server, DPLOGNO(00006)
                      "diagproc: helper died; starting a new one");
-        start_helper(helper_pool, main_server);
+        if (start_helper(helper_pool, main_server) != 0)
+            schedule_retry(main_server, "see the line above");
         break;
     case APR_OC_REASON_RESTART:
+        /* asked once; the next round's waitpid reaps it (DEATH) */
+        if (helper_pid > 0 && !stopping)
+            kill(helper_pid, SIGTERM);
+        stopping = 1;
+        break;
     case APR_OC_REASON_UNREGISTER:
         stop_helper();
+        break;
+    }
+}
+
+/* The retry timer's end starts the helper again, unless httpd is stopping. */
+static void retry_maintenance(int reason, void *data, apr_wait_t status)
+{
+    (void)status;
+    switch (reason) {
+    case APR_OC_REASON_DEATH:
+    case APR_OC_REASON_LOST:
+        retry_proc.pid = 0;
+        apr_proc_other_child_unregister(data);
+        if (!mpm_stopping() && start_helper(helper_pool, main_server) != 0)
+            schedule_retry(main_server, "see the line above");
+        break;
+    case APR_OC_REASON_RESTART:
+        /* never pid 0 while registered: APR's waitpid(0) would reap any child */
+        if (retry_proc.pid > 0)
+            kill(retry_proc.pid, SIGKILL);
+        break;
+    case APR_OC_REASON_UNREGISTER:
+        if (retry_proc.pid > 0)
+            end_child(retry_proc.pid, SIGKILL);
+        retry_proc.pid = 0;
+        dp_shared_set_helper_retry(0);
         break;
     }
 }
@@ -163,6 +290,34 @@ static apr_status_t helper_cleanup(void *data)
     if (sockpath)
         unlink(sockpath);
     return APR_SUCCESS;
+}
+
+/* The MPM's parent looks for dead children once a second; a SIGCHLD handler
+ * cuts that sleep short, so that a helper that died, or the end of a retry's
+ * wait, is seen at once rather than up to a second later (which stretched a
+ * 1 s backoff to 3 s). SA_RESTART: only sleeps are cut short. Removed with
+ * pconf, before the DSO is unloaded. */
+static void on_sigchld(int sig)
+{
+    (void)sig;
+}
+
+static apr_status_t restore_sigchld(void *data)
+{
+    (void)data;
+    signal(SIGCHLD, SIG_DFL);
+    return APR_SUCCESS;
+}
+
+static void watch_children(apr_pool_t *pconf)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_sigchld;
+    sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+    sigaction(SIGCHLD, &sa, NULL);
+    apr_pool_cleanup_register(pconf, NULL, restore_sigchld, apr_pool_cleanup_null);
 }
 
 /* Can two <Location> paths apply to one URL: is one inside the other? */
@@ -292,11 +447,15 @@ static int dp_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
     policy.dump_ioprio = sc->dump_ioprio >= 0 ? sc->dump_ioprio
                                               : DP_IOPRIO_VALUE(DP_IOPRIO_CLASS_BE, 7);
     policy_sections(pconf);
+    policy.log_level = ap_get_server_module_loglevel(s, APLOG_MODULE_INDEX);
+    backoff_s = 0;
+    stopping = 0;
+    retry_proc.pid = 0;
     {
         struct stat sb;
         if (stat("/proc/self/exe", &sb) != 0
-            || syscall(SYS_getrandom, dp_shared_secret(), sizeof(dp_shared_secret()), 0)
-               != (long)sizeof(dp_shared_secret())) {
+            || syscall(SYS_getrandom, dp_shared_secret(), DP_SECRET_LEN, 0)
+               != (long)DP_SECRET_LEN) {
             ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, DPLOGNO(00007)
                          "diagproc: no executable identity or random secret for the helper; "
                          "it is not started");
@@ -307,16 +466,24 @@ static int dp_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
         memcpy(policy.secret, dp_shared_secret(), sizeof(policy.secret));
     }
     apr_pool_cleanup_register(pconf, NULL, helper_cleanup, apr_pool_cleanup_null);
+    watch_children(pconf);
     if (start_helper(pconf, s) != 0)
-        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, DPLOGNO(00008)
-                     "diagproc: the helper did not start; kill, dump and private reads "
-                     "will answer 503");
+        schedule_retry(s, "see the line above");
     return OK;
 }
 
+/* Workers (and every other child forked from the parent) do not keep the
+ * parent's SIGCHLD handler. */
+static void dp_helperd_child_init(apr_pool_t *p, server_rec *s)
+{
+    (void)p;
+    (void)s;
+    signal(SIGCHLD, SIG_DFL);
+}
 
 void dp_helperd_register_hooks(apr_pool_t *p)
 {
     (void)p;
     ap_hook_post_config(dp_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(dp_helperd_child_init, NULL, NULL, APR_HOOK_REALLY_FIRST);
 }

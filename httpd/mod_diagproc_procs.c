@@ -148,9 +148,16 @@ int dp_route_environment(request_rec *r, const char **seg)
     if ((rv = dp_require_allowed(r, DP_ACT_ENVIRONMENT)) != OK
         || (rv = dp_resolve_target(r, seg[0], &pid, &st)) != OK)
         return rv;
+    if (st.state == 'Z' || st.state == 'X')     /* as every other route of a zombie says */
+        return dp_send_error(r, HTTP_CONFLICT, "Process %d is a zombie: it has no environment "
+                             "left to read.", (int)pid);
     env = environment_json(r, pid, seg[2]);
     if (dp_helper_unavailable(r, &err))
         return dp_send_dp_error(r, &err);
+    if (json_is_null(env) && dp_read_stat(pid, 0, &st, NULL) != 0) {
+        dp_fail_not_running(&err, pid);     /* it exited meanwhile */
+        return dp_send_dp_error(r, &err);
+    }
     if (json_is_null(env))
         return dp_send_error(r, HTTP_FORBIDDEN, "The environment of process %d may not be "
                              "read (it is outside the helper's ceiling, or exited).", (int)pid);
@@ -333,6 +340,18 @@ static void render_kudu_fields(request_rec *r, const proc_facts *f, json_t *o)
         json_object_set_new(o, "environment_variables", environment_json(r, pid, NULL));
 }
 
+/* php-fpm's master and the children of its pools (their titles say which
+ * pool), null for every other process: a child is a target like a mod_php
+ * worker, and the pool is what its operator knows it by. */
+static void php_fpm_fields(request_rec *r, const proc_facts *f, json_t *o)
+{
+    const char *role, *pool;
+
+    dp_php_fpm_title(f->st.comm, f->argv, &role, &pool);
+    json_object_set_new(o, "php_fpm_role", role ? json_string(role) : json_null());
+    json_object_set_new(o, "php_fpm_pool", pool ? dp_json_cstr(r->pool, pool) : json_null());
+}
+
 /* The Linux additions, psutil's names and units. */
 static void render_linux_fields(request_rec *r, const proc_facts *f, json_t *o)
 {
@@ -377,6 +396,7 @@ static void render_linux_fields(request_rec *r, const proc_facts *f, json_t *o)
                                                : json_null());
     json_object_set_new(o, "cwd", dp_json_cstr(r->pool, f->cwd));
     json_object_set_new(o, "cmdline", f->argv ? cmdline_array(r, f->argv) : json_null());
+    php_fpm_fields(r, f, o);
 }
 
 int dp_route_detail(request_rec *r, const char **seg)

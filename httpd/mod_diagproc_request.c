@@ -12,6 +12,7 @@
 #include "http_log.h"
 #include "http_protocol.h"
 #include "http_request.h"
+#include "mod_core.h"
 #include "util_script.h"
 #include "apr_strings.h"
 
@@ -101,6 +102,49 @@ const char *dp_proc_href(request_rec *r, long pid)
 void dp_set_instance_header(request_rec *r)
 {
     apr_table_setn(r->err_headers_out, "X-Diagproc-Instance", dp_instance_name(r->server));
+}
+
+/* httpd's own error answers in our URL space (a Require that fails, an
+ * encoded '/' or NUL in the path, a request too large) get the API's JSON
+ * body instead of core's HTML page, unless the operator set an
+ * ErrorDocument: a custom response text, and a filter that gives it its
+ * type (core sets text/html after the insert_error_filter hooks run). */
+#define DP_JSON_ERROR_FILTER "DIAGPROC_JSON_ERROR"
+
+static apr_status_t json_error_type(ap_filter_t *f, apr_bucket_brigade *bb)
+{
+    ap_set_content_type(f->r, "application/json; charset=utf-8");
+    ap_remove_output_filter(f);
+    return ap_pass_brigade(f->next, bb);
+}
+
+void dp_json_error_register(void)
+{
+    ap_register_output_filter(DP_JSON_ERROR_FILTER, json_error_type, NULL, AP_FTYPE_RESOURCE);
+}
+
+void dp_json_error_body(request_rec *r)
+{
+    const char *path = r->unparsed_uri ? r->unparsed_uri : "";
+    const char *why = "";
+    json_t *o;
+    char *text;
+
+    if (r->status < 400 || ap_response_code_string(r, ap_index_of_response(r->status)))
+        return;
+    if (ap_strcasestr(path, "%2f"))
+        why = " The path holds an encoded '/' (%2F), which httpd refuses.";
+    else if (strstr(path, "%00"))
+        why = " The path holds an encoded NUL (%00), which httpd refuses.";
+    o = json_pack("{s:s}", "Message", apr_psprintf(r->pool, "httpd answered %s before "
+                  "mod_diagproc saw the request.%s", ap_get_status_line(r->status), why));
+    text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!text)
+        return;
+    ap_custom_response(r, r->status, apr_pstrcat(r->pool, text, "\n", NULL));
+    free(text);
+    ap_add_output_filter(DP_JSON_ERROR_FILTER, NULL, r, r->connection);
 }
 
 /* --------------------------------------------------------------- responses */

@@ -48,6 +48,11 @@ int dp_require_allowed(request_rec *r, unsigned bit);
 /* 403 for a DELETE or POST another site's page sent through a browser. */
 int dp_refuse_cross_site(request_rec *r);
 
+/* httpd's own error answer in our URL space as the API's JSON error (the
+ * filter it needs is registered once with the hooks). */
+void dp_json_error_register(void);
+void dp_json_error_body(request_rec *r);
+
 /* Runs a privileged route and logs the audit line (who, target, action, outcome). */
 int dp_audited(request_rec *r, unsigned action, int (*fn)(request_rec *, const char **),
                const char **seg);

@@ -164,12 +164,20 @@ static int mpm_stopping(void)
 static void fork_reserved(server_rec *s)
 {
     pid_t pid, parent = getpid();
+    sigset_t all, old;
     int gen = 0;
 
     if (state->nlisten == 0)
         return;
     ap_mpm_query(AP_MPMQ_GENERATION, &gen);
+    /* every signal blocked until restore_signals: a SIGTERM of a restart
+     * right after the fork would otherwise run httpd's handler in the child
+     * (a flag there) and the process would outlive its generation */
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
     pid = fork();
+    if (pid != 0)
+        sigprocmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) {
         ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, DPLOGNO(00016)
                      "diagproc: cannot fork the reserved process");

@@ -4,6 +4,7 @@
  * and this generation's secret. Nothing here calls into another glue file. */
 
 #include <errno.h>
+#include <time.h>
 #include <sys/mman.h>
 
 #include "httpd.h"
@@ -20,7 +21,7 @@ APLOG_USE_MODULE(diagproc);
 /* Kept across restarts (the DSO and its statics are reloaded, the page and
  * every process forked with it stay); the version is in the key because a
  * new build may change the layout. */
-#define DP_SHARED_KEY "mod_diagproc shared page v1"
+#define DP_SHARED_KEY "mod_diagproc shared page v2"
 
 typedef struct dp_shared_retained {
     dp_shared *page;
@@ -68,6 +69,24 @@ void dp_shared_set_helper(pid_t pid)
     dp_shared *sh = dp_shared_page();
     if (sh)
         __atomic_store_n(&sh->helper_pid, pid, __ATOMIC_RELEASE);
+}
+
+void dp_shared_set_helper_retry(long at)
+{
+    dp_shared *sh = dp_shared_page();
+    if (sh)
+        __atomic_store_n(&sh->helper_retry_at, at, __ATOMIC_RELEASE);
+}
+
+int dp_shared_helper_retry_in(void)
+{
+    dp_shared *sh = dp_shared_page();
+    long at = sh ? __atomic_load_n(&sh->helper_retry_at, __ATOMIC_ACQUIRE) : 0, now;
+
+    if (!at)
+        return 0;
+    now = (long)time(NULL);
+    return at > now ? (int)(at - now) : 1;
 }
 
 void dp_shared_set_reserved(pid_t pid, int generation)

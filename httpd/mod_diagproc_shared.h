@@ -12,6 +12,7 @@ typedef struct dp_slot_tid {
 
 typedef struct dp_shared {
     pid_t helper_pid;
+    long helper_retry_at;       /* time(): the helper could not start, next try then; 0 = none */
     pid_t reserved_pid;
     int reserved_generation;
     int server_limit, thread_limit;
@@ -23,6 +24,10 @@ typedef struct dp_shared {
 void dp_shared_init(void);
 dp_shared *dp_shared_page(void);
 void dp_shared_set_helper(pid_t pid);
+/* The helper could not start and is tried again at `at` (time(), 0 = it is
+ * not waiting for a retry); the seconds until then, 0 when none. */
+void dp_shared_set_helper_retry(long at);
+int dp_shared_helper_retry_in(void);
 void dp_shared_set_reserved(pid_t pid, int generation);
 
 /* The helper's socket, set in the parent before the workers are forked. */

@@ -258,6 +258,26 @@ const char *dp_process_name(const char *comm, const apr_array_header_t *argv, ap
     return comm;
 }
 
+int dp_php_fpm_title(const char *comm, const apr_array_header_t *argv, const char **role,
+                     const char **pool)
+{
+    const char *a0;
+
+    *role = *pool = NULL;
+    /* comm is what the kernel named the process at exec: a title alone
+     * ("php-fpm: pool x" written by any program) does not make one */
+    if (!comm || strncmp(comm, "php-fpm", 7) != 0 || !argv || argv->nelts < 1)
+        return 0;
+    a0 = APR_ARRAY_IDX(argv, 0, const char *);
+    if (!strncmp(a0, "php-fpm: master process", 23))
+        *role = "master";
+    else if (!strncmp(a0, "php-fpm: pool ", 14) && a0[14]) {
+        *role = "worker";
+        *pool = a0 + 14;
+    }
+    return *role != NULL;
+}
+
 const char *dp_state_word(char state)
 {
     switch (state) {

@@ -91,6 +91,15 @@ apr_array_header_t *dp_split_nul(const char *buf, size_t len, apr_pool_t *p);
  * the 15-byte truncation of it. */
 const char *dp_process_name(const char *comm, const apr_array_header_t *argv, apr_pool_t *p);
 
+/* php-fpm's part, from the titles it writes over argv[0] (sapi/fpm's
+ * fpm_env_setproctitle): "php-fpm: master process (CONF)" gives role
+ * "master" and no pool, "php-fpm: pool NAME" role "worker" and pool NAME.
+ * Only for a process whose comm (the executable's name, which the title
+ * leaves alone) starts with "php-fpm"; 0 with *role and *pool NULL for any
+ * other process, 1 for php-fpm's. */
+int dp_php_fpm_title(const char *comm, const apr_array_header_t *argv, const char **role,
+                     const char **pool);
+
 /* One process of a table scan: what the list shows, from one read of
  * /proc/PID/stat plus the owner of /proc/PID. */
 typedef struct dp_proc_entry {

@@ -209,11 +209,17 @@ def check_module(build):
     exported = sorted(name for kind, name in nm(so, "-D", "--defined-only"))
     ok(exported == ["diagproc_module"], f"mod_diagproc.so exports diagproc_module alone (got {exported})")
 
-    tags, untagged = {}, []
-    for src in glue:
+    tags, untagged, misplaced = {}, [], []
+    # the module's lines (ap_log_*error) are DP0nnnn, the helper's own
+    # (helper/log.h: dp_log, dp_audit) DP1nnnn: one range each, no tag twice
+    helper = sorted(glob.glob("helper/*.c") + glob.glob("dump/*.c"))
+    for src, call_re, helper_side in ([(g, r"ap_log_[a-z]*error\(", False) for g in glue]
+                                      + [(h, r"(?<!void )\bdp_(?:log|audit)\(", True)
+                                         for h in helper]):
         text = open(src).read()
-        ok("APLOGNO(" not in text, f"{src} uses no httpd AH numbers")
-        for m in re.finditer(r"ap_log_[a-z]*error\(", text):
+        if not helper_side:
+            ok("APLOGNO(" not in text, f"{src} uses no httpd AH numbers")
+        for m in re.finditer(call_re, text):
             call = text[m.end():text.find(";", m.end())]
             t = re.search(r'DPLOGNO\((\d{5})\)', call) or re.search(r'"DP(\d{5}): ', call)
             line = text.count("\n", 0, m.start()) + 1
@@ -221,8 +227,12 @@ def check_module(build):
                 untagged.append(f"{src}:{line}")
             else:
                 tags.setdefault(t.group(1), []).append(f"{src}:{line}")
+                if (t.group(1)[0] == "1") != helper_side:
+                    misplaced.append(f"{src}:{line} DP{t.group(1)}")
     ok(not untagged, "every log call site has a DPLOGNO(nnnnn) tag"
        + (f": missing at {untagged}" if untagged else ""))
+    ok(not misplaced, "module tags are DP0nnnn, the helper's DP1nnnn"
+       + (f": {misplaced}" if misplaced else ""))
     dups = {t: w for t, w in tags.items() if len(w) > 1}
     ok(len(tags) > 0 and not dups, f"{len(tags)} log tags, each used once" + (f": {dups}" if dups else ""))
 

@@ -14,7 +14,9 @@ shift 2
 #   debian_package  builds and installs the Debian package, whose module is
 #                   built by dpkg-buildpackage without the sanitizers, into the
 #                   system's apache2: nothing instrumented would run in it
-skip="debian_package"
+#   run_local       starts `make run`'s own config, which loads the ordinary
+#                   build of the module: nothing instrumented would run either
+skip="debian_package run_local"
 if [ $# -gt 0 ]; then
     tests="$*"
     skip="the others"

@@ -1,4 +1,4 @@
-#include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <apr_strings.h>
@@ -152,7 +152,7 @@ json_t *dp_stacks_view_json(const dp_stacks_view *v, pid_t pid, const char *href
             const native_frame *f = &APR_ARRAY_IDX(t->native, j, native_frame);
             json_array_append_new(frames, json_pack(
                 "{s:i,s:s,s:o,s:o,s:o,s:o,s:o}", "index", j,
-                "pc", apr_psprintf(v->pool, "0x%" PRIx64, f->pc),
+                "pc", apr_psprintf(v->pool, "0x%" APR_UINT64_T_HEX_FMT, f->pc),
                 "function", jstr(f->function),
                 "offset", f->offset == DP_REC_NONE ? json_null() : json_integer((json_int_t)f->offset),
                 "module", jstr(f->module), "file", jstr(f->file), "line", jline(f->line)));
@@ -201,8 +201,8 @@ char *dp_stacks_view_text(const dp_stacks_view *v, pid_t pid, const char *comm)
         LINE("TID %d:%s%s\n", (int)t->tid, t->why ? " " : "", t->why ? t->why : "");
         for (j = 0; j < t->native->nelts; j++) {
             const native_frame *f = &APR_ARRAY_IDX(t->native, j, native_frame);
-            LINE("#%-2d 0x%016" PRIx64 " %s - %s\n", j, f->pc, f->function ? f->function : "??",
-                 f->module ? f->module : "??");
+            LINE("#%-2d 0x%016" APR_UINT64_T_HEX_FMT " %s - %s\n", j, f->pc,
+                 f->function ? f->function : "??", f->module ? f->module : "??");
             if (f->file)
                 LINE("    %s:%d\n", f->file, f->line);
             for (k = 0; k < t->lang->nelts; k++) {
@@ -224,8 +224,8 @@ char *dp_stacks_view_text(const dp_stacks_view *v, pid_t pid, const char *comm)
         if (t->flags & DP_ST_TRUNCATED)
             LINE("    (truncated at %d frames)\n", t->native->nelts);
     }
-    LINE("paused %" PRIu64 " us, %" PRIu64 " us in all%s\n", v->paused_us, v->elapsed_us,
-         (v->flags & DP_SS_TIME_CAP) ? " (time cap reached)" : "");
+    LINE("paused %" APR_UINT64_T_FMT " us, %" APR_UINT64_T_FMT " us in all%s\n", v->paused_us,
+         v->elapsed_us, (v->flags & DP_SS_TIME_CAP) ? " (time cap reached)" : "");
 #undef LINE
     return apr_array_pstrcat(v->pool, out, 0);
 }

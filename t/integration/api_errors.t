@@ -51,6 +51,14 @@ for sub in ("threads", "modules", "dump", "stacks"):
     r = h.get(f"{P}/{dead.pid}/{sub}")
     ok(r.status in (403, 404), f"{sub} of a dead pid: {r.status} (404, or 403 before the lookup)")
 error("GET", f"{P}/{t.pid}/nothing", 404, "No such route", "unknown route")
+# httpd refuses an encoded '/' or NUL before its Location walk: still the
+# instance header and a JSON body in our URL space, and only there
+for enc, why in (("%2F", "encoded '/'"), ("%2f", "encoded '/'"), ("%00", "encoded NUL")):
+    r = error("GET", f"{P}/{t.pid}{enc}x", 404, why, f"{enc} in the path")
+    ok(r.headers.get("x-diagproc-instance"), f"{enc} in the path: X-Diagproc-Instance")
+r = h.get(f"/elsewhere/a%2Fb")
+is_((r.status, r.headers.get("x-diagproc-instance"), "html" in r.headers.get("content-type", "")),
+    (404, None, True), "outside our Locations httpd's own page stays as it is")
 error("GET", f"{P}/{t.pid}/threads/1/2", 404, "No such route", "too deep a route")
 
 # 405 + Allow

@@ -160,6 +160,40 @@ if deb:
         like(f.read(), r"/etc/apache2/mods-available/diagproc.conf", "the conf is a conffile")
     shutil.rmtree(ctl)
 
+    # dpkg-buildflags' hardening reaches every compile and link of the module,
+    # and warnings do not fail the package's build (no plain -Werror)
+    with open(os.path.join(out, "dpkg-buildpackage.log"), errors="replace") as f:
+        blog = f.read()
+    compiles = [ln for ln in blog.splitlines()
+                if re.match(r"^\S*(cc|gcc)(-\d+)? .* -c \S+\.c -o build/\S+\.o$", ln)]
+    links = [ln for ln in blog.splitlines()
+             if re.match(r"^\S*(cc|gcc)(-\d+)? -shared .* -o build/mod_diagproc\.so ", ln)]
+    ok(len(compiles) > 10 and len(links) == 1,
+       f"the build log shows the compiles ({len(compiles)}) and the module's link ({len(links)})")
+    bf_env = dict(os.environ, DEB_BUILD_MAINT_OPTIONS="hardening=+all")
+    want = {}
+    for var in ("CFLAGS", "CPPFLAGS", "LDFLAGS"):
+        got = subprocess.run(["dpkg-buildflags", "--get", var], env=bf_env,
+                             stdout=subprocess.PIPE, text=True).stdout.split()
+        # the path map names the build directory, which differs
+        want[var] = [w for w in got if not w.startswith("-ffile-prefix-map=")]
+    for var, lines in (("CFLAGS", compiles), ("CPPFLAGS", compiles), ("LDFLAGS", links)):
+        missing = sorted({w for ln in lines for w in want[var] if w not in ln.split()})
+        is_(missing, [], f"dpkg-buildflags' {var} ({' '.join(want[var])}) on each of them")
+    like(" ".join(want["LDFLAGS"]), r"-Wl,-z,now", "hardening=+all asks for bindnow")
+    werror = [ln for ln in compiles + links if "-Werror" in ln.split()]
+    is_(werror, [], "no -Werror in the package's build")
+    so = os.path.join(out, "x")
+    run(["dpkg-deb", "-x", deb, so])
+    so = os.path.join(so, SO.lstrip("/"))
+    dyn = run(["readelf", "-dW", so]).stdout
+    like(dyn, r"\(FLAGS\)\s+BIND_NOW", "the module is linked with -z now")
+    like(run(["readelf", "-lW", so]).stdout, r"GNU_RELRO", "and with relro")
+    syms = run(["readelf", "--dyn-syms", "-W", so]).stdout
+    like(syms, r"__stack_chk_fail", "stack protector in the module")
+    like(syms, r"__(?!stack_)\w+_chk\b", "fortified calls in the module")
+    shutil.rmtree(os.path.join(out, "x"))
+
 if not IS_ROOT or not deb:
     if not IS_ROOT:
         note("installing on the system httpd needs root: done in the root run")

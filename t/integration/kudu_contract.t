@@ -137,6 +137,9 @@ def state(pid):
 
 
 ok(settle(lambda: state(zombie.pid) == "Z"), "a zombie is waiting to be reaped")
+r = h.get(f"/p/{zombie.pid}/environments/all")
+is_((r.status, "zombie" in ((r.json() or {}).get("Message") or "")), (409, True),
+    "the zombie's environment: 409 zombie, as the other routes of a zombie say")
 
 # ---- the detail of every listed process
 lst = h.get("/p?allUsers=true")

@@ -18,7 +18,7 @@ from tap import ok, is_, like, diag, note, done_testing  # noqa: E402
 from dphttpd import Httpd, free_port, MODDIR, APACHE  # noqa: E402
 import procstate  # noqa: E402
 from reserved import (BlackHole, SITE_THREADS, get, get_json, saturable_site_conf,  # noqa: E402
-                      send_stuck)
+                      saturate)
 
 STUCK_PROXY, STUCK_WSGI, THREADS = 13, 3, SITE_THREADS
 
@@ -81,9 +81,8 @@ ok(procstate.settle(lambda: len(h.reserved()) == 1 and len(h.workers()) == 2, 10
 rsv = h.reserved()[0]
 
 # --- saturate: every worker thread stuck ------------------------------------
-clients = [send_stuck(h.port, f"/stuck/p{i}") for i in range(STUCK_PROXY)]
-clients += [send_stuck(h.port, f"/slow/w{i}") for i in range(STUCK_WSGI)]
-expected = {f"/stuck/p{i}" for i in range(STUCK_PROXY)} | {f"/slow/w{i}" for i in range(STUCK_WSGI)}
+paths = [f"/stuck/p{i}" for i in range(STUCK_PROXY)] + [f"/slow/w{i}" for i in range(STUCK_WSGI)]
+expected = set(paths)
 
 
 def stuck_now():
@@ -91,8 +90,10 @@ def stuck_now():
     return d.get("requests", []) if st == 200 and d else []
 
 
-ok(procstate.settle(lambda: {x.get("uri") for x in stuck_now()} >= expected, 20),
-   f"all {THREADS} requests are in flight")
+clients, missing = saturate(h.port, paths, lambda: {x.get("uri") for x in stuck_now()})
+if not ok(not missing and {x.get("uri") for x in stuck_now()} >= expected,
+          f"all {THREADS} requests are in flight"):
+    diag(f"not in flight: {missing}")
 st, dt = timed_get(h.port, "/p", timeout=3)
 is_(st, None, f"the site's own listener does not answer (no answer in {dt:.1f} s)")
 

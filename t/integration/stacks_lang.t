@@ -107,11 +107,45 @@ t.kill()
 t = spawn([os.path.join(BUILD, "targets", "fake_python")], ready="ready", user=worker_user())
 r = h.get(f"/p/{t.pid}/stacks")
 d = r.json() or {}
-is_(r.status, 200, "a fake CPython 3.12: 200")
+is_(r.status, 200, "a fake CPython 3.8: 200")
 rt = d.get("runtime") or {}
-is_((rt.get("name"), rt.get("version"), rt.get("supported")), ("CPython", "3.12.0", False),
+is_((rt.get("name"), rt.get("version"), rt.get("supported")), ("CPython", "3.8.0", False),
     "…named, versioned, unsupported")
-like(rt.get("unsupported") or "", r"3\.12\.0 has no layout table entry", "…with the reason")
+like(rt.get("unsupported") or "", r"3\.8\.0 has no layout table entry", "…with the reason")
+fns = [f["function"] for f in thread(d, t.pid).get("frames", [])]
+ok("main" in fns and not lang(thread(d, t.pid)), "…native frames only")
+t.kill()
+
+# --- a known version whose _PyRuntime is smaller than what the walk reads:
+# refused with the numbers (this reason's formatting once killed the helper's
+# request child, and the route answered 503)
+t = spawn([os.path.join(BUILD, "targets", "fake_python"), "3.11"], ready="ready",
+          user=worker_user())
+r = h.get(f"/p/{t.pid}/stacks")
+d = r.json() or {}
+is_(r.status, 200, "a fake CPython 3.11 with a 32-byte _PyRuntime: 200")
+rt = d.get("runtime") or {}
+is_((rt.get("name"), rt.get("version"), rt.get("supported")), ("CPython", "3.11.2", False),
+    "…named, versioned, unsupported")
+like(rt.get("unsupported") or "", r"^_PyRuntime in \S*fake_python has 32 bytes, fewer than the \d+ "
+     r"that the walk reads with CPython 3\.11's layout \(\d+ in the headers it was made from\)$",
+     "…with the reason, naming the numbers")
+fns = [f["function"] for f in thread(d, t.pid).get("frames", [])]
+ok("main" in fns and not lang(thread(d, t.pid)), "…native frames only")
+t.kill()
+
+# --- 3.13 and later read their layout from the start of _PyRuntime: one too
+# small for _Py_DebugOffsets is refused with the numbers, and not read
+t = spawn([os.path.join(BUILD, "targets", "fake_python"), "3.13"], ready="ready",
+          user=worker_user())
+r = h.get(f"/p/{t.pid}/stacks")
+d = r.json() or {}
+is_(r.status, 200, "a fake CPython 3.13 with a 32-byte _PyRuntime: 200")
+rt = d.get("runtime") or {}
+is_((rt.get("name"), rt.get("version"), rt.get("supported")), ("CPython", "3.13.5", False),
+    "…named, versioned, unsupported")
+like(rt.get("unsupported") or "", r"^CPython 3\.13\.5: _PyRuntime has 32 bytes, fewer than the 584 "
+     r"of CPython 3\.13's _Py_DebugOffsets$", "…with the reason, naming the numbers")
 fns = [f["function"] for f in thread(d, t.pid).get("frames", [])]
 ok("main" in fns and not lang(thread(d, t.pid)), "…native frames only")
 t.kill()

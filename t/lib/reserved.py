@@ -6,6 +6,7 @@ import http.client
 import json
 import os
 import socket
+import time
 import threading
 import time
 
@@ -38,6 +39,24 @@ def send_stuck(port, path):
     s = socket.create_connection(("127.0.0.1", port))
     s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
     return s
+
+
+def saturate(port, paths, in_flight, secs_each=10):
+    """Stuck clients for paths, one at a time, each sent once the previous
+    one is in flight (in_flight() returns the URIs being served). Sent all at
+    once, the event MPM may queue a connection behind one process's busy
+    threads while the other process still has an idle one: that request is
+    never served, and the site never saturates. Returns the clients and the
+    paths that did not get in flight."""
+    clients, missing = [], []
+    for path in paths:
+        clients.append(send_stuck(port, path))
+        deadline = time.monotonic() + secs_each
+        while path not in in_flight() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if path not in in_flight():
+            missing.append(path)
+    return clients, missing
 
 
 def get(port, path, headers=None, method="GET", timeout=10):

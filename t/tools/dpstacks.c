@@ -1,7 +1,10 @@
 /* dpstacks PID: the stacks collector alone (no httpd), its answer printed
- * one line per frame, for the tests and bench/. */
+ * one line per frame, for the tests and bench/.
+ * dpstacks --gdb-script: the bundle's gdb commands with this build's layout
+ * entries, as a dump's bundle ships them (diagproc-lang.py). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <apr_general.h>
 #include "helper/stacks.h"
 
@@ -16,6 +19,10 @@ int main(int argc, char **argv)
         return 2;
     apr_initialize();
     apr_pool_create(&p, NULL);
+    if (!strcmp(argv[1], "--gdb-script")) {
+        fputs(dp_lang_gdb_script(p), stdout);
+        return 0;
+    }
     if (dp_stacks_collect((pid_t)atoi(argv[1]), 0, &s, p, &err) != 0) {
         printf("error %d %s\n", err.status, err.msg);
         return 1;

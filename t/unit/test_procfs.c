@@ -652,6 +652,35 @@ static apr_array_header_t *argv1(const char *a0)
     return a;
 }
 
+/* the titles php-fpm8.2 wrote over argv[0] (read from /proc/PID/cmdline,
+ * padded with NULs) */
+static void test_php_fpm_title(void **state)
+{
+    const char *role, *fpm_pool;
+    (void)state;
+
+    assert_int_equal(dp_php_fpm_title("php-fpm8.2", dp_split_nul("php-fpm: pool www\0\0\0", 20,
+                                                               pool), &role, &fpm_pool), 1);
+    assert_string_equal(role, "worker");
+    assert_string_equal(fpm_pool, "www");
+    assert_int_equal(dp_php_fpm_title("php-fpm7.4", argv1("php-fpm: pool a b"), &role, &fpm_pool), 1);
+    assert_string_equal(fpm_pool, "a b");
+    assert_int_equal(dp_php_fpm_title("php-fpm8.2",
+                                      argv1("php-fpm: master process (/etc/php/8.2/fpm/php-fpm.conf)"),
+                                      &role, &fpm_pool), 1);
+    assert_string_equal(role, "master");
+    assert_null(fpm_pool);
+    /* another program's title, an empty pool name, no title, no argv */
+    assert_int_equal(dp_php_fpm_title("bash", argv1("php-fpm: pool www"), &role, &fpm_pool), 0);
+    assert_null(role);
+    assert_null(fpm_pool);
+    assert_int_equal(dp_php_fpm_title("php-fpm8.2", argv1("php-fpm: pool "), &role, &fpm_pool), 0);
+    assert_int_equal(dp_php_fpm_title("php-fpm8.2", argv1("/usr/sbin/php-fpm8.2"), &role,
+                                      &fpm_pool), 0);
+    assert_int_equal(dp_php_fpm_title("php-fpm8.2", NULL, &role, &fpm_pool), 0);
+    assert_int_equal(dp_php_fpm_title("php-fpm8.2", dp_split_nul("", 0, pool), &role, &fpm_pool), 0);
+}
+
 static void test_process_name(void **state)
 {
     (void)state;
@@ -903,6 +932,7 @@ int main(void)
         cmocka_unit_test(test_maps_synthetic),
         cmocka_unit_test(test_split_nul),
         cmocka_unit_test(test_process_name),
+        cmocka_unit_test(test_php_fpm_title),
         cmocka_unit_test(test_parse_pid),
         cmocka_unit_test(test_state_word),
         cmocka_unit_test(test_read_small_and_file),

@@ -1,0 +1,165 @@
+# php-fpm (Debian 12's php8.2-fpm) behind an event httpd through
+# mod_proxy_fcgi, with a pool of its own (pm = static, 2 children, a unix
+# socket in a temporary directory): the child serving a stuck request shows
+# its PHP frames (function, class, file, line) under execute_ex; the detail of
+# a child names its pool and that of the master its role; a minimal bundle of
+# the child gives the same frames through the bundle's php-bt in gdb.
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from tap import ok, is_, diag, done_testing, bail_out  # noqa: E402
+from dphttpd import Httpd, spawn, worker_user, ROOT  # noqa: E402
+
+FPM = "/usr/sbin/php-fpm8.2"
+LANG = os.path.join(ROOT, "t", "fixtures", "lang")
+if not os.path.exists(FPM):
+    bail_out(f"{FPM} is not installed (php8.2-fpm: make test-deps)")
+
+
+def line_of(path, marker):
+    with open(path) as f:
+        return next(n for n, text in enumerate(f, 1) if f"LINE:{marker}" in text)
+
+
+def lang(th):
+    return [(f["class"], f["function"], os.path.basename(f["file"] or ""), f["line"])
+            for f in th.get("languageFrames", [])]
+
+
+def children_of(pid):
+    out = []
+    for d in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(d))
+        except (OSError, ValueError, IndexError):
+            pass
+    return sorted(out)
+
+
+def gdb_frames(text):
+    out = []
+    for line in text.splitlines():
+        m = re.match(r"^#\d+\s+(?:(\S+)::)?(\S+) at (.*):(\d+|\?)$", line)
+        if m:
+            out.append((m.group(1), m.group(2), "" if m.group(3) == "??"
+                        else os.path.basename(m.group(3)),
+                        None if m.group(4) == "?" else int(m.group(4))))
+    return out
+
+
+user = worker_user()
+run = tempfile.mkdtemp(prefix="dpfpm-")
+os.chmod(run, 0o755)
+page = os.path.join(run, "fpm_page.php")
+shutil.copy(os.path.join(LANG, "fpm_page.php"), page)
+os.chmod(page, 0o644)
+sock = os.path.join(run, "www.sock")
+with open(os.path.join(run, "php-fpm.conf"), "w") as f:
+    f.write(f"""[global]
+pid = {run}/php-fpm.pid
+error_log = {run}/php-fpm.log
+daemonize = no
+
+[www]
+{f"user = {user}{chr(10)}group = {user}{chr(10)}" if os.geteuid() == 0 else ""}listen = {sock}
+listen.owner = {user}
+listen.group = {user}
+listen.mode = 0660
+pm = static
+pm.max_children = 2
+""")
+fpm = spawn([FPM, "--nodaemonize", "--fpm-config", os.path.join(run, "php-fpm.conf")])
+for _ in range(100):
+    if os.path.exists(sock) and len(children_of(fpm.pid)) == 2:
+        break
+    time.sleep(0.1)
+kids = children_of(fpm.pid)
+is_(len(kids), 2, "php-fpm: the master and the pool's 2 children")
+
+# the master runs as root: the Location names root besides the workers' user
+h = Httpd(locations={"/p": f"DiagProcAllow stacks dump\nDiagProcUsers {user} root"},
+          modules=("proxy", "proxy_fcgi"),
+          server_conf=f"DocumentRoot {run}\n"
+                      "<FilesMatch \\.php$>\n"
+                      f"    SetHandler \"proxy:unix:{sock}|fcgi://localhost\"\n"
+                      "</FilesMatch>\n").start()
+
+
+def request():
+    try:
+        h.get("/fpm_page.php", timeout=120)
+    except OSError:
+        pass        # cut when the test stops php-fpm
+threading.Thread(target=request, daemon=True).start()
+
+want = [(None, "sleep", "", None),
+        ("Checkout", "charge", "fpm_page.php", line_of(page, "charge")),
+        (None, "handle_order", "fpm_page.php", line_of(page, "handle_order")),
+        (None, "{main}", "fpm_page.php", line_of(page, "main"))]
+child, d, th = None, {}, {}
+for _ in range(60):
+    for k in kids:
+        r = h.get(f"/p/{k}/stacks")
+        dd = r.json() or {}
+        for x in dd.get("threads", []):
+            if lang(x) == want:
+                child, d, th = k, dd, x
+    if child:
+        break
+    time.sleep(0.25)
+if not ok(child, "php-fpm: a child shows sleep, Checkout::charge, handle_order, {main} with lines"):
+    diag(repr([h.get(f"/p/{k}/stacks").json() for k in kids])[:3000])
+rt = d.get("runtime") or {}
+is_((rt.get("name"), rt.get("version"), rt.get("supported")), ("PHP", "8.2", True),
+    "…PHP 8.2, supported (php-fpm8.2 exports executor_globals)")
+fr = th.get("frames", [])
+ok(th and all(fr[f["nativeIndex"]]["function"] == "execute_ex" for f in th["languageFrames"]),
+   "…each language frame under the execute_ex native frame")
+is_(os.path.dirname((th.get("languageFrames") or [{}])[-1].get("file") or ""), run,
+    "…in the script of the request it serves")
+
+# the detail: the pool of each child, the master's role
+for k in kids:
+    dd = h.get(f"/p/{k}").json() or {}
+    is_((dd.get("php_fpm_role"), dd.get("php_fpm_pool")), ("worker", "www"),
+        f"php-fpm: the detail of child {k} names its pool")
+dd = h.get(f"/p/{fpm.pid}").json() or {}
+if not is_((dd.get("php_fpm_role"), dd.get("php_fpm_pool")), ("master", None),
+           "php-fpm: the detail of the master says master, no pool"):
+    diag(repr({k: dd.get(k) for k in ("name", "cmdline", "command_line", "file_name")}))
+dd = h.get(f"/p/{h.parent_pid}").json() or {}
+is_((dd.get("php_fpm_role"), dd.get("php_fpm_pool")), (None, None),
+    "httpd's parent: no php-fpm part")
+
+# a minimal bundle of the child, opened with its own gdb commands
+if child:
+    r = h.get(f"/p/{child}/dump?dumpType=0&format=zip")
+    is_(r.status, 200, "php-fpm child: dumpType 0 as a zip")
+    z = tempfile.mkdtemp(prefix="dpfpmzip-")
+    zipfile.ZipFile(io.BytesIO(r.body)).extractall(z)
+    os.chmod(os.path.join(z, "open-gdb.sh"), 0o755)
+    out = subprocess.run([os.path.join(z, "open-gdb.sh"), "-batch", "-ex", "php-bt"],
+                         capture_output=True, text=True, cwd=tempfile.gettempdir(), timeout=120)
+    if not is_(gdb_frames(out.stdout), want, "…its php-bt in gdb prints the same frames"):
+        diag(out.stdout[-3000:] + out.stderr[-2000:])
+    shutil.rmtree(z, ignore_errors=True)
+
+h.stop()
+fpm.terminate()
+try:
+    fpm.wait(timeout=10)
+except subprocess.TimeoutExpired:
+    fpm.kill()
+shutil.rmtree(run, ignore_errors=True)
+done_testing()

@@ -1,0 +1,54 @@
+#!/bin/sh
+# The platform matrix (`make platforms`, as root): for each Debian release, a
+# system with the packages below (debootstrap + apt, cached outside the clone
+# by t/platform/chroot.sh, keyed by suite and package list), and in a
+# throwaway overlay over it t/platform/inside.py: the module built with that
+# release's compiler, its apache2 with event + php-fpm, prefork + mod_php and
+# mod_wsgi, the language stacks of PHP and Python targets, a minimal bundle
+# read by php-bt in that release's gdb, the .deb built, installed, enabled
+# and purged. Writes build/platforms/SUITE.log and the table docs/platforms.md.
+#   t/platform/matrix.sh [SUITE...]      (default: bullseye trixie testing)
+# Exits 1 when a check failed (a release whose Python has no layout entry
+# yet counts as "native", not as a failure).
+set -eu
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$TOP"
+SUITES=${*:-bullseye trixie testing}
+PKGS="apache2 apache2-dev libjansson-dev zlib1g-dev libdw-dev build-essential php-fpm
+      libapache2-mod-php php-dev python3 python3-dev libapache2-mod-wsgi-py3 gdb elfutils curl
+      default-jdk-headless debhelper dh-apache2 dpkg-dev procps"
+OUT=build/platforms
+mkdir -p "$OUT"
+[ "$(id -u)" -eq 0 ] || { echo "platforms: needs root (debootstrap, chroot, mounts)" >&2; exit 1; }
+
+# the tree as it is: its files that git tracks or would (not build/)
+SRC=$(mktemp -d "${TMPDIR:-/tmp}/dpplatforms.XXXXXX")
+trap 'rm -rf "$SRC"' EXIT
+git ls-files -z --cached --others --exclude-standard | xargs -0 tar -c 2>/dev/null | tar -x -C "$SRC"
+chmod -R a+rX "$SRC"
+
+rc=0
+t_all=$(date +%s)
+for suite in $SUITES; do
+    t0=$(date +%s)
+    # shellcheck disable=SC2086 # the list is words
+    if ! sys=$(sh t/platform/chroot.sh provision "$suite" $PKGS); then
+        echo "RESULT system fail provisioning failed" >"$OUT/$suite.log"
+        rc=1
+        continue
+    fi
+    t1=$(date +%s)
+    DP_SRC="$SRC" sh t/platform/chroot.sh overlay "$sys" python3 /src/t/platform/inside.py \
+        >"$OUT/$suite.log" 2>"$OUT/$suite.err" || true
+    t2=$(date +%s)
+    echo "TIME system $((t1 - t0))" >>"$OUT/$suite.log"
+    echo "TIME checks $((t2 - t1))" >>"$OUT/$suite.log"
+    echo "platforms: $suite: system $((t1 - t0)) s, checks $((t2 - t1)) s"
+    grep '^RESULT' "$OUT/$suite.log" | sed "s/^RESULT /  $suite: /"
+    grep -q '^RESULT [^ ]* fail' "$OUT/$suite.log" && rc=1
+    grep -q '^RESULT' "$OUT/$suite.log" || rc=1
+done
+echo "platforms: $(( $(date +%s) - t_all )) s in all"
+python3 t/platform/table.py "$OUT" $SUITES >docs/platforms.md
+echo "platforms: wrote docs/platforms.md"
+exit $rc

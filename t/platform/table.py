@@ -1,0 +1,69 @@
+# docs/platforms.md from the logs of t/platform/matrix.sh: one row per
+# release, what it ships and what worked there.
+#   table.py LOG_DIR SUITE...
+import os
+import re
+import sys
+
+NAMES = {"bullseye": "11 bullseye", "bookworm": "12 bookworm", "trixie": "13 trixie",
+         "testing": "testing", "forky": "14 forky"}
+CHECKS = [("build", "build"), ("httpd", "httpd"), ("php-cli", "PHP cli"),
+          ("php-fpm", "php-fpm child"), ("php-fpm-pool", "pool in detail"),
+          ("mod_php", "mod_php"), ("php-bundle", "bundle php-bt"),
+          ("python-cli", "Python cli (threads)"), ("mod_wsgi", "mod_wsgi"), ("jhsdb", "jhsdb (dumpType 0)"),
+          ("deb", ".deb")]
+MARK = {"ok": "yes", "native": "native frames only", "fail": "**fails**", "skip": "skipped"}
+
+
+def read(path):
+    res, ver, times = {}, {}, {}
+    try:
+        lines = open(path).read().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        kind, _, rest = line.partition(" ")
+        key, _, val = rest.partition(" ")
+        if kind == "RESULT":
+            status, _, detail = val.partition(" ")
+            res[key] = (status, detail)
+        elif kind == "VERSION":
+            ver[key] = val
+        elif kind == "TIME":
+            times[key] = val
+    return res, ver, times
+
+
+def main():
+    logdir, suites = sys.argv[1], sys.argv[2:]
+    print("<!-- Written by `make platforms` (t/platform/matrix.sh, t/platform/table.py): "
+          "do not edit. -->")
+    print("# Platforms\n")
+    print("Each row: a Debian release made with debootstrap, the module built there with its "
+          "compiler and apxs and run by its apache2; the checks of t/platform/inside.py.\n")
+    print("| release | apache2 | PHP | Python | Java | gdb | " +
+          " | ".join(n for _, n in CHECKS) + " |")
+    print("|---" * (6 + len(CHECKS)) + "|")
+    details = []
+    for s in suites:
+        res, ver, times = read(os.path.join(logdir, s + ".log"))
+        java = re.search(r'version "([^"]+)"', ver.get("java", ""))
+        row = [NAMES.get(s, s) + " (" + ver.get("debian", "?") + ")",
+               ver.get("apache2", "?").split()[0], ver.get("php", "?"), ver.get("python", "?"),
+               "OpenJDK " + java.group(1) if java else "?", ver.get("gdb", "?").split()[-1]]
+        row += [MARK.get(res.get(k, ("not run",))[0], "not run") for k, _ in CHECKS]
+        print("| " + " | ".join(row) + " |")
+        details.append((s, res, times))
+    print("\n*native frames only*: this tree has no layout entry for that interpreter version; the "
+          "stacks answer says so and gives native frames (not a failure). *system 0 s*: the "
+          "release's system came from the cache.")
+    print("\nWhat each check showed:\n")
+    for s, res, times in details:
+        print("- **%s** (system %s s, checks %s s):" % (NAMES.get(s, s), times.get("system", "?"),
+                                                          times.get("checks", "?")))
+        for k, n in CHECKS:
+            if k in res:
+                print("  - %s: %s — %s" % (n, res[k][0], res[k][1].replace("|", "/")))
+
+
+main()
