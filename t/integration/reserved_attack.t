@@ -180,6 +180,9 @@ is_(answered, THREADS_PER_CLIENT, f"…while {THREADS_PER_CLIENT} of the 6 hold 
     "the others wait for one")
 for s in stalled:
     s.close()
+# the dumps end with their clients; a target is killed only then, never while
+# its dump may still be seizing it
+ok(settle(lambda: not h.dumpers(), 30), "…and every one of those dumps ends with its client")
 for t in others:
     kill_quietly(t)
 
