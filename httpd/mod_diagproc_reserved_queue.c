@@ -242,7 +242,8 @@ void dp_queue_give_back(int slot, dp_conn *cn)
         Q.held--;
     }
     /* a turn that waited for a TLS thread, or for its client's share, may go now */
-    pthread_cond_broadcast(&Q.cv);
+    if (Q.qhead)
+        pthread_cond_broadcast(&Q.cv);
     cn->head_by = 0;
     cn->qnext = Q.done;
     Q.done = cn;
@@ -270,10 +271,11 @@ int dp_queue_try_turn(dp_conn *cn)
 
 void dp_queue_head_due(dp_conn *cn, apr_time_t by)
 {
+    /* no need to wake the loop: it looks at least once a second, and a
+     * head is due seconds from now */
     pthread_mutex_lock(&Q.mu);
     cn->head_by = by;
     pthread_mutex_unlock(&Q.mu);
-    dp_queue_wake();                    /* the loop's next timeout may be sooner now */
 }
 
 void dp_queue_head_read(dp_conn *cn, int got)
