@@ -1,7 +1,9 @@
 """What the reserved-listener tests and benchmark share: a backend that
 accepts and never answers, clients left waiting on it, one-shot requests,
 and the configuration of a site whose every worker thread can be held on
-that backend (an event httpd of 2 processes x 8 threads)."""
+that backend (an event httpd of 2 processes x 8 threads); clients that try
+to close the reserved listener (Attackers), the connections a process holds
+by client address (peers_of), and test certificates (make_pki)."""
 import http.client
 import json
 import os
