@@ -10,10 +10,12 @@
  *   DP_LOOP_HEAD_MAX is answered 431;
  * - TLS and HTTP/2 ("opaque": the loop cannot read their heads): on new
  *   bytes, for a non-blocking look by a serving thread (the TLS handshake
- *   goes on without blocking); once bytes of a request have arrived, on one
- *   of DP_LOOP_TLS_THREADS threads (DP_LOOP_TLS_PER_CLIENT for one client
- *   address), which it may hold until its head is read for
- *   DP_LOOP_HEAD_SECONDS at most: the loop shuts the socket then.
+ *   goes on without blocking; what is decrypted is kept by the read-ahead
+ *   filter, ..._ahead.c); once a whole HTTP/1 head is decrypted (or bytes
+ *   of an HTTP/2 session have come), served on one of DP_LOOP_TLS_THREADS
+ *   threads (DP_LOOP_TLS_PER_CLIENT for one client address).
+ * A served connection still reading a head (a pipelined one, an HTTP/2
+ * session's first) is shut DP_LOOP_HEAD_SECONDS after its turn began.
  * Every connection must have a whole head DP_LOOP_HEAD_SECONDS after accept
  * (after its first byte, for a keep-alive request). A client address holds
  * DP_LOOP_PER_CLIENT connections, all clients DP_LOOP_MAX_CONNS; a new one
@@ -45,7 +47,8 @@ APLOG_USE_MODULE(diagproc);
 #define HEAD_TIME       apr_time_from_sec(DP_LOOP_HEAD_SECONDS)
 #define STATS_EVERY     apr_time_from_sec(10)
 
-enum { FREE, WAIT, QUEUED, SERVING, LINGER, CLOSING };
+/* QUEUED: ready, or being served (the serving threads know which) */
+enum { FREE, WAIT, QUEUED, LINGER, CLOSING };
 
 static const char ANSWER_408[] =
     "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
