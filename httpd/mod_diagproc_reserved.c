@@ -338,18 +338,42 @@ static int dp_reserved_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool
 
 /* ------------------------------------------------------ every child */
 
-/* Workers (and every other child forked after the sockets were opened)
- * must not hold the reserved listeners, nor the parent's SIGCHLD handler. */
-static void dp_reserved_child_init(apr_pool_t *p, server_rec *s)
+/* Every child but the reserved process must not hold the reserved
+ * listeners: closed (and forgotten in this process's copy of the retained
+ * state, so that no later hook closes a reused descriptor) in the first of
+ * drop_privileges and child_init that runs. drop_privileges reaches what
+ * child_init does not: mod_cgid's daemon, which the parent forks in
+ * post_config with the sockets open since the first pass of the
+ * configuration. Read from the retained data: that daemon may be forked
+ * before this module's post_config has set `state` in this generation. */
+static void close_inherited(void)
 {
+    reserved_state *st = ap_retained_data_get(DP_RESERVED_KEY);
     int i;
 
+    if (in_reserved || !st)
+        return;
+    for (i = 0; i < st->nlisten; i++)
+        if (st->l[i].fd >= 0) {
+            close(st->l[i].fd);
+            st->l[i].fd = -1;
+        }
+}
+
+static int dp_reserved_drop_privileges(apr_pool_t *p, server_rec *s)
+{
+    (void)p; (void)s;
+    close_inherited();
+    return DECLINED;
+}
+
+/* ... and the parent's SIGCHLD handler goes too. */
+static void dp_reserved_child_init(apr_pool_t *p, server_rec *s)
+{
     (void)p; (void)s;
     if (in_reserved || !state)
         return;
-    for (i = 0; i < state->nlisten; i++)
-        if (state->l[i].fd >= 0)
-            close(state->l[i].fd);
+    close_inherited();
     if (state->nlisten)
         signal(SIGCHLD, SIG_DFL);
 }
@@ -375,6 +399,7 @@ void dp_reserved_register_hooks(apr_pool_t *p)
                                  APR_HOOK_REALLY_LAST);
     ap_hook_pre_mpm(dp_reserved_pre_mpm, NULL, NULL, APR_HOOK_REALLY_LAST);
     ap_hook_child_init(dp_reserved_child_init, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_drop_privileges(dp_reserved_drop_privileges, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_handler(dp_reserved_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
     dp_reserved_serve_register_hooks();
 }

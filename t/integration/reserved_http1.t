@@ -4,8 +4,9 @@
 # keep a new client out), pipelined requests (the last one served once its
 # head is whole), blank lines before a request line, a head over 16 KiB
 # answered 431, a request with a body answered and its connection closed
-# without the body being waited for, a client that closes at once, and the
-# per-address cap for IPv6 (::1).
+# without the body being waited for, a client that closes at once, the
+# per-address cap for IPv6 (::1); and no other child of the parent (mod_cgid's
+# daemon included) holds the reserved listeners.
 import http.client
 import os
 import socket
@@ -15,8 +16,9 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from tap import ok, is_, done_testing  # noqa: E402
 from dphttpd import Httpd, free_port  # noqa: E402
+import procstate  # noqa: E402
 from procstate import settle  # noqa: E402
-from reserved import get  # noqa: E402
+from reserved import get, get_json  # noqa: E402
 
 
 def exchange(port, data, wait=0.5, family=socket.AF_INET, host="127.0.0.1", source=None):
@@ -46,11 +48,22 @@ REQ = b"GET /p/0 HTTP/1.1\r\nHost: x\r\n\r\n"
 
 for mpm in ("event", "prefork"):
     rport, rport6 = free_port(), free_port()
-    h = Httpd(mpm=mpm, locations={"/p": ""}, server_conf=f"""KeepAliveTimeout 30
+    h = Httpd(mpm=mpm, locations={"/p": ""}, modules=("cgid",), server_conf=f"""KeepAliveTimeout 30
 DiagProcListen 127.0.0.1:{rport}
 DiagProcListen [::1]:{rport6}
 """).start()
     ok(settle(lambda: len(h.reserved()) == 1, 10), f"{mpm}: one reserved process")
+    # every child of the parent: workers, the helper, mod_cgid's daemon (forked
+    # in post_config, when the reserved listeners are open already)
+    # (a child just forked holds them until its drop_privileges: let it get there)
+    seen, rsv = {}, (get_json(rport, "/p/0")[1] or {}).get("id")
+
+    def only_reserved():
+        kids = [int(k) for k in procstate.children(h.parent_pid)]
+        seen["kids"], seen["holders"] = kids, [k for k in kids if {rport, rport6} & procstate.listen_ports(k)]
+        return seen["holders"] == [rsv]
+    ok(settle(only_reserved, 5), f"{mpm}: of the parent's {len(seen['kids'])} children (mod_cgid's "
+       f"daemon among them), the reserved process alone holds its listeners ({seen['holders']})")
 
     # more kept-alive connections, idle after one request, than serving threads
     kept = []
