@@ -1,53 +1,45 @@
-/* The reserved diagnostics process. When every worker thread is stuck (a
- * backend that never answers, a wedged interpreter), the diagnostics routes
- * are needed most and cannot be reached through the site's listeners. So
- * the parent opens the DiagProcListen sockets itself and forks one process
- * for them, supervised like mod_cgid's daemon: restarted when it dies,
- * replaced on every restart, stopped on shutdown. It runs as User, holds no
- * listener of the site, and runs each connection through httpd's own
- * create_connection / process_connection on a small fixed pool of threads,
- * so <Location>, Require, authentication, logging and filters apply as
- * anywhere; but it answers only the diagproc handler (anything else is 404),
- * so no site code ever runs in it. */
+/* The reserved diagnostics process, the parent's side. When every worker
+ * thread is stuck (a backend that never answers, a wedged interpreter), the
+ * diagnostics routes are needed most and cannot be reached through the
+ * site's listeners. So the parent opens the DiagProcListen sockets itself
+ * and forks one process for them, supervised like mod_cgid's daemon:
+ * restarted when it dies, replaced on every restart, stopped on shutdown.
+ * It runs as User, holds no listener of the site, and serves its
+ * connections through httpd's own connection and request processing
+ * (mod_diagproc_reserved_serve.c), so <Location>, Require, authentication,
+ * logging and filters apply as anywhere; but it answers only the diagproc
+ * handler (anything else is 404), so no site code ever runs in it. */
 
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "httpd.h"
 #include "http_config.h"
-#include "http_connection.h"
 #include "http_core.h"
 #include "http_log.h"
 #include "http_main.h"
-#include "http_protocol.h"
-#include "http_request.h"
-#include "ap_listen.h"
 #include "ap_mpm.h"
 #include "mpm_common.h"
 #include "scoreboard.h"
 #include "unixd.h"
-#include "apr_portable.h"
 #include "apr_strings.h"
 
 #include "httpd/mod_diagproc_config.h"
 #include "httpd/mod_diagproc_request.h"
 #include "httpd/mod_diagproc_reserved.h"
+#include "httpd/mod_diagproc_reserved_serve.h"
 #include "httpd/mod_diagproc_shared.h"
 
 APLOG_USE_MODULE(diagproc);
 
-#define DP_RESERVED_THREADS    2      /* one idle client must not block it */
 #define DP_RESERVED_MAX_OLD    8
-#define DP_POLL_MS             250    /* how soon a graceful stop is noticed */
+/* where connections wait while the reserved process restarts (the kernel
+ * caps it at net.core.somaxconn) */
+#define DP_RESERVED_BACKLOG    4096
 
 /* ------------------------------------------------------ retained state */
 
@@ -80,7 +72,6 @@ static apr_pool_t *gen_pool;
 
 /* Set in the reserved process only. */
 static int in_reserved;
-static volatile sig_atomic_t graceful_stop;
 
 static int dp_reserved_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
@@ -110,7 +101,8 @@ static int open_listener(reserved_listener *l, server_rec *s)
     }
     fd = socket(sa->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0
-        || bind(fd, (struct sockaddr *)&sa->sa, sa->salen) != 0 || listen(fd, 128) != 0) {
+        || bind(fd, (struct sockaddr *)&sa->sa, sa->salen) != 0
+        || listen(fd, DP_RESERVED_BACKLOG) != 0) {
         ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, DPLOGNO(00014)
                      "diagproc: DiagProcListen %s: cannot listen (the reserved process "
                      "will not serve it)", l->spec);
@@ -156,204 +148,6 @@ static void sync_listeners(server_rec *s)
     state->nlisten = n;
 }
 
-/* ------------------------------------------------------ the child */
-
-/* The event MPM's pre_read_request hook stores the request in its private
- * per-connection state, the mpm_event_module slot of c->conn_config, without
- * checking that the slot is set: on a connection the MPM did not create it
- * would write through NULL (its post_read_request and protocol_switch hooks
- * write there too). The connections created here therefore carry a zeroed
- * block, far larger than that state (a few hundred bytes in 2.4), in the
- * slot. This is the one place that depends on an MPM internal; worker and
- * prefork keep no such state. */
-#define DP_MPM_CONN_STATE_ROOM 4096
-static module *event_mpm;
-
-static void provide_mpm_conn_state(conn_rec *c)
-{
-    if (event_mpm)
-        ap_set_module_config(c->conn_config, event_mpm,
-                             apr_pcalloc(c->pool, DP_MPM_CONN_STATE_ROOM));
-}
-
-typedef struct serve_thread {
-    apr_thread_t *thread;
-    apr_pool_t *ptrans;         /* per connection, cleared after each */
-    int index;
-    long next_id;
-    server_rec *s;
-} serve_thread;
-
-static void serve_connection(serve_thread *st, int fd, const reserved_listener *l,
-                             struct sockaddr_storage *peer)
-{
-    struct sockaddr_storage local;
-    socklen_t llen = sizeof(local);
-    apr_os_sock_info_t info;
-    apr_socket_t *csd = NULL;
-    apr_bucket_alloc_t *ba;
-    conn_rec *c;
-
-    memset(&info, 0, sizeof(info));
-    getsockname(fd, (struct sockaddr *)&local, &llen);
-    info.os_sock = &fd;
-    info.local = (struct sockaddr *)&local;
-    info.remote = (struct sockaddr *)peer;
-    info.family = l->family;
-    info.type = SOCK_STREAM;
-    info.protocol = APR_PROTO_TCP;
-    if (apr_os_sock_make(&csd, &info, st->ptrans) != APR_SUCCESS) {
-        close(fd);
-        return;
-    }
-    ba = apr_bucket_alloc_create(st->ptrans);
-    /* ids the workers never use: theirs are below ServerLimit * ThreadLimit */
-    c = ap_run_create_connection(st->ptrans, st->s, csd, st->next_id, NULL, ba);
-    st->next_id += DP_RESERVED_THREADS;
-    if (!c) {
-        apr_socket_close(csd);
-        return;
-    }
-    c->current_thread = st->thread;
-    /* no MPM owns this connection: httpd's synchronous request loop */
-    c->clogging_input_filters = 1;
-    provide_mpm_conn_state(c);
-    ap_process_connection(c, csd);
-    ap_lingering_close(c);
-}
-
-static void *APR_THREAD_FUNC serve_loop(apr_thread_t *thd, void *data)
-{
-    serve_thread *st = data;
-    struct pollfd pfd[DP_RESERVED_MAX_LISTEN];
-    int i;
-
-    st->thread = thd;
-    for (i = 0; i < state->nlisten; i++) {
-        pfd[i].fd = state->l[i].fd;
-        pfd[i].events = POLLIN;
-    }
-    while (!graceful_stop) {
-        /* the sockets are non-blocking: the other thread (or, during a
-         * graceful restart, the next generation) may take a connection first */
-        if (poll(pfd, (nfds_t)state->nlisten, DP_POLL_MS) <= 0)
-            continue;
-        for (i = 0; i < state->nlisten && !graceful_stop; i++) {
-            struct sockaddr_storage peer;
-            socklen_t plen = sizeof(peer);
-            int fd;
-            if (!(pfd[i].revents & POLLIN))
-                continue;
-            fd = accept4(pfd[i].fd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC);
-            if (fd < 0)
-                continue;
-            serve_connection(st, fd, &state->l[i], &peer);
-            apr_pool_clear(st->ptrans);
-        }
-    }
-    return NULL;
-}
-
-static void restore_signals(sigset_t *waited)
-{
-    struct sigaction sa;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGPIPE, &sa, NULL);
-    sa.sa_handler = SIG_DFL;
-    sigaction(SIGCHLD, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
-    sigaction(SIGWINCH, &sa, NULL);
-    /* every thread blocks them; the main thread takes them with sigwait */
-    sigemptyset(waited);
-    sigaddset(waited, SIGTERM);
-    sigaddset(waited, SIGINT);
-    sigaddset(waited, SIGHUP);
-    sigaddset(waited, AP_SIG_GRACEFUL);
-    sigaddset(waited, AP_SIG_GRACEFUL_STOP);
-    pthread_sigmask(SIG_SETMASK, waited, NULL);
-}
-
-/* The order matters (each step was needed): thread bookkeeping after fork,
- * signals, a child pool, the site's listeners closed, privileges dropped,
- * child_init run; then the threads. Never exits with APEXIT_CHILDFATAL,
- * which would make the parent shut the whole server down. */
-static void reserved_main(server_rec *s, pid_t parent)
-{
-    apr_pool_t *pchild;
-    apr_thread_t *main_thread;
-    serve_thread threads[DP_RESERVED_THREADS];
-    apr_allocator_t *alloc;
-    apr_thread_mutex_t *mutex;
-    sigset_t waited;
-    int i, sl = 0, tl = 0, running = 0;
-
-    ap_thread_current_after_fork();
-    restore_signals(&waited);
-    ap_fatal_signal_child_setup(s);
-    apr_allocator_create(&alloc);
-    apr_pool_create_ex(&pchild, gen_pool, NULL, alloc);
-    apr_allocator_owner_set(alloc, pchild);
-    apr_thread_mutex_create(&mutex, APR_THREAD_MUTEX_DEFAULT, pchild);
-    apr_allocator_mutex_set(alloc, mutex);
-    apr_pool_tag(pchild, "diagproc_reserved");
-    if (ap_thread_main_create(&main_thread, pchild) != APR_SUCCESS)
-        exit(1);
-    ap_close_listeners();
-    in_reserved = 1;
-    if (ap_run_drop_privileges(pchild, s) != OK)
-        exit(1);
-    /* after the credential change, which clears it */
-    prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
-    if (getppid() != parent)
-        exit(0);
-    ap_run_child_init(pchild, s);
-    event_mpm = ap_find_linked_module("event.c");
-
-    ap_mpm_query(AP_MPMQ_HARD_LIMIT_DAEMONS, &sl);
-    ap_mpm_query(AP_MPMQ_HARD_LIMIT_THREADS, &tl);
-    for (i = 0; i < DP_RESERVED_THREADS; i++) {
-        apr_allocator_t *ta;
-        memset(&threads[i], 0, sizeof(threads[i]));
-        threads[i].index = i;
-        threads[i].s = s;
-        threads[i].next_id = (long)sl * tl + i;
-        apr_allocator_create(&ta);
-        apr_allocator_max_free_set(ta, ap_max_mem_free ? ap_max_mem_free : 2048 * 1024);
-        apr_pool_create_ex(&threads[i].ptrans, pchild, NULL, ta);
-        apr_allocator_owner_set(ta, threads[i].ptrans);
-        if (ap_thread_create(&threads[i].thread, NULL, serve_loop, &threads[i], pchild)
-            == APR_SUCCESS)
-            running++;
-    }
-    if (!running)
-        exit(1);
-    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, DPLOGNO(00015)
-                 "diagproc: reserved process %d serving %d listener(s) with %d threads",
-                 (int)getpid(), state->nlisten, running);
-    for (;;) {
-        int sig = 0;
-        if (sigwait(&waited, &sig) != 0)
-            continue;
-        if (sig == AP_SIG_GRACEFUL || sig == AP_SIG_GRACEFUL_STOP)
-            break;
-        /* TERM, INT, HUP: at once, even with a client in a blocking read */
-        _exit(0);
-    }
-    /* graceful: take no new connection, finish those being served */
-    graceful_stop = 1;
-    for (i = 0; i < DP_RESERVED_THREADS; i++) {
-        apr_status_t rv;
-        if (threads[i].thread)
-            apr_thread_join(&rv, threads[i].thread);
-    }
-    exit(0);
-}
-
 /* ------------------------------------------------------ parent: process */
 
 static void reserved_maintenance(int reason, void *data, apr_wait_t status);
@@ -389,8 +183,13 @@ static void fork_reserved(server_rec *s)
                      "diagproc: cannot fork the reserved process");
         return;
     }
-    if (pid == 0)
-        reserved_main(s, parent);       /* never returns */
+    if (pid == 0) {
+        int fds[DP_RESERVED_MAX_LISTEN], i;
+        for (i = 0; i < state->nlisten; i++)
+            fds[i] = state->l[i].fd;
+        in_reserved = 1;
+        dp_reserved_serve(s, parent, gen_pool, fds, state->nlisten);    /* never returns */
+    }
     state->current.pid = pid;
     state->current_generation = gen;
     dp_shared_set_reserved(pid, gen);
@@ -489,7 +288,6 @@ static void start_generation(server_rec *s)
         if (state->old[i].pid > 0)
             apr_proc_other_child_register(&state->old[i], old_maintenance, &state->old[i],
                                           NULL, gen_pool);
-    sync_listeners(s);
     if (state->nlisten == 0)
         return;
     memset(&sa, 0, sizeof(sa));
@@ -522,9 +320,7 @@ static int dp_reserved_pre_mpm(apr_pool_t *p, ap_scoreboard_e sb_type)
 static int dp_reserved_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                                    server_rec *s)
 {
-    (void)pconf; (void)plog; (void)ptemp; (void)s;
-    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG)
-        return OK;
+    (void)pconf; (void)plog; (void)ptemp;
     state = ap_retained_data_get(DP_RESERVED_KEY);
     if (!state) {
         int i;
@@ -532,23 +328,52 @@ static int dp_reserved_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool
         for (i = 0; i < DP_RESERVED_MAX_LISTEN; i++)
             state->l[i].fd = -1;
     }
+    /* open with httpd's own listeners, on the first pass too (the one before
+     * `apache2 -k start` detaches and returns): a client that connects right
+     * after is queued in the backlog, never refused, until the process forked
+     * once the scoreboard exists accepts it */
+    sync_listeners(s);
     return OK;
 }
 
 /* ------------------------------------------------------ every child */
 
-/* Workers (and every other child forked after the sockets were opened)
- * must not hold the reserved listeners, nor the parent's SIGCHLD handler. */
-static void dp_reserved_child_init(apr_pool_t *p, server_rec *s)
+/* Every child but the reserved process must not hold the reserved
+ * listeners: closed (and forgotten in this process's copy of the retained
+ * state, so that no later hook closes a reused descriptor) in the first of
+ * drop_privileges and child_init that runs. drop_privileges reaches what
+ * child_init does not: mod_cgid's daemon, which the parent forks in
+ * post_config with the sockets open since the first pass of the
+ * configuration. Read from the retained data: that daemon may be forked
+ * before this module's post_config has set `state` in this generation. */
+static void close_inherited(void)
 {
+    reserved_state *st = ap_retained_data_get(DP_RESERVED_KEY);
     int i;
 
+    if (in_reserved || !st)
+        return;
+    for (i = 0; i < st->nlisten; i++)
+        if (st->l[i].fd >= 0) {
+            close(st->l[i].fd);
+            st->l[i].fd = -1;
+        }
+}
+
+static int dp_reserved_drop_privileges(apr_pool_t *p, server_rec *s)
+{
+    (void)p; (void)s;
+    close_inherited();
+    return DECLINED;
+}
+
+/* ... and the parent's SIGCHLD handler goes too. */
+static void dp_reserved_child_init(apr_pool_t *p, server_rec *s)
+{
     (void)p; (void)s;
     if (in_reserved || !state)
         return;
-    for (i = 0; i < state->nlisten; i++)
-        if (state->l[i].fd >= 0)
-            close(state->l[i].fd);
+    close_inherited();
     if (state->nlisten)
         signal(SIGCHLD, SIG_DFL);
 }
@@ -574,5 +399,7 @@ void dp_reserved_register_hooks(apr_pool_t *p)
                                  APR_HOOK_REALLY_LAST);
     ap_hook_pre_mpm(dp_reserved_pre_mpm, NULL, NULL, APR_HOOK_REALLY_LAST);
     ap_hook_child_init(dp_reserved_child_init, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_drop_privileges(dp_reserved_drop_privileges, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_handler(dp_reserved_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    dp_reserved_serve_register_hooks();
 }
