@@ -17,11 +17,10 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, diag, note, done_testing  # noqa: E402
-from dphttpd import Httpd, free_port, spawn, worker_user, kill_quietly, BUILD  # noqa: E402
-from procstate import settle, running  # noqa: E402
-from reserved import Attackers, get, peers_of  # noqa: E402
+from tap import ok, is_, diag, note, done_testing
+from dphttpd import Httpd, free_port, spawn, worker_user, kill_quietly, BUILD
+from procstate import settle, running
+from reserved import Attackers, get, peers_of
 
 TARGET = os.path.join(BUILD, "targets", "dump_target")
 PER_CLIENT, ALL, HEAD_SECONDS, THREADS_PER_CLIENT = 8, 256, 5, 4

@@ -13,12 +13,11 @@ import socket
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, done_testing  # noqa: E402
-from dphttpd import Httpd, free_port  # noqa: E402
-import procstate  # noqa: E402
-from procstate import settle  # noqa: E402
-from reserved import get, get_json  # noqa: E402
+from tap import ok, is_, done_testing
+from dphttpd import Httpd, free_port
+import procstate
+from procstate import settle
+from reserved import get, get_json
 
 
 def exchange(port, data, wait=0.5, family=socket.AF_INET, host="127.0.0.1", source=None):

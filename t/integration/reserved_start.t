@@ -7,11 +7,10 @@ import socket
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, diag, done_testing  # noqa: E402
-from dphttpd import free_port  # noqa: E402
-from dpdaemon import DaemonHttpd  # noqa: E402
-from procstate import settle  # noqa: E402
+from tap import ok, diag, done_testing
+from dphttpd import free_port
+from dpdaemon import DaemonHttpd
+from procstate import settle
 
 
 def first_request(port):

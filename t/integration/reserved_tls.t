@@ -14,11 +14,10 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from tap import ok, is_, diag, done_testing  # noqa: E402
-from dphttpd import Httpd, free_port, spawn, worker_user, BUILD  # noqa: E402
-from procstate import settle  # noqa: E402
-from reserved import make_pki  # noqa: E402
+from tap import ok, is_, diag, done_testing
+from dphttpd import Httpd, free_port, spawn, worker_user, BUILD
+from procstate import settle
+from reserved import make_pki
 
 TARGET = os.path.join(BUILD, "targets", "dump_target")
 work = tempfile.TemporaryDirectory(prefix="dp-tls-")
