@@ -73,7 +73,9 @@ def dump_to_end(port, pid):
 
 rport = free_port()
 h = Httpd(locations={"/p": "DiagProcAllow dump fulldump"},
-          server_conf=f"Timeout 30\nDiagProcMaxDumps 8\nDiagProcListen 127.0.0.1:{rport}\n").start()
+          server_conf=f"Timeout 30\nDiagProcMaxDumps 8\nDiagProcListen 127.0.0.1:{rport}\n")
+h.expect_log("DP00017")     # the reserved process killed -9 on purpose, started again
+h.start()
 ok(settle(lambda: len(h.reserved()) == 1, 10), "one reserved process")
 target = spawn([TARGET], ready="ready", user=worker_user())
 st, dt = timed_list(rport)
