@@ -133,9 +133,13 @@ summaries = re.findall(rf"(?m)^{ANY_HEAD}DP10002: helper: (\d+) more refusals of
                        r"suppressed in the last \d+ s: refused connections from uid \d+ gid "
                        r"\d+: not a child of the httpd parent$", log)
 left += [int(n) for n in summaries]
-is_(logged + sum(left), made, f"lines ({logged}) and counts left out ({sum(left)}) add up to "
+# (what was still pending at the stop comes in the summary the helper writes
+# as it stops: without it the sum falls short whenever the flood's last
+# refusals were left out, as they nearly always are; when the very last one
+# was a logged line, nothing is pending and no summary is due)
+is_(logged + sum(left), made, f"lines ({logged}), their counts and the summaries "
+    f"({len(summaries)}, the last written at the stop when anything was pending) add up to "
     "every refused connection made")
-ok(summaries, "…and the helper wrote the pending count as it stopped")
 dphttpd.kill_quietly(t)
 h.stop()
 done_testing()

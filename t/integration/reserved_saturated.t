@@ -90,10 +90,11 @@ def stuck_now():
     return d.get("requests", []) if st == 200 and d else []
 
 
+workers_before = sorted(h.workers())
 clients, missing = saturate(h.port, paths, lambda: {x.get("uri") for x in stuck_now()})
 if not ok(not missing and {x.get("uri") for x in stuck_now()} >= expected,
           f"all {THREADS} requests are in flight"):
-    diag(f"not in flight: {missing}")
+    diag(f"not in flight: {missing}; workers before {workers_before}, now {sorted(h.workers())}")
     with open(calls) as f:
         diag("the WSGI application saw: " + f.read().replace("\n", "; "))
     diag("the scoreboard, through the reserved listener:\n"

@@ -97,7 +97,7 @@ ServerLimit 2
 ThreadsPerChild 8
 ThreadLimit 8
 MinSpareThreads 1
-MaxSpareThreads 16
+MaxSpareThreads 64
 MaxRequestWorkers {SITE_THREADS}
 Timeout 600
 ProxyTimeout 600
