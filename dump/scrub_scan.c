@@ -27,7 +27,7 @@ typedef struct scan_state {
     size_t marked_end;
 } scan_state;
 
-static void check_window(dp_scrub *s, size_t o, scan_state *ss)
+static inline void check_window(dp_scrub *s, size_t o, scan_state *ss)
 {
     uint64_t w = window(s->buf + o);
 
@@ -150,8 +150,32 @@ static inline uint64_t run_starts(uint64_t cur, uint64_t next)
     return (uint64_t)m;
 }
 
+/* 72 bytes of one repeated value (memory set with memset: the scrubber's
+ * worst case when that byte's run is a piece of the environment). */
+static int one_byte(const unsigned char *b)
+{
+    uint64_t w = window(b), k;
+
+    if (w != (b[0] * 0x0101010101010101ULL))
+        return 0;
+    for (k = 8; k < 72; k += 8)
+        if (window(b + k) != w)
+            return 0;
+    return 1;
+}
+
 static void check_starts(dp_scrub *s, size_t p, uint64_t cand, scan_state *ss)
 {
+    /* every window of such a block is the one window: one look-up, and the
+     * 72 bytes marked at once when it is in the set */
+    if (cand == ~0ULL && one_byte(s->buf + p)) {
+        check_window(s, p, ss);
+        if (ss->prev_in) {
+            dp_scrub_mark(s, ss->marked_end, p + 64 + DP_SCRUB_MIN - 1 - ss->marked_end);
+            ss->marked_end = p + 64 + DP_SCRUB_MIN - 1;
+        }
+        return;
+    }
     for (cand &= gram_starts(s, s->buf + p); cand; cand &= cand - 1)
         check_window(s, p + (size_t)__builtin_ctzll(cand), ss);
 }
