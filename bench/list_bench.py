@@ -82,6 +82,7 @@ def all_users(rounds, want):
             times["bare"].append(1e6 / float(subprocess.run([BASELINE, "1"], capture_output=True,
                                                             text=True).stdout.split()[0]))
             times["status"].append(1e6 / wrk(f"{h.base}/server-status?auto", 1))
+        times["load"] = [os.getloadavg()[0]]
         return listed, count_procs(), {k: statistics.median(v) for k, v in times.items()}, times
     finally:
         h.stop()
@@ -144,7 +145,7 @@ def main():
     print("list/(a): time per list request over the bare-reads loop (goal <= 1.5);"
           " psutil/list: how many times faster than psutil (goal >= 3)")
     print(f"allUsers=true: {all_listed} listed of {all_procs} processes, median of {args.rounds} "
-          f"alternating rounds (load {os.getloadavg()[0]:.1f}):")
+          f"alternating rounds (load average {times['load'][0]:.1f} as they ended):")
     print(f"  list {med['list']:.0f} us, (a) bare reads {med['bare']:.0f} us, "
           f"(d) status {med['status']:.0f} us")
     print(f"  list/(a) {med['list'] / med['bare']:.2f}x (goal <= 1.5), "

@@ -184,11 +184,23 @@ static int pass(dp_scrub *s, int final)
                              : s->n >= DP_SCRUB_MIN ? s->n - DP_SCRUB_MIN : 0);
     emit = final ? s->n : s->n > HOLD ? s->n - HOLD : 0;
     hi = s->mark_hi < emit ? s->mark_hi : emit;
-    for (k = s->mark_lo; k < hi; k++) {
-        if (s->mark[k / 64] >> (k % 64) & 1) {
+    for (k = s->mark_lo; k < hi;) {
+        uint64_t m = s->mark[k / 64] >> (k % 64);
+        if (!m) {                       /* nothing more in this word */
+            k = (k / 64 + 1) * 64;
+            continue;
+        }
+        if (m == ~0ULL && k % 64 == 0 && k + 64 <= hi) {
+            memset(s->buf + k, 0, 64);  /* a run of environment: a word at a time */
+            s->zeroed += 64;
+            k += 64;
+            continue;
+        }
+        if (m & 1) {
             s->buf[k] = 0;
             s->zeroed++;
         }
+        k++;
     }
     /* the marks of the bytes held back move to the front, all others go */
     for (k = emit, held = 0; k < s->n; k++)

@@ -100,9 +100,13 @@ static inline int window_in(const dp_scrub *s, uint64_t w)
 
 static inline void dp_scrub_mark(dp_scrub *s, size_t from, size_t len)
 {
-    size_t k;
-    for (k = from; k < from + len; k++)
-        s->mark[k / 64] |= 1ULL << (k % 64);
+    size_t k = from, end = from + len;
+
+    while (k < end) {                   /* a word's worth of bits at a time */
+        size_t n = 64 - k % 64 < end - k ? 64 - k % 64 : end - k;
+        s->mark[k / 64] |= (n == 64 ? ~0ULL : ((1ULL << n) - 1)) << (k % 64);
+        k += n;
+    }
     if (from < s->mark_lo)
         s->mark_lo = from;
     if (from + len > s->mark_hi)

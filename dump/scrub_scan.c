@@ -18,17 +18,29 @@
 #include <string.h>
 #include "dump/scrub_internal.h"
 
-/* A run of one repeated byte asks the same question at every step. */
-static void check_window(dp_scrub *s, size_t o, uint64_t *prev, int *prev_in)
+/* Where a search is: the last window looked up and its answer (a run of one
+ * repeated byte asks the same question at every step), and the end of the
+ * bytes marked so far (overlapping windows mark only what is new). */
+typedef struct scan_state {
+    uint64_t prev;                  /* 0: no window (they hold no NUL) */
+    int prev_in;
+    size_t marked_end;
+} scan_state;
+
+static inline void check_window(dp_scrub *s, size_t o, scan_state *ss)
 {
     uint64_t w = window(s->buf + o);
 
-    if (w != *prev) {
-        *prev = w;
-        *prev_in = window_in(s, w);
+    if (w != ss->prev) {
+        ss->prev = w;
+        ss->prev_in = window_in(s, w);
     }
-    if (*prev_in)
-        dp_scrub_mark(s, o, DP_SCRUB_MIN);
+    if (ss->prev_in) {
+        size_t from = o > ss->marked_end ? o : ss->marked_end;
+        if (from < o + DP_SCRUB_MIN)
+            dp_scrub_mark(s, from, o + DP_SCRUB_MIN - from);
+        ss->marked_end = o + DP_SCRUB_MIN;
+    }
 }
 
 /* Bit k: the word at p + 4k is a piece of the environment (k < 16). */
@@ -138,17 +150,41 @@ static inline uint64_t run_starts(uint64_t cur, uint64_t next)
     return (uint64_t)m;
 }
 
-static void check_starts(dp_scrub *s, size_t p, uint64_t cand, uint64_t *prev, int *prev_in)
+/* 72 bytes of one repeated value (memory set with memset: the scrubber's
+ * worst case when that byte's run is a piece of the environment). */
+static int one_byte(const unsigned char *b)
 {
+    uint64_t w = window(b), k;
+
+    if (w != (b[0] * 0x0101010101010101ULL))
+        return 0;
+    for (k = 8; k < 72; k += 8)
+        if (window(b + k) != w)
+            return 0;
+    return 1;
+}
+
+static void check_starts(dp_scrub *s, size_t p, uint64_t cand, scan_state *ss)
+{
+    /* every window of such a block is the one window: one look-up, and the
+     * 72 bytes marked at once when it is in the set */
+    if (cand == ~0ULL && one_byte(s->buf + p)) {
+        check_window(s, p, ss);
+        if (ss->prev_in) {
+            dp_scrub_mark(s, ss->marked_end, p + 64 + DP_SCRUB_MIN - 1 - ss->marked_end);
+            ss->marked_end = p + 64 + DP_SCRUB_MIN - 1;
+        }
+        return;
+    }
     for (cand &= gram_starts(s, s->buf + p); cand; cand &= cand - 1)
-        check_window(s, p + (size_t)__builtin_ctzll(cand), prev, prev_in);
+        check_window(s, p + (size_t)__builtin_ctzll(cand), ss);
 }
 
 #ifdef SCAN_AVX2
 /* The blocks of 64 starts that have 64 bytes after them; returns where it
  * stopped. */
 __attribute__((target("avx2")))
-static size_t scan_avx2(dp_scrub *s, size_t n, uint64_t *prev, int *prev_in)
+static size_t scan_avx2(dp_scrub *s, size_t n, scan_state *ss)
 {
     const unsigned char *b = s->buf;
     uint64_t cur = class64_avx2(s, b), next, cand;
@@ -157,7 +193,7 @@ static size_t scan_avx2(dp_scrub *s, size_t n, uint64_t *prev, int *prev_in)
     for (p = 0; p + 128 <= n; p += 64, cur = next) {
         next = class64_avx2(s, b + p + 64);
         if ((cand = run_starts(cur, next)) != 0)
-            check_starts(s, p, cand, prev, prev_in);
+            check_starts(s, p, cand, ss);
     }
     return p;
 }
@@ -166,16 +202,15 @@ static size_t scan_avx2(dp_scrub *s, size_t n, uint64_t *prev, int *prev_in)
 void dp_scrub_scan_windows(dp_scrub *s, size_t last)
 {
     size_t n = last + DP_SCRUB_MIN, p = 0;
-    uint64_t prev = 0;              /* 0: no window (they hold no NUL) */
-    int prev_in = 0;
+    scan_state ss = { 0, 0, 0 };
 
 #ifdef SCAN_AVX2
     if (s->simd && n >= 128)
-        p = scan_avx2(s, n, &prev, &prev_in);
+        p = scan_avx2(s, n, &ss);
 #endif
     /* a block's starts need 72 bytes: 64 starts, 8 bytes for the last */
     for (; p + 72 <= n; p += 64)
-        check_starts(s, p, ~0ULL, &prev, &prev_in);
+        check_starts(s, p, ~0ULL, &ss);
     for (; p <= last; p++)
-        check_window(s, p, &prev, &prev_in);
+        check_window(s, p, &ss);
 }

@@ -30,7 +30,9 @@ static const char *scan_name(int procfd, const char *pidstr, const dp_stat *st, 
     char path[300], buf[4096];
     ssize_t n;
 
-    if (strlen(st->comm) < 15)
+    /* a kernel thread has no command line (its 15-byte names, kworker/u4:1-…,
+     * would cost an open and a read each for nothing) */
+    if (strlen(st->comm) < 15 || (st->flags & DP_PF_KTHREAD))
         return apr_pstrdup(p, st->comm);
     snprintf(path, sizeof(path), "%s/cmdline", pidstr);
     n = read_at(procfd, path, buf, sizeof(buf));

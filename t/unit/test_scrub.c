@@ -446,6 +446,45 @@ static void test_no_environment_changes_nothing(void **state)
     assert_null(dp_scrub_new("x", DP_SCRUB_ENV_MAX + 1, NULL, 0));
 }
 
+/* Memory set with one byte that an entry's value repeats: every run of it of
+ * 8 bytes or more goes, shorter runs and other bytes stay, across blocks and
+ * writes (the search looks such blocks up once). */
+static void test_repeated_byte_runs(void **state)
+{
+    static const char env[] = "PAD=ZZZZZZZZZZZZZZZZ\0HOME=/root\0";
+    static const size_t runs[] = { 300, 7, 64, 8, 1, 72, 200, 9, 5000, 3 };
+    unsigned char in[6000], want[6000], got[6000];
+    size_t n = 0, i, k, cut[] = { 1000, 77 };
+    int on;
+    (void)state;
+
+    for (i = 0; i < sizeof(runs) / sizeof(runs[0]); i++) {
+        unsigned char c = i % 2 ? 'A' : 'Z';
+        if (i == 3 || i == 7)
+            c = 'Z';            /* a run of 8, of 9 */
+        for (k = 0; k < runs[i] && n < sizeof(in); k++, n++) {
+            in[n] = c;
+            want[n] = c;
+        }
+    }
+    for (i = 0; i < n;) {       /* the expectation: runs of 'Z' of 8 or more zeroed */
+        size_t j = i;
+        while (j < n && in[j] == in[i])
+            j++;
+        if (in[i] == 'Z' && j - i >= DP_SCRUB_MIN)
+            memset(want + i, 0, j - i);
+        i = j;
+    }
+    for (on = 0; on < 2; on++) {
+        dp_scrub *s = dp_scrub_new(env, sizeof(env) - 1, NULL, 0);
+        assert_non_null(s);
+        dp_scrub_use_simd(s, on);
+        stream(s, in, n, cut, 2, got);
+        assert_memory_equal(got, want, n);
+        dp_scrub_free(s);
+    }
+}
+
 static void test_scalar_matches_reference(void **state)
 {
     simd = 0;
@@ -466,6 +505,7 @@ int main(void)
         cmocka_unit_test(test_in_lent_rooms),
         cmocka_unit_test(test_long_stream),
         cmocka_unit_test(test_scalar_matches_reference),
+        cmocka_unit_test(test_repeated_byte_runs),
         cmocka_unit_test(test_no_environment_changes_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
