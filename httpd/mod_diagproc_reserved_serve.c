@@ -242,8 +242,12 @@ static void after_turn(dp_conn *cn)
                 flush_output(cn);   /* the event MPM's write completion */
             next = c->cs->sense == CONN_SENSE_WANT_READ ? DP_NEXT_READ : DP_NEXT_REQUEST;
         }
+#if AP_MODULE_MAGIC_AT_LEAST(20120211, 135)
+        /* httpd 2.4.63 and later: a session waiting on its I/O (mod_http2);
+           before, mod_http2 waits in write completion with a sense */
         else if (c->cs->state == CONN_STATE_ASYNC_WAITIO)
             next = c->cs->sense == CONN_SENSE_WANT_WRITE ? DP_NEXT_WRITE : DP_NEXT_READ;
+#endif
         cn->wait = next == DP_NEXT_REQUEST ? c->base_server->keep_alive_timeout
                                            : c->base_server->timeout;
     }
