@@ -14,7 +14,7 @@ set -eu
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$TOP"
 SUITES=${*:-bullseye trixie testing}
-PKGS="apache2 apache2-dev libjansson-dev zlib1g-dev libdw-dev build-essential php-fpm
+PKGS="apache2 apache2-dev libjansson-dev zlib1g-dev libzstd-dev libdw-dev build-essential php-fpm
       libapache2-mod-php php-dev python3 python3-dev libapache2-mod-wsgi-py3 gdb elfutils curl
       debhelper dh-apache2 dpkg-dev procps"
 # each release's own JDK for jhsdb: Debian 11's default is 11, but it ships 17
