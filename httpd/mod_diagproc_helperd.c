@@ -292,34 +292,6 @@ static apr_status_t helper_cleanup(void *data)
     return APR_SUCCESS;
 }
 
-/* The MPM's parent looks for dead children once a second; a SIGCHLD handler
- * cuts that sleep short, so that a helper that died, or the end of a retry's
- * wait, is seen at once rather than up to a second later (which stretched a
- * 1 s backoff to 3 s). SA_RESTART: only sleeps are cut short. Removed with
- * pconf, before the DSO is unloaded. */
-static void on_sigchld(int sig)
-{
-    (void)sig;
-}
-
-static apr_status_t restore_sigchld(void *data)
-{
-    (void)data;
-    signal(SIGCHLD, SIG_DFL);
-    return APR_SUCCESS;
-}
-
-static void watch_children(apr_pool_t *pconf)
-{
-    struct sigaction sa;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_sigchld;
-    sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
-    sigaction(SIGCHLD, &sa, NULL);
-    apr_pool_cleanup_register(pconf, NULL, restore_sigchld, apr_pool_cleanup_null);
-}
-
 /* Can two <Location> paths apply to one URL: is one inside the other? */
 static int paths_nest(const char *a, const char *b)
 {
@@ -466,7 +438,7 @@ static int dp_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
         memcpy(policy.secret, dp_shared_secret(), sizeof(policy.secret));
     }
     apr_pool_cleanup_register(pconf, NULL, helper_cleanup, apr_pool_cleanup_null);
-    watch_children(pconf);
+    dp_shared_watch_children(pconf);     /* a dead helper is seen at once */
     if (start_helper(pconf, s) != 0)
         schedule_retry(s, "see the line above");
     return OK;

@@ -260,25 +260,8 @@ static void old_maintenance(int reason, void *data, apr_wait_t status)
     }
 }
 
-/* The MPM's parent looks for dead children once a second; a SIGCHLD handler
- * cuts that sleep short, so a reserved process that died is replaced at once
- * (connections wait in the listener's backlog, which the parent keeps open).
- * SA_RESTART: only sleeps are cut short. Removed before the DSO is unloaded. */
-static void on_sigchld(int sig)
-{
-    (void)sig;
-}
-
-static apr_status_t restore_sigchld(void *data)
-{
-    (void)data;
-    signal(SIGCHLD, SIG_DFL);
-    return APR_SUCCESS;
-}
-
 static void start_generation(server_rec *s)
 {
-    struct sigaction sa;
     int i, gen = ap_state_query(AP_SQ_CONFIG_GEN);
 
     if (state->forked_config_gen == gen)
@@ -290,11 +273,7 @@ static void start_generation(server_rec *s)
                                           NULL, gen_pool);
     if (state->nlisten == 0)
         return;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_sigchld;
-    sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
-    sigaction(SIGCHLD, &sa, NULL);
-    apr_pool_cleanup_register(gen_pool, NULL, restore_sigchld, apr_pool_cleanup_null);
+    dp_shared_watch_children(gen_pool);  /* a dead reserved process is replaced at once */
     fork_reserved(s);
 }
 

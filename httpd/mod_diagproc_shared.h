@@ -3,6 +3,7 @@
 #define MOD_DIAGPROC_SHARED_H
 
 #include <sys/types.h>
+#include <apr_pools.h>
 #include "common/proto.h"
 
 typedef struct dp_slot_tid {
@@ -35,5 +36,9 @@ void dp_shared_set_socket_path(const char *path);
 const char *dp_shared_socket_path(void);
 /* This generation's secret (DP_SECRET_LEN bytes), inherited in memory. */
 unsigned char *dp_shared_secret(void);
+
+/* In the parent: a SIGCHLD handler, so that a child's death cuts the MPM's
+ * one-second sleep short (removed with p). */
+void dp_shared_watch_children(apr_pool_t *p);
 
 #endif
