@@ -338,8 +338,8 @@ static void put(dp_rec *r, const void *v, size_t n)
 
 void dp_rec_put_u32(dp_rec *r, uint32_t v)
 {
-    unsigned char b[4] = { (unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
-                           (unsigned char)(v >> 24) };
+    unsigned char b[4];
+    le32(b, v);
     put(r, b, 4);
 }
 
