@@ -2,7 +2,7 @@
 """Reserved-listener benchmark, one run, ratios against baselines of the same run:
 
   list    GET P (the process list) on the reserved listener (DiagProcListen) while
-          every worker thread of the site (event, 2 x 8) is stuck behind a backend
+          every worker thread of the site (event, 1 x 16) is stuck behind a backend
           that never answers, against the same GET on the site's listener when
           it is healthy
   dump    the site's requests/s under wrk (a small static file) while full dumps

@@ -1,7 +1,7 @@
 """What the reserved-listener tests and benchmark share: a backend that
 accepts and never answers, clients left waiting on it, one-shot requests,
 and the configuration of a site whose every worker thread can be held on
-that backend (an event httpd of 2 processes x 8 threads); clients that try
+that backend (an event httpd of one process x 16 threads); clients that try
 to close the reserved listener (Attackers), the connections a process holds
 by client address (peers_of), and test certificates (make_pki)."""
 import http.client
@@ -45,11 +45,10 @@ def send_stuck(port, path):
 
 def saturate(port, paths, in_flight, secs_each=10):
     """Stuck clients for paths, one at a time, each sent once the previous
-    one is in flight (in_flight() returns the URIs being served). Sent all at
-    once, the event MPM may queue a connection behind one process's busy
-    threads while the other process still has an idle one: that request is
-    never served, and the site never saturates. Returns the clients and the
-    paths that did not get in flight."""
+    one is in flight (in_flight() returns the URIs being served): sent all at
+    once, the event MPM may queue a connection behind a busy thread while
+    another is still idle. Returns the clients and the paths that did not get
+    in flight."""
     clients, missing = [], []
     for path in paths:
         clients.append(send_stuck(port, path))
@@ -91,11 +90,15 @@ ProxyPass /stuck/ http://127.0.0.1:{backend_port}/
 
 def saturable_site_conf(backend_port):
     """SITE_THREADS worker threads in all, each held up to 600 s by a request
-    to /stuck/ (proxied to the backend)."""
-    return proxy_conf(backend_port) + f"""StartServers 2
-ServerLimit 2
-ThreadsPerChild 8
-ThreadLimit 8
+    to /stuck/ (proxied to the backend). One process: with two, both
+    listeners wake for each connection, and the one that loses the accept
+    keeps the idle thread it reserved for it; the event MPM then counts no
+    idle thread in that process and stops accepting there, so the last
+    request of a saturating run waits in the backlog with a thread idle."""
+    return proxy_conf(backend_port) + f"""StartServers 1
+ServerLimit 1
+ThreadsPerChild {SITE_THREADS}
+ThreadLimit {SITE_THREADS}
 MinSpareThreads 1
 MaxSpareThreads 64
 MaxRequestWorkers {SITE_THREADS}
@@ -219,6 +222,29 @@ def peers_of(pid, port):
         if inode in inodes:
             out[addr] = out.get(addr, 0) + 1
     return out
+
+
+def holder_of(client, port):
+    """The pid holding the server side of client socket `client` (its
+    connection to local port `port`), or None while it is only in the
+    listener's backlog (accepted by no process yet)."""
+    cport = client.getsockname()[1]
+    inode = None
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if (int(fields[1].split(":")[1], 16) == port
+                    and int(fields[2].split(":")[1], 16) == cport):
+                inode = fields[9]
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
+                    return int(pid)
+        except OSError:
+            continue
+    return None
 
 
 def make_pki(where):
