@@ -301,7 +301,7 @@ int dp_request_check(const dp_request *rq, char *msg, size_t msglen)
         BAD("a kill may be delayed by at most 5000 ms");
     switch (rq->op) {
     case DP_OP_PROC_READ:
-        if (rq->what < DP_READ_FDS || rq->what > DP_READ_BUILD_IDS)
+        if (rq->what < DP_READ_FDS || rq->what > DP_READ_PHP_REQUEST)
             BAD("unknown /proc item %u", rq->what);
         break;
     case DP_OP_KILL:

@@ -19,8 +19,16 @@
 /* DP_READ_BUILD_IDS: "start-end\0hex build id\0" for every mapped file's
  * first mapping, read from what is mapped (map_files), so that the module
  * route names the build id of the same file the bundle ships. */
+/* DP_READ_WHERE: what each thread of the target waits on that is a
+ * connection to another process or host, one line per socket:
+ * "tid\ttransport\tlocal\tpeer\tpeer_pid\tpeer_uid\tpeer_comm\n" (transport
+ * tcp, tcp6 or unix; peer_pid 0 = no process of this host holds the other
+ * end: remote). DP_READ_PHP_REQUEST: the request the PHP runtime of the
+ * target is serving, from its own memory (SG(request_info)), without
+ * stopping it: "method\0uri\0query\0script\0" (a field empty when unset). */
 enum dp_priv { DP_READ_FDS = 1, DP_READ_EXE = 2, DP_READ_ENVIRON = 3, DP_READ_CWD = 4,
-               DP_READ_MAPS = 5, DP_READ_BUILD_IDS = 6 };
+               DP_READ_MAPS = 5, DP_READ_BUILD_IDS = 6, DP_READ_WHERE = 7,
+               DP_READ_PHP_REQUEST = 8 };
 
 /* what, for DP_OP_DUMP: the format, and a raw core's Content-Encoding (the
  * helper compresses: its process runs at the dump's priority, and the ring

@@ -144,10 +144,12 @@ static void send_build_ids(int fd, pid_t pid, const char *maps_path, apr_pool_t 
 static void do_proc_read(int fd, const dp_helper_policy *pol, const dp_request *rq,
                          apr_pool_t *p)
 {
-    static const char *files[] = { NULL, "fd", "exe", "environ", "cwd", "maps", "maps" };
+    static const char *files[] = { NULL, "fd", "exe", "environ", "cwd", "maps", "maps",
+                                   "task", "maps" };
     static const char *what[] = { NULL, "the open files", "the executable", "the environment",
                                   "the working directory", "the memory map",
-                                  "the memory map" };
+                                  "the memory map", "the connections its threads wait on",
+                                  "the request its PHP runtime serves" };
     dp_error err = { 0 };
     dp_stat st;
     char path[64];
@@ -199,6 +201,10 @@ static void do_proc_read(int fd, const dp_helper_policy *pol, const dp_request *
     }
     if (rq->what == DP_READ_BUILD_IDS)
         return send_build_ids(fd, rq->pid, path, p);
+    if (rq->what == DP_READ_WHERE || rq->what == DP_READ_PHP_REQUEST) {
+        dp_fail(&err, 501, "Reading %s is not built yet.", what[rq->what]);
+        return dp_daemon_send_error(fd, &err);
+    }
     {
         char *buf;
         size_t len;
