@@ -31,6 +31,21 @@
 
 APLOG_USE_MODULE(diagproc);
 
+typedef struct thread_copy_extra {
+    char uri[DP_SLOT_URI], vhost[64], unique_id[32], traceparent[64];
+} thread_copy_extra;
+
+typedef struct thread_copy {
+    int slot, thread;
+    pid_t pid, tid;
+    unsigned char status;
+    apr_time_t start_time;
+    char client[64], vhost[32], request[64], protocol[16];
+    thread_copy_extra x;        /* from our slot: empty when it is not this request's */
+} thread_copy;
+
+#define TERMINATE(a) ((a)[sizeof(a) - 1] = '\0')
+
 /* Which slot and thread the request's connection occupies (event and worker
  * move connections between threads: the handle says where it is now). */
 static int slot_of(conn_rec *c, int *child, int *thread)
@@ -66,20 +81,93 @@ static int note_thread(request_rec *r)
     if (!sh || r->main || r->prev || slot_of(r->connection, &child, &thread) != 0
         || child >= sh->server_limit || thread >= sh->thread_limit)
         return DECLINED;
-    dp_slot_tid *e = &sh->tids[(size_t)child * (size_t)sh->thread_limit + (size_t)thread];
+    dp_slot *e = &sh->slots[(size_t)child * (size_t)sh->thread_limit + (size_t)thread];
     __atomic_store_n(&e->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELAXED);
     __atomic_store_n(&e->pid, getpid(), __ATOMIC_RELEASE);
     return DECLINED;
 }
 
+/* A string of the request for the slot, cut to the field (its bytes as
+ * they are: JSON output makes them valid UTF-8, as for the scoreboard's). */
+static void slot_str(char *dst, size_t cap, const char *src)
+{
+    apr_cpystrn(dst, src ? src : "", cap);
+}
+
+/* Notes what the scoreboard cuts or leaves out of this request -- its whole
+ * URI, its vhost, UNIQUE_ID (mod_unique_id) and traceparent (W3C Trace
+ * Context) -- once its headers are read, under the entry's sequence count. */
+static int note_request(request_rec *r)
+{
+    dp_shared *sh = dp_shared_page();
+    int child, thread;
+    worker_score ws;
+    dp_slot *e;
+    uint32_t seq;
+
+    if (!sh || r->main || r->prev || slot_of(r->connection, &child, &thread) != 0
+        || child >= sh->server_limit || thread >= sh->thread_limit)
+        return DECLINED;
+    ap_copy_scoreboard_worker(&ws, child, thread);
+    e = &sh->slots[(size_t)child * (size_t)sh->thread_limit + (size_t)thread];
+    seq = __atomic_load_n(&e->seq, __ATOMIC_RELAXED);
+    __atomic_store_n(&e->seq, seq + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    e->req_pid = getpid();
+    e->req_count = ws.access_count;
+    slot_str(e->uri, sizeof(e->uri), r->unparsed_uri);
+    slot_str(e->vhost, sizeof(e->vhost), r->server->server_hostname);
+    slot_str(e->unique_id, sizeof(e->unique_id), apr_table_get(r->subprocess_env, "UNIQUE_ID"));
+    slot_str(e->traceparent, sizeof(e->traceparent), apr_table_get(r->headers_in, "traceparent"));
+    __atomic_store_n(&e->seq, seq + 2, __ATOMIC_RELEASE);
+    return DECLINED;
+}
+
+/* The slot's stored request into t when it is the one the scoreboard shows
+ * (t's pid and access count); empty strings otherwise. */
+static void slot_request(int child, int thread, unsigned long count, thread_copy_extra *x,
+                         pid_t pid)
+{
+    dp_shared *sh = dp_shared_page();
+    int tries;
+
+    memset(x, 0, sizeof(*x));
+    if (!sh || child >= sh->server_limit || thread >= sh->thread_limit)
+        return;
+    dp_slot *e = &sh->slots[(size_t)child * (size_t)sh->thread_limit + (size_t)thread];
+    for (tries = 0; tries < 3; tries++) {
+        uint32_t seq = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
+        if (seq & 1)
+            continue;
+        int mine = e->req_pid == pid && e->req_count == count;
+        if (mine) {
+            memcpy(x->uri, e->uri, sizeof(x->uri));
+            memcpy(x->vhost, e->vhost, sizeof(x->vhost));
+            memcpy(x->unique_id, e->unique_id, sizeof(x->unique_id));
+            memcpy(x->traceparent, e->traceparent, sizeof(x->traceparent));
+        }
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&e->seq, __ATOMIC_RELAXED) == seq) {
+            if (!mine)
+                memset(x, 0, sizeof(*x));
+            TERMINATE(x->uri);
+            TERMINATE(x->vhost);
+            TERMINATE(x->unique_id);
+            TERMINATE(x->traceparent);
+            return;
+        }
+    }
+    memset(x, 0, sizeof(*x));
+}
+
 static pid_t thread_tid(int child, int thread, pid_t pid)
 {
     dp_shared *sh = dp_shared_page();
-    dp_slot_tid *e;
+    dp_slot *e;
 
     if (!sh || child >= sh->server_limit || thread >= sh->thread_limit)
         return 0;
-    e = &sh->tids[(size_t)child * (size_t)sh->thread_limit + (size_t)thread];
+    e = &sh->slots[(size_t)child * (size_t)sh->thread_limit + (size_t)thread];
     if (__atomic_load_n(&e->pid, __ATOMIC_ACQUIRE) != pid)
         return 0;
     return __atomic_load_n(&e->tid, __ATOMIC_RELAXED);
@@ -183,13 +271,6 @@ void dp_jw_role(dp_jsonw *w, const dp_roles *roles, pid_t pid)
 
 /* --------------------------------------------------------------- threads */
 
-typedef struct thread_copy {
-    int slot, thread;
-    pid_t pid, tid;
-    unsigned char status;
-    apr_time_t start_time;
-    char client[64], vhost[32], request[64], protocol[16];
-} thread_copy;
 
 static const char *status_word(unsigned char s)
 {
@@ -218,8 +299,6 @@ static int serving_request(const thread_copy *t)
            || (t->status == SERVER_BUSY_READ && t->request[0]);
 }
 
-#define TERMINATE(a) ((a)[sizeof(a) - 1] = '\0')
-
 static void copy_thread(int slot, int thread, pid_t pid, thread_copy *t)
 {
     worker_score ws;
@@ -242,6 +321,7 @@ static void copy_thread(int slot, int thread, pid_t pid, thread_copy *t)
     TERMINATE(t->vhost);
     TERMINATE(t->request);
     TERMINATE(t->protocol);
+    slot_request(slot, thread, ws.access_count, &t->x, pid);
 }
 
 static json_t *jtext(apr_pool_t *p, const char *s, size_t n)
@@ -275,11 +355,20 @@ static json_t *thread_json(request_rec *r, const thread_copy *t, apr_time_t now,
         dp_split_request_line(req, &l);
         json_object_set_new(o, "client", t->client[0] ? jtext(r->pool, t->client,
                                                               strlen(t->client)) : json_null());
-        json_object_set_new(o, "vhost", t->vhost[0] ? jtext(r->pool, t->vhost,
-                                                            strlen(t->vhost)) : json_null());
+        /* the slot's copies where it has this request's: uncut */
+        const char *vhost = t->x.vhost[0] ? t->x.vhost : t->vhost;
+        json_object_set_new(o, "vhost", vhost[0] ? jtext(r->pool, vhost, strlen(vhost))
+                                                 : json_null());
         json_object_set_new(o, "method", l.method_len ? jtext(r->pool, req, l.method_len)
                                                       : json_null());
-        json_object_set_new(o, "uri", jtext(r->pool, req + l.uri_off, l.uri_len));
+        json_object_set_new(o, "uri", t->x.uri[0] ? jtext(r->pool, t->x.uri, strlen(t->x.uri))
+                                                  : jtext(r->pool, req + l.uri_off, l.uri_len));
+        json_object_set_new(o, "unique_id", t->x.unique_id[0]
+                            ? jtext(r->pool, t->x.unique_id, strlen(t->x.unique_id))
+                            : json_null());
+        json_object_set_new(o, "traceparent", t->x.traceparent[0]
+                            ? jtext(r->pool, t->x.traceparent, strlen(t->x.traceparent))
+                            : json_null());
         json_object_set_new(o, "protocol", t->protocol[0] ? jtext(r->pool, t->protocol,
                                                                   strlen(t->protocol))
                                                           : json_null());
@@ -388,4 +477,5 @@ void dp_scoreboard_register_hooks(apr_pool_t *p)
     (void)p;
     ap_hook_post_config(shared_post_config, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_create_request(note_thread, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_post_read_request(note_request, NULL, NULL, APR_HOOK_REALLY_LAST);
 }

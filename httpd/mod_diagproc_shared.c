@@ -23,7 +23,7 @@ APLOG_USE_MODULE(diagproc);
 /* Kept across restarts (the DSO and its statics are reloaded, the page and
  * every process forked with it stay); the version is in the key because a
  * new build may change the layout. */
-#define DP_SHARED_KEY "mod_diagproc shared page v2"
+#define DP_SHARED_KEY "mod_diagproc shared page v3"
 
 typedef struct dp_shared_retained {
     dp_shared *page;
@@ -53,7 +53,7 @@ void dp_shared_init(void)
         sl = 1;
     if (tl < 1)
         tl = 1;
-    size = sizeof(dp_shared) + (size_t)sl * (size_t)tl * sizeof(dp_slot_tid);
+    size = sizeof(dp_shared) + (size_t)sl * (size_t)tl * sizeof(dp_slot);
     m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, errno, ap_server_conf, DPLOGNO(00019)

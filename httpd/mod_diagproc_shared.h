@@ -2,14 +2,26 @@
 #ifndef MOD_DIAGPROC_SHARED_H
 #define MOD_DIAGPROC_SHARED_H
 
+#include <stdint.h>
 #include <sys/types.h>
 #include <apr_pools.h>
 #include "common/proto.h"
 
-typedef struct dp_slot_tid {
+/* What a scoreboard slot's thread serves, beside what the scoreboard says:
+ * its kernel thread id (stored as the request is created) and what the
+ * scoreboard cuts or leaves out (stored once the request's headers are
+ * read, under seq: odd while the strings are being written). */
+#define DP_SLOT_URI 256
+typedef struct dp_slot {
     pid_t pid;                  /* the process that wrote tid: a new process in */
     pid_t tid;                  /* the slot makes an old entry void */
-} dp_slot_tid;
+    uint32_t seq;
+    pid_t req_pid;              /* the process and the slot's scoreboard access count */
+    unsigned long req_count;    /* when the request below was stored: it is the one the
+                                   scoreboard shows only while both are the same */
+    char uri[DP_SLOT_URI];      /* unparsed, query included */
+    char vhost[64], unique_id[32], traceparent[64];
+} dp_slot;
 
 typedef struct dp_shared {
     pid_t helper_pid;
@@ -17,7 +29,7 @@ typedef struct dp_shared {
     pid_t reserved_pid;
     int reserved_generation;
     int server_limit, thread_limit;
-    dp_slot_tid tids[];         /* server_limit * thread_limit */
+    dp_slot slots[];            /* server_limit * thread_limit */
 } dp_shared;
 
 /* The page, created once in the parent before the helper and any worker is

@@ -46,26 +46,36 @@ static int read_stacks(request_rec *r, dp_helper_conn *hc, dp_stacks_view *v, dp
     return 0;
 }
 
+int dp_stacks_take(request_rec *r, pid_t pid, unsigned timeout_s, dp_stacks_view **out,
+                   char **name, dp_error *err)
+{
+    dp_request rq;
+    dp_helper_conn *hc;
+    uint64_t size;
+
+    memset(&rq, 0, sizeof(rq));
+    rq.op = DP_OP_STACKS;
+    rq.pid = pid;
+    rq.timeout_s = timeout_s;
+    rq.keep_running_tid = pid == getpid() ? (int32_t)syscall(SYS_gettid) : 0;
+    *out = dp_stacks_view_make(r->pool);
+    if (dp_helper_call(r, &rq, &hc, err) != 0 || dp_helper_read_answer(r, hc, &size, name, err) != 0
+        || read_stacks(r, hc, *out, err) != 0)
+        return -1;
+    return 0;
+}
+
 static int handle_stacks(request_rec *r, pid_t pid, const char *href)
 {
     const char *fmt = apr_table_get(dp_query(r), "format");
-    dp_request rq;
     dp_error err = { 0 };
-    dp_helper_conn *hc;
     dp_stacks_view *v;
-    uint64_t size;
     char *name;
 
     if (fmt && strcmp(fmt, "json") != 0 && strcmp(fmt, "text") != 0)
         return dp_send_error(r, HTTP_BAD_REQUEST, "format '%s' is unknown: use json (the "
                              "default) or text (eu-stack's layout).", fmt);
-    memset(&rq, 0, sizeof(rq));
-    rq.op = DP_OP_STACKS;
-    rq.pid = pid;
-    rq.keep_running_tid = pid == getpid() ? (int32_t)syscall(SYS_gettid) : 0;
-    v = dp_stacks_view_make(r->pool);
-    if (dp_helper_call(r, &rq, &hc, &err) != 0 || dp_helper_read_answer(r, hc, &size, &name, &err) != 0
-        || read_stacks(r, hc, v, &err) != 0)
+    if (dp_stacks_take(r, pid, 0, &v, &name, &err) != 0)
         return dp_send_dp_error(r, &err);
     if (fmt && !strcmp(fmt, "text")) {
         char *text = dp_stacks_view_text(v, pid, name);
