@@ -8,11 +8,9 @@
 /* A browser asking for a page (Accept ranks text/html above JSON), or
  * ?view=html. Adds "Vary: Accept" to the answer either way. */
 int dp_wants_html(request_rec *r);
-/* The explorer's page (the same for the list and every detail URL). */
+/* The explorer's page (the same for the list, the requests and every detail URL). */
 int dp_html_page(request_rec *r);
 /* GET P/ui/{file}: its script and style. */
 int dp_route_ui(request_rec *r, const char **seg);
-/* GET P/requests: the in-flight requests as a server-rendered table (takes the JSON). */
-int dp_html_requests(request_rec *r, json_t *requests);
 
 #endif

@@ -317,17 +317,23 @@ int dp_audited(request_rec *r, unsigned action, int (*fn)(request_rec *, const c
         pid = p ? p : getpid();
         if (dp_read_stat((pid_t)pid, 0, &st, NULL) == 0) {
             uid = dp_proc_owner((pid_t)pid);
-            name = dp_utf8(st.comm, strlen(st.comm), r->pool);
+            name = apr_pstrdup(r->pool, st.comm);
         }
     }
     rv = fn(r, seg);
+    dp_audit_log(r, action, pid, uid, name, r->status);
+    return rv;
+}
+
+void dp_audit_log(request_rec *r, unsigned action, long pid, long uid, const char *name,
+                  int outcome)
+{
     ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r, DPLOGNO(00012)
                   "diagproc audit: client %s user %s action %s pid %ld uid %ld name \"%s\" "
                   "outcome %d", r->useragent_ip ? r->useragent_ip : "-",
                   r->user ? dp_utf8(r->user, strlen(r->user), r->pool) : "-",
                   dp_action_by_bit(action)->word, pid, uid,
-                  name, r->status);
-    return rv;
+                  dp_utf8(name, strlen(name), r->pool), outcome);
 }
 
 json_t *dp_json_cstr(apr_pool_t *p, const char *s)

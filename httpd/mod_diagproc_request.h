@@ -54,6 +54,10 @@ void dp_json_error_register(void);
 void dp_json_error_body(request_rec *r);
 
 /* Runs a privileged route and logs the audit line (who, target, action, outcome). */
+/* The audit line of a privileged action on pid (uid, name: its owner and
+ * comm, -1 and "-" when unknown) with its HTTP outcome. */
+void dp_audit_log(request_rec *r, unsigned action, long pid, long uid, const char *name,
+                  int outcome);
 int dp_audited(request_rec *r, unsigned action, int (*fn)(request_rec *, const char **),
                const char **seg);
 

@@ -26,6 +26,9 @@
 #include "httpd/mod_diagproc_shared.h"
 #include "httpd/mod_diagproc_procs.h"
 #include "httpd/mod_diagproc_html.h"
+#include "httpd/mod_diagproc_attribution.h"
+#include "common/actions.h"
+#include "worker/requests_text.h"
 #include "proc/procfs.h"
 #include "common/format.h"
 
@@ -432,7 +435,18 @@ int dp_route_requests(request_rec *r, const char **seg)
     json_t *list, *o;
     int i, j, sl, tl;
 
+    const char *stacks = apr_table_get(dp_query(r), "stacks");
+    const char *fmt = apr_table_get(dp_query(r), "format");
+    int with_stacks = stacks && strcmp(stacks, "0") != 0, rv;
+
     (void)seg;
+    if (stacks && strcmp(stacks, "0") != 0 && strcmp(stacks, "1") != 0)
+        return dp_send_error(r, HTTP_BAD_REQUEST, "stacks '%s' is not 0 or 1.", stacks);
+    if (fmt && strcmp(fmt, "json") != 0 && strcmp(fmt, "text") != 0)
+        return dp_send_error(r, HTTP_BAD_REQUEST, "format '%s' is unknown: use json (the "
+                             "default) or text.", fmt);
+    if (with_stacks && (rv = dp_require_allowed(r, DP_ACT_STACKS)) != OK)
+        return rv;
     if (!ap_scoreboard_image)
         return dp_send_error(r, HTTP_SERVICE_UNAVAILABLE, "httpd's scoreboard is not "
                              "available in this process.");
@@ -454,10 +468,22 @@ int dp_route_requests(request_rec *r, const char **seg)
     list = json_array();
     for (i = 0; i < busy->nelts; i++)
         json_array_append_new(list, thread_json(r, &APR_ARRAY_IDX(busy, i, thread_copy), now, 1));
+    if (with_stacks && !r->header_only)
+        dp_attribute_requests(r, list);
     o = json_pack("{s:b,s:i,s:o}", "extended_status", ap_extended_status,
                   "count", busy->nelts, "requests", list);
-    if (dp_wants_html(r))
-        return dp_html_requests(r, o);
+    if (fmt && !strcmp(fmt, "text")) {
+        char *text = dp_requests_text(r->pool, o);
+        json_decref(o);
+        ap_set_content_type(r, "text/plain; charset=utf-8");
+        ap_set_content_length(r, (apr_off_t)strlen(text));
+        ap_rputs(text, r);
+        return OK;
+    }
+    if (!fmt && dp_wants_html(r)) {
+        json_decref(o);
+        return dp_html_page(r);
+    }
     return dp_send_json(r, HTTP_OK, o);
 }
 

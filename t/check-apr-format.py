@@ -219,7 +219,8 @@ def formats(arg, macros):
             if re.fullmatch(r"PRI\w+(64|MAX|PTR)", value):
                 unknown.append((value, line, f"{value} is libc's (\"ll\" where long has 32 bits, "
                                              "which APR does not read): use APR_*_T_FMT"))
-        elif kind == "id" and re.fullmatch(r"(APR_\w+_FMT|PRI\w+)", value):
+        elif kind == "id" and re.fullmatch(r"(APR_\w+_FMT|PRI\w+|[A-Z][A-Z0-9_]*_(FMT|FORMAT))",
+                                           value):
             unknown.append((value, line, f"{value} is not known here: the format cannot be read"))
         else:
             if has_str:
@@ -448,6 +449,13 @@ def self_test():
         r = subprocess.run([sys.executable, __file__, copy], capture_output=True, text=True)
         tap.emit(planted_text != text and r.returncode == 1 and '"%llu"' in r.stdout,
                  f"with %llu planted it fails (exit {r.returncode}) naming the conversion")
+        # another library's format macro (jansson's "lld") in an APR format
+        planted_text = text.replace('%" APR_UINT64_T_FMT "', '%" JSON_INTEGER_FORMAT "', 1)
+        with open(copy, "w") as f:
+            f.write(planted_text)
+        r = subprocess.run([sys.executable, __file__, copy], capture_output=True, text=True)
+        tap.emit(planted_text != text and r.returncode == 1 and "JSON_INTEGER_FORMAT" in r.stdout,
+                 f"with JSON_INTEGER_FORMAT planted it fails (exit {r.returncode}) naming it")
     finally:
         shutil.rmtree(tmp)
     return tap.done()

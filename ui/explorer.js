@@ -40,7 +40,7 @@
         try { u = new URL(href, location.href); } catch (e) { return text; }
         if (u.origin !== location.origin || !u.pathname.startsWith(BASE))
             return text;
-        return el('a', { href: u.pathname }, text);
+        return el('a', { href: u.pathname + (/^#[a-z_]+$/.test(u.hash) ? u.hash : '') }, text);
     }
 
     async function getJSON(url) {
@@ -392,6 +392,80 @@
         const refreshNow = poll(refresh, LIST_EVERY_MS);
     }
 
+    /* --------------------------------------------------------- requests */
+
+    /* "Class::function file:line" of a where object or a language frame */
+    function frameText(f) {
+        if (!f || f.function == null)
+            return null;
+        return (f.class ? f.class + '::' : '') + f.function
+            + (f.file ? `  ${f.file}${f.line != null ? ':' + f.line : ''}` : '');
+    }
+
+    /* Where a request's code is: the backend it is proxied to and the frame
+     * of whoever serves it, with links to that process and its stacks. */
+    function whereCell(q) {
+        const be = q.backend, w = q.where, out = [];
+        if (be)
+            out.push(el('div', { class: 'note' }, be.remote
+                ? `remote ${be.transport || ''} ${be.address || ''}`
+                : [`${be.transport || ''} ${be.address || ''} → `,
+                    be.pid != null ? pageLink(be.process, `pid ${be.pid}`) : '?',
+                    be.user ? ` (${be.user})` : '']));
+        if (w) {
+            if (w.error)
+                out.push(el('div', { class: 'note' }, w.error));
+            else {
+                const top = frameText(w);
+                out.push(el('div', null, el('code', null, top || 'no frames'),
+                    w.runtime && w.runtime.name ? el('span', { class: 'note' }, `  ${w.runtime.name} ${w.runtime.version || ''}`) : null));
+                if (w.request && w.request.method)
+                    out.push(el('div', { class: 'note' },
+                        `runtime's request: ${w.request.method} ${w.request.uri || ''}${w.request.query ? '?' + w.request.query : ''}`));
+            }
+            out.push(el('div', null, pageLink(w.process, `process ${w.pid}`), ' · ',
+                pageLink(w.process + '#stacks', 'stacks')));
+        }
+        return out.length ? out : '—';
+    }
+
+    function requestsView() {
+        const withStacks = ALLOW.has('stacks');
+        const h1 = el('h1', null, 'Requests in flight');
+        const status = el('span', { class: 'note', id: 'status', 'aria-live': 'polite' });
+        const tbody = el('tbody');
+        document.title = 'Requests in flight';
+        body.append(h1, el('div', { class: 'bar' },
+            el('a', { href: BASE || '/' }, 'all processes'), status),
+            el('div', { class: 'scroll' }, el('table', { id: 'requests' },
+                el('thead', null, el('tr', null, ['age', 'request', 'client', 'where', 'worker']
+                    .map(t => el('th', { class: t === 'age' ? 'n' : null }, t)))), tbody)));
+
+        async function refresh() {
+            let d;
+            try {
+                d = await getJSON(`${BASE}/requests${withStacks ? '?stacks=1' : ''}`);
+            } catch (e) {
+                status.replaceChildren(el('span', { class: 'err' }, e.message));
+                return;
+            }
+            tbody.replaceChildren(...(d.requests || []).map(q => el('tr', null,
+                el('td', { class: 'n' }, fmtSeconds(q.seconds)),
+                el('td', null, el('code', null, `${q.method || ''} ${q.uri || ''}`),
+                    q.vhost ? el('div', { class: 'note' }, q.vhost) : null),
+                el('td', null, q.client || '—'),
+                el('td', null, whereCell(q)),
+                el('td', { class: 'n' }, pageLink(q.process, String(q.pid)),
+                    q.tid != null ? el('div', { class: 'note' }, `thread ${q.tid}`) : null))));
+            if (!d.requests || !d.requests.length)
+                tbody.replaceChildren(el('tr', { class: 'ph' }, el('td', { colspan: 5 }, 'No request in flight.')));
+            status.textContent = `${(d.requests || []).length} requests, oldest first`
+                + (d.extended_status ? '' : ' (ExtendedStatus is off: states only)')
+                + ` · updated ${fmtLocal(Date.now())}`;
+        }
+        poll(refresh, withStacks ? DETAIL_EVERY_MS : LIST_EVERY_MS);
+    }
+
     /* ----------------------------------------------------------- detail */
 
     /* fields shown in the summary, in this order, with their label */
@@ -692,7 +766,9 @@
             if (first) {
                 actions.replaceChildren(...[dumpButtons(), killButton()].filter(Boolean));
                 buildTabs();
-                show(tabList[0][0]);
+                /* #stacks and the like open that tab (the Requests page links so) */
+                const want = location.hash.slice(1);
+                show(tabList.some(t => t[0] === want) ? want : tabList[0][0]);
             }
         }
 
@@ -705,6 +781,8 @@
     const m = /^\/(\d+)$/.exec(rest);
     if (m)
         detailView(+m[1]);
+    else if (rest === '/requests')
+        requestsView();
     else
         listView();
 })();
