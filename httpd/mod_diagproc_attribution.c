@@ -68,8 +68,10 @@ static json_t *serving_thread(json_t *stacks, int backend, long tid, long pid)
     return backend ? main_thread : NULL;
 }
 
-/* The innermost frame a person reads first: the language frame, else the
- * first native frame with a function name. */
+/* The frame a person reads first: the innermost language frame of the
+ * site's code (one with a file: PHP's sleep() has none, its caller has),
+ * else the innermost language frame, else the first native frame with a
+ * function name. */
 static void put_top_frame(json_t *where, json_t *thread)
 {
     json_t *lang = json_object_get(thread, "languageFrames");
@@ -78,6 +80,11 @@ static void put_top_frame(json_t *where, json_t *thread)
 
     if (json_array_size(lang) > 0) {
         f = json_array_get(lang, 0);
+        json_array_foreach(lang, i, f)
+            if (json_is_string(json_object_get(f, "file")))
+                break;
+        if (i == json_array_size(lang))
+            f = json_array_get(lang, 0);
         json_object_set(where, "function", json_object_get(f, "function"));
         json_object_set(where, "class", json_object_get(f, "class"));
         json_object_set(where, "file", json_object_get(f, "file"));

@@ -87,7 +87,8 @@ if not is_(lang(w)[:3], want, "…the request's where: the worker thread's PHP f
     diag(repr(w)[:2000])
 is_((w.get("pid"), w.get("tid")), (req.get("pid"), req.get("tid")),
     "…of the worker and thread that serve it")
-is_((w.get("function"), w.get("class")), ("sleep", None), "…its innermost frame first")
+is_((w.get("class"), w.get("function"), w.get("line")), ("Report", "build", line_of(page, "build")),
+    "…first the innermost frame of the site's code (sleep() has no file: its caller)")
 is_(((w.get("runtime") or {}).get("name"), (w.get("runtime") or {}).get("version")), ("PHP", "8.2"),
     "…and the runtime")
 like(w.get("stacks") or "", rf"/p/{req.get('pid')}/stacks$", "…and the link to all of its stacks")
