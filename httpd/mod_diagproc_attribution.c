@@ -7,6 +7,7 @@
  * Location's DiagProcUsers is named, never read. */
 
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "httpd.h"
@@ -195,6 +196,12 @@ int dp_attribute_requests(request_rec *r, json_t *list)
         }
         if (pid <= 0)
             continue;
+        if (!backend && pid == getpid() && json_pid(req, "tid") == (long)syscall(SYS_gettid)) {
+            json_t *w = where_base(r, pid, json_pid(req, "tid"));
+            json_object_set_new(w, "error", json_string("This request: the one asking."));
+            set_where(req, w);
+            continue;
+        }
         if ((owner = dp_proc_owner(pid)) < 0 || !dp_in_scope(r, owner)) {
             json_t *w = where_base(r, pid, backend ? 0 : json_pid(req, "tid"));
             json_object_set_new(w, "error", json_string(owner < 0

@@ -1,0 +1,78 @@
+# The explorer's Requests page in Debian's real chromium: a mod_php request
+# stuck in a method is listed oldest first with its URI, client and where its
+# code is (Class::method file:line, the runtime), and links to the stacks of
+# the process serving it; a URI made of markup stays text. The page's
+# screenshot is docs/explorer-requests.png.
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+
+from tap import ok, is_, like, diag, done_testing
+from dphttpd import Httpd, MODDIR, BUILD, ROOT
+import browser
+
+LANG = os.path.join(ROOT, "t", "fixtures", "lang")
+
+
+def line_of(path, marker):
+    with open(path) as f:
+        return next(n for n, text in enumerate(f, 1) if f"LINE:{marker}" in text)
+
+
+docroot = tempfile.mkdtemp(prefix="dpreqx-")
+os.chmod(docroot, 0o755)
+page = os.path.join(docroot, "page.php")
+shutil.copy(os.path.join(LANG, "page.php"), page)
+os.chmod(page, 0o644)
+h = Httpd(mpm="prefork", locations={"/p": "DiagProcAllow stacks"},
+          server_conf=f"LoadModule php_module {MODDIR}/libphp8.2.so\n"
+                      "MaxRequestWorkers 4\nServerLimit 4\nStartServers 4\n"
+                      f"DocumentRoot {docroot}\n"
+                      "<FilesMatch \\.php$>\n    SetHandler application/x-httpd-php\n</FilesMatch>\n").start()
+
+PHP_URI = "/page.php?order=42"
+EVIL_URI = "/page.php?<img/src=x/onerror=alert(1)>"
+held = []
+for uri in (PHP_URI, EVIL_URI):
+    s = socket.create_connection(("127.0.0.1", h.port))
+    s.sendall(f"GET {uri} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    held.append(s)
+    time.sleep(0.5)     # the first is the older
+
+pid = None
+for _ in range(60):
+    d = h.get("/p/requests").json() or {}
+    pid = next((x["pid"] for x in d.get("requests", []) if x.get("uri") == PHP_URI), None)
+    if pid:
+        break
+    time.sleep(0.25)
+ok(pid, "the PHP request is in flight")
+
+shots = os.path.join(BUILD, "screenshots")
+try:
+    os.makedirs(shots, exist_ok=True)
+    open(os.path.join(shots, ".w"), "w").close()
+except OSError:     # a read-only tree (the ordinary-user run): a temp folder
+    shots = tempfile.mkdtemp(prefix="dp-shots-")
+res = browser.run_script(os.path.join(ROOT, "t", "browser", "requests.mjs"), {
+    "base": h.base, "prefix": "/p", "php_uri": PHP_URI, "evil_uri": EVIL_URI,
+    "php_pid": pid, "php_file": page, "php_line": line_of(page, "build"), "out_dir": shots,
+})
+for name, good, why in res["checks"]:
+    if not ok(good, name):
+        diag(f"    {why[:3000]}")
+if not all(c[1] for c in res["checks"]):
+    diag(res["stderr"][-3000:])
+like(res["facts"].get("detail_url", ""), rf"/p/{pid}#stacks$", "the stacks link is the serving process's detail")
+p = os.path.join(shots, "requests-desktop.png")
+ok(os.path.exists(p) and os.path.getsize(p) > 10000, "screenshot requests-desktop.png written")
+if shots.startswith(tempfile.gettempdir()):
+    shutil.rmtree(shots, ignore_errors=True)
+for s in held:
+    s.close()
+h.stop()
+shutil.rmtree(docroot, ignore_errors=True)
+done_testing()
