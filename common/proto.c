@@ -316,6 +316,17 @@ int dp_request_check(const dp_request *rq, char *msg, size_t msglen)
         if (rq->timeout_s > 86400)
             BAD("timeout %u is too long", rq->timeout_s);
         break;
+    case DP_OP_PROFILE:
+        if (rq->what < DP_PROF_START || rq->what > DP_PROF_RUN)
+            BAD("unknown profile operation %u", rq->what);
+        if (rq->what != DP_PROF_STOP
+            && (rq->dump_type < DP_PROF_HZ_MIN || rq->dump_type > DP_PROF_HZ_MAX))
+            BAD("profile rate %llu Hz is out of range", (unsigned long long)rq->dump_type);
+        if (rq->timeout_s > (rq->what == DP_PROF_RUN ? DP_PROF_RUN_MAX_SECONDS
+                                                     : DP_PROF_MAX_SECONDS)
+            || (rq->what == DP_PROF_RUN && rq->timeout_s == 0))
+            BAD("profile duration %u s is out of range", rq->timeout_s);
+        break;
     default:        /* the operations that take no item and no dumpType (stacks) */
         if (rq->op < 1 || rq->op >= DP_OP_END)
             BAD("unknown operation %u", rq->op);

@@ -36,6 +36,24 @@ enum dp_priv { DP_READ_FDS = 1, DP_READ_EXE = 2, DP_READ_ENVIRON = 3, DP_READ_CW
 enum dp_dump_what { DP_DUMP_RAW = 0, DP_DUMP_ZIP = 1, DP_DUMP_RAW_GZIP = 2,
                     DP_DUMP_RAW_ZSTD = 3 };
 
+/* what, for DP_OP_PROFILE. START leaves a sampler running (a session,
+ * stopped after timeout_s, the maximum duration); STOP ends it and answers
+ * its samples; RUN samples for timeout_s seconds and answers. dump_type
+ * carries the rate in Hz (DP_PROF_HZ_MIN..MAX). The answer to STOP and RUN,
+ * after OK: PROF_STACK records, one PROF_SUMMARY, END. */
+enum dp_prof_what { DP_PROF_START = 1, DP_PROF_STOP = 2, DP_PROF_RUN = 3 };
+#define DP_PROF_HZ_MIN 1
+#define DP_PROF_HZ_MAX 1000
+#define DP_PROF_HZ_DEFAULT 99
+#define DP_PROF_MAX_SECONDS 900         /* a session's longest run (Kudu's 15 minutes) */
+#define DP_PROF_RUN_MAX_SECONDS 300     /* the one-call profile's */
+#define DP_PROF_SESSIONS 12             /* sessions server-wide */
+#define DP_PROF_MAX_FRAMES 128          /* per sample, root first; deeper ones are cut */
+#define DP_PROF_NAME_MAX 512            /* a frame's name or file */
+/* The abstract unix socket names of a session: httpd parent pid, target
+ * pid, suffix ("" the session, "-running" while it samples, "-slotN") */
+#define DP_PROF_SOCK_FMT "diagproc-profile-%ld-%ld%s"
+
 typedef struct dp_request {
     uint32_t magic, version, op, what;      /* what: dp_priv, or dp_dump_what */
     int32_t pid;
@@ -73,9 +91,17 @@ enum dp_frame_type {
                                str function, str module, str file */
     DP_FR_STACK_LANG = 10,  /* u32 native index (the frame running it; DP_REC_NONE), i32 line
                                (0 = unknown), str function, str class, str file */
-    DP_FR_STACK_SUMMARY = 11 /* u64 paused µs, u64 elapsed µs, u32 flags (DP_SS_*), str
+    DP_FR_STACK_SUMMARY = 11, /* u64 paused µs, u64 elapsed µs, u32 flags (DP_SS_*), str
                                runtime, str version, str why unsupported (absent = supported) */
+    /* A profile (DP_OP_PROFILE): one record per distinct stack, then a summary. */
+    DP_FR_PROF_STACK = 12,  /* u32 count, i32 tid, str runtime ("native", "PHP", "CPython"),
+                               u32 frames, then per frame, root first: str name, str file */
+    DP_FR_PROF_SUMMARY = 13 /* u64 samples, u64 lost (could not be read), u64 duration µs,
+                               u32 hz, u32 flags (DP_PS_*), u64 start (µs since the epoch) */
 };
+#define DP_PS_EXPIRED 1u        /* stopped on its own at the maximum duration */
+#define DP_PS_EXITED  2u        /* the target exited */
+#define DP_PS_FULL    4u        /* the sample store was full: later distinct stacks were lost */
 
 #define DP_ST_TRUNCATED  1u     /* frame cap reached */
 #define DP_ST_NOT_STOPPED 2u    /* could not be stopped: no frames */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/uio.h>
 #include <elfutils/libdwfl.h>
 #include <apr_strings.h>
 #include <apr_hash.h>
@@ -173,6 +174,22 @@ static void record_page(dp_lang_target *t, uint64_t page)
         APR_ARRAY_PUSH(t->out->pages, uint64_t) = page;
 }
 
+/* A page of a running target (no core: a profile's sample), all or nothing. */
+static int live_page(pid_t pid, uint64_t page, unsigned char *data)
+{
+    struct iovec local = { data, 4096 }, remote = { (void *)(uintptr_t)page, 4096 };
+    return process_vm_readv(pid, &local, 1, &remote, 1, 0) == 4096 ? 0 : -1;
+}
+
+void dp_lang_target_live(dp_lang_target *t, dp_stacks *out, apr_pool_t *p)
+{
+    t->core = NULL;
+    t->out = out;
+    t->pool = p;
+    out->pages = apr_array_make(p, 16, sizeof(uint64_t));
+    memset(t->cache, 0, sizeof(struct lang_page) * CACHE_PAGES);
+}
+
 /* Through a small page cache: a walk reads many small fields of few pages. */
 int dp_lang_read(dp_lang_target *t, uint64_t addr, void *buf, size_t len)
 {
@@ -185,7 +202,8 @@ int dp_lang_read(dp_lang_target *t, uint64_t addr, void *buf, size_t len)
         size_t n = len < 4096 - off ? len : (size_t)(4096 - off);
         struct lang_page *c = &t->cache[(page >> 12) % CACHE_PAGES];
         if (c->page != page) {
-            if (dp_core_read(t->core, page, c->data, 4096) != 0) {
+            if (t->core ? dp_core_read(t->core, page, c->data, 4096) != 0
+                        : live_page(t->pid, page, c->data) != 0) {
                 c->page = 0;
                 return -1;
             }

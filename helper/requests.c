@@ -20,6 +20,7 @@
 #include "common/proto.h"
 #include "helper/ring.h"
 #include "helper/stacks.h"
+#include "helper/profile.h"
 #include "proc/elfinfo.h"
 #include "proc/procfs.h"
 #include "proc/protect.h"
@@ -417,6 +418,23 @@ static void do_stacks(int fd, const dp_helper_policy *pol, const dp_request *rq,
         dp_frame_send_end(fd);
 }
 
+/* Profiles: the target's checks as for stacks; a stop of a target that has
+ * exited since still fetches the samples its session kept. */
+static void do_profile(int fd, const dp_helper_policy *pol, const dp_request *rq,
+                       apr_pool_t *p)
+{
+    dp_error err = { 0 };
+    dp_stat st;
+
+    memset(&st, 0, sizeof(st));
+    if (check_target(pol, rq, 1, &st, &err) != 0) {
+        if (!(rq->what == DP_PROF_STOP && err.status == 404
+              && (dp_policy_actions(pol, rq->allow_section, rq->scope_section) & DP_ACT_PROFILE)))
+            return dp_daemon_send_error(fd, &err);
+    }
+    dp_profile_serve(fd, pol, rq, st.comm, p);
+}
+
 void dp_daemon_serve_one(int fd, const dp_helper_policy *pol, const struct ucred *peer,
                       const dp_request *rq)
 {
@@ -439,6 +457,9 @@ void dp_daemon_serve_one(int fd, const dp_helper_policy *pol, const struct ucred
         break;
     case DP_OP_STACKS:
         do_stacks(fd, pol, rq, peer->pid, p);
+        break;
+    case DP_OP_PROFILE:
+        do_profile(fd, pol, rq, p);
         break;
     }
     apr_pool_destroy(p);

@@ -1,0 +1,314 @@
+/* DP_OP_PROFILE: sessions of sampled profiles. A session is a sampler
+ * process forked from the request's child: it outlives the request, samples
+ * until stopped, until its maximum duration or until the target exits, and
+ * keeps its samples (bounded) until they are fetched or expire. Sessions
+ * are found by abstract unix socket names under the httpd parent's pid
+ * (common/proto.h DP_PROF_SOCK_FMT): the session's own (unique per target,
+ * the one a stop connects to), "-running" while it samples (what the
+ * worker's process detail looks for) and one of DP_PROF_SESSIONS slots (the
+ * server-wide cap, taken atomically by bind). A sampler ends with the
+ * helper daemon that made it. The target is never left stopped: samples
+ * read memory while it runs, and a native sample stops one thread under
+ * PTRACE_SEIZE, which the kernel undoes if the sampler dies. */
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+
+#include "helper/profile.h"
+#include "helper/log.h"
+#include "helper/requests.h"
+
+extern pid_t dp_daemon_pid;
+
+#define KEEP_SECONDS DP_PROF_MAX_SECONDS    /* samples of an ended session, unfetched */
+
+typedef struct session {
+    pid_t pid;
+    int listen_fd, run_fd, slot_fd, target_fd, daemon_fd, watch_fd;
+    unsigned flags;         /* DP_PS_* */
+    dp_profiler *pr;
+    int sampling;
+} session;
+
+static socklen_t sock_name(struct sockaddr_un *a, const dp_helper_policy *pol, long pid,
+                           const char *suffix)
+{
+    int n;
+    memset(a, 0, sizeof(*a));
+    a->sun_family = AF_UNIX;
+    n = snprintf(a->sun_path + 1, sizeof(a->sun_path) - 1, DP_PROF_SOCK_FMT,
+                 (long)pol->httpd_pid, pid, suffix);
+    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+/* A bound socket of that name: the fd, -1 when the name is taken. */
+static int bind_name(const dp_helper_policy *pol, long pid, const char *suffix, int listening)
+{
+    struct sockaddr_un a;
+    socklen_t len = sock_name(&a, pol, pid, suffix);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return -1;
+    if (bind(fd, (struct sockaddr *)&a, len) != 0 || (listening && listen(fd, 4) != 0)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int take_slot(const dp_helper_policy *pol)
+{
+    int k, fd;
+    for (k = 0; k < DP_PROF_SESSIONS; k++) {
+        char suffix[16];
+        snprintf(suffix, sizeof(suffix), "-slot%d", k);
+        if ((fd = bind_name(pol, 0, suffix, 0)) >= 0)
+            return fd;
+    }
+    return -1;
+}
+
+static int pidfd_of(pid_t pid)
+{
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+/* The session's names: 0, or -1 with the answer's error. */
+static int claim(session *s, const dp_helper_policy *pol, dp_error *err)
+{
+    if ((s->listen_fd = bind_name(pol, s->pid, "", 1)) < 0)
+        return dp_fail(err, 409, "Profiling for process '%d' is already running.", (int)s->pid);
+    if ((s->slot_fd = take_slot(pol)) < 0) {
+        close(s->listen_fd);
+        return dp_fail(err, 503, "%d profiles are already running (the most this server "
+                       "runs at once); stop one or try again later.", DP_PROF_SESSIONS);
+    }
+    s->run_fd = bind_name(pol, s->pid, "-running", 0);
+    s->target_fd = pidfd_of(s->pid);
+    s->daemon_fd = pidfd_of(dp_daemon_pid);
+    return 0;
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void stop_sampling(session *s, unsigned why)
+{
+    s->flags |= why;
+    s->sampling = 0;
+    dp_profiler_ended(s->pr);
+    if (s->run_fd >= 0)
+        close(s->run_fd);
+    s->run_fd = -1;
+}
+
+/* A stop from one of the helper's request children (same uid, same
+ * capabilities, a child of the daemon): the worker's connection rides along
+ * and gets the profile. 1 when it was served. */
+static int serve_stop(session *s, const char *name)
+{
+    struct ucred cr;
+    socklen_t cl = sizeof(cr);
+    int c = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC), type, wfd = -1, ok = 0;
+    uint32_t len;
+    char cmd;
+    struct timeval tv = { 2, 0 };
+
+    if (c < 0)
+        return 0;
+    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &cl) == 0 && cr.uid == getuid()
+        && dp_ppid_of(cr.pid) == dp_daemon_pid
+        && dp_frame_read_header_fd(c, &type, &len, &wfd) == 0 && type == DP_FR_DATA
+        && len == 1 && dp_read_full(c, &cmd, 1) == 0 && cmd == 'S' && wfd >= 0) {
+        stop_sampling(s, 0);
+        dp_profiler_send(s->pr, wfd, name, s->flags);
+        ok = 1;
+    }
+    if (wfd >= 0)
+        close(wfd);
+    close(c);
+    return ok;
+}
+
+/* Samples until the deadline, the target's exit, a stop (listen_fd), the
+ * worker's going away (watch_fd) or the daemon's end. 1 when a stop
+ * fetched the samples, 0 when the session ended, -1 to drop it. */
+static int sample_loop(session *s, uint64_t deadline_ms, const char *name)
+{
+    uint64_t keep_until = 0;
+
+    for (;;) {
+        struct pollfd pf[4] = { { s->listen_fd, POLLIN, 0 }, { s->daemon_fd, POLLIN, 0 },
+                                { s->target_fd, POLLIN, 0 }, { s->watch_fd, POLLIN, 0 } };
+        uint64_t now = mono_ms();
+        int wait_ms;
+
+        if (s->sampling && now >= deadline_ms) {
+            stop_sampling(s, s->watch_fd >= 0 ? 0 : DP_PS_EXPIRED);
+            if (s->watch_fd >= 0)
+                return 0;
+        }
+        if (!keep_until && !s->sampling)
+            keep_until = mono_ms() + KEEP_SECONDS * 1000u;
+        if (keep_until && mono_ms() >= keep_until)
+            return -1;
+        wait_ms = keep_until ? 1000 : (int)(dp_profiler_delay_us(s->pr) / 1000u);
+        if (poll(pf, 4, wait_ms) < 0 && errno != EINTR)
+            return -1;
+        if (pf[1].revents)
+            return -1;                      /* the helper daemon is gone */
+        if (pf[3].revents)
+            return -1;                      /* the worker went away */
+        if (pf[2].revents && s->sampling) {
+            stop_sampling(s, DP_PS_EXITED);
+            if (s->watch_fd >= 0)
+                return 0;
+        }
+        if (pf[0].revents && serve_stop(s, name))
+            return 1;
+        if (!keep_until && !pf[0].revents && !pf[2].revents && dp_profiler_tick(s->pr) != 0)
+            stop_sampling(s, DP_PS_EXITED);
+    }
+}
+
+static void close_session(session *s)
+{
+    int *fds[] = { &s->listen_fd, &s->run_fd, &s->slot_fd, &s->target_fd, &s->daemon_fd };
+    size_t i;
+    for (i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+        if (*fds[i] >= 0) {
+            close(*fds[i]);
+            *fds[i] = -1;
+        }
+}
+
+/* The sampler process of a session: answers the start, then samples. */
+static void run_sampler(session *s, int fd, const dp_request *rq, const char *name,
+                        apr_pool_t *p)
+{
+    dp_error err = { 0 };
+    uint64_t deadline = mono_ms() + (uint64_t)(rq->timeout_s ? rq->timeout_s
+                                                             : DP_PROF_MAX_SECONDS) * 1000u;
+
+    prctl(PR_SET_NAME, "diagproc-prof");
+    setsid();           /* not in the request child's process group */
+    if (dp_profiler_open(&s->pr, s->pid, (unsigned)rq->dump_type, p, &err) != 0) {
+        dp_daemon_send_error(fd, &err);
+        close(fd);
+        return;
+    }
+    dp_frame_send_ok(fd, 0, name);
+    dp_frame_send_end(fd);
+    close(fd);
+    dp_log(DP_LOG_NOTICE, DPLOGNO(10009) "helper: profile of pid %d (%s) started at %u Hz "
+           "for at most %u s, sampler pid %d", (int)s->pid, name, (unsigned)rq->dump_type,
+           rq->timeout_s ? rq->timeout_s : DP_PROF_MAX_SECONDS, (int)getpid());
+    if (sample_loop(s, deadline, name) == 1)
+        dp_log(DP_LOG_NOTICE, DPLOGNO(10010) "helper: profile of pid %d stopped and fetched",
+               (int)s->pid);
+    dp_profiler_close(s->pr);
+}
+
+static void start(int fd, const dp_helper_policy *pol, const dp_request *rq,
+                  const char *name, apr_pool_t *p)
+{
+    session s = { rq->pid, -1, -1, -1, -1, -1, -1, 0, NULL, 1 };
+    dp_error err = { 0 };
+    pid_t child;
+
+    if (claim(&s, pol, &err) != 0) {
+        if (err.status == 409) {
+            /* Kudu's ProfileManager answers a second start with 200, and so do we */
+            dp_frame_send_ok(fd, 0, name);
+            dp_frame_send_end(fd);
+            return;
+        }
+        return dp_daemon_send_error(fd, &err);
+    }
+    child = fork();
+    if (child == 0) {
+        run_sampler(&s, fd, rq, name, p);
+        close_session(&s);
+        _exit(0);
+    }
+    if (child < 0) {
+        dp_fail(&err, 503, "The helper cannot fork a sampler: %s.", strerror(errno));
+        dp_daemon_send_error(fd, &err);
+    }
+    close_session(&s);
+}
+
+static void stop(int fd, const dp_helper_policy *pol, const dp_request *rq)
+{
+    struct sockaddr_un a;
+    socklen_t len = sock_name(&a, pol, rq->pid, "");
+    int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    dp_error err = { 0 };
+
+    if (c < 0 || connect(c, (struct sockaddr *)&a, len) != 0) {
+        if (c >= 0)
+            close(c);
+        dp_fail(&err, 404, "Profiling for process '%d' is not running.", (int)rq->pid);
+        return dp_daemon_send_error(fd, &err);
+    }
+    /* the sampler answers the worker itself, on the worker's connection */
+    if (dp_frame_write_fd(c, DP_FR_DATA, "S", 1, fd) != 0) {
+        dp_fail(&err, 500, "The profile's sampler did not take the stop.");
+        dp_daemon_send_error(fd, &err);
+    }
+    close(c);
+}
+
+/* One call: this request's child samples and answers; the worker's going
+ * away ends it. */
+static void run(int fd, const dp_helper_policy *pol, const dp_request *rq, const char *name,
+                apr_pool_t *p)
+{
+    session s = { rq->pid, -1, -1, -1, -1, -1, fd, 0, NULL, 1 };
+    dp_error err = { 0 };
+
+    if (claim(&s, pol, &err) != 0)
+        return dp_daemon_send_error(fd, &err);
+    if (dp_profiler_open(&s.pr, s.pid, (unsigned)rq->dump_type, p, &err) != 0) {
+        close_session(&s);
+        return dp_daemon_send_error(fd, &err);
+    }
+    dp_log(DP_LOG_NOTICE, DPLOGNO(10011) "helper: profile of pid %d (%s) for %u s at %u Hz",
+           (int)s.pid, name, rq->timeout_s, (unsigned)rq->dump_type);
+    if (sample_loop(&s, mono_ms() + (uint64_t)rq->timeout_s * 1000u, name) == 0)
+        dp_profiler_send(s.pr, fd, name, s.flags);
+    dp_profiler_close(s.pr);
+    close_session(&s);
+}
+
+void dp_profile_serve(int fd, const dp_helper_policy *pol, const dp_request *rq,
+                      const char *name, apr_pool_t *p)
+{
+    switch (rq->what) {
+    case DP_PROF_START:
+        start(fd, pol, rq, name, p);
+        break;
+    case DP_PROF_STOP:
+        stop(fd, pol, rq);
+        break;
+    case DP_PROF_RUN:
+        run(fd, pol, rq, name, p);
+        break;
+    }
+}
