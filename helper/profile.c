@@ -26,9 +26,15 @@
 
 #include "helper/profile.h"
 #include "helper/log.h"
-#include "helper/requests.h"
 
-extern pid_t dp_daemon_pid;
+/* This request's child is the daemon's; the sampler, its grandchild, keeps
+ * the daemon's pid from before its fork. */
+static pid_t daemon_pid;
+
+static void send_error(int fd, const dp_error *err)
+{
+    dp_frame_send_error(fd, (uint32_t)(err->status ? err->status : 500), err->msg);
+}
 
 #define KEEP_SECONDS DP_PROF_MAX_SECONDS    /* samples of an ended session, unfetched */
 
@@ -96,7 +102,7 @@ static int claim(session *s, const dp_helper_policy *pol, dp_error *err)
     }
     s->run_fd = bind_name(pol, s->pid, "-running", 0);
     s->target_fd = pidfd_of(s->pid);
-    s->daemon_fd = pidfd_of(dp_daemon_pid);
+    s->daemon_fd = pidfd_of(daemon_pid);
     return 0;
 }
 
@@ -133,7 +139,7 @@ static int serve_stop(session *s, const char *name)
         return 0;
     setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &cl) == 0 && cr.uid == getuid()
-        && dp_ppid_of(cr.pid) == dp_daemon_pid
+        && dp_ppid_of(cr.pid) == daemon_pid
         && dp_frame_read_header_fd(c, &type, &len, &wfd) == 0 && type == DP_FR_DATA
         && len == 1 && dp_read_full(c, &cmd, 1) == 0 && cmd == 'S' && wfd >= 0) {
         stop_sampling(s, 0);
@@ -209,7 +215,7 @@ static void run_sampler(session *s, int fd, const dp_request *rq, const char *na
     prctl(PR_SET_NAME, "diagproc-prof");
     setsid();           /* not in the request child's process group */
     if (dp_profiler_open(&s->pr, s->pid, (unsigned)rq->dump_type, p, &err) != 0) {
-        dp_daemon_send_error(fd, &err);
+        send_error(fd, &err);
         close(fd);
         return;
     }
@@ -239,7 +245,7 @@ static void start(int fd, const dp_helper_policy *pol, const dp_request *rq,
             dp_frame_send_end(fd);
             return;
         }
-        return dp_daemon_send_error(fd, &err);
+        return send_error(fd, &err);
     }
     child = fork();
     if (child == 0) {
@@ -249,7 +255,7 @@ static void start(int fd, const dp_helper_policy *pol, const dp_request *rq,
     }
     if (child < 0) {
         dp_fail(&err, 503, "The helper cannot fork a sampler: %s.", strerror(errno));
-        dp_daemon_send_error(fd, &err);
+        send_error(fd, &err);
     }
     close_session(&s);
 }
@@ -265,12 +271,12 @@ static void stop(int fd, const dp_helper_policy *pol, const dp_request *rq)
         if (c >= 0)
             close(c);
         dp_fail(&err, 404, "Profiling for process '%d' is not running.", (int)rq->pid);
-        return dp_daemon_send_error(fd, &err);
+        return send_error(fd, &err);
     }
     /* the sampler answers the worker itself, on the worker's connection */
     if (dp_frame_write_fd(c, DP_FR_DATA, "S", 1, fd) != 0) {
         dp_fail(&err, 500, "The profile's sampler did not take the stop.");
-        dp_daemon_send_error(fd, &err);
+        send_error(fd, &err);
     }
     close(c);
 }
@@ -284,10 +290,10 @@ static void run(int fd, const dp_helper_policy *pol, const dp_request *rq, const
     dp_error err = { 0 };
 
     if (claim(&s, pol, &err) != 0)
-        return dp_daemon_send_error(fd, &err);
+        return send_error(fd, &err);
     if (dp_profiler_open(&s.pr, s.pid, (unsigned)rq->dump_type, p, &err) != 0) {
         close_session(&s);
-        return dp_daemon_send_error(fd, &err);
+        return send_error(fd, &err);
     }
     dp_log(DP_LOG_NOTICE, DPLOGNO(10011) "helper: profile of pid %d (%s) for %u s at %u Hz",
            (int)s.pid, name, rq->timeout_s, (unsigned)rq->dump_type);
@@ -300,6 +306,7 @@ static void run(int fd, const dp_helper_policy *pol, const dp_request *rq, const
 void dp_profile_serve(int fd, const dp_helper_policy *pol, const dp_request *rq,
                       const char *name, apr_pool_t *p)
 {
+    daemon_pid = getppid();
     switch (rq->what) {
     case DP_PROF_START:
         start(fd, pol, rq, name, p);

@@ -162,8 +162,10 @@ int dp_native_sample(dp_native_sampler *ns, pid_t tid, dp_native_frame_fn *fn, v
         const char *name = mod ? dwfl_module_addrname(mod, at) : NULL;
         const char *file = mod ? dwfl_module_info(mod, NULL, NULL, NULL, NULL, NULL, NULL,
                                                   NULL) : NULL;
+        if (file && strrchr(file, '/'))
+            file = strrchr(file, '/') + 1;      /* the object's name is enough here */
         fn(arg, name ? apr_pstrndup(p, name, strcspn(name, "@"))
-                     : apr_psprintf(p, "0x%llx", (unsigned long long)ns->pc[i]), file);
+                     : apr_psprintf(p, "0x%" APR_UINT64_T_HEX_FMT, (apr_uint64_t)ns->pc[i]), file);
     }
     return 0;
 }
