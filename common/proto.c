@@ -131,7 +131,7 @@ int dp_frame_read_header_fd(int fd, int *type, uint32_t *len, int *passed)
     *type = hdr[0];
     *len = (uint32_t)hdr[1] | (uint32_t)hdr[2] << 8 | (uint32_t)hdr[3] << 16
            | (uint32_t)hdr[4] << 24;
-    if (*type < DP_FR_ERROR || *type > DP_FR_STACK_SUMMARY || *len > DP_FRAME_MAX)
+    if (*type < DP_FR_ERROR || *type > DP_FR_PROF_SUMMARY || *len > DP_FRAME_MAX)
         goto bad;
     return 0;
 bad:

@@ -141,7 +141,11 @@ static int serve_stop(session *s, const char *name)
     if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &cl) == 0 && cr.uid == getuid()
         && dp_ppid_of(cr.pid) == daemon_pid
         && dp_frame_read_header_fd(c, &type, &len, &wfd) == 0 && type == DP_FR_DATA
-        && len == 1 && dp_read_full(c, &cmd, 1) == 0 && cmd == 'S' && wfd >= 0) {
+        && len == 1 && dp_read_full(c, &cmd, 1) == 0 && cmd == 'S' && wfd >= 0
+        && dp_write_full(c, "A", 1) == 0) {
+        /* taken: a later stop finds no session, even while this one answers */
+        close(s->listen_fd);
+        s->listen_fd = -1;
         stop_sampling(s, 0);
         dp_profiler_send(s->pr, wfd, name, s->flags);
         ok = 1;
@@ -277,6 +281,20 @@ static void stop(int fd, const dp_helper_policy *pol, const dp_request *rq)
     if (dp_frame_write_fd(c, DP_FR_DATA, "S", 1, fd) != 0) {
         dp_fail(&err, 500, "The profile's sampler did not take the stop.");
         send_error(fd, &err);
+    }
+    else {
+        /* the sampler checks who we are (our parent) while we live: we wait
+         * until it has answered and closed */
+        struct timeval tv = { 60, 0 };
+        char b = 0;
+        setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        if (read(c, &b, 1) != 1 || b != 'A') {
+            /* a session that was ending: it did not take the stop */
+            dp_fail(&err, 404, "Profiling for process '%d' is not running.", (int)rq->pid);
+            send_error(fd, &err);
+        }
+        while (read(c, &b, 1) > 0)
+            ;
     }
     close(c);
 }
