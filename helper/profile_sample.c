@@ -202,11 +202,27 @@ static const char *lang_name(apr_pool_t *p, const dp_lang_frame *f)
     return f->class_name ? apr_pstrcat(p, f->class_name, "::", f->function, NULL) : f->function;
 }
 
+static int is_php_root(const dp_lang_frame *f)
+{
+    return f->function && !strcmp(f->function, "{main}") && !f->class_name;
+}
+
 static void sample_thread(dp_profiler *pr, dp_stacks *s, dp_stack_thread *th)
 {
     int j;
 
     pr->nframes = 0;
+    if (th->why) {
+        pr->lost++;     /* a frame changed under the walk: read while it ran */
+        return;
+    }
+    if (th->lang->nelts > 0 && s->runtime && !strcmp(s->runtime, "PHP")
+        && !is_php_root(&APR_ARRAY_IDX(th->lang, th->lang->nelts - 1, dp_lang_frame))) {
+        /* every PHP chain ends in a script's top-level code: this one was
+         * read while a call frame was being pushed or popped */
+        pr->lost++;
+        return;
+    }
     if (th->lang->nelts > 0) {
         /* the innermost frames when there are more than the cap */
         for (j = 0; j < th->lang->nelts && j < DP_PROF_MAX_FRAMES; j++) {
@@ -216,8 +232,8 @@ static void sample_thread(dp_profiler *pr, dp_stacks *s, dp_stack_thread *th)
         count_stack(pr, th->tid, s->runtime);
         return;
     }
-    if (th->why || dp_native_sample(pr->ns, th->tid, push_frame, pr, pr->tick) != 0) {
-        pr->lost++;     /* read while it ran, or it could not be stopped */
+    if (dp_native_sample(pr->ns, th->tid, push_frame, pr, pr->tick) != 0) {
+        pr->lost++;     /* it could not be stopped or unwound */
         return;
     }
     count_stack(pr, th->tid, "native");
