@@ -306,6 +306,7 @@ static void run(int fd, const dp_helper_policy *pol, const dp_request *rq, const
 {
     session s = { rq->pid, -1, -1, -1, -1, -1, fd, 0, NULL, 1 };
     dp_error err = { 0 };
+    int rc;
 
     if (claim(&s, pol, &err) != 0)
         return send_error(fd, &err);
@@ -315,10 +316,11 @@ static void run(int fd, const dp_helper_policy *pol, const dp_request *rq, const
     }
     dp_log(DP_LOG_NOTICE, DPLOGNO(10011) "helper: profile of pid %d (%s) for %u s at %u Hz",
            (int)s.pid, name, rq->timeout_s, (unsigned)rq->dump_type);
-    if (sample_loop(&s, mono_ms() + (uint64_t)rq->timeout_s * 1000u, name) == 0)
+    rc = sample_loop(&s, mono_ms() + (uint64_t)rq->timeout_s * 1000u, name);
+    close_session(&s);      /* the names are free before the answer arrives */
+    if (rc == 0)
         dp_profiler_send(s.pr, fd, name, s.flags);
     dp_profiler_close(s.pr);
-    close_session(&s);
 }
 
 void dp_profile_serve(int fd, const dp_helper_policy *pol, const dp_request *rq,

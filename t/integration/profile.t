@@ -1,0 +1,237 @@
+# Sampled profiles of one process (POST P/{id}/profile/start, GET
+# P/{id}/profile/stop, GET P/{id}/profile?seconds=N): the shares of two known
+# functions of a PHP and a CPython target, Kudu's sequence and texts, the
+# formats read by their own readers (pprof through protoc's classes of the
+# published schema, speedscope against the schema its npm package ships),
+# the policy and the parameters, and that no profile leaves a target stopped
+# (the helper killed, the target exiting, the client going away).
+import gzip
+import importlib.util
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+from tap import ok, is_, like, diag, done_testing
+from dphttpd import Httpd, spawn, worker_user, favour_cpu, ROOT, BUILD
+import procstate
+
+LANG = os.path.join(ROOT, "t", "fixtures", "lang")
+KUDU_NOT_RUNNING = "Profiling for process '{}' is not running."
+
+h = Httpd(locations={"/p": "DiagProcAllow profile", "/ro": ""}).start()
+# the stops of sessions that are not running, and the 400s, are answered, not logged as faults;
+# the helper killed on purpose is a line of the parent's
+h.expect_log(re.compile(r"DP00010: .*(is not running|not valid|is unknown|Process \d+ is a zombie)"),
+             "DP00006")
+
+
+def folded_shares(body, names):
+    """The share (percent) of the samples whose stack holds each name."""
+    total, got = 0, {n: 0 for n in names}
+    for line in body.decode().splitlines():
+        stack, count = line.rsplit(" ", 1)
+        frames = [f.split(" (")[0] for f in stack.split(";")]
+        total += int(count)
+        for n in names:
+            if n in frames:
+                got[n] += int(count)
+    return total, {n: 100.0 * got[n] / total if total else 0 for n in names}
+
+
+def detail(pid):
+    return h.get(f"/p/{pid}").json() or {}
+
+
+def check_shares(what, r):
+    is_(r.status, 200, f"{what}: 200")
+    total, sh = folded_shares(r.body, ["seventy", "thirty"])
+    diag(f"{what}: {total} samples, seventy {sh['seventy']:.1f} %, thirty {sh['thirty']:.1f} % "
+         f"({r.headers.get('x-diagproc-profile')})")
+    ok(total >= 100, f"{what}: at least 100 samples ({total})")
+    ok(abs(sh["seventy"] - 70) <= 10, f"{what}: seventy() has 70 % ± 10 ({sh['seventy']:.1f})")
+    ok(abs(sh["thirty"] - 30) <= 10, f"{what}: thirty() has 30 % ± 10 ({sh['thirty']:.1f})")
+
+
+# --- PHP cli: Kudu's sequence
+php = spawn(["/usr/bin/php8.2", os.path.join(LANG, "busy.php")], ready="ready", user=worker_user())
+favour_cpu(php.pid)
+ok("is_profile_running" not in detail(php.pid), "before: the detail omits is_profile_running")
+r = h.request("POST", f"/p/{php.pid}/profile/start")
+is_((r.status, r.body), (200, b""), "start: 200 with an empty body (Kudu)")
+is_(detail(php.pid).get("is_profile_running"), True, "…the detail says is_profile_running: true")
+r = h.request("POST", f"/p/{php.pid}/profile/start?hz=50")
+is_((r.status, r.body), (200, b""), "start again while it runs: 200, the running profile goes on "
+    "(Kudu's answer)")
+time.sleep(4)
+r = h.get(f"/p/{php.pid}/profile/stop?format=folded")
+check_shares("php8.2 (start, stop)", r)
+is_(r.headers.get("content-type"), "application/octet-stream", "…application/octet-stream")
+is_(r.headers.get("content-disposition"),
+    f'attachment; filename="profile_{h.get("/p/0").json()["machineName"]}_php8.2_{php.pid}.folded"',
+    "…as the attachment profile_{instance}_{name}_{pid}.{ext}")
+like(r.headers.get("x-diagproc-profile", ""), r"hz=99; samples=\d+; lost=\d+; .*ended=stopped",
+     "…X-DiagProc-Profile: at 99 Hz (the second start changed nothing), the counts")
+ok("is_profile_running" not in detail(php.pid), "after the stop: is_profile_running omitted")
+r = h.get(f"/p/{php.pid}/profile/stop")
+is_((r.status, (r.json() or {}).get("Message")), (404, KUDU_NOT_RUNNING.format(php.pid)),
+    "stop again: 404 with Kudu's text")
+ok(procstate.running(php.pid), "the target runs, no thread stopped")
+
+# --- CPython: one call, every format
+py = spawn(["/usr/bin/python3", os.path.join(LANG, "busy.py"), "3"], ready="ready",
+           user=worker_user())
+favour_cpu(py.pid)
+check_shares("python3 (one call, 3 sleeping threads)",
+             h.get(f"/p/{py.pid}/profile?seconds=4&format=folded"))
+
+r = h.get(f"/p/{py.pid}/profile?seconds=2")
+is_(r.status, 200, "the default format: 200")
+like(r.headers.get("content-disposition", ""), r'\.pb\.gz"$', "…pprof (.pb.gz)")
+with tempfile.TemporaryDirectory() as d:
+    proto = os.path.join(ROOT, "t", "fixtures", "pprof", "profile.proto")
+    pc = subprocess.run(["protoc", f"--proto_path={os.path.dirname(proto)}", f"--python_out={d}",
+                         proto], capture_output=True, text=True)
+    is_(pc.returncode, 0, "protoc compiles the schema subset" + (pc.stderr and f": {pc.stderr}"))
+    spec = importlib.util.spec_from_file_location("profile_pb2", os.path.join(d, "profile_pb2.py"))
+    pb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pb)
+    prof = pb.Profile()
+    prof.ParseFromString(gzip.decompress(r.body))
+    st = list(prof.string_table)
+    is_(st[0] if st else None, "", "pprof: string_table[0] is ''")
+    is_([(st[v.type], st[v.unit]) for v in prof.sample_type],
+        [("samples", "count"), ("cpu", "nanoseconds")], "pprof: sample types")
+    fn = {f.id: st[f.name] for f in prof.function}
+    loc = {l.id: fn[l.line[0].function_id] for l in prof.location}
+    total = sum(s.value[0] for s in prof.sample)
+    hot = sum(s.value[0] for s in prof.sample if loc[s.location_id[0]] == "seventy")
+    ok(total > 50 and abs(100.0 * hot / total - 70) <= 10,
+       f"pprof: seventy() is the leaf of 70 % ± 10 of the samples ({hot}/{total})")
+    labels = {(st[l.key], st[l.str] if l.str else l.num) for s in prof.sample for l in s.label}
+    ok(("runtime", "CPython") in labels and ("thread", py.pid) in labels,
+       "pprof: labels runtime=CPython and thread=<tid>")
+    is_(prof.period, 1000000000 // 99, "pprof: period 1/99 s in nanoseconds")
+
+r = h.get(f"/p/{py.pid}/profile?seconds=2&format=speedscope")
+is_(r.status, 200, "speedscope: 200")
+doc = json.loads(r.body)
+schema_path = os.path.join(BUILD, "node", "node_modules", "speedscope", "dist", "release",
+                           "file-format-schema.json")
+if not os.path.exists(schema_path):
+    subprocess.run(["npm", "install", "--no-save", "--no-audit", "--no-fund", "--prefix",
+                    os.path.join(BUILD, "node"), "speedscope"], capture_output=True)
+import jsonschema   # noqa: E402  (python3-jsonschema)
+try:
+    with open(schema_path) as f:
+        jsonschema.validate(doc, json.load(f))
+    ok(True, "speedscope: valid against the schema the speedscope npm package ships")
+except Exception as e:
+    ok(False, f"speedscope: valid against the schema of the npm package ({e})")
+frames = [f["name"] for f in doc["shared"]["frames"]]
+ok("seventy" in frames and doc["profiles"][0]["type"] == "sampled",
+   "…a sampled profile naming seventy")
+
+# --- the policy and the parameters
+for method, path in (("POST", "profile/start"), ("GET", "profile/stop"),
+                     ("GET", "profile?seconds=1")):
+    r = h.request(method, f"/ro/{py.pid}/{path}")
+    like(f"{r.status} {(r.json() or {}).get('Message')}", r"^403 .*DiagProcAllow profile",
+         f"{method} {path} without DiagProcAllow profile: 403 naming it")
+for q in ("hz=0", "hz=1001", "hz=ten", "seconds=0", "seconds=301", "seconds=", "format=xml"):
+    r = h.get(f"/p/{py.pid}/profile?{q}")
+    is_((r.status, r.headers.get("content-type")), (400, "application/json; charset=utf-8"),
+        f"profile?{q}: 400 JSON")
+r = h.request("POST", f"/p/{py.pid}/profile/start?hz=5000")
+is_(r.status, 400, "start?hz=5000: 400")
+is_(h.request("GET", f"/p/{py.pid}/profile/start").status, 405, "GET of start: 405")
+
+# --- the client goes away in the middle of a one-call profile
+s = socket.create_connection((h.addr, h.port))
+s.sendall(f"GET /p/{py.pid}/profile?seconds=20 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+time.sleep(1)
+ok(detail(py.pid).get("is_profile_running") is True, "client gone: the profile was running")
+s.close()
+ok(procstate.settle(lambda: "is_profile_running" not in detail(py.pid), secs=5),
+   "…it ends within seconds of the client's going")
+ok(procstate.running(py.pid), "…and the target runs")
+r = h.request("POST", f"/p/{py.pid}/profile/start")
+is_(r.status, 200, "…a new profile can start")
+
+# --- the target exits in the middle of a session: its samples are kept
+time.sleep(1)
+py.kill()
+py.wait()
+ok(procstate.settle(lambda: h.get(f"/p/{py.pid}").status == 404), "target exited")
+r = h.get(f"/p/{py.pid}/profile/stop?format=folded")
+is_(r.status, 200, "stop after the target exited: 200 with the samples kept")
+like(r.headers.get("x-diagproc-profile", ""), r"ended=exited", "…ended=exited")
+ok(b"seventy" in r.body, "…naming seventy")
+
+# --- native frames (no interpreter walked): one thread stopped at a time;
+# the sampler killed over and over in the middle never leaves it stopped
+perl = spawn(["/usr/bin/perl", "-e", "$|=1; print qq(ready\\n); 1 while 1"], ready="ready",
+             user=worker_user())
+r = h.get(f"/p/{perl.pid}/profile?seconds=2&format=folded")
+is_(r.status, 200, "perl (native frames): 200")
+like(r.body.decode(), r"(?m)^[^\n]*\bmain \(perl\)[^\n]*;Perl_runops_standard \(libperl",
+     "…native frames root first: main (perl) … Perl_runops_standard (libperl…)")
+h.request("POST", f"/p/{perl.pid}/profile/start?hz=1000")
+time.sleep(0.5)
+stopped_seen = False
+for _ in range(20):
+    samplers = [int(p) for p in os.listdir("/proc") if p.isdigit()
+                and open(f"/proc/{p}/comm").read().strip() == "diagproc-prof"] \
+        if True else []
+    for sp in samplers:
+        try:
+            os.kill(sp, signal.SIGKILL)
+        except OSError:
+            pass
+    time.sleep(0.02)
+ok(procstate.settle(lambda: procstate.running(perl.pid), secs=2),
+   "the sampler SIGKILLed mid-sample: the target is not left stopped")
+time.sleep(0.3)
+stopped_seen = procstate.stopped(perl.pid)
+ok(not stopped_seen, "…and stays running")
+r = h.get(f"/p/{perl.pid}/profile/stop")
+is_(r.status, 404, "…its session is gone: stop is 404")
+
+# --- the helper SIGKILLed in the middle of a session
+r = h.request("POST", f"/p/{php.pid}/profile/start?hz=1000")
+is_(r.status, 200, "start on the PHP target")
+helper = h.helpers()[0]
+os.kill(helper, signal.SIGKILL)
+ok(procstate.settle(lambda: h.helpers() and h.helpers()[0] != helper, secs=10),
+   "the helper killed: a new one starts")
+ok(procstate.settle(lambda: "is_profile_running" not in detail(php.pid), secs=5),
+   "…the session's sampler ends with the helper that made it")
+ok(procstate.running(php.pid), "…the target runs, no thread stopped")
+r = h.get(f"/p/{php.pid}/profile/stop")
+is_(r.status, 404, "…stop: 404 (the samples went with it)")
+
+# --- at most 12 sessions server-wide
+sleepers = [spawn(["/bin/sleep", "300"], user=worker_user()) for _ in range(13)]
+codes = [h.request("POST", f"/p/{s.pid}/profile/start").status for s in sleepers]
+is_(codes, [200] * 12 + [503], "12 sessions start, the 13th is 503")
+codes = [h.get(f"/p/{s.pid}/profile/stop").status for s in sleepers]
+is_(codes, [200] * 12 + [404], "…each stops (the 13th never ran)")
+for s in sleepers:
+    s.kill()
+
+with open(os.path.join(h.dir, "error.log")) as f:
+    log = f.read()
+like(log, r"DP00012: diagproc audit: .*action profile pid %d .*outcome 200" % php.pid,
+     "audit lines of the worker for start and stop")
+like(log, r"DP10009: helper: profile of pid %d .*started at 99 Hz" % php.pid,
+     "the helper's own line for a start")
+like(log, r"DP10010: helper: profile of pid %d stopped and fetched" % php.pid,
+     "…and for a stop")
+php.kill()
+perl.kill()
+h.stop()
+done_testing()
