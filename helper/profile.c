@@ -264,6 +264,39 @@ static void start(int fd, const dp_helper_policy *pol, const dp_request *rq,
     close_session(&s);
 }
 
+/* The capabilities line of a process's status, or "" */
+static void cap_eff(pid_t pid, char *out, size_t cap)
+{
+    char path[64], buf[4096], *at;
+    FILE *f;
+    size_t n;
+
+    out[0] = '\0';
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    if (!(f = fopen(path, "re")))
+        return;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    if ((at = strstr(buf, "\nCapEff:")))
+        snprintf(out, cap, "%.*s", (int)strcspn(at + 1, "\n"), at + 1);
+}
+
+/* The listener of a session's name is one of ours: the helper's uid and
+ * capabilities (anyone may bind an abstract name first). */
+static int is_sampler(int c)
+{
+    struct ucred cr;
+    socklen_t cl = sizeof(cr);
+    char mine[128], theirs[128];
+
+    if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0 || cr.uid != getuid())
+        return 0;
+    cap_eff(getpid(), mine, sizeof(mine));
+    cap_eff(cr.pid, theirs, sizeof(theirs));
+    return mine[0] && !strcmp(mine, theirs);
+}
+
 static void stop(int fd, const dp_helper_policy *pol, const dp_request *rq)
 {
     struct sockaddr_un a;
@@ -271,7 +304,7 @@ static void stop(int fd, const dp_helper_policy *pol, const dp_request *rq)
     int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     dp_error err = { 0 };
 
-    if (c < 0 || connect(c, (struct sockaddr *)&a, len) != 0) {
+    if (c < 0 || connect(c, (struct sockaddr *)&a, len) != 0 || !is_sampler(c)) {
         if (c >= 0)
             close(c);
         dp_fail(&err, 404, "Profiling for process '%d' is not running.", (int)rq->pid);
