@@ -44,6 +44,7 @@ typedef struct session {
     unsigned flags;         /* DP_PS_* */
     dp_profiler *pr;
     int sampling;
+    int listening;          /* a session's sampler; not the one-call profile */
 } session;
 
 static socklen_t sock_name(struct sockaddr_un *a, const dp_helper_policy *pol, long pid,
@@ -93,7 +94,9 @@ static int pidfd_of(pid_t pid)
 /* The session's names: 0, or -1 with the answer's error. */
 static int claim(session *s, const dp_helper_policy *pol, dp_error *err)
 {
-    if ((s->listen_fd = bind_name(pol, s->pid, "", 1)) < 0)
+    /* bound here, listened on by the sampler itself: a stop checks who
+     * listens (SO_PEERCRED names the process that called listen) */
+    if ((s->listen_fd = bind_name(pol, s->pid, "", 0)) < 0)
         return dp_fail(err, 409, "Profiling for process '%d' is already running.", (int)s->pid);
     if ((s->slot_fd = take_slot(pol)) < 0) {
         close(s->listen_fd);
@@ -146,6 +149,7 @@ static int serve_stop(session *s, const char *name)
         /* taken: a later stop finds no session, even while this one answers */
         close(s->listen_fd);
         s->listen_fd = -1;
+        s->listening = 0;
         stop_sampling(s, 0);
         dp_profiler_send(s->pr, wfd, name, s->flags);
         ok = 1;
@@ -164,7 +168,8 @@ static int sample_loop(session *s, uint64_t deadline_ms, const char *name)
     uint64_t keep_until = 0;
 
     for (;;) {
-        struct pollfd pf[4] = { { s->listen_fd, POLLIN, 0 }, { s->daemon_fd, POLLIN, 0 },
+        struct pollfd pf[4] = { { s->listening ? s->listen_fd : -1, POLLIN, 0 },
+                                { s->daemon_fd, POLLIN, 0 },
                                 { s->target_fd, POLLIN, 0 }, { s->watch_fd, POLLIN, 0 } };
         uint64_t now = mono_ms();
         int wait_ms;
@@ -218,6 +223,12 @@ static void run_sampler(session *s, int fd, const dp_request *rq, const char *na
 
     prctl(PR_SET_NAME, "diagproc-prof");
     setsid();           /* not in the request child's process group */
+    if ((s->listening = listen(s->listen_fd, 4) == 0) == 0) {
+        dp_fail(&err, 500, "The profile's sampler cannot listen: %s.", strerror(errno));
+        send_error(fd, &err);
+        close(fd);
+        return;
+    }
     if (dp_profiler_open(&s->pr, s->pid, (unsigned)rq->dump_type, p, &err) != 0) {
         send_error(fd, &err);
         close(fd);
@@ -238,7 +249,7 @@ static void run_sampler(session *s, int fd, const dp_request *rq, const char *na
 static void start(int fd, const dp_helper_policy *pol, const dp_request *rq,
                   const char *name, apr_pool_t *p)
 {
-    session s = { rq->pid, -1, -1, -1, -1, -1, -1, 0, NULL, 1 };
+    session s = { rq->pid, -1, -1, -1, -1, -1, -1, 0, NULL, 1, 0 };
     dp_error err = { 0 };
     pid_t child;
 
@@ -337,7 +348,7 @@ static void stop(int fd, const dp_helper_policy *pol, const dp_request *rq)
 static void run(int fd, const dp_helper_policy *pol, const dp_request *rq, const char *name,
                 apr_pool_t *p)
 {
-    session s = { rq->pid, -1, -1, -1, -1, -1, fd, 0, NULL, 1 };
+    session s = { rq->pid, -1, -1, -1, -1, -1, fd, 0, NULL, 1, 0 };
     dp_error err = { 0 };
     int rc;
 
