@@ -218,8 +218,7 @@ static void run_sampler(session *s, int fd, const dp_request *rq, const char *na
                         apr_pool_t *p)
 {
     dp_error err = { 0 };
-    uint64_t deadline = mono_ms() + (uint64_t)(rq->timeout_s ? rq->timeout_s
-                                                             : DP_PROF_MAX_SECONDS) * 1000u;
+    uint64_t deadline;
 
     prctl(PR_SET_NAME, "diagproc-prof");
     setsid();           /* not in the request child's process group */
@@ -234,6 +233,8 @@ static void run_sampler(session *s, int fd, const dp_request *rq, const char *na
         close(fd);
         return;
     }
+    /* the duration counts from the first sample, not from the objects' opening */
+    deadline = mono_ms() + (uint64_t)(rq->timeout_s ? rq->timeout_s : DP_PROF_MAX_SECONDS) * 1000u;
     dp_frame_send_ok(fd, 0, name);
     dp_frame_send_end(fd);
     close(fd);

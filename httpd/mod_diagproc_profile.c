@@ -99,7 +99,7 @@ static void fill_request(dp_request *rq, pid_t pid, unsigned what, long hz, long
 
 int dp_route_profile_start(request_rec *r, const char **seg)
 {
-    long hz = DP_PROF_HZ_DEFAULT;
+    long hz = DP_PROF_HZ_DEFAULT, seconds = DP_PROF_MAX_SECONDS;
     dp_request rq;
     dp_helper_conn *hc;
     dp_error err = { 0 };
@@ -108,10 +108,12 @@ int dp_route_profile_start(request_rec *r, const char **seg)
     pid_t pid;
     int rv;
 
+    /* seconds: an addition to Kudu's route, the profile's maximum duration */
     if ((rv = dp_refuse_cross_site(r)) != OK || (rv = checked_target(r, seg, &pid)) != OK
-        || (rv = int_param(r, "hz", DP_PROF_HZ_MIN, DP_PROF_HZ_MAX, &hz)) != OK)
+        || (rv = int_param(r, "hz", DP_PROF_HZ_MIN, DP_PROF_HZ_MAX, &hz)) != OK
+        || (rv = int_param(r, "seconds", 1, DP_PROF_MAX_SECONDS, &seconds)) != OK)
         return rv;
-    fill_request(&rq, pid, DP_PROF_START, hz, 0);
+    fill_request(&rq, pid, DP_PROF_START, hz, seconds);
     if (dp_helper_call(r, &rq, &hc, &err) != 0 || dp_helper_read_answer(r, hc, &size, &name,
                                                                         &err) != 0)
         return dp_send_dp_error(r, &err);
@@ -186,6 +188,13 @@ static int send_profile(request_rec *r, const dp_profile *pf, int fmt, pid_t pid
     return OK;
 }
 
+static int head_only(request_rec *r)
+{
+    ap_set_content_type(r, "application/octet-stream");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    return DONE;
+}
+
 /* The target of a stop: checked as for a start while it runs; once it has
  * exited, only the helper knows whether a session holds its samples. */
 static int stop_target(request_rec *r, const char **seg, pid_t *pid)
@@ -213,6 +222,8 @@ int dp_route_profile_stop(request_rec *r, const char **seg)
 
     if (fmt < 0 || (rv = stop_target(r, seg, &pid)) != OK)
         return rv;
+    if (r->header_only)
+        return head_only(r);        /* a HEAD must not end the profile */
     fill_request(&rq, pid, DP_PROF_STOP, 0, 0);
     if (dp_helper_call(r, &rq, &hc, &err) != 0
         || dp_helper_read_answer(r, hc, &size, &name, &err) != 0
@@ -262,6 +273,8 @@ int dp_route_profile(request_rec *r, const char **seg)
         || (rv = int_param(r, "hz", DP_PROF_HZ_MIN, DP_PROF_HZ_MAX, &hz)) != OK
         || (rv = int_param(r, "seconds", 1, DP_PROF_RUN_MAX_SECONDS, &seconds)) != OK)
         return rv;
+    if (r->header_only)
+        return head_only(r);        /* the checks alone: no profile is taken */
     fill_request(&rq, pid, DP_PROF_RUN, hz, seconds);
     if (dp_helper_call(r, &rq, &hc, &err) != 0)
         return dp_send_dp_error(r, &err);

@@ -148,6 +148,18 @@ frames = [f["name"] for f in doc["shared"]["frames"]]
 ok("seventy" in frames and doc["profiles"][0]["type"] == "sampled",
    "…a sampled profile naming seventy")
 
+# --- a session's maximum duration: it stops on its own, the samples stay
+r = h.request("POST", f"/p/{py.pid}/profile/start?seconds=2")
+is_(r.status, 200, "start?seconds=2: 200")
+is_(h.request("HEAD", f"/p/{py.pid}/profile/stop").status, 200, "HEAD of stop: 200…")
+ok(detail(py.pid).get("is_profile_running") is True, "…and the profile still runs")
+ok(procstate.settle(lambda: "is_profile_running" not in detail(py.pid), secs=5),
+   "…it stops on its own after its maximum duration")
+r = h.get(f"/p/{py.pid}/profile/stop?format=folded")
+is_(r.status, 200, "…its samples are kept until the stop fetches them")
+like(r.headers.get("x-diagproc-profile", ""), r"ended=expired", "…ended=expired")
+ok(b"seventy" in r.body, "…naming seventy")
+
 # --- the policy and the parameters
 for method, path in (("POST", "profile/start"), ("GET", "profile/stop"),
                      ("GET", "profile?seconds=1")):
@@ -158,8 +170,8 @@ for q in ("hz=0", "hz=1001", "hz=ten", "seconds=0", "seconds=301", "seconds=", "
     r = h.get(f"/p/{py.pid}/profile?{q}")
     is_((r.status, r.headers.get("content-type")), (400, "application/json; charset=utf-8"),
         f"profile?{q}: 400 JSON")
-r = h.request("POST", f"/p/{py.pid}/profile/start?hz=5000")
-is_(r.status, 400, "start?hz=5000: 400")
+for q in ("hz=5000", "seconds=901", "seconds=0"):
+    is_(h.request("POST", f"/p/{py.pid}/profile/start?{q}").status, 400, f"start?{q}: 400")
 is_(h.request("GET", f"/p/{py.pid}/profile/start").status, 405, "GET of start: 405")
 
 # --- the client goes away in the middle of a one-call profile
