@@ -156,6 +156,7 @@ void dp_lang_target_init(dp_lang_target *t, Dwfl *dwfl, apr_hash_t *kinds, pid_t
     t->kinds = kinds;
     t->out = s;
     t->pool = p;
+    t->keep = p;
     t->symbols = apr_hash_make(p);
     t->cache = apr_pcalloc(p, sizeof(struct lang_page) * CACHE_PAGES);
     s->pages = apr_array_make(p, 64, sizeof(uint64_t));

@@ -59,6 +59,7 @@ int dp_profiler_open(dp_profiler **out, pid_t pid, unsigned hz, apr_pool_t *p, d
         return -1;
     s->threads = apr_array_make(p, 1, sizeof(dp_stack_thread));
     dp_lang_target_init(&pr->lt, pr->dwfl, kinds, pid, s, p);
+    pr->lt.no_lines = 1;        /* a profile counts functions, not lines */
     pr->ns = dp_native_sampler_open(pr->dwfl, pid, p);
     pr->stacks = apr_hash_make(p);
     if (getrandom(&pr->rng, sizeof(pr->rng), 0) != sizeof(pr->rng) || !pr->rng)
