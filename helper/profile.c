@@ -213,6 +213,32 @@ static void close_session(session *s)
         }
 }
 
+static int cmp_int(const void *a, const void *b)
+{
+    return *(const int *)a - *(const int *)b;
+}
+
+/* Closes every descriptor but the standard ones, the worker's and the
+ * session's: a process that lives for minutes must not hold the daemon's
+ * socket or other workers' pending connections open (a worker would not
+ * see them close). */
+static void close_others(const session *s, int fd)
+{
+    int keep[8] = { 2, fd, s->listen_fd, s->run_fd, s->slot_fd, s->target_fd, s->daemon_fd,
+                    s->watch_fd };
+    int i, from = 3;
+
+    qsort(keep, 8, sizeof(int), cmp_int);
+    for (i = 0; i < 8; i++) {
+        if (keep[i] < from)
+            continue;
+        if (keep[i] > from)
+            close_range((unsigned)from, (unsigned)keep[i] - 1, 0);
+        from = keep[i] + 1;
+    }
+    close_range((unsigned)from, ~0U, 0);
+}
+
 /* The sampler process of a session: answers the start, then samples. */
 static void run_sampler(session *s, int fd, const dp_request *rq, const char *name,
                         apr_pool_t *p)
@@ -222,6 +248,7 @@ static void run_sampler(session *s, int fd, const dp_request *rq, const char *na
 
     prctl(PR_SET_NAME, "diagproc-prof");
     setsid();           /* not in the request child's process group */
+    close_others(s, fd);
     if ((s->listening = listen(s->listen_fd, 4) == 0) == 0) {
         dp_fail(&err, 500, "The profile's sampler cannot listen: %s.", strerror(errno));
         send_error(fd, &err);
@@ -244,6 +271,10 @@ static void run_sampler(session *s, int fd, const dp_request *rq, const char *na
     if (sample_loop(s, deadline, name) == 1)
         dp_log(DP_LOG_NOTICE, DPLOGNO(10010) "helper: profile of pid %d stopped and fetched",
                (int)s->pid);
+    else
+        dp_log(DP_LOG_NOTICE, DPLOGNO(10012) "helper: profile of pid %d ended unfetched "
+               "(%s)", (int)s->pid, (s->flags & DP_PS_EXITED) ? "the target exited"
+               : (s->flags & DP_PS_EXPIRED) ? "its samples expired" : "the helper stopped");
     dp_profiler_close(s->pr);
 }
 
@@ -355,6 +386,7 @@ static void run(int fd, const dp_helper_policy *pol, const dp_request *rq, const
 
     if (claim(&s, pol, &err) != 0)
         return send_error(fd, &err);
+    close_others(&s, fd);
     if (dp_profiler_open(&s.pr, s.pid, (unsigned)rq->dump_type, p, &err) != 0) {
         close_session(&s);
         return send_error(fd, &err);
