@@ -4,8 +4,10 @@
  * SG(request_info)'s request_method, request_uri, query_string and
  * path_translated at the offsets of the running version's layout entry
  * (helper/lang.h). The target is left running: only its memory is read, a
- * page at a time, with every pointer and string bounded; between two
- * requests request_method is NULL and the answer is four empty fields. */
+ * page at a time, with every pointer and string bounded. Between two
+ * requests (SG(sapi_started) 0: request_info still points at the last
+ * request's strings) or before the first (request_method NULL) the answer
+ * is four empty fields. */
 #include <string.h>
 #include <elfutils/libdwfl.h>
 #include <apr_strings.h>
@@ -59,7 +61,9 @@ static int php_layout(dp_lang_target *t, pid_t pid, uint64_t *sg, const dp_php_l
         return dp_fail(err, 501, "Process %d runs PHP with module API %s, which has no layout "
                        "table entry (known: %s).", (int)pid, api ? api : "(not found)",
                        dp_php_layouts_known(t->pool));
-    need = (*l)->sg_request_method;
+    need = (*l)->sg_sapi_started;
+    if ((*l)->sg_request_method > need)
+        need = (*l)->sg_request_method;
     if ((*l)->sg_query_string > need)
         need = (*l)->sg_query_string;
     if ((*l)->sg_request_uri > need)
@@ -80,6 +84,7 @@ int dp_phpreq_read(pid_t pid, dp_phpreq *out, apr_pool_t *p, dp_error *err)
     dp_stacks s;
     Dwfl *dwfl;
     uint64_t sg, method = 0, uri = 0, query = 0, script = 0;
+    unsigned char started = 0;
     int rc;
 
     out->method = out->uri = out->query = out->script = "";
@@ -89,7 +94,10 @@ int dp_phpreq_read(pid_t pid, dp_phpreq *out, apr_pool_t *p, dp_error *err)
     dp_lang_target_init(&t, dwfl, dp_lang_runtime_kinds(dwfl, pid, p), pid, &s, p);
     t.core = NULL;      /* read while it runs */
     rc = php_layout(&t, pid, &sg, &l, err);
-    if (rc == 0 && dp_lang_ptr(&t, sg + l->sg_request_method, &method) == 0 && method) {
+    /* between requests request_info keeps the last one's pointers: only
+       sapi_started says that a request is on */
+    if (rc == 0 && dp_lang_read(&t, sg + l->sg_sapi_started, &started, 1) == 0 && started
+        && dp_lang_ptr(&t, sg + l->sg_request_method, &method) == 0 && method) {
         /* each read on its own: one that fails leaves its field empty */
         if (dp_lang_ptr(&t, sg + l->sg_request_uri, &uri) != 0)
             uri = 0;

@@ -48,6 +48,7 @@ static void measure(dp_php_layout *e)
     e->sg_query_string = offsetof(sapi_globals_struct, request_info.query_string);
     e->sg_request_uri = offsetof(sapi_globals_struct, request_info.request_uri);
     e->sg_path_translated = offsetof(sapi_globals_struct, request_info.path_translated);
+    e->sg_sapi_started = offsetof(sapi_globals_struct, sapi_started);
 }
 
 int main(int argc, char **argv)

@@ -24,8 +24,10 @@
  * 8.4 headers as in php-src's older main/SAPI.h. The numbers are those of
  * the entries generated from the 7.4, 8.2 and 8.4 headers (request_method
  * 8, query_string 16, request_uri 48, path_translated 40); php-src's tagged
- * main/SAPI.h of this minor was not read here. sg_size 0: the size of
- * sapi_globals is not known. */
+ * main/SAPI.h of this minor was not read here. sapi_started 436: the
+ * 7.4, 8.2 and 8.4 headers all give 436, and in 8.2's it is the bool just
+ * before global_request_time at 440, which the dump puts at 440 here too.
+ * sg_size 0: the size of sapi_globals is not known. */
 #include "helper/lang.h"
 
 const dp_php_layout dp_php_layout_8_1_nts = {
@@ -59,4 +61,5 @@ const dp_php_layout dp_php_layout_8_1_nts = {
     .sg_query_string = 16,
     .sg_request_uri = 48,
     .sg_path_translated = 40,
+    .sg_sapi_started = 436,
 };

@@ -34,4 +34,5 @@ const dp_php_layout dp_php_layout_8_2_nts = {
     .sg_query_string = 16,
     .sg_request_uri = 48,
     .sg_path_translated = 40,
+    .sg_sapi_started = 436,
 };
