@@ -3,7 +3,9 @@
 # of a php-fpm child behind mod_proxy_fcgi (php-fpm's children are not
 # httpd's: the scoreboard knows nothing of them) and of a mod_php worker of a
 # prefork httpd; null for the idle ones, also after they served a request,
-# for httpd's parent and for a process that runs no PHP.
+# for httpd's parent and for a process that runs no PHP. The helper's reader
+# alone (build/tools/dpphpreq): 404 for no PHP, 501 naming an unknown module
+# API, four empty fields for the CLI (no request).
 import os
 import shutil
 import subprocess
@@ -11,8 +13,8 @@ import tempfile
 import threading
 import time
 
-from tap import ok, is_, diag, done_testing, bail_out
-from dphttpd import Httpd, spawn, worker_user, ROOT, MODDIR
+from tap import ok, is_, like, diag, done_testing, bail_out
+from dphttpd import Httpd, spawn, worker_user, ROOT, MODDIR, BUILD
 
 FPM = "/usr/sbin/php-fpm8.2"
 LANG = os.path.join(ROOT, "t", "fixtures", "lang")
@@ -170,4 +172,38 @@ if not ok("php_request" in d and d["php_request"] is None,
     diag(repr(r))
 h.stop()
 shutil.rmtree(docroot, ignore_errors=True)
+
+# --- the helper's reader alone, on targets that serve no request
+DPPHPREQ = os.path.join(BUILD, "tools", "dpphpreq")
+
+
+def phpreq(pid):
+    out = subprocess.run([DPPHPREQ, str(pid)], capture_output=True, text=True, timeout=60)
+    return out.returncode, out.stdout.rstrip("\n")
+
+
+t = spawn(["sleep", "60"])
+is_(phpreq(t.pid), (1, f"error 404 Process {t.pid} runs no PHP."), "reader: no PHP: 404")
+t.kill()
+t = spawn(["/usr/bin/php8.2", "-n", "-r", 'echo "ready\n"; sleep(60);'], ready="ready")
+is_(phpreq(t.pid), (0, "\t\t\t"), "reader: the CLI (PHP, no request): four empty fields")
+t.kill()
+# a copy of php8.2 whose module build id names an API without an entry (-n:
+# no extension is loaded, whose build id would then differ)
+tmp = tempfile.mkdtemp(prefix="dpphpreqfake-")
+fake = os.path.join(tmp, "php-fake")
+with open("/usr/bin/php8.2", "rb") as f:
+    blob = f.read()
+is_(blob.count(b"API20220829,NTS"), 1, "php8.2 holds its module build id once")
+with open(fake, "wb") as f:
+    f.write(blob.replace(b"API20220829,NTS", b"API20990101,NTS"))
+os.chmod(fake, 0o755)
+t = spawn([fake, "-n", "-r", 'echo "ready\n"; sleep(60);'], ready="ready")
+rc, out = phpreq(t.pid)
+is_(rc, 1, "reader: a PHP whose module API has no layout entry fails")
+like(out, r"^error 501 Process \d+ runs PHP with module API API20990101,NTS, which has no "
+     r"layout table entry \(known: .*API20220829,NTS \(PHP 8\.2\).*\)\.$",
+     "…501, naming the API and the known ones")
+t.kill()
+shutil.rmtree(tmp, ignore_errors=True)
 done_testing()
