@@ -9,6 +9,7 @@
  * request's strings) or before the first (request_method NULL) the answer
  * is four empty fields. */
 #include <string.h>
+#include <sys/uio.h>
 #include <elfutils/libdwfl.h>
 #include <apr_strings.h>
 
@@ -37,6 +38,14 @@ static const char *cstr(dp_lang_target *t, uint64_t at)
     }
     out[n] = '\0';
     return out;
+}
+
+/* n bytes of the target read again, past the walkers' page cache: 0 when
+ * read whole. */
+static int read_again(pid_t pid, uint64_t addr, void *buf, size_t n)
+{
+    struct iovec local = { buf, n }, remote = { (void *)(uintptr_t)addr, n };
+    return process_vm_readv(pid, &local, 1, &remote, 1, 0) == (ssize_t)n ? 0 : -1;
 }
 
 /* The layout of the PHP that t runs: 0, or -1 with err (404 no PHP, 501). */
@@ -83,7 +92,7 @@ int dp_phpreq_read(pid_t pid, dp_phpreq *out, apr_pool_t *p, dp_error *err)
     dp_lang_target t;
     dp_stacks s;
     Dwfl *dwfl;
-    uint64_t sg, method = 0, uri = 0, query = 0, script = 0;
+    uint64_t sg, method = 0, uri = 0, query = 0, script = 0, again = 0;
     unsigned char started = 0;
     int rc;
 
@@ -109,6 +118,11 @@ int dp_phpreq_read(pid_t pid, dp_phpreq *out, apr_pool_t *p, dp_error *err)
         out->uri = cstr(&t, uri);
         out->query = cstr(&t, query);
         out->script = cstr(&t, script);
+        /* the request went on meanwhile: ended, or another began (its
+           strings may be torn): say idle rather than mix two requests */
+        if (read_again(pid, sg + l->sg_sapi_started, &started, 1) != 0 || !started
+            || read_again(pid, sg + l->sg_request_method, &again, 8) != 0 || again != method)
+            out->method = out->uri = out->query = out->script = "";
     }
     dwfl_end(dwfl);
     return rc;
