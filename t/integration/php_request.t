@@ -47,10 +47,12 @@ def in_background(h, method, path):
 
 
 def serving(h, pids, tries=60):
-    """The pid among pids whose detail shows a php_request, and every detail."""
+    """The pid among pids() whose detail shows a php_request, and every
+    detail (pids asked again each time: prefork starts its workers as it
+    goes)."""
     details = {}
     for _ in range(tries):
-        details = {p: h.get(f"/p/{p}").json() or {} for p in pids}
+        details = {p: h.get(f"/p/{p}").json() or {} for p in pids()}
         busy = [p for p, d in details.items() if d.get("php_request")]
         if busy:
             return busy[0], details
@@ -113,7 +115,7 @@ for k in kids:
         diag(repr(d.get("php_request")))
 
 in_background(h, "GET", "/fpm_page.php?order=42")
-child, details = serving(h, kids)
+child, details = serving(h, lambda: kids)
 ok(child, "php-fpm: a child's detail shows the request it serves")
 q = (details.get(child) or {}).get("php_request") or {}
 is_((q.get("method"), q.get("uri"), q.get("query"), q.get("script")),
@@ -154,8 +156,12 @@ h = Httpd(mpm="prefork", locations={"/p": f"DiagProcUsers {user} root"},
                       "<FilesMatch \\.php$>\n    SetHandler application/x-httpd-php\n"
                       "</FilesMatch>\n").start()
 in_background(h, "POST", "/page.php?order=7&item=x")
-w, details = serving(h, h.workers())
-ok(w, "mod_php: a prefork worker's detail shows the request it serves")
+w, details = serving(h, h.workers)
+if not ok(w, "mod_php: a prefork worker's detail shows the request it serves"):
+    diag(repr({p: (d.get("php_request", "absent"), d.get("state")) for p, d in details.items()}))
+    for p in details:
+        diag(repr(subprocess.run([os.path.join(BUILD, "tools", "dpphpreq"), str(p)],
+                                 capture_output=True, text=True).stdout))
 q = (details.get(w) or {}).get("php_request") or {}
 is_((q.get("method"), q.get("uri"), q.get("query"), q.get("script")),
     ("POST", "/page.php", "order=7&item=x", page),
