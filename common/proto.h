@@ -25,7 +25,8 @@
  * tcp, tcp6 or unix; peer_pid 0 = no process of this host holds the other
  * end: remote). DP_READ_PHP_REQUEST: the request the PHP runtime of the
  * target is serving, from its own memory (SG(request_info)), without
- * stopping it: "method\0uri\0query\0script\0" (a field empty when unset). */
+ * stopping it: "method\0uri\0query\0script\0" (a field empty when unset;
+ * all four empty when it serves no request). */
 enum dp_priv { DP_READ_FDS = 1, DP_READ_EXE = 2, DP_READ_ENVIRON = 3, DP_READ_CWD = 4,
                DP_READ_MAPS = 5, DP_READ_BUILD_IDS = 6, DP_READ_WHERE = 7,
                DP_READ_PHP_REQUEST = 8 };

@@ -3,6 +3,7 @@
  * interpreters' root symbols found before the stop, checked reads through a
  * small page cache that records the pages read. */
 #include <fcntl.h>
+#include <sys/uio.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,7 +96,7 @@ typedef struct root_symbol {
  * object's symbol table, before the target is stopped. */
 static const char *const root_names[] = {
     "_PyRuntime", "Py_Version", "PyCode_Type", "PyUnicode_Type",
-    "executor_globals", "execute_ex", "zend_execute_ex", NULL
+    "executor_globals", "execute_ex", "zend_execute_ex", "sapi_globals", NULL
 };
 
 /* Each defined, named symbol of mod until fn answers nonzero (both look-ups below). */
@@ -173,6 +174,17 @@ static void record_page(dp_lang_target *t, uint64_t page)
         APR_ARRAY_PUSH(t->out->pages, uint64_t) = page;
 }
 
+/* One page of the target: through the stopped target's core, or (no core:
+ * a target left running) straight from its memory. */
+static int live_read(dp_lang_target *t, uint64_t page, unsigned char *data)
+{
+    struct iovec local = { data, 4096 }, remote = { (void *)(uintptr_t)page, 4096 };
+
+    if (t->core)
+        return dp_core_read(t->core, page, data, 4096);
+    return process_vm_readv(t->pid, &local, 1, &remote, 1, 0) == 4096 ? 0 : -1;
+}
+
 /* Through a small page cache: a walk reads many small fields of few pages. */
 int dp_lang_read(dp_lang_target *t, uint64_t addr, void *buf, size_t len)
 {
@@ -185,7 +197,7 @@ int dp_lang_read(dp_lang_target *t, uint64_t addr, void *buf, size_t len)
         size_t n = len < 4096 - off ? len : (size_t)(4096 - off);
         struct lang_page *c = &t->cache[(page >> 12) % CACHE_PAGES];
         if (c->page != page) {
-            if (dp_core_read(t->core, page, c->data, 4096) != 0) {
+            if (live_read(t, page, c->data) != 0) {
                 c->page = 0;
                 return -1;
             }

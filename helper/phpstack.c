@@ -41,8 +41,7 @@ static char *zstr(php_walk *w, uint64_t s)
     return out;
 }
 
-/* The module build id ("API20220829,NTS") in the object's file, or NULL. */
-static const char *build_id_of(dp_lang_target *t, const char *module)
+const char *dp_php_build_id(dp_lang_target *t, const char *module)
 {
     size_t size, n;
     const char *raw = dp_lang_file(t, module, &size), *at = raw, *end = raw + size;
@@ -155,7 +154,7 @@ int dp_phpstack_walk(dp_lang_target *t)
     s->runtime = "PHP";
     memset(&w, 0, sizeof(w));
     w.t = t;
-    api = build_id_of(t, module);
+    api = dp_php_build_id(t, module);
     if (api && strlen(api) > 3 && !strcmp(api + strlen(api) - 3, ",TS")) {
         /* a thread-safe build that still exports the symbol: its globals
          * live per thread behind TSRM, not at that address */
