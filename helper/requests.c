@@ -20,6 +20,7 @@
 #include "common/proto.h"
 #include "helper/ring.h"
 #include "helper/stacks.h"
+#include "helper/where.h"
 #include "proc/elfinfo.h"
 #include "proc/procfs.h"
 #include "proc/protect.h"
@@ -201,7 +202,19 @@ static void do_proc_read(int fd, const dp_helper_policy *pol, const dp_request *
     }
     if (rq->what == DP_READ_BUILD_IDS)
         return send_build_ids(fd, rq->pid, path, p);
-    if (rq->what == DP_READ_WHERE || rq->what == DP_READ_PHP_REQUEST) {
+    if (rq->what == DP_READ_WHERE) {
+        /* the asking worker's own wait on this helper is no backend */
+        pid_t skip[2] = { getpid(), dp_daemon_pid };
+        char *buf;
+        size_t len;
+        if (dp_where_collect(rq->pid, skip, 2, &buf, &len, p, &err) != 0)
+            return dp_daemon_send_error(fd, &err);
+        dp_frame_send_ok(fd, len, "");
+        dp_sink_write(&out, buf, len);
+        dp_frame_send_end(fd);
+        return;
+    }
+    if (rq->what == DP_READ_PHP_REQUEST) {
         dp_fail(&err, 501, "Reading %s is not built yet.", what[rq->what]);
         return dp_daemon_send_error(fd, &err);
     }
