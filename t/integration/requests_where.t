@@ -1,0 +1,217 @@
+# P/requests names the backend process at the other end of each proxied
+# request's connection, found through the kernel's socket tables (the
+# helper's DP_READ_WHERE): a process that accepts and never answers behind
+# mod_proxy_http (TCP), php-fpm behind mod_proxy_fcgi over a unix socket and
+# over loopback TCP (the child serving it, never the master), and, as root,
+# backends on "another host" (a network namespace behind a veth pair): one
+# that accepts and never answers, one whose SYN is never answered (the
+# worker waits in its connect's poll): remote, no pid. The request asking
+# has no backend.
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+
+from tap import ok, is_, like, diag, note, done_testing, bail_out
+from dphttpd import Httpd, spawn, worker_user, free_port, kill_quietly, IS_ROOT, ROOT
+
+FPM = "/usr/sbin/php-fpm8.2"
+LANG = os.path.join(ROOT, "t", "fixtures", "lang")
+if not os.path.exists(FPM):
+    bail_out(f"{FPM} is not installed (php8.2-fpm: make test-deps)")
+
+HOLE = ("import socket\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+        "s.bind(('{a}',{p}));s.listen(16)\nprint('ready',flush=True)\nc=[]\n"
+        "while True: c.append(s.accept())\n")
+
+
+def children_of(pid):
+    out = []
+    for d in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(d))
+        except (OSError, ValueError, IndexError):
+            pass
+    return sorted(out)
+
+
+def title(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().split(b"\0")[0].decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def pool_children(master, pool):
+    return [k for k in children_of(master) if title(k).strip() == f"php-fpm: pool {pool}"]
+
+
+user = worker_user()
+run = tempfile.mkdtemp(prefix="dpwhere-")
+os.chmod(run, 0o755)
+for name in ("fpm_page.php", "fpm_tcp.php"):
+    shutil.copy(os.path.join(LANG, "fpm_page.php"), os.path.join(run, name))
+    os.chmod(os.path.join(run, name), 0o644)
+sock = os.path.join(run, "fpm.sock")
+fport, hport = free_port(), free_port()
+pool_user = f"user = {user}\ngroup = {user}\n" if IS_ROOT else ""
+with open(os.path.join(run, "php-fpm.conf"), "w") as f:
+    f.write(f"""[global]
+pid = {run}/php-fpm.pid
+error_log = {run}/php-fpm.log
+daemonize = no
+
+[unixpool]
+{pool_user}listen = {sock}
+listen.owner = {user}
+listen.group = {user}
+listen.mode = 0660
+pm = static
+pm.max_children = 2
+
+[tcppool]
+{pool_user}listen = 127.0.0.1:{fport}
+pm = static
+pm.max_children = 2
+""")
+fpm = spawn([FPM, "--nodaemonize", "--fpm-config", os.path.join(run, "php-fpm.conf")])
+# (a) a separate process that accepts and never answers
+hole = spawn(["/usr/bin/python3", "-c", HOLE.format(a="127.0.0.1", p=hport)], ready="ready",
+             user=user)
+for _ in range(150):
+    if os.path.exists(sock) and len(pool_children(fpm.pid, "unixpool")) == 2 \
+            and len(pool_children(fpm.pid, "tcppool")) == 2:
+        break
+    time.sleep(0.1)
+unix_kids, tcp_kids = pool_children(fpm.pid, "unixpool"), pool_children(fpm.pid, "tcppool")
+is_((len(unix_kids), len(tcp_kids)), (2, 2), "php-fpm: a master and two pools of 2 children")
+
+# (d) as root: "another host", a network namespace behind a veth pair; in it
+# a process that accepts and never answers on :8080, and nothing that ever
+# answers a SYN on :8081 (its way back is a blackhole route)
+netns, far = None, None
+server_conf = ""
+if IS_ROOT:
+    tag = f"dpw{os.getpid() % 100000}"
+    netns = f"{tag}ns"
+    cmds = [f"ip netns add {netns}",
+            f"ip link add {tag}a type veth peer name {tag}b",
+            f"ip link set {tag}b netns {netns}",
+            f"ip addr add 198.18.78.1/30 dev {tag}a", f"ip link set {tag}a up",
+            f"ip netns exec {netns} ip addr add 198.18.78.2/30 dev {tag}b",
+            f"ip netns exec {netns} ip link set {tag}b up",
+            f"ip netns exec {netns} ip link set lo up"]
+    try:
+        for c in cmds:
+            subprocess.run(c.split(), check=True, stderr=subprocess.PIPE)
+        far = spawn(["ip", "netns", "exec", netns, "/usr/bin/python3", "-c",
+                     HOLE.format(a="198.18.78.2", p=8080)], ready="ready")
+        server_conf = ("ProxyPass /far/ http://198.18.78.2:8080/\n"
+                       "ProxyPass /syn/ http://198.18.78.2:8081/ connectiontimeout=300\n")
+    except (subprocess.CalledProcessError, RuntimeError) as e:
+        diag(f"no network namespace here: {e}")
+        netns = None
+
+h = Httpd(locations={"/p": f"DiagProcUsers {user} root"},
+          modules=("proxy", "proxy_http", "proxy_fcgi"),
+          server_conf=f"ExtendedStatus On\nDocumentRoot {run}\nTimeout 600\nProxyTimeout 600\n"
+                      "<Files fpm_page.php>\n"
+                      f"    SetHandler \"proxy:unix:{sock}|fcgi://localhost\"\n</Files>\n"
+                      "<Files fpm_tcp.php>\n"
+                      f"    SetHandler \"proxy:fcgi://127.0.0.1:{fport}\"\n</Files>\n"
+                      f"ProxyPass /hole/ http://127.0.0.1:{hport}/\n" + server_conf).start()
+if netns:
+    # the SYN's answer from the namespace goes nowhere: the worker's connect waits
+    subprocess.run(["ip", "netns", "exec", netns, "ip", "route", "add", "blackhole",
+                    "198.18.78.1/32"], check=True)
+
+
+def request(path):
+    def go():
+        try:
+            h.get(path, timeout=600)
+        except OSError:
+            pass        # cut when the test stops the backends
+    threading.Thread(target=go, daemon=True).start()
+
+
+paths = ["/hole/x", "/fpm_page.php", "/fpm_tcp.php"] + (["/far/x", "/syn/x"] if netns else [])
+for p in paths:
+    request(p)
+reqs, d = {}, {}
+for _ in range(120):
+    d = h.get("/p/requests", timeout=60).json() or {}
+    reqs = {x.get("uri"): x for x in d.get("requests", [])}
+    if all(p in reqs and "backend" in reqs[p] for p in paths):
+        break
+    time.sleep(0.25)
+if not ok(all(p in reqs for p in paths), f"all {len(paths)} proxied requests are listed"):
+    diag(repr(d)[:3000])
+
+# (a) mod_proxy_http to a process of this host
+be = reqs.get("/hole/x", {}).get("backend") or {}
+if not is_((be.get("transport"), be.get("address"), be.get("pid"), be.get("remote")),
+           ("tcp", f"127.0.0.1:{hport}", hole.pid, False),
+           "/hole/x: tcp to 127.0.0.1, the pid of the process that accepted it"):
+    diag(repr(reqs.get("/hole/x"))[:2000])
+is_(be.get("user"), user, "…its user")
+like(be.get("process") or "", rf"/p/{hole.pid}$", "…and its href")
+like(be.get("local") or "", r"^127\.0\.0\.1:\d+$", "…and the worker's own end")
+
+# (b), (c) php-fpm over a unix socket and over TCP: the child, not the master
+for path, transport, addr, kids in (("/fpm_page.php", "unix", sock, unix_kids),
+                                    ("/fpm_tcp.php", "tcp", f"127.0.0.1:{fport}", tcp_kids)):
+    be = reqs.get(path, {}).get("backend") or {}
+    if not is_((be.get("transport"), be.get("address"), be.get("remote")),
+               (transport, addr, False), f"{path}: {transport} to {addr}, a local backend"):
+        diag(repr(reqs.get(path))[:2000])
+    ok(be.get("pid") in kids, f"…served by a child of its pool ({be.get('pid')} of {kids})")
+    ok(be.get("pid") != fpm.pid, "…not the master (which holds only the listening socket)")
+    is_(be.get("user"), user if IS_ROOT else be.get("user"), "…the pool's user")
+# the child named holds a socket of the kind, and its sibling is idle (by elimination)
+for path, kids in (("/fpm_page.php", unix_kids), ("/fpm_tcp.php", tcp_kids)):
+    pid = (reqs.get(path, {}).get("backend") or {}).get("pid")
+    with open(f"/proc/{pid}/wchan" if pid else "/dev/null") as f:
+        note(f"{path}: child {pid} waits in {f.read() or '?'}")
+    others = [k for k in kids if k != pid]
+    if others:
+        is_(len(others), 1, f"{path}: the pool's other child is the idle one")
+
+# (d) another host: remote, no pid, never a wrong one
+if netns:
+    for path, port, state in (("/far/x", 8080, "accepted"), ("/syn/x", 8081, "SYN never answered")):
+        x = reqs.get(path, {})
+        be = x.get("backend") or {}
+        if not is_((be.get("transport"), be.get("address"), be.get("remote"), be.get("pid")),
+                   ("tcp", f"198.18.78.2:{port}", True, None),
+                   f"{path}: another host ({state}): remote, no pid"):
+            diag(repr(x)[:2000])
+        ok("process" not in be and be.get("user") is None, "…no process, no user")
+
+# every backend named is a process of the kind we expect; none is httpd's or the helper's
+own = {h.parent_pid} | set(h.workers()) | set(h.helpers())
+named = [(x.get("uri"), (x.get("backend") or {}).get("pid")) for x in reqs.values()]
+ok(all(pid not in own for _, pid in named), f"no backend is httpd's own process ({named})")
+
+# (e) the request asking (served in-process) has no backend
+mine = [x for u, x in reqs.items() if (u or "").startswith("/p/requests")]
+ok(mine and all("backend" not in x for x in mine), "the P/requests request itself: no backend")
+d = h.get("/p/requests?format=text", timeout=60)
+like(d.body.decode(), rf"backend: tcp 127\.0\.0\.1:{hport} -> pid {hole.pid}",
+     "format=text names the backend")
+
+for s in (fpm, hole) + ((far,) if far else ()):
+    kill_quietly(s)
+if netns:
+    subprocess.run(["ip", "netns", "del", netns])
+# the backends went away mid-request (mod_proxy says so); the stuck ones are cut at stop
+h.expect_log("AH01067", "AH01075", "AH01102", "AH00898", "AH01097", "AH00957", "AH00959",
+             "AH01114", "AH00045", "AH00046")
+h.stop()
+shutil.rmtree(run, ignore_errors=True)
+done_testing()
