@@ -173,14 +173,39 @@ for path, transport, addr, kids in (("/fpm_page.php", "unix", sock, unix_kids),
     ok(be.get("pid") in kids, f"…served by a child of its pool ({be.get('pid')} of {kids})")
     ok(be.get("pid") != fpm.pid, "…not the master (which holds only the listening socket)")
     is_(be.get("user"), user if IS_ROOT else be.get("user"), "…the pool's user")
-# the child named holds a socket of the kind, and its sibling is idle (by elimination)
-for path, kids in (("/fpm_page.php", unix_kids), ("/fpm_tcp.php", tcp_kids)):
+# the child named holds the accepted connection (its open fds: a connected
+# socket on the pool's path or port); its sibling holds none
+def connected_inodes(table, match):
+    out = set()
+    with open(f"/proc/{h.parent_pid}/net/{table}") as f:
+        for line in f.readlines()[1:]:
+            x = line.split()
+            if table == "unix" and len(x) >= 8 and x[5] == "03" and x[7] == match:
+                out.add(x[6])
+            elif table == "tcp" and x[3] == "01" and x[1].endswith(f":{match:04X}"):
+                out.add(x[9])
+    return out
+
+
+def socket_inodes(pid):
+    out = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            out.add(link[8:-1])
+    return out
+
+
+for path, kids, table, match in (("/fpm_page.php", unix_kids, "unix", sock),
+                                 ("/fpm_tcp.php", tcp_kids, "tcp", fport)):
     pid = (reqs.get(path, {}).get("backend") or {}).get("pid")
-    with open(f"/proc/{pid}/wchan" if pid else "/dev/null") as f:
-        note(f"{path}: child {pid} waits in {f.read() or '?'}")
-    others = [k for k in kids if k != pid]
-    if others:
-        is_(len(others), 1, f"{path}: the pool's other child is the idle one")
+    accepted = connected_inodes(table, match)
+    holding = [k for k in kids if socket_inodes(k) & accepted]
+    is_(holding, [pid], f"{path}: of the pool's children, the one named holds the accepted "
+                        f"connection (its fds), the other none")
 
 # (d) another host: remote, no pid, never a wrong one
 if netns:
