@@ -62,7 +62,7 @@ static void test_every_field_is_checked(void **state)
     rq = good(DP_OP_KILL); rq.keep_running_tid = -1;     expect_bad(rq, "tid");
     rq = good(DP_OP_KILL); rq.what = 1;                  expect_bad(rq, "kill takes no item");
     rq = good(DP_OP_KILL); rq.delay_ms = 5001;           expect_bad(rq, "at most 5000");
-    rq = good(DP_OP_PROC_READ); rq.what = DP_READ_BUILD_IDS + 1; expect_bad(rq, "unknown /proc item");
+    rq = good(DP_OP_PROC_READ); rq.what = DP_READ_PHP_REQUEST + 1; expect_bad(rq, "unknown /proc item");
     rq = good(DP_OP_PROC_READ); rq.delay_ms = 1;         expect_bad(rq, "only a kill");
     rq = good(DP_OP_DUMP); rq.what = DP_DUMP_RAW_ZSTD + 1; expect_bad(rq, "dump format");
     rq = good(DP_OP_DUMP); rq.dump_type = 0x2000000;     expect_bad(rq, "unsupported dumpType");
