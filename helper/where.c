@@ -389,18 +389,38 @@ static void scan_process(where_ctx *w, pid_t pid)
     closedir(d);
 }
 
+static int all_self(where_ctx *w)
+{
+    apr_hash_index_t *hi;
+
+    for (hi = apr_hash_first(w->p, w->peers); hi; hi = apr_hash_next(hi)) {
+        peer_sock *ps;
+        apr_hash_this(hi, NULL, NULL, (void **)&ps);
+        if (!ps->self)
+            return 0;
+    }
+    return 1;
+}
+
+/* The target and the skipped pids first (a few descriptors): when they
+ * hold every peer (the asking worker's wait on this helper), no scan. */
 static void scan_holders(where_ctx *w)
 {
-    DIR *d = opendir("/proc");
+    DIR *d;
     struct dirent *de;
     int k = 0;
 
-    if (!d)
+    scan_process(w, w->pid);
+    for (k = 0; k < w->nskip; k++)
+        if (w->skip[k] > 0 && w->skip[k] != w->pid)
+            scan_process(w, w->skip[k]);
+    if (all_self(w) || (d = opendir("/proc")) == NULL)
         return;
+    k = 0;
     while ((de = readdir(d)) != NULL && k < WHERE_MAX_PROCS && !late(w)) {
         char *end;
         long pid = strtol(de->d_name, &end, 10);
-        if (*end || pid <= 0)
+        if (*end || pid <= 0 || skipped(w, (pid_t)pid))
             continue;
         k++;
         scan_process(w, (pid_t)pid);
@@ -462,8 +482,14 @@ static char *answer(where_ctx *w)
         if (c->ps && c->ps->self)
             continue;       /* the target's own pair, or the helper's connection */
         memset(&st, 0, sizeof(st));
-        if (c->ps && (holder = chosen(c->ps, &st)) > 0)
+        if (c->ps && (holder = chosen(c->ps, &st)) > 0) {
+            int k;
+            for (k = 0; k < w->nskip && w->skip[k] != st.ppid; k++)
+                ;
+            if (k < w->nskip)
+                continue;   /* another of the helper's children: not a backend */
             uid = dp_proc_owner(holder);
+        }
         out = apr_psprintf(w->p, "%s%d\t%s\t%s\t%s\t%d\t%ld\t%s\n", out, (int)c->tid,
                            c->transport, clean(c->local, w->p), clean(c->peer, w->p),
                            (int)holder, holder > 0 ? uid : -1L,

@@ -5,6 +5,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "httpd.h"
 #include "http_log.h"
@@ -128,8 +130,8 @@ void dp_where_attach(request_rec *r, json_t *list)
         pid_t pid = (pid_t)json_int(req, "pid"), tid = (pid_t)json_int(req, "tid");
         apr_array_header_t *entries;
         const dp_where_entry *e;
-        if (pid <= 0 || tid <= 0)
-            continue;
+        if (pid <= 0 || tid <= 0 || (pid == getpid() && tid == (pid_t)syscall(SYS_gettid)))
+            continue;       /* the asking request is served here: no backend */
         entries = apr_hash_get(read, &pid, sizeof(pid));
         if (!entries) {
             pid_t *key = apr_pmemdup(r->pool, &pid, sizeof(pid));
