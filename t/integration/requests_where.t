@@ -9,6 +9,7 @@
 # has no backend.
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import threading
@@ -118,13 +119,15 @@ if IS_ROOT:
         netns = None
 
 h = Httpd(locations={"/p": f"DiagProcUsers {user} root"},
-          modules=("proxy", "proxy_http", "proxy_fcgi"),
+          modules=("proxy", "proxy_http", "proxy_fcgi", "proxy_connect"),
           server_conf=f"ExtendedStatus On\nDocumentRoot {run}\nTimeout 600\nProxyTimeout 600\n"
                       "<Files fpm_page.php>\n"
                       f"    SetHandler \"proxy:unix:{sock}|fcgi://localhost\"\n</Files>\n"
                       "<Files fpm_tcp.php>\n"
                       f"    SetHandler \"proxy:fcgi://127.0.0.1:{fport}\"\n</Files>\n"
-                      f"ProxyPass /hole/ http://127.0.0.1:{hport}/\n" + server_conf).start()
+                      f"ProxyPass /hole/ http://127.0.0.1:{hport}/\n"
+                      f"ProxyRequests On\nAllowCONNECT {hport}\n"
+                      "<Proxy *>\n    Require ip 127.0.0.1\n</Proxy>\n" + server_conf).start()
 if netns:
     # the SYN's answer from the namespace goes nowhere: the worker's connect waits
     subprocess.run(["ip", "netns", "exec", netns, "ip", "route", "add", "blackhole",
@@ -140,6 +143,12 @@ def request(path):
     threading.Thread(target=go, daemon=True).start()
 
 
+# (f) a CONNECT tunnel (mod_proxy_connect): the worker waits in epoll_wait on
+# the client's connection and the backend's
+tunnel = socket.create_connection(("127.0.0.1", h.port))
+tunnel.sendall(f"CONNECT 127.0.0.1:{hport} HTTP/1.1\r\nHost: 127.0.0.1:{hport}\r\n\r\n".encode())
+tunnel.settimeout(10)
+tunnel_head = tunnel.recv(200)
 paths = ["/hole/x", "/fpm_page.php", "/fpm_tcp.php"] + (["/far/x", "/syn/x"] if netns else [])
 for p in paths:
     request(p)
@@ -147,7 +156,8 @@ reqs, d = {}, {}
 for _ in range(120):
     d = h.get("/p/requests", timeout=60).json() or {}
     reqs = {x.get("uri"): x for x in d.get("requests", [])}
-    if all(p in reqs and "backend" in reqs[p] for p in paths):
+    if all(p in reqs and "backend" in reqs[p] for p in paths) and \
+            any("backend" in x for x in d.get("requests", []) if x.get("method") == "CONNECT"):
         break
     time.sleep(0.25)
 if not ok(all(p in reqs for p in paths), f"all {len(paths)} proxied requests are listed"):
@@ -162,6 +172,20 @@ if not is_((be.get("transport"), be.get("address"), be.get("pid"), be.get("remot
 is_(be.get("user"), user, "…its user")
 like(be.get("process") or "", rf"/p/{hole.pid}$", "…and its href")
 like(be.get("local") or "", r"^127\.0\.0\.1:\d+$", "…and the worker's own end")
+
+# (f) the tunnel: the backend through the epoll set (the client's side left out)
+like(tunnel_head.decode(errors="replace"), r"^HTTP/1\.\d 200 ", "CONNECT: the tunnel is open")
+x = ([x for x in d.get("requests", []) if x.get("method") == "CONNECT"] or [{}])[0]
+be = x.get("backend") or {}
+if not is_((be.get("transport"), be.get("address"), be.get("pid")),
+           ("tcp", f"127.0.0.1:{hport}", hole.pid),
+           "CONNECT tunnel (epoll_wait on both ends): the backend process, not the client"):
+    diag(repr(x)[:2000])
+try:
+    with open(f"/proc/{x.get('pid')}/task/{x.get('tid')}/syscall") as f:
+        note(f"CONNECT's thread waits in system call {f.read().split()[0]}")
+except (OSError, IndexError):
+    pass
 
 # (b), (c) php-fpm over a unix socket and over TCP: the child, not the master
 for path, transport, addr, kids in (("/fpm_page.php", "unix", sock, unix_kids),
@@ -230,6 +254,7 @@ d = h.get("/p/requests?format=text", timeout=60)
 like(d.body.decode(), rf"backend: tcp 127\.0\.0\.1:{hport} -> pid {hole.pid}",
      "format=text names the backend")
 
+tunnel.close()
 for s in (fpm, hole) + ((far,) if far else ()):
     kill_quietly(s)
 if netns:
