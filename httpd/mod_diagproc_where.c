@@ -136,8 +136,14 @@ void dp_where_attach(request_rec *r, json_t *list)
         if (!entries) {
             pid_t *key = apr_pmemdup(r->pool, &pid, sizeof(pid));
             dp_error err = { 0 };
-            if (dp_where_read(r, pid, &entries, &err) != 0)
+            int had_retry = apr_table_get(r->headers_out, "Retry-After") != NULL;
+            if (dp_where_read(r, pid, &entries, &err) != 0) {
+                /* without the helper the list goes out without backends: a
+                   200, with no Retry-After of the helper's */
+                if (!had_retry)
+                    apr_table_unset(r->headers_out, "Retry-After");
                 entries = apr_array_make(r->pool, 1, sizeof(dp_where_entry));
+            }
             apr_hash_set(read, key, sizeof(*key), entries);
         }
         if ((e = entry_of(entries, tid, helper)) != NULL)
