@@ -21,13 +21,10 @@
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <linux/netlink.h>
-#include <linux/rtnetlink.h>
-#include <linux/sock_diag.h>
-#include <linux/unix_diag.h>
 #include <apr_hash.h>
 #include <apr_strings.h>
 
+#include "helper/sockdiag.h"
 #include "helper/where.h"
 #include "proc/procfs.h"
 #include "proc/sockets.h"
@@ -63,6 +60,8 @@ typedef struct where_ctx {
     long long deadline_ms;
     int memfd;                      /* /proc/PID/mem, opened when first needed */
     int nl;                         /* the sock_diag socket, opened when first needed */
+    apr_hash_t *queues;             /* unix listeners' queues (dp_unix_queues), when read */
+    int queues_read;
     apr_array_header_t *tcp;        /* dp_tcp_entry of tcp and tcp6 */
     apr_hash_t *peers;              /* inode -> peer_sock */
     apr_array_header_t *conns;      /* conn */
@@ -195,67 +194,6 @@ static void load_tcp(where_ctx *w)
     }
 }
 
-/* A unix socket's peer inode and its own bound path (abstract names as
- * "@name"), from sock_diag's exact lookup; -1 when inode is no unix socket
- * of this network namespace. */
-static int unix_diag(where_ctx *w, unsigned long long inode, unsigned long long *peer,
-                     char *name, size_t cap)
-{
-    struct {
-        struct nlmsghdr nlh;
-        struct unix_diag_req req;
-    } rq;
-    union { struct nlmsghdr h; char b[8192]; } ans;
-    struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
-    struct nlmsghdr *h;
-    ssize_t n;
-
-    if (w->nl < 0 && (w->nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC,
-                                     NETLINK_SOCK_DIAG)) < 0)
-        return -1;
-    memset(&rq, 0, sizeof(rq));
-    rq.nlh.nlmsg_len = sizeof(rq);
-    rq.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-    rq.nlh.nlmsg_flags = NLM_F_REQUEST;
-    rq.req.sdiag_family = AF_UNIX;
-    rq.req.udiag_states = ~0u;
-    rq.req.udiag_ino = (unsigned)inode;
-    rq.req.udiag_show = UDIAG_SHOW_PEER | UDIAG_SHOW_NAME;
-    rq.req.udiag_cookie[0] = rq.req.udiag_cookie[1] = ~0u;     /* no cookie */
-    if (sendto(w->nl, &rq, sizeof(rq), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0
-        || (n = recv(w->nl, &ans, sizeof(ans), 0)) <= 0)
-        return -1;
-    *peer = 0;
-    name[0] = '\0';
-    for (h = &ans.h; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
-        struct unix_diag_msg *m = NLMSG_DATA(h);
-        struct rtattr *a;
-        int alen;
-        if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || h->nlmsg_len < NLMSG_LENGTH(sizeof(*m))
-            || m->udiag_ino != (unsigned)inode)
-            return -1;
-        alen = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*m)));
-        for (a = (struct rtattr *)(m + 1); RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
-            size_t l = RTA_PAYLOAD(a);
-            if (a->rta_type == UNIX_DIAG_PEER && l >= 4)
-                *peer = *(uint32_t *)RTA_DATA(a);
-            else if (a->rta_type == UNIX_DIAG_NAME && l > 0 && cap > 1) {
-                const char *s = RTA_DATA(a);
-                size_t k = 0, i = 0;
-                if (s[0] == '\0') {
-                    name[k++] = '@';
-                    i = 1;
-                }
-                for (; i < l && k < cap - 1 && s[i]; i++)
-                    name[k++] = s[i];
-                name[k] = '\0';
-            }
-        }
-        return 0;
-    }
-    return -1;
-}
-
 static peer_sock *peer_of(where_ctx *w, unsigned long long inode, int listener)
 {
     peer_sock *ps = apr_hash_get(w->peers, &inode, sizeof(inode));
@@ -305,19 +243,34 @@ static int tcp_conn(where_ctx *w, const dp_tcp_entry *e, conn *c)
     return 0;
 }
 
+/* A unix socket's other end: its peer, or, for a connection no process
+ * accepted yet, the listener in whose queue it waits. */
 static int unix_conn(where_ctx *w, unsigned long long inode, conn *c)
 {
     char own[256], theirs[256];
     unsigned long long peer, none;
+    dp_unix_listener *l = NULL;
 
-    if (unix_diag(w, inode, &peer, own, sizeof(own)) != 0 || !peer)
-        return -1;      /* not a unix socket here, or not connected */
-    if (unix_diag(w, peer, &none, theirs, sizeof(theirs)) != 0)
+    if (w->nl < 0 && (w->nl = dp_sockdiag_open()) < 0)
+        return -1;
+    if (dp_unix_peer(w->nl, inode, &peer, own, sizeof(own)) != 0)
+        return -1;      /* not a unix socket here */
+    if (!peer) {
+        if (!w->queues_read) {
+            w->queues_read = 1;
+            w->queues = dp_unix_queues(w->nl, WHERE_MAX_TCP, w->p);
+        }
+        if (!w->queues || (l = apr_hash_get(w->queues, &inode, sizeof(inode))) == NULL)
+            return -1;  /* not connected */
+    }
+    if (l)
+        apr_cpystrn(theirs, l->name, sizeof(theirs));
+    else if (dp_unix_peer(w->nl, peer, &none, theirs, sizeof(theirs)) != 0)
         theirs[0] = '\0';
     c->transport = "unix";
     c->local = apr_pstrdup(w->p, own);
     c->peer = apr_pstrdup(w->p, theirs);
-    c->ps = peer_of(w, peer, 0);
+    c->ps = l ? peer_of(w, l->inode, 1) : peer_of(w, peer, 0);
     return 0;
 }
 

@@ -55,11 +55,12 @@ def pool_children(master, pool):
 user = worker_user()
 run = tempfile.mkdtemp(prefix="dpwhere-")
 os.chmod(run, 0o755)
-for name in ("fpm_page.php", "fpm_tcp.php"):
+QUEUED = ("full1.php", "full2.php", "fullt1.php", "fullt2.php")
+for name in ("fpm_page.php", "fpm_tcp.php") + QUEUED:
     shutil.copy(os.path.join(LANG, "fpm_page.php"), os.path.join(run, name))
     os.chmod(os.path.join(run, name), 0o644)
-sock = os.path.join(run, "fpm.sock")
-fport, hport = free_port(), free_port()
+sock, fsock = os.path.join(run, "fpm.sock"), os.path.join(run, "full.sock")
+fport, hport, qport = free_port(), free_port(), free_port()
 pool_user = f"user = {user}\ngroup = {user}\n" if IS_ROOT else ""
 with open(os.path.join(run, "php-fpm.conf"), "w") as f:
     f.write(f"""[global]
@@ -79,6 +80,19 @@ pm.max_children = 2
 {pool_user}listen = 127.0.0.1:{fport}
 pm = static
 pm.max_children = 2
+
+[fullpool]
+{pool_user}listen = {fsock}
+listen.owner = {user}
+listen.group = {user}
+listen.mode = 0660
+pm = static
+pm.max_children = 1
+
+[fulltcp]
+{pool_user}listen = 127.0.0.1:{qport}
+pm = static
+pm.max_children = 1
 """)
 fpm = spawn([FPM, "--nodaemonize", "--fpm-config", os.path.join(run, "php-fpm.conf")])
 # (a) a separate process that accepts and never answers
@@ -86,7 +100,9 @@ hole = spawn(["/usr/bin/python3", "-c", HOLE.format(a="127.0.0.1", p=hport)], re
              user=user)
 for _ in range(150):
     if os.path.exists(sock) and len(pool_children(fpm.pid, "unixpool")) == 2 \
-            and len(pool_children(fpm.pid, "tcppool")) == 2:
+            and len(pool_children(fpm.pid, "tcppool")) == 2 and os.path.exists(fsock) \
+            and len(pool_children(fpm.pid, "fullpool")) == 1 \
+            and len(pool_children(fpm.pid, "fulltcp")) == 1:
         break
     time.sleep(0.1)
 unix_kids, tcp_kids = pool_children(fpm.pid, "unixpool"), pool_children(fpm.pid, "tcppool")
@@ -123,6 +139,10 @@ h = Httpd(locations={"/p": f"DiagProcUsers {user} root"},
           server_conf=f"ExtendedStatus On\nDocumentRoot {run}\nTimeout 600\nProxyTimeout 600\n"
                       "<Files fpm_page.php>\n"
                       f"    SetHandler \"proxy:unix:{sock}|fcgi://localhost\"\n</Files>\n"
+                      "<FilesMatch ^full[12]\\.php$>\n"
+                      f"    SetHandler \"proxy:unix:{fsock}|fcgi://localhost\"\n</FilesMatch>\n"
+                      "<FilesMatch ^fullt[12]\\.php$>\n"
+                      f"    SetHandler \"proxy:fcgi://127.0.0.1:{qport}\"\n</FilesMatch>\n"
                       "<Files fpm_tcp.php>\n"
                       f"    SetHandler \"proxy:fcgi://127.0.0.1:{fport}\"\n</Files>\n"
                       f"ProxyPass /hole/ http://127.0.0.1:{hport}/\n"
@@ -149,7 +169,7 @@ tunnel = socket.create_connection(("127.0.0.1", h.port))
 tunnel.sendall(f"CONNECT 127.0.0.1:{hport} HTTP/1.1\r\nHost: 127.0.0.1:{hport}\r\n\r\n".encode())
 tunnel.settimeout(10)
 tunnel_head = tunnel.recv(200)
-paths = ["/hole/x", "/fpm_page.php", "/fpm_tcp.php"] + (["/far/x", "/syn/x"] if netns else [])
+paths = ["/hole/x", "/fpm_page.php", "/fpm_tcp.php"] + [f"/{q}" for q in QUEUED] + (["/far/x", "/syn/x"] if netns else [])
 for p in paths:
     request(p)
 reqs, d = {}, {}
@@ -230,6 +250,22 @@ for path, kids, table, match in (("/fpm_page.php", unix_kids, "unix", sock),
     holding = [k for k in kids if socket_inodes(k) & accepted]
     is_(holding, [pid], f"{path}: of the pool's children, the one named holds the accepted "
                         f"connection (its fds), the other none")
+
+# (g) a pool of one child, busy: the request after it waits in the pool's
+# listening queue (no process accepted it): the master that holds the
+# listener is named, over unix and TCP alike; never remote
+for pool, transport, addr, pair in (("fullpool", "unix", fsock, ("/full1.php", "/full2.php")),
+                                    ("fulltcp", "tcp", f"127.0.0.1:{qport}",
+                                     ("/fullt1.php", "/fullt2.php"))):
+    kid = pool_children(fpm.pid, pool)
+    bes = [reqs.get(p, {}).get("backend") or {} for p in pair]
+    if not is_(sorted((b.get("transport"), b.get("address"), b.get("remote"), b.get("pid"))
+                      for b in bes),
+               sorted([(transport, addr, False, kid[0] if kid else None),
+                       (transport, addr, False, fpm.pid)]),
+               f"{pool} (1 child, 2 requests): one served by its child, one queued at the "
+               f"master's listening socket ({transport})"):
+        diag(repr([reqs.get(p) for p in pair])[:2000])
 
 # (d) another host: remote, no pid, never a wrong one
 if netns:
