@@ -17,6 +17,7 @@
 #include "httpd/mod_diagproc_helper_client.h"
 #include "httpd/mod_diagproc_request.h"
 #include "httpd/mod_diagproc_shared.h"
+#include "common/format.h"
 #include "common/proto.h"
 #include "proc/procfs.h"
 
@@ -77,11 +78,10 @@ static long json_int(json_t *o, const char *key)
     return json_is_integer(v) ? (long)json_integer_value(v) : 0;
 }
 
-/* Text from another process as JSON: valid UTF-8 or escaped. */
-static json_t *jstr(const char *s)
+/* Text from another process (a socket's path) as valid UTF-8. */
+static json_t *jstr(apr_pool_t *p, const char *s)
 {
-    json_t *v = json_string(s);
-    return v ? v : json_string("?");
+    return json_string(dp_utf8(s, strlen(s), p));
 }
 
 static json_t *backend_json(request_rec *r, const dp_where_entry *e)
@@ -89,12 +89,12 @@ static json_t *backend_json(request_rec *r, const dp_where_entry *e)
     json_t *o = json_object();
     int local = e->peer_pid > 0;
 
-    json_object_set_new(o, "transport", jstr(e->transport));
-    json_object_set_new(o, "address", jstr(e->peer));
-    json_object_set_new(o, "local", jstr(e->local));
+    json_object_set_new(o, "transport", jstr(r->pool, e->transport));
+    json_object_set_new(o, "address", jstr(r->pool, e->peer));
+    json_object_set_new(o, "local", jstr(r->pool, e->local));
     json_object_set_new(o, "pid", local ? json_integer(e->peer_pid) : json_null());
     json_object_set_new(o, "user", local && e->peer_uid >= 0
-                        ? jstr(dp_user_name(e->peer_uid, r->pool)) : json_null());
+                        ? jstr(r->pool, dp_user_name(e->peer_uid, r->pool)) : json_null());
     json_object_set_new(o, "remote", json_boolean(!local));
     if (local)
         json_object_set_new(o, "process", json_string(dp_proc_href(r, e->peer_pid)));
