@@ -7,6 +7,7 @@
 # that accepts and never answers, one whose SYN is never answered (the
 # worker waits in its connect's poll): remote, no pid. The request asking
 # has no backend.
+import glob
 import os
 import shutil
 import socket
@@ -289,6 +290,24 @@ ok(mine and all("backend" not in x for x in mine), "the P/requests request itsel
 d = h.get("/p/requests?format=text", timeout=60)
 like(d.body.decode(), rf"backend: tcp 127\.0\.0\.1:{hport} -> pid {hole.pid}",
      "format=text names the backend")
+
+# (h) without the helper (its socket out of the way: the worker waits for it,
+# then lists the requests without backends): still a 200 list, no Retry-After
+socks = glob.glob(os.path.join(h.dir, "diagproc.*.sock"))
+if ok(len(socks) == 1, f"the helper's socket in the runtime directory ({socks})"):
+    os.rename(socks[0], socks[0] + ".away")
+    try:
+        r = h.get("/p/requests", timeout=60)
+    finally:
+        os.rename(socks[0] + ".away", socks[0])
+    xs = (r.json() or {}).get("requests", [])
+    is_((r.status, r.headers.get("retry-after")), (200, None),
+        "helper unavailable: the list is still a 200, without Retry-After")
+    ok("/hole/x" in [x.get("uri") for x in xs] and not any("backend" in x for x in xs),
+       "…listing the requests, none with a backend")
+    r = h.get("/p/requests", timeout=60)
+    x = {x.get("uri"): x for x in (r.json() or {}).get("requests", [])}.get("/hole/x", {})
+    is_((x.get("backend") or {}).get("pid"), hole.pid, "…and with the helper back, the backend again")
 
 tunnel.close()
 for s in (fpm, hole) + ((far,) if far else ()):
