@@ -386,7 +386,7 @@ static void scan_holders(where_ctx *w)
  * one whose parent holds none (the master that accepts). 0 when none. */
 static pid_t chosen(const peer_sock *ps, dp_stat *st)
 {
-    int n = ps->holders->nelts, i, j, k;
+    int n = ps->holders->nelts, i, k;
     pid_t *pids = (pid_t *)ps->holders->elts, ppids[64];
     dp_error err;
 
@@ -394,17 +394,7 @@ static pid_t chosen(const peer_sock *ps, dp_stat *st)
         n = 64;
     for (i = 0; i < n; i++)
         ppids[i] = dp_read_stat(pids[i], 0, st, &err) == 0 ? st->ppid : 0;
-    if (ps->listener) {
-        for (i = 0; i < n; i++) {
-            for (j = 0; j < n && pids[j] != ppids[i]; j++)
-                ;
-            if (j == n)
-                break;
-        }
-        k = i < n ? i : -1;
-    } else {
-        k = dp_pick_holder(pids, ppids, n);
-    }
+    k = ps->listener ? dp_pick_listener_holder(pids, ppids, n) : dp_pick_holder(pids, ppids, n);
     if (k < 0 || dp_read_stat(pids[k], 0, st, &err) != 0)
         return 0;
     return pids[k];
@@ -437,7 +427,7 @@ static char *answer(where_ctx *w)
         memset(&st, 0, sizeof(st));
         if (c->ps && (holder = chosen(c->ps, &st)) > 0) {
             int k;
-            for (k = 0; k < w->nskip && w->skip[k] != st.ppid; k++)
+            for (k = 0; k < w->nskip && (w->skip[k] <= 0 || w->skip[k] != st.ppid); k++)
                 ;
             if (k < w->nskip)
                 continue;   /* another of the helper's children: not a backend */

@@ -359,3 +359,21 @@ int dp_pick_holder(const pid_t *pids, const pid_t *ppids, int n)
     }
     return best;
 }
+
+int dp_pick_listener_holder(const pid_t *pids, const pid_t *ppids, int n)
+{
+    int i, j, best = -1;
+
+    if (n == 1)
+        return 0;
+    for (i = 0; i < n; i++) {
+        int child = 0;
+        if (pids[i] == 1)
+            continue;
+        for (j = 0; j < n && !child; j++)
+            child = j != i && pids[j] != 1 && pids[j] == ppids[i];
+        if (!child && (best < 0 || pids[i] < pids[best]))
+            best = i;
+    }
+    return best;
+}

@@ -74,5 +74,10 @@ unsigned long long dp_socket_inode(const char *link, size_t len);
  * holds the listening socket only, the child the accepted one), the lowest
  * pid among those; -1 when n is 0. */
 int dp_pick_holder(const pid_t *pids, const pid_t *ppids, int n);
+/* The same for a listening socket (a connection waits in its queue): the
+ * holder whose parent holds none -- the master that accepts, not its
+ * children -- pid 1 aside (systemd holds the sockets it activates) unless
+ * it is the only one; the lowest such pid; -1 when n is 0. */
+int dp_pick_listener_holder(const pid_t *pids, const pid_t *ppids, int n);
 
 #endif

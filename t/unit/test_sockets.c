@@ -190,6 +190,16 @@ static void test_pick_holder(void **state)
     assert_int_equal(dp_pick_holder(one, one_pp, 1), 0);
     assert_int_equal(dp_pick_holder(one, one_pp, 0), -1);
     assert_int_equal(dp_pick_holder(loop, loop_pp, 2), 0);      /* still an answer */
+
+    /* a listener: the master; under systemd (pid 1 holds it too), still the master */
+    assert_int_equal(dp_pick_listener_holder(pids, ppids, 3), 0);
+    {
+        pid_t sd[] = { 1, 101, 100, 102 }, sd_pp[] = { 0, 100, 1, 100 };
+        pid_t only[] = { 1 }, only_pp[] = { 0 };
+        assert_int_equal(dp_pick_listener_holder(sd, sd_pp, 4), 2);
+        assert_int_equal(dp_pick_listener_holder(only, only_pp, 1), 0);
+        assert_int_equal(dp_pick_listener_holder(sd, sd_pp, 0), -1);
+    }
 }
 
 int main(void)
