@@ -5,8 +5,9 @@
  * fd_sets read from the target's memory, an epoll's registered fds from
  * fdinfo); each socket among them is found in the target's net/tcp and
  * net/tcp6 (its peer: the entry with the ends swapped) or, for AF_UNIX,
- * through sock_diag (the peer's inode and bound path); one scan of
- * /proc/ * /fd then names the process holding each peer. The target is
+ * through sock_diag (the peer's inode and bound path, or the listener
+ * whose queue holds a connection not accepted yet); one scan of the fd
+ * directories of /proc then names the process holding each peer. The target is
  * only read, never stopped. Everything is bounded: threads, descriptors
  * per thread, table lines, the scan, and the time. */
 #include <dirent.h>
