@@ -21,54 +21,15 @@
 #include "common/proto.h"
 #include "proc/procfs.h"
 
-#define DP_WHERE_FIELDS 7
-
-/* One line "tid\ttransport\tlocal\tpeer\tpeer_pid\tpeer_uid\tpeer_comm";
- * 0, or -1 when malformed. */
-static int parse_line(apr_pool_t *p, char *line, dp_where_entry *e)
-{
-    char *f[DP_WHERE_FIELDS], *s = line, *end;
-    int i;
-
-    for (i = 0; i < DP_WHERE_FIELDS; i++) {
-        f[i] = s;
-        if (i < DP_WHERE_FIELDS - 1) {
-            if ((s = strchr(s, '\t')) == NULL)
-                return -1;
-            *s++ = '\0';
-        }
-    }
-    e->tid = (pid_t)strtol(f[0], &end, 10);
-    if (*end || e->tid <= 0)
-        return -1;
-    e->transport = apr_pstrdup(p, f[1]);
-    e->local = apr_pstrdup(p, f[2]);
-    e->peer = apr_pstrdup(p, f[3]);
-    e->peer_pid = (pid_t)strtol(f[4], &end, 10);
-    if (*end || e->peer_pid < 0)
-        return -1;
-    e->peer_uid = strtol(f[5], &end, 10);
-    if (*end)
-        return -1;
-    e->peer_comm = apr_pstrdup(p, f[6]);
-    return 0;
-}
-
 int dp_where_read(request_rec *r, pid_t worker, apr_array_header_t **out, dp_error *err)
 {
-    char *buf, *line, *next;
+    char *buf;
     apr_size_t len;
 
     if (dp_helper_proc_read(r, worker, DP_READ_WHERE, &buf, &len, err) != 0)
         return -1;
     *out = apr_array_make(r->pool, 8, sizeof(dp_where_entry));
-    for (line = buf; line && *line; line = next) {
-        dp_where_entry e;
-        if ((next = strchr(line, '\n')) != NULL)
-            *next++ = '\0';
-        if (parse_line(r->pool, line, &e) == 0)
-            *(dp_where_entry *)apr_array_push(*out) = e;
-    }
+    dp_where_parse(buf, *out, r->pool);
     return 0;
 }
 

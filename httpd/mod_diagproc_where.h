@@ -6,16 +6,7 @@
 #include "httpd.h"
 #include <jansson.h>
 #include "common/dp_error.h"
-
-/* One socket a thread of the worker waits on, and its other end. */
-typedef struct dp_where_entry {
-    pid_t tid;
-    const char *transport;      /* tcp, tcp6, unix */
-    const char *local, *peer;   /* address:port, [v6]:port, or a socket's path ("" unnamed) */
-    pid_t peer_pid;             /* 0: no process of this host holds the other end */
-    long peer_uid;              /* -1 when peer_pid is 0 */
-    const char *peer_comm;
-} dp_where_entry;
+#include "worker/where_lines.h"
 
 /* The connections the threads of worker wait on (dp_where_entry), read by
  * the helper without stopping it; 0, or -1 with err. */
