@@ -21,6 +21,7 @@
 #include "helper/ring.h"
 #include "helper/stacks.h"
 #include "helper/phpreq.h"
+#include "helper/where.h"
 #include "proc/elfinfo.h"
 #include "proc/procfs.h"
 #include "proc/protect.h"
@@ -228,8 +229,16 @@ static void do_proc_read(int fd, const dp_helper_policy *pol, const dp_request *
     if (rq->what == DP_READ_PHP_REQUEST)
         return send_php_request(fd, rq->pid, p);
     if (rq->what == DP_READ_WHERE) {
-        dp_fail(&err, 501, "Reading %s is not built yet.", what[rq->what]);
-        return dp_daemon_send_error(fd, &err);
+        /* the asking worker's own wait on this helper is no backend */
+        pid_t skip[2] = { getpid(), dp_daemon_pid };
+        char *buf;
+        size_t len;
+        if (dp_where_collect(rq->pid, skip, 2, &buf, &len, p, &err) != 0)
+            return dp_daemon_send_error(fd, &err);
+        dp_frame_send_ok(fd, len, "");
+        dp_sink_write(&out, buf, len);
+        dp_frame_send_end(fd);
+        return;
     }
     {
         char *buf;
