@@ -22,10 +22,13 @@
 /* DP_READ_WHERE: what each thread of the target waits on that is a
  * connection to another process or host, one line per socket:
  * "tid\ttransport\tlocal\tpeer\tpeer_pid\tpeer_uid\tpeer_comm\n" (transport
- * tcp, tcp6 or unix; peer_pid 0 = no process of this host holds the other
- * end: remote). DP_READ_PHP_REQUEST: the request the PHP runtime of the
+ * tcp, tcp6 or unix; local and peer "addr:port", "[v6addr]:port" or a
+ * socket's path; peer_pid 0 = no process of this host holds the other end:
+ * remote, with peer_uid -1 and peer_comm empty; a connection not accepted
+ * yet names the holder of the listener it waits at). DP_READ_PHP_REQUEST: the request the PHP runtime of the
  * target is serving, from its own memory (SG(request_info)), without
- * stopping it: "method\0uri\0query\0script\0" (a field empty when unset). */
+ * stopping it: "method\0uri\0query\0script\0" (a field empty when unset;
+ * all four empty when it serves no request). */
 enum dp_priv { DP_READ_FDS = 1, DP_READ_EXE = 2, DP_READ_ENVIRON = 3, DP_READ_CWD = 4,
                DP_READ_MAPS = 5, DP_READ_BUILD_IDS = 6, DP_READ_WHERE = 7,
                DP_READ_PHP_REQUEST = 8 };

@@ -48,7 +48,13 @@ struct apr_pool_t;
     X(op_filename) X(op_opcodes) X(op_last) \
     X(ce_name) \
     X(opline_size) X(opline_lineno) \
-    X(str_type_info) X(str_len) X(str_val) X(gc_type_mask) X(is_string)
+    X(str_type_info) X(str_len) X(str_val) X(gc_type_mask) X(is_string) \
+    X(sg_size)              /* sizeof(sapi_globals_struct) (0 in an entry made by hand) */ \
+    X(sg_request_method)    /* SG(request_info): the request being served (const char *s, \
+                               request_method NULL before the first request) */ \
+    X(sg_query_string) X(sg_request_uri) X(sg_path_translated) \
+    X(sg_sapi_started)      /* SG(sapi_started), a bool: 1 from a request's startup to its \
+                               shutdown; request_info keeps the last request's pointers */
 
 #define DP_LAYOUT_U32(name) uint32_t name;
 

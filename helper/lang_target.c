@@ -3,11 +3,11 @@
  * interpreters' root symbols found before the stop, checked reads through a
  * small page cache that records the pages read. */
 #include <fcntl.h>
+#include <sys/uio.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/uio.h>
 #include <elfutils/libdwfl.h>
 #include <apr_strings.h>
 #include <apr_hash.h>
@@ -96,7 +96,7 @@ typedef struct root_symbol {
  * object's symbol table, before the target is stopped. */
 static const char *const root_names[] = {
     "_PyRuntime", "Py_Version", "PyCode_Type", "PyUnicode_Type",
-    "executor_globals", "execute_ex", "zend_execute_ex", NULL
+    "executor_globals", "execute_ex", "zend_execute_ex", "sapi_globals", NULL
 };
 
 /* Each defined, named symbol of mod until fn answers nonzero (both look-ups below). */
@@ -175,11 +175,15 @@ static void record_page(dp_lang_target *t, uint64_t page)
         APR_ARRAY_PUSH(t->out->pages, uint64_t) = page;
 }
 
-/* A page of a running target (no core: a profile's sample), all or nothing. */
-static int live_page(pid_t pid, uint64_t page, unsigned char *data)
+/* One page of the target: through the stopped target's core, or (no core:
+ * a target left running) straight from its memory. */
+static int live_read(dp_lang_target *t, uint64_t page, unsigned char *data)
 {
     struct iovec local = { data, 4096 }, remote = { (void *)(uintptr_t)page, 4096 };
-    return process_vm_readv(pid, &local, 1, &remote, 1, 0) == 4096 ? 0 : -1;
+
+    if (t->core)
+        return dp_core_read(t->core, page, data, 4096);
+    return process_vm_readv(t->pid, &local, 1, &remote, 1, 0) == 4096 ? 0 : -1;
 }
 
 void dp_lang_target_live(dp_lang_target *t, dp_stacks *out, apr_pool_t *p)
@@ -203,8 +207,7 @@ int dp_lang_read(dp_lang_target *t, uint64_t addr, void *buf, size_t len)
         size_t n = len < 4096 - off ? len : (size_t)(4096 - off);
         struct lang_page *c = &t->cache[(page >> 12) % CACHE_PAGES];
         if (c->page != page) {
-            if (t->core ? dp_core_read(t->core, page, c->data, 4096) != 0
-                        : live_page(t->pid, page, c->data) != 0) {
+            if (live_read(t, page, c->data) != 0) {
                 c->page = 0;
                 return -1;
             }

@@ -8,6 +8,9 @@
 #include "helper/stacks.h"
 #include "proc/runtime.h"
 
+/* libdwfl's view of what pid maps (read from /proc, the target left
+ * running); NULL with err set (409) when it could not be read. */
+struct Dwfl *dp_lang_report_modules(pid_t pid, dp_error *err);
 /* Module name -> dp_runtime_kind for every object of dwfl (the executable's
  * symbols read through /proc/PID/exe); before the target is stopped. */
 apr_hash_t *dp_lang_runtime_kinds(struct Dwfl *dwfl, pid_t pid, apr_pool_t *p);

@@ -41,8 +41,7 @@ static char *zstr(php_walk *w, uint64_t s)
     return out;
 }
 
-/* The module build id ("API20220829,NTS") in the object's file, or NULL. */
-static const char *build_id_of(dp_lang_target *t, const char *module)
+const char *dp_php_build_id(dp_lang_target *t, const char *module)
 {
     size_t size, n;
     const char *raw = dp_lang_file(t, module, &size), *at = raw, *end = raw + size;
@@ -158,7 +157,7 @@ int dp_phpstack_walk(dp_lang_target *t)
     if (!t->php_api) {
         /* a search of the object's whole file: once per view (a profile
          * walks the same target at every sample) */
-        api = build_id_of(t, module);
+        api = dp_php_build_id(t, module);
         t->php_api = api ? apr_pstrdup(t->keep, api) : "";
     }
     api = *t->php_api ? t->php_api : NULL;

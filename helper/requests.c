@@ -20,6 +20,8 @@
 #include "common/proto.h"
 #include "helper/ring.h"
 #include "helper/stacks.h"
+#include "helper/phpreq.h"
+#include "helper/where.h"
 #include "helper/profile.h"
 #include "proc/elfinfo.h"
 #include "proc/procfs.h"
@@ -142,6 +144,29 @@ static void send_build_ids(int fd, pid_t pid, const char *maps_path, apr_pool_t 
     dp_frame_send_end(fd);
 }
 
+/* SG(request_info) of a PHP process, read while it runs (helper/phpreq.c):
+ * "method\0uri\0query\0script\0". */
+static void send_php_request(int fd, pid_t pid, apr_pool_t *p)
+{
+    dp_sink out = { frames_write, &fd, NULL, NULL };
+    dp_error err = { 0 };
+    dp_phpreq rq;
+    const char *f[4];
+    size_t size = 0;
+    int i;
+
+    if (dp_phpreq_read(pid, &rq, p, &err) != 0)
+        return dp_daemon_send_error(fd, &err);
+    f[0] = rq.method, f[1] = rq.uri, f[2] = rq.query, f[3] = rq.script;
+    for (i = 0; i < 4; i++)
+        size += strlen(f[i]) + 1;
+    dp_frame_send_ok(fd, size, "");
+    for (i = 0; i < 4; i++)
+        if (dp_sink_write(&out, f[i], strlen(f[i]) + 1) != 0)
+            return;
+    dp_frame_send_end(fd);
+}
+
 static void do_proc_read(int fd, const dp_helper_policy *pol, const dp_request *rq,
                          apr_pool_t *p)
 {
@@ -202,9 +227,19 @@ static void do_proc_read(int fd, const dp_helper_policy *pol, const dp_request *
     }
     if (rq->what == DP_READ_BUILD_IDS)
         return send_build_ids(fd, rq->pid, path, p);
-    if (rq->what == DP_READ_WHERE || rq->what == DP_READ_PHP_REQUEST) {
-        dp_fail(&err, 501, "Reading %s is not built yet.", what[rq->what]);
-        return dp_daemon_send_error(fd, &err);
+    if (rq->what == DP_READ_PHP_REQUEST)
+        return send_php_request(fd, rq->pid, p);
+    if (rq->what == DP_READ_WHERE) {
+        /* the asking worker's own wait on this helper is no backend */
+        pid_t skip[2] = { getpid(), dp_daemon_pid };
+        char *buf;
+        size_t len;
+        if (dp_where_collect(rq->pid, skip, 2, &buf, &len, p, &err) != 0)
+            return dp_daemon_send_error(fd, &err);
+        dp_frame_send_ok(fd, len, "");
+        dp_sink_write(&out, buf, len);
+        dp_frame_send_end(fd);
+        return;
     }
     {
         char *buf;

@@ -97,5 +97,7 @@ const char *dp_lang_file(dp_lang_target *t, const char *module, size_t *size);
  * does not; an unknown version sets out->unsupported. */
 int dp_pystack_walk(dp_lang_target *t);
 int dp_phpstack_walk(dp_lang_target *t);
+/* The PHP module build id ("API20220829,NTS") in the object's file, or NULL. */
+const char *dp_php_build_id(dp_lang_target *t, const char *module);
 
 #endif

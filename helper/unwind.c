@@ -46,7 +46,7 @@ static const Dwfl_Callbacks dwfl_callbacks = {
     .debuginfo_path = &debuginfo_path,
 };
 
-static Dwfl *report_modules(pid_t pid, dp_error *err)
+Dwfl *dp_lang_report_modules(pid_t pid, dp_error *err)
 {
     Dwfl *dwfl;
 
@@ -272,7 +272,7 @@ int dp_stacks_collect(pid_t pid, pid_t keep_running_tid, dp_stacks **out, apr_po
     int i;
 
     /* the objects are found and opened before the target is stopped */
-    if (!(dwfl = report_modules(pid, err)))
+    if (!(dwfl = dp_lang_report_modules(pid, err)))
         return -1;
     kinds = dp_lang_runtime_kinds(dwfl, pid, p);
     dwfl_getmodules(dwfl, warm_module, kinds, 0);
@@ -342,7 +342,7 @@ void dp_stacks_add_lang_pages(dp_core *c, void *arg)
     if (apr_pool_create(&p, NULL) != APR_SUCCESS)
         return;
     memset(&s, 0, sizeof(s));
-    if ((dwfl = report_modules(pid, &err))) {
+    if ((dwfl = dp_lang_report_modules(pid, &err))) {
         dp_lang_target lt;
         list_threads(c, 0, &s, p);
         dp_lang_target_init(&lt, dwfl, dp_lang_runtime_kinds(dwfl, pid, p), pid, &s, p);

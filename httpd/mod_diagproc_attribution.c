@@ -20,6 +20,7 @@
 #include "httpd/mod_diagproc_attribution.h"
 #include "httpd/mod_diagproc_config.h"
 #include "httpd/mod_diagproc_log.h"
+#include "httpd/mod_diagproc_phpreq.h"
 #include "httpd/mod_diagproc_procs.h"
 #include "httpd/mod_diagproc_request.h"
 #include "httpd/mod_diagproc_stacks.h"
@@ -117,7 +118,7 @@ static void read_target(request_rec *r, const target *tg, apr_time_t deadline)
     apr_time_t left = deadline - apr_time_now();
     dp_stacks_view *v;
     dp_error err = { 0 };
-    json_t *stacks = NULL;
+    json_t *stacks = NULL, *php = NULL;
     int i;
     char *name = NULL;
     dp_stat st;
@@ -139,6 +140,18 @@ static void read_target(request_rec *r, const target *tg, apr_time_t deadline)
         st.comm[0] = '\0';
     dp_audit_log(r, DP_ACT_STACKS, tg->pid, dp_proc_owner(tg->pid), st.comm,
                  stacks ? HTTP_OK : err.status);
+    /* a PHP backend's own record of what it serves (php-fpm's children are
+     * not in httpd's scoreboard) */
+    if (stacks && tg->backend && json_is_object(json_object_get(stacks, "runtime"))
+        && !strcmp(json_string_value(json_object_get(json_object_get(stacks, "runtime"), "name"))
+                   ? json_string_value(json_object_get(json_object_get(stacks, "runtime"), "name"))
+                   : "", "PHP")) {
+        dp_php_request pr;
+        dp_error perr = { 0 };
+        if (dp_php_request_read(r, tg->pid, &pr, &perr) == 1)
+            php = json_pack("{s:s,s:s,s:s,s:s}", "method", pr.method, "uri", pr.uri,
+                            "query", pr.query, "script", pr.script);
+    }
     for (i = 0; i < tg->reqs->nelts; i++) {
         json_t *req = APR_ARRAY_IDX(tg->reqs, i, json_t *);
         long tid = tg->backend ? 0 : json_pid(req, "tid");
@@ -161,8 +174,11 @@ static void read_target(request_rec *r, const target *tg, apr_time_t deadline)
         else
             json_object_set_new(w, "error", json_string("The thread serving it was not "
                                                         "among the stacks (it ended)."));
+        if (php)
+            json_object_set(w, "request", php);
         set_where(req, w);
     }
+    json_decref(php);
     json_decref(stacks);
 }
 

@@ -20,6 +20,7 @@
 #include "apr_strings.h"
 #include "apr_lib.h"
 
+#include "httpd/mod_diagproc_phpreq.h"
 #include "httpd/mod_diagproc_config.h"
 #include "httpd/mod_diagproc_request.h"
 #include "httpd/mod_diagproc_procs.h"
@@ -423,6 +424,8 @@ int dp_route_detail(request_rec *r, const char **seg)
     o = json_object();
     render_kudu_fields(r, &f, o);
     render_linux_fields(r, &f, o);
+    /* after the check above: this read is optional, its failure leaves null */
+    json_object_set_new(o, "php_request", dp_php_request_json(r, f.pid, f.mods));
     dp_json_role(r, o, f.pid);
     if (sampled == 0)
         json_object_set_new(o, "cpu_percent", json_real(cpu_pct));

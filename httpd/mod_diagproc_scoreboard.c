@@ -27,6 +27,7 @@
 #include "httpd/mod_diagproc_procs.h"
 #include "httpd/mod_diagproc_html.h"
 #include "httpd/mod_diagproc_attribution.h"
+#include "httpd/mod_diagproc_where.h"
 #include "common/actions.h"
 #include "worker/requests_text.h"
 #include "proc/procfs.h"
@@ -468,6 +469,8 @@ int dp_route_requests(request_rec *r, const char **seg)
     list = json_array();
     for (i = 0; i < busy->nelts; i++)
         json_array_append_new(list, thread_json(r, &APR_ARRAY_IDX(busy, i, thread_copy), now, 1));
+    if (!r->header_only)
+        dp_where_attach(r, list);       /* each proxied request's backend */
     if (with_stacks && !r->header_only)
         dp_attribute_requests(r, list);
     o = json_pack("{s:b,s:i,s:o}", "extended_status", ap_extended_status,

@@ -7,6 +7,7 @@
  * directory: both go into the provenance comment. */
 #include <php.h>
 #include <zend_globals.h>
+#include <SAPI.h>
 #include <stdio.h>
 #include <string.h>
 #include "helper/lang.h"
@@ -42,6 +43,12 @@ static void measure(dp_php_layout *e)
     e->str_val = offsetof(zend_string, val);
     e->gc_type_mask = GC_TYPE_MASK;
     e->is_string = IS_STRING;
+    e->sg_size = sizeof(sapi_globals_struct);
+    e->sg_request_method = offsetof(sapi_globals_struct, request_info.request_method);
+    e->sg_query_string = offsetof(sapi_globals_struct, request_info.query_string);
+    e->sg_request_uri = offsetof(sapi_globals_struct, request_info.request_uri);
+    e->sg_path_translated = offsetof(sapi_globals_struct, request_info.path_translated);
+    e->sg_sapi_started = offsetof(sapi_globals_struct, sapi_started);
 }
 
 int main(int argc, char **argv)

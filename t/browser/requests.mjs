@@ -36,6 +36,15 @@ try {
     check('…and PHP', php && php[3].includes('PHP 8.2'), JSON.stringify(php));
     const ages = rows.map(r => parseFloat(r[0])).filter(x => !isNaN(x));
     check('oldest first', ages.every((a, i) => i === 0 || ages[i - 1] >= a), JSON.stringify(ages));
+    await page.waitForFunction(() => [...document.querySelectorAll('#requests tbody tr td:nth-child(4)')]
+        .some(td => td.textContent.includes('Checkout::charge')), null, { timeout: 30000 });
+    const fpm = (await table()).find(r => r[1].includes(cfg.fpm_uri));
+    check('a request proxied to php-fpm: its backend, the child at the other end of the socket',
+          fpm && fpm[3].includes(`unix ${cfg.fpm_sock} → pid ${cfg.fpm_child}`), JSON.stringify(fpm));
+    check("…that child's PHP frame", fpm && fpm[3].includes(`Checkout::charge  ${cfg.fpm_file}:${cfg.fpm_line}`),
+          JSON.stringify(fpm));
+    check("…and the child's own record of the request",
+          fpm && fpm[3].includes("runtime's request: GET /fpm_page.php?cart=7"), JSON.stringify(fpm));
     const evil = rows.find(r => r[1].includes(cfg.evil_uri));
     check('a URI with markup is shown as its text', evil, JSON.stringify(rows));
     check('…and makes no element', !(await page.$('#requests img')), await page.content());

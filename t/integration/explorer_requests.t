@@ -1,8 +1,9 @@
 # The explorer's Requests page in Debian's real chromium: a mod_php request
 # stuck in a method is listed oldest first with its URI, client and where its
 # code is (Class::method file:line, the runtime), and links to the stacks of
-# the process serving it; a URI made of markup stays text. The page's
-# screenshot is docs/explorer-requests.png.
+# the process serving it; a request proxied to php-fpm names the child at the
+# other end and its PHP frame and request; a URI made of markup stays text.
+# The page's screenshot is docs/explorer-requests.png.
 import os
 import shutil
 import socket
@@ -11,7 +12,8 @@ import threading
 import time
 
 from tap import ok, is_, like, diag, done_testing
-from dphttpd import Httpd, MODDIR, BUILD, ROOT
+from dphttpd import Httpd, spawn, worker_user, kill_quietly, MODDIR, BUILD, IS_ROOT, ROOT
+import procstate
 import browser
 
 LANG = os.path.join(ROOT, "t", "fixtures", "lang")
@@ -27,16 +29,31 @@ os.chmod(docroot, 0o755)
 page = os.path.join(docroot, "page.php")
 shutil.copy(os.path.join(LANG, "page.php"), page)
 os.chmod(page, 0o644)
-h = Httpd(mpm="prefork", locations={"/p": "DiagProcAllow stacks"},
+fpm_page = os.path.join(docroot, "fpm_page.php")
+shutil.copy(os.path.join(LANG, "fpm_page.php"), fpm_page)
+os.chmod(fpm_page, 0o644)
+user = worker_user()
+sock = os.path.join(docroot, "fpm.sock")
+with open(os.path.join(docroot, "php-fpm.conf"), "w") as f:
+    f.write(f"[global]\npid = {docroot}/fpm.pid\nerror_log = {docroot}/fpm.log\ndaemonize = no\n"
+            f"[shop]\n{f'user = {user}{chr(10)}group = {user}{chr(10)}' if IS_ROOT else ''}"
+            f"listen = {sock}\nlisten.owner = {user}\nlisten.group = {user}\nlisten.mode = 0660\n"
+            "pm = static\npm.max_children = 1\n")
+fpm = spawn(["/usr/sbin/php-fpm8.2", "--nodaemonize", "--fpm-config", os.path.join(docroot, "php-fpm.conf")])
+ok(procstate.settle(lambda: os.path.exists(sock) and procstate.children(fpm.pid), 15), "php-fpm is up")
+h = Httpd(mpm="prefork", locations={"/p": "DiagProcAllow stacks"}, modules=("proxy", "proxy_fcgi"),
           server_conf=f"LoadModule php_module {MODDIR}/libphp8.2.so\n"
-                      "MaxRequestWorkers 4\nServerLimit 4\nStartServers 4\n"
+                      "MaxRequestWorkers 5\nServerLimit 5\nStartServers 5\n"
                       f"DocumentRoot {docroot}\n"
-                      "<FilesMatch \\.php$>\n    SetHandler application/x-httpd-php\n</FilesMatch>\n").start()
+                      "<FilesMatch \\.php$>\n    SetHandler application/x-httpd-php\n</FilesMatch>\n"
+                      f"<Files fpm_page.php>\n    SetHandler \"proxy:unix:{sock}|fcgi://localhost\"\n"
+                      "</Files>\n").start()
 
 PHP_URI = "/page.php?order=42"
 EVIL_URI = "/page.php?<img/src=x/onerror=alert(1)>"
 held = []
-for uri in (PHP_URI, EVIL_URI):
+FPM_URI = "/fpm_page.php?cart=7"
+for uri in (PHP_URI, EVIL_URI, FPM_URI):
     s = socket.create_connection(("127.0.0.1", h.port))
     s.sendall(f"GET {uri} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
     held.append(s)
@@ -60,6 +77,8 @@ except OSError:     # a read-only tree (the ordinary-user run): a temp folder
 res = browser.run_script(os.path.join(ROOT, "t", "browser", "requests.mjs"), {
     "base": h.base, "prefix": "/p", "php_uri": PHP_URI, "evil_uri": EVIL_URI,
     "php_pid": pid, "php_file": page, "php_line": line_of(page, "build"), "out_dir": shots,
+    "fpm_uri": FPM_URI, "fpm_file": fpm_page, "fpm_line": line_of(fpm_page, "charge"),
+    "fpm_child": int(procstate.children(fpm.pid)[0]), "fpm_sock": sock,
 })
 for name, good, why in res["checks"]:
     if not ok(good, name):
@@ -73,6 +92,9 @@ if shots.startswith(tempfile.gettempdir()):
     shutil.rmtree(shots, ignore_errors=True)
 for s in held:
     s.close()
+kill_quietly(fpm)
+# php-fpm went away under its request (mod_proxy_fcgi says so)
+h.expect_log("AH01067", "AH01075")
 h.stop()
 shutil.rmtree(docroot, ignore_errors=True)
 done_testing()

@@ -68,6 +68,12 @@ at = datetime.datetime(2026, 12, 7, 10, 0, 5).timestamp()
 is_([g.split("] ")[-1] for g in log_problems(stop, None, stopping_at=at)],
     ["AH00052: child pid 2 exit signal Segmentation fault (11)"],
     "a child's crash counts before httpd was told to stop, not after (httpd's own)")
+race = planted("race.log", [
+    "[Mon Dec 07 10:00:00.000000 2026] [mpm_event:error] [pid 2:tid 3] (9)Bad file descriptor: AH03093: process_socket: apr_pollset_add failure for keep alive",
+    "[Mon Dec 07 10:00:09.000000 2026] [mpm_event:error] [pid 2:tid 4] (9)Bad file descriptor: AH03093: process_socket: apr_pollset_add failure for keep alive"])
+is_([g.split("] ")[-1] for g in log_problems(race, None, stopping_at=at)],
+    ["(9)Bad file descriptor: AH03093: process_socket: apr_pollset_add failure for keep alive"],
+    "the event MPM's EBADF on a connection counts before the stop, not after (its ungraceful stop closed it)")
 is_([g for g in log_problems(err, None, ["DP00098", "DP00990", "DP00012"]) if "DP000" in g],
     [f"error.log: {STAMP} [diagproc:error] {PID} DP00099: planted error"],
     "a declared tag accepts the lines of that tag alone")

@@ -126,6 +126,21 @@ ok(all(x["tid"] and os.path.exists(f"/proc/{x['pid']}/task/{x['tid']}") for x in
    "…and the kernel thread id, a live thread of that worker")
 is_(len({(x["pid"], x["tid"]) for x in reqs}), len(reqs), "one thread per request")
 
+# where each one's code is, asked on the reserved listener: the WSGI requests'
+# own Python frames in their worker threads; the proxied ones' backend (the
+# black hole is this test's own process)
+st, d = get_json(rport, "/p/requests?stacks=1", timeout=60)
+byuri = {x["uri"]: x for x in (d or {}).get("requests", [])}
+w = (byuri.get("/slow/w0") or {}).get("where") or {}
+if not is_((w.get("function"), os.path.basename(w.get("file") or ""), w.get("tid")),
+           ("application", "slow.wsgi", (byuri.get("/slow/w0") or {}).get("tid")),
+           "stacks=1 on the reserved listener: a WSGI request is in its application, in its worker thread"):
+    diag(repr(w)[:1500])
+be = (byuri.get("/stuck/p0") or {}).get("backend") or {}
+is_((be.get("transport"), be.get("address"), be.get("pid"), be.get("remote")),
+    ("tcp", f"127.0.0.1:{backend.port}", os.getpid(), False),
+    "…a proxied one names its backend: the process holding the other end of the worker's connection")
+
 proxied = next(x for x in reqs if x["uri"].startswith("/stuck/"))
 wpid, wtid = proxied["pid"], proxied["tid"]
 st, d = get_json(rport, f"/p/{wpid}")

@@ -345,8 +345,16 @@ def attack(h, pid, target):
 
 def site_workers(h):
     """The MPM's workers: the children that hold the site's listener (not
-    the helper, the reserved process or mod_cgid's daemon)."""
-    return [w for w in h.workers() if h.port in procstate.listen_ports(w)]
+    the helper, the reserved process or mod_cgid's daemon), once there is
+    one: a child just forked may not show its descriptors yet (seen in the
+    sanitizer pass, where children start slowly)."""
+    found = []
+
+    def look():
+        found[:] = [w for w in h.workers() if h.port in procstate.listen_ports(w)]
+        return found
+    procstate.settle(look, 15)
+    return found
 
 
 def config(h, cores=True, extra=""):

@@ -66,7 +66,8 @@ def worker_user():
 #     does not log SIGKILL or SIGTERM, so this is a crash), unless logged
 #     once the harness was stopping httpd: Debian's httpd 2.4 event MPM
 #     crashes in about one stop in a hundred without this module loaded too
-#     (a worker's main thread, in apr_os_sock_get);
+#     (a worker's main thread, in apr_os_sock_get); the same for the event
+#     MPM's AH03093 (EBADF) of a connection its ungraceful stop closed;
 #   - error.log: every line not in httpd's format: what a process wrote to
 #     its stderr, which httpd points at the error log;
 #   - stderr.log: every non-empty line (httpd's stderr before it opens the
@@ -80,6 +81,12 @@ def worker_user():
 LOG_LEVEL = re.compile(r"^\[[^\]]*\] \[[^\]]*:(warn|error|crit|alert|emerg)\] ")
 HTTPD_LINE = re.compile(r"^\[(\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d(?:\.\d+)? \d{4})\] \[")
 CHILD_SIGNAL = re.compile(r"\b(AH00051|AH00052): child pid \d+ exit signal")
+# the event MPM's ungraceful stop closes every worker thread's connection
+# (close_worker_sockets in signal_threads(ST_UNGRACEFUL)) under the threads
+# that are still finishing a request: the one that then parks its
+# connection for keep-alive logs EBADF. httpd's, and only once it is stopping.
+STOP_RACE = re.compile(r"\(9\)Bad file descriptor: AH03093: process_socket: apr_pollset_add "
+                       r"failure for keep alive")
 TAG = re.compile(r"^[A-Z]{2}\d{5}$")
 # expected of every server the harness runs: its MPM configurations keep
 # MinSpareThreads (default 75) and MinSpareServers (default 5) above what
@@ -128,6 +135,9 @@ def _logged_at(line):
 def _error_log_problem(line, stopping_at=None):
     if not line.strip():
         return False
+    if STOP_RACE.search(line):
+        at = _logged_at(line)
+        return stopping_at is None or at is None or at < int(stopping_at)
     if not HTTPD_LINE.match(line) or LOG_LEVEL.match(line):
         return True
     if CHILD_SIGNAL.search(line):

@@ -126,6 +126,49 @@ static void test_php_sizes(void **state)
     assert_non_null(strstr(why, " has 4294967295 bytes, fewer than the 4294967296 "));
 }
 
+/* SG(request_info) in every PHP entry (DP_READ_PHP_REQUEST): its members
+ * where sapi_request_info has them, right after server_context (a pointer),
+ * pointer-aligned and in the headers' order; sapi_started after them and
+ * inside the struct where its size is known; Debian 12's numbers exact. */
+static void test_php_request_fields(void **state)
+{
+    const dp_php_layout *php = dp_php_layout_find("API20220829,NTS");
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < dp_php_nlayouts; i++) {
+        const dp_php_layout *l = dp_php_layouts[i];
+        const char *d = apr_psprintf(pool, "PHP %s", l->version);
+        uint32_t off[4] = { l->sg_request_method, l->sg_query_string, l->sg_path_translated,
+                            l->sg_request_uri };
+        int k;
+
+        /* request_method, query_string, cookie_data, content_length,
+           path_translated, request_uri: six 8-byte members from offset 8 */
+        if (l->sg_request_method != 8)
+            fail_msg("%s: request_method at %u", d, l->sg_request_method);
+        for (k = 0; k < 4; k++) {
+            if (off[k] % 8 || off[k] < 8 || off[k] + 8 > 8 + 6 * 8)
+                fail_msg("%s: member %d at %u", d, k, off[k]);
+            if (k && off[k] <= off[k - 1])
+                fail_msg("%s: member %d at %u, not after %u", d, k, off[k], off[k - 1]);
+        }
+        assert_int_equal(l->sg_query_string, l->sg_request_method + 8);
+        assert_int_equal(l->sg_request_uri, l->sg_path_translated + 8);
+        assert_true(l->sg_sapi_started > l->sg_request_uri + 8);
+        assert_true(l->sg_sapi_started < 4096);
+        if (l->sg_size)
+            assert_true(l->sg_sapi_started < l->sg_size);
+    }
+    assert_non_null(php);
+    assert_int_equal(php->sg_size, 552);
+    assert_int_equal(php->sg_request_method, 8);
+    assert_int_equal(php->sg_query_string, 16);
+    assert_int_equal(php->sg_path_translated, 40);
+    assert_int_equal(php->sg_request_uri, 48);
+    assert_int_equal(php->sg_sapi_started, 436);
+}
+
 /* PY_LAYOUTS["3.11"] = dict( ... rt_interp_head=40, ... ) */
 static void expect_field(const char *script, const char *dict, const char *name, uint32_t v)
 {
@@ -166,6 +209,8 @@ static void test_gdb_script(void **state)
                                      l->api, l->version);
         expect_field(script, d, "eg_current_execute_data", l->eg_current_execute_data);
         expect_field(script, d, "is_string", l->is_string);
+        expect_field(script, d, "sg_request_uri", l->sg_request_uri);
+        expect_field(script, d, "sg_sapi_started", l->sg_sapi_started);
     }
     /* and the whole is Python */
     fd = mkstemp(path);
@@ -186,6 +231,7 @@ int main(void)
         cmocka_unit_test(test_debian12_entries),
         cmocka_unit_test(test_python_sizes),
         cmocka_unit_test(test_php_sizes),
+        cmocka_unit_test(test_php_request_fields),
         cmocka_unit_test(test_gdb_script),
     };
     int rc;

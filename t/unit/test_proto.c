@@ -76,6 +76,8 @@ static void test_every_field_is_checked(void **state)
     { char m[256]; assert_int_equal(dp_request_check(&rq, m, sizeof(m)), 0); }
     rq = good(DP_OP_PROC_READ); rq.what = DP_READ_BUILD_IDS;
     { char m[256]; assert_int_equal(dp_request_check(&rq, m, sizeof(m)), 0); }
+    rq = good(DP_OP_PROC_READ); rq.what = DP_READ_PHP_REQUEST;
+    { char m[256]; assert_int_equal(dp_request_check(&rq, m, sizeof(m)), 0); }
     rq = good(DP_OP_DUMP); rq.timeout_s = 100000;        expect_bad(rq, "too long");
     rq = good(DP_OP_STACKS); rq.dump_type = 2;           expect_bad(rq, "takes no item and no dumpType");
     rq = good(DP_OP_PROFILE); rq.what = DP_PROF_RUN + 1;  expect_bad(rq, "unknown profile operation");

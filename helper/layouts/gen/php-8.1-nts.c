@@ -15,7 +15,19 @@
  * ZEND_USER_FUNCTION, GC_TYPE_MASK, IS_STRING, sizeof(zend_op)) are the
  * same in 7.4, 8.2 and 8.4. The module API is ZEND_MODULE_API_NO of 8.1.
  * eg_size 0: the size of executor_globals is not known (the check reads
- * only the bytes the walk uses). */
+ * only the bytes the walk uses).
+ * SG(request_info) (sg_*, added by hand to this hand-made entry): phpspy's
+ * x86_64 dump for PHP 8.1 (structs/x86_64/php_structs_81.h) puts request_info
+ * at 8 in sapi_globals_struct and query_string 8, path_translated 32,
+ * request_uri 40 inside it, and 8 bytes (pad0) before query_string: the
+ * request_method pointer, first in sapi_request_info in the 7.4, 8.2 and
+ * 8.4 headers as in php-src's older main/SAPI.h. The numbers are those of
+ * the entries generated from the 7.4, 8.2 and 8.4 headers (request_method
+ * 8, query_string 16, request_uri 48, path_translated 40); php-src's tagged
+ * main/SAPI.h of this minor was not read here. sapi_started 436: the
+ * 7.4, 8.2 and 8.4 headers all give 436, and in 8.2's it is the bool just
+ * before global_request_time at 440, which the dump puts at 440 here too.
+ * sg_size 0: the size of sapi_globals is not known. */
 #include "helper/lang.h"
 
 const dp_php_layout dp_php_layout_8_1_nts = {
@@ -44,4 +56,10 @@ const dp_php_layout dp_php_layout_8_1_nts = {
     .str_val = 24,
     .gc_type_mask = 15,
     .is_string = 6,
+    .sg_size = 0,
+    .sg_request_method = 8,
+    .sg_query_string = 16,
+    .sg_request_uri = 48,
+    .sg_path_translated = 40,
+    .sg_sapi_started = 436,
 };

@@ -29,4 +29,10 @@ const dp_php_layout dp_php_layout_8_2_nts = {
     .str_val = 24,
     .gc_type_mask = 15,
     .is_string = 6,
+    .sg_size = 552,
+    .sg_request_method = 8,
+    .sg_query_string = 16,
+    .sg_request_uri = 48,
+    .sg_path_translated = 40,
+    .sg_sapi_started = 436,
 };
