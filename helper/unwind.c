@@ -87,7 +87,7 @@ static int warm_module(Dwfl_Module *mod, void **userdata, const char *name, Dwar
 struct Dwfl *dp_stacks_open_modules(pid_t pid, apr_hash_t **kinds, apr_pool_t *p,
                                     dp_error *err)
 {
-    Dwfl *dwfl = report_modules(pid, err);
+    Dwfl *dwfl = dp_lang_report_modules(pid, err);
 
     if (!dwfl)
         return NULL;
