@@ -44,11 +44,19 @@ def folded_shares(body, names):
 
 
 def samplers():
-    """The helper's sampler processes (they name themselves)."""
+    """This httpd's profile samplers (they name themselves, and hold a
+    socket named under its parent's pid)."""
+    prefix = f"@diagproc-profile-{h.parent_pid}-"
+    with open("/proc/net/unix") as f:
+        inodes = {line.split()[6] for line in f if len(line.split()) > 7
+                  and line.split()[7].startswith(prefix)}
     out = []
     for p in os.listdir("/proc"):
         try:
-            if p.isdigit() and open(f"/proc/{p}/comm").read().strip() == "diagproc-prof":
+            if not p.isdigit() or open(f"/proc/{p}/comm", "rb").read().strip() != b"diagproc-prof":
+                continue
+            links = {os.readlink(f"/proc/{p}/fd/{fd}") for fd in os.listdir(f"/proc/{p}/fd")}
+            if any(f"socket:[{i}]" in links for i in inodes):
                 out.append(int(p))
         except OSError:
             pass
@@ -205,17 +213,19 @@ is_(r.status, 200, "perl (native frames): 200")
 if not like(r.body.decode(), r"(?m)^_start \(perl\);[^\n]*;main \(perl\);[^\n]*;Perl_runops_standard \(",
             "…native frames root first: _start (perl) … main (perl) … Perl_runops_standard"):
     diag(r.body.decode()[:2000] + repr(r.headers))
-left_stopped = 0
+left_stopped = killed = 0
 for k in range(10):
     h.request("POST", f"/p/{perl.pid}/profile/start?hz=1000")
     time.sleep(0.05 + 0.013 * k)
     for sp in samplers():
         try:
             os.kill(sp, signal.SIGKILL)
+            killed += 1
         except OSError:
             pass
     if not procstate.settle(lambda: procstate.running(perl.pid) and not samplers(), secs=2):
         left_stopped += 1
+is_(killed, 10, "ten samplers SIGKILLed")
 is_(left_stopped, 0, "the sampler SIGKILLed mid-profile (native samples at 1000 Hz), 10 times: "
     "the target is never left stopped")
 time.sleep(0.3)
