@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 
@@ -45,6 +46,7 @@ typedef struct session {
     dp_profiler *pr;
     int sampling;
     int listening;          /* a session's sampler; not the one-call profile */
+    long owner;             /* the target's owner when the session started */
 } session;
 
 static socklen_t sock_name(struct sockaddr_un *a, const dp_helper_policy *pol, long pid,
@@ -104,6 +106,12 @@ static int claim(session *s, const dp_helper_policy *pol, dp_error *err)
                        "runs at once); stop one or try again later.", DP_PROF_SESSIONS);
     }
     s->run_fd = bind_name(pol, s->pid, "-running", 0);
+    {
+        char path[64];
+        struct stat sb;
+        snprintf(path, sizeof(path), "/proc/%d", (int)s->pid);
+        s->owner = stat(path, &sb) == 0 ? (long)sb.st_uid : -1;
+    }
     s->target_fd = pidfd_of(s->pid);
     s->daemon_fd = pidfd_of(daemon_pid);
     return 0;
@@ -135,17 +143,23 @@ static int serve_stop(session *s, const char *name)
     socklen_t cl = sizeof(cr);
     int c = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC), type, wfd = -1, ok = 0;
     uint32_t len;
-    char cmd;
+    char cmd = 0;
     struct timeval tv = { 2, 0 };
 
     if (c < 0)
         return 0;
     setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &cl) == 0 && cr.uid == getuid()
-        && dp_ppid_of(cr.pid) == daemon_pid
-        && dp_frame_read_header_fd(c, &type, &len, &wfd) == 0 && type == DP_FR_DATA
-        && len == 1 && dp_read_full(c, &cmd, 1) == 0 && cmd == 'S' && wfd >= 0
-        && dp_write_full(c, "A", 1) == 0) {
+    if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0 || cr.uid != getuid()
+        || dp_ppid_of(cr.pid) != daemon_pid
+        || dp_frame_read_header_fd(c, &type, &len, &wfd) != 0 || type != DP_FR_DATA
+        || len != 1 || dp_read_full(c, &cmd, 1) != 0)
+        cmd = 0;
+    if (cmd == 'U') {
+        /* whose process it was: the scope of a stop after the target exited */
+        uint32_t uid = (uint32_t)s->owner;
+        dp_write_full(c, &uid, sizeof(uid));
+    }
+    if (cmd == 'S' && wfd >= 0 && dp_write_full(c, "A", 1) == 0) {
         /* taken: a later stop finds no session, even while this one answers */
         close(s->listen_fd);
         s->listen_fd = -1;
@@ -281,7 +295,7 @@ static void run_sampler(session *s, int fd, const dp_request *rq, const char *na
 static void start(int fd, const dp_helper_policy *pol, const dp_request *rq,
                   const char *name, apr_pool_t *p)
 {
-    session s = { rq->pid, -1, -1, -1, -1, -1, -1, 0, NULL, 1, 0 };
+    session s = { rq->pid, -1, -1, -1, -1, -1, -1, 0, NULL, 1, 0, -1 };
     dp_error err = { 0 };
     pid_t child;
 
@@ -380,7 +394,7 @@ static void stop(int fd, const dp_helper_policy *pol, const dp_request *rq)
 static void run(int fd, const dp_helper_policy *pol, const dp_request *rq, const char *name,
                 apr_pool_t *p)
 {
-    session s = { rq->pid, -1, -1, -1, -1, -1, fd, 0, NULL, 1, 0 };
+    session s = { rq->pid, -1, -1, -1, -1, -1, fd, 0, NULL, 1, 0, -1 };
     dp_error err = { 0 };
     int rc;
 
@@ -398,6 +412,27 @@ static void run(int fd, const dp_helper_policy *pol, const dp_request *rq, const
     if (rc == 0)
         dp_profiler_send(s.pr, fd, name, s.flags);
     dp_profiler_close(s.pr);
+}
+
+long dp_profile_owner(const dp_helper_policy *pol, pid_t pid)
+{
+    struct sockaddr_un a;
+    socklen_t len = sock_name(&a, pol, pid, "");
+    int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct timeval tv = { 5, 0 };
+    uint32_t uid;
+    long owner = -1;
+
+    daemon_pid = getppid();
+    if (c < 0)
+        return -1;
+    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (connect(c, (struct sockaddr *)&a, len) == 0 && is_sampler(c)
+        && dp_frame_write(c, DP_FR_DATA, "U", 1, NULL, 0) == 0
+        && dp_read_full(c, &uid, sizeof(uid)) == 0 && uid != UINT32_MAX)
+        owner = (long)uid;
+    close(c);
+    return owner;
 }
 
 void dp_profile_serve(int fd, const dp_helper_policy *pol, const dp_request *rq,

@@ -47,6 +47,10 @@ int dp_native_sample(dp_native_sampler *ns, pid_t tid, dp_native_frame_fn *fn, v
 /* ---- the operation (helper/profile.c) */
 void dp_profile_serve(int fd, const dp_helper_policy *pol, const dp_request *rq,
                       const char *name, apr_pool_t *p);
+/* The owner (uid) of the process a session profiles, as it was at the
+ * start; -1 when no session of pid answers. For a stop after the target
+ * exited. */
+long dp_profile_owner(const dp_helper_policy *pol, pid_t pid);
 /* The parent pid of pid, or -1. */
 pid_t dp_ppid_of(pid_t pid);
 

@@ -463,9 +463,18 @@ static void do_profile(int fd, const dp_helper_policy *pol, const dp_request *rq
 
     memset(&st, 0, sizeof(st));
     if (check_target(pol, rq, 1, &st, &err) != 0) {
+        long owner;
         if (!(rq->what == DP_PROF_STOP && err.status == 404
               && (dp_policy_actions(pol, rq->allow_section, rq->scope_section) & DP_ACT_PROFILE)))
             return dp_daemon_send_error(fd, &err);
+        /* exited: its session knows whose it was, and that must be in scope */
+        owner = dp_profile_owner(pol, rq->pid);
+        if (owner >= 0 && !dp_policy_in_scope(pol, rq->scope_section, owner)) {
+            dp_fail(&err, 403, "Process %d (uid %ld) was outside this location's scope "
+                    "(DiagProcUsers).", (int)rq->pid, owner);
+            dp_refuse_request(serving_peer, rq, &err);
+            return dp_daemon_send_error(fd, &err);
+        }
     }
     dp_profile_serve(fd, pol, rq, st.comm, p);
 }

@@ -23,11 +23,14 @@ import procstate
 LANG = os.path.join(ROOT, "t", "fixtures", "lang")
 KUDU_NOT_RUNNING = "Profiling for process '{}' is not running."
 
-h = Httpd(locations={"/p": "DiagProcAllow profile", "/ro": ""}).start()
+h = Httpd(locations={"/p": "DiagProcAllow profile", "/ro": "",
+                     "/other": "DiagProcAllow profile\nDiagProcUsers nobody"}).start()
 # the stops of sessions that are not running, and the 400s, are answered, not logged as faults;
 # the helper killed on purpose is a line of the parent's
 h.expect_log(re.compile(r"DP00010: .*(is not running|not valid|is unknown|Process \d+ is a zombie"
-                        r"|12 profiles are already running)"), "DP00006")
+                        r"|12 profiles are already running|was outside this location's scope)"),
+             re.compile(r"DP10004: helper: refused a request .*: profile of pid \d+ .*was outside "
+                        r"this location's scope"), "DP00006")
 
 
 def folded_shares(body, names):
@@ -199,6 +202,9 @@ time.sleep(1)
 py.kill()
 py.wait()
 ok(procstate.settle(lambda: h.get(f"/p/{py.pid}").status == 404), "target exited")
+r = h.get(f"/other/{py.pid}/profile/stop")
+like(f"{r.status} {(r.json() or {}).get('Message')}", r"^403 .*outside this location's scope",
+     "stop after the target exited, through a Location whose DiagProcUsers it was not in: 403")
 r = h.get(f"/p/{py.pid}/profile/stop?format=folded")
 is_(r.status, 200, "stop after the target exited: 200 with the samples kept")
 like(r.headers.get("x-diagproc-profile", ""), r"ended=exited", "…ended=exited")
