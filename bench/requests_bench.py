@@ -21,10 +21,10 @@ import statistics
 import tempfile
 import time
 
-from dphttpd import Httpd, spawn, worker_user, kill_quietly, MODDIR, IS_ROOT
+from dphttpd import Httpd, MODDIR
+from phpfpm import PhpFpm
 import procstate
 
-FPM = "/usr/sbin/php-fpm8.2"
 PAGE = """<?php
 function hold_%s() {
     sleep(600);
@@ -38,7 +38,6 @@ def main():
     ap.add_argument("--each", type=int, default=32)
     a = ap.parse_args()
     n = a.each
-    user = worker_user()
     run = tempfile.mkdtemp(prefix="dpreqbench-")
     os.chmod(run, 0o755)
     for name in ("inproc", "fpm"):
@@ -46,13 +45,7 @@ def main():
             f.write(PAGE % (name, name))
         os.chmod(os.path.join(run, f"{name}.php"), 0o644)
     sock = os.path.join(run, "fpm.sock")
-    pool_user = f"user = {user}\ngroup = {user}\n" if IS_ROOT else ""
-    with open(os.path.join(run, "php-fpm.conf"), "w") as f:
-        f.write(f"[global]\npid = {run}/fpm.pid\nerror_log = {run}/fpm.log\ndaemonize = no\n"
-                f"[bench]\n{pool_user}listen = {sock}\nlisten.owner = {user}\nlisten.group = {user}\n"
-                f"listen.mode = 0660\npm = static\npm.max_children = {n}\n")
-    fpm = spawn([FPM, "--nodaemonize", "--fpm-config", os.path.join(run, "php-fpm.conf")])
-    procstate.settle(lambda: len(procstate.children(fpm.pid)) == n and os.path.exists(sock), 30)
+    fpm = PhpFpm(run, [("bench", sock, n)]).start()
     workers = 2 * n + 8
     h = Httpd(mpm="prefork", locations={"/p": "DiagProcAllow stacks"},
               modules=("proxy", "proxy_fcgi"),
@@ -85,7 +78,8 @@ def main():
     r = h.get("/p/requests?stacks=1", timeout=120)
     ours = time.perf_counter() - t0
     reqs = [x for x in (r.json() or {}).get("requests", []) if x.get("where")]
-    served = {x["where"]["pid"]: x["where"] for x in reqs if x["where"].get("pid")}
+    served = {x["where"]["pid"]: x["where"] for x in reqs
+              if x["where"].get("pid") and not x["where"].get("error")}
     framed = [x for x in reqs if x["where"].get("function", "").startswith("hold_")]
     pauses = [w.get("pausedMicroseconds") or 0 for w in served.values()]
 
@@ -107,7 +101,7 @@ def main():
               f"{statistics.median(base_pauses) / 1000:.2f} ms, max {max(base_pauses) / 1000:.2f} ms)")
     for s in held:
         s.close()
-    kill_quietly(fpm)
+    fpm.stop()
     h.stop()
     shutil.rmtree(run, ignore_errors=True)
 

@@ -8,12 +8,11 @@ import os
 import shutil
 import socket
 import tempfile
-import threading
 import time
 
-from tap import ok, is_, like, diag, done_testing
-from dphttpd import Httpd, spawn, worker_user, kill_quietly, MODDIR, BUILD, IS_ROOT, ROOT
-import procstate
+from tap import ok, like, diag, done_testing
+from dphttpd import Httpd, MODDIR, BUILD, ROOT
+from phpfpm import PhpFpm
 import browser
 
 LANG = os.path.join(ROOT, "t", "fixtures", "lang")
@@ -32,15 +31,9 @@ os.chmod(page, 0o644)
 fpm_page = os.path.join(docroot, "fpm_page.php")
 shutil.copy(os.path.join(LANG, "fpm_page.php"), fpm_page)
 os.chmod(fpm_page, 0o644)
-user = worker_user()
 sock = os.path.join(docroot, "fpm.sock")
-with open(os.path.join(docroot, "php-fpm.conf"), "w") as f:
-    f.write(f"[global]\npid = {docroot}/fpm.pid\nerror_log = {docroot}/fpm.log\ndaemonize = no\n"
-            f"[shop]\n{f'user = {user}{chr(10)}group = {user}{chr(10)}' if IS_ROOT else ''}"
-            f"listen = {sock}\nlisten.owner = {user}\nlisten.group = {user}\nlisten.mode = 0660\n"
-            "pm = static\npm.max_children = 1\n")
-fpm = spawn(["/usr/sbin/php-fpm8.2", "--nodaemonize", "--fpm-config", os.path.join(docroot, "php-fpm.conf")])
-ok(procstate.settle(lambda: os.path.exists(sock) and procstate.children(fpm.pid), 15), "php-fpm is up")
+fpm = PhpFpm(docroot, [("shop", sock, 1)]).start()
+ok(fpm.children(), "php-fpm is up")
 h = Httpd(mpm="prefork", locations={"/p": "DiagProcAllow stacks"}, modules=("proxy", "proxy_fcgi"),
           server_conf=f"LoadModule php_module {MODDIR}/libphp8.2.so\n"
                       "MaxRequestWorkers 5\nServerLimit 5\nStartServers 5\n"
@@ -78,7 +71,7 @@ res = browser.run_script(os.path.join(ROOT, "t", "browser", "requests.mjs"), {
     "base": h.base, "prefix": "/p", "php_uri": PHP_URI, "evil_uri": EVIL_URI,
     "php_pid": pid, "php_file": page, "php_line": line_of(page, "build"), "out_dir": shots,
     "fpm_uri": FPM_URI, "fpm_file": fpm_page, "fpm_line": line_of(fpm_page, "charge"),
-    "fpm_child": int(procstate.children(fpm.pid)[0]), "fpm_sock": sock,
+    "fpm_child": fpm.children()[0], "fpm_sock": sock,
 })
 for name, good, why in res["checks"]:
     if not ok(good, name):
@@ -92,7 +85,7 @@ if shots.startswith(tempfile.gettempdir()):
     shutil.rmtree(shots, ignore_errors=True)
 for s in held:
     s.close()
-kill_quietly(fpm)
+fpm.stop()
 # php-fpm went away under its request (mod_proxy_fcgi says so)
 h.expect_log("AH01067", "AH01075")
 h.stop()

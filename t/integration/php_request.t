@@ -15,23 +15,11 @@ import time
 
 from tap import ok, is_, like, diag, done_testing, bail_out
 from dphttpd import Httpd, spawn, worker_user, ROOT, MODDIR, BUILD
+from phpfpm import PhpFpm, FPM
 
-FPM = "/usr/sbin/php-fpm8.2"
 LANG = os.path.join(ROOT, "t", "fixtures", "lang")
 if not os.path.exists(FPM):
     bail_out(f"{FPM} is not installed (php8.2-fpm: make test-deps)")
-
-
-def children_of(pid):
-    out = []
-    for d in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                    out.append(int(d))
-        except (OSError, ValueError, IndexError):
-            pass
-    return sorted(out)
 
 
 def in_background(h, method, path):
@@ -70,26 +58,8 @@ for name in ("fpm_page.php", "fpm_quick.php"):
     os.chmod(os.path.join(run, name), 0o644)
 page = os.path.join(run, "fpm_page.php")
 sock = os.path.join(run, "www.sock")
-with open(os.path.join(run, "php-fpm.conf"), "w") as f:
-    f.write(f"""[global]
-pid = {run}/php-fpm.pid
-error_log = {run}/php-fpm.log
-daemonize = no
-
-[www]
-{f"user = {user}{chr(10)}group = {user}{chr(10)}" if os.geteuid() == 0 else ""}listen = {sock}
-listen.owner = {user}
-listen.group = {user}
-listen.mode = 0660
-pm = static
-pm.max_children = 2
-""")
-fpm = spawn([FPM, "--nodaemonize", "--fpm-config", os.path.join(run, "php-fpm.conf")])
-for _ in range(100):
-    if os.path.exists(sock) and len(children_of(fpm.pid)) == 2:
-        break
-    time.sleep(0.1)
-kids = children_of(fpm.pid)
+fpm = PhpFpm(run, [("www", sock, 2)]).start()
+kids = fpm.children()
 is_(len(kids), 2, "php-fpm: the master and the pool's 2 children")
 
 h = Httpd(locations={"/p": f"DiagProcUsers {user} root"},
@@ -137,11 +107,7 @@ for w in h.workers():
 # php-fpm first: the worker thread proxying the stuck request is freed (see
 # runtime_php_fpm.t); mod_proxy_fcgi says the backend went away mid-request
 h.expect_log("AH01067", "AH01075")
-fpm.terminate()
-try:
-    fpm.wait(timeout=10)
-except subprocess.TimeoutExpired:
-    fpm.kill()
+fpm.stop()
 h.stop()
 shutil.rmtree(run, ignore_errors=True)
 

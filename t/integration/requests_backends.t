@@ -17,9 +17,10 @@ import time
 
 from tap import ok, is_, like, diag, done_testing, bail_out
 from dphttpd import Httpd, spawn, worker_user, free_port, kill_quietly, IS_ROOT, ROOT
+from phpfpm import PhpFpm, FPM
+from backends import OtherHost, hole
 import procstate
 
-FPM = "/usr/sbin/php-fpm8.2"
 LANG = os.path.join(ROOT, "t", "fixtures", "lang")
 if not os.path.exists(FPM):
     bail_out(f"{FPM} is not installed (php8.2-fpm: make test-deps)")
@@ -38,69 +39,31 @@ for name in ("fpm_page.php", "fpm_other.php", "gunicorn_app.py"):
     os.chmod(os.path.join(run, name), 0o644)
 sock = os.path.join(run, "unix.sock")
 fport, gport = free_port(), free_port()
-pool_user = f"user = {user}\ngroup = {user}\n" if IS_ROOT else ""
-with open(os.path.join(run, "php-fpm.conf"), "w") as f:
-    f.write(f"""[global]
-pid = {run}/php-fpm.pid
-error_log = {run}/php-fpm.log
-daemonize = no
-
-[unixpool]
-{pool_user}listen = {sock}
-listen.owner = {user}
-listen.group = {user}
-listen.mode = 0660
-pm = static
-pm.max_children = 2
-
-[tcppool]
-{pool_user}listen = 127.0.0.1:{fport}
-pm = static
-pm.max_children = 2
-""")
-fpm = spawn([FPM, "--nodaemonize", "--fpm-config", os.path.join(run, "php-fpm.conf")])
+fpm = PhpFpm(run, [("unixpool", sock, 2), ("tcppool", f"127.0.0.1:{fport}", 2)]).start()
 gun = spawn(["/usr/bin/python3", "-m", "gunicorn", "--workers", "1", "--timeout", "600",
              "--bind", f"127.0.0.1:{gport}", "--chdir", run, "gunicorn_app:application"],
             user=user, stderr=subprocess.DEVNULL)
 
 
-def children_of(pid):
-    return sorted(int(c) for c in procstate.children(pid))
-
-
-ok(procstate.settle(lambda: os.path.exists(sock) and len(children_of(fpm.pid)) == 4, 15),
-   "php-fpm: the master and two pools of 2 children")
-ok(procstate.settle(lambda: len(children_of(gun.pid)) == 1 and gport in procstate.listen_ports(gun.pid), 20),
+is_(len(fpm.children()), 4, "php-fpm: the master and two pools of 2 children")
+ok(procstate.settle(lambda: len(procstate.children(gun.pid)) == 1
+                    and gport in procstate.listen_ports(gun.pid), 20),
    "gunicorn: the arbiter and its worker")
-fpm_kids, gun_worker = children_of(fpm.pid), (children_of(gun.pid) or [None])[0]
+fpm_kids, gun_worker = fpm.children(), int((procstate.children(gun.pid) or [0])[0])
 
 # --- AJP and uwsgi: a process each that accepts and never answers -------------
-HOLE = ("import socket,time\ns=socket.socket();s.bind(('{a}',{p}));s.listen(16)\n"
-        "print('ready',flush=True)\nc=[]\nwhile True: c.append(s.accept())\n")
 aport, uport = free_port(), free_port()
-ajp = spawn(["/usr/bin/python3", "-c", HOLE.format(a="127.0.0.1", p=aport)], ready="ready", user=user)
-uw = spawn(["/usr/bin/python3", "-c", HOLE.format(a="127.0.0.1", p=uport)], ready="ready", user=user)
+ajp, uw = hole("127.0.0.1", aport, user=user), hole("127.0.0.1", uport, user=user)
 
 # --- as root: a backend on "another host" and one of another user -----------
-netns, far, other = None, None, None
+otherhost, far, other = None, None, None
 server_conf = ""
 if IS_ROOT:
-    tag = f"dp{os.getpid() % 100000}"
-    netns = f"{tag}ns"
-    cmds = [f"ip netns add {netns}",
-            f"ip link add {tag}a type veth peer name {tag}b",
-            f"ip link set {tag}b netns {netns}",
-            f"ip addr add 198.18.77.1/30 dev {tag}a", f"ip link set {tag}a up",
-            f"ip netns exec {netns} ip addr add 198.18.77.2/30 dev {tag}b",
-            f"ip netns exec {netns} ip link set {tag}b up",
-            f"ip netns exec {netns} ip link set lo up"]
-    for c in cmds:
-        subprocess.run(c.split(), check=True)
-    far = spawn(["ip", "netns", "exec", netns, "/usr/bin/python3", "-c",
-                 HOLE.format(a="198.18.77.2", p=8080)], ready="ready")
+    otherhost = OtherHost(f"dp{os.getpid() % 100000}", "198.18.77")
+    far = hole(otherhost.addr, 8080, netns=otherhost.netns)
     oport = free_port()
-    other = spawn(["/usr/bin/python3", "-c", HOLE.format(a="127.0.0.1", p=oport)], ready="ready")
-    server_conf = (f"ProxyPass /far/ http://198.18.77.2:8080/\n"
+    other = hole("127.0.0.1", oport)        # root's: outside the /narrow Location's scope
+    server_conf = (f"ProxyPass /far/ http://{otherhost.addr}:8080/\n"
                    f"ProxyPass /other/ http://127.0.0.1:{oport}/\n")
 
 h = Httpd(locations={"/p": f"DiagProcAllow stacks\nDiagProcUsers {user} root",
@@ -211,12 +174,11 @@ if IS_ROOT:
 # --- one pause per process, one audit line per process read ---------------------
 reads = [l for l in h.logs().splitlines() if "diagproc audit" in l and "action stacks" in l]
 ok(reads, "the reads are audited")
-for s in (fpm, gun, ajp, uw):
+fpm.stop()
+for s in (gun, ajp, uw) + ((far, other) if IS_ROOT else ()):
     kill_quietly(s)
-if IS_ROOT:
-    kill_quietly(far)
-    kill_quietly(other)
-    subprocess.run(["ip", "netns", "del", netns])
+if otherhost:
+    otherhost.delete()
 # the backends went away mid-request (mod_proxy says so); the stuck ones are cut at stop
 h.expect_log("AH01067", "AH01075", "AH01102", "AH00898", "AH01097", "AH00045", "AH00046",
              "AH01030", "AH00992", "AH00878")

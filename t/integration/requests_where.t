@@ -11,46 +11,18 @@ import glob
 import os
 import shutil
 import socket
-import subprocess
 import tempfile
 import threading
 import time
 
 from tap import ok, is_, like, diag, note, done_testing, bail_out
-from dphttpd import Httpd, spawn, worker_user, free_port, kill_quietly, IS_ROOT, ROOT
+from dphttpd import Httpd, worker_user, free_port, kill_quietly, IS_ROOT, ROOT
+from phpfpm import PhpFpm, FPM
+from backends import OtherHost, hole
 
-FPM = "/usr/sbin/php-fpm8.2"
 LANG = os.path.join(ROOT, "t", "fixtures", "lang")
 if not os.path.exists(FPM):
     bail_out(f"{FPM} is not installed (php8.2-fpm: make test-deps)")
-
-HOLE = ("import socket\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
-        "s.bind(('{a}',{p}));s.listen(16)\nprint('ready',flush=True)\nc=[]\n"
-        "while True: c.append(s.accept())\n")
-
-
-def children_of(pid):
-    out = []
-    for d in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                    out.append(int(d))
-        except (OSError, ValueError, IndexError):
-            pass
-    return sorted(out)
-
-
-def title(pid):
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().split(b"\0")[0].decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def pool_children(master, pool):
-    return [k for k in children_of(master) if title(k).strip() == f"php-fpm: pool {pool}"]
 
 
 user = worker_user()
@@ -62,78 +34,23 @@ for name in ("fpm_page.php", "fpm_tcp.php") + QUEUED:
     os.chmod(os.path.join(run, name), 0o644)
 sock, fsock = os.path.join(run, "fpm.sock"), os.path.join(run, "full.sock")
 fport, hport, qport = free_port(), free_port(), free_port()
-pool_user = f"user = {user}\ngroup = {user}\n" if IS_ROOT else ""
-with open(os.path.join(run, "php-fpm.conf"), "w") as f:
-    f.write(f"""[global]
-pid = {run}/php-fpm.pid
-error_log = {run}/php-fpm.log
-daemonize = no
-
-[unixpool]
-{pool_user}listen = {sock}
-listen.owner = {user}
-listen.group = {user}
-listen.mode = 0660
-pm = static
-pm.max_children = 2
-
-[tcppool]
-{pool_user}listen = 127.0.0.1:{fport}
-pm = static
-pm.max_children = 2
-
-[fullpool]
-{pool_user}listen = {fsock}
-listen.owner = {user}
-listen.group = {user}
-listen.mode = 0660
-pm = static
-pm.max_children = 1
-
-[fulltcp]
-{pool_user}listen = 127.0.0.1:{qport}
-pm = static
-pm.max_children = 1
-""")
-fpm = spawn([FPM, "--nodaemonize", "--fpm-config", os.path.join(run, "php-fpm.conf")])
+fpm = PhpFpm(run, [("unixpool", sock, 2), ("tcppool", f"127.0.0.1:{fport}", 2),
+                   ("fullpool", fsock, 1), ("fulltcp", f"127.0.0.1:{qport}", 1)]).start()
 # (a) a separate process that accepts and never answers
-hole = spawn(["/usr/bin/python3", "-c", HOLE.format(a="127.0.0.1", p=hport)], ready="ready",
-             user=user)
-for _ in range(150):
-    if os.path.exists(sock) and len(pool_children(fpm.pid, "unixpool")) == 2 \
-            and len(pool_children(fpm.pid, "tcppool")) == 2 and os.path.exists(fsock) \
-            and len(pool_children(fpm.pid, "fullpool")) == 1 \
-            and len(pool_children(fpm.pid, "fulltcp")) == 1:
-        break
-    time.sleep(0.1)
-unix_kids, tcp_kids = pool_children(fpm.pid, "unixpool"), pool_children(fpm.pid, "tcppool")
+hole_proc = hole("127.0.0.1", hport, user=user)
+unix_kids, tcp_kids = fpm.children("unixpool"), fpm.children("tcppool")
 is_((len(unix_kids), len(tcp_kids)), (2, 2), "php-fpm: a master and two pools of 2 children")
 
 # (d) as root: "another host", a network namespace behind a veth pair; in it
 # a process that accepts and never answers on :8080, and nothing that ever
 # answers a SYN on :8081 (its way back is a blackhole route)
-netns, far = None, None
+other, far = None, None
 server_conf = ""
 if IS_ROOT:
-    tag = f"dpw{os.getpid() % 100000}"
-    netns = f"{tag}ns"
-    cmds = [f"ip netns add {netns}",
-            f"ip link add {tag}a type veth peer name {tag}b",
-            f"ip link set {tag}b netns {netns}",
-            f"ip addr add 198.18.78.1/30 dev {tag}a", f"ip link set {tag}a up",
-            f"ip netns exec {netns} ip addr add 198.18.78.2/30 dev {tag}b",
-            f"ip netns exec {netns} ip link set {tag}b up",
-            f"ip netns exec {netns} ip link set lo up"]
-    try:
-        for c in cmds:
-            subprocess.run(c.split(), check=True, stderr=subprocess.PIPE)
-        far = spawn(["ip", "netns", "exec", netns, "/usr/bin/python3", "-c",
-                     HOLE.format(a="198.18.78.2", p=8080)], ready="ready")
-        server_conf = ("ProxyPass /far/ http://198.18.78.2:8080/\n"
-                       "ProxyPass /syn/ http://198.18.78.2:8081/ connectiontimeout=300\n")
-    except (subprocess.CalledProcessError, RuntimeError) as e:
-        diag(f"no network namespace here: {e}")
-        netns = None
+    other = OtherHost(f"dpw{os.getpid() % 100000}", "198.18.78")
+    far = hole(other.addr, 8080, netns=other.netns)
+    server_conf = (f"ProxyPass /far/ http://{other.addr}:8080/\n"
+                   f"ProxyPass /syn/ http://{other.addr}:8081/ connectiontimeout=300\n")
 
 h = Httpd(locations={"/p": f"DiagProcUsers {user} root"},
           modules=("proxy", "proxy_http", "proxy_fcgi", "proxy_connect"),
@@ -149,10 +66,9 @@ h = Httpd(locations={"/p": f"DiagProcUsers {user} root"},
                       f"ProxyPass /hole/ http://127.0.0.1:{hport}/\n"
                       f"ProxyRequests On\nAllowCONNECT {hport}\n"
                       "<Proxy *>\n    Require ip 127.0.0.1\n</Proxy>\n" + server_conf).start()
-if netns:
+if other:
     # the SYN's answer from the namespace goes nowhere: the worker's connect waits
-    subprocess.run(["ip", "netns", "exec", netns, "ip", "route", "add", "blackhole",
-                    "198.18.78.1/32"], check=True)
+    other.run("ip", "route", "add", "blackhole", "198.18.78.1/32")
 
 
 def request(path):
@@ -170,7 +86,7 @@ tunnel = socket.create_connection(("127.0.0.1", h.port))
 tunnel.sendall(f"CONNECT 127.0.0.1:{hport} HTTP/1.1\r\nHost: 127.0.0.1:{hport}\r\n\r\n".encode())
 tunnel.settimeout(10)
 tunnel_head = tunnel.recv(200)
-paths = ["/hole/x", "/fpm_page.php", "/fpm_tcp.php"] + [f"/{q}" for q in QUEUED] + (["/far/x", "/syn/x"] if netns else [])
+paths = ["/hole/x", "/fpm_page.php", "/fpm_tcp.php"] + [f"/{q}" for q in QUEUED] + (["/far/x", "/syn/x"] if other else [])
 for p in paths:
     request(p)
 reqs, d = {}, {}
@@ -187,11 +103,11 @@ if not ok(all(p in reqs for p in paths), f"all {len(paths)} proxied requests are
 # (a) mod_proxy_http to a process of this host
 be = reqs.get("/hole/x", {}).get("backend") or {}
 if not is_((be.get("transport"), be.get("address"), be.get("pid"), be.get("remote")),
-           ("tcp", f"127.0.0.1:{hport}", hole.pid, False),
+           ("tcp", f"127.0.0.1:{hport}", hole_proc.pid, False),
            "/hole/x: tcp to 127.0.0.1, the pid of the process that accepted it"):
     diag(repr(reqs.get("/hole/x"))[:2000])
 is_(be.get("user"), user, "…its user")
-like(be.get("process") or "", rf"/p/{hole.pid}$", "…and its href")
+like(be.get("process") or "", rf"/p/{hole_proc.pid}$", "…and its href")
 like(be.get("local") or "", r"^127\.0\.0\.1:\d+$", "…and the worker's own end")
 
 # (f) the tunnel: the backend through the epoll set (the client's side left out)
@@ -199,7 +115,7 @@ like(tunnel_head.decode(errors="replace"), r"^HTTP/1\.\d 200 ", "CONNECT: the tu
 x = ([x for x in d.get("requests", []) if x.get("method") == "CONNECT"] or [{}])[0]
 be = x.get("backend") or {}
 if not is_((be.get("transport"), be.get("address"), be.get("pid")),
-           ("tcp", f"127.0.0.1:{hport}", hole.pid),
+           ("tcp", f"127.0.0.1:{hport}", hole_proc.pid),
            "CONNECT tunnel (epoll_wait on both ends): the backend process, not the client"):
     diag(repr(x)[:2000])
 try:
@@ -258,7 +174,7 @@ for path, kids, table, match in (("/fpm_page.php", unix_kids, "unix", sock),
 for pool, transport, addr, pair in (("fullpool", "unix", fsock, ("/full1.php", "/full2.php")),
                                     ("fulltcp", "tcp", f"127.0.0.1:{qport}",
                                      ("/fullt1.php", "/fullt2.php"))):
-    kid = pool_children(fpm.pid, pool)
+    kid = fpm.children(pool)
     bes = [reqs.get(p, {}).get("backend") or {} for p in pair]
     if not is_(sorted((b.get("transport"), b.get("address"), b.get("remote"), b.get("pid"))
                       for b in bes),
@@ -269,7 +185,7 @@ for pool, transport, addr, pair in (("fullpool", "unix", fsock, ("/full1.php", "
         diag(repr([reqs.get(p) for p in pair])[:2000])
 
 # (d) another host: remote, no pid, never a wrong one
-if netns:
+if other:
     for path, port, state in (("/far/x", 8080, "accepted"), ("/syn/x", 8081, "SYN never answered")):
         x = reqs.get(path, {})
         be = x.get("backend") or {}
@@ -288,7 +204,7 @@ ok(all(pid not in own for _, pid in named), f"no backend is httpd's own process 
 mine = [x for u, x in reqs.items() if (u or "").startswith("/p/requests")]
 ok(mine and all("backend" not in x for x in mine), "the P/requests request itself: no backend")
 d = h.get("/p/requests?format=text", timeout=60)
-like(d.body.decode(), rf"backend: tcp 127\.0\.0\.1:{hport} -> pid {hole.pid}",
+like(d.body.decode(), rf"backend: tcp 127\.0\.0\.1:{hport} -> pid {hole_proc.pid}",
      "format=text names the backend")
 
 # (h) without the helper (its socket out of the way: the worker waits for it,
@@ -307,13 +223,14 @@ if ok(len(socks) == 1, f"the helper's socket in the runtime directory ({socks})"
        "…listing the requests, none with a backend")
     r = h.get("/p/requests", timeout=60)
     x = {x.get("uri"): x for x in (r.json() or {}).get("requests", [])}.get("/hole/x", {})
-    is_((x.get("backend") or {}).get("pid"), hole.pid, "…and with the helper back, the backend again")
+    is_((x.get("backend") or {}).get("pid"), hole_proc.pid, "…and with the helper back, the backend again")
 
 tunnel.close()
-for s in (fpm, hole) + ((far,) if far else ()):
+fpm.stop()
+for s in (hole_proc,) + ((far,) if far else ()):
     kill_quietly(s)
-if netns:
-    subprocess.run(["ip", "netns", "del", netns])
+if other:
+    other.delete()
 # the backends went away mid-request (mod_proxy says so); the stuck ones are cut at stop
 h.expect_log("AH01067", "AH01075", "AH01102", "AH00898", "AH01097", "AH00957", "AH00959",
              "AH01114", "AH00045", "AH00046")

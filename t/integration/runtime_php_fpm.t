@@ -16,9 +16,9 @@ import time
 import zipfile
 
 from tap import ok, is_, diag, done_testing, bail_out
-from dphttpd import Httpd, spawn, worker_user, ROOT
+from dphttpd import Httpd, worker_user, ROOT
+from phpfpm import PhpFpm, FPM
 
-FPM = "/usr/sbin/php-fpm8.2"
 LANG = os.path.join(ROOT, "t", "fixtures", "lang")
 if not os.path.exists(FPM):
     bail_out(f"{FPM} is not installed (php8.2-fpm: make test-deps)")
@@ -32,18 +32,6 @@ def line_of(path, marker):
 def lang(th):
     return [(f["class"], f["function"], os.path.basename(f["file"] or ""), f["line"])
             for f in th.get("languageFrames", [])]
-
-
-def children_of(pid):
-    out = []
-    for d in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                    out.append(int(d))
-        except (OSError, ValueError, IndexError):
-            pass
-    return sorted(out)
 
 
 def gdb_frames(text):
@@ -64,26 +52,8 @@ page = os.path.join(run, "fpm_page.php")
 shutil.copy(os.path.join(LANG, "fpm_page.php"), page)
 os.chmod(page, 0o644)
 sock = os.path.join(run, "www.sock")
-with open(os.path.join(run, "php-fpm.conf"), "w") as f:
-    f.write(f"""[global]
-pid = {run}/php-fpm.pid
-error_log = {run}/php-fpm.log
-daemonize = no
-
-[www]
-{f"user = {user}{chr(10)}group = {user}{chr(10)}" if os.geteuid() == 0 else ""}listen = {sock}
-listen.owner = {user}
-listen.group = {user}
-listen.mode = 0660
-pm = static
-pm.max_children = 2
-""")
-fpm = spawn([FPM, "--nodaemonize", "--fpm-config", os.path.join(run, "php-fpm.conf")])
-for _ in range(100):
-    if os.path.exists(sock) and len(children_of(fpm.pid)) == 2:
-        break
-    time.sleep(0.1)
-kids = children_of(fpm.pid)
+fpm = PhpFpm(run, [("www", sock, 2)]).start()
+kids = fpm.children()
 is_(len(kids), 2, "php-fpm: the master and the pool's 2 children")
 
 # the master runs as root: the Location names root besides the workers' user
@@ -159,11 +129,7 @@ if child:
 # time out and it logs AH00045/AH00046); mod_proxy_fcgi says that the
 # backend went away mid-request
 h.expect_log("AH01067", "AH01075")
-fpm.terminate()
-try:
-    fpm.wait(timeout=10)
-except subprocess.TimeoutExpired:
-    fpm.kill()
+fpm.stop()
 h.stop()
 shutil.rmtree(run, ignore_errors=True)
 done_testing()
