@@ -43,8 +43,9 @@ try {
     facts.frames = fs.length;
     check('the flame graph shows seventy()', fs.some(f => f.text.startsWith('seventy (')), JSON.stringify(fs));
     check('…and thirty()', fs.some(f => f.text.startsWith('thirty (')), JSON.stringify(fs));
-    check('seventy() is about 70 % of the width (± 10)', Math.abs(s70 - 70) <= 10, s70);
-    check('thirty() is about 30 % of the width (± 10)', Math.abs(s30 - 30) <= 10, s30);
+    const drawn = JSON.stringify(fs.map(f => [f.text.split(' (')[0], +f.pct.toFixed(1)]));
+    check('seventy() is about 70 % of the width (± 10)', Math.abs(s70 - 70) <= 10, `${s70} ${drawn}`);
+    check('thirty() is about 30 % of the width (± 10)', Math.abs(s30 - 30) <= 10, `${s30} ${drawn}`);
     const t70 = fs.find(f => f.text.startsWith('seventy ('));
     check("a frame's title gives its text and share",
           t70 && t70.title.startsWith(t70.text + '\n') && /\d+(\.\d)? % \(\d+ samples\)$/.test(t70.title),
@@ -53,6 +54,7 @@ try {
           fs.some(f => f.text.includes(cfg.evil)), JSON.stringify(fs.map(f => f.text)));
     check('…and makes no element', !(await page.$('#flame img')), await page.$eval('#flame', e => e.innerHTML));
     await page.$eval('#tab-profile', e => e.scrollIntoView());
+    await page.mouse.move(1, 1);
     await page.screenshot({ path: path.join(cfg.out_dir, 'profile-desktop.png') });
 
     // the filter keeps the stacks that hold its text: thirty() then takes the whole width
