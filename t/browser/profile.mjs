@@ -32,7 +32,7 @@ try {
     await page.goto(`${P}/${cfg.pid}#profile`);
     await page.waitForSelector('#tab-profile[aria-selected=true]', { timeout: 30000 });
     check('the Profile tab opens', true);
-    await page.selectOption('#prof-secs', '5');
+    await page.selectOption('#prof-secs', '10');   // enough samples on a loaded machine
     await page.click('#prof-go');
     await page.waitForSelector('#flame .fg-f', { timeout: 60000 });
     facts.note = await page.$eval('#panel p.note', p => p.textContent);

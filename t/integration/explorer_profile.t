@@ -1,6 +1,6 @@
 # The explorer's Profile tab in Debian's real chromium: a PHP cli target that
 # spends about 70 % and 30 % of its time in seventy() and thirty()
-# (t/fixtures/lang/busy.php) is profiled for a few seconds from the page; the
+# (t/fixtures/lang/busy.php) is profiled for 10 seconds from the page; the
 # flame graph shows both functions with widths in about that ratio, the filter
 # keeps only the stacks that hold its text, and a script whose path is markup
 # shows as text. The page's screenshot is docs/explorer-profile.png.
