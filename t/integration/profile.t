@@ -48,19 +48,17 @@ def folded_shares(body, names):
 
 
 def samplers():
-    """This httpd's profile samplers (they name themselves, and hold a
-    socket named under its parent's pid)."""
-    prefix = f"@diagproc-profile-{h.parent_pid}-"
-    with open("/proc/net/unix") as f:
-        inodes = {line.split()[6] for line in f if len(line.split()) > 7
-                  and line.split()[7].startswith(prefix)}
+    """This httpd's live profile samplers: they name themselves, and keep
+    the command line of the httpd they were forked from (its configuration
+    file is this server's). Both are readable for a process that is not
+    dumpable, as the ordinary user too; a zombie's command line is empty."""
+    conf = os.path.join(h.dir, "httpd.conf").encode()
     out = []
     for p in os.listdir("/proc"):
         try:
             if not p.isdigit() or open(f"/proc/{p}/comm", "rb").read().strip() != b"diagproc-prof":
                 continue
-            links = {os.readlink(f"/proc/{p}/fd/{fd}") for fd in os.listdir(f"/proc/{p}/fd")}
-            if any(f"socket:[{i}]" in links for i in inodes):
+            if conf in open(f"/proc/{p}/cmdline", "rb").read().split(b"\0"):
                 out.append(int(p))
         except OSError:
             pass
