@@ -154,6 +154,8 @@ static int serve_stop(session *s, const char *name)
     if (c < 0)
         return 0;
     setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    /* anyone who reads /proc/net/unix may connect: any other peer is closed
+     * before a byte is read from it, so it cannot hold the loop */
     if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0 || cr.uid != getuid()
         || dp_ppid_of(cr.pid) != daemon_pid
         || dp_frame_read_header_fd(c, &type, &len, &wfd) != 0 || type != DP_FR_DATA
@@ -255,11 +257,12 @@ static void close_others(const session *s, int fd)
     close_range((unsigned)from, ~0U, 0);
 }
 
-/* The start's answer when the table has no entry for it: a start while a
- * profile of that process runs is 200, as Kudu's ProfileManager answers. */
-static void refuse_start(int fd, const dp_error *err, const char *name)
+/* A start that starts nothing: its error, except that a start while a
+ * profile of that process runs (the table's 409) is 200, as Kudu's
+ * ProfileManager answers. */
+static void refuse_start(int fd, const dp_error *err, const char *name, int claimed)
 {
-    if (err->status == 409) {
+    if (!claimed && err->status == 409) {
         dp_frame_send_ok(fd, 0, name);
         dp_frame_send_end(fd);
     }
@@ -279,15 +282,15 @@ static void run_sampler(session *s, int fd, const dp_helper_policy *pol, const d
     prctl(PR_SET_NAME, "diagproc-prof");
     setsid();           /* not in the request child's process group */
     if (claim(s, &err) != 0)
-        return refuse_start(fd, &err, name);
+        return refuse_start(fd, &err, name, 0);
     if (listen_on_nonce(s, pol) != 0) {
         dp_fail(&err, 500, "The profile's sampler cannot listen: %s.", strerror(errno));
-        return refuse_start(fd, &err, name);
+        return refuse_start(fd, &err, name, 1);
     }
     s->listening = 1;
     close_others(s, fd);
     if (dp_profiler_open(&s->pr, s->pid, (unsigned)rq->dump_type, p, &err) != 0)
-        return refuse_start(fd, &err, name);
+        return refuse_start(fd, &err, name, 1);
     /* the duration counts from the first sample, not from the objects' opening */
     deadline = mono_ms() + (uint64_t)(rq->timeout_s ? rq->timeout_s : DP_PROF_MAX_SECONDS) * 1000u;
     dp_frame_send_ok(fd, 0, name);
