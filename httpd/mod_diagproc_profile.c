@@ -299,12 +299,13 @@ int dp_profile_running(request_rec *r, pid_t pid)
     apr_size_t n;
 
     /* only the helper knows (its table of sessions); no helper, no sampler:
-     * samplers end with the helper that made them */
+     * samplers end with the helper that made them, so a detail does not
+     * wait for a helper being restarted */
     if (dp_helper_unavailable(r, &err) || !dp_shared_socket_path()
         || dp_shared_helper_retry_in() > 0)
         return 0;
     fill_request(&rq, pid, DP_PROF_RUNNING, 0, 0);
-    if (dp_helper_call(r, &rq, &hc, &err) != 0
+    if (dp_helper_call_once(r, &rq, &hc, &err) != 0
         || dp_helper_read_answer(r, hc, &running, NULL, &err) != 0
         || dp_helper_read_rest(r, hc, &rest, &n, &err) != 0)
         return 0;
