@@ -10,8 +10,8 @@
  * request child of a one-call profile), named by a holder word: its pid and
  * the low 32 bits of its start time (clock ticks since boot), so that a
  * reused pid is not taken for it. An entry whose holder is gone (no such
- * process, a zombie, another start time) is free: a SIGKILLed sampler frees
- * its entry by dying. Claims are serialised by a lock that is itself a
+ * process, exiting, a zombie, another start time) is free: a SIGKILLed
+ * sampler frees its entry by dying. Claims are serialised by a lock that is itself a
  * holder word (taken by compare-and-swap; a dead holder's lock is taken
  * over), held for a scan of the 12 entries and never across a system call
  * that waits. An entry's own state is written by its holder alone (atomic
@@ -77,14 +77,16 @@ static uint64_t self_word(void)
 }
 
 /* 1 while the process a holder word names runs (or sleeps): not gone, not a
- * zombie, and the same start time. */
+ * zombie, not exiting (an exiting process has let go of its memory first:
+ * no vsize), and the same start time. */
 static int alive(uint64_t word)
 {
     dp_stat st;
 
     if (!word || dp_read_stat((pid_t)(word >> 32), 0, &st, NULL) != 0)
         return 0;
-    return st.state != 'Z' && st.state != 'X' && (uint32_t)st.starttime == (uint32_t)word;
+    return st.state != 'Z' && st.state != 'X' && st.vsize != 0
+           && (uint32_t)st.starttime == (uint32_t)word;
 }
 
 static uint64_t mono_ms(void)
