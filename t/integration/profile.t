@@ -3,8 +3,10 @@
 # functions of a PHP and a CPython target, Kudu's sequence and texts, the
 # formats read by their own readers (pprof through protoc's classes of the
 # published schema, speedscope against the schema its npm package ships),
-# the policy and the parameters, and that no profile leaves a target stopped
-# (the helper killed, the target exiting, the client going away).
+# the policy and the parameters, that no profile leaves a target stopped
+# (the helper killed, the target exiting, the client going away), and that a
+# process of the workers' user that binds every abstract name it can keeps
+# no profile from starting, stopping or being reported as it runs.
 import gzip
 import importlib.util
 import json
