@@ -56,7 +56,8 @@ const char *dp_action_words(unsigned bits, char *buf, size_t cap);
 /* The bits a helper request needs from its sections (0 for a read that any
  * section allows): its operation's actions, where a dump needs fulldump only
  * for the bits that add memory and a /proc read needs environment only for
- * the environment. */
+ * the environment, and of the profile operations the running query (the
+ * process detail's is_profile_running) needs none. */
 unsigned dp_actions_needed(const struct dp_request *rq);
 
 #endif

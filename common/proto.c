@@ -317,9 +317,11 @@ int dp_request_check(const dp_request *rq, char *msg, size_t msglen)
             BAD("timeout %u is too long", rq->timeout_s);
         break;
     case DP_OP_PROFILE:
-        if (rq->what < DP_PROF_START || rq->what > DP_PROF_RUN)
+        if (rq->what < DP_PROF_START || rq->what > DP_PROF_RUNNING)
             BAD("unknown profile operation %u", rq->what);
-        if (rq->what != DP_PROF_STOP
+        if (rq->what == DP_PROF_RUNNING && (rq->dump_type != 0 || rq->timeout_s != 0))
+            BAD("the running query takes no rate and no duration");
+        if ((rq->what == DP_PROF_START || rq->what == DP_PROF_RUN)
             && (rq->dump_type < DP_PROF_HZ_MIN || rq->dump_type > DP_PROF_HZ_MAX))
             BAD("profile rate %llu Hz is out of range", (unsigned long long)rq->dump_type);
         if (rq->timeout_s > (rq->what == DP_PROF_RUN ? DP_PROF_RUN_MAX_SECONDS

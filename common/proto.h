@@ -43,8 +43,11 @@ enum dp_dump_what { DP_DUMP_RAW = 0, DP_DUMP_ZIP = 1, DP_DUMP_RAW_GZIP = 2,
  * stopped after timeout_s, the maximum duration); STOP ends it and answers
  * its samples; RUN samples for timeout_s seconds and answers. dump_type
  * carries the rate in Hz (DP_PROF_HZ_MIN..MAX). The answer to STOP and RUN,
- * after OK: PROF_STACK records, one PROF_SUMMARY, END. */
-enum dp_prof_what { DP_PROF_START = 1, DP_PROF_STOP = 2, DP_PROF_RUN = 3 };
+ * after OK: PROF_STACK records, one PROF_SUMMARY, END. RUNNING (no rate, no
+ * duration, no action needed) answers OK with size 1 while a profile samples
+ * pid, 0 otherwise, then END: the process detail's is_profile_running. */
+enum dp_prof_what { DP_PROF_START = 1, DP_PROF_STOP = 2, DP_PROF_RUN = 3,
+                    DP_PROF_RUNNING = 4 };
 #define DP_PROF_HZ_MIN 1
 #define DP_PROF_HZ_MAX 1000
 #define DP_PROF_HZ_DEFAULT 99
@@ -53,12 +56,15 @@ enum dp_prof_what { DP_PROF_START = 1, DP_PROF_STOP = 2, DP_PROF_RUN = 3 };
 #define DP_PROF_SESSIONS 12             /* sessions server-wide */
 #define DP_PROF_MAX_FRAMES 128          /* per sample, root first; deeper ones are cut */
 #define DP_PROF_NAME_MAX 512            /* a frame's name or file */
-/* The abstract unix socket names of a session: httpd parent pid, target
- * pid, suffix ("" the session, "-running" while it samples, "-slotN") */
-#define DP_PROF_SOCK_FMT "diagproc-profile-%ld-%ld%s"
+/* The abstract unix socket name a session's sampler listens on for its stop:
+ * httpd parent pid, target pid, the session's random nonce (32 hex digits,
+ * drawn when it starts: no one can bind the name before the sampler does).
+ * Sessions themselves are found in the helper's table (helper/profile.c). */
+#define DP_PROF_SOCK_FMT "diagproc-profile-%ld-%ld-%s"
+#define DP_PROF_NONCE_HEX 32
 
 typedef struct dp_request {
-    uint32_t magic, version, op, what;      /* what: dp_priv, or dp_dump_what */
+    uint32_t magic, version, op, what;      /* what: dp_priv, dp_dump_what or dp_prof_what */
     int32_t pid;
     int32_t keep_running_tid;               /* DUMP of the requesting worker itself */
     uint64_t start_time;                    /* KILL: the start time the worker saw; 0 = now */

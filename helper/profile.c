@@ -1,15 +1,26 @@
 /* DP_OP_PROFILE: sessions of sampled profiles. A session is a sampler
  * process forked from the request's child: it outlives the request, samples
  * until stopped, until its maximum duration or until the target exits, and
- * keeps its samples (bounded) until they are fetched or expire. Sessions
- * are found by abstract unix socket names under the httpd parent's pid
- * (common/proto.h DP_PROF_SOCK_FMT): the session's own (unique per target,
- * the one a stop connects to), "-running" while it samples (what the
- * worker's process detail looks for) and one of DP_PROF_SESSIONS slots (the
- * server-wide cap, taken atomically by bind). A sampler ends with the
- * helper daemon that made it. The target is never left stopped: samples
- * read memory while it runs, and a native sample stops one thread under
- * PTRACE_SEIZE, which the kernel undoes if the sampler dies. */
+ * keeps its samples (bounded) until they are fetched or expire.
+ *
+ * Sessions are found in the helper's table (helper/profile_table.c): shared
+ * memory the helper daemon maps before it forks any request child, which
+ * only its request children and their samplers reach. Its DP_PROF_SESSIONS
+ * entries are the server-wide cap and the one session per target; an entry
+ * names the process that samples (pid and start time: a dead sampler's entry
+ * is free), and whether it samples (the detail's is_profile_running, asked
+ * of the helper: DP_PROF_RUNNING). Nothing a local user can bind, create or
+ * connect to decides whether a profile starts, stops or is reported
+ * running. The one name a session exposes is the abstract socket its
+ * sampler listens on for its stop, which includes a random nonce drawn at
+ * the start and published in the table only once the sampler has bound it:
+ * no one can bind it first, and no one can take it once bound. A stop
+ * connects only to the pid the table names, which must have the helper's
+ * uid and capabilities; the sampler answers only a child of the helper
+ * daemon. A sampler ends with the helper daemon that made it. The target is
+ * never left stopped: samples read memory while it runs, and a native
+ * sample stops one thread under PTRACE_SEIZE, which the kernel undoes if the
+ * sampler dies. */
 
 #include <errno.h>
 #include <poll.h>
@@ -20,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -41,7 +53,7 @@ static void send_error(int fd, const dp_error *err)
 
 typedef struct session {
     pid_t pid;
-    int listen_fd, run_fd, slot_fd, target_fd, daemon_fd, watch_fd;
+    int listen_fd, slot, target_fd, daemon_fd, watch_fd;
     unsigned flags;         /* DP_PS_* */
     dp_profiler *pr;
     int sampling;
@@ -50,40 +62,44 @@ typedef struct session {
 } session;
 
 static socklen_t sock_name(struct sockaddr_un *a, const dp_helper_policy *pol, long pid,
-                           const char *suffix)
+                           const char *nonce)
 {
     int n;
     memset(a, 0, sizeof(*a));
     a->sun_family = AF_UNIX;
     n = snprintf(a->sun_path + 1, sizeof(a->sun_path) - 1, DP_PROF_SOCK_FMT,
-                 (long)pol->httpd_pid, pid, suffix);
+                 (long)pol->httpd_pid, pid, nonce);
     return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
 }
 
-/* A bound socket of that name: the fd, -1 when the name is taken. */
-static int bind_name(const dp_helper_policy *pol, long pid, const char *suffix, int listening)
+/* The sampler's listening socket under a fresh random nonce, published in
+ * its entry once it listens: 0, or -1. */
+static int listen_on_nonce(session *s, const dp_helper_policy *pol)
 {
+    static const char hex[] = "0123456789abcdef";
+    unsigned char r[DP_PROF_NONCE_HEX / 2];
+    char nonce[DP_PROF_NONCE_HEX + 1];
     struct sockaddr_un a;
-    socklen_t len = sock_name(&a, pol, pid, suffix);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    socklen_t len;
+    int tries, i;
 
-    if (fd < 0)
-        return -1;
-    if (bind(fd, (struct sockaddr *)&a, len) != 0 || (listening && listen(fd, 4) != 0)) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static int take_slot(const dp_helper_policy *pol)
-{
-    int k, fd;
-    for (k = 0; k < DP_PROF_SESSIONS; k++) {
-        char suffix[16];
-        snprintf(suffix, sizeof(suffix), "-slot%d", k);
-        if ((fd = bind_name(pol, 0, suffix, 0)) >= 0)
-            return fd;
+    for (tries = 0; tries < 4; tries++) {
+        if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+            return -1;
+        for (i = 0; i < (int)sizeof(r); i++) {
+            nonce[2 * i] = hex[r[i] >> 4];
+            nonce[2 * i + 1] = hex[r[i] & 15];
+        }
+        nonce[DP_PROF_NONCE_HEX] = '\0';
+        len = sock_name(&a, pol, s->pid, nonce);
+        if ((s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+            return -1;
+        if (bind(s->listen_fd, (struct sockaddr *)&a, len) == 0 && listen(s->listen_fd, 4) == 0) {
+            dp_prof_publish(s->slot, nonce);
+            return 0;
+        }
+        close(s->listen_fd);
+        s->listen_fd = -1;
     }
     return -1;
 }
@@ -93,25 +109,16 @@ static int pidfd_of(pid_t pid)
     return (int)syscall(SYS_pidfd_open, pid, 0);
 }
 
-/* The session's names: 0, or -1 with the answer's error. */
-static int claim(session *s, const dp_helper_policy *pol, dp_error *err)
+/* The session's entry in the table: 0, or -1 with the answer's error. */
+static int claim(session *s, dp_error *err)
 {
-    /* bound here, listened on by the sampler itself: a stop checks who
-     * listens (SO_PEERCRED names the process that called listen) */
-    if ((s->listen_fd = bind_name(pol, s->pid, "", 0)) < 0)
-        return dp_fail(err, 409, "Profiling for process '%d' is already running.", (int)s->pid);
-    if ((s->slot_fd = take_slot(pol)) < 0) {
-        close(s->listen_fd);
-        return dp_fail(err, 503, "%d profiles are already running (the most this server "
-                       "runs at once); stop one or try again later.", DP_PROF_SESSIONS);
-    }
-    s->run_fd = bind_name(pol, s->pid, "-running", 0);
-    {
-        char path[64];
-        struct stat sb;
-        snprintf(path, sizeof(path), "/proc/%d", (int)s->pid);
-        s->owner = stat(path, &sb) == 0 ? (long)sb.st_uid : -1;
-    }
+    char path[64];
+    struct stat sb;
+
+    snprintf(path, sizeof(path), "/proc/%d", (int)s->pid);
+    s->owner = stat(path, &sb) == 0 ? (long)sb.st_uid : -1;
+    if ((s->slot = dp_prof_claim(s->pid, s->owner, err)) < 0)
+        return -1;
     s->target_fd = pidfd_of(s->pid);
     s->daemon_fd = pidfd_of(daemon_pid);
     return 0;
@@ -129,9 +136,7 @@ static void stop_sampling(session *s, unsigned why)
     s->flags |= why;
     s->sampling = 0;
     dp_profiler_ended(s->pr);
-    if (s->run_fd >= 0)
-        close(s->run_fd);
-    s->run_fd = -1;
+    dp_prof_set_state(s->slot, DP_PE_KEPT);
 }
 
 /* A stop from one of the helper's request children (same uid, same
@@ -149,22 +154,20 @@ static int serve_stop(session *s, const char *name)
     if (c < 0)
         return 0;
     setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    /* anyone who reads /proc/net/unix may connect: any other peer is closed
+     * before a byte is read from it, so it cannot hold the loop */
     if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0 || cr.uid != getuid()
         || dp_ppid_of(cr.pid) != daemon_pid
         || dp_frame_read_header_fd(c, &type, &len, &wfd) != 0 || type != DP_FR_DATA
         || len != 1 || dp_read_full(c, &cmd, 1) != 0)
         cmd = 0;
-    if (cmd == 'U') {
-        /* whose process it was: the scope of a stop after the target exited */
-        uint32_t uid = (uint32_t)s->owner;
-        dp_write_full(c, &uid, sizeof(uid));
-    }
     if (cmd == 'S' && wfd >= 0 && dp_write_full(c, "A", 1) == 0) {
         /* taken: a later stop finds no session, even while this one answers */
         close(s->listen_fd);
         s->listen_fd = -1;
         s->listening = 0;
         stop_sampling(s, 0);
+        dp_prof_set_state(s->slot, DP_PE_FETCHING);
         dp_profiler_send(s->pr, wfd, name, s->flags);
         ok = 1;
     }
@@ -218,13 +221,15 @@ static int sample_loop(session *s, uint64_t deadline_ms, const char *name)
 
 static void close_session(session *s)
 {
-    int *fds[] = { &s->listen_fd, &s->run_fd, &s->slot_fd, &s->target_fd, &s->daemon_fd };
+    int *fds[] = { &s->listen_fd, &s->target_fd, &s->daemon_fd };
     size_t i;
     for (i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
         if (*fds[i] >= 0) {
             close(*fds[i]);
             *fds[i] = -1;
         }
+    dp_prof_release(s->slot);
+    s->slot = -1;
 }
 
 static int cmp_int(const void *a, const void *b)
@@ -238,12 +243,11 @@ static int cmp_int(const void *a, const void *b)
  * see them close). */
 static void close_others(const session *s, int fd)
 {
-    int keep[8] = { 2, fd, s->listen_fd, s->run_fd, s->slot_fd, s->target_fd, s->daemon_fd,
-                    s->watch_fd };
+    int keep[6] = { 2, fd, s->listen_fd, s->target_fd, s->daemon_fd, s->watch_fd };
     int i, from = 3;
 
-    qsort(keep, 8, sizeof(int), cmp_int);
-    for (i = 0; i < 8; i++) {
+    qsort(keep, 6, sizeof(int), cmp_int);
+    for (i = 0; i < 6; i++) {
         if (keep[i] < from)
             continue;
         if (keep[i] > from)
@@ -253,27 +257,40 @@ static void close_others(const session *s, int fd)
     close_range((unsigned)from, ~0U, 0);
 }
 
-/* The sampler process of a session: answers the start, then samples. */
-static void run_sampler(session *s, int fd, const dp_request *rq, const char *name,
-                        apr_pool_t *p)
+/* A start that starts nothing: its error, except that a start while a
+ * profile of that process runs (the table's 409) is 200, as Kudu's
+ * ProfileManager answers. */
+static void refuse_start(int fd, const dp_error *err, const char *name, int claimed)
+{
+    if (!claimed && err->status == 409) {
+        dp_frame_send_ok(fd, 0, name);
+        dp_frame_send_end(fd);
+    }
+    else
+        send_error(fd, err);
+    close(fd);
+}
+
+/* The sampler process of a session: takes its entry, answers the start,
+ * then samples. */
+static void run_sampler(session *s, int fd, const dp_helper_policy *pol, const dp_request *rq,
+                        const char *name, apr_pool_t *p)
 {
     dp_error err = { 0 };
     uint64_t deadline;
 
     prctl(PR_SET_NAME, "diagproc-prof");
     setsid();           /* not in the request child's process group */
-    close_others(s, fd);
-    if ((s->listening = listen(s->listen_fd, 4) == 0) == 0) {
+    if (claim(s, &err) != 0)
+        return refuse_start(fd, &err, name, 0);
+    if (listen_on_nonce(s, pol) != 0) {
         dp_fail(&err, 500, "The profile's sampler cannot listen: %s.", strerror(errno));
-        send_error(fd, &err);
-        close(fd);
-        return;
+        return refuse_start(fd, &err, name, 1);
     }
-    if (dp_profiler_open(&s->pr, s->pid, (unsigned)rq->dump_type, p, &err) != 0) {
-        send_error(fd, &err);
-        close(fd);
-        return;
-    }
+    s->listening = 1;
+    close_others(s, fd);
+    if (dp_profiler_open(&s->pr, s->pid, (unsigned)rq->dump_type, p, &err) != 0)
+        return refuse_start(fd, &err, name, 1);
     /* the duration counts from the first sample, not from the objects' opening */
     deadline = mono_ms() + (uint64_t)(rq->timeout_s ? rq->timeout_s : DP_PROF_MAX_SECONDS) * 1000u;
     dp_frame_send_ok(fd, 0, name);
@@ -292,25 +309,17 @@ static void run_sampler(session *s, int fd, const dp_request *rq, const char *na
     dp_profiler_close(s->pr);
 }
 
+/* A start: the sampler, forked first, takes the session's entry itself (so
+ * that the entry is held by the process that samples) and answers. */
 static void start(int fd, const dp_helper_policy *pol, const dp_request *rq,
                   const char *name, apr_pool_t *p)
 {
-    session s = { rq->pid, -1, -1, -1, -1, -1, -1, 0, NULL, 1, 0, -1 };
+    session s = { rq->pid, -1, -1, -1, -1, -1, 0, NULL, 1, 0, -1 };
     dp_error err = { 0 };
-    pid_t child;
+    pid_t child = fork();
 
-    if (claim(&s, pol, &err) != 0) {
-        if (err.status == 409) {
-            /* Kudu's ProfileManager answers a second start with 200, and so do we */
-            dp_frame_send_ok(fd, 0, name);
-            dp_frame_send_end(fd);
-            return;
-        }
-        return send_error(fd, &err);
-    }
-    child = fork();
     if (child == 0) {
-        run_sampler(&s, fd, rq, name, p);
+        run_sampler(&s, fd, pol, rq, name, p);
         close_session(&s);
         _exit(0);
     }
@@ -318,7 +327,6 @@ static void start(int fd, const dp_helper_policy *pol, const dp_request *rq,
         dp_fail(&err, 503, "The helper cannot fork a sampler: %s.", strerror(errno));
         send_error(fd, &err);
     }
-    close_session(&s);
 }
 
 /* The capabilities line of a process's status, or "" */
@@ -339,15 +347,16 @@ static void cap_eff(pid_t pid, char *out, size_t cap)
         snprintf(out, cap, "%.*s", (int)strcspn(at + 1, "\n"), at + 1);
 }
 
-/* The listener of a session's name is one of ours: the helper's uid and
- * capabilities (anyone may bind an abstract name first). */
-static int is_sampler(int c)
+/* The listener is the session's sampler: the process the table names, with
+ * the helper's uid and capabilities. */
+static int is_sampler(int c, pid_t sampler)
 {
     struct ucred cr;
     socklen_t cl = sizeof(cr);
     char mine[128], theirs[128];
 
-    if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0 || cr.uid != getuid())
+    if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0 || cr.uid != getuid()
+        || cr.pid != sampler)
         return 0;
     cap_eff(getpid(), mine, sizeof(mine));
     cap_eff(cr.pid, theirs, sizeof(theirs));
@@ -357,11 +366,15 @@ static int is_sampler(int c)
 static void stop(int fd, const dp_helper_policy *pol, const dp_request *rq)
 {
     struct sockaddr_un a;
-    socklen_t len = sock_name(&a, pol, rq->pid, "");
-    int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    char nonce[DP_PROF_NONCE_HEX + 1];
+    pid_t sampler;
+    int c = -1;
     dp_error err = { 0 };
 
-    if (c < 0 || connect(c, (struct sockaddr *)&a, len) != 0 || !is_sampler(c)) {
+    if (dp_prof_find_stop(rq->pid, &sampler, nonce) != 0
+        || (c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0
+        || connect(c, (struct sockaddr *)&a, sock_name(&a, pol, rq->pid, nonce)) != 0
+        || !is_sampler(c, sampler)) {
         if (c >= 0)
             close(c);
         dp_fail(&err, 404, "Profiling for process '%d' is not running.", (int)rq->pid);
@@ -391,14 +404,13 @@ static void stop(int fd, const dp_helper_policy *pol, const dp_request *rq)
 
 /* One call: this request's child samples and answers; the worker's going
  * away ends it. */
-static void run(int fd, const dp_helper_policy *pol, const dp_request *rq, const char *name,
-                apr_pool_t *p)
+static void run(int fd, const dp_request *rq, const char *name, apr_pool_t *p)
 {
-    session s = { rq->pid, -1, -1, -1, -1, -1, fd, 0, NULL, 1, 0, -1 };
+    session s = { rq->pid, -1, -1, -1, -1, fd, 0, NULL, 1, 0, -1 };
     dp_error err = { 0 };
     int rc;
 
-    if (claim(&s, pol, &err) != 0)
+    if (claim(&s, &err) != 0)
         return send_error(fd, &err);
     close_others(&s, fd);
     if (dp_profiler_open(&s.pr, s.pid, (unsigned)rq->dump_type, p, &err) != 0) {
@@ -408,31 +420,15 @@ static void run(int fd, const dp_helper_policy *pol, const dp_request *rq, const
     dp_log(DP_LOG_NOTICE, DPLOGNO(10011) "helper: profile of pid %d (%s) for %u s at %u Hz",
            (int)s.pid, name, rq->timeout_s, (unsigned)rq->dump_type);
     rc = sample_loop(&s, mono_ms() + (uint64_t)rq->timeout_s * 1000u, name);
-    close_session(&s);      /* the names are free before the answer arrives */
+    close_session(&s);      /* the entry is free before the answer arrives */
     if (rc == 0)
         dp_profiler_send(s.pr, fd, name, s.flags);
     dp_profiler_close(s.pr);
 }
 
-long dp_profile_owner(const dp_helper_policy *pol, pid_t pid)
+long dp_profile_owner(pid_t pid)
 {
-    struct sockaddr_un a;
-    socklen_t len = sock_name(&a, pol, pid, "");
-    int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct timeval tv = { 5, 0 };
-    uint32_t uid;
-    long owner = -1;
-
-    daemon_pid = getppid();
-    if (c < 0)
-        return -1;
-    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    if (connect(c, (struct sockaddr *)&a, len) == 0 && is_sampler(c)
-        && dp_frame_write(c, DP_FR_DATA, "U", 1, NULL, 0) == 0
-        && dp_read_full(c, &uid, sizeof(uid)) == 0 && uid != UINT32_MAX)
-        owner = (long)uid;
-    close(c);
-    return owner;
+    return dp_prof_owner(pid);
 }
 
 void dp_profile_serve(int fd, const dp_helper_policy *pol, const dp_request *rq,
@@ -447,7 +443,11 @@ void dp_profile_serve(int fd, const dp_helper_policy *pol, const dp_request *rq,
         stop(fd, pol, rq);
         break;
     case DP_PROF_RUN:
-        run(fd, pol, rq, name, p);
+        run(fd, rq, name, p);
+        break;
+    case DP_PROF_RUNNING:
+        if (dp_frame_send_ok(fd, dp_prof_sampling(rq->pid) ? 1 : 0, "") == 0)
+            dp_frame_send_end(fd);
         break;
     }
 }

@@ -44,13 +44,37 @@ typedef void dp_native_frame_fn(void *arg, const char *name, const char *file);
 int dp_native_sample(dp_native_sampler *ns, pid_t tid, dp_native_frame_fn *fn, void *arg,
                      apr_pool_t *p);
 
+/* ---- the table of sessions (helper/profile_table.c): shared memory of the
+ * helper's own processes; nothing outside them can reach it */
+enum { DP_PE_FREE = 0, DP_PE_SAMPLING = 1, DP_PE_KEPT = 2, DP_PE_FETCHING = 3 };
+/* Maps the table: the daemon, before it forks any request child. 0, or -1. */
+int dp_prof_table_init(void);
+/* An entry for this process, sampling target: its slot, or -1 with the
+ * answer's error (409: a profile of target runs or holds samples; 503: all
+ * DP_PROF_SESSIONS entries are held by live processes). */
+int dp_prof_claim(pid_t target, long owner, dp_error *err);
+/* The holder's own changes: DP_PE_KEPT (sampling ended, samples kept),
+ * DP_PE_FETCHING (a stop took them: no other stop or start finds it); the
+ * nonce it listens under; the entry freed (at its end; its death frees it
+ * too). */
+void dp_prof_set_state(int slot, unsigned state);
+void dp_prof_publish(int slot, const char *nonce);
+void dp_prof_release(int slot);
+/* 1 while a live sampler samples target. */
+int dp_prof_sampling(pid_t target);
+/* The target's uid recorded at its session's start, -1 when none. */
+long dp_prof_owner(pid_t target);
+/* The sampler of target's session that a stop connects to (its pid, the
+ * nonce of its socket's name): 0, or -1 when no session of target listens. */
+int dp_prof_find_stop(pid_t target, pid_t *sampler, char nonce[DP_PROF_NONCE_HEX + 1]);
+
 /* ---- the operation (helper/profile.c) */
 void dp_profile_serve(int fd, const dp_helper_policy *pol, const dp_request *rq,
                       const char *name, apr_pool_t *p);
 /* The owner (uid) of the process a session profiles, as it was at the
- * start; -1 when no session of pid answers. For a stop after the target
+ * start; -1 when no session of pid is found. For a stop after the target
  * exited. */
-long dp_profile_owner(const dp_helper_policy *pol, pid_t pid);
+long dp_profile_owner(pid_t pid);
 /* The parent pid of pid, or -1. */
 pid_t dp_ppid_of(pid_t pid);
 

@@ -462,13 +462,17 @@ static void do_profile(int fd, const dp_helper_policy *pol, const dp_request *rq
     dp_stat st;
 
     memset(&st, 0, sizeof(st));
+    if (rq->what == DP_PROF_RUNNING)
+        /* whether a profile samples pid, and nothing of the process: the
+         * detail of any process the worker shows asks it, refusing none */
+        return dp_profile_serve(fd, pol, rq, "", p);
     if (check_target(pol, rq, 1, &st, &err) != 0) {
         long owner;
         if (!(rq->what == DP_PROF_STOP && err.status == 404
               && (dp_policy_actions(pol, rq->allow_section, rq->scope_section) & DP_ACT_PROFILE)))
             return dp_daemon_send_error(fd, &err);
         /* exited: its session knows whose it was, and that must be in scope */
-        owner = dp_profile_owner(pol, rq->pid);
+        owner = dp_profile_owner(rq->pid);
         if (owner >= 0 && !dp_policy_in_scope(pol, rq->scope_section, owner)) {
             dp_fail(&err, 403, "Process %d (uid %ld) was outside this location's scope "
                     "(DiagProcUsers).", (int)rq->pid, owner);

@@ -25,6 +25,7 @@
 #include "httpd/mod_diagproc_request.h"
 #include "httpd/mod_diagproc_profile.h"
 #include "httpd/mod_diagproc_helper_client.h"
+#include "httpd/mod_diagproc_shared.h"
 #include "common/actions.h"
 #include "common/proto.h"
 #include "proc/procfs.h"
@@ -290,34 +291,23 @@ int dp_route_profile(request_rec *r, const char **seg)
 
 int dp_profile_running(request_rec *r, pid_t pid)
 {
-    char needle[128], *buf;
-    apr_file_t *f;
-    apr_size_t cap = 1 << 16, got = 0, n;
-    int found = 0;
+    dp_request rq;
+    dp_helper_conn *hc;
+    dp_error err = { 0 };
+    uint64_t running = 0;
+    char *rest;
+    apr_size_t n;
 
-    snprintf(needle, sizeof(needle), " @" DP_PROF_SOCK_FMT "\n", (long)getppid(), (long)pid,
-             "-running");
-    if (apr_file_open(&f, "/proc/net/unix", APR_READ, 0, r->pool) != APR_SUCCESS)
+    /* only the helper knows (its table of sessions); no helper, no sampler:
+     * samplers end with the helper that made them, so a detail does not
+     * wait for a helper being restarted */
+    if (dp_helper_unavailable(r, &err) || !dp_shared_socket_path()
+        || dp_shared_helper_retry_in() > 0)
         return 0;
-    buf = apr_palloc(r->pool, cap + 1);
-    for (;;) {
-        n = cap - got;
-        if (apr_file_read(f, buf + got, &n) != APR_SUCCESS || n == 0)
-            break;
-        got += n;
-        buf[got] = '\0';
-        if (strstr(buf, needle)) {
-            found = 1;
-            break;
-        }
-        /* keep the last line's start for the next read */
-        if (got == cap) {
-            char *nl = strrchr(buf, '\n');
-            size_t keep = nl ? (size_t)(buf + got - nl) : 0;
-            memmove(buf, buf + got - keep, keep);
-            got = keep;
-        }
-    }
-    apr_file_close(f);
-    return found;
+    fill_request(&rq, pid, DP_PROF_RUNNING, 0, 0);
+    if (dp_helper_call_once(r, &rq, &hc, &err) != 0
+        || dp_helper_read_answer(r, hc, &running, NULL, &err) != 0
+        || dp_helper_read_rest(r, hc, &rest, &n, &err) != 0)
+        return 0;
+    return running == 1;
 }

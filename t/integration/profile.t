@@ -3,13 +3,16 @@
 # functions of a PHP and a CPython target, Kudu's sequence and texts, the
 # formats read by their own readers (pprof through protoc's classes of the
 # published schema, speedscope against the schema its npm package ships),
-# the policy and the parameters, and that no profile leaves a target stopped
-# (the helper killed, the target exiting, the client going away).
+# the policy and the parameters, that no profile leaves a target stopped
+# (the helper killed, the target exiting, the client going away), and that a
+# process of the workers' user that binds every abstract name it can keeps
+# no profile from starting, stopping or being reported as it runs.
 import gzip
 import importlib.util
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -47,19 +50,17 @@ def folded_shares(body, names):
 
 
 def samplers():
-    """This httpd's profile samplers (they name themselves, and hold a
-    socket named under its parent's pid)."""
-    prefix = f"@diagproc-profile-{h.parent_pid}-"
-    with open("/proc/net/unix") as f:
-        inodes = {line.split()[6] for line in f if len(line.split()) > 7
-                  and line.split()[7].startswith(prefix)}
+    """This httpd's live profile samplers: they name themselves, and keep
+    the command line of the httpd they were forked from (its configuration
+    file is this server's). Both are readable for a process that is not
+    dumpable, as the ordinary user too; a zombie's command line is empty."""
+    conf = os.path.join(h.dir, "httpd.conf").encode()
     out = []
     for p in os.listdir("/proc"):
         try:
             if not p.isdigit() or open(f"/proc/{p}/comm", "rb").read().strip() != b"diagproc-prof":
                 continue
-            links = {os.readlink(f"/proc/{p}/fd/{fd}") for fd in os.listdir(f"/proc/{p}/fd")}
-            if any(f"socket:[{i}]" in links for i in inodes):
+            if conf in open(f"/proc/{p}/cmdline", "rb").read().split(b"\0"):
                 out.append(int(p))
         except OSError:
             pass
@@ -252,7 +253,113 @@ ok(procstate.running(php.pid), "…the target runs, no thread stopped")
 r = h.get(f"/p/{php.pid}/profile/stop")
 is_(r.status, 404, "…stop: 404 (the samples went with it)")
 
-# --- at most 12 sessions server-wide
+# --- squatting: a process of the workers' user (a script of the site) binds
+# every abstract name sessions were once found by (the 12 slots, the target's
+# own, its "-running"), the name a stopped session listened on, and keeps
+# binding every name of this httpd's it sees free; it listens on all of them
+# and counts who connects. Sessions are in the helper's table now: none of
+# it decides whether a profile starts, stops or is reported running.
+SQUATTER = r"""
+import json, os, select, socket, sys
+status, prefix, names = sys.argv[1], sys.argv[2], sys.argv[3:]
+held, seen, caught = {}, set(), 0
+def take(n):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.bind("\0" + n)
+        s.listen(8)
+        s.setblocking(False)
+        held[n] = s
+    except OSError:
+        s.close()
+def report():
+    with open(status + ".tmp", "w") as f:
+        json.dump({"held": sorted(held), "caught": caught}, f)
+    os.replace(status + ".tmp", status)
+for n in names:
+    take(n)
+report()
+print("ready", flush=True)
+while True:
+    with open("/proc/net/unix") as f:
+        for p in (line.split() for line in f):
+            if len(p) > 7 and p[7].startswith("@" + prefix):
+                seen.add(p[7][1:])
+    for n in seen - set(held):
+        take(n)
+    for s in select.select(list(held.values()), [], [], 0.02)[0]:
+        try:
+            s.accept()[0].close()
+            caught += 1
+        except OSError:
+            pass
+    report()
+"""
+
+
+def unix_names(prefix):
+    with open("/proc/net/unix") as f:
+        return {p[7][1:] for p in (line.split() for line in f)
+                if len(p) > 7 and p[7].startswith("@" + prefix)}
+
+
+prefix = f"diagproc-profile-{h.parent_pid}-"
+victim = spawn(["/usr/bin/perl", "-e", "$|=1; print qq(ready\\n); 1 while 1"], ready="ready",
+               user=worker_user())
+is_(h.request("POST", f"/p/{victim.pid}/profile/start").status, 200, "squatting: a first session")
+exposed = unix_names(prefix)
+is_(len(exposed), 1, "…a session exposes one name: its sampler's socket")
+like(next(iter(exposed), ""), r"^%s%d-[0-9a-f]{32}$" % (prefix, victim.pid),
+     "…which ends in a random nonce of 32 hex digits")
+is_(h.get(f"/p/{victim.pid}/profile/stop").status, 200, "…stopped")
+old_names = [f"{prefix}0-slot{k}" for k in range(12)] + [f"{prefix}{victim.pid}",
+                                                         f"{prefix}{victim.pid}-running"]
+squat_dir = tempfile.mkdtemp()
+os.chmod(squat_dir, 0o777)
+squat_status = os.path.join(squat_dir, "status")
+squatter = spawn(["/usr/bin/python3", "-c", SQUATTER, squat_status, prefix] + old_names
+                 + sorted(exposed), ready="ready", user=worker_user())
+
+
+def squatted():
+    with open(squat_status) as f:
+        return json.load(f)
+
+
+is_(squatted()["held"], sorted(old_names + list(exposed)),
+    "a process of the workers' user holds the 12 slot names, the target's name, its -running "
+    "name and the stopped session's name")
+ok("is_profile_running" not in detail(victim.pid),
+   "…the detail of the target omits is_profile_running (its -running name is bound)")
+r = h.request("POST", f"/p/{victim.pid}/profile/start")
+is_((r.status, r.body), (200, b""), "…a start: 200")
+ok(len(samplers()) == 1, "…and a sampler runs")
+is_(detail(victim.pid).get("is_profile_running"), True, "…is_profile_running: true")
+ok(procstate.settle(lambda: len(unix_names(prefix)) > len(old_names) + len(exposed), secs=2)
+   and set(squatted()["held"]) == set(old_names) | exposed,
+   "…its new name was bound by the sampler before anyone else could take it")
+time.sleep(1)
+r = h.get(f"/p/{victim.pid}/profile/stop?format=folded")
+is_(r.status, 200, "…stop: 200")
+like(r.headers.get("x-diagproc-profile", ""), r"samples=[1-9]\d*; .*ended=stopped",
+     "…with the profile's samples")
+like(r.body.decode(errors="replace"), r"Perl_runops_standard", "…of the target")
+ok("is_profile_running" not in detail(victim.pid), "…after the stop: is_profile_running omitted")
+is_(h.get(f"/p/{victim.pid}/profile/stop").status, 404, "…stop again: 404")
+is_(h.get(f"/p/{victim.pid}/profile?seconds=1&format=folded").status, 200,
+    "…the one-call profile: 200")
+is_(h.request("POST", f"/p/{victim.pid}/profile/start").status, 200, "…a start again: 200")
+ok(detail(victim.pid).get("is_profile_running") is True, "…running")
+for sp in samplers():
+    os.kill(sp, signal.SIGKILL)
+ok(procstate.settle(lambda: "is_profile_running" not in detail(victim.pid), secs=5),
+   "…its sampler SIGKILLed: is_profile_running omitted")
+is_(h.request("POST", f"/p/{victim.pid}/profile/start").status, 200,
+    "…a new start: 200 (the dead sampler's entry is free)")
+ok(detail(victim.pid).get("is_profile_running") is True, "…running")
+is_(h.get(f"/p/{victim.pid}/profile/stop").status, 200, "…stop: 200")
+
+# --- at most 12 sessions server-wide (the squatter still holds the slot names)
 sleepers = [spawn(["/bin/sleep", "300"], user=worker_user()) for _ in range(13)]
 codes = [h.request("POST", f"/p/{s.pid}/profile/start").status for s in sleepers]
 is_(codes, [200] * 12 + [503], "12 sessions start, the 13th is 503")
@@ -260,6 +367,13 @@ codes = [h.get(f"/p/{s.pid}/profile/stop").status for s in sleepers]
 is_(codes, [200] * 12 + [404], "…each stops (the 13th never ran)")
 for s in sleepers:
     s.kill()
+ok(procstate.settle(lambda: len(squatted()["held"]) >= len(old_names) + len(exposed) + 12, secs=3),
+   f"the squatter took the names of the sessions once they had ended "
+   f"({len(squatted()['held'])} names)…")
+is_(squatted()["caught"], 0, "…and no stop ever connected to any name it held")
+squatter.kill()
+victim.kill()
+shutil.rmtree(squat_dir, ignore_errors=True)
 
 with open(os.path.join(h.dir, "error.log")) as f:
     log = f.read()
