@@ -9,7 +9,6 @@
 # at all (stopped) while still showing the other; forwarded headers from a
 # client the backend does not trust, or sent through the front, change no
 # href, while the trusted front's do.
-import json
 import os
 import re
 import signal
@@ -17,7 +16,7 @@ import subprocess
 import tempfile
 import time
 
-from tap import ok, is_, like, diag, note, done_testing
+from tap import ok, is_, like, diag, done_testing
 from dphttpd import Httpd, spawn, worker_user, BUILD, ROOT, IS_ROOT
 from elfcore import prpsinfo
 
