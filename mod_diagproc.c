@@ -55,6 +55,8 @@ static const struct dp_route {
 } routes[] = {
     { "",                   "GET, HEAD",         READ(dp_route_list),     NONE, NONE },
     { "requests",           "GET, HEAD",         READ(dp_route_requests), NONE, NONE },
+    { "profile",            "GET, HEAD",         ACT(dp_route_profile_site, DP_ACT_PROFILE),
+                                                 NONE, NONE },
     { "ui/{}",              "GET, HEAD",         READ(dp_route_ui),       NONE, NONE },
     { "{}",                 "GET, HEAD, DELETE", READ(dp_route_detail),
                                                  ACT(dp_route_kill, DP_ACT_KILL), NONE },

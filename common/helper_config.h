@@ -4,6 +4,7 @@
 #ifndef DP_HELPER_CONFIG_H
 #define DP_HELPER_CONFIG_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 /* One configuration section that uses DiagProcAllow or DiagProcUsers. */
@@ -45,6 +46,11 @@ typedef struct dp_helper_policy {
     int nsections;
     const unsigned char *pairs;
     int log_level;              /* httpd's LogLevel for the module (APLOG_*): the helper's lines */
+    /* httpd's request slots (the page the parent shares with its children,
+     * inherited): what a profile's samples of a worker thread are labelled
+     * with; written by the workers, so labels only. NULL when there is none. */
+    const struct dp_slot *slots;
+    size_t nslots;
 } dp_helper_policy;
 
 /* ioprio_set(2) values for dump_ioprio */
