@@ -10,68 +10,29 @@
 # at a time; a client that goes away ends it with nothing left stopped.
 import os
 import re
-import subprocess
-import tempfile
 import threading
 import time
 
 from tap import ok, is_, like, diag, done_testing
-from dphttpd import Httpd, MODDIR
-from phpfpm import PhpFpm
-from langfix import place
+from phpsite import PhpSite, URLS, COST
 import pprof
 import procstate
 
-run = tempfile.mkdtemp(prefix="dpsite-")
-os.chmod(run, 0o755)
-place("site_work.php", run)
-sock = os.path.join(run, "fpm.sock")
-fpm = PhpFpm(run, [("www", sock, 2)]).start()
-fpm_kids = [int(k) for k in fpm.children()]
-
-h = Httpd(mpm="prefork", modules=("proxy", "proxy_fcgi"),
-          locations={"/p": "DiagProcAllow profile", "/ro": "",
-                     "/none": "DiagProcAllow profile\nDiagProcUsers nobody"},
-          server_conf=f"LoadModule php_module {MODDIR}/libphp8.2.so\n"
-                      f"DocumentRoot {run}\n"
-                      "ServerLimit 6\nMaxRequestWorkers 6\nStartServers 5\n"
-                      "MinSpareServers 5\nMaxSpareServers 6\n"
-                      f'ProxyPassMatch "^/fpm/(.*\\.php)$" "unix:{sock}|fcgi://localhost{run}/$1"\n'
-                      "<FilesMatch \\.php$>\n    SetHandler application/x-httpd-php\n</FilesMatch>\n"
-          ).start()
-# the second profile refused; php-fpm resets the connection of a request
-# that wrk leaves behind at its end (mod_proxy_fcgi says so)
-h.expect_log(re.compile(r"DP00010: .*A profile of the whole site is already running"),
-             "AH01067", "AH01075")
-
-URLS = {"cheap": "/site_work.php?fn=cheap&n=1", "costly": "/site_work.php?fn=costly&n=3",
-        "fpm": "/fpm/site_work.php?fn=fpm&n=2"}
-COST = {"cheap": 1, "costly": 3, "fpm": 2}
-script = os.path.join(run, "rotate.lua")
-with open(script, "w") as f:
-    f.write("local paths = {" + ", ".join(f'"{u}"' for u in URLS.values()) + "}\n"
-            "local i = 0\n"
-            "request = function()\n  i = i % #paths + 1\n"
-            "  return wrk.format(\"GET\", paths[i])\nend\n")
+site = PhpSite({"/p": "DiagProcAllow profile", "/ro": "",
+                "/none": "DiagProcAllow profile\nDiagProcUsers nobody"})
+h, fpm_kids = site.h, site.fpm_children
+# the second profile refused
+h.expect_log(re.compile(r"DP00010: .*A profile of the whole site is already running"))
 for u in URLS.values():
     r = h.get(u)
     ok(r.status == 200 and r.body.strip().isdigit(), f"{u} answers its sum ({r})")
 
 
 def under_wrk(seconds, fn):
-    """fn() while wrk asks the three URLs in turn, one at a time: on two
-    cores the CPU is not saturated, so that the sampler runs when its
-    period says (on a saturated machine it runs when a CPU frees, that is
-    when a request ends, which undercounts short requests)."""
-    w = subprocess.Popen(["wrk", "-t1", "-c1", f"-d{seconds}s", "-s", script, h.base],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    time.sleep(1)
-    try:
-        return fn()
-    finally:
-        out = w.communicate(timeout=seconds + 30)[0]
-        if not ok("Non-2xx" not in out and "Socket errors" not in out, "wrk saw no error"):
-            diag(out)
+    res, out = site.under_wrk(seconds, fn)
+    if not ok("Non-2xx" not in out and "Socket errors" not in out, "wrk saw no error"):
+        diag(out)
+    return res
 
 
 def url_key(frame):
@@ -134,7 +95,7 @@ for s in samples:
              None)
     if k and f"{k}_work" in s.stack:
         by_url[k] += s.count
-    if f"fpm_work" in s.stack:
+    if "fpm_work" in s.stack:
         fpm_pids.add(s.labels.get("pid"))
 diag(f"pprof, samples of each function by url label: {by_url}")
 n = sum(by_url.values())
@@ -180,6 +141,5 @@ ok(not [p for p in targets if procstate.stopped(p)], "no worker or php-fpm child
 like(h.logs(), r'action profile pid -1 uid -1 name "profile" outcome 200',
      "the site's profile is audited")
 
-fpm.stop()
-h.stop()
+site.stop()
 done_testing()
