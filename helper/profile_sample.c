@@ -19,6 +19,11 @@
 #include "helper/lang_target.h"
 #include "helper/phpreq.h"
 
+/* A walk read while the target changed a frame is read again at once, up
+ * to this many times in all, before the sample counts as lost: a call-heavy
+ * loop pushes and pops frames all the time. */
+#define WALK_TRIES 3
+
 #define KEY_MAX (64 + 2 * (2 + DP_SLOT_URI) + DP_PROF_MAX_FRAMES * 2 * (2 + DP_PROF_NAME_MAX))
 
 /* The samples of one profile, of one process or of several. */
@@ -322,10 +327,27 @@ static void sample_thread(dp_profiler *pr, dp_stacks *s, dp_stack_thread *th)
     count_stack(pr, th->tid, "native");
 }
 
+/* A walk that read a frame while it changed: some thread's walk failed, or
+ * a PHP chain does not end in a script's top-level code (read while a call
+ * frame was being pushed or popped). */
+static int torn(const dp_stacks *s)
+{
+    int i;
+
+    for (i = 0; i < s->threads->nelts; i++) {
+        const dp_stack_thread *th = &APR_ARRAY_IDX(s->threads, i, dp_stack_thread);
+        if (th->why || (th->lang->nelts > 0 && s->runtime && !strcmp(s->runtime, "PHP")
+                        && !is_php_root(&APR_ARRAY_IDX(th->lang, th->lang->nelts - 1,
+                                                       dp_lang_frame))))
+            return 1;
+    }
+    return 0;
+}
+
 int dp_profiler_tick(dp_profiler *pr)
 {
     dp_stacks *s;
-    int i;
+    int i, tries;
 
     apr_pool_clear(pr->tick);
     s = apr_pcalloc(pr->tick, sizeof(*s));
@@ -333,9 +355,19 @@ int dp_profiler_tick(dp_profiler *pr)
         return -1;
     if (s->threads->nelts == 0)
         return 0;       /* nobody on a CPU: no sample */
-    dp_lang_target_live(&pr->lt, s, pr->tick);
-    if (!dp_pystack_walk(&pr->lt))
-        dp_phpstack_walk(&pr->lt);
+    for (tries = 0; tries < WALK_TRIES; tries++) {
+        for (i = 0; i < s->threads->nelts; i++) {
+            dp_stack_thread *th = &APR_ARRAY_IDX(s->threads, i, dp_stack_thread);
+            apr_array_clear(th->lang);
+            th->why = NULL;
+            th->flags = 0;
+        }
+        dp_lang_target_live(&pr->lt, s, pr->tick);     /* nothing cached from a torn walk */
+        if (!dp_pystack_walk(&pr->lt))
+            dp_phpstack_walk(&pr->lt);
+        if (!torn(s))
+            break;
+    }
     for (i = 0; i < s->threads->nelts; i++)
         sample_thread(pr, s, &APR_ARRAY_IDX(s->threads, i, dp_stack_thread));
     return 0;
