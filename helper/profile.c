@@ -312,7 +312,10 @@ static void run_sampler(session *s, int fd, const dp_helper_policy *pol, const d
     uint64_t deadline;
 
     prctl(PR_SET_NAME, "diagproc-prof");
-    setsid();           /* not in the request child's process group */
+    /* not in the request child's process group; and a session is a
+     * scheduling group of its own (autogroup): mostly asleep, the sampler
+     * runs when its period says even while the target's group is busy */
+    setsid();
     if (claim(s, &err) != 0)
         return refuse_start(fd, &err, name, 0);
     if (listen_on_nonce(s, pol) != 0) {
@@ -446,6 +449,7 @@ static void run(int fd, const dp_helper_policy *pol, const dp_request *rq, const
     if (claim(&s, &err) != 0)
         return send_error(fd, &err);
     close_others(&s, fd);
+    setsid();           /* a scheduling group of its own, as a session's sampler */
     if (open_profiler(&s, pol, rq, p, &err) != 0) {
         close_session(&s);
         return send_error(fd, &err);
