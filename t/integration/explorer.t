@@ -109,12 +109,7 @@ php = spawn(["/usr/bin/php8.2", os.path.join(ROOT, "t", "fixtures", "lang", "stu
             ready="ready", user=user)
 worker = h.workers()[0]
 
-shots = os.path.join(BUILD, "screenshots")
-try:
-    os.makedirs(shots, exist_ok=True)
-    open(os.path.join(shots, ".w"), "w").close()
-except OSError:     # a read-only tree (the ordinary-user run): a temp folder
-    shots = tempfile.mkdtemp(prefix="dp-shots-")
+shots = browser.screenshots_dir()
 tmp = tempfile.mkdtemp(prefix="dp-explorer-")
 os.chmod(tmp, 0o777)
 
@@ -129,12 +124,8 @@ res = browser.run_script(os.path.join(ROOT, "t", "browser", "explorer.mjs"), {
     "out_dir": shots, "tmp_dir": tmp,
 })
 diag(f"browser run: {time.time() - t0:.1f} s; CPU % seen: {res['facts'].get('cpu')}")
-for name, good, why in res["checks"]:
-    if not ok(good, name):
-        diag(f"    {why[:3000]}")
+browser.report(res)
 facts = res["facts"]
-if not all(c[1] for c in res["checks"]):
-    diag(res["stderr"][-3000:])
 
 # the facts the browser saw, against the real processes
 like(facts.get("title", ""), r"^Processes — \S+$", "the instance name is in the title")
@@ -168,10 +159,8 @@ ok(os.path.exists(f"/proc/{victim.pid}") and "State:\tZ" not in open(f"/proc/{vi
 for f in ("list-desktop.png", "list-phone.png", "detail-desktop.png", "detail-phone.png"):
     p = os.path.join(shots, f)
     ok(os.path.exists(p) and os.path.getsize(p) > 10000, f"screenshot {f} written")
-if shots.startswith(tempfile.gettempdir()):
-    shutil.rmtree(shots, ignore_errors=True)
-else:
-    diag(f"screenshots in {shots}")
+diag(f"screenshots in {shots}")
+browser.drop_screenshots(shots)
 shutil.rmtree(tmp, ignore_errors=True)
 h.stop()
 done_testing()

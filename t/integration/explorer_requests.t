@@ -10,8 +10,8 @@ import socket
 import tempfile
 import time
 
-from tap import ok, like, diag, done_testing
-from dphttpd import Httpd, MODDIR, BUILD, ROOT
+from tap import ok, like, done_testing
+from dphttpd import Httpd, MODDIR, ROOT
 from phpfpm import PhpFpm
 import browser
 from langfix import line_of, place
@@ -51,28 +51,18 @@ for _ in range(60):
     time.sleep(0.25)
 ok(pid, "the PHP request is in flight")
 
-shots = os.path.join(BUILD, "screenshots")
-try:
-    os.makedirs(shots, exist_ok=True)
-    open(os.path.join(shots, ".w"), "w").close()
-except OSError:     # a read-only tree (the ordinary-user run): a temp folder
-    shots = tempfile.mkdtemp(prefix="dp-shots-")
+shots = browser.screenshots_dir()
 res = browser.run_script(os.path.join(ROOT, "t", "browser", "requests.mjs"), {
     "base": h.base, "prefix": "/p", "php_uri": PHP_URI, "evil_uri": EVIL_URI,
     "php_pid": pid, "php_file": page, "php_line": line_of(page, "build"), "out_dir": shots,
     "fpm_uri": FPM_URI, "fpm_file": fpm_page, "fpm_line": line_of(fpm_page, "charge"),
     "fpm_child": fpm.children()[0], "fpm_sock": sock,
 })
-for name, good, why in res["checks"]:
-    if not ok(good, name):
-        diag(f"    {why[:3000]}")
-if not all(c[1] for c in res["checks"]):
-    diag(res["stderr"][-3000:])
+browser.report(res)
 like(res["facts"].get("detail_url", ""), rf"/p/{pid}#stacks$", "the stacks link is the serving process's detail")
 p = os.path.join(shots, "requests-desktop.png")
 ok(os.path.exists(p) and os.path.getsize(p) > 10000, "screenshot requests-desktop.png written")
-if shots.startswith(tempfile.gettempdir()):
-    shutil.rmtree(shots, ignore_errors=True)
+browser.drop_screenshots(shots)
 for s in held:
     s.close()
 fpm.stop()

@@ -4,6 +4,7 @@ into a temp folder when the tree is read-only (the ordinary-user run).
 playwright-core never downloads a browser: it drives Debian's chromium."""
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 
@@ -64,3 +65,32 @@ def run_script(script, config, timeout=240):
         raise RuntimeError(f"{script} failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
     out["stderr"] = r.stderr
     return out
+
+
+def screenshots_dir():
+    """Where the scripts write their screenshots: build/screenshots, or a
+    temp folder when the tree is read-only (the ordinary-user run)."""
+    shots = os.path.join(BUILD, "screenshots")
+    try:
+        os.makedirs(shots, exist_ok=True)
+        open(os.path.join(shots, ".w"), "w").close()
+    except OSError:
+        shots = tempfile.mkdtemp(prefix="dp-shots-")
+    return shots
+
+
+def drop_screenshots(shots):
+    """A temp folder of screenshots goes; build/screenshots stays."""
+    if shots.startswith(tempfile.gettempdir()):
+        shutil.rmtree(shots, ignore_errors=True)
+
+
+def report(res):
+    """Each check of a script's answer as a TAP line, with its diagnosis
+    when it fails, and the script's stderr when any did."""
+    from tap import ok, diag
+    for name, good, why in res["checks"]:
+        if not ok(good, name):
+            diag(f"    {why[:3000]}")
+    if not all(c[1] for c in res["checks"]):
+        diag(res["stderr"][-3000:])
