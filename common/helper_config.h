@@ -46,6 +46,10 @@ typedef struct dp_helper_policy {
     int nsections;
     const unsigned char *pairs;
     int log_level;              /* httpd's LogLevel for the module (APLOG_*): the helper's lines */
+    /* DiagProcProfileLimits: profiles at once, a session's longest run, the
+     * highest rate, a profile's store of stacks (bytes) */
+    int prof_sessions, prof_seconds, prof_hz;
+    size_t prof_bytes;
     /* httpd's request slots (the page the parent shares with its children,
      * inherited): what a profile's samples of a worker thread are labelled
      * with; written by the workers, so labels only. NULL when there is none. */

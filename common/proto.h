@@ -53,9 +53,15 @@ enum dp_prof_what { DP_PROF_START = 1, DP_PROF_STOP = 2, DP_PROF_RUN = 3,
 #define DP_PROF_HZ_MIN 1
 #define DP_PROF_HZ_MAX 1000
 #define DP_PROF_HZ_DEFAULT 99
-#define DP_PROF_MAX_SECONDS 900         /* a session's longest run (Kudu's 15 minutes) */
-#define DP_PROF_RUN_MAX_SECONDS 300     /* the one-call profile's */
-#define DP_PROF_SESSIONS 12             /* sessions server-wide */
+/* DiagProcProfileLimits: its defaults, and the most it may allow */
+#define DP_PROF_MAX_SECONDS 3600        /* a session's longest run: seconds= at most */
+#define DP_PROF_DEF_SECONDS 900         /* ...by default (Kudu's 15 minutes) */
+#define DP_PROF_RUN_MAX_SECONDS 300     /* the one-call profile's (and the site's) */
+#define DP_PROF_SESSIONS 64             /* the table's entries: sessions= at most */
+#define DP_PROF_DEF_SESSIONS 12         /* ...by default (Kudu's) */
+#define DP_PROF_MIN_BYTES (64u * 1024)  /* a profile's store: memory= from... */
+#define DP_PROF_MAX_BYTES_LIMIT (1024u * 1024 * 1024)   /* ...to */
+#define DP_PROF_DEF_BYTES (64u * 1024 * 1024)           /* ...by default */
 #define DP_PROF_MAX_FRAMES 128          /* per sample, root first; deeper ones are cut */
 #define DP_PROF_NAME_MAX 512            /* a frame's name or file */
 /* The abstract unix socket name a session's sampler listens on for its stop:

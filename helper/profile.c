@@ -49,7 +49,7 @@ static void send_error(int fd, const dp_error *err)
     dp_frame_send_error(fd, (uint32_t)(err->status ? err->status : 500), err->msg);
 }
 
-#define KEEP_SECONDS DP_PROF_MAX_SECONDS    /* samples of an ended session, unfetched */
+#define KEEP_SECONDS DP_PROF_DEF_SECONDS    /* samples of an ended session, unfetched */
 
 typedef struct session {
     pid_t pid;
@@ -111,14 +111,14 @@ static int pidfd_of(pid_t pid)
 }
 
 /* The session's entry in the table: 0, or -1 with the answer's error. */
-static int claim(session *s, dp_error *err)
+static int claim(session *s, int limit, dp_error *err)
 {
     char path[64];
     struct stat sb;
 
     snprintf(path, sizeof(path), "/proc/%d", (int)s->pid);
     s->owner = stat(path, &sb) == 0 ? (long)sb.st_uid : -1;
-    if ((s->slot = dp_prof_claim(s->pid, s->owner, err)) < 0)
+    if ((s->slot = dp_prof_claim(s->pid, s->owner, limit, err)) < 0)
         return -1;
     s->target_fd = pidfd_of(s->pid);
     s->daemon_fd = pidfd_of(daemon_pid);
@@ -137,8 +137,12 @@ static uint64_t mono_ms(void)
 static int open_profiler(session *s, const dp_helper_policy *pol, const dp_request *rq,
                          apr_pool_t *p, dp_error *err)
 {
-    s->st = dp_prof_store_make((unsigned)rq->dump_type, pol->slots, pol->nslots, p);
-    return dp_profiler_open(&s->pr, s->st, s->pid, dp_ppid_of(s->pid) == pol->httpd_pid, p, err);
+    s->st = dp_prof_store_make((unsigned)rq->dump_type, pol->prof_bytes, pol->slots, pol->nslots,
+                               p);
+    if (dp_profiler_open(&s->pr, s->st, s->pid, dp_ppid_of(s->pid) == pol->httpd_pid, p, err) != 0)
+        return -1;
+    dp_prof_began(s->st);       /* the duration counts from the first sample */
+    return 0;
 }
 
 static void stop_sampling(session *s, unsigned why)
@@ -316,7 +320,7 @@ static void run_sampler(session *s, int fd, const dp_helper_policy *pol, const d
      * scheduling group of its own (autogroup): mostly asleep, the sampler
      * runs when its period says even while the target's group is busy */
     setsid();
-    if (claim(s, &err) != 0)
+    if (claim(s, pol->prof_sessions, &err) != 0)
         return refuse_start(fd, &err, name, 0);
     if (listen_on_nonce(s, pol) != 0) {
         dp_fail(&err, 500, "The profile's sampler cannot listen: %s.", strerror(errno));
@@ -327,13 +331,14 @@ static void run_sampler(session *s, int fd, const dp_helper_policy *pol, const d
     if (open_profiler(s, pol, rq, p, &err) != 0)
         return refuse_start(fd, &err, name, 1);
     /* the duration counts from the first sample, not from the objects' opening */
-    deadline = mono_ms() + (uint64_t)(rq->timeout_s ? rq->timeout_s : DP_PROF_MAX_SECONDS) * 1000u;
+    deadline = mono_ms() + (uint64_t)(rq->timeout_s ? rq->timeout_s : (unsigned)pol->prof_seconds)
+                           * 1000u;
     dp_frame_send_ok(fd, 0, name);
     dp_frame_send_end(fd);
     close(fd);
     dp_log(DP_LOG_NOTICE, DPLOGNO(10009) "helper: profile of pid %d (%s) started at %u Hz "
            "for at most %u s, sampler pid %d", (int)s->pid, name, (unsigned)rq->dump_type,
-           rq->timeout_s ? rq->timeout_s : DP_PROF_MAX_SECONDS, (int)getpid());
+           rq->timeout_s ? rq->timeout_s : (unsigned)pol->prof_seconds, (int)getpid());
     if (sample_loop(s, deadline, name) == 1)
         dp_log(DP_LOG_NOTICE, DPLOGNO(10010) "helper: profile of pid %d stopped and fetched",
                (int)s->pid);
@@ -446,7 +451,7 @@ static void run(int fd, const dp_helper_policy *pol, const dp_request *rq, const
     dp_error err = { 0 };
     int rc;
 
-    if (claim(&s, &err) != 0)
+    if (claim(&s, pol->prof_sessions, &err) != 0)
         return send_error(fd, &err);
     close_others(&s, fd);
     setsid();           /* a scheduling group of its own, as a session's sampler */

@@ -16,17 +16,17 @@
 #include "helper/policy.h"
 
 #define DP_PROF_MAX_STACKS 20000                /* distinct stacks kept */
-#define DP_PROF_MAX_BYTES (64u * 1024 * 1024)   /* their bytes */
 
 struct Dwfl;
 typedef struct dp_prof_store dp_prof_store;
 typedef struct dp_profiler dp_profiler;
 
-/* The samples of a profile at hz (of one process or several), each stack
- * labelled with its process, thread, runtime and, for httpd's threads, the
- * request slots[nslots] say it serves (NULL: no labels). */
-dp_prof_store *dp_prof_store_make(unsigned hz, const dp_slot *slots, size_t nslots,
-                                  apr_pool_t *p);
+/* The samples of a profile at hz (of one process or several), at most
+ * max_bytes of stacks, each stack labelled with its process, thread,
+ * runtime and, for httpd's threads, the request slots[nslots] say it
+ * serves (NULL: no labels). */
+dp_prof_store *dp_prof_store_make(unsigned hz, size_t max_bytes, const dp_slot *slots,
+                                  size_t nslots, apr_pool_t *p);
 /* Sampling begins now (the summary's start and duration count from here;
  * the store's making is the default). */
 void dp_prof_began(dp_prof_store *st);
@@ -71,7 +71,7 @@ int dp_prof_table_init(void);
 /* An entry for this process, sampling target: its slot, or -1 with the
  * answer's error (409: a profile of target runs or holds samples; 503: all
  * DP_PROF_SESSIONS entries are held by live processes). */
-int dp_prof_claim(pid_t target, long owner, dp_error *err);
+int dp_prof_claim(pid_t target, long owner, int limit, dp_error *err);
 /* The holder's own changes: DP_PE_KEPT (sampling ended, samples kept),
  * DP_PE_FETCHING (a stop took them: no other stop or start finds it); the
  * nonce it listens under; the entry freed (at its end; its death frees it

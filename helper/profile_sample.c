@@ -32,6 +32,7 @@ struct dp_prof_store {
     apr_pool_t *pool;
     apr_hash_t *stacks;         /* key bytes -> uint32_t count */
     uint64_t samples, lost, bytes, start_us, start_mono, end_mono;
+    size_t max_bytes;
     unsigned flags;             /* DP_PS_FULL */
     uint64_t rng;
     const dp_slot *slots;       /* httpd's requests, for the labels */
@@ -64,11 +65,12 @@ static uint64_t mono_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-dp_prof_store *dp_prof_store_make(unsigned hz, const dp_slot *slots, size_t nslots,
-                                  apr_pool_t *p)
+dp_prof_store *dp_prof_store_make(unsigned hz, size_t max_bytes, const dp_slot *slots,
+                                  size_t nslots, apr_pool_t *p)
 {
     dp_prof_store *st = apr_pcalloc(p, sizeof(*st));
 
+    st->max_bytes = max_bytes;
     st->hz = hz;
     st->pool = p;
     st->stacks = apr_hash_make(p);
@@ -235,7 +237,7 @@ static void count_stack(dp_profiler *pr, pid_t tid, const char *runtime)
         (*count)++;
         return;
     }
-    if (apr_hash_count(st->stacks) >= DP_PROF_MAX_STACKS || st->bytes + len > DP_PROF_MAX_BYTES) {
+    if (apr_hash_count(st->stacks) >= DP_PROF_MAX_STACKS || st->bytes + len > st->max_bytes) {
         st->flags |= DP_PS_FULL;
         st->samples--;
         st->lost++;

@@ -274,7 +274,7 @@ void dp_profile_site(int fd, const dp_helper_policy *pol, const dp_request *rq, 
     dp_error err = { 0 };
     apr_hash_index_t *hi;
 
-    if ((slot = dp_prof_claim(0, -1, &err)) < 0) {
+    if ((slot = dp_prof_claim(0, -1, pol->prof_sessions, &err)) < 0) {
         dp_frame_send_error(fd, (uint32_t)err.status, err.msg);
         return;
     }
@@ -284,7 +284,8 @@ void dp_profile_site(int fd, const dp_helper_policy *pol, const dp_request *rq, 
      * not when one of the site's processes yields (then it would miss what
      * those were doing: short requests) */
     setsid();
-    s.st = dp_prof_store_make((unsigned)rq->dump_type, pol->slots, pol->nslots, p);
+    s.st = dp_prof_store_make((unsigned)rq->dump_type, pol->prof_bytes, pol->slots, pol->nslots,
+                              p);
     dp_log(DP_LOG_NOTICE, DPLOGNO(10013) "helper: profile of the site for %u s at %u Hz",
            rq->timeout_s, (unsigned)rq->dump_type);
     /* the duration counts from the first sample: opening every process's

@@ -119,15 +119,17 @@ static void unlock_table(uint64_t me)
     atomic_compare_exchange_strong(&tab->lock, &me, 0);
 }
 
-int dp_prof_claim(pid_t target, long owner, dp_error *err)
+int dp_prof_claim(pid_t target, long owner, int limit, dp_error *err)
 {
     uint64_t me = self_word();
-    int i, slot = -1, busy = 0;
+    int i, slot = -1, busy = 0, held = 0;
 
     if (!tab || !me)
         return dp_fail(err, 500, "The helper has no table of profiles.");
     if (lock_table(me) != 0)
         return dp_fail(err, 503, "The table of profiles stayed locked; try again shortly.");
+    if (limit < 1 || limit > DP_PROF_SESSIONS)
+        limit = DP_PROF_SESSIONS;
     for (i = 0; i < DP_PROF_SESSIONS; i++) {
         entry *e = &tab->e[i];
         uint64_t h = atomic_load(&e->holder);
@@ -139,9 +141,12 @@ int dp_prof_claim(pid_t target, long owner, dp_error *err)
                 slot = i;
             continue;
         }
+        held++;
         st = atomic_load(&e->state);
         busy |= atomic_load(&e->target) == target && (st == DP_PE_SAMPLING || st == DP_PE_KEPT);
     }
+    if (held >= limit)
+        slot = -1;
     if (busy || slot < 0) {
         unlock_table(me);
         if (busy && !target)
@@ -150,7 +155,8 @@ int dp_prof_claim(pid_t target, long owner, dp_error *err)
             return dp_fail(err, 409, "Profiling for process '%d' is already running.",
                            (int)target);
         return dp_fail(err, 503, "%d profiles are already running (the most this server "
-                       "runs at once); stop one or try again later.", DP_PROF_SESSIONS);
+                       "runs at once, DiagProcProfileLimits sessions=%d); stop one or try "
+                       "again later.", limit, limit);
     }
     atomic_store(&tab->e[slot].target, target);
     atomic_store(&tab->e[slot].owner, owner);

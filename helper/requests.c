@@ -462,6 +462,16 @@ static void do_profile(int fd, const dp_helper_policy *pol, const dp_request *rq
     dp_stat st;
 
     memset(&st, 0, sizeof(st));
+    if (rq->what != DP_PROF_STOP && rq->what != DP_PROF_RUNNING
+        && (rq->dump_type > (uint64_t)pol->prof_hz
+            || rq->timeout_s > (unsigned)(rq->what == DP_PROF_START ? pol->prof_seconds
+                                          : pol->prof_seconds < DP_PROF_RUN_MAX_SECONDS
+                                          ? pol->prof_seconds : DP_PROF_RUN_MAX_SECONDS))) {
+        dp_fail(&err, 400, "A profile at %llu Hz for %u s is beyond DiagProcProfileLimits "
+                "(hz=%d seconds=%d).", (unsigned long long)rq->dump_type, rq->timeout_s,
+                pol->prof_hz, pol->prof_seconds);
+        return dp_daemon_send_error(fd, &err);
+    }
     if (rq->what == DP_PROF_SITE) {
         /* each process of the site is checked as it is found */
         if (!(dp_policy_actions(pol, rq->allow_section, rq->scope_section) & DP_ACT_PROFILE)) {

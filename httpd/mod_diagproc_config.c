@@ -20,6 +20,7 @@
 #include "apr_lib.h"
 
 #include "httpd/mod_diagproc_config.h"
+#include "common/proto.h"
 #include "httpd/mod_diagproc_fleet.h"
 #include "common/actions.h"
 #include "common/helper_config.h"
@@ -109,7 +110,20 @@ void *dp_config_merge_server(apr_pool_t *p, void *basev, void *addv)
     c->dump_nice = add->dump_nice >= 0 ? add->dump_nice : base->dump_nice;
     c->dump_ioprio = add->dump_ioprio >= 0 ? add->dump_ioprio : base->dump_ioprio;
     c->trusted_proxies = add->trusted_proxies ? add->trusted_proxies : base->trusted_proxies;
+    c->prof_sessions = add->prof_sessions ? add->prof_sessions : base->prof_sessions;
+    c->prof_seconds = add->prof_seconds ? add->prof_seconds : base->prof_seconds;
+    c->prof_hz = add->prof_hz ? add->prof_hz : base->prof_hz;
+    c->prof_bytes = add->prof_bytes ? add->prof_bytes : base->prof_bytes;
     return c;
+}
+
+void dp_profile_limits(const dp_server_conf *sc, int *sessions, int *seconds, int *hz,
+                       size_t *bytes)
+{
+    *sessions = sc->prof_sessions ? sc->prof_sessions : DP_PROF_DEF_SESSIONS;
+    *seconds = sc->prof_seconds ? sc->prof_seconds : DP_PROF_DEF_SECONDS;
+    *hz = sc->prof_hz ? sc->prof_hz : DP_PROF_HZ_MAX;
+    *bytes = sc->prof_bytes ? sc->prof_bytes : DP_PROF_DEF_BYTES;
 }
 
 dp_server_conf *dp_server_config(server_rec *s)
@@ -401,6 +415,48 @@ static const char *set_dump_snapshot(cmd_parms *cmd, void *d, int on)
     return NULL;
 }
 
+/* DiagProcProfileLimits sessions=N seconds=N hz=N memory=SIZE: one word at a time */
+static const char *set_profile_limits(cmd_parms *cmd, void *d, const char *word)
+{
+    static const struct { const char *key; long lo, hi; } keys[] = {
+        { "sessions", 1, DP_PROF_SESSIONS }, { "seconds", 1, DP_PROF_MAX_SECONDS },
+        { "hz", DP_PROF_HZ_MIN, DP_PROF_HZ_MAX },
+        { "memory", DP_PROF_MIN_BYTES, DP_PROF_MAX_BYTES_LIMIT },
+    };
+    dp_server_conf *sc = dp_server_config(cmd->server);
+    const char *eq = strchr(word, '='), *err = main_server_only(cmd);
+    char *end;
+    long v;
+    size_t i;
+
+    (void)d;
+    if (err)
+        return err;
+    for (i = 0; eq && i < sizeof(keys) / sizeof(keys[0]); i++)
+        if (strlen(keys[i].key) == (size_t)(eq - word) && !strncmp(word, keys[i].key, eq - word))
+            break;
+    if (!eq || i == sizeof(keys) / sizeof(keys[0]))
+        return apr_psprintf(cmd->pool, "DiagProcProfileLimits: '%s' is not one of sessions=N, "
+                            "seconds=N, hz=N, memory=SIZE", word);
+    v = strtol(eq + 1, &end, 10);
+    if (i == 3 && (*end == 'K' || *end == 'k' || *end == 'M' || *end == 'm'
+                   || *end == 'G' || *end == 'g') && !end[1] && v > 0 && v < 1L << 20)
+        v <<= (*end == 'K' || *end == 'k') ? 10 : (*end == 'M' || *end == 'm') ? 20 : 30, end++;
+    if (*end || end == eq + 1 || v < keys[i].lo || v > keys[i].hi)
+        return apr_psprintf(cmd->pool, "DiagProcProfileLimits: '%s' is out of range: %s takes "
+                            "%ld to %ld%s", word, keys[i].key, keys[i].lo, keys[i].hi,
+                            i == 3 ? " bytes (K, M or G may follow the number)" : "");
+    if (i == 0)
+        sc->prof_sessions = (int)v;
+    else if (i == 1)
+        sc->prof_seconds = (int)v;
+    else if (i == 2)
+        sc->prof_hz = (int)v;
+    else
+        sc->prof_bytes = (apr_size_t)v;
+    return NULL;
+}
+
 static const char *set_dump_nice(cmd_parms *cmd, void *d, const char *arg)
 {
     char *end;
@@ -468,6 +524,9 @@ const command_rec dp_config_cmds[] = {
                   "longest a dump may take, in seconds (default: no limit)"),
     AP_INIT_FLAG("DiagProcDumpSnapshot", set_dump_snapshot, NULL, RSRC_CONF,
                  "On: a large dump pauses the target only for a copy-on-write fork (default On)"),
+    AP_INIT_ITERATE("DiagProcProfileLimits", set_profile_limits, NULL, RSRC_CONF,
+                    "sessions=N seconds=N hz=N memory=SIZE: profiles at once (12), a profile's "
+                    "longest run (900 s), highest rate (1000 Hz) and store of stacks (64M)"),
     AP_INIT_TAKE1("DiagProcDumpNice", set_dump_nice, NULL, RSRC_CONF,
                   "CPU priority (nice) of the process writing a dump (default 10)"),
     AP_INIT_TAKE1("DiagProcDumpIOPriority", set_dump_ioprio, NULL, RSRC_CONF,

@@ -50,7 +50,14 @@ typedef struct dp_server_conf {
     int dump_nice;                      /* DiagProcDumpNice 0-19, -1 unset (10) */
     int dump_ioprio;                    /* DiagProcDumpIOPriority, -1 unset (best-effort:7) */
     apr_array_header_t *trusted_proxies; /* apr_ipsubnet_t *; DiagProcTrustedProxies */
+    /* DiagProcProfileLimits sessions= seconds= hz= memory=, 0 unset */
+    int prof_sessions, prof_seconds, prof_hz;
+    apr_size_t prof_bytes;
 } dp_server_conf;
+
+/* The profiles' limits in force: DiagProcProfileLimits, else the defaults. */
+void dp_profile_limits(const dp_server_conf *sc, int *sessions, int *seconds, int *hz,
+                       size_t *bytes);
 
 /* The helper's server-wide ceiling: whose processes may be read, killed or
  * dumped at all. Filled while the configuration is read (only root can write

@@ -420,6 +420,8 @@ static int dp_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
                                               : DP_IOPRIO_VALUE(DP_IOPRIO_CLASS_BE, 7);
     policy_sections(pconf);
     policy.log_level = ap_get_server_module_loglevel(s, APLOG_MODULE_INDEX);
+    dp_profile_limits(sc, &policy.prof_sessions, &policy.prof_seconds, &policy.prof_hz,
+                      &policy.prof_bytes);
     if (dp_shared_page()) {
         policy.slots = dp_shared_page()->slots;
         policy.nslots = (size_t)dp_shared_page()->server_limit

@@ -56,6 +56,28 @@ static int int_param(request_rec *r, const char *name, long lo, long hi, long *v
     return 0;
 }
 
+/* DiagProcProfileLimits as the parameters' bounds (the helper holds to them too). */
+typedef struct limits {
+    long hz, seconds, run_seconds;
+    long hz_default, run_default;       /* within them */
+} limits;
+
+static limits limits_of(request_rec *r)
+{
+    int sessions, seconds, hz;
+    size_t bytes;
+    limits l;
+
+    dp_profile_limits(dp_server_config(r->server), &sessions, &seconds, &hz, &bytes);
+    l.hz = hz;
+    l.seconds = seconds;
+    l.run_seconds = seconds < DP_PROF_RUN_MAX_SECONDS ? seconds : DP_PROF_RUN_MAX_SECONDS;
+    l.hz_default = hz < DP_PROF_HZ_DEFAULT ? hz : DP_PROF_HZ_DEFAULT;
+    l.run_default = l.run_seconds < PROFILE_DEFAULT_SECONDS ? l.run_seconds
+                                                            : PROFILE_DEFAULT_SECONDS;
+    return l;
+}
+
 /* The format asked (index into formats), or -1 with the 400 answered. */
 static int format_param(request_rec *r, int *rv)
 {
@@ -100,7 +122,8 @@ static void fill_request(dp_request *rq, pid_t pid, unsigned what, long hz, long
 
 int dp_route_profile_start(request_rec *r, const char **seg)
 {
-    long hz = DP_PROF_HZ_DEFAULT, seconds = DP_PROF_MAX_SECONDS;
+    limits lim = limits_of(r);
+    long hz = lim.hz_default, seconds = lim.seconds;
     dp_request rq;
     dp_helper_conn *hc;
     dp_error err = { 0 };
@@ -111,8 +134,8 @@ int dp_route_profile_start(request_rec *r, const char **seg)
 
     /* seconds: an addition to Kudu's route, the profile's maximum duration */
     if ((rv = dp_refuse_cross_site(r)) != OK || (rv = checked_target(r, seg, &pid)) != OK
-        || (rv = int_param(r, "hz", DP_PROF_HZ_MIN, DP_PROF_HZ_MAX, &hz)) != OK
-        || (rv = int_param(r, "seconds", 1, DP_PROF_MAX_SECONDS, &seconds)) != OK)
+        || (rv = int_param(r, "hz", DP_PROF_HZ_MIN, lim.hz, &hz)) != OK
+        || (rv = int_param(r, "seconds", 1, lim.seconds, &seconds)) != OK)
         return rv;
     fill_request(&rq, pid, DP_PROF_START, hz, seconds);
     if (dp_helper_call(r, &rq, &hc, &err) != 0 || dp_helper_read_answer(r, hc, &size, &name,
@@ -272,7 +295,8 @@ static int wait_answer(request_rec *r, dp_helper_conn *hc, long seconds)
 
 int dp_route_profile(request_rec *r, const char **seg)
 {
-    long hz = DP_PROF_HZ_DEFAULT, seconds = PROFILE_DEFAULT_SECONDS;
+    limits lim = limits_of(r);
+    long hz = lim.hz_default, seconds = lim.run_default;
     dp_request rq;
     dp_helper_conn *hc;
     dp_error err = { 0 };
@@ -280,8 +304,8 @@ int dp_route_profile(request_rec *r, const char **seg)
     int rv, fmt = format_param(r, &rv);
 
     if (fmt < 0 || (rv = checked_target(r, seg, &pid)) != OK
-        || (rv = int_param(r, "hz", DP_PROF_HZ_MIN, DP_PROF_HZ_MAX, &hz)) != OK
-        || (rv = int_param(r, "seconds", 1, DP_PROF_RUN_MAX_SECONDS, &seconds)) != OK)
+        || (rv = int_param(r, "hz", DP_PROF_HZ_MIN, lim.hz, &hz)) != OK
+        || (rv = int_param(r, "seconds", 1, lim.run_seconds, &seconds)) != OK)
         return rv;
     if (r->header_only)
         return head_only(r);        /* the checks alone: no profile is taken */
@@ -299,7 +323,8 @@ int dp_route_profile(request_rec *r, const char **seg)
  * each sample labelled with its process and the request it served. */
 int dp_route_profile_site(request_rec *r, const char **seg)
 {
-    long hz = DP_PROF_HZ_DEFAULT, seconds = PROFILE_DEFAULT_SECONDS;
+    limits lim = limits_of(r);
+    long hz = lim.hz_default, seconds = lim.run_default;
     dp_request rq;
     dp_helper_conn *hc;
     dp_error err = { 0 };
@@ -307,8 +332,8 @@ int dp_route_profile_site(request_rec *r, const char **seg)
 
     (void)seg;
     if (fmt < 0 || (rv = dp_require_allowed(r, DP_ACT_PROFILE)) != OK
-        || (rv = int_param(r, "hz", DP_PROF_HZ_MIN, DP_PROF_HZ_MAX, &hz)) != OK
-        || (rv = int_param(r, "seconds", 1, DP_PROF_RUN_MAX_SECONDS, &seconds)) != OK)
+        || (rv = int_param(r, "hz", DP_PROF_HZ_MIN, lim.hz, &hz)) != OK
+        || (rv = int_param(r, "seconds", 1, lim.run_seconds, &seconds)) != OK)
         return rv;
     if (r->header_only)
         return head_only(r);

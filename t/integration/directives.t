@@ -1,7 +1,8 @@
 # Directives httpd reads: those only the main server can honour (the helper
 # is one per httpd) are refused inside <VirtualHost> with a message saying
 # so; DiagProcMaxDumpSize refuses sizes beyond any file instead of wrapping
-# them; a large valid cap really applies.
+# them; a large valid cap really applies; DiagProcProfileLimits takes its
+# four keys within their ranges and names any other word.
 import os
 import subprocess
 
@@ -20,7 +21,7 @@ def configtest(server_conf):
 
 
 for d in ("DiagProcMaxDumps 3", "DiagProcDumpSnapshot Off", "DiagProcHelperUsers *",
-          "DiagProcDumpNice 5", "DiagProcDumpIOPriority idle"):
+          "DiagProcDumpNice 5", "DiagProcDumpIOPriority idle", "DiagProcProfileLimits sessions=3"):
     rc, out = configtest(f"<VirtualHost 127.0.0.1:1>\n    {d}\n</VirtualHost>")
     name = d.split()[0]
     ok(rc != 0, f"{name} inside <VirtualHost>: httpd refuses the configuration")
@@ -41,6 +42,21 @@ for v in ("-1", "1X", "K", "1.5G", " 1", "0x10"):
     rc, out = configtest(f"DiagProcMaxDumpSize '{v}'")
     ok(rc != 0, f"DiagProcMaxDumpSize '{v}' is refused")
     like(out, "takes a size in bytes", "…with the usage")
+
+# DiagProcProfileLimits: each key within its range; anything else names the
+# directive and the word
+for v in ("sessions=1 seconds=1 hz=1 memory=64K", "sessions=64 seconds=3600 hz=1000 memory=1G",
+          "memory=65536", "hz=250", "seconds=60 memory=8m"):
+    rc, out = configtest(f"DiagProcProfileLimits {v}")
+    is_(rc, 0, f"DiagProcProfileLimits {v} is accepted")
+for v, why in (("sessions=0", "is out of range"), ("sessions=65", "is out of range"),
+               ("seconds=3601", "is out of range"), ("hz=0", "is out of range"), ("hz=1001", "is out of range"),
+               ("memory=63K", "is out of range"), ("memory=2G", "is out of range"), ("memory=1T", "is out of range"),
+               ("hz=1x", "is out of range"), ("hz=", "is out of range"), ("rate=5", "is not one of"),
+               ("sessions", "is not one of"), ("hz=-5", "is out of range")):
+    rc, out = configtest(f"DiagProcProfileLimits {v}")
+    ok(rc != 0, f"DiagProcProfileLimits {v} is refused")
+    like(out, rf"DiagProcProfileLimits: '{v}' {why}", f"…naming the directive and '{v}' ({why})")
 
 # the largest cap applies as a cap, not as a wrapped small number
 h = Httpd(server_conf="DiagProcMaxDumpSize 8388607T", locations={"/p": "DiagProcAllow dump"}).start()

@@ -102,8 +102,8 @@ static void test_every_field_is_checked(void **state)
     expect_bad(rq, "duration 0 s");
     rq = good(DP_OP_PROFILE); rq.what = DP_PROF_RUN; rq.dump_type = 99; rq.timeout_s = 301;
     expect_bad(rq, "duration 301 s");
-    rq = good(DP_OP_PROFILE); rq.what = DP_PROF_START; rq.dump_type = 99; rq.timeout_s = 901;
-    expect_bad(rq, "duration 901 s");
+    rq = good(DP_OP_PROFILE); rq.what = DP_PROF_START; rq.dump_type = 99; rq.timeout_s = 3601;
+    expect_bad(rq, "duration 3601 s");
     rq = good(DP_OP_END);                                expect_bad(rq, "unknown operation");
     rq = good(0);                                        expect_bad(rq, "unknown operation");
     rq = good(77);                                       expect_bad(rq, "unknown operation");
