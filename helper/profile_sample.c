@@ -50,6 +50,8 @@ struct dp_profiler {
     void *label_arg;
     apr_pool_t *pool, *tick;
     apr_hash_t *slot_hints;     /* tid -> the slot it was found in last */
+    apr_hash_t *cpu_seen;       /* tid -> its CPU time (ns) when it was last seen running */
+    uint64_t last_tick_us;
     Dwfl *dwfl;
     dp_lang_target lt;
     dp_native_sampler *ns;
@@ -103,6 +105,7 @@ int dp_profiler_open(dp_profiler **out, dp_prof_store *st, pid_t pid, int httpd,
     pr->httpd = httpd && st->slots;
     pr->pool = p;
     pr->slot_hints = apr_hash_make(p);
+    pr->cpu_seen = apr_hash_make(p);
     apr_pool_create(&pr->tick, p);
     if (!(pr->dwfl = dp_stacks_open_modules(pid, &kinds, p, err)))
         return -1;
@@ -132,16 +135,21 @@ void dp_profiler_close(dp_profiler *pr)
     }
 }
 
-uint64_t dp_prof_delay_us(dp_prof_store *st)
+/* xorshift64*: 53 random bits */
+static uint64_t next_random(dp_prof_store *st)
 {
-    uint64_t period = 1000000u / st->hz, r;
-
-    /* xorshift64*: uniform in [period/2, 3*period/2), the mean is the period */
     st->rng ^= st->rng >> 12;
     st->rng ^= st->rng << 25;
     st->rng ^= st->rng >> 27;
-    r = st->rng * 0x2545f4914f6cdd1dULL;
-    return period / 2 + (r >> 11) % (period ? period : 1);
+    return (st->rng * 0x2545f4914f6cdd1dULL) >> 11;
+}
+
+uint64_t dp_prof_delay_us(dp_prof_store *st)
+{
+    uint64_t period = 1000000u / st->hz;
+
+    /* uniform in [period/2, 3*period/2): the mean is the period */
+    return period / 2 + next_random(st) % (period ? period : 1);
 }
 
 /* ------------------------------------------------------------ the store */
@@ -251,12 +259,56 @@ static void count_stack(dp_profiler *pr, pid_t tid, const char *runtime)
 
 /* ------------------------------------------------------------ a tick */
 
-/* The threads of pid running now (state R); -1 when pid is gone. */
+/* A thread's CPU time in ns (/proc/.../schedstat's first field), 0 when
+ * the kernel does not say. */
+static uint64_t cpu_ns(pid_t pid, pid_t tid)
+{
+    char path[64], buf[128];
+    FILE *f;
+    unsigned long long v = 0;
+
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", (int)pid, (int)tid);
+    if (!(f = fopen(path, "re")))
+        return 0;
+    if (!fgets(buf, sizeof(buf), f) || sscanf(buf, "%llu", &v) != 1)
+        v = 0;
+    fclose(f);
+    return v;
+}
+
+/* A thread in state R may be running, or waiting for a CPU: on a busy
+ * machine a long burst of work waits more often than a short one, and
+ * counting every R thread would weigh it more than its CPU time. So a
+ * thread seen before is kept with the probability of the share of the time
+ * since the last tick that it spent on a CPU: an estimate of on-CPU time,
+ * whatever else runs. */
+static int on_cpu_share_kept(dp_profiler *pr, pid_t tid, uint64_t now_us)
+{
+    uint64_t cpu = cpu_ns(pr->pid, tid), *seen = apr_hash_get(pr->cpu_seen, &tid, sizeof(tid));
+    uint64_t wall_ns = (now_us - pr->last_tick_us) * 1000u, ran;
+    int keep = 1;
+
+    if (!seen) {
+        pid_t *key = apr_pmemdup(pr->pool, &tid, sizeof(tid));
+        seen = apr_pcalloc(pr->pool, sizeof(*seen));
+        apr_hash_set(pr->cpu_seen, key, sizeof(*key), seen);
+    }
+    else if (cpu && *seen && pr->last_tick_us && wall_ns) {
+        ran = cpu > *seen ? cpu - *seen : 0;
+        keep = ran >= wall_ns || next_random(pr->st) % wall_ns < ran;
+    }
+    *seen = cpu;
+    return keep;
+}
+
+/* The threads of pid on a CPU now (state R, kept as above); -1 when pid is
+ * gone. */
 static int running_threads(dp_profiler *pr, dp_stacks *s)
 {
     char path[64], buf[512];
     DIR *d;
     struct dirent *de;
+    uint64_t now = mono_us();
 
     snprintf(path, sizeof(path), "/proc/%d/task", (int)pr->pid);
     if (!(d = opendir(path)))
@@ -275,6 +327,8 @@ static int running_threads(dp_profiler *pr, dp_stacks *s)
         fclose(f);
         if (!rp || rp[1] != ' ' || rp[2] != 'R')
             continue;
+        if (!on_cpu_share_kept(pr, (pid_t)atoi(de->d_name), now))
+            continue;
         th = apr_array_push(s->threads);
         memset(th, 0, sizeof(*th));
         th->tid = atoi(de->d_name);
@@ -282,6 +336,7 @@ static int running_threads(dp_profiler *pr, dp_stacks *s)
         th->lang = apr_array_make(pr->tick, 16, sizeof(dp_lang_frame));
     }
     closedir(d);
+    pr->last_tick_us = now;
     return 0;
 }
 

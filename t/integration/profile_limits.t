@@ -8,7 +8,7 @@ import re
 import time
 
 from tap import ok, is_, like, diag, done_testing
-from dphttpd import Httpd, spawn, worker_user, kill_quietly
+from dphttpd import Httpd, spawn, worker_user, kill_quietly, favour_cpu
 import procstate
 
 # a CPython program whose samples are all different stacks: it recurses to a
@@ -35,6 +35,7 @@ h.expect_log(re.compile(r"DP00010: .*(not valid|profiles are already running)"))
 loops = [spawn(["/usr/bin/perl", "-e", "$|=1; print qq(ready\\n); 1 while 1"], ready="ready",
                user=worker_user()) for _ in range(3)]
 deep = spawn(["/usr/bin/python3", "-c", DEEP], ready="ready", user=worker_user())
+favour_cpu(deep.pid)    # its samples are its CPU time
 
 # the parameters' bounds are the configured ones
 r = h.get(f"/p/{loops[0].pid}/profile?seconds=2&hz=201")
@@ -68,7 +69,7 @@ time.sleep(2)
 h.get(f"/p/{loops[2].pid}/profile/stop?format=folded")
 
 # memory=64K: distinct stacks stop being kept once the store is full
-r = h.get(f"/p/{deep.pid}/profile?seconds=3&hz=200&format=folded")
+r = h.get(f"/p/{deep.pid}/profile?seconds=4&hz=200&format=folded")
 is_(r.status, 200, "a profile of a target whose stacks all differ: 200")
 hdr = r.headers.get("x-diagproc-profile", "")
 m = re.search(r"samples=(\d+); lost=(\d+)", hdr)

@@ -7,7 +7,7 @@ import subprocess
 import tempfile
 import time
 
-from dphttpd import Httpd, MODDIR
+from dphttpd import Httpd, MODDIR, favour_cpu
 from phpfpm import PhpFpm
 from langfix import place
 
@@ -32,6 +32,10 @@ class PhpSite:
                        f'ProxyPassMatch "^/fpm/(.*\\.php)$" "unix:{sock}|fcgi://localhost{self.run}/$1"\n'
                        "<FilesMatch \\.php$>\n    SetHandler application/x-httpd-php\n</FilesMatch>\n"
                        ).start()
+        # the site's two sessions (httpd's, php-fpm's) get the CPU a site has
+        # on an otherwise quiet server: a profile's samples are CPU time
+        favour_cpu(self.h.parent_pid)
+        favour_cpu(self.fpm.proc.pid)
         # php-fpm resets the connection of a request wrk leaves behind at
         # its end (mod_proxy_fcgi says so)
         self.h.expect_log("AH01067", "AH01075")
