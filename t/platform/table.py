@@ -6,7 +6,7 @@ import re
 import sys
 
 NAMES = {"bullseye": "11 bullseye", "bookworm": "12 bookworm",
-         "bookworm-main": "12 bookworm main suite (no updates)", "trixie": "13 trixie",
+         "bookworm-main": "12 bookworm main suite, no updates", "trixie": "13 trixie",
          "testing": "testing", "forky": "14 forky"}
 CHECKS = [("build", "build"), ("httpd", "httpd"), ("php-cli", "PHP cli"),
           ("php-fpm", "php-fpm child"), ("php-fpm-pool", "pool in detail"),
