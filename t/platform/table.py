@@ -60,8 +60,9 @@ def main():
         print("| " + " | ".join(row) + " |")
         details.append((s, res, times, ver))
     print("\n*native frames only*: this tree has no layout entry for that interpreter version; the "
-          "stacks answer says so and gives native frames (not a failure). *system 0 s*: the "
-          "release's system came from the cache. *not run: same as the host*: a check of the host's "
+          "stacks answer says so and gives native frames (not a failure). *system N s*: how "
+          "long the checks waited for the release's system (0: it came from the cache, or was "
+          "made while the releases before it were checked). *not run: same as the host*: a check of the host's "
           "own tests (Debian 12 with its updates) that this row's system is made without, to keep "
           "the matrix's time.")
     print("\nWhat each check showed:\n")
