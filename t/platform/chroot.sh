@@ -4,7 +4,12 @@
 # copies of it that a run may change and throws away.
 #
 #   t/platform/chroot.sh create SUITE      the pristine minbase system of SUITE
-#                                          (made when missing); prints its path
+#                                          (made when missing); prints its path.
+#                                          SUITE-main (e.g. bookworm-main): the
+#                                          release as its main suite has it, no
+#                                          -updates or -security in its sources
+#                                          (a server that has not taken the
+#                                          point releases); cached under that name
 #   t/platform/chroot.sh enter DIR CMD...  runs CMD as root in the system at DIR,
 #                                          with /proc, /sys, /dev/pts, /dev/shm
 #                                          mounted for it and unmounted after
@@ -93,26 +98,29 @@ create() {
     if [ ! -f "$base/.complete" ]; then
         rm -rf "$base" "$base.new"
         site=$(mirror)
+        # SUITE-main: the release from its main suite alone (debootstrap
+        # takes nothing else), and no -updates or -security for apt either
+        dist=${suite%-main}
         script=""
-        case "$suite" in
+        case "$dist" in
             bullseye|bookworm|trixie|sid|testing|unstable) ;;
             *) script=/usr/share/debootstrap/scripts/sid ;;   # a newer testing
         esac
-        echo "chroot: debootstrap --variant=minbase $suite from $site" >&2
+        echo "chroot: debootstrap --variant=minbase $dist from $site" >&2
         t0=$(date +%s)
-        debootstrap --variant=minbase "$suite" "$base.new" "$site" $script \
+        debootstrap --variant=minbase "$dist" "$base.new" "$site" $script \
             >"$CACHE/$suite-debootstrap.log" 2>&1 \
             || { tail -20 "$CACHE/$suite-debootstrap.log" >&2; die "debootstrap $suite failed"; }
         {
-            echo "deb $site $suite main"
+            echo "deb $site $dist main"
             case "$suite" in
-                sid|unstable|testing|forky|duke) ;;
-                *)  echo "deb $site $suite-updates main"
+                *-main|sid|unstable|testing|forky|duke) ;;
+                *)  echo "deb $site $dist-updates main"
                     sec=$(security_site)
-                    [ -n "$sec" ] && echo "deb $sec $suite-security main" ;;
+                    [ -n "$sec" ] && echo "deb $sec $dist-security main" ;;
             esac
         } >"$base.new/etc/apt/sources.list"
-        case "$suite" in
+        case "$dist" in
             sid|unstable|testing|forky|duke)
                 # the archive's copy carries a Release past its Valid-Until
                 echo 'Acquire::Check-Valid-Until "false";' \

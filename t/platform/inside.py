@@ -3,12 +3,14 @@
 # starts that release's apache2 on free ports (event + php-fpm over
 # mod_proxy_fcgi, prefork + mod_php, mod_wsgi), asks the stacks of PHP
 # (cli, php-fpm child, mod_php worker) and Python (cli, mod_wsgi worker)
-# targets, opens a minimal bundle with the bundle's php-bt in that release's
-# gdb, and builds, installs, enables and purges the .deb. Written for the
-# oldest python3 of the matrix (3.9). Prints one line per check:
+# targets, opens minimal bundles of the PHP and Python cli targets with the
+# bundle's php-bt and dp-py-bt in that release's gdb, and builds, installs,
+# enables and purges the .deb. Written for the oldest python3 of the matrix
+# (3.9). Prints one line per check:
 #   RESULT <check> <ok|fail|native|skip> <detail>
 #   VERSION <what> <version>
 # and exits 0 (the matrix reads the lines; a failed check is a result).
+# DP_NOT_RUN="CHECK..." (jhsdb, deb): left out, each a `skip` result.
 import glob
 import io
 import json
@@ -223,6 +225,7 @@ def find_frames(h, pids, want, tries=60):
 
 
 def lang_result(check, h, pids, want, lang):
+    """the pid whose stacks have `want`, or None"""
     pid, d, fr = find_frames(h, pids, want)
     rt = d.get("runtime") or {}
     if pid:
@@ -258,6 +261,22 @@ def check_versions():
     version("java", first_line("java -version 2>&1"))
     version("gdb", first_line("gdb --version"))
     version("gcc", first_line("gcc -dumpfullversion"))
+    # the suites apt takes packages from (a main-suite-only system: just one)
+    suites = []
+    for f in ["/etc/apt/sources.list"] + glob.glob("/etc/apt/sources.list.d/*.list"):
+        try:
+            for line in open(f):
+                w = line.split()
+                if len(w) >= 3 and w[0] == "deb":
+                    suites.append(w[2])
+        except OSError:
+            pass
+    version("apt-suites", " ".join(suites) or "?")
+    # what apt offers for the release's PHP (a main suite alone: its first
+    # version) and what is installed
+    version("php-package", "php%s %s, php%s-cli %s" % (
+        php_minor(), first_line("apt-cache policy php%s | grep Candidate" % php_minor()).lower(),
+        php_minor(), first_line("dpkg-query -W -f '${Version}' php%s-cli" % php_minor())))
 
 
 def check_build():
@@ -279,21 +298,74 @@ def check_php_cli(h):
     return p
 
 
-def check_php_dump(h, target):
-    """a minimal bundle of the cli target, opened with the bundle's php-bt"""
-    code, body = get(h.port, "/p/%d/dump?dumpType=0&format=zip" % target.pid, timeout=120)
+def gdb_frames(text):
+    """{tid: [(class, function, file, line)]} from the output of php-bt or
+    dp-py-bt (helper/gdb/diagproc-lang.py), as t/integration/dump_lang.t
+    reads it"""
+    out, cur = {}, None
+    for line in text.splitlines():
+        m = re.match(r"^Thread LWP (\d+):$", line)
+        if m:
+            cur = out.setdefault(int(m.group(1)), [])
+            continue
+        m = re.match(r"^#\d+\s+(?:(\S+)::)?(\S+) at (.*):(\d+|\?)$", line)
+        if m and cur is not None:
+            cur.append((m.group(1), m.group(2), None if m.group(3) == "??" else m.group(3),
+                        None if m.group(4) == "?" else int(m.group(4))))
+    return {t: f for t, f in out.items() if f}
+
+
+def bundle_bt(h, pid, cmd):
+    """a minimal bundle (dumpType 0 zip) of pid, unzipped and opened with its
+    open-gdb.sh running its gdb command `cmd`: (error or None, gdb's output)"""
+    code, body = get(h.port, "/p/%d/dump?dumpType=0&format=zip" % pid, timeout=120)
     if code != 200:
-        result("php-bundle", "fail", "dump answered %d" % code)
-        return
+        return "dump answered %d" % code, ""
     d = tempfile.mkdtemp(prefix="dpzip-", dir=RUN)
     zipfile.ZipFile(io.BytesIO(body)).extractall(d)
     os.chmod(os.path.join(d, "open-gdb.sh"), 0o755)
-    out = sh([os.path.join(d, "open-gdb.sh"), "-batch", "-ex", "php-bt"], timeout=180, cwd=RUN)
-    got = re.findall(r"^#\d+\s+(\S+) at (\S+)$", out.stdout, re.M)
+    out = sh([os.path.join(d, "open-gdb.sh"), "-batch", "-ex", cmd], timeout=180, cwd=RUN)
+    shutil.rmtree(d, ignore_errors=True)
+    return None, out.stdout + out.stderr
+
+
+def check_php_dump(h, target):
+    """a minimal bundle of the cli target, opened with the bundle's php-bt"""
+    err, out = bundle_bt(h, target.pid, "php-bt")
+    if err:
+        result("php-bundle", "fail", err)
+        return
+    got = re.findall(r"^#\d+\s+(\S+) at (\S+)$", out, re.M)
     if any(f == "Lock::wait_for_lock" for f, _ in got):
         result("php-bundle", "ok", "gdb php-bt: " + ", ".join(f for f, _ in got))
     else:
-        result("php-bundle", "fail", (out.stdout + out.stderr)[-250:])
+        result("php-bundle", "fail", out[-250:])
+
+
+def check_py_dump(h, pid):
+    """a minimal bundle of the Python cli target, opened with the bundle's
+    dp-py-bt: the frames of each thread (qualified name, file, line) are those
+    the /stacks answer gives"""
+    if not pid:
+        result("python-bundle", "fail", "no Python cli target with language frames")
+        return
+    err, out = bundle_bt(h, pid, "dp-py-bt")
+    if err:
+        result("python-bundle", "fail", err)
+        return
+    live = {t.get("id"): [(f.get("class"), f.get("function"), f.get("file"), f.get("line"))
+                          for f in t["languageFrames"]]
+            for t in stacks(h, pid).get("threads", []) if t.get("languageFrames")}
+    got = gdb_frames(out)
+    stuck = [f for fr in got.values() for f in fr if f[1].endswith("wait_for_lock")]
+    if got and got == live and stuck:
+        result("python-bundle", "ok", "gdb dp-py-bt: %d threads as /stacks, %s" % (
+            len(got), "; ".join(", ".join("%s at %s:%s" % (f[1], os.path.basename(f[2] or "??"),
+                                                         f[3]) for f in fr)
+                                for _, fr in sorted(got.items()))))
+    else:
+        result("python-bundle", "fail", "dp-py-bt %s / stacks %s: %s" % (
+            sorted(got.items()), sorted(live.items()), out[-150:]))
 
 
 def check_php_fpm():
@@ -345,8 +417,12 @@ def check_mod_php():
 
 def check_python(h):
     p = spawn(["python3", os.path.join(LANG, "stuck.py")], ready="ready")
-    lang_result("python-cli", h, [p.pid], [(None, "Worker.wait_for_lock"), (None, "outer_call")],
-                "py")
+    pid = lang_result("python-cli", h, [p.pid],
+                      [(None, "Worker.wait_for_lock"), (None, "outer_call")], "py")
+    try:
+        check_py_dump(h, pid)
+    except Exception as e:     # the wsgi check still runs
+        result("python-bundle", "fail", "%s: %s" % (type(e).__name__, e))
     h2 = Apache("event-wsgi", "event", "LoadModule wsgi_module %s/mod_wsgi.so\n"
                 "WSGIScriptAlias /app %s/app.wsgi\n" % (MODDIR, DOC))
     in_background(h2.port, "/app")
@@ -431,7 +507,12 @@ def main():
         ("jhsdb", check_jhsdb),
         ("deb", check_deb),
     ]
+    not_run = os.environ.get("DP_NOT_RUN", "").split()
     for name, fn in checks:
+        if name in not_run:
+            result(name, "skip", "not run: the host's own (Debian 12) check, "
+                                 "this release's system is made without what it needs")
+            continue
         try:
             fn()
         except Exception as e:     # one failed check must not hide the others

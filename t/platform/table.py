@@ -5,14 +5,17 @@ import os
 import re
 import sys
 
-NAMES = {"bullseye": "11 bullseye", "bookworm": "12 bookworm", "trixie": "13 trixie",
+NAMES = {"bullseye": "11 bullseye", "bookworm": "12 bookworm",
+         "bookworm-main": "12 bookworm main suite, no updates", "trixie": "13 trixie",
          "testing": "testing", "forky": "14 forky"}
 CHECKS = [("build", "build"), ("httpd", "httpd"), ("php-cli", "PHP cli"),
           ("php-fpm", "php-fpm child"), ("php-fpm-pool", "pool in detail"),
           ("mod_php", "mod_php"), ("php-bundle", "bundle php-bt"),
-          ("python-cli", "Python cli (threads)"), ("mod_wsgi", "mod_wsgi"), ("jhsdb", "jhsdb (dumpType 0)"),
+          ("python-cli", "Python cli (threads)"), ("python-bundle", "bundle dp-py-bt"),
+          ("mod_wsgi", "mod_wsgi"), ("jhsdb", "jhsdb (dumpType 0)"),
           ("deb", ".deb")]
-MARK = {"ok": "yes", "native": "native frames only", "fail": "**fails**", "skip": "skipped"}
+MARK = {"ok": "yes", "native": "native frames only", "fail": "**fails**",
+        "skip": "not run: same as the host"}
 
 
 def read(path):
@@ -50,17 +53,23 @@ def main():
         java = re.search(r'version "([^"]+)"', ver.get("java", ""))
         row = [NAMES.get(s, s) + " (" + ver.get("debian", "?") + ")",
                ver.get("apache2", "?").split()[0], ver.get("php", "?"), ver.get("python", "?"),
-               "OpenJDK " + java.group(1) if java else "?", ver.get("gdb", "?").split()[-1]]
+               "OpenJDK " + java.group(1) if java
+               else "—" if res.get("jhsdb", ("",))[0] == "skip" else "?",
+               ver.get("gdb", "?").split()[-1]]
         row += [MARK.get(res.get(k, ("not run",))[0], "not run") for k, _ in CHECKS]
         print("| " + " | ".join(row) + " |")
-        details.append((s, res, times))
+        details.append((s, res, times, ver))
     print("\n*native frames only*: this tree has no layout entry for that interpreter version; the "
-          "stacks answer says so and gives native frames (not a failure). *system 0 s*: the "
-          "release's system came from the cache.")
+          "stacks answer says so and gives native frames (not a failure). *system N s*: how "
+          "long the checks waited for the release's system (0: it came from the cache, or was "
+          "made while the releases before it were checked). *not run: same as the host*: a check of the host's "
+          "own tests (Debian 12 with its updates) that this row's system is made without, to keep "
+          "the matrix's time.")
     print("\nWhat each check showed:\n")
-    for s, res, times in details:
-        print("- **%s** (system %s s, checks %s s):" % (NAMES.get(s, s), times.get("system", "?"),
-                                                          times.get("checks", "?")))
+    for s, res, times, ver in details:
+        print("- **%s** (system %s s, checks %s s; apt suites: %s; %s):" % (
+            NAMES.get(s, s), times.get("system", "?"), times.get("checks", "?"),
+            ver.get("apt-suites", "?"), ver.get("php-package", "?")))
         for k, n in CHECKS:
             if k in res:
                 print("  - %s: %s — %s" % (n, res[k][0], res[k][1].replace("|", "/")))
