@@ -293,23 +293,23 @@ static int wait_answer(request_rec *r, dp_helper_conn *hc, long seconds)
     }
 }
 
-int dp_route_profile(request_rec *r, const char **seg)
+/* A profile in one call, of pid or of the site (pid 0): its rate and
+ * duration, then the helper's answer while the client is watched. */
+static int one_call(request_rec *r, pid_t pid, unsigned what, int fmt)
 {
     limits lim = limits_of(r);
     long hz = lim.hz_default, seconds = lim.run_default;
     dp_request rq;
     dp_helper_conn *hc;
     dp_error err = { 0 };
-    pid_t pid;
-    int rv, fmt = format_param(r, &rv);
+    int rv;
 
-    if (fmt < 0 || (rv = checked_target(r, seg, &pid)) != OK
-        || (rv = int_param(r, "hz", DP_PROF_HZ_MIN, lim.hz, &hz)) != OK
+    if ((rv = int_param(r, "hz", DP_PROF_HZ_MIN, lim.hz, &hz)) != OK
         || (rv = int_param(r, "seconds", 1, lim.run_seconds, &seconds)) != OK)
         return rv;
     if (r->header_only)
         return head_only(r);        /* the checks alone: no profile is taken */
-    fill_request(&rq, pid, DP_PROF_RUN, hz, seconds);
+    fill_request(&rq, pid, what, hz, seconds);
     if (dp_helper_call(r, &rq, &hc, &err) != 0)
         return dp_send_dp_error(r, &err);
     if (wait_answer(r, hc, seconds) != 0) {
@@ -319,32 +319,26 @@ int dp_route_profile(request_rec *r, const char **seg)
     return answer_profile(r, hc, fmt, pid);
 }
 
+int dp_route_profile(request_rec *r, const char **seg)
+{
+    pid_t pid;
+    int rv, fmt = format_param(r, &rv);
+
+    if (fmt < 0 || (rv = checked_target(r, seg, &pid)) != OK)
+        return rv;
+    return one_call(r, pid, DP_PROF_RUN, fmt);
+}
+
 /* GET P/profile: every process of the site at once (helper/profile_site.c),
  * each sample labelled with its process and the request it served. */
 int dp_route_profile_site(request_rec *r, const char **seg)
 {
-    limits lim = limits_of(r);
-    long hz = lim.hz_default, seconds = lim.run_default;
-    dp_request rq;
-    dp_helper_conn *hc;
-    dp_error err = { 0 };
     int rv, fmt = format_param(r, &rv);
 
     (void)seg;
-    if (fmt < 0 || (rv = dp_require_allowed(r, DP_ACT_PROFILE)) != OK
-        || (rv = int_param(r, "hz", DP_PROF_HZ_MIN, lim.hz, &hz)) != OK
-        || (rv = int_param(r, "seconds", 1, lim.run_seconds, &seconds)) != OK)
+    if (fmt < 0 || (rv = dp_require_allowed(r, DP_ACT_PROFILE)) != OK)
         return rv;
-    if (r->header_only)
-        return head_only(r);
-    fill_request(&rq, 0, DP_PROF_SITE, hz, seconds);
-    if (dp_helper_call(r, &rq, &hc, &err) != 0)
-        return dp_send_dp_error(r, &err);
-    if (wait_answer(r, hc, seconds) != 0) {
-        dp_helper_close(hc);
-        return DONE;
-    }
-    return answer_profile(r, hc, fmt, 0);
+    return one_call(r, 0, DP_PROF_SITE, fmt);
 }
 
 int dp_profile_running(request_rec *r, pid_t pid)
