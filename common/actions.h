@@ -16,6 +16,7 @@ enum dp_op {
     DP_OP_KILL = 2,         /* kill a process tree */
     DP_OP_DUMP = 3,         /* core (raw) or bundle (zip) */
     DP_OP_STACKS = 4,       /* backtraces of every thread: DP_FR_STACK_* records */
+    DP_OP_CAPTURES = 6,     /* the capture spool: list, one artifact, delete (dp_cap_what) */
     DP_OP_END               /* one past the last: a new operation goes above */
 };
 
@@ -27,7 +28,8 @@ struct dp_request;
     X(DUMP,        0x02, "dump",        DP_OP_DUMP,       "Dumps") \
     X(FULLDUMP,    0x04, "fulldump",    DP_OP_DUMP,       "Dumps with more than the minimal memory") \
     X(ENVIRONMENT, 0x08, "environment", DP_OP_PROC_READ,  "Reading environments") \
-    X(STACKS,      0x10, "stacks",      DP_OP_STACKS,     "Live stacks")
+    X(STACKS,      0x10, "stacks",      DP_OP_STACKS,     "Live stacks") \
+    X(CAPTURES,    0x40, "captures",    DP_OP_CAPTURES,   "Captures")
 
 enum {
 #define DP_ACTION_BIT(id, bit, word, op, subject) DP_ACT_##id = bit,

@@ -45,7 +45,36 @@ typedef struct dp_helper_policy {
     int nsections;
     const unsigned char *pairs;
     int log_level;              /* httpd's LogLevel for the module (APLOG_*): the helper's lines */
+    const char *spool;          /* DiagProcSpool's directory (DP_OP_CAPTURES reads it) */
+    int capture_fd;             /* a datagram socket to the watcher (removals), -1 = none */
 } dp_helper_policy;
+
+struct dp_capture_rule;
+struct dp_inflight;
+struct dp_cap_counts;
+
+/* The capture watcher's configuration (helper/watch.h), as the parent hands
+ * it over when it forks the watcher (root, outside the workers). */
+typedef struct dp_watch_config {
+    const char *spool;
+    unsigned long long quota_bytes;
+    long quota_files;           /* captures kept at most */
+    const struct dp_capture_rule *rules;
+    int nrules;
+    struct dp_cap_counts *counts;   /* the workers' status counters (shared memory) */
+    /* What httpd's scoreboard and the module's shared page say now, read in
+     * the watcher (a copy of the parent's code and mappings): the requests
+     * being served, and the workers' pids. Each returns how many it wrote. */
+    int (*inflight)(struct dp_inflight *out, int max);
+    int (*workers)(pid_t *out, int max);
+    pid_t httpd_pid;
+    uid_t workers_uid;
+    int max_dumps;              /* DiagProcMaxDumps: dump captures at one time */
+    int snapshot;
+    const char *instance;
+    int capture_fd;             /* the other end of dp_helper_policy.capture_fd */
+    int log_level;
+} dp_watch_config;
 
 /* ioprio_set(2) values for dump_ioprio */
 #define DP_IOPRIO_VALUE(cls, level) (((cls) << 13) | (level))

@@ -32,6 +32,7 @@
 #include "worker/requests_text.h"
 #include "proc/procfs.h"
 #include "common/format.h"
+#include "common/capture.h"
 
 APLOG_USE_MODULE(diagproc);
 
@@ -488,6 +489,63 @@ int dp_route_requests(request_rec *r, const char **seg)
         return dp_html_page(r);
     }
     return dp_send_json(r, HTTP_OK, o);
+}
+
+/* ------------------------------------------------- for the capture watcher */
+
+int dp_scoreboard_inflight(dp_inflight *out, int max)
+{
+    int i, j, sl, tl, n = 0;
+
+    if (!ap_scoreboard_image)
+        return 0;
+    sl = ap_scoreboard_image->global->server_limit;
+    tl = ap_scoreboard_image->global->thread_limit;
+    for (i = 0; i < sl && n < max; i++) {
+        process_score ps = *ap_get_scoreboard_process(i);
+        if (ps.pid <= 0)
+            continue;
+        for (j = 0; j < tl && n < max; j++) {
+            thread_copy t;
+            copy_thread(i, j, ps.pid, &t);
+            if (!serving_request(&t))
+                continue;
+            memset(&out[n], 0, sizeof(out[n]));
+            out[n].pid = t.pid;
+            out[n].tid = t.tid;
+            out[n].start_us = t.start_time;
+            memcpy(out[n].request, t.request, sizeof(out[n].request));
+            memcpy(out[n].uri, t.x.uri, sizeof(out[n].uri));
+            memcpy(out[n].vhost, t.x.vhost[0] ? t.x.vhost : t.vhost, sizeof(t.vhost));
+            memcpy(out[n].unique_id, t.x.unique_id, sizeof(out[n].unique_id));
+            memcpy(out[n].traceparent, t.x.traceparent, sizeof(out[n].traceparent));
+            if (!out[n].uri[0]) {       /* the scoreboard's cut request line */
+                dp_request_line rl;
+                dp_split_request_line(t.request, &rl);
+                if (rl.uri_len < sizeof(out[n].uri)) {
+                    memcpy(out[n].uri, t.request + rl.uri_off, rl.uri_len);
+                    out[n].uri[rl.uri_len] = '\0';
+                }
+            }
+            n++;
+        }
+    }
+    return n;
+}
+
+int dp_scoreboard_workers(pid_t *out, int max)
+{
+    int i, sl, n = 0;
+
+    if (!ap_scoreboard_image)
+        return 0;
+    sl = ap_scoreboard_image->global->server_limit;
+    for (i = 0; i < sl && n < max; i++) {
+        process_score ps = *ap_get_scoreboard_process(i);
+        if (ps.pid > 0)
+            out[n++] = ps.pid;
+    }
+    return n;
 }
 
 /* ---------------------------------------------------------------- hooks */

@@ -24,6 +24,12 @@ void dp_json_role(request_rec *r, json_t *o, pid_t pid);
 /* GET P/requests: every request httpd's workers are serving, longest first. */
 int dp_route_requests(request_rec *r, const char **seg);
 
+/* For the capture watcher (common/helper_config.h dp_watch_config): the
+ * requests being served, and the workers' pids; how many were written. */
+struct dp_inflight;
+int dp_scoreboard_inflight(struct dp_inflight *out, int max);
+int dp_scoreboard_workers(pid_t *out, int max);
+
 void dp_scoreboard_register_hooks(apr_pool_t *p);
 
 #endif
