@@ -165,8 +165,8 @@ static int list_one(int fd, int spfd, const char *id, apr_pool_t *p)
             || fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0
             || !S_ISREG(sb.st_mode))
             continue;
-        arts = apr_psprintf(p, "%s%s\t%llu\n", arts, de->d_name,
-                            (unsigned long long)sb.st_size);
+        arts = apr_psprintf(p, "%s%s\t%" APR_OFF_T_FMT "\n", arts, de->d_name,
+                            (apr_off_t)sb.st_size);
     }
     closedir(d);
     {
