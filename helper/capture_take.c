@@ -62,14 +62,14 @@ static int find_backend(const char *where, pid_t tid, backend *b)
     memset(b, 0, sizeof(*b));
     while (line && *line) {
         const char *nl = strchr(line, '\n');
-        char buf[1024], *f[8], *save = NULL;
+        char buf[1024], *f[8], *cur = buf;
         size_t n = nl ? (size_t)(nl - line) : strlen(line);
         int k = 0;
         if (n < sizeof(buf)) {
             memcpy(buf, line, n);
             buf[n] = '\0';
-            for (f[k] = strtok_r(buf, "\t", &save); f[k] && k < 7; f[++k] = strtok_r(NULL, "\t", &save))
-                ;
+            while (cur && k < 7)        /* fields may be empty (a unix socket's local name) */
+                f[k++] = strsep(&cur, "\t");
             if (k >= 5 && atoi(f[0]) == tid && atoi(f[4]) > 0) {
                 b->pid = atoi(f[4]);
                 apr_cpystrn(b->transport, f[1], sizeof(b->transport));
@@ -288,7 +288,8 @@ static int write_core(const dp_capture_job *job, const char *dir, apr_pool_t *p)
     return rc;
 }
 
-static void write_meta(const dp_capture_job *job, const char *dir, apr_pool_t *p)
+static void write_meta(const dp_capture_job *job, const backend *b, const char *dir,
+                       apr_pool_t *p)
 {
     FILE *f = fopen(apr_pstrcat(p, dir, "/meta.json", NULL), "w");
     char when[40];
@@ -316,7 +317,7 @@ static void write_meta(const dp_capture_job *job, const char *dir, apr_pool_t *p
         fputs("null", f);
     jkey(f, "request", 0);
     if (job->request)
-        write_request(f, job->request, job->time_s * 1000000, NULL);
+        write_request(f, job->request, job->time_s * 1000000, b);
     else
         fputs("null", f);
     fputs("}\n", f);
@@ -327,15 +328,15 @@ int dp_capture_take(const dp_capture_job *job, const char *dir)
 {
     apr_pool_t *p;
     dp_capture_job j = *job;
+    backend b;
     int rc = 0;
 
     apr_pool_create(&p, NULL);
     /* a request proxied to a local process (php-fpm, a backend): that one */
-    if (j.request && j.pid == j.request->pid) {
-        backend b;
-        if (find_backend(where_of(j.request->pid, p), j.request->tid, &b))
-            j.pid = b.pid;
-    }
+    memset(&b, 0, sizeof(b));
+    if (j.request && j.pid == j.request->pid
+        && find_backend(where_of(j.request->pid, p), j.request->tid, &b))
+        j.pid = b.pid;
     if (j.rule->action == DP_CAP_DO_DUMP && j.pid > 0)
         rc = write_core(&j, dir, p);
     else {
@@ -344,7 +345,7 @@ int dp_capture_take(const dp_capture_job *job, const char *dir)
         if (write_requests(&j, dir, p) != 0)
             rc = -1;
     }
-    write_meta(&j, dir, p);
+    write_meta(&j, &b, dir, p);
     apr_pool_destroy(p);
     return rc;
 }
