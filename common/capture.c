@@ -419,9 +419,11 @@ uint64_t dp_cap_sum(const uint64_t *row, uint32_t now_s, uint32_t window_s, uint
     uint64_t sum = 0;
     uint32_t i;
 
-    if (window_s > DP_CAP_BUCKETS)
-        window_s = DP_CAP_BUCKETS;
-    for (i = 0; i < window_s && i <= now_s; i++) {
+    /* whole seconds: the current one and the window's before it (a look once
+       a second sees each second complete at least once) */
+    if (window_s >= DP_CAP_BUCKETS)
+        window_s = DP_CAP_BUCKETS - 1;
+    for (i = 0; i <= window_s && i <= now_s; i++) {
         uint32_t sec = now_s - i;
         uint64_t v = __atomic_load_n(&row[sec % DP_CAP_BUCKETS], __ATOMIC_RELAXED);
         if (sec <= after)

@@ -87,7 +87,8 @@ typedef struct dp_cap_counts {
     uint64_t b[DP_CAP_MAX_RULES][DP_CAP_BUCKETS];
 } dp_cap_counts;
 void dp_cap_count(uint64_t *row, uint32_t now_s);
-/* Responses counted in (now - window, now], and only after `after` (seconds). */
+/* Responses counted in the seconds now - window … now (the current second
+ * and the whole window before it), only those after `after` (seconds). */
 uint64_t dp_cap_sum(const uint64_t *row, uint32_t now_s, uint32_t window_s, uint32_t after);
 
 /* A capture id or artifact name as the API takes it: [A-Za-z0-9._-], not

@@ -568,7 +568,11 @@ void dp_watch_main(const dp_watch_config *c)
             tick();
             next = now + 1000;
         }
-        poll(&pf, cfg->capture_fd >= 0 ? 1 : 0, (int)(next - now > 0 ? next - now : 0));
+        long long wait = next - now > 0 ? next - now : 0;
+        for (i = 0; i < MAX_RUNNING; i++)
+            if (run[i].child && wait > 100)
+                wait = 100;         /* a capture that ends is trimmed into the quota soon */
+        poll(&pf, cfg->capture_fd >= 0 ? 1 : 0, (int)wait);
         if (pf.revents & POLLIN)
             removals();
         reap();

@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 
+import procstate
 from tap import ok, is_, like, diag, done_testing, skip
 from dphttpd import Httpd, MODDIR, ROOT, IS_ROOT, worker_user
 
@@ -55,14 +56,14 @@ def run():
 t0 = time.time()
 threading.Thread(target=run, daemon=True).start()
 caps = []
-while time.time() - t0 < 8:
+while time.time() - t0 < 12:
     caps = h.get("/p/captures").json() or []
     if caps and all(a["size"] > 0 for a in caps[0]["artifacts"]):
         break
     time.sleep(0.2)
-took = time.time() - t0
+took = (procstate.capture_time(caps[0]["id"]) if caps else time.time()) - t0
 ok(caps, "a request stuck in mod_php past request-age>2s is captured")
-ok(took <= 2 + 2 + 0.5, f"…within the threshold + 2 s ({took:.1f} s)")
+ok(took <= 2 + 2, f"…taken within the threshold + 2 s ({took:.1f} s)")
 c = caps[0] if caps else {}
 is_(c.get("rule"), "stuck", "…by its rule")
 is_(c.get("trigger"), "request-age>2s", "…naming the trigger")

@@ -102,3 +102,14 @@ def listen_ports(pid):
         if target.startswith("socket:[") and target[8:-1] in inodes:
             ports.add(inodes[target[8:-1]])
     return ports
+
+
+def capture_time(cid):
+    """The Unix time a capture was taken, from its id (yyyymmddThhmmss.mmmZ-…)."""
+    import calendar
+    import re
+    m = re.match(r"^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)\.(\d{3})Z-", cid or "")
+    if not m:
+        return None
+    v = [int(x) for x in m.groups()]
+    return calendar.timegm((v[0], v[1], v[2], v[3], v[4], v[5], 0, 0, 0)) + v[6] / 1000.0
