@@ -1,0 +1,75 @@
+# Capture rules on resources: rss>SIZE/FOR on a worker whose memory grows,
+# cpu>P%/FOR on a worker that spins (httpd's workers by default), each
+# capturing that worker's stacks with the PHP frames it runs; users= watches
+# the processes of the users named instead.
+import os
+import shutil
+import tempfile
+import threading
+import time
+
+import procstate
+from tap import ok, is_, diag, done_testing
+from dphttpd import Httpd, MODDIR, ROOT, spawn, worker_user, kill_quietly
+
+docroot = tempfile.mkdtemp(prefix="dpcapres-")
+os.chmod(docroot, 0o755)
+for name in ("grow.php", "spin.php"):
+    shutil.copy(os.path.join(ROOT, "t", "fixtures", "capture", name), docroot)
+    os.chmod(os.path.join(docroot, name), 0o644)
+user = worker_user()
+h = Httpd(mpm="prefork", locations={"/p": "DiagProcAllow captures"},
+          server_conf=f"LoadModule php_module {MODDIR}/libphp8.2.so\nDocumentRoot {docroot}\n"
+                      "<FilesMatch \\.php$>\n    SetHandler application/x-httpd-php\n</FilesMatch>\n"
+                      "php_admin_value memory_limit 1G\nMaxRequestWorkers 3\nServerLimit 3\n"
+                      "DiagProcCapture fat when=rss>200M/2s limit=1/10m\n"
+                      "DiagProcCapture hot when=cpu>60%/2s limit=1/10m\n"
+                      f"DiagProcCapture mine when=rss>150M/1s users={user} limit=1/10m\n").start()
+
+
+def of(rule):
+    return [c for c in (h.get("/p/captures").json() or []) if c.get("rule") == rule]
+
+
+def fetch(path):
+    def go():
+        try:
+            h.get(path, timeout=60)
+        except OSError:
+            pass
+    threading.Thread(target=go, daemon=True).start()
+
+
+def php_functions(c):
+    href = next((a["href"] for a in c.get("artifacts", []) if a["name"] == "stacks.json"), None)
+    st = h.get(href[len(h.base):]).json() if href else {}
+    return [f["function"] for t in (st or {}).get("threads", []) for f in t.get("lang", [])]
+
+
+# users=: a process of that user outside httpd
+grower = spawn(["/usr/bin/python3", "-c",
+                "import time,sys\nb=[]\nfor i in range(10):\n b.append(b'x' * (20<<20))\n"
+                " time.sleep(0.1)\nprint('ready',flush=True)\ntime.sleep(60)\n"],
+               ready="ready", user=user)
+ok(procstate.settle(lambda: any(x.get("pid") == grower.pid for x in of("mine")), 15),
+   "users=: a process of that user outside httpd is watched too")
+kill_quietly(grower)
+t0 = time.time()
+fetch("/grow.php")
+ok(procstate.settle(lambda: of("fat"), 20), "rss>200M/2s: the growing worker is captured")
+c = (of("fat") or [{}])[0]
+ok(c.get("pid") in h.workers(), "…that worker is the capture's process")
+ok("str_repeat" in php_functions(c) or "usleep" in php_functions(c) or "sleep" in php_functions(c),
+   "…its stacks hold its PHP frames")
+ok((c.get("detail") or "").startswith("resident memory"), f"…the detail says what was seen ({c.get('detail')})")
+ok(c.get("request") is None, "…a process rule names no request")
+
+fetch("/spin.php")
+ok(procstate.settle(lambda: of("hot"), 20), "cpu>60%/2s: the spinning worker is captured")
+c2 = (of("hot") or [{}])[0]
+ok(c2.get("pid") in h.workers() and c2.get("pid") != c.get("pid"), "…that worker, not the growing one")
+ok((c2.get("detail") or "").startswith("CPU"), f"…the detail says what was seen ({c2.get('detail')})")
+
+h.stop()
+shutil.rmtree(docroot, ignore_errors=True)
+done_testing()
