@@ -9,6 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include "common/capture.h"
+#include "common/proto.h"
 
 static dp_capture_rule parse_ok(const char *args)
 {
@@ -192,6 +193,39 @@ static void test_names(void **state)
     assert_false(dp_cap_name_ok("a%2fb"));
 }
 
+static int check(unsigned what, const char *id, const char *name, int pid)
+{
+    dp_request rq;
+    char msg[256];
+    memset(&rq, 0, sizeof(rq));
+    rq.magic = DP_PROTO_MAGIC;
+    rq.version = DP_PROTO_VERSION;
+    rq.op = DP_OP_CAPTURES;
+    rq.what = what;
+    rq.pid = pid;
+    rq.allow_section = rq.scope_section = -1;
+    strcpy(rq.cap_id, id);
+    strcpy(rq.cap_name, name);
+    return dp_request_check(&rq, msg, sizeof(msg));
+}
+
+static void test_request(void **state)
+{
+    (void)state;
+    assert_int_equal(check(DP_CAP_LIST, "", "", 0), 0);
+    assert_int_equal(check(DP_CAP_LIST, "x", "", 0), -1);       /* a listing names nothing */
+    assert_int_equal(check(DP_CAP_LIST, "", "", 5), -1);        /* nor a process */
+    assert_int_equal(check(DP_CAP_GET, "a-1", "core", 0), 0);
+    assert_int_equal(check(DP_CAP_GET, "a-1", "", 0), -1);
+    assert_int_equal(check(DP_CAP_GET, "..", "core", 0), -1);
+    assert_int_equal(check(DP_CAP_GET, "a", "../../etc/shadow", 0), -1);
+    assert_int_equal(check(DP_CAP_GET, "a/b", "core", 0), -1);
+    assert_int_equal(check(DP_CAP_DELETE, "a-1", "", 0), 0);
+    assert_int_equal(check(DP_CAP_DELETE, "a-1", "core", 0), -1);
+    assert_int_equal(check(DP_CAP_DELETE, ".windows", "", 0), -1);
+    assert_int_equal(check(3, "a", "", 0), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -202,6 +236,7 @@ int main(void)
         cmocka_unit_test(test_counts),
         cmocka_unit_test(test_units),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_request),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
