@@ -40,9 +40,11 @@ h = Httpd(locations={"/p": "DiagProcAllow captures"},
                       "<Files fpm_page.php>\n"
                       f"    SetHandler \"proxy:unix:{sock}|fcgi://localhost\"\n</Files>\n"
                       f"ProxyPass /hole/ http://127.0.0.1:{hport}/\n"
+                      f"ProxyPass /hole2/ http://localhost:{hport}/\n"
                       f"DiagProcSpool {spool} 64M 100\n"
                       "DiagProcCapture fpm when=request-age>2s path=/fpm_page.php\n"
-                      "DiagProcCapture many when=request-age>1s path=/hole/* limit=3/10m\n").start()
+                      "DiagProcCapture many when=request-age>1s path=/hole/* limit=3/10m\n"
+                      "DiagProcCapture core when=request-age>1s path=/hole2/* do=dump:0\n").start()
 
 
 def request(path):
@@ -93,7 +95,7 @@ is_((mine.get("backend") or {}).get("pid"), c.get("pid"), "requests.json names t
 # --- 20 triggers against limit=3 ------------------------------------------------
 for i in range(20):
     request(f"/hole/{i}")
-deadline = time.time() + 12
+deadline = time.time() + 30      # captures run at nice 19: a busy machine slows them
 while time.time() < deadline and len(of("many")) < 3:
     time.sleep(0.3)
 time.sleep(3)       # every one of the 20 is older than 1 s by now, several times over
@@ -102,6 +104,18 @@ is_(len(many), 3, "20 stuck requests against limit=3/10m: 3 captures")
 is_(len({(c.get("request") or {}).get("uri") for c in many}), 3, "…of 3 different requests")
 ids = [c["id"] for c in (h.get("/p/captures").json() or [])]
 is_(ids, sorted(ids, reverse=True), "P/captures lists newest first")
+
+# --- do=dump: a core of the backend -------------------------------------------
+request("/hole2/x")
+ok(procstate.settle(lambda: of("core"), 15), "do=dump:0: a capture of the stuck request's backend")
+d = (of("core") or [{}])[0]
+is_(d.get("pid"), hl.pid, "…the backend process (the one that never answers)")
+arts = {a["name"]: a for a in d.get("artifacts", [])}
+ok("core" in arts and arts["core"]["size"] > 4096, "…whose artifact is its core")
+r = h.get(arts.get("core", {}).get("href", h.base + "/x")[len(h.base):])
+ok(r.status == 200 and r.body[:4] == b"\x7fELF" and len(r.body) == arts.get("core", {}).get("size"),
+   "…downloaded whole, an ELF core")
+is_(r.headers.get("content-type"), "application/octet-stream", "…as an attachment")
 
 fpm.stop()
 kill_quietly(hl)
