@@ -1,0 +1,60 @@
+# The explorer's Captures page in Debian's real chromium: a capture of a
+# mod_php request stuck past its rule's threshold is listed with its rule,
+# trigger, process, request and artifact downloads; Remove removes it. The
+# page's screenshot goes to build/screenshots/captures-desktop.png.
+import os
+import shutil
+import tempfile
+import threading
+
+import procstate
+from tap import ok, diag, done_testing
+from dphttpd import Httpd, MODDIR, BUILD, ROOT
+import browser
+
+docroot = tempfile.mkdtemp(prefix="dpcapx-")
+os.chmod(docroot, 0o755)
+shutil.copy(os.path.join(ROOT, "t", "fixtures", "lang", "page.php"), docroot)
+os.chmod(os.path.join(docroot, "page.php"), 0o644)
+h = Httpd(mpm="prefork", locations={"/p": "DiagProcAllow captures stacks"},
+          server_conf=f"LoadModule php_module {MODDIR}/libphp8.2.so\nDocumentRoot {docroot}\n"
+                      "<FilesMatch \\.php$>\n    SetHandler application/x-httpd-php\n</FilesMatch>\n"
+                      f"DiagProcSpool {docroot}/spool 16M 10\n"
+                      "DiagProcCapture stuck when=request-age>2s path=/page.php\n").start()
+URI = "/page.php?cart=<b>7</b>"
+
+
+def run():
+    try:
+        h.get(URI.replace("<", "%3C").replace(">", "%3E"), timeout=60)
+    except OSError:
+        pass
+
+
+threading.Thread(target=run, daemon=True).start()
+ok(procstate.settle(lambda: h.get("/p/captures").json(), 15), "the stuck request is captured")
+c = (h.get("/p/captures").json() or [{}])[0]
+r = h.get("/p/captures", headers={"Accept": "text/html"})
+ok(r.status == 200 and b"explorer.js" in r.body, "P/captures in a browser: the explorer's page")
+shots = os.path.join(BUILD, "screenshots")
+try:
+    os.makedirs(shots, exist_ok=True)
+    open(os.path.join(shots, ".w"), "w").close()
+except OSError:     # a read-only tree (the ordinary-user run): a temp folder
+    shots = tempfile.mkdtemp(prefix="dp-shots-")
+res = browser.run_script(os.path.join(ROOT, "t", "browser", "captures.mjs"), {
+    "base": h.base, "prefix": "/p", "id": c.get("id"), "pid": c.get("pid"),
+    "uri": (c.get("request") or {}).get("uri") or "?", "out_dir": shots,
+})
+for name, good, why in res["checks"]:
+    if not ok(good, name):
+        diag(f"    {why[:3000]}")
+if not all(x[1] for x in res["checks"]):
+    diag(res["stderr"][-3000:])
+ok(h.get("/p/captures").json() == [], "…removed on the server too")
+if shots.startswith(tempfile.gettempdir()):
+    shutil.rmtree(shots, ignore_errors=True)
+h.expect_log("AH00161")
+h.stop()
+shutil.rmtree(docroot, ignore_errors=True)
+done_testing()
