@@ -69,6 +69,11 @@ typedef struct dp_watch_config {
     int (*workers)(pid_t *out, int max);
     pid_t httpd_pid;
     uid_t workers_uid;
+    /* the helper's ceiling (dp_helper_policy's all_users, uids): a backend a
+     * request waits on is captured only within it */
+    int all_users;
+    const uid_t *uids;
+    int nuids;
     int max_dumps;              /* DiagProcMaxDumps: dump captures at one time */
     int snapshot;
     const char *instance;

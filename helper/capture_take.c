@@ -324,6 +324,46 @@ static void write_meta(const dp_capture_job *job, const backend *b, const char *
     fclose(f);
 }
 
+static int uid_in_ceiling(const dp_watch_config *cfg, long uid)
+{
+    int i;
+    for (i = 0; i < cfg->nuids; i++)
+        if ((long)cfg->uids[i] == uid)
+            return 1;
+    return cfg->all_users && uid != 0;
+}
+
+const char *dp_capture_target_refused(const dp_watch_config *cfg, const dp_capture_rule *rule,
+                                      pid_t pid, int must_be_worker)
+{
+    dp_stat st;
+    dp_error err;
+    char nnp[16];
+    long uid;
+    int i;
+
+    if (pid <= 1 || pid == cfg->httpd_pid || pid == getpid() || pid == getppid())
+        return "a protected process";
+    if (dp_read_stat(pid, 0, &st, &err) != 0 || st.state == 'Z')
+        return "not running";
+    if ((st.flags & DP_PF_KTHREAD) || (uid = dp_proc_owner(pid)) < 0)
+        return "a kernel thread";
+    /* the helper and its children, the watcher: no_new_privs, which no worker sets */
+    if (st.ppid == cfg->httpd_pid && dp_read_status_field(pid, 0, "NoNewPrivs", nnp, sizeof(nnp)) == 0
+        && atoi(nnp) == 1)
+        return "the diagproc helper";
+    if (must_be_worker)
+        return st.ppid == cfg->httpd_pid && (long)uid == (long)cfg->workers_uid ? NULL
+               : "not one of httpd's workers";
+    if (rule->nusers) {
+        for (i = 0; i < rule->nusers; i++)
+            if ((!strcmp(rule->users[i], "*") && uid != 0) || (long)rule->uids[i] == uid)
+                return NULL;
+        return "outside the rule's users=";
+    }
+    return uid_in_ceiling(cfg, uid) ? NULL : "outside the helper's ceiling (DiagProcHelperUsers)";
+}
+
 int dp_capture_take(const dp_capture_job *job, const char *dir)
 {
     apr_pool_t *p;
@@ -335,8 +375,11 @@ int dp_capture_take(const dp_capture_job *job, const char *dir)
     /* a request proxied to a local process (php-fpm, a backend): that one */
     memset(&b, 0, sizeof(b));
     if (j.request && j.pid == j.request->pid
-        && find_backend(where_of(j.request->pid, p), j.request->tid, &b))
-        j.pid = b.pid;
+        && find_backend(where_of(j.request->pid, p), j.request->tid, &b)) {
+        /* the backend is captured only within the helper's ceiling */
+        if (dp_capture_target_refused(j.cfg, j.rule, b.pid, 0) == NULL)
+            j.pid = b.pid;
+    }
     if (j.rule->action == DP_CAP_DO_DUMP && j.pid > 0)
         rc = write_core(&j, dir, p);
     else {

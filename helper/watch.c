@@ -200,9 +200,20 @@ static int fire(int r, long long now, pid_t target, const dp_inflight *request,
     struct timespec ts;
     pid_t child;
 
+    const char *why;
+
     if (n < 0 || n >= MAX_RUNNING
         || (rule->action == DP_CAP_DO_DUMP && dumps >= (cfg->max_dumps > 0 ? cfg->max_dumps : 1)))
         return 0;
+    /* the scoreboard is the workers' to write: its pids are checked */
+    if (target > 0 && (why = dp_capture_target_refused(cfg, rule, target,
+                                                       !rule->nusers)) != NULL) {
+        dp_log(DP_LOG_WARNING, DPLOGNO(10066) "capture rule %s: process %d is not captured: %s",
+               rule->name, (int)target, why);
+        target = 0;
+        if (rule->trigger == DP_CAP_RSS || rule->trigger == DP_CAP_CPU)
+            return 0;
+    }
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%S", &tm);
@@ -219,6 +230,7 @@ static int fire(int r, long long now, pid_t target, const dp_inflight *request,
     job.detail = detail;
     job.snapshot = cfg->snapshot;
     job.instance = cfg->instance;
+    job.cfg = cfg;
     child = fork();
     if (child == 0)
         capture_child(&job);

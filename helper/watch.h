@@ -33,7 +33,16 @@ typedef struct dp_capture_job {
     const char *detail;             /* what the trigger saw ("rss 600 MiB for 30 s"), or NULL */
     int snapshot;
     const char *instance;
+    const dp_watch_config *cfg;
 } dp_capture_job;
 int dp_capture_take(const dp_capture_job *job, const char *dir);
+
+/* May the watcher (root) capture pid for rule? What the scoreboard says is
+ * written by the workers, so it is checked against the kernel's view: a
+ * worker is a child of the httpd parent; any other process is within the
+ * rule's users= or, without it, the helper's ceiling; never pid 1, the
+ * parent, the helper side, a kernel thread. NULL, or why not. */
+const char *dp_capture_target_refused(const dp_watch_config *cfg, const dp_capture_rule *rule,
+                                      pid_t pid, int must_be_worker);
 
 #endif

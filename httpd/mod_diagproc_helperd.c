@@ -379,6 +379,9 @@ static void setup_captures(apr_pool_t *pconf, server_rec *s)
     watch_cfg.workers = dp_scoreboard_workers;
     watch_cfg.httpd_pid = getpid();
     watch_cfg.workers_uid = policy.peer_uid;
+    watch_cfg.all_users = policy.all_users;
+    watch_cfg.uids = policy.uids;
+    watch_cfg.nuids = policy.nuids;
     watch_cfg.max_dumps = policy.max_dumps;
     watch_cfg.snapshot = policy.snapshot;
     watch_cfg.instance = dp_instance_name(s);

@@ -4,6 +4,7 @@
 # (quota in files, and in bytes); a graceful restart keeps the captures and
 # the rules' windows (limit=1/10m stays spent).
 import json
+import re
 import os
 import shutil
 import tempfile
@@ -70,6 +71,11 @@ for i in range(60):
 ok(settle(lambda: len(of(h, "burst")) == 2, 5),
    "the status counters keep counting in the new generation's workers")
 h.expect_log("AH01630")      # the 403s the second rule counts
+# the status rule captures the worker of the last 404 (the event MPM's one
+# process, which also serves this test's API requests): while its threads are
+# stopped for the stacks, the helper refuses a call from it (traced), once
+h.expect_log(re.compile(r"DP10003: .*is traced by pid"),
+             re.compile(r"DP00010: The diagproc helper is not available"))
 h.stop()
 
 # --- quota: the oldest captures go ---------------------------------------------

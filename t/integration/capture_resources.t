@@ -10,7 +10,7 @@ import time
 
 import procstate
 from tap import ok, is_, diag, done_testing
-from dphttpd import Httpd, MODDIR, ROOT, spawn, worker_user, kill_quietly
+from dphttpd import Httpd, MODDIR, ROOT, IS_ROOT, spawn, worker_user, kill_quietly, favour_cpu
 
 docroot = tempfile.mkdtemp(prefix="dpcapres-")
 os.chmod(docroot, 0o755)
@@ -18,12 +18,15 @@ for name in ("grow.php", "spin.php"):
     shutil.copy(os.path.join(ROOT, "t", "fixtures", "capture", name), docroot)
     os.chmod(os.path.join(docroot, name), 0o644)
 user = worker_user()
+# a spinner on a machine busy with other work gets a share of a core: as root
+# its session is favoured (favour_cpu); an ordinary user may not, and asks less
+HOT = 60 if IS_ROOT else 20
 h = Httpd(mpm="prefork", locations={"/p": "DiagProcAllow captures"},
           server_conf=f"LoadModule php_module {MODDIR}/libphp8.2.so\nDocumentRoot {docroot}\n"
                       "<FilesMatch \\.php$>\n    SetHandler application/x-httpd-php\n</FilesMatch>\n"
                       "php_admin_value memory_limit 1G\nMaxRequestWorkers 3\nServerLimit 3\n"
                       "DiagProcCapture fat when=rss>200M/2s limit=1/10m\n"
-                      "DiagProcCapture hot when=cpu>60%/2s limit=1/10m\n"
+                      f"DiagProcCapture hot when=cpu>{HOT}%/2s limit=1/10m\n"
                       f"DiagProcCapture mine when=rss>150M/1s users={user} limit=1/10m\n").start()
 
 
@@ -64,8 +67,11 @@ ok("str_repeat" in php_functions(c) or "usleep" in php_functions(c) or "sleep" i
 ok((c.get("detail") or "").startswith("resident memory"), f"…the detail says what was seen ({c.get('detail')})")
 ok(c.get("request") is None, "…a process rule names no request")
 
+for w in h.workers():       # the spin worker's session gets its share of a core
+    favour_cpu(w)
 fetch("/spin.php")
-ok(procstate.settle(lambda: of("hot"), 20), "cpu>60%/2s: the spinning worker is captured")
+if not ok(procstate.settle(lambda: of("hot"), 20), f"cpu>{HOT}%/2s: the spinning worker is captured"):
+    diag("\n".join(l for l in h.logs().splitlines() if "DP1" in l)[-2000:])
 c2 = (of("hot") or [{}])[0]
 ok(c2.get("pid") in h.workers() and c2.get("pid") != c.get("pid"), "…that worker, not the growing one")
 ok((c2.get("detail") or "").startswith("CPU"), f"…the detail says what was seen ({c2.get('detail')})")
