@@ -22,6 +22,7 @@
 
 #include "helper/watch.h"
 #include "helper/spool.h"
+#include "helper/watch_state.h"
 #include "helper/log.h"
 #include "proc/procfs.h"
 
@@ -30,7 +31,6 @@
 #define MAX_RUNNING 8
 #define SEEN_MAX 64                 /* requests a rule remembers having captured */
 #define CAPTURE_TIMEOUT_S 120
-#define STATE_FILE ".windows"
 
 typedef struct running {
     pid_t child, target;
@@ -47,108 +47,19 @@ typedef struct watched {
 } watched;
 
 typedef struct rule_state {
-    dp_cap_window win;
     long long seen[SEEN_MAX];       /* start_us ^ pid ^ tid of requests already captured */
     int nseen;
 } rule_state;
 
 static const dp_watch_config *cfg;
 static rule_state state[DP_CAP_MAX_RULES];
+static dp_cap_window windows[DP_CAP_MAX_RULES];   /* kept in the spool */
 static running run[MAX_RUNNING];
 static watched *procs;
 static int nprocs;
 static dp_inflight *inflight;
 static int ninflight;
 static unsigned seq;
-
-int dp_watch_prepare_spool(const char *spool, const char **why)
-{
-    struct stat sb;
-
-    if (mkdir(spool, 0700) != 0 && errno != EEXIST) {
-        *why = "cannot create it";
-        return -1;
-    }
-    if (lstat(spool, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-        *why = "it is not a directory";
-        errno = ENOTDIR;
-        return -1;
-    }
-    if (sb.st_uid != geteuid() && chown(spool, geteuid(), getegid()) != 0) {
-        *why = "cannot make it ours";
-        return -1;
-    }
-    if (chmod(spool, 0700) != 0 || access(spool, W_OK | X_OK) != 0) {
-        *why = "it is not writable";
-        return -1;
-    }
-    return 0;
-}
-
-/* ------------------------------------------------------------ the state */
-
-static void save_state(void)
-{
-    char path[4096], tmp[4096];
-    FILE *f;
-    int i, k;
-
-    snprintf(path, sizeof(path), "%s/" STATE_FILE, cfg->spool);
-    snprintf(tmp, sizeof(tmp), "%s/" STATE_FILE ".new", cfg->spool);
-    if ((f = fopen(tmp, "w")) == NULL)
-        return;
-    for (i = 0; i < cfg->nrules; i++) {
-        fprintf(f, "%s %lld", cfg->rules[i].name, state[i].win.last);
-        for (k = 0; k < state[i].win.n; k++)
-            fprintf(f, " %lld", state[i].win.fires[k]);
-        fputc('\n', f);
-    }
-    if (fclose(f) == 0)
-        rename(tmp, path);
-}
-
-/* The rules' windows as the last watcher left them (a graceful restart
- * starts a new watcher; a rule keeps its count by its name). */
-static void load_state(void)
-{
-    char path[4096], line[8192];
-    FILE *f;
-    int i;
-
-    snprintf(path, sizeof(path), "%s/" STATE_FILE, cfg->spool);
-    if ((f = fopen(path, "r")) == NULL)
-        return;
-    while (fgets(line, sizeof(line), f)) {
-        char *save = NULL, *name = strtok_r(line, " \n", &save), *tok;
-        for (i = 0; name && i < cfg->nrules; i++) {
-            dp_cap_window *w = &state[i].win;
-            if (strcmp(cfg->rules[i].name, name) != 0)
-                continue;
-            tok = strtok_r(NULL, " \n", &save);
-            w->last = tok ? atoll(tok) : 0;
-            while ((tok = strtok_r(NULL, " \n", &save)) != NULL && w->n < DP_CAP_LIMIT_MAX)
-                w->fires[w->n++] = atoll(tok);
-        }
-    }
-    fclose(f);
-}
-
-/* Leftovers of captures cut short (a watcher stopped mid-way). */
-static void remove_partial(void)
-{
-    DIR *d = opendir(cfg->spool);
-    struct dirent *de;
-
-    while (d && (de = readdir(d)) != NULL)
-        if (!strncmp(de->d_name, ".tmp-", 5)) {
-            char path[4096];
-            snprintf(path, sizeof(path), "%s/%s", cfg->spool, de->d_name);
-            dp_spool_remove(cfg->spool, de->d_name);
-            rmdir(path);
-        }
-    if (d)
-        closedir(d);
-}
 
 /* ------------------------------------------------------------ captures */
 
@@ -242,8 +153,8 @@ static int fire(int r, long long now, pid_t target, const dp_inflight *request,
     run[i].target = target;
     run[i].dump = rule->action == DP_CAP_DO_DUMP;
     apr_cpystrn(run[i].id, id, sizeof(run[i].id));
-    dp_cap_fired(rule, &state[r].win, now);
-    save_state();
+    dp_cap_fired(rule, &windows[r], now);
+    dp_watch_save_windows(cfg, windows);
     dp_log(DP_LOG_NOTICE, DPLOGNO(10062) "capture %s: rule %s (%s) fired%s%s, process %d",
            id, rule->name, rule->when, detail ? ": " : "", detail ? detail : "", (int)target);
     return 1;
@@ -314,7 +225,7 @@ static void check_age(int r, long long now, long long now_us)
         if (q->start_us <= 0 || now_us - q->start_us < rule->age_ms * 1000
             || !request_matches(rule, q) || seen_before(st, key))
             continue;
-        if (!dp_cap_may_fire(rule, &st->win, now))
+        if (!dp_cap_may_fire(rule, &windows[r], now))
             return;
         snprintf(detail, sizeof(detail), "a request %.1f s old",
                  (double)(now_us - q->start_us) / 1e6);
@@ -329,7 +240,6 @@ static void check_age(int r, long long now, long long now_us)
 static void check_status(int r, long long now)
 {
     const dp_capture_rule *rule = &cfg->rules[r];
-    rule_state *st = &state[r];
     uint64_t n;
     char detail[96];
     pid_t pid;
@@ -337,8 +247,8 @@ static void check_status(int r, long long now)
     if (!cfg->counts || strcmp(cfg->counts->names[r], rule->name) != 0)
         return;
     n = dp_cap_sum(cfg->counts->b[r], (uint32_t)now, (uint32_t)rule->window_s,
-                   (uint32_t)(st->win.last > 0 ? st->win.last : 0));
-    if ((long long)n < rule->count || !dp_cap_may_fire(rule, &st->win, now))
+                   (uint32_t)(windows[r].last > 0 ? windows[r].last : 0));
+    if ((long long)n < rule->count || !dp_cap_may_fire(rule, &windows[r], now))
         return;
     pid = __atomic_load_n(&cfg->counts->last_pid[r], __ATOMIC_RELAXED);
     if (pid > 0 && kill(pid, 0) != 0 && errno == ESRCH)
@@ -426,7 +336,7 @@ static void check_process(pid_t pid, long uid, long long now, const pid_t *worke
         }
         if (!w->above_since[r])
             w->above_since[r] = now;
-        if (now - w->above_since[r] < rule->window_s || !dp_cap_may_fire(rule, &state[r].win, now))
+        if (now - w->above_since[r] < rule->window_s || !dp_cap_may_fire(rule, &windows[r], now))
             continue;
         if (rule->trigger == DP_CAP_RSS)
             snprintf(detail, sizeof(detail), "resident memory %llu MiB for %lld s",
@@ -549,12 +459,17 @@ static void start(void)
                "captures", cfg->spool, why, strerror(errno));
         _exit(1);
     }
+    if ((why = dp_watch_keep_caps()) != NULL) {
+        dp_log(DP_LOG_ERR, DPLOGNO(10067) "capture watcher: %s (%s); no captures", why,
+               strerror(errno));
+        _exit(1);
+    }
     inflight = calloc(MAX_INFLIGHT, sizeof(dp_inflight));
     procs = calloc(MAX_TARGETS, sizeof(watched));
     if (!inflight || !procs)
         _exit(1);
-    remove_partial();
-    load_state();
+    dp_watch_remove_partial(cfg->spool);
+    dp_watch_load_windows(cfg, windows);
 }
 
 static long long mono_ms(void)

@@ -114,6 +114,17 @@ if IS_ROOT:
 else:
     skip("as root only: the workers' user against root's spool", 3)
 
+if IS_ROOT:
+    import re
+    m = re.search(r"DP00063: diagproc: capture watcher (\d+) started", h.logs())
+    status_text = open(f"/proc/{m.group(1)}/status").read() if m else ""
+    eff = int(re.search(r"CapEff:\s+([0-9a-f]+)", status_text).group(1), 16) if status_text else -1
+    is_(eff, (1 << 19) | (1 << 2) | (1 << 40) | (1 << 5),
+        "the watcher keeps CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH, CAP_CHECKPOINT_RESTORE, CAP_KILL only")
+    ok("NoNewPrivs:\t1" in status_text, "…with no_new_privs")
+else:
+    skip("as root only: the watcher's capabilities", 2)
+
 r = h.request("DELETE", f"/p/captures/{c.get('id')}")
 is_(r.status, 204, "DELETE P/captures/{id}: 204")
 is_(h.get("/p/captures").json(), [], "…and it is gone")
