@@ -106,11 +106,9 @@ int dp_route_captures(request_rec *r, const char **seg)
     int rv;
 
     (void)seg;
-    if ((rv = dp_require_allowed(r, DP_ACT_CAPTURES)) != OK)
-        return rv;
-    if (dp_wants_html(r))
-        return dp_html_page(r);
-    rv = list(r);
+    rv = dp_require_allowed(r, DP_ACT_CAPTURES);
+    if (rv == OK)
+        rv = dp_wants_html(r) ? dp_html_page(r) : list(r);
     dp_audit_log(r, DP_ACT_CAPTURES, -1, -1, "list", r->status);
     return rv;
 }
@@ -157,9 +155,8 @@ int dp_route_capture_artifact(request_rec *r, const char **seg)
 {
     int rv;
 
-    if ((rv = dp_require_allowed(r, DP_ACT_CAPTURES)) != OK)
-        return rv;
-    rv = artifact(r, seg[1], seg[2]);
+    if ((rv = dp_require_allowed(r, DP_ACT_CAPTURES)) == OK)
+        rv = artifact(r, seg[1], seg[2]);
     dp_audit_log(r, DP_ACT_CAPTURES, -1, -1, apr_pstrcat(r->pool, seg[1], "/", seg[2], NULL),
                  r->status);
     return rv;
@@ -173,8 +170,8 @@ int dp_route_capture_delete(request_rec *r, const char **seg)
     int rv;
 
     if ((rv = dp_refuse_cross_site(r)) != OK || (rv = dp_require_allowed(r, DP_ACT_CAPTURES)) != OK)
-        return rv;
-    if (!dp_cap_name_ok(seg[1]))
+        ;   /* refused: audited below */
+    else if (!dp_cap_name_ok(seg[1]))
         rv = dp_send_error(r, HTTP_NOT_FOUND, "No capture '%s'.", seg[1]);
     else if (call(r, DP_CAP_DELETE, seg[1], NULL, &hc, &size, &err) != 0)
         rv = dp_send_dp_error(r, &err);

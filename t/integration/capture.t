@@ -132,6 +132,7 @@ ok(not os.path.exists(os.path.join(spool, c.get("id", "x"))), "…from the spool
 audits = [l for l in h.logs().splitlines() if "diagproc audit" in l and "action captures" in l]
 ok(any('name "list"' in l for l in audits) and any(f'name "{c.get("id")}"' in l and "outcome 204" in l
                                                    for l in audits), "audit lines: list, remove")
+ok(any("outcome 403" in l for l in audits), "…and the refused ones")
 h.expect_log("AH00161")     # prefork's 2 workers: one stuck, one for the API
 h.stop()
 shutil.rmtree(docroot, ignore_errors=True)
