@@ -82,6 +82,9 @@ void dp_cap_fired(const dp_capture_rule *r, dp_cap_window *w, long long now);
  * worker (shared memory the parent maps before it forks). */
 #define DP_CAP_BUCKETS DP_CAP_WINDOW_MAX
 typedef struct dp_cap_counts {
+    /* DiagProcMaxDumps is shared: the dumps the helper and the watcher are
+     * writing now, each kept by its owner and read by the other */
+    int32_t dumps_helper, dumps_watcher;
     char names[DP_CAP_MAX_RULES][DP_CAP_NAME_MAX + 1];  /* whose row it is */
     int32_t last_pid[DP_CAP_MAX_RULES];     /* the process of the last counted response */
     uint64_t b[DP_CAP_MAX_RULES][DP_CAP_BUCKETS];

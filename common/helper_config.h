@@ -6,6 +6,8 @@
 
 #include <sys/types.h>
 
+struct dp_cap_counts;
+
 /* One configuration section that uses DiagProcAllow or DiagProcUsers. */
 typedef struct dp_helper_section {
     unsigned allow;             /* DP_ACT_* */
@@ -46,12 +48,13 @@ typedef struct dp_helper_policy {
     const unsigned char *pairs;
     int log_level;              /* httpd's LogLevel for the module (APLOG_*): the helper's lines */
     const char *spool;          /* DiagProcSpool's directory (DP_OP_CAPTURES reads it) */
+    struct dp_cap_counts *counts;   /* with capture rules: the dumps the watcher writes count
+                                       against max_dumps too (NULL = none) */
     int capture_fd;             /* a datagram socket to the watcher (removals), -1 = none */
 } dp_helper_policy;
 
 struct dp_capture_rule;
 struct dp_inflight;
-struct dp_cap_counts;
 
 /* The capture watcher's configuration (helper/watch.h), as the parent hands
  * it over when it forks the watcher (root, outside the workers). */

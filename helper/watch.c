@@ -98,6 +98,8 @@ static void capture_child(const dp_capture_job *job)
     _exit(rename(dir, final) == 0 ? 0 : 1);
 }
 
+static void publish_dumps(void);
+
 /* The rule fires at now on target (0 = none) for request (or NULL); 0 when
  * it could not (one capture per target at a time, too many running). */
 static int fire(int r, long long now, pid_t target, const dp_inflight *request,
@@ -114,7 +116,9 @@ static int fire(int r, long long now, pid_t target, const dp_inflight *request,
     const char *why;
 
     if (n < 0 || n >= MAX_RUNNING
-        || (rule->action == DP_CAP_DO_DUMP && dumps >= (cfg->max_dumps > 0 ? cfg->max_dumps : 1)))
+        || (rule->action == DP_CAP_DO_DUMP
+            && dumps + (cfg->counts ? __atomic_load_n(&cfg->counts->dumps_helper, __ATOMIC_RELAXED)
+                                    : 0) >= (cfg->max_dumps > 0 ? cfg->max_dumps : 1)))
         return 0;
     /* the scoreboard is the workers' to write: its pids are checked */
     if (target > 0 && (why = dp_capture_target_refused(cfg, rule, target,
@@ -152,12 +156,23 @@ static int fire(int r, long long now, pid_t target, const dp_inflight *request,
     run[i].child = child;
     run[i].target = target;
     run[i].dump = rule->action == DP_CAP_DO_DUMP;
+    publish_dumps();
     apr_cpystrn(run[i].id, id, sizeof(run[i].id));
     dp_cap_fired(rule, &windows[r], now);
     dp_watch_save_windows(cfg, windows);
     dp_log(DP_LOG_NOTICE, DPLOGNO(10062) "capture %s: rule %s (%s) fired%s%s, process %d",
            id, rule->name, rule->when, detail ? ": " : "", detail ? detail : "", (int)target);
     return 1;
+}
+
+/* DiagProcMaxDumps is shared with the helper (common/capture.h). */
+static void publish_dumps(void)
+{
+    int i, n = 0;
+    for (i = 0; i < MAX_RUNNING; i++)
+        n += run[i].child && run[i].dump;
+    if (cfg->counts)
+        __atomic_store_n(&cfg->counts->dumps_watcher, n, __ATOMIC_RELAXED);
 }
 
 static void reap(void)
@@ -174,6 +189,7 @@ static void reap(void)
                            "(status %d)", run[i].id, status);
                 run[i].child = 0;
                 ended = 1;
+                publish_dumps();
             }
     if (!ended)
         return;

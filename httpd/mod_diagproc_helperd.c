@@ -364,6 +364,7 @@ static void setup_captures(apr_pool_t *pconf, server_rec *s)
     watch_proc.pid = 0;
     policy.spool = dp_capture_spool();
     policy.capture_fd = -1;
+    policy.counts = NULL;
     if (!dp_capture_watch_config(pconf, &watch_cfg))
         return;
     if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, watch_pair) != 0) {
@@ -374,6 +375,7 @@ static void setup_captures(apr_pool_t *pconf, server_rec *s)
     }
     apr_pool_cleanup_register(pconf, NULL, watch_cleanup, apr_pool_cleanup_null);
     policy.capture_fd = watch_pair[0];
+    policy.counts = watch_cfg.counts;
     watch_cfg.capture_fd = watch_pair[1];
     watch_cfg.inflight = dp_scoreboard_inflight;
     watch_cfg.workers = dp_scoreboard_workers;
