@@ -473,17 +473,17 @@ static void start(void)
     if (dp_watch_prepare_spool(cfg->spool, &why) != 0) {
         dp_log(DP_LOG_ERR, DPLOGNO(10060) "capture watcher: the spool %s: %s (%s); no "
                "captures", cfg->spool, why, strerror(errno));
-        _exit(1);
+        _exit(DP_WATCH_STARTUP_ERROR);
     }
     if ((why = dp_watch_keep_caps()) != NULL) {
         dp_log(DP_LOG_ERR, DPLOGNO(10067) "capture watcher: %s (%s); no captures", why,
                strerror(errno));
-        _exit(1);
+        _exit(DP_WATCH_STARTUP_ERROR);
     }
     inflight = calloc(MAX_INFLIGHT, sizeof(dp_inflight));
     procs = calloc(MAX_TARGETS, sizeof(watched));
     if (!inflight || !procs)
-        _exit(1);
+        _exit(DP_WATCH_STARTUP_ERROR);
     dp_watch_remove_partial(cfg->spool);
     dp_watch_load_windows(cfg, windows);
 }

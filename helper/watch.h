@@ -17,6 +17,10 @@
  * configtest. */
 int dp_watch_prepare_spool(const char *spool, const char **why);
 
+/* The watcher's exit status when it could not start (its line says why):
+ * the parent does not start it again before httpd restarts. */
+#define DP_WATCH_STARTUP_ERROR 253
+
 /* Runs until SIGTERM (also sent when the parent dies); never returns. */
 void dp_watch_main(const dp_watch_config *cfg);
 

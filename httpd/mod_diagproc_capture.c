@@ -14,6 +14,7 @@
 #include "http_protocol.h"
 #include "http_request.h"
 #include "ap_mpm.h"
+#include "scoreboard.h"
 #include "apr_strings.h"
 
 #include "httpd/mod_diagproc_capture.h"
@@ -192,6 +193,14 @@ static int capture_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *
                      "status rules never fire");
         return OK;
     }
+    for (i = 0; i < rules->nelts; i++)
+        if (APR_ARRAY_IDX(rules, i, dp_capture_rule).trigger == DP_CAP_AGE && !ap_extended_status) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, DPLOGNO(00065)
+                         "DiagProcCapture %s: request-age rules need ExtendedStatus On (the "
+                         "requests' start times); it is off, so they never fire",
+                         APR_ARRAY_IDX(rules, i, dp_capture_rule).name);
+            break;
+        }
     /* a row keeps its counts while the rule of its number keeps its name */
     for (i = 0; i < DP_CAP_MAX_RULES; i++) {
         const char *name = i < rules->nelts ? APR_ARRAY_IDX(rules, i, dp_capture_rule).name : "";

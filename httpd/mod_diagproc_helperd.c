@@ -292,16 +292,29 @@ static void retry_maintenance(int reason, void *data, apr_wait_t status)
     }
 }
 
-/* The watcher is not replaced when it dies (its line says why); the next
- * restart of httpd starts a new one. */
+static void start_watcher(apr_pool_t *p, server_rec *s);
+
+/* A watcher that dies is replaced, unless it could not start (its line
+ * says why: the next restart of httpd tries again). */
 static void watch_maintenance(int reason, void *data, apr_wait_t status)
 {
-    (void)status;
     switch (reason) {
     case APR_OC_REASON_DEATH:
     case APR_OC_REASON_LOST:
         watch_proc.pid = 0;
         apr_proc_other_child_unregister(data);
+        if (mpm_stopping())
+            break;
+        if (status == DP_WATCH_STARTUP_ERROR
+            || (WIFEXITED(status) && WEXITSTATUS(status) == DP_WATCH_STARTUP_ERROR)) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, main_server, DPLOGNO(00066)
+                         "diagproc: the capture watcher could not start (its line above says "
+                         "why); no captures until httpd restarts");
+            break;
+        }
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, main_server, DPLOGNO(00067)
+                     "diagproc: the capture watcher died; starting a new one");
+        start_watcher(helper_pool, main_server);
         break;
     case APR_OC_REASON_RESTART:
         if (watch_proc.pid > 0)
@@ -359,8 +372,6 @@ static apr_status_t watch_cleanup(void *data)
 
 static void setup_captures(apr_pool_t *pconf, server_rec *s)
 {
-    dp_server_conf *sc = dp_server_config(s);
-
     watch_proc.pid = 0;
     policy.spool = dp_capture_spool();
     policy.capture_fd = -1;
@@ -388,7 +399,6 @@ static void setup_captures(apr_pool_t *pconf, server_rec *s)
     watch_cfg.snapshot = policy.snapshot;
     watch_cfg.instance = dp_instance_name(s);
     watch_cfg.log_level = policy.log_level;
-    (void)sc;
 }
 
 static int watch_pre_mpm(apr_pool_t *p, ap_scoreboard_e sb_type)

@@ -7,6 +7,7 @@ import json
 import re
 import os
 import shutil
+import signal
 import tempfile
 import time
 
@@ -23,6 +24,12 @@ h = Httpd(locations={"/p": "DiagProcAllow captures"},
                       f"DiagProcSpool {spool} 64M 100\n"
                       "DiagProcCapture burst when=status:404-404>=5/8s limit=10/10m\n"
                       "DiagProcCapture once when=status:403-403>=3/2s limit=1/10m\n").start()
+
+
+# a status rule captures the worker of the last counted response (the event
+# MPM's one process, which also serves this test's API requests): while its
+# threads are stopped for the stacks, the helper refuses a call from it
+TRACED = (re.compile(r"DP10003: .*is traced by pid"), re.compile(r"DP00010: The diagproc helper"))
 
 
 def of(hh, rule):
@@ -70,12 +77,21 @@ for i in range(60):
     h.get(f"/nosuch/again{i}")
 ok(settle(lambda: len(of(h, "burst")) == 2, 5),
    "the status counters keep counting in the new generation's workers")
+# a watcher that dies is replaced (more than 10 s after its start)
+def full_log(hh):
+    with open(os.path.join(hh.dir, "error.log"), errors="replace") as f:
+        return f.read()
+
+
+watchers = re.findall(r"DP00063: diagproc: capture watcher (\d+) started", full_log(h))
+if watchers:
+    os.kill(int(watchers[-1]), signal.SIGKILL)
+ok(watchers and settle(lambda: re.findall(r"DP00063: diagproc: capture watcher (\d+) started",
+                                          full_log(h))[-1] != watchers[-1], 5),
+   "a capture watcher that dies is replaced")
+h.expect_log("DP00067")
 h.expect_log("AH01630")      # the 403s the second rule counts
-# the status rule captures the worker of the last 404 (the event MPM's one
-# process, which also serves this test's API requests): while its threads are
-# stopped for the stacks, the helper refuses a call from it (traced), once
-h.expect_log(re.compile(r"DP10003: .*is traced by pid"),
-             re.compile(r"DP00010: The diagproc helper is not available"))
+h.expect_log(*TRACED)
 h.stop()
 
 # --- quota: the oldest captures go ---------------------------------------------
@@ -91,7 +107,7 @@ for i, cid in enumerate(old):
         f.write(b"x" * 1000)
 h2 = Httpd(locations={"/p": "DiagProcAllow captures"},
            server_conf=f"DocumentRoot {run}\nDiagProcSpool {spool2} 1M 3\n"
-                       "DiagProcCapture q when=status:404-404>=1/1s\n").start()
+                       "DiagProcCapture q when=status:404-404>=1/1s\n", expect_log=TRACED).start()
 listed = [c["id"] for c in h2.get("/p/captures").json() or []]
 is_(listed, list(reversed(old)), "a spool of old captures: listed newest first")
 h2.get("/nosuch")
@@ -113,7 +129,7 @@ for cid in old:
         json.dump({"id": cid, "rule": "old"}, f)
 h3 = Httpd(locations={"/p": "DiagProcAllow captures"},
            server_conf=f"DocumentRoot {run}\nDiagProcSpool {spool3} 300K 100\n"
-                       "DiagProcCapture q2 when=status:404-404>=1/1s\n").start()
+                       "DiagProcCapture q2 when=status:404-404>=1/1s\n", expect_log=TRACED).start()
 h3.get("/nosuch")
 ok(settle(lambda: len(of(h3, "q2")) == 1, 6), "a spool of 600K against a quota of 300K: a new capture")
 time.sleep(0.5)
