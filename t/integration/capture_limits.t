@@ -1,6 +1,6 @@
-# The limits of capture rules: a burst of 5xx-like statuses (status:LO-HI>=M/
-# WINDOW, counted by every worker in shared memory) fires once per window
-# however many errors follow; a spool full of old captures loses the oldest
+# The limits of capture rules: a burst of 5xx statuses (mod_proxy's 503s;
+# status:LO-HI>=M/WINDOW, counted by every worker in shared memory) fires
+# once per window however many errors follow; a watcher that dies is replaced; a spool full of old captures loses the oldest
 # (quota in files, and in bytes); a graceful restart keeps the captures and
 # the rules' windows (limit=1/10m stays spent).
 import json
@@ -13,16 +13,18 @@ import time
 
 import procstate
 from tap import ok, is_, diag, done_testing
-from dphttpd import Httpd
+from dphttpd import Httpd, free_port
 
 run = tempfile.mkdtemp(prefix="dpcaplim-")
 os.chmod(run, 0o755)
 spool = os.path.join(run, "spool")
-h = Httpd(locations={"/p": "DiagProcAllow captures"},
+down = free_port()          # nothing listens there: mod_proxy answers 503
+h = Httpd(locations={"/p": "DiagProcAllow captures"}, modules=("proxy", "proxy_http"),
           server_conf=f"DocumentRoot {run}\n<Location /forbidden>\n    Require all denied\n"
                       "</Location>\n"
+                      f"ProxyPass /down/ http://127.0.0.1:{down}/ retry=0\n"
                       f"DiagProcSpool {spool} 64M 100\n"
-                      "DiagProcCapture burst when=status:404-404>=5/8s limit=10/10m\n"
+                      "DiagProcCapture burst when=status:500-599>=5/8s limit=10/10m\n"
                       "DiagProcCapture once when=status:403-403>=3/2s limit=1/10m\n").start()
 
 
@@ -42,17 +44,17 @@ def settle(fn, secs):
 
 # --- a burst fires once per window --------------------------------------------
 for i in range(60):
-    h.get(f"/nosuch/{i}")
-ok(settle(lambda: len(of(h, "burst")) >= 1, 5), "60 404s within a second: the status rule fires")
+    h.get(f"/down/{i}")
+ok(settle(lambda: len(of(h, "burst")) >= 1, 5), "60 503s in a burst: the 5xx rule fires")
 t_end = time.time()
 while time.time() - t_end < 4:          # hundreds more errors inside the 8 s window
-    h.get("/nosuch/more")
+    h.get("/down/more")
     time.sleep(0.01)
 time.sleep(1)
 caps = of(h, "burst")
 is_(len(caps), 1, "…once per window, however many errors follow")
 c = caps[0] if caps else {}
-is_(c.get("trigger"), "status:404-404>=5/8s", "…naming its trigger")
+is_(c.get("trigger"), "status:500-599>=5/8s", "…naming its trigger")
 ok(c.get("request") is None, "…with no request of its own (request: null)")
 ok(c.get("pid") in h.workers() or c.get("pid") is None, "…the worker of the last such response as its process")
 
@@ -74,7 +76,7 @@ time.sleep(2.5)
 is_(len(of(h, "once")), 1, "…and the rule's window: limit=1/10m stays spent")
 time.sleep(max(0, t_end + 9 - time.time()))     # the burst's window is over
 for i in range(60):
-    h.get(f"/nosuch/again{i}")
+    h.get(f"/down/again{i}")
 ok(settle(lambda: len(of(h, "burst")) == 2, 5),
    "the status counters keep counting in the new generation's workers")
 # a watcher that dies is replaced (more than 10 s after its start)
@@ -92,6 +94,7 @@ ok(watchers and settle(lambda: re.findall(r"DP00063: diagproc: capture watcher (
 h.expect_log("DP00067")
 h.expect_log("AH01630")      # the 403s the second rule counts
 h.expect_log(*TRACED)
+h.expect_log("AH00957", "AH00959", "AH01114", "AH02806", "AH00940")   # mod_proxy: nothing there
 h.stop()
 
 # --- quota: the oldest captures go ---------------------------------------------
