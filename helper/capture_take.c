@@ -16,6 +16,8 @@
 #include "helper/where.h"
 #include "helper/phpreq.h"
 #include "dump/core.h"
+#include "dump/bundle.h"
+#include "helper/capture_zip.h"
 #include "proc/procfs.h"
 #include "common/format.h"
 #include "common/proto.h"
@@ -259,7 +261,43 @@ static int file_write(dp_sink *s, const void *buf, size_t len)
     return dp_write_full(*(int *)s->ctx, buf, len);
 }
 
-/* core: the target's core, as GET P/{id}/dump writes it. */
+static int core_entry(void *arg, dp_sink *data, dp_error *err)
+{
+    return dp_core_write((dp_core *)arg, data, err);
+}
+
+/* bundle.zip: the bundle GET P/{id}/dump?format=zip gives, stored. */
+static int write_bundle(const dp_capture_job *job, dp_core *core, const char *dir,
+                        apr_pool_t *p)
+{
+    FILE *f = fopen(apr_pstrcat(p, dir, "/bundle.zip", NULL), "wx");
+    dp_entry_sink entries;
+    dp_capture_zip *z;
+    dp_error err = { 0 };
+    dp_bundle_opts bo;
+    int rc;
+
+    if (!f)
+        return -1;
+    if ((z = dp_capture_zip_open(f, &entries)) == NULL) {
+        fclose(f);
+        return -1;
+    }
+    memset(&bo, 0, sizeof(bo));
+    bo.pid = job->pid;
+    bo.dump_type = job->rule->dump_type;
+    bo.instance_name = job->instance;
+    bo.time = job->time_s;
+    bo.gdb_commands = dp_lang_gdb_script(p);
+    rc = dp_bundle_write(&bo, &entries, core_entry, core, p, &err);
+    if (dp_capture_zip_finish(z) != 0)
+        rc = -1;
+    if (fclose(f) != 0)
+        rc = -1;
+    return rc;
+}
+
+/* core: the target's core, as GET P/{id}/dump writes it (or its bundle). */
 static int write_core(const dp_capture_job *job, const char *dir, apr_pool_t *p)
 {
     dp_error err = { 0 };
@@ -277,6 +315,11 @@ static int write_core(const dp_capture_job *job, const char *dir, apr_pool_t *p)
     o.hide_environment = 1;
     if (dp_core_open(&core, &o, p, &err) != 0)
         return -1;
+    if (job->rule->zip) {
+        rc = write_bundle(job, core, dir, p);
+        dp_core_close(core);
+        return rc;
+    }
     fd = open(apr_pstrcat(p, dir, "/core", NULL), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
         dp_core_close(core);

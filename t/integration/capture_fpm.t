@@ -3,7 +3,9 @@
 # it (the backend, found as the request attribution finds it) within the
 # threshold + 2 s, with the URI and the PHP frames; 20 stuck requests
 # against limit=3 give 3 captures, one target at a time.
+import io
 import os
+import zipfile
 import shutil
 import tempfile
 import threading
@@ -33,6 +35,8 @@ sock = os.path.join(run, "unix.sock")
 fpm = PhpFpm(run, [("unixpool", sock, 2)]).start()
 hport = free_port()
 hl = hole("127.0.0.1", hport, user=worker_user())
+hport3 = free_port()
+hl3 = hole("127.0.0.1", hport3, user=worker_user())
 spool = os.path.join(run, "spool")
 h = Httpd(locations={"/p": "DiagProcAllow captures"},
           modules=("proxy", "proxy_fcgi", "proxy_http"),
@@ -41,10 +45,12 @@ h = Httpd(locations={"/p": "DiagProcAllow captures"},
                       f"    SetHandler \"proxy:unix:{sock}|fcgi://localhost\"\n</Files>\n"
                       f"ProxyPass /hole/ http://127.0.0.1:{hport}/\n"
                       f"ProxyPass /hole2/ http://localhost:{hport}/\n"
+                      f"ProxyPass /hole3/ http://127.0.0.1:{hport3}/\n"
                       f"DiagProcSpool {spool} 64M 100\n"
                       "DiagProcCapture fpm when=request-age>2s path=/fpm_page.php\n"
                       "DiagProcCapture many when=request-age>1s path=/hole/* limit=3/10m\n"
-                      "DiagProcCapture core when=request-age>1s path=/hole2/* do=dump:0\n").start()
+                      "DiagProcCapture core when=request-age>1s path=/hole2/* do=dump:0\n"
+                      "DiagProcCapture bundle when=request-age>1s path=/hole3/* do=dump:0,zip\n").start()
 
 
 def request(path):
@@ -117,8 +123,29 @@ ok(r.status == 200 and r.body[:4] == b"\x7fELF" and len(r.body) == arts.get("cor
    "…downloaded whole, an ELF core")
 is_(r.headers.get("content-type"), "application/octet-stream", "…as an attachment")
 
+# --- do=dump:…,zip: the bundle ------------------------------------------------
+request("/hole3/x")
+ok(procstate.settle(lambda: of("bundle"), 20), "do=dump:0,zip: a capture of the backend's bundle")
+b = (of("bundle") or [{}])[0]
+arts = {a["name"]: a for a in b.get("artifacts", [])}
+r = h.get(arts.get("bundle.zip", {}).get("href", h.base + "/x")[len(h.base):])
+names = []
+try:
+    with zipfile.ZipFile(io.BytesIO(r.body)) as z:
+        bad = z.testzip()
+        names = z.namelist()
+        core = z.read("core") if "core" in names else b""
+    ok(bad is None, "…bundle.zip: a zip whose every entry checks out (CRC)")
+except (zipfile.BadZipFile, KeyError) as e:
+    ok(False, f"…bundle.zip: a zip whose every entry checks out ({e})")
+    core = b""
+ok("core" in names and "manifest.json" in names, f"…with the core and the manifest ({len(names)} entries)")
+ok(core[:4] == b"\x7fELF", "…the core an ELF file")
+is_(b.get("pid"), hl3.pid, "…of the backend")
+
 fpm.stop()
 kill_quietly(hl)
+kill_quietly(hl3)
 h.expect_log("AH01067", "AH01075", "AH01102", "AH00898", "AH01097", "AH00045", "AH00046",
              "AH01030", "AH00992", "AH00878")
 h.stop()
