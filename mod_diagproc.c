@@ -23,6 +23,7 @@
 #include "httpd/mod_diagproc_kill.h"
 #include "httpd/mod_diagproc_dump.h"
 #include "httpd/mod_diagproc_stacks.h"
+#include "httpd/mod_diagproc_profile.h"
 #include "httpd/mod_diagproc_html.h"
 #include "httpd/mod_diagproc_helperd.h"
 #include "httpd/mod_diagproc_zip.h"
@@ -72,6 +73,11 @@ static const struct dp_route {
     { "{}/environments/{}", "GET, HEAD",         ACT(dp_route_environment, DP_ACT_ENVIRONMENT),
                                                  NONE, NONE },
     { "{}/stacks",          "GET, HEAD",         ACT(dp_route_stacks, DP_ACT_STACKS), NONE, NONE },
+    { "{}/profile",         "GET, HEAD",         ACT(dp_route_profile, DP_ACT_PROFILE), NONE, NONE },
+    { "{}/profile/start",   "POST",              NONE, NONE,
+                                                 ACT(dp_route_profile_start, DP_ACT_PROFILE) },
+    { "{}/profile/stop",    "GET, HEAD",         ACT(dp_route_profile_stop, DP_ACT_PROFILE),
+                                                 NONE, NONE },
 };
 #undef READ
 #undef ACT

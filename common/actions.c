@@ -60,6 +60,8 @@ static int needs(const dp_action *a, const struct dp_request *rq)
         return (rq->dump_type & DP_DUMP_NEEDS_FULLDUMP) != 0;
     if (a->op == DP_OP_PROC_READ)
         return rq->what == DP_READ_ENVIRON;
+    if (a->op == DP_OP_PROFILE)
+        return rq->what != DP_PROF_RUNNING;     /* the detail's is_profile_running */
     return 1;
 }
 

@@ -132,7 +132,7 @@ int dp_frame_read_header_fd(int fd, int *type, uint32_t *len, int *passed)
     *type = hdr[0];
     *len = (uint32_t)hdr[1] | (uint32_t)hdr[2] << 8 | (uint32_t)hdr[3] << 16
            | (uint32_t)hdr[4] << 24;
-    if (*type < DP_FR_ERROR || *type > DP_FR_STACK_SUMMARY || *len > DP_FRAME_MAX)
+    if (*type < DP_FR_ERROR || *type > DP_FR_PROF_SUMMARY || *len > DP_FRAME_MAX)
         goto bad;
     return 0;
 bad:
@@ -329,6 +329,19 @@ int dp_request_check(const dp_request *rq, char *msg, size_t msglen)
             BAD("unsupported dumpType bits 0x%llx", (unsigned long long)rq->dump_type);
         if (rq->timeout_s > 86400)
             BAD("timeout %u is too long", rq->timeout_s);
+        break;
+    case DP_OP_PROFILE:
+        if (rq->what < DP_PROF_START || rq->what > DP_PROF_RUNNING)
+            BAD("unknown profile operation %u", rq->what);
+        if (rq->what == DP_PROF_RUNNING && (rq->dump_type != 0 || rq->timeout_s != 0))
+            BAD("the running query takes no rate and no duration");
+        if ((rq->what == DP_PROF_START || rq->what == DP_PROF_RUN)
+            && (rq->dump_type < DP_PROF_HZ_MIN || rq->dump_type > DP_PROF_HZ_MAX))
+            BAD("profile rate %llu Hz is out of range", (unsigned long long)rq->dump_type);
+        if (rq->timeout_s > (rq->what == DP_PROF_RUN ? DP_PROF_RUN_MAX_SECONDS
+                                                     : DP_PROF_MAX_SECONDS)
+            || (rq->what == DP_PROF_RUN && rq->timeout_s == 0))
+            BAD("profile duration %u s is out of range", rq->timeout_s);
         break;
     default:        /* the operations that take no item and no dumpType (stacks) */
         if (rq->op < 1 || rq->op >= DP_OP_END)

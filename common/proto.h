@@ -39,6 +39,30 @@ enum dp_priv { DP_READ_FDS = 1, DP_READ_EXE = 2, DP_READ_ENVIRON = 3, DP_READ_CW
 enum dp_dump_what { DP_DUMP_RAW = 0, DP_DUMP_ZIP = 1, DP_DUMP_RAW_GZIP = 2,
                     DP_DUMP_RAW_ZSTD = 3 };
 
+/* what, for DP_OP_PROFILE. START leaves a sampler running (a session,
+ * stopped after timeout_s, the maximum duration); STOP ends it and answers
+ * its samples; RUN samples for timeout_s seconds and answers. dump_type
+ * carries the rate in Hz (DP_PROF_HZ_MIN..MAX). The answer to STOP and RUN,
+ * after OK: PROF_STACK records, one PROF_SUMMARY, END. RUNNING (no rate, no
+ * duration, no action needed) answers OK with size 1 while a profile samples
+ * pid, 0 otherwise, then END: the process detail's is_profile_running. */
+enum dp_prof_what { DP_PROF_START = 1, DP_PROF_STOP = 2, DP_PROF_RUN = 3,
+                    DP_PROF_RUNNING = 4 };
+#define DP_PROF_HZ_MIN 1
+#define DP_PROF_HZ_MAX 1000
+#define DP_PROF_HZ_DEFAULT 99
+#define DP_PROF_MAX_SECONDS 900         /* a session's longest run (Kudu's 15 minutes) */
+#define DP_PROF_RUN_MAX_SECONDS 300     /* the one-call profile's */
+#define DP_PROF_SESSIONS 12             /* sessions server-wide */
+#define DP_PROF_MAX_FRAMES 128          /* per sample, root first; deeper ones are cut */
+#define DP_PROF_NAME_MAX 512            /* a frame's name or file */
+/* The abstract unix socket name a session's sampler listens on for its stop:
+ * httpd parent pid, target pid, the session's random nonce (32 hex digits,
+ * drawn when it starts: no one can bind the name before the sampler does).
+ * Sessions themselves are found in the helper's table (helper/profile.c). */
+#define DP_PROF_SOCK_FMT "diagproc-profile-%ld-%ld-%s"
+#define DP_PROF_NONCE_HEX 32
+
 /* what, for DP_OP_CAPTURES: the spool's listing (per capture one DATA frame:
  * "id\0" + its metadata JSON without the closing brace + "\0" + per artifact
  * "name\tsize\n"), one artifact's bytes (cap_id, cap_name), or the removal of
@@ -47,7 +71,7 @@ enum dp_cap_what { DP_CAP_LIST = 0, DP_CAP_GET = 1, DP_CAP_DELETE = 2 };
 #define DP_CAP_ARG_MAX 97       /* DP_CAP_ID_MAX + 1 (common/capture.h) */
 
 typedef struct dp_request {
-    uint32_t magic, version, op, what;      /* what: dp_priv, or dp_dump_what */
+    uint32_t magic, version, op, what;      /* what: dp_priv, dp_dump_what or dp_prof_what */
     int32_t pid;
     int32_t keep_running_tid;               /* DUMP of the requesting worker itself */
     uint64_t start_time;                    /* KILL: the start time the worker saw; 0 = now */
@@ -86,9 +110,17 @@ enum dp_frame_type {
                                str function, str module, str file */
     DP_FR_STACK_LANG = 10,  /* u32 native index (the frame running it; DP_REC_NONE), i32 line
                                (0 = unknown), str function, str class, str file */
-    DP_FR_STACK_SUMMARY = 11 /* u64 paused µs, u64 elapsed µs, u32 flags (DP_SS_*), str
+    DP_FR_STACK_SUMMARY = 11, /* u64 paused µs, u64 elapsed µs, u32 flags (DP_SS_*), str
                                runtime, str version, str why unsupported (absent = supported) */
+    /* A profile (DP_OP_PROFILE): one record per distinct stack, then a summary. */
+    DP_FR_PROF_STACK = 12,  /* u32 count, i32 tid, str runtime ("native", "PHP", "CPython"),
+                               u32 frames, then per frame, root first: str name, str file */
+    DP_FR_PROF_SUMMARY = 13 /* u64 samples, u64 lost (could not be read), u64 duration µs,
+                               u32 hz, u32 flags (DP_PS_*), u64 start (µs since the epoch) */
 };
+#define DP_PS_EXPIRED 1u        /* stopped on its own at the maximum duration */
+#define DP_PS_EXITED  2u        /* the target exited */
+#define DP_PS_FULL    4u        /* the sample store was full: later distinct stacks were lost */
 
 #define DP_ST_TRUNCATED  1u     /* frame cap reached */
 #define DP_ST_NOT_STOPPED 2u    /* could not be stopped: no frames */

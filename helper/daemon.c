@@ -25,6 +25,7 @@
 #include "helper/daemon.h"
 #include "helper/log.h"
 #include "helper/policy.h"
+#include "helper/profile.h"
 #include "common/proto.h"
 #include "proc/procfs.h"
 #include "helper/requests.h"
@@ -399,7 +400,10 @@ static void start(int listen_fd, const dp_helper_policy *pol)
     shared_dumps = pol->counts;
     publish_dumps();
     dump_children = calloc((size_t)max_children, sizeof(dump_child));
-    if (!dump_children || pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+    /* the profiles' table: shared with the request children and their
+     * samplers only, so it is mapped before the first fork */
+    if (!dump_children || pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0
+        || dp_prof_table_init() != 0) {
         dp_log(DP_LOG_CRIT, DPLOGNO(10007) "helper: cannot start: no memory or pipe for its "
                "loop: %s", strerror(errno));
         _exit(DP_HELPER_STARTUP_ERROR);

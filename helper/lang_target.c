@@ -156,6 +156,7 @@ void dp_lang_target_init(dp_lang_target *t, Dwfl *dwfl, apr_hash_t *kinds, pid_t
     t->kinds = kinds;
     t->out = s;
     t->pool = p;
+    t->keep = p;
     t->symbols = apr_hash_make(p);
     t->cache = apr_pcalloc(p, sizeof(struct lang_page) * CACHE_PAGES);
     s->pages = apr_array_make(p, 64, sizeof(uint64_t));
@@ -183,6 +184,15 @@ static int live_read(dp_lang_target *t, uint64_t page, unsigned char *data)
     if (t->core)
         return dp_core_read(t->core, page, data, 4096);
     return process_vm_readv(t->pid, &local, 1, &remote, 1, 0) == 4096 ? 0 : -1;
+}
+
+void dp_lang_target_live(dp_lang_target *t, dp_stacks *out, apr_pool_t *p)
+{
+    t->core = NULL;
+    t->out = out;
+    t->pool = p;
+    out->pages = apr_array_make(p, 16, sizeof(uint64_t));
+    memset(t->cache, 0, sizeof(struct lang_page) * CACHE_PAGES);
 }
 
 /* Through a small page cache: a walk reads many small fields of few pages. */

@@ -21,6 +21,16 @@ int dp_lang_walked(apr_hash_t *kinds, const char *mname);
 void dp_lang_target_init(dp_lang_target *t, struct Dwfl *dwfl, apr_hash_t *kinds, pid_t pid,
                          dp_stacks *out, apr_pool_t *p);
 
+/* The same target read while it runs (a profile's sample): reads go through
+ * process_vm_readv, the page cache starts empty, out gets the frames and p
+ * the strings of this walk. */
+void dp_lang_target_live(dp_lang_target *t, dp_stacks *out, apr_pool_t *p);
+
+/* libdwfl's view of pid's mapped objects, opened and warmed (unwind
+ * tables, interpreters' symbols), with the runtime of each: before a stop. */
+struct Dwfl *dp_stacks_open_modules(pid_t pid, apr_hash_t **kinds, apr_pool_t *p,
+                                    dp_error *err);
+
 /* A HotSpot JVM (helper/jvmpages.c): adds to the core what jhsdb reads to
  * attach and list the Java threads; inside the core's add_memory. */
 #define DP_JVM_MAX_PAGES 16384      /* 64 MiB at most: about a page per loaded class */

@@ -154,7 +154,13 @@ int dp_phpstack_walk(dp_lang_target *t)
     s->runtime = "PHP";
     memset(&w, 0, sizeof(w));
     w.t = t;
-    api = dp_php_build_id(t, module);
+    if (!t->php_api) {
+        /* a search of the object's whole file: once per view (a profile
+         * walks the same target at every sample) */
+        api = dp_php_build_id(t, module);
+        t->php_api = api ? apr_pstrdup(t->keep, api) : "";
+    }
+    api = *t->php_api ? t->php_api : NULL;
     if (api && strlen(api) > 3 && !strcmp(api + strlen(api) - 3, ",TS")) {
         /* a thread-safe build that still exports the symbol: its globals
          * live per thread behind TSRM, not at that address */

@@ -177,8 +177,8 @@ void dp_refuse_peer(const struct ucred *peer, const char *why)
  * logged with who asked, what and through which sections, then answered. */
 int dp_refuse_request(const struct ucred *peer, const dp_request *rq, const dp_error *err)
 {
-    static const char *ops[] = { "?", "read", "kill", "dump", "stacks" };
-    const char *op = rq->op < 5 ? ops[rq->op] : "?";
+    static const char *ops[] = { "?", "read", "kill", "dump", "stacks", "profile" };
+    const char *op = rq->op < DP_OP_END ? ops[rq->op] : "?";
     char what[160];
 
     if (!peer || err->status != 403)

@@ -205,7 +205,7 @@ static void walk_frames(py_walk *w, dp_stack_thread *th, uint64_t frame)
                 f->function = py_str(w, q);
             if (dp_lang_ptr(w->t, code + l->co_filename, &fn) == 0)
                 f->file = py_str(w, fn);
-            f->line = offset == UINT64_MAX ? 0 : code_line(w, code, offset);
+            f->line = offset == UINT64_MAX || w->t->no_lines ? 0 : code_line(w, code, offset);
         }
         /* 3.11 marks the first frame of an eval call; before 3.11 each frame is one */
         if (is_entry || l->frame_model == DP_PY_FRAMES_OBJECT)

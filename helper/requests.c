@@ -22,6 +22,7 @@
 #include "helper/stacks.h"
 #include "helper/phpreq.h"
 #include "helper/where.h"
+#include "helper/profile.h"
 #include "proc/elfinfo.h"
 #include "proc/procfs.h"
 #include "proc/protect.h"
@@ -453,6 +454,36 @@ static void do_stacks(int fd, const dp_helper_policy *pol, const dp_request *rq,
         dp_frame_send_end(fd);
 }
 
+/* Profiles: the target's checks as for stacks; a stop of a target that has
+ * exited since still fetches the samples its session kept. */
+static void do_profile(int fd, const dp_helper_policy *pol, const dp_request *rq,
+                       apr_pool_t *p)
+{
+    dp_error err = { 0 };
+    dp_stat st;
+
+    memset(&st, 0, sizeof(st));
+    if (rq->what == DP_PROF_RUNNING)
+        /* whether a profile samples pid, and nothing of the process: the
+         * detail of any process the worker shows asks it, refusing none */
+        return dp_profile_serve(fd, pol, rq, "", p);
+    if (check_target(pol, rq, 1, &st, &err) != 0) {
+        long owner;
+        if (!(rq->what == DP_PROF_STOP && err.status == 404
+              && (dp_policy_actions(pol, rq->allow_section, rq->scope_section) & DP_ACT_PROFILE)))
+            return dp_daemon_send_error(fd, &err);
+        /* exited: its session knows whose it was, and that must be in scope */
+        owner = dp_profile_owner(rq->pid);
+        if (owner >= 0 && !dp_policy_in_scope(pol, rq->scope_section, owner)) {
+            dp_fail(&err, 403, "Process %d (uid %ld) was outside this location's scope "
+                    "(DiagProcUsers).", (int)rq->pid, owner);
+            dp_refuse_request(serving_peer, rq, &err);
+            return dp_daemon_send_error(fd, &err);
+        }
+    }
+    dp_profile_serve(fd, pol, rq, st.comm, p);
+}
+
 void dp_daemon_serve_one(int fd, const dp_helper_policy *pol, const struct ucred *peer,
                       const dp_request *rq)
 {
@@ -478,6 +509,9 @@ void dp_daemon_serve_one(int fd, const dp_helper_policy *pol, const struct ucred
         break;
     case DP_OP_CAPTURES:
         dp_spool_serve(fd, pol, rq, p);
+        break;
+    case DP_OP_PROFILE:
+        do_profile(fd, pol, rq, p);
         break;
     }
     apr_pool_destroy(p);

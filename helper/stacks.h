@@ -72,6 +72,10 @@ typedef struct dp_lang_target {
     apr_pool_t *pool;
     struct apr_hash_t *symbols;     /* the interpreters' roots, found before the stop */
     struct lang_page *cache;        /* pages read during the walk */
+    apr_pool_t *keep;               /* lives as long as the target's view (pool may be a
+                                       profile sample's) */
+    const char *php_api;            /* the PHP object's module build id, once found ("" none) */
+    int no_lines;                   /* frames without line numbers (a profile's samples) */
 } dp_lang_target;
 
 /* A checked read of the stopped target (user addresses only, all or nothing);

@@ -84,6 +84,18 @@ static int warm_module(Dwfl_Module *mod, void **userdata, const char *name, Dwar
     return DWARF_CB_OK;
 }
 
+struct Dwfl *dp_stacks_open_modules(pid_t pid, apr_hash_t **kinds, apr_pool_t *p,
+                                    dp_error *err)
+{
+    Dwfl *dwfl = dp_lang_report_modules(pid, err);
+
+    if (!dwfl)
+        return NULL;
+    *kinds = dp_lang_runtime_kinds(dwfl, pid, p);
+    dwfl_getmodules(dwfl, warm_module, *kinds, 0);
+    return dwfl;
+}
+
 /* ------------------------------------------------- libdwfl's callbacks */
 
 static pid_t next_thread(Dwfl *dwfl, void *arg, void **thread_argp)

@@ -90,13 +90,19 @@ static int could_not_start(request_rec *r, dp_error *err)
     return 1;
 }
 
-int dp_helper_call(request_rec *r, dp_request *rq, dp_helper_conn **out, dp_error *err)
+/* wait: a helper being restarted is waited for, and its absence marks the
+ * request (HELPER_DOWN_NOTE); without, one try, and its answer's reads time
+ * out after QUICK_READ_TIMEOUT_S. */
+#define QUICK_READ_TIMEOUT_S 5
+
+static int call(request_rec *r, dp_request *rq, dp_helper_conn **out, dp_error *err, int wait)
 {
     dp_helper_conn *hc = apr_pcalloc(r->pool, sizeof(*hc));
     const char *sockpath = dp_shared_socket_path();
     dp_dir_conf *dc = dp_dir_config(r);
     struct sockaddr_un sa;
-    struct timeval rtv = { HELPER_READ_TIMEOUT_S, 0 }, stv = { 5, 0 };
+    struct timeval rtv = { wait ? HELPER_READ_TIMEOUT_S : QUICK_READ_TIMEOUT_S, 0 };
+    struct timeval stv = { 5, 0 };
     int waited = 0, rc;
 
     if (dp_helper_unavailable(r, err))
@@ -121,13 +127,13 @@ int dp_helper_call(request_rec *r, dp_request *rq, dp_helper_conn **out, dp_erro
         hc->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (hc->fd < 0) {
             dp_fail(err, 503, "The diagproc helper is not available (%s).", strerror(errno));
-            return helper_down(r, err);
+            return wait ? helper_down(r, err) : -1;
         }
         setsockopt(hc->fd, SOL_SOCKET, SO_RCVTIMEO, &rtv, sizeof(rtv));
         setsockopt(hc->fd, SOL_SOCKET, SO_SNDTIMEO, &stv, sizeof(stv));
         rc = connect(hc->fd, (struct sockaddr *)&sa, sizeof(sa));
         if (rc == 0 || (errno != ENOENT && errno != ECONNREFUSED)
-            || waited >= HELPER_CONNECT_WAIT_MS)
+            || !wait || waited >= HELPER_CONNECT_WAIT_MS)
             break;
         close(hc->fd);          /* being restarted by the parent: wait a little */
         hc->fd = -1;
@@ -139,10 +145,20 @@ int dp_helper_call(request_rec *r, dp_request *rq, dp_helper_conn **out, dp_erro
     if (rc != 0 || dp_write_full(hc->fd, rq, sizeof(*rq)) != 0) {
         dp_fail(err, 503, "The diagproc helper is not available (%s); httpd restarts it, try "
                 "again shortly.", strerror(errno));
-        return helper_down(r, err);
+        return wait ? helper_down(r, err) : -1;
     }
     *out = hc;
     return 0;
+}
+
+int dp_helper_call(request_rec *r, dp_request *rq, dp_helper_conn **out, dp_error *err)
+{
+    return call(r, rq, out, err, 1);
+}
+
+int dp_helper_call_once(request_rec *r, dp_request *rq, dp_helper_conn **out, dp_error *err)
+{
+    return call(r, rq, out, err, 0);
 }
 
 /* Reads the answer's first frame: OK (size, name) or ERROR. */

@@ -13,6 +13,11 @@ typedef struct dp_helper_conn {
 
 /* Sends the request; on success *out is connected. */
 int dp_helper_call(request_rec *r, dp_request *rq, dp_helper_conn **out, dp_error *err);
+/* The same without waiting for a helper being restarted, and without
+ * marking the request when there is none (the helper's absence is an answer:
+ * a question only a running helper has anything to say to), with a short
+ * timeout for the answer's reads. */
+int dp_helper_call_once(request_rec *r, dp_request *rq, dp_helper_conn **out, dp_error *err);
 /* The answer's first frame: OK (size, name) or the helper's error. */
 int dp_helper_read_answer(request_rec *r, dp_helper_conn *hc, uint64_t *size, char **name,
                           dp_error *err);

@@ -24,6 +24,7 @@
 #include "httpd/mod_diagproc_config.h"
 #include "httpd/mod_diagproc_request.h"
 #include "httpd/mod_diagproc_procs.h"
+#include "httpd/mod_diagproc_profile.h"
 #include "common/actions.h"
 #include "httpd/mod_diagproc_modules.h"
 #include "httpd/mod_diagproc_threads.h"
@@ -337,6 +338,8 @@ static void render_kudu_fields(request_rec *r, const proc_facts *f, json_t *o)
     json_object_set_new(o, "non_paged_system_memory", json_integer(0));
     json_object_set_new(o, "peak_paged_memory", json_integer(0));
     json_object_set_new(o, "time_stamp", json_string(dp_now_iso(r->pool)));
+    if (dp_profile_running(r, pid))     /* Kudu omits it when false */
+        json_object_set_new(o, "is_profile_running", json_true());
     if (dp_dir_config(r)->allow & DP_ACT_ENVIRONMENT)
         json_object_set_new(o, "environment_variables", environment_json(r, pid, NULL));
 }

@@ -12,7 +12,8 @@ TEST_PKGS="libcmocka-dev gdb lldb python3-lldb-14 elfutils
       php8.2-cli libapache2-mod-php8.2 php8.2-fpm openjdk-17-jdk-headless
       unzip zstd curl wrk python3 python3-psutil chromium nodejs perl g++ clang libclang-rt-14-dev
       apache2-utils debhelper dpkg-dev binutils
-      libapache2-mod-wsgi-py3 python3-gunicorn python3.11-dbg debootstrap"
+      libapache2-mod-wsgi-py3 python3-gunicorn python3.11-dbg debootstrap
+      protobuf-compiler python3-protobuf python3-jsonschema"
 case "${1:-test}" in
     run)  what=run;  PKGS="$RUN_PKGS" ;;
     test) what=test; PKGS="$RUN_PKGS $TEST_PKGS" ;;

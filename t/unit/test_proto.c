@@ -80,6 +80,21 @@ static void test_every_field_is_checked(void **state)
     { char m[256]; assert_int_equal(dp_request_check(&rq, m, sizeof(m)), 0); }
     rq = good(DP_OP_DUMP); rq.timeout_s = 100000;        expect_bad(rq, "too long");
     rq = good(DP_OP_STACKS); rq.dump_type = 2;           expect_bad(rq, "takes no item and no dumpType");
+    rq = good(DP_OP_PROFILE); rq.what = DP_PROF_RUNNING + 1;
+    expect_bad(rq, "unknown profile operation");
+    rq = good(DP_OP_PROFILE); rq.what = DP_PROF_RUNNING;
+    { char m[256]; assert_int_equal(dp_request_check(&rq, m, sizeof(m)), 0); }
+    rq = good(DP_OP_PROFILE); rq.what = DP_PROF_RUNNING; rq.dump_type = 99;
+    expect_bad(rq, "no rate and no duration");
+    rq = good(DP_OP_PROFILE); rq.what = DP_PROF_START;    expect_bad(rq, "rate 0 Hz");
+    rq = good(DP_OP_PROFILE); rq.what = DP_PROF_START; rq.dump_type = 1001;
+    expect_bad(rq, "rate 1001 Hz");
+    rq = good(DP_OP_PROFILE); rq.what = DP_PROF_RUN; rq.dump_type = 99;
+    expect_bad(rq, "duration 0 s");
+    rq = good(DP_OP_PROFILE); rq.what = DP_PROF_RUN; rq.dump_type = 99; rq.timeout_s = 301;
+    expect_bad(rq, "duration 301 s");
+    rq = good(DP_OP_PROFILE); rq.what = DP_PROF_START; rq.dump_type = 99; rq.timeout_s = 901;
+    expect_bad(rq, "duration 901 s");
     rq = good(DP_OP_END);                                expect_bad(rq, "unknown operation");
     rq = good(0);                                        expect_bad(rq, "unknown operation");
     rq = good(77);                                       expect_bad(rq, "unknown operation");
@@ -268,6 +283,11 @@ static void test_action_table(void **state)
     assert_int_equal(dp_actions_needed(&rq), 0);
     rq = good(DP_OP_KILL);
     assert_int_equal(dp_actions_needed(&rq), DP_ACT_KILL);
+    rq = good(DP_OP_PROFILE);
+    rq.what = DP_PROF_STOP;
+    assert_int_equal(dp_actions_needed(&rq), DP_ACT_PROFILE);
+    rq.what = DP_PROF_RUNNING;      /* the detail's is_profile_running */
+    assert_int_equal(dp_actions_needed(&rq), 0);
     rq = good(DP_OP_STACKS);
     assert_int_equal(dp_actions_needed(&rq), DP_ACT_STACKS);
 }

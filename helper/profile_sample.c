@@ -1,0 +1,318 @@
+/* A profile's samples: each tick reads the running threads' language frames
+ * from the target's memory while it runs (process_vm_readv, as py-spy and
+ * phpspy do), stops a running thread that has none alone for its native
+ * stack, and counts each distinct stack in a bounded store. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/random.h>
+#include <elfutils/libdwfl.h>
+#include <apr_hash.h>
+#include <apr_strings.h>
+
+#include "helper/profile.h"
+#include "helper/stacks.h"
+#include "helper/lang_target.h"
+
+#define KEY_MAX (64 + DP_PROF_MAX_FRAMES * 2 * (2 + DP_PROF_NAME_MAX))
+
+struct dp_profiler {
+    pid_t pid;
+    unsigned hz;
+    apr_pool_t *pool, *tick;
+    Dwfl *dwfl;
+    dp_lang_target lt;
+    dp_native_sampler *ns;
+    apr_hash_t *stacks;         /* key bytes -> uint32_t count */
+    uint64_t samples, lost, bytes, start_us, start_mono, end_mono;
+    unsigned flags;             /* DP_PS_FULL */
+    uint64_t rng;
+    /* the stack being built: frames innermost first, reversed into key */
+    int nframes;
+    const char *names[DP_PROF_MAX_FRAMES], *files[DP_PROF_MAX_FRAMES];
+    unsigned char key[KEY_MAX];
+};
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+int dp_profiler_open(dp_profiler **out, pid_t pid, unsigned hz, apr_pool_t *p, dp_error *err)
+{
+    dp_profiler *pr = apr_pcalloc(p, sizeof(*pr));
+    apr_hash_t *kinds;
+    dp_stacks *s = apr_pcalloc(p, sizeof(*s));
+    struct timespec ts;
+
+    pr->pid = pid;
+    pr->hz = hz;
+    pr->pool = p;
+    apr_pool_create(&pr->tick, p);
+    if (!(pr->dwfl = dp_stacks_open_modules(pid, &kinds, p, err)))
+        return -1;
+    s->threads = apr_array_make(p, 1, sizeof(dp_stack_thread));
+    dp_lang_target_init(&pr->lt, pr->dwfl, kinds, pid, s, p);
+    pr->lt.no_lines = 1;        /* a profile counts functions, not lines */
+    pr->ns = dp_native_sampler_open(pr->dwfl, pid, p);
+    pr->stacks = apr_hash_make(p);
+    if (getrandom(&pr->rng, sizeof(pr->rng), 0) != sizeof(pr->rng) || !pr->rng)
+        pr->rng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)pid;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    pr->start_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    pr->start_mono = mono_us();
+    *out = pr;
+    return 0;
+}
+
+void dp_profiler_close(dp_profiler *pr)
+{
+    if (pr && pr->dwfl) {
+        dwfl_end(pr->dwfl);
+        pr->dwfl = NULL;
+    }
+}
+
+uint64_t dp_profiler_delay_us(dp_profiler *pr)
+{
+    uint64_t period = 1000000u / pr->hz, r;
+
+    /* xorshift64*: uniform in [period/2, 3*period/2), the mean is the period */
+    pr->rng ^= pr->rng >> 12;
+    pr->rng ^= pr->rng << 25;
+    pr->rng ^= pr->rng >> 27;
+    r = pr->rng * 0x2545f4914f6cdd1dULL;
+    return period / 2 + (r >> 11) % (period ? period : 1);
+}
+
+/* ------------------------------------------------------------ the store */
+
+static unsigned char *put_u32(unsigned char *o, uint32_t v)
+{
+    o[0] = (unsigned char)v;
+    o[1] = (unsigned char)(v >> 8);
+    o[2] = (unsigned char)(v >> 16);
+    o[3] = (unsigned char)(v >> 24);
+    return o + 4;
+}
+
+static unsigned char *put_str(unsigned char *o, const char *s)
+{
+    size_t n;
+
+    if (!s) {
+        o[0] = o[1] = 0xff;
+        return o + 2;
+    }
+    n = strlen(s);
+    if (n > DP_PROF_NAME_MAX)
+        n = DP_PROF_NAME_MAX;
+    o[0] = (unsigned char)n;
+    o[1] = (unsigned char)(n >> 8);
+    memcpy(o + 2, s, n);
+    return o + 2 + n;
+}
+
+static void push_frame(void *arg, const char *name, const char *file)
+{
+    dp_profiler *pr = arg;
+    if (pr->nframes < DP_PROF_MAX_FRAMES) {
+        pr->names[pr->nframes] = name;
+        pr->files[pr->nframes++] = file;
+    }
+}
+
+/* The stack built (innermost first) counted once under tid and runtime. */
+static void count_stack(dp_profiler *pr, pid_t tid, const char *runtime)
+{
+    unsigned char *o = put_u32(pr->key, (uint32_t)tid);
+    uint32_t *count;
+    size_t len;
+    int i;
+
+    o = put_str(o, runtime);
+    o = put_u32(o, (uint32_t)pr->nframes);
+    for (i = pr->nframes - 1; i >= 0; i--) {
+        o = put_str(o, pr->names[i]);
+        o = put_str(o, pr->files[i]);
+    }
+    len = (size_t)(o - pr->key);
+    pr->samples++;
+    if ((count = apr_hash_get(pr->stacks, pr->key, (apr_ssize_t)len))) {
+        (*count)++;
+        return;
+    }
+    if (apr_hash_count(pr->stacks) >= DP_PROF_MAX_STACKS || pr->bytes + len > DP_PROF_MAX_BYTES) {
+        pr->flags |= DP_PS_FULL;
+        pr->samples--;
+        pr->lost++;
+        return;
+    }
+    count = apr_palloc(pr->pool, sizeof(*count));
+    *count = 1;
+    pr->bytes += len;
+    apr_hash_set(pr->stacks, apr_pmemdup(pr->pool, pr->key, len), (apr_ssize_t)len, count);
+}
+
+/* ------------------------------------------------------------ a tick */
+
+/* The threads of pid running now (state R); -1 when pid is gone. */
+static int running_threads(dp_profiler *pr, dp_stacks *s)
+{
+    char path[64], buf[512];
+    DIR *d;
+    struct dirent *de;
+
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pr->pid);
+    if (!(d = opendir(path)))
+        return -1;
+    s->threads = apr_array_make(pr->tick, 4, sizeof(dp_stack_thread));
+    while ((de = readdir(d)) != NULL) {
+        FILE *f;
+        char *rp;
+        dp_stack_thread *th;
+        if (de->d_name[0] < '0' || de->d_name[0] > '9')
+            continue;
+        snprintf(buf, sizeof(buf), "%s/%s/stat", path, de->d_name);
+        if (!(f = fopen(buf, "re")))
+            continue;
+        rp = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
+        fclose(f);
+        if (!rp || rp[1] != ' ' || rp[2] != 'R')
+            continue;
+        th = apr_array_push(s->threads);
+        memset(th, 0, sizeof(*th));
+        th->tid = atoi(de->d_name);
+        th->native = apr_array_make(pr->tick, 1, sizeof(dp_native_frame));
+        th->lang = apr_array_make(pr->tick, 16, sizeof(dp_lang_frame));
+    }
+    closedir(d);
+    return 0;
+}
+
+static const char *lang_name(apr_pool_t *p, const dp_lang_frame *f)
+{
+    if (!f->function)
+        return "?";
+    return f->class_name ? apr_pstrcat(p, f->class_name, "::", f->function, NULL) : f->function;
+}
+
+static int is_php_root(const dp_lang_frame *f)
+{
+    return f->function && !strcmp(f->function, "{main}") && !f->class_name;
+}
+
+static void sample_thread(dp_profiler *pr, dp_stacks *s, dp_stack_thread *th)
+{
+    int j;
+
+    pr->nframes = 0;
+    if (th->why) {
+        pr->lost++;     /* a frame changed under the walk: read while it ran */
+        return;
+    }
+    if (th->lang->nelts > 0 && s->runtime && !strcmp(s->runtime, "PHP")
+        && !is_php_root(&APR_ARRAY_IDX(th->lang, th->lang->nelts - 1, dp_lang_frame))) {
+        /* every PHP chain ends in a script's top-level code: this one was
+         * read while a call frame was being pushed or popped */
+        pr->lost++;
+        return;
+    }
+    if (th->lang->nelts > 0) {
+        /* the innermost frames when there are more than the cap */
+        for (j = 0; j < th->lang->nelts && j < DP_PROF_MAX_FRAMES; j++) {
+            const dp_lang_frame *f = &APR_ARRAY_IDX(th->lang, j, dp_lang_frame);
+            push_frame(pr, lang_name(pr->tick, f), f->file);
+        }
+        count_stack(pr, th->tid, s->runtime);
+        return;
+    }
+    if (dp_native_sample(pr->ns, th->tid, push_frame, pr, pr->tick) != 0) {
+        pr->lost++;     /* it could not be stopped or unwound */
+        return;
+    }
+    count_stack(pr, th->tid, "native");
+}
+
+int dp_profiler_tick(dp_profiler *pr)
+{
+    dp_stacks *s;
+    int i;
+
+    apr_pool_clear(pr->tick);
+    s = apr_pcalloc(pr->tick, sizeof(*s));
+    if (running_threads(pr, s) != 0)
+        return -1;
+    if (s->threads->nelts == 0)
+        return 0;       /* nobody on a CPU: no sample */
+    dp_lang_target_live(&pr->lt, s, pr->tick);
+    if (!dp_pystack_walk(&pr->lt))
+        dp_phpstack_walk(&pr->lt);
+    for (i = 0; i < s->threads->nelts; i++)
+        sample_thread(pr, s, &APR_ARRAY_IDX(s->threads, i, dp_stack_thread));
+    return 0;
+}
+
+/* ------------------------------------------------------------ the answer */
+
+int dp_profiler_send(dp_profiler *pr, int fd, const char *name, unsigned flags)
+{
+    apr_hash_index_t *hi;
+    unsigned char sum[48], *o;
+
+    if (!pr->end_mono)
+        pr->end_mono = mono_us();
+    if (dp_frame_send_ok(fd, UINT64_MAX, name) != 0)
+        return -1;
+    for (hi = apr_hash_first(pr->tick, pr->stacks); hi; hi = apr_hash_next(hi)) {
+        const void *key;
+        apr_ssize_t klen;
+        void *val;
+        unsigned char cnt[4];
+        apr_hash_this(hi, &key, &klen, &val);
+        put_u32(cnt, *(uint32_t *)val);
+        if (dp_frame_write(fd, DP_FR_PROF_STACK, cnt, 4, key, (size_t)klen) != 0)
+            return -1;
+    }
+    o = sum;
+    o = put_u32(o, (uint32_t)pr->samples);
+    o = put_u32(o, (uint32_t)(pr->samples >> 32));
+    o = put_u32(o, (uint32_t)pr->lost);
+    o = put_u32(o, (uint32_t)(pr->lost >> 32));
+    o = put_u32(o, (uint32_t)(pr->end_mono - pr->start_mono));
+    o = put_u32(o, (uint32_t)((pr->end_mono - pr->start_mono) >> 32));
+    o = put_u32(o, pr->hz);
+    o = put_u32(o, flags | pr->flags);
+    o = put_u32(o, (uint32_t)pr->start_us);
+    o = put_u32(o, (uint32_t)(pr->start_us >> 32));
+    if (dp_frame_write(fd, DP_FR_PROF_SUMMARY, sum, (size_t)(o - sum), NULL, 0) != 0)
+        return -1;
+    return dp_frame_send_end(fd);
+}
+
+void dp_profiler_ended(dp_profiler *pr)
+{
+    if (!pr->end_mono)
+        pr->end_mono = mono_us();
+}
+
+pid_t dp_ppid_of(pid_t pid)
+{
+    char path[64], buf[512], *rp;
+    FILE *f;
+    int ppid = -1;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    if (!(f = fopen(path, "re")))
+        return -1;
+    if (fgets(buf, sizeof(buf), f) && (rp = strrchr(buf, ')')) && sscanf(rp + 2, "%*c %d", &ppid) != 1)
+        ppid = -1;
+    fclose(f);
+    return (pid_t)ppid;
+}
