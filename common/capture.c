@@ -222,12 +222,10 @@ static int parse_do(dp_capture_rule *r, const char *v, char *err, size_t errlen)
     if (!strncmp(v, "profile:", 8)) {
         r->action = DP_CAP_DO_PROFILE;
         if (dp_cap_parse_duration_ms(v + 8, strlen(v + 8), &ms) != 0 || ms < 1000
-            || ms > 600000)
-            return ERR("DiagProcCapture %s: bad duration in 'do=%s' (1s to 10m)", r->name, v);
+            || ms > 300000)
+            return ERR("DiagProcCapture %s: bad duration in 'do=%s' (1s to 5m)", r->name, v);
         r->profile_s = (int)(ms / 1000);
-        /* common/actions.h has no profile operation in this build */
-        return ERR("DiagProcCapture %s: 'do=%s' needs profiles, which this build of "
-                   "mod_diagproc does not have", r->name, v);
+        return 0;
     }
     return ERR("DiagProcCapture %s: unknown action 'do=%s' (stacks, dump:TYPE[,zip], "
                "profile:SECONDS)", r->name, v);

@@ -54,8 +54,7 @@ int dp_cap_parse_size(const char *s, size_t len, unsigned long long *bytes);
 const char *dp_cap_glob_error(const char *glob, int is_path);
 
 /* Parses the arguments of one DiagProcCapture line ("NAME key=value …").
- * 0, or -1 with a message naming the argument in err. do=profile is
- * refused while this build has no profiles (the message says so). */
+ * 0, or -1 with a message naming the argument in err. */
 int dp_capture_parse(const char *args, dp_capture_rule *r, char *err, size_t errlen);
 /* DiagProcSpool's BYTES and FILES: 0, or -1 with err. */
 int dp_spool_parse_quota(const char *bytes, const char *files, unsigned long long *qbytes,

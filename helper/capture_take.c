@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <apr_pools.h>
 #include <apr_strings.h>
 #include <apr_hash.h>
@@ -18,6 +20,7 @@
 #include "dump/core.h"
 #include "dump/bundle.h"
 #include "helper/capture_zip.h"
+#include "helper/profile.h"
 #include "proc/procfs.h"
 #include "common/format.h"
 #include "common/proto.h"
@@ -331,6 +334,68 @@ static int write_core(const dp_capture_job *job, const char *dir, apr_pool_t *p)
     return rc;
 }
 
+/* The profiler answers on a socket (its frames go with sendmsg): a pair,
+ * whose other end a child copies into the file. */
+static int send_to_file(dp_profiler *pr, int fd, const char *name)
+{
+    int sv[2], status = 1, rc;
+    pid_t copier;
+
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        return -1;
+    copier = fork();
+    if (copier == 0) {
+        char buf[65536];
+        ssize_t n;
+        close(sv[0]);
+        while ((n = read(sv[1], buf, sizeof(buf))) > 0)
+            if (dp_write_full(fd, buf, (size_t)n) != 0)
+                _exit(1);
+        _exit(n == 0 ? 0 : 1);
+    }
+    close(sv[1]);
+    rc = copier > 0 ? dp_profiler_send(pr, sv[0], name, 0) : -1;
+    close(sv[0]);
+    if (copier > 0 && (waitpid(copier, &status, 0) != copier || status != 0))
+        rc = -1;
+    return rc;
+}
+
+/* profile.dpprof: a profile of SECONDS at the default rate, as the helper's
+ * DP_OP_PROFILE answers it (frames); the download turns it into folded
+ * stacks, speedscope or pprof. */
+static int write_profile(const dp_capture_job *job, const char *dir, apr_pool_t *p)
+{
+    dp_error err = { 0 };
+    dp_profiler *pr;
+    dp_stat st;
+    long long end;
+    int fd, rc;
+    struct timespec ts;
+
+    if (dp_read_stat(job->pid, 0, &st, &err) != 0
+        || dp_profiler_open(&pr, job->pid, DP_PROF_HZ_DEFAULT, p, &err) != 0)
+        return -1;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    end = ts.tv_sec * 1000000LL + ts.tv_nsec / 1000 + job->rule->profile_s * 1000000LL;
+    for (;;) {
+        if (dp_profiler_tick(pr) != 0)
+            break;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        if (ts.tv_sec * 1000000LL + ts.tv_nsec / 1000 >= end)
+            break;
+        usleep((useconds_t)dp_profiler_delay_us(pr));
+    }
+    dp_profiler_ended(pr);
+    fd = open(apr_pstrcat(p, dir, "/profile.dpprof", NULL),
+              O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    rc = fd >= 0 ? send_to_file(pr, fd, st.comm) : -1;
+    if (fd >= 0 && close(fd) != 0)
+        rc = -1;
+    dp_profiler_close(pr);
+    return rc;
+}
+
 static void write_meta(const dp_capture_job *job, const backend *b, const char *dir,
                        apr_pool_t *p)
 {
@@ -352,7 +417,8 @@ static void write_meta(const dp_capture_job *job, const backend *b, const char *
     jkey(f, "detail", 0);
     jstr(f, job->detail);
     jkey(f, "action", 0);
-    jstr(f, job->rule->action == DP_CAP_DO_DUMP ? "dump" : "stacks");
+    jstr(f, job->rule->action == DP_CAP_DO_DUMP ? "dump"
+            : job->rule->action == DP_CAP_DO_PROFILE ? "profile" : "stacks");
     jkey(f, "pid", 0);
     if (job->pid > 0)
         fprintf(f, "%d", (int)job->pid);
@@ -425,6 +491,11 @@ int dp_capture_take(const dp_capture_job *job, const char *dir)
     }
     if (j.rule->action == DP_CAP_DO_DUMP && j.pid > 0)
         rc = write_core(&j, dir, p);
+    else if (j.rule->action == DP_CAP_DO_PROFILE && j.pid > 0) {
+        rc = write_profile(&j, dir, p);
+        if (write_requests(&j, dir, p) != 0)
+            rc = -1;
+    }
     else {
         if (j.pid > 0)
             rc = write_stacks(j.pid, dir, p);

@@ -87,7 +87,7 @@ static void capture_child(const dp_capture_job *job)
 
     signal(SIGTERM, SIG_DFL);
     child_priority();
-    alarm(CAPTURE_TIMEOUT_S);
+    alarm(CAPTURE_TIMEOUT_S + (unsigned)job->rule->profile_s);
     snprintf(dir, sizeof(dir), "%s/.tmp-%s", cfg->spool, job->id);
     snprintf(final, sizeof(final), "%s/%s", cfg->spool, job->id);
     if (mkdir(dir, 0700) != 0)

@@ -18,6 +18,7 @@
 #include "common/actions.h"
 #include "common/capture.h"
 #include "common/proto.h"
+#include "worker/profile.h"
 
 APLOG_USE_MODULE(diagproc);
 
@@ -120,6 +121,69 @@ static const char *content_type(const char *name)
                                                    : "application/octet-stream";
 }
 
+#define PROFILE_MAX (80u << 20)
+
+/* A profile.dpprof artifact (the helper's DP_FR_PROF_* frames, as the
+ * watcher saved them) in the format asked: folded (default), speedscope,
+ * pprof. */
+static int profile_artifact(request_rec *r, dp_helper_conn *hc, const char *id, uint64_t size)
+{
+    const char *fmt = apr_table_get(dp_query(r), "format");
+    char *buf, *body;
+    size_t off = 0, len = 0;
+    dp_profile *pf = dp_profile_make(r->pool);
+
+    if (fmt && strcmp(fmt, "folded") && strcmp(fmt, "speedscope") && strcmp(fmt, "pprof"))
+        return dp_send_error(r, HTTP_BAD_REQUEST, "format '%s' is unknown: use folded (the "
+                             "default), speedscope or pprof.", fmt);
+    if (size > PROFILE_MAX)
+        return dp_send_error(r, HTTP_INTERNAL_SERVER_ERROR, "The profile is too large.");
+    buf = apr_palloc(r->pool, (apr_size_t)size + 1);
+    for (;;) {
+        int type;
+        uint32_t n;
+        if (dp_frame_read_header(hc->fd, &type, &n) != 0 || (type == DP_FR_DATA && off + n > size)
+            || dp_read_full(hc->fd, type == DP_FR_DATA ? buf + off : apr_palloc(r->pool, n + 1), n) != 0)
+            return dp_send_error(r, HTTP_INTERNAL_SERVER_ERROR, "The diagproc helper's answer "
+                                 "was cut short.");
+        if (type == DP_FR_END)
+            break;
+        if (type == DP_FR_DATA)
+            off += n;
+    }
+    dp_helper_close(hc);
+    /* the saved stream: [type:1][length:4 LE][payload] … */
+    for (len = 0; len + DP_FRAME_HDR <= off;) {
+        unsigned char *h = (unsigned char *)buf + len;
+        uint32_t n = (uint32_t)h[1] | (uint32_t)h[2] << 8 | (uint32_t)h[3] << 16 | (uint32_t)h[4] << 24;
+        if (len + DP_FRAME_HDR + n > off)
+            break;
+        if ((h[0] == DP_FR_PROF_STACK || h[0] == DP_FR_PROF_SUMMARY)
+            && dp_profile_add(pf, h[0], h + DP_FRAME_HDR, n) != 0)
+            return dp_send_error(r, HTTP_INTERNAL_SERVER_ERROR, "The saved profile is malformed.");
+        len += DP_FRAME_HDR + n;
+    }
+    if (fmt && !strcmp(fmt, "pprof"))
+        body = (char *)dp_profile_pprof(pf, r->pool, &len);
+    else if (fmt && !strcmp(fmt, "speedscope"))
+        body = dp_profile_speedscope(pf, id, r->pool, &len);
+    else
+        body = dp_profile_folded(pf, r->pool, &len);
+    if (!body)
+        return dp_send_error(r, HTTP_INTERNAL_SERVER_ERROR, "The profile could not be written.");
+    ap_set_content_type(r, fmt && !strcmp(fmt, "speedscope") ? "application/json"
+                           : fmt && !strcmp(fmt, "pprof") ? "application/octet-stream"
+                           : "text/plain; charset=utf-8");
+    apr_table_setn(r->headers_out, "Content-Disposition",
+                   apr_psprintf(r->pool, "attachment; filename=\"%s_profile.%s\"", id,
+                                fmt && !strcmp(fmt, "pprof") ? "pb.gz"
+                                : fmt && !strcmp(fmt, "speedscope") ? "speedscope.json" : "folded"));
+    ap_set_content_length(r, (apr_off_t)len);
+    if (!r->header_only)
+        ap_rwrite(body, (int)len, r);
+    return OK;
+}
+
 static int artifact(request_rec *r, const char *id, const char *name)
 {
     dp_error err = { 0 };
@@ -132,6 +196,8 @@ static int artifact(request_rec *r, const char *id, const char *name)
                              name);
     if (call(r, DP_CAP_GET, id, name, &hc, &size, &err) != 0)
         return dp_send_dp_error(r, &err);
+    if (strlen(name) > 7 && !strcmp(name + strlen(name) - 7, ".dpprof"))
+        return profile_artifact(r, hc, id, size);
     ap_set_content_type(r, content_type(name));
     if (strcmp(content_type(name), "application/json") != 0)
         apr_table_setn(r->headers_out, "Content-Disposition",

@@ -11,7 +11,8 @@ good = ("DiagProcSpool {spool} 2G 500\n"
         "DiagProcCapture stuck  when=request-age>5s  path=/shop/*  do=stacks         limit=3/10m\n"
         "DiagProcCapture errors when=status:500-599>=20/1m           do=stacks\n"
         "DiagProcCapture fat    when=rss>512M/30s                    do=dump:0x2,zip  limit=1/1h\n"
-        "DiagProcCapture hot    when=cpu>90%/10s users=root cooldown=5m\n"
+        "DiagProcCapture hot    when=cpu>90%/10s                     do=profile:10s\n"
+        "DiagProcCapture warm   when=cpu>50%/10s users=root cooldown=5m\n"
         "DiagProcCapture shop   when=request-age>500ms vhost=*.example.org\n")
 BAD = [
     ("DiagProcCapture x when=disk>5", "DiagProcCapture x: unknown trigger 'when=disk>5'"),
@@ -28,7 +29,7 @@ BAD = [
     ("DiagProcCapture x when=request-age>5s do=trace", "DiagProcCapture x: unknown action 'do=trace'"),
     ("DiagProcCapture x when=request-age>5s do=dump:banana", "DiagProcCapture x: bad dump type in 'do=dump:banana'"),
     ("DiagProcCapture x when=request-age>5s do=dump:0x2,tar", "DiagProcCapture x: 'do=dump:0x2,tar'"),
-    ("DiagProcCapture x when=cpu>90%/10s do=profile:10s", "DiagProcCapture x: 'do=profile:10s' needs profiles"),
+    ("DiagProcCapture x when=cpu>90%/10s do=profile:1h", "DiagProcCapture x: bad duration in 'do=profile:1h'"),
     ("DiagProcCapture x when=request-age>5s limit=3", "DiagProcCapture x: bad number in 'limit=3'"),
     ("DiagProcCapture x when=request-age>5s limit=0/1m", "DiagProcCapture x: bad number in 'limit=0/1m'"),
     ("DiagProcCapture x when=request-age>5s cooldown=soon", "DiagProcCapture x: bad duration in 'cooldown=soon'"),

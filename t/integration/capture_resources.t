@@ -3,6 +3,7 @@
 # capturing that worker's stacks with the PHP frames it runs; users= watches
 # the processes of the users named instead.
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -27,6 +28,7 @@ h = Httpd(mpm="prefork", locations={"/p": "DiagProcAllow captures"},
                       "php_admin_value memory_limit 1G\nMaxRequestWorkers 3\nServerLimit 3\n"
                       "DiagProcCapture fat when=rss>200M/2s limit=1/10m\n"
                       f"DiagProcCapture hot when=cpu>{HOT}%/2s limit=1/10m\n"
+                      f"DiagProcCapture prof when=cpu>{HOT}%/2s do=profile:2s limit=1/10m\n"
                       f"DiagProcCapture mine when=rss>150M/1s users={user} limit=1/10m\n").start()
 
 
@@ -75,6 +77,23 @@ if not ok(procstate.settle(lambda: of("hot"), 20), f"cpu>{HOT}%/2s: the spinning
 c2 = (of("hot") or [{}])[0]
 ok(c2.get("pid") in h.workers() and c2.get("pid") != c.get("pid"), "…that worker, not the growing one")
 ok((c2.get("detail") or "").startswith("CPU"), f"…the detail says what was seen ({c2.get('detail')})")
+
+# do=profile: the spinner's profile, downloaded as folded stacks, speedscope, pprof
+ok(procstate.settle(lambda: of("prof"), 25), "do=profile:2s: the spinning worker is profiled")
+pc = (of("prof") or [{}])[0]
+href = next((a["href"] for a in pc.get("artifacts", []) if a["name"] == "profile.dpprof"), None)
+ok(href and pc.get("pid") == c2.get("pid"), "…the same worker, as profile.dpprof")
+folded = h.get(href[len(h.base):]).body.decode(errors="replace") if href else ""
+ok(re.search(r"(?m)spin\.php[^\n]* \d+$", folded),
+   "…downloaded as folded stacks, with the PHP frames of spin.php")
+if not re.search(r"spin\.php", folded):
+    diag(folded[:1500])
+r = h.get(href[len(h.base):] + "?format=speedscope") if href else None
+ok(r is not None and (r.json() or {}).get("$schema", "").startswith("https://www.speedscope.app"),
+   "…or as speedscope")
+r = h.get(href[len(h.base):] + "?format=pprof") if href else None
+ok(r is not None and r.body[:2] == b"\x1f\x8b", "…or as pprof (gzip)")
+is_(h.get(href[len(h.base):] + "?format=svg").status if href else 0, 400, "…another format: 400")
 
 h.stop()
 shutil.rmtree(docroot, ignore_errors=True)

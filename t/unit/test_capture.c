@@ -64,6 +64,9 @@ static void test_issue_examples(void **state)
     assert_string_equal(r.users[1], "#1000");
     assert_int_equal(r.all_users, 1);
     assert_int_equal(r.cooldown_s, 300);
+    r = parse_ok("hot2 when=cpu>90%/10s do=profile:10s");
+    assert_int_equal(r.action, DP_CAP_DO_PROFILE);
+    assert_int_equal(r.profile_s, 10);
     r = parse_ok("quick when=request-age>250ms vhost=*.example.org");
     assert_int_equal(r.age_ms, 250);
     assert_int_equal(r.action, DP_CAP_DO_STACKS);   /* the default action */
@@ -88,8 +91,8 @@ static void test_refusals(void **state)
     refused("x when=request-age>1s vhost=", "an empty pattern");
     refused("x when=request-age>1s do=dump:0x2,tar", "only ',zip'");
     refused("x when=request-age>1s do=dump:0x80000000", "bad dump type");
-    refused("x when=request-age>1s do=profile:10s", "needs profiles");
     refused("x when=request-age>1s do=profile:1h", "bad duration");
+    refused("x when=request-age>1s do=profile:0s", "bad duration");
     refused("x when=request-age>1s limit=101/1m", "bad number in 'limit=101/1m'");
     refused("x when=request-age>1s limit=3/0s", "bad number");
     refused("x when=request-age>1s cooldown=x", "cooldown=x");
