@@ -241,6 +241,23 @@ static int cmp_int(const void *a, const void *b)
  * session's: a process that lives for minutes must not hold the daemon's
  * socket or other workers' pending connections open (a worker would not
  * see them close). */
+/* close_range(2) by its number: glibc 2.31 (Debian 11) has no wrapper; a
+ * kernel without it (before 5.9) gets the descriptors closed one by one. */
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+static void close_fds(unsigned from, unsigned to)
+{
+    long max = sysconf(_SC_OPEN_MAX);
+
+    if (syscall(SYS_close_range, from, to, 0) == 0)
+        return;
+    if (max < 0 || max > 65536)
+        max = 65536;
+    for (; from <= to && from < (unsigned)max; from++)
+        close((int)from);
+}
+
 static void close_others(const session *s, int fd)
 {
     int keep[6] = { 2, fd, s->listen_fd, s->target_fd, s->daemon_fd, s->watch_fd };
@@ -251,10 +268,10 @@ static void close_others(const session *s, int fd)
         if (keep[i] < from)
             continue;
         if (keep[i] > from)
-            close_range((unsigned)from, (unsigned)keep[i] - 1, 0);
+            close_fds((unsigned)from, (unsigned)keep[i] - 1);
         from = keep[i] + 1;
     }
-    close_range((unsigned)from, ~0U, 0);
+    close_fds((unsigned)from, ~0U);
 }
 
 /* A start that starts nothing: its error, except that a start while a

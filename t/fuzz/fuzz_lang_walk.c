@@ -140,6 +140,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     t.pid = 1;
     t.out = &out;
     t.pool = p;
+    t.keep = p;
     if (data[0] % 2 == 0 && dp_py_nlayouts) {
         /* the entries' versions, and 3.13/3.14 (their _Py_DebugOffsets in the image) */
         unsigned n = (unsigned)dp_py_nlayouts + 2, k = data[1] % n;
