@@ -42,6 +42,7 @@ typedef struct running {
 typedef struct watched {
     pid_t pid;
     unsigned long long ticks;       /* utime + stime at the last look */
+    long long at_ms;                /* and when that look was (monotonic) */
     long long above_since[DP_CAP_MAX_RULES];    /* 0 = not above */
     int seen;
 } watched;
@@ -63,6 +64,13 @@ static unsigned seq;
 
 /* ------------------------------------------------------------ captures */
 
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int busy(pid_t target, int *dumps)
 {
     int i, n = 0, b = 0;
@@ -75,8 +83,14 @@ static int busy(pid_t target, int *dumps)
     return b ? -1 : n;
 }
 
+/* Low priority against the site, in a session of its own: the scheduler
+ * shares a core between sessions (autogroups) first and by nice only within
+ * one, so in httpd's session a capture at nice 19 got a sixty-fourth of what
+ * each busy worker got, and a cpu rule's capture of a spinning worker waited
+ * on that worker for as long as it spun. */
 static void child_priority(void)
 {
+    setsid();
     setpriority(PRIO_PROCESS, 0, 19);
     syscall(SYS_ioprio_set, 1, 0, (3 << 13) | 0);     /* IOPRIO_CLASS_IDLE */
 }
@@ -319,6 +333,7 @@ static void check_process(pid_t pid, long uid, long long now, const pid_t *worke
     dp_error err;
     watched *w;
     unsigned long long ticks;
+    long long at_ms;
     double cpu;
     int r, fresh;
 
@@ -334,8 +349,15 @@ static void check_process(pid_t pid, long uid, long long now, const pid_t *worke
     fresh = !w->seen;
     w->seen = 2;
     ticks = st.utime + st.stime;
-    cpu = fresh ? 0 : (double)(ticks - w->ticks) * 100.0 / (double)dp_clock_ticks();
+    at_ms = mono_ms();
+    /* over the time since the last look, which is a second only when the
+     * watcher was not kept waiting: dividing by one second would make a
+     * late look on a busy machine read more than the process had */
+    cpu = fresh || at_ms <= w->at_ms ? 0
+          : (double)(ticks - w->ticks) * 100.0 / (double)dp_clock_ticks()
+            * 1000.0 / (double)(at_ms - w->at_ms);
     w->ticks = ticks;
+    w->at_ms = at_ms;
     for (r = 0; r < cfg->nrules; r++) {
         const dp_capture_rule *rule = &cfg->rules[r];
         unsigned long long rss = (unsigned long long)st.rss * (unsigned long long)dp_page_size();
@@ -486,13 +508,6 @@ static void start(void)
         _exit(DP_WATCH_STARTUP_ERROR);
     dp_watch_remove_partial(cfg->spool);
     dp_watch_load_windows(cfg, windows);
-}
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 void dp_watch_main(const dp_watch_config *c)
