@@ -266,8 +266,10 @@ static void dispatch(const dp_helper_policy *pol, pending *w, int complete)
             return;
         }
         if (slot < 0) {
-            dp_fail(&err, 503, "%d dumps are already running (DiagProcMaxDumps %d); try "
-                    "again shortly.", (int)dumps_running + watcher_dumps(), pol->max_dumps);
+            int held = (int)dumps_running + watcher_dumps();
+            dp_fail(&err, 503, "%d dump%s already running (DiagProcMaxDumps %d; the capture "
+                    "rules' take %d of them); try again shortly.", held,
+                    held == 1 ? " is" : "s are", pol->max_dumps, watcher_dumps());
             dp_daemon_send_error(fd, &err);
             return;
         }
