@@ -39,12 +39,6 @@ typedef struct target {
     apr_array_header_t *reqs;   /* json_t * (borrowed from the list) */
 } target;
 
-static long json_pid(json_t *o, const char *key)
-{
-    json_t *v = o ? json_object_get(o, key) : NULL;
-    return json_is_integer(v) ? (long)json_integer_value(v) : 0;
-}
-
 static void set_where(json_t *req, json_t *where)
 {
     json_object_set_new(req, "where", where);
@@ -59,7 +53,7 @@ static json_t *serving_thread(json_t *stacks, int backend, long tid, long pid)
     size_t i;
 
     json_array_foreach(threads, i, t) {
-        long id = json_pid(t, "id");
+        long id = dp_json_long(t, "id");
         if (!backend && id == tid)
             return t;
         if (backend && json_array_size(json_object_get(t, "languageFrames")) > 0)
@@ -126,7 +120,7 @@ static void read_target(request_rec *r, const target *tg, apr_time_t deadline)
     if (left < apr_time_from_sec(1)) {
         for (i = 0; i < tg->reqs->nelts; i++) {
             json_t *req = APR_ARRAY_IDX(tg->reqs, i, json_t *);
-            json_t *w = where_base(r, tg->pid, tg->backend ? 0 : json_pid(req, "tid"));
+            json_t *w = where_base(r, tg->pid, tg->backend ? 0 : dp_json_long(req, "tid"));
             json_object_set_new(w, "error", json_sprintf("Not read: the call's %d s were "
                                                          "spent on the requests before it.",
                                                          DP_ATTRIB_SECONDS));
@@ -154,7 +148,7 @@ static void read_target(request_rec *r, const target *tg, apr_time_t deadline)
     }
     for (i = 0; i < tg->reqs->nelts; i++) {
         json_t *req = APR_ARRAY_IDX(tg->reqs, i, json_t *);
-        long tid = tg->backend ? 0 : json_pid(req, "tid");
+        long tid = tg->backend ? 0 : dp_json_long(req, "tid");
         json_t *w = where_base(r, tg->pid, tid), *th;
         if (!stacks) {
             json_object_set_new(w, "error", json_string(err.msg[0] ? err.msg : "no stacks"));
@@ -193,7 +187,7 @@ int dp_attribute_requests(request_rec *r, json_t *list)
 
     json_array_foreach(list, i, req) {
         json_t *be = json_object_get(req, "backend");
-        pid_t pid = (pid_t)json_pid(req, "pid");
+        pid_t pid = (pid_t)dp_json_long(req, "pid");
         int backend = 0;
         target *tg;
         long owner;
@@ -206,20 +200,20 @@ int dp_attribute_requests(request_rec *r, json_t *list)
         }
         if (be && json_is_true(json_object_get(be, "remote")))
             continue;       /* its code is on another host: the backend says where */
-        if (be && json_pid(be, "pid") > 0) {
-            pid = (pid_t)json_pid(be, "pid");
+        if (be && dp_json_long(be, "pid") > 0) {
+            pid = (pid_t)dp_json_long(be, "pid");
             backend = 1;
         }
         if (pid <= 0)
             continue;
-        if (!backend && pid == getpid() && json_pid(req, "tid") == (long)syscall(SYS_gettid)) {
-            json_t *w = where_base(r, pid, json_pid(req, "tid"));
+        if (!backend && pid == getpid() && dp_json_long(req, "tid") == (long)syscall(SYS_gettid)) {
+            json_t *w = where_base(r, pid, dp_json_long(req, "tid"));
             json_object_set_new(w, "error", json_string("This request: the one asking."));
             set_where(req, w);
             continue;
         }
         if ((owner = dp_proc_owner(pid)) < 0 || !dp_in_scope(r, owner)) {
-            json_t *w = where_base(r, pid, backend ? 0 : json_pid(req, "tid"));
+            json_t *w = where_base(r, pid, backend ? 0 : dp_json_long(req, "tid"));
             json_object_set_new(w, "error", json_string(owner < 0
                 ? "Not read: the process has ended."
                 : apr_psprintf(r->pool, "Not read: process %d belongs to user '%s', outside "

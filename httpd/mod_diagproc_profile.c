@@ -189,6 +189,20 @@ static int send_profile(request_rec *r, const dp_profile *pf, int fmt, pid_t pid
     return OK;
 }
 
+/* The helper's answer to a stop or a run: the profile, sent as fmt. */
+static int answer_profile(request_rec *r, dp_helper_conn *hc, int fmt, pid_t pid)
+{
+    dp_profile *pf = dp_profile_make(r->pool);
+    dp_error err = { 0 };
+    uint64_t size;
+    char *name;
+
+    if (dp_helper_read_answer(r, hc, &size, &name, &err) != 0
+        || read_profile(hc, pf, r->pool, &err) != 0)
+        return dp_send_dp_error(r, &err);
+    return send_profile(r, pf, fmt, pid, name);
+}
+
 static int head_only(request_rec *r)
 {
     ap_set_content_type(r, "application/octet-stream");
@@ -215,9 +229,6 @@ int dp_route_profile_stop(request_rec *r, const char **seg)
     dp_request rq;
     dp_helper_conn *hc;
     dp_error err = { 0 };
-    dp_profile *pf = dp_profile_make(r->pool);
-    uint64_t size;
-    char *name;
     pid_t pid;
     int rv, fmt = format_param(r, &rv);
 
@@ -226,11 +237,9 @@ int dp_route_profile_stop(request_rec *r, const char **seg)
     if (r->header_only)
         return head_only(r);        /* a HEAD must not end the profile */
     fill_request(&rq, pid, DP_PROF_STOP, 0, 0);
-    if (dp_helper_call(r, &rq, &hc, &err) != 0
-        || dp_helper_read_answer(r, hc, &size, &name, &err) != 0
-        || read_profile(hc, pf, r->pool, &err) != 0)
+    if (dp_helper_call(r, &rq, &hc, &err) != 0)
         return dp_send_dp_error(r, &err);
-    return send_profile(r, pf, fmt, pid, name);
+    return answer_profile(r, hc, fmt, pid);
 }
 
 /* Waits for the helper's answer while watching the client: a client that
@@ -264,9 +273,6 @@ int dp_route_profile(request_rec *r, const char **seg)
     dp_request rq;
     dp_helper_conn *hc;
     dp_error err = { 0 };
-    dp_profile *pf = dp_profile_make(r->pool);
-    uint64_t size;
-    char *name;
     pid_t pid;
     int rv, fmt = format_param(r, &rv);
 
@@ -283,10 +289,7 @@ int dp_route_profile(request_rec *r, const char **seg)
         dp_helper_close(hc);
         return DONE;
     }
-    if (dp_helper_read_answer(r, hc, &size, &name, &err) != 0
-        || read_profile(hc, pf, r->pool, &err) != 0)
-        return dp_send_dp_error(r, &err);
-    return send_profile(r, pf, fmt, pid, name);
+    return answer_profile(r, hc, fmt, pid);
 }
 
 int dp_profile_running(request_rec *r, pid_t pid)

@@ -340,3 +340,9 @@ json_t *dp_json_cstr(apr_pool_t *p, const char *s)
 {
     return s ? json_string(dp_utf8(s, strlen(s), p)) : json_null();
 }
+
+long dp_json_long(json_t *o, const char *key)
+{
+    json_t *v = o ? json_object_get(o, key) : NULL;
+    return json_is_integer(v) ? (long)json_integer_value(v) : 0;
+}

@@ -63,5 +63,7 @@ int dp_audited(request_rec *r, unsigned action, int (*fn)(request_rec *, const c
 
 /* A C string as JSON, made valid UTF-8 (NULL = null): every process string. */
 json_t *dp_json_cstr(apr_pool_t *p, const char *s);
+/* The integer member key of o (o may be NULL); 0 when absent or not an integer. */
+long dp_json_long(json_t *o, const char *key);
 
 #endif

@@ -33,29 +33,17 @@ int dp_where_read(request_rec *r, pid_t worker, apr_array_header_t **out, dp_err
     return 0;
 }
 
-static long json_int(json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-    return json_is_integer(v) ? (long)json_integer_value(v) : 0;
-}
-
-/* Text from another process (a socket's path) as valid UTF-8. */
-static json_t *jstr(apr_pool_t *p, const char *s)
-{
-    return json_string(dp_utf8(s, strlen(s), p));
-}
-
 static json_t *backend_json(request_rec *r, const dp_where_entry *e)
 {
     json_t *o = json_object();
     int local = e->peer_pid > 0;
 
-    json_object_set_new(o, "transport", jstr(r->pool, e->transport));
-    json_object_set_new(o, "address", jstr(r->pool, e->peer));
-    json_object_set_new(o, "local", jstr(r->pool, e->local));
+    json_object_set_new(o, "transport", dp_json_cstr(r->pool, e->transport));
+    json_object_set_new(o, "address", dp_json_cstr(r->pool, e->peer));
+    json_object_set_new(o, "local", dp_json_cstr(r->pool, e->local));
     json_object_set_new(o, "pid", local ? json_integer(e->peer_pid) : json_null());
     json_object_set_new(o, "user", local && e->peer_uid >= 0
-                        ? jstr(r->pool, dp_user_name(e->peer_uid, r->pool)) : json_null());
+                        ? dp_json_cstr(r->pool, dp_user_name(e->peer_uid, r->pool)) : json_null());
     json_object_set_new(o, "remote", json_boolean(!local));
     if (local)
         json_object_set_new(o, "process", json_string(dp_proc_href(r, e->peer_pid)));
@@ -88,7 +76,7 @@ void dp_where_attach(request_rec *r, json_t *list)
     size_t i;
 
     json_array_foreach(list, i, req) {
-        pid_t pid = (pid_t)json_int(req, "pid"), tid = (pid_t)json_int(req, "tid");
+        pid_t pid = (pid_t)dp_json_long(req, "pid"), tid = (pid_t)dp_json_long(req, "tid");
         apr_array_header_t *entries;
         const dp_where_entry *e;
         if (pid <= 0 || tid <= 0 || (pid == getpid() && tid == (pid_t)syscall(SYS_gettid)))

@@ -5,22 +5,13 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
+import { open } from './session.mjs';
 
-const cfg = JSON.parse(process.argv[2]);
-const { chromium } = await import(cfg.playwright);
-const checks = [], facts = {};
-const check = (name, ok, diag) => checks.push([name, !!ok, ok ? '' : String(diag ?? '')]);
+const { cfg, P, facts, check, browser, ctx, page, dialogs, pageErrors, finish } =
+    await open({ viewport: { width: 1280, height: 860 }, acceptDownloads: true });
 const origin = new URL(cfg.base).origin;
-const P = cfg.base + cfg.prefix;
-
-const browser = await chromium.launch({ executablePath: cfg.chromium, args: cfg.flags });
-const ctx = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 860 } });
-const requests = [], dialogs = [], pageErrors = [];
+const requests = [];
 ctx.on('request', r => requests.push(r.url()));
-const page = await ctx.newPage();
-page.on('dialog', d => { dialogs.push(d.message()); d.dismiss().catch(() => {}); });
-page.on('pageerror', e => pageErrors.push(String(e)));
-page.on('console', m => { if (m.type() === 'error') pageErrors.push(m.text()); });
 
 const byIdOf = rs => new Map(rs.map(r => [r.id, r]));
 const row = pid => `#procs tr[data-pid="${pid}"]`;
@@ -316,5 +307,4 @@ try {
 } catch (e) {
     check('the browser script ran to its end', false, e.stack);
 }
-await browser.close();
-console.log(JSON.stringify({ checks, facts }));
+await finish();

@@ -8,7 +8,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from tap import ok, is_, like, diag, done_testing
+from tap import ok, is_, like, done_testing
 import dphttpd
 from dphttpd import Httpd, spawn, worker_user, BUILD, HELPER_ROOT_READS
 

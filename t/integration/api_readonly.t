@@ -6,7 +6,7 @@ import re
 import subprocess
 import time
 
-from tap import ok, is_, like, diag, done_testing
+from tap import ok, is_, like, done_testing
 import dphttpd
 from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT
 import procstate

@@ -9,14 +9,12 @@
 # mod_deflate on the member and on a fleet front (config/fleet-front.conf)
 # leaves the coded body as it is.
 import os
-import re
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 
-from tap import ok, is_, like, diag, done_testing
+from tap import ok, is_, like, done_testing
 import dphttpd
 from dphttpd import Httpd, spawn, worker_user, BUILD, ROOT
 from procstate import running, settle

@@ -11,17 +11,12 @@ import tempfile
 import time
 import zipfile
 
-from tap import ok, is_, like, diag, done_testing
-from dphttpd import Httpd, spawn, worker_user, BUILD, ROOT, TOOLS
+from tap import ok, is_, diag, done_testing
+from dphttpd import Httpd, spawn, worker_user, TOOLS
+from langfix import LANG, line_of
 
-LANG = os.path.join(ROOT, "t", "fixtures", "lang")
 BOUND = 512 * 1024      # README: at most 128 pages are added
 h = Httpd(locations={"/p": "DiagProcAllow stacks dump"}).start()
-
-
-def line_of(path, marker):
-    with open(path) as f:
-        return next(n for n, text in enumerate(f, 1) if f"LINE:{marker}" in text)
 
 
 def live(pid, tid_of):

@@ -4,7 +4,6 @@
 # theirs. Bad values are refused when the configuration is read.
 import os
 import subprocess
-import time
 
 from tap import ok, is_, like, done_testing
 from dphttpd import Httpd, spawn, worker_user, BUILD, kill_quietly

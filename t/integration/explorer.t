@@ -4,7 +4,6 @@
 # DELETE and POST refused; no request to another origin. Plain HTTP checks
 # first: who gets the page and who keeps JSON, its headers and its size.
 import gzip
-import json
 import os
 import re
 import shutil

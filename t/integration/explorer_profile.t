@@ -5,7 +5,6 @@
 # keeps only the stacks that hold its text, and a script whose path is markup
 # shows as text. The page's screenshot is docs/explorer-profile.png.
 import os
-import re
 import shutil
 import tempfile
 

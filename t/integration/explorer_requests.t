@@ -14,23 +14,13 @@ from tap import ok, like, diag, done_testing
 from dphttpd import Httpd, MODDIR, BUILD, ROOT
 from phpfpm import PhpFpm
 import browser
-
-LANG = os.path.join(ROOT, "t", "fixtures", "lang")
-
-
-def line_of(path, marker):
-    with open(path) as f:
-        return next(n for n, text in enumerate(f, 1) if f"LINE:{marker}" in text)
+from langfix import line_of, place
 
 
 docroot = tempfile.mkdtemp(prefix="dpreqx-")
 os.chmod(docroot, 0o755)
-page = os.path.join(docroot, "page.php")
-shutil.copy(os.path.join(LANG, "page.php"), page)
-os.chmod(page, 0o644)
-fpm_page = os.path.join(docroot, "fpm_page.php")
-shutil.copy(os.path.join(LANG, "fpm_page.php"), fpm_page)
-os.chmod(fpm_page, 0o644)
+page = place("page.php", docroot)
+fpm_page = place("fpm_page.php", docroot)
 sock = os.path.join(docroot, "fpm.sock")
 fpm = PhpFpm(docroot, [("shop", sock, 1)]).start()
 ok(fpm.children(), "php-fpm is up")

@@ -11,7 +11,6 @@
 # hrefs through the front; forwarded headers from a
 # client the backend does not trust, or sent through the front, change no
 # href, while the trusted front's do.
-import json
 import os
 import re
 import shutil
@@ -20,7 +19,7 @@ import subprocess
 import tempfile
 import time
 
-from tap import ok, is_, like, diag, note, done_testing
+from tap import ok, is_, like, diag, done_testing
 from dphttpd import Httpd, spawn, worker_user, BUILD, ROOT, IS_ROOT
 from elfcore import prpsinfo
 

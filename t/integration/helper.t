@@ -7,7 +7,7 @@ import signal
 import subprocess
 import time
 
-from tap import ok, is_, like, diag, done_testing
+from tap import ok, is_, like, done_testing
 import dphttpd
 from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT
 from helperclient import request, ask

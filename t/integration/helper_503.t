@@ -10,7 +10,7 @@ import signal
 import socket
 import time
 
-from tap import ok, is_, like, diag, done_testing
+from tap import ok, is_, like, done_testing
 import dphttpd
 from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT
 from procstate import running, settle

@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import signal
-import sys
 import time
 
 from tap import ok, is_, like, note, diag, done_testing

@@ -8,10 +8,9 @@
 import os
 import re
 import subprocess
-import sys
 import time
 
-from tap import ok, is_, like, note, done_testing
+from tap import ok, is_, note, done_testing
 from dphttpd import spawn, worker_user, BUILD, IS_ROOT
 import dphttpd
 from procstate import settle

@@ -1,11 +1,10 @@
 # DELETE P/{id} and POST P/{id}/stop: the whole tree goes, nothing else is
 # hit, and every refusal the contract names.
 import os
-import signal
 import subprocess
 import time
 
-from tap import ok, is_, like, diag, done_testing
+from tap import ok, is_, like, done_testing
 import dphttpd
 from dphttpd import Httpd, spawn, worker_user, BUILD, TOOLS, IS_ROOT
 

@@ -12,9 +12,7 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 from tap import ok, is_, like, diag, done_testing

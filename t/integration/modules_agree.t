@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 import zipfile
 
-from tap import ok, is_, diag, done_testing
+from tap import ok, is_, done_testing
 import dphttpd
 from dphttpd import Httpd, spawn, worker_user, BUILD, IS_ROOT
 

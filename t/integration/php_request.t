@@ -14,10 +14,10 @@ import threading
 import time
 
 from tap import ok, is_, like, diag, done_testing, bail_out
-from dphttpd import Httpd, spawn, worker_user, ROOT, MODDIR, BUILD
+from dphttpd import Httpd, spawn, worker_user, MODDIR, BUILD
 from phpfpm import PhpFpm, FPM
+from langfix import place
 
-LANG = os.path.join(ROOT, "t", "fixtures", "lang")
 if not os.path.exists(FPM):
     bail_out(f"{FPM} is not installed (php8.2-fpm: make test-deps)")
 
@@ -54,8 +54,7 @@ user = worker_user()
 run = tempfile.mkdtemp(prefix="dpphpreq-")
 os.chmod(run, 0o755)
 for name in ("fpm_page.php", "fpm_quick.php"):
-    shutil.copy(os.path.join(LANG, name), run)
-    os.chmod(os.path.join(run, name), 0o644)
+    place(name, run)
 page = os.path.join(run, "fpm_page.php")
 sock = os.path.join(run, "www.sock")
 fpm = PhpFpm(run, [("www", sock, 2)]).start()
@@ -114,8 +113,7 @@ shutil.rmtree(run, ignore_errors=True)
 # --- mod_php in a prefork httpd: the worker serving a POST
 docroot = tempfile.mkdtemp(prefix="dpphpreqdoc-")
 os.chmod(docroot, 0o755)
-shutil.copy(os.path.join(LANG, "page.php"), docroot)
-page = os.path.join(docroot, "page.php")
+page = place("page.php", docroot)
 h = Httpd(mpm="prefork", locations={"/p": f"DiagProcUsers {user} root"},
           server_conf=f"LoadModule php_module {MODDIR}/libphp8.2.so\n"
                       f"DocumentRoot {docroot}\n"

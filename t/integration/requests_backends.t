@@ -16,27 +16,21 @@ import threading
 import time
 
 from tap import ok, is_, like, diag, done_testing, bail_out
-from dphttpd import Httpd, spawn, worker_user, free_port, kill_quietly, IS_ROOT, ROOT
+from dphttpd import Httpd, spawn, worker_user, free_port, kill_quietly, IS_ROOT
 from phpfpm import PhpFpm, FPM
 from backends import OtherHost, hole
 import procstate
+from langfix import line_of, place
 
-LANG = os.path.join(ROOT, "t", "fixtures", "lang")
 if not os.path.exists(FPM):
     bail_out(f"{FPM} is not installed (php8.2-fpm: make test-deps)")
-
-
-def line_of(path, marker):
-    with open(path) as f:
-        return next(n for n, text in enumerate(f, 1) if f"LINE:{marker}" in text)
 
 
 user = worker_user()
 run = tempfile.mkdtemp(prefix="dpback-")
 os.chmod(run, 0o755)
 for name in ("fpm_page.php", "fpm_other.php", "gunicorn_app.py"):
-    shutil.copy(os.path.join(LANG, name), run)
-    os.chmod(os.path.join(run, name), 0o644)
+    place(name, run)
 sock = os.path.join(run, "unix.sock")
 fport, gport = free_port(), free_port()
 fpm = PhpFpm(run, [("unixpool", sock, 2), ("tcppool", f"127.0.0.1:{fport}", 2)]).start()

@@ -12,21 +12,13 @@ import threading
 import time
 
 from tap import ok, is_, like, diag, done_testing
-from dphttpd import Httpd, MODDIR, ROOT
-
-LANG = os.path.join(ROOT, "t", "fixtures", "lang")
-
-
-def line_of(path, marker):
-    with open(path) as f:
-        return next(n for n, text in enumerate(f, 1) if f"LINE:{marker}" in text)
+from dphttpd import Httpd, MODDIR
+from langfix import line_of, place
 
 
 docroot = tempfile.mkdtemp(prefix="dpreq-")
 os.chmod(docroot, 0o755)
-page = os.path.join(docroot, "page.php")
-shutil.copy(os.path.join(LANG, "page.php"), page)
-os.chmod(page, 0o644)
+page = place("page.php", docroot)
 h = Httpd(mpm="prefork", locations={"/p": "DiagProcAllow stacks", "/ro": ""},
           modules=("unique_id",),
           server_conf=f"LoadModule php_module {MODDIR}/libphp8.2.so\n"

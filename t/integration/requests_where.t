@@ -16,11 +16,12 @@ import threading
 import time
 
 from tap import ok, is_, like, diag, note, done_testing, bail_out
-from dphttpd import Httpd, worker_user, free_port, kill_quietly, IS_ROOT, ROOT
+from dphttpd import Httpd, worker_user, free_port, kill_quietly, IS_ROOT
 from phpfpm import PhpFpm, FPM
 from backends import OtherHost, hole
+from procstate import socket_inodes
+from langfix import place
 
-LANG = os.path.join(ROOT, "t", "fixtures", "lang")
 if not os.path.exists(FPM):
     bail_out(f"{FPM} is not installed (php8.2-fpm: make test-deps)")
 
@@ -30,8 +31,7 @@ run = tempfile.mkdtemp(prefix="dpwhere-")
 os.chmod(run, 0o755)
 QUEUED = ("full1.php", "full2.php", "fullt1.php", "fullt2.php")
 for name in ("fpm_page.php", "fpm_tcp.php") + QUEUED:
-    shutil.copy(os.path.join(LANG, "fpm_page.php"), os.path.join(run, name))
-    os.chmod(os.path.join(run, name), 0o644)
+    place("fpm_page.php", run, name)
 sock, fsock = os.path.join(run, "fpm.sock"), os.path.join(run, "full.sock")
 fport, hport, qport = free_port(), free_port(), free_port()
 fpm = PhpFpm(run, [("unixpool", sock, 2), ("tcppool", f"127.0.0.1:{fport}", 2),
@@ -145,18 +145,6 @@ def connected_inodes(table, match):
                 out.add(x[6])
             elif table == "tcp" and x[3] == "01" and x[1].endswith(f":{match:04X}"):
                 out.add(x[9])
-    return out
-
-
-def socket_inodes(pid):
-    out = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            link = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if link.startswith("socket:["):
-            out.add(link[8:-1])
     return out
 
 

@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 import statistics
-import sys
 import time
 
 from tap import ok, is_, diag, note, done_testing

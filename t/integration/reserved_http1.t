@@ -8,9 +8,7 @@
 # per-address cap for IPv6 (::1); and no other child of the parent (mod_cgid's
 # daemon included) holds the reserved listeners.
 import http.client
-import os
 import socket
-import sys
 import time
 
 from tap import ok, is_, done_testing

@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 import time
 
-from tap import ok, is_, like, diag, note, done_testing
+from tap import ok, is_, diag, note, done_testing
 from dphttpd import Httpd, free_port, MODDIR, APACHE
 import procstate
 from reserved import (BlackHole, SITE_THREADS, get, get_json, holder_of,

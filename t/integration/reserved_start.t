@@ -4,7 +4,6 @@
 # process runs. Five starts, each MPM.
 import os
 import socket
-import sys
 import time
 
 from tap import ok, diag, done_testing

@@ -10,7 +10,6 @@ import re
 import socket
 import ssl
 import subprocess
-import sys
 import tempfile
 import time
 

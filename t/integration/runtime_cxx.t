@@ -9,7 +9,6 @@
 # library from the sysroot before any script has run.
 import json
 import os
-import re
 import shutil
 import subprocess
 import tempfile

@@ -9,24 +9,18 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import zipfile
 
 from tap import ok, is_, diag, done_testing, bail_out
-from dphttpd import Httpd, worker_user, ROOT
+from dphttpd import Httpd, worker_user
 from phpfpm import PhpFpm, FPM
+from langfix import line_of, place
 
-LANG = os.path.join(ROOT, "t", "fixtures", "lang")
 if not os.path.exists(FPM):
     bail_out(f"{FPM} is not installed (php8.2-fpm: make test-deps)")
-
-
-def line_of(path, marker):
-    with open(path) as f:
-        return next(n for n, text in enumerate(f, 1) if f"LINE:{marker}" in text)
 
 
 def lang(th):
@@ -48,9 +42,7 @@ def gdb_frames(text):
 user = worker_user()
 run = tempfile.mkdtemp(prefix="dpfpm-")
 os.chmod(run, 0o755)
-page = os.path.join(run, "fpm_page.php")
-shutil.copy(os.path.join(LANG, "fpm_page.php"), page)
-os.chmod(page, 0o644)
+page = place("fpm_page.php", run)
 sock = os.path.join(run, "www.sock")
 fpm = PhpFpm(run, [("www", sock, 2)]).start()
 kids = fpm.children()

@@ -7,7 +7,6 @@ import subprocess
 import time
 
 from tap import ok, is_, like, done_testing
-import dphttpd
 from dphttpd import Httpd, spawn, worker_user, BUILD
 
 TARGET = os.path.join(BUILD, "targets", "proc_target")

@@ -21,7 +21,6 @@ import pwd
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 

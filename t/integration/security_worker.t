@@ -11,7 +11,6 @@
 # connections to the helper idle: each is dropped after 2 s, and four of
 # them do not delay a dump.
 import os
-import pwd
 import re
 import shutil
 import subprocess

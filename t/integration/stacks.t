@@ -3,8 +3,7 @@ import glob
 import os
 import time
 
-from tap import ok, is_, like, diag, done_testing
-import dphttpd
+from tap import ok, is_, like, done_testing
 from dphttpd import Httpd, spawn, worker_user, BUILD
 
 TARGET = os.path.join(BUILD, "targets", "dump_target")

@@ -2,7 +2,6 @@
 # the language frames, in the right thread, under the native frame running
 # them; an unknown interpreter version; a Java process's unnamed frames.
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -10,17 +9,8 @@ import threading
 import time
 
 from tap import ok, is_, like, diag, done_testing
-from dphttpd import Httpd, spawn, worker_user, BUILD, ROOT, MODDIR
-
-LANG = os.path.join(ROOT, "t", "fixtures", "lang")
-
-
-def line_of(path, marker):
-    with open(path) as f:
-        for n, text in enumerate(f, 1):
-            if f"LINE:{marker}" in text:
-                return n
-    raise KeyError(marker)
+from dphttpd import Httpd, spawn, worker_user, BUILD, MODDIR
+from langfix import LANG, line_of, place
 
 
 def stacks(h, pid, tries=40, until=lambda d: True):
@@ -205,8 +195,7 @@ def stuck_worker(h, want, key):
 
 docroot = tempfile.mkdtemp(prefix="dpdoc-")
 os.chmod(docroot, 0o755)
-shutil.copy(os.path.join(LANG, "page.php"), docroot)
-page = os.path.join(docroot, "page.php")
+page = place("page.php", docroot)
 h = Httpd(mpm="prefork", locations={"/p": "DiagProcAllow stacks"},
           server_conf=f"LoadModule php_module {MODDIR}/libphp8.2.so\n"
                       f"DocumentRoot {docroot}\n"
@@ -223,8 +212,7 @@ is_(((d.get("runtime") or {}).get("name"), (d.get("runtime") or {}).get("support
     ("PHP", True), "…PHP, supported (libphp8.2.so)")
 h.stop()
 
-wsgi = os.path.join(docroot, "app.wsgi")
-shutil.copy(os.path.join(LANG, "app.wsgi"), wsgi)
+wsgi = place("app.wsgi", docroot)
 h = Httpd(locations={"/p": "DiagProcAllow stacks"},
           server_conf=f"LoadModule wsgi_module {MODDIR}/mod_wsgi.so\n"
                       f"WSGIScriptAlias /app {wsgi}\n"

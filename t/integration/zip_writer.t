@@ -7,7 +7,6 @@ import shutil
 import subprocess
 import tempfile
 import zipfile
-import zlib
 
 from tap import ok, is_, like, diag, done_testing
 from dphttpd import TOOLS

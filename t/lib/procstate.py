@@ -90,18 +90,23 @@ def _listening_inodes():
     return out
 
 
-def listen_ports(pid):
-    """The TCP ports pid holds a listening socket of."""
-    inodes = _listening_inodes()
-    ports = set()
+def socket_inodes(pid):
+    """The inodes (as /proc/net/* writes them) of the sockets pid holds."""
+    out = set()
     for fd in glob.glob(f"/proc/{pid}/fd/*"):
         try:
             target = os.readlink(fd)
         except OSError:
             continue
-        if target.startswith("socket:[") and target[8:-1] in inodes:
-            ports.add(inodes[target[8:-1]])
-    return ports
+        if target.startswith("socket:["):
+            out.add(target[8:-1])
+    return out
+
+
+def listen_ports(pid):
+    """The TCP ports pid holds a listening socket of."""
+    inodes = _listening_inodes()
+    return {inodes[i] for i in socket_inodes(pid) if i in inodes}
 
 
 def capture_time(cid):

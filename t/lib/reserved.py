@@ -10,9 +10,9 @@ import os
 import socket
 import time
 import threading
-import time
 
 from dphttpd import MODDIR
+from procstate import socket_inodes
 
 SITE_THREADS = 16
 
@@ -209,14 +209,7 @@ def peers_of(pid, port):
             local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
             if state != "0A" and int(local.split(":")[1], 16) == port:
                 sockets.append((inode, socket.inet_ntoa(bytes.fromhex(remote.split(":")[0])[::-1])))
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            link = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if link.startswith("socket:["):
-            inodes.add(link[8:-1])
+    inodes = socket_inodes(pid)
     out = {}
     for inode, addr in sockets:
         if inode in inodes:
