@@ -2,20 +2,9 @@
 // saw as one JSON line: {checks: [[name, ok, diag]], facts}. The test around it
 // (t/integration/explorer_captures.t) makes the capture.
 import path from 'node:path';
+import { open } from './session.mjs';
 
-const cfg = JSON.parse(process.argv[2]);
-const { chromium } = await import(cfg.playwright);
-const checks = [], facts = {};
-const check = (name, ok, diag) => checks.push([name, !!ok, ok ? '' : String(diag ?? '')]);
-const P = cfg.base + cfg.prefix;
-
-const browser = await chromium.launch({ executablePath: cfg.chromium, args: cfg.flags });
-const ctx = await browser.newContext({ viewport: { width: 1280, height: 700 } });
-const page = await ctx.newPage();
-const dialogs = [], pageErrors = [];
-page.on('dialog', d => { dialogs.push(d.message()); d.dismiss().catch(() => {}); });
-page.on('pageerror', e => pageErrors.push(String(e)));
-page.on('console', m => { if (m.type() === 'error') pageErrors.push(m.text()); });
+const { cfg, P, facts, check, page, dialogs, pageErrors, finish } = await open();
 
 const table = () => page.$$eval('#captures tbody tr', trs => trs.map(tr =>
     [...tr.children].map(td => td.textContent)));
@@ -45,5 +34,4 @@ try {
 } catch (e) {
     check('the browser script ran to its end', false, e.stack);
 }
-await browser.close();
-console.log(JSON.stringify({ checks, facts }));
+await finish();

@@ -16,19 +16,13 @@ import time
 
 import procstate
 from tap import ok, is_, like, diag, done_testing, skip
-from dphttpd import Httpd, MODDIR, ROOT, IS_ROOT, worker_user
-
-
-def line_of(path, marker):
-    with open(path) as f:
-        return next(n for n, text in enumerate(f, 1) if f"LINE:{marker}" in text)
+from dphttpd import Httpd, MODDIR, IS_ROOT, worker_user
+from langfix import line_of, place
 
 
 docroot = tempfile.mkdtemp(prefix="dpcap-")
 os.chmod(docroot, 0o755)
-page = os.path.join(docroot, "page.php")
-shutil.copy(os.path.join(ROOT, "t", "fixtures", "lang", "page.php"), page)
-os.chmod(page, 0o644)
+page = place("page.php", docroot)
 spool = os.path.join(tempfile.mkdtemp(prefix="dpspool-"), "spool")
 h = Httpd(mpm="prefork", locations={"/p": "DiagProcAllow captures", "/ro": ""},
           server_conf=f"LoadModule php_module {MODDIR}/libphp8.2.so\nDocumentRoot {docroot}\n"

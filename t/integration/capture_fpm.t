@@ -13,7 +13,8 @@ import time
 
 import procstate
 from tap import ok, is_, like, diag, done_testing, bail_out
-from dphttpd import Httpd, ROOT, free_port
+from dphttpd import Httpd, free_port
+from langfix import line_of, place
 from phpfpm import PhpFpm, FPM
 from backends import hole
 from dphttpd import worker_user, kill_quietly
@@ -22,15 +23,9 @@ if not os.path.exists(FPM):
     bail_out(f"{FPM} is not installed (php8.2-fpm: make test-deps)")
 
 
-def line_of(path, marker):
-    with open(path) as f:
-        return next(n for n, text in enumerate(f, 1) if f"LINE:{marker}" in text)
-
-
 run = tempfile.mkdtemp(prefix="dpcapfpm-")
 os.chmod(run, 0o755)
-shutil.copy(os.path.join(ROOT, "t", "fixtures", "lang", "fpm_page.php"), run)
-os.chmod(os.path.join(run, "fpm_page.php"), 0o644)
+place("fpm_page.php", run)
 sock = os.path.join(run, "unix.sock")
 fpm = PhpFpm(run, [("unixpool", sock, 2)]).start()
 hport = free_port()

@@ -9,13 +9,13 @@ import threading
 
 import procstate
 from tap import ok, diag, done_testing
-from dphttpd import Httpd, MODDIR, BUILD, ROOT
+from dphttpd import Httpd, MODDIR, ROOT
+from langfix import place
 import browser
 
 docroot = tempfile.mkdtemp(prefix="dpcapx-")
 os.chmod(docroot, 0o755)
-shutil.copy(os.path.join(ROOT, "t", "fixtures", "lang", "page.php"), docroot)
-os.chmod(os.path.join(docroot, "page.php"), 0o644)
+place("page.php", docroot)
 h = Httpd(mpm="prefork", locations={"/p": "DiagProcAllow captures stacks"},
           server_conf=f"LoadModule php_module {MODDIR}/libphp8.2.so\nDocumentRoot {docroot}\n"
                       "<FilesMatch \\.php$>\n    SetHandler application/x-httpd-php\n</FilesMatch>\n"
