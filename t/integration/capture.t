@@ -49,13 +49,8 @@ def run():
 
 t0 = time.time()
 threading.Thread(target=run, daemon=True).start()
-caps = []
-while time.time() - t0 < 12:
-    caps = h.get("/p/captures").json() or []
-    if caps and all(a["size"] > 0 for a in caps[0]["artifacts"]):
-        break
-    time.sleep(0.2)
-took = (procstate.capture_time(caps[0]["id"]) if caps else time.time()) - t0
+caps, took = procstate.first_capture(lambda: h.get("/p/captures").json(),
+                                     lambda c: all(a["size"] > 0 for a in c["artifacts"]), t0)
 ok(caps, "a request stuck in mod_php past request-age>2s is captured")
 ok(took <= 2 + 2, f"…taken within the threshold + 2 s ({took:.1f} s)")
 c = caps[0] if caps else {}
@@ -94,7 +89,7 @@ is_(h.get(f"/ro/captures/{c.get('id')}/stacks.json").status, 403, "…for an art
 is_(h.request("DELETE", f"/ro/captures/{c.get('id')}").status, 403, "…and to remove one")
 is_(h.get(f"/p/captures/{c.get('id')}/nosuch.json").status, 404, "an unknown artifact: 404")
 is_(h.get("/p/captures/..%2f..%2fetc/passwd").status, 404, "a path in the id: 404")
-is_(h.get(f"/p/captures/.windows/x").status, 404, "a dot name: 404")
+is_(h.get("/p/captures/.windows/x").status, 404, "a dot name: 404")
 is_(h.request("DELETE", "/p/captures/nosuch").status, 404, "removing an unknown capture: 404")
 
 if IS_ROOT:

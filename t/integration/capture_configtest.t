@@ -4,7 +4,7 @@ import os
 import subprocess
 import tempfile
 
-from tap import ok, like, done_testing
+from tap import ok, done_testing
 from dphttpd import Httpd, APACHE, httpd_env
 
 good = ("DiagProcSpool {spool} 2G 500\n"

@@ -13,7 +13,7 @@ import tempfile
 import time
 
 import procstate
-from tap import ok, is_, like, diag, done_testing
+from tap import ok, is_, like, done_testing
 from dphttpd import Httpd, spawn, worker_user, kill_quietly, BUILD
 
 TARGET = os.path.join(BUILD, "targets", "proc_target")

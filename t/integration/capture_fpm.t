@@ -12,7 +12,7 @@ import threading
 import time
 
 import procstate
-from tap import ok, is_, like, diag, done_testing, bail_out
+from tap import ok, is_, diag, done_testing, bail_out
 from dphttpd import Httpd, free_port
 from langfix import line_of, place
 from phpfpm import PhpFpm, FPM
@@ -64,13 +64,8 @@ def of(rule):
 uri = "/fpm_page.php?order=42"
 t0 = time.time()
 request(uri)
-caps = []
-while time.time() - t0 < 12:
-    caps = of("fpm")
-    if caps and os.path.exists(os.path.join(spool, caps[0]["id"])):
-        break
-    time.sleep(0.2)
-took = (procstate.capture_time(caps[0]["id"]) if caps else time.time()) - t0
+caps, took = procstate.first_capture(lambda: of("fpm"),
+                                     lambda c: os.path.exists(os.path.join(spool, c["id"])), t0)
 ok(caps, "a request stuck in php-fpm past request-age>2s is captured")
 ok(took <= 2 + 2, f"…taken within the threshold + 2 s ({took:.1f} s)")
 c = caps[0] if caps else {}

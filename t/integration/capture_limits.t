@@ -12,7 +12,7 @@ import tempfile
 import time
 
 import procstate
-from tap import ok, is_, diag, done_testing
+from tap import ok, is_, done_testing
 from dphttpd import Httpd, free_port
 
 run = tempfile.mkdtemp(prefix="dpcaplim-")

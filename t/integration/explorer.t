@@ -109,12 +109,7 @@ php = spawn(["/usr/bin/php8.2", os.path.join(ROOT, "t", "fixtures", "lang", "stu
             ready="ready", user=user)
 worker = h.workers()[0]
 
-shots = os.path.join(BUILD, "screenshots")
-try:
-    os.makedirs(shots, exist_ok=True)
-    open(os.path.join(shots, ".w"), "w").close()
-except OSError:     # a read-only tree (the ordinary-user run): a temp folder
-    shots = tempfile.mkdtemp(prefix="dp-shots-")
+shots = browser.shots_dir()
 tmp = tempfile.mkdtemp(prefix="dp-explorer-")
 os.chmod(tmp, 0o777)
 

@@ -36,12 +36,7 @@ ok(procstate.settle(lambda: h.get("/p/captures").json(), 15), "the stuck request
 c = (h.get("/p/captures").json() or [{}])[0]
 r = h.get("/p/captures", headers={"Accept": "text/html"})
 ok(r.status == 200 and b"explorer.js" in r.body, "P/captures in a browser: the explorer's page")
-shots = os.path.join(BUILD, "screenshots")
-try:
-    os.makedirs(shots, exist_ok=True)
-    open(os.path.join(shots, ".w"), "w").close()
-except OSError:     # a read-only tree (the ordinary-user run): a temp folder
-    shots = tempfile.mkdtemp(prefix="dp-shots-")
+shots = browser.shots_dir()
 res = browser.run_script(os.path.join(ROOT, "t", "browser", "captures.mjs"), {
     "base": h.base, "prefix": "/p", "id": c.get("id"), "pid": c.get("pid"),
     "uri": (c.get("request") or {}).get("uri") or "?", "out_dir": shots,

@@ -9,7 +9,7 @@ import shutil
 import tempfile
 
 from tap import ok, diag, done_testing
-from dphttpd import Httpd, spawn, worker_user, favour_cpu, BUILD, ROOT
+from dphttpd import Httpd, spawn, worker_user, favour_cpu, ROOT
 import browser
 
 EVIL = "<img src=x onerror=alert(1)>"
@@ -25,12 +25,7 @@ h = Httpd(locations={"/p": "DiagProcAllow profile stacks", "/ro": "DiagProcAllow
 php = spawn(["/usr/bin/php8.2", script], ready="ready", user=worker_user())
 favour_cpu(php.pid)
 
-shots = os.path.join(BUILD, "screenshots")
-try:
-    os.makedirs(shots, exist_ok=True)
-    open(os.path.join(shots, ".w"), "w").close()
-except OSError:     # a read-only tree (the ordinary-user run): a temp folder
-    shots = tempfile.mkdtemp(prefix="dp-shots-")
+shots = browser.shots_dir()
 res = browser.run_script(os.path.join(ROOT, "t", "browser", "profile.mjs"), {
     "base": h.base, "prefix": "/p", "ro_prefix": "/ro", "pid": php.pid, "evil": EVIL,
     "out_dir": shots,

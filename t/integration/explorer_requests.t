@@ -11,7 +11,7 @@ import tempfile
 import time
 
 from tap import ok, like, diag, done_testing
-from dphttpd import Httpd, MODDIR, BUILD, ROOT
+from dphttpd import Httpd, MODDIR, ROOT
 from phpfpm import PhpFpm
 import browser
 from langfix import line_of, place
@@ -51,12 +51,7 @@ for _ in range(60):
     time.sleep(0.25)
 ok(pid, "the PHP request is in flight")
 
-shots = os.path.join(BUILD, "screenshots")
-try:
-    os.makedirs(shots, exist_ok=True)
-    open(os.path.join(shots, ".w"), "w").close()
-except OSError:     # a read-only tree (the ordinary-user run): a temp folder
-    shots = tempfile.mkdtemp(prefix="dp-shots-")
+shots = browser.shots_dir()
 res = browser.run_script(os.path.join(ROOT, "t", "browser", "requests.mjs"), {
     "base": h.base, "prefix": "/p", "php_uri": PHP_URI, "evil_uri": EVIL_URI,
     "php_pid": pid, "php_file": page, "php_line": line_of(page, "build"), "out_dir": shots,

@@ -11,6 +11,7 @@
 # hrefs through the front; forwarded headers from a
 # client the backend does not trust, or sent through the front, change no
 # href, while the trusted front's do.
+import json
 import os
 import re
 import shutil

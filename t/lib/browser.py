@@ -51,6 +51,18 @@ def node_prefix():
     raise RuntimeError("cannot install " + PLAYWRIGHT + ":\n" + "\n".join(errors))
 
 
+def shots_dir():
+    """Where a test's screenshots go: build/screenshots, or a temp folder in
+    a read-only tree (the ordinary-user run), which the test removes."""
+    shots = os.path.join(BUILD, "screenshots")
+    try:
+        os.makedirs(shots, exist_ok=True)
+        open(os.path.join(shots, ".w"), "w").close()
+    except OSError:
+        shots = tempfile.mkdtemp(prefix="dp-shots-")
+    return shots
+
+
 def run_script(script, config, timeout=240):
     """Runs a node script with the browser config; it prints one JSON object."""
     config = dict(config, chromium=CHROMIUM, flags=CHROMIUM_FLAGS,
