@@ -85,22 +85,26 @@ static int busy(pid_t target, int *dumps)
 
 /* Low priority against the site, in a session of its own: the scheduler
  * shares a core between sessions (autogroups) first and by nice only within
- * one, so in httpd's session a capture at nice 19 got a sixty-fourth of what
- * each busy worker got, and a cpu rule's capture of a spinning worker waited
- * on that worker for as long as it spun. */
-static void child_priority(void)
+ * one, so in httpd's session a capture at nice 19 got 1.5 % of what each
+ * busy worker got, and a cpu rule's capture of a spinning worker waited on
+ * that worker for as long as it spun. Out of httpd's process group, it ends
+ * with the watcher (its targets are resumed by SEIZE). */
+static void child_priority(pid_t watcher)
 {
     setsid();
+    prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+    if (getppid() != watcher)
+        _exit(1);
     setpriority(PRIO_PROCESS, 0, 19);
     syscall(SYS_ioprio_set, 1, 0, (3 << 13) | 0);     /* IOPRIO_CLASS_IDLE */
 }
 
-static void capture_child(const dp_capture_job *job)
+static void capture_child(const dp_capture_job *job, pid_t watcher)
 {
     char dir[4096], final[4096];
 
     signal(SIGTERM, SIG_DFL);
-    child_priority();
+    child_priority(watcher);
     alarm(CAPTURE_TIMEOUT_S + (unsigned)job->rule->profile_s);
     snprintf(dir, sizeof(dir), "%s/.tmp-%s", cfg->spool, job->id);
     snprintf(final, sizeof(final), "%s/%s", cfg->spool, job->id);
@@ -125,8 +129,7 @@ static int fire(int r, long long now, pid_t target, const dp_inflight *request,
     char id[DP_CAP_ID_MAX + 1], stamp[32];
     struct tm tm;
     struct timespec ts;
-    pid_t child;
-
+    pid_t child, me = getpid();
     const char *why;
 
     if (n < 0 || n >= MAX_RUNNING
@@ -162,7 +165,7 @@ static int fire(int r, long long now, pid_t target, const dp_inflight *request,
     job.cfg = cfg;
     child = fork();
     if (child == 0)
-        capture_child(&job);
+        capture_child(&job, me);
     if (child < 0)
         return 0;
     for (i = 0; i < MAX_RUNNING && run[i].child; i++)
