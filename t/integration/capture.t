@@ -105,7 +105,7 @@ if IS_ROOT:
         ok(p.returncode != 0 and not p.stdout, f"a process of the workers' user cannot {what}")
 
 if IS_ROOT:
-    m = re.search(r"DP00063: diagproc: capture watcher (\d+) started", h.logs())
+    m = re.search(r"DP00063: diagproc: capture watcher (\d+) started", h.error_log())
     status_text = open(f"/proc/{m.group(1)}/status").read() if m else ""
     eff = int(re.search(r"CapEff:\s+([0-9a-f]+)", status_text).group(1), 16) if status_text else -1
     is_(eff, (1 << 19) | (1 << 2) | (1 << 40) | (1 << 5),
@@ -116,7 +116,7 @@ r = h.request("DELETE", f"/p/captures/{c.get('id')}")
 is_(r.status, 204, "DELETE P/captures/{id}: 204")
 is_(h.get("/p/captures").json(), [], "…and it is gone")
 ok(not os.path.exists(os.path.join(spool, c.get("id", "x"))), "…from the spool too")
-audits = [l for l in h.logs().splitlines() if "diagproc audit" in l and "action captures" in l]
+audits = [l for l in h.error_log().splitlines() if "diagproc audit" in l and "action captures" in l]
 ok(any('name "list"' in l for l in audits) and any(f'name "{c.get("id")}"' in l and "outcome 204" in l
                                                    for l in audits), "audit lines: list, remove")
 ok(any("outcome 403" in l for l in audits), "…and the refused ones")

@@ -34,7 +34,7 @@ def of(h, rule):
 
 
 def watcher(h):
-    m = re.findall(r"DP00063: diagproc: capture watcher (\d+) started", h.logs())
+    m = re.findall(r"DP00063: diagproc: capture watcher (\d+) started", h.error_log())
     return int(m[-1]) if m else None
 
 

@@ -80,16 +80,11 @@ for i in range(60):
 ok(settle(lambda: len(of(h, "burst")) == 2, 5),
    "the status counters keep counting in the new generation's workers")
 # a watcher that dies is replaced (more than 10 s after its start)
-def full_log(hh):
-    with open(os.path.join(hh.dir, "error.log"), errors="replace") as f:
-        return f.read()
-
-
-watchers = re.findall(r"DP00063: diagproc: capture watcher (\d+) started", full_log(h))
+watchers = re.findall(r"DP00063: diagproc: capture watcher (\d+) started", h.error_log())
 if watchers:
     os.kill(int(watchers[-1]), signal.SIGKILL)
 ok(watchers and settle(lambda: re.findall(r"DP00063: diagproc: capture watcher (\d+) started",
-                                          full_log(h))[-1] != watchers[-1], 5),
+                                          h.error_log())[-1] != watchers[-1], 5),
    "a capture watcher that dies is replaced")
 h.expect_log("DP00067")
 h.expect_log("AH01630")      # the 403s the second rule counts

@@ -320,6 +320,15 @@ ServerLimit 2
                     out += f.read()[-6000:]
         return out
 
+    def error_log(self):
+        """The whole error log so far (logs() keeps the last 6000 characters:
+        a busy test's early lines are gone from it)."""
+        p = os.path.join(self.dir, "error.log")
+        if not os.path.exists(p):
+            return ""
+        with open(p, errors="replace") as f:
+            return f.read()
+
     def signal(self, cmd):
         """apache2 -k graceful / stop, as an operator would."""
         if cmd in ("stop", "graceful-stop"):
