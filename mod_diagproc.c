@@ -57,6 +57,8 @@ static const struct dp_route {
 } routes[] = {
     { "",                   "GET, HEAD",         READ(dp_route_list),     NONE, NONE },
     { "requests",           "GET, HEAD",         READ(dp_route_requests), NONE, NONE },
+    { "profile",            "GET, HEAD",         ACT(dp_route_profile_site, DP_ACT_PROFILE),
+                                                 NONE, NONE },
     { "ui/{}",              "GET, HEAD",         READ(dp_route_ui),       NONE, NONE },
     /* captures audit themselves: their line names the capture */
     { "captures",           "GET, HEAD",         READ(dp_route_captures), NONE, NONE },

@@ -4,6 +4,7 @@
 #ifndef DP_HELPER_CONFIG_H
 #define DP_HELPER_CONFIG_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 struct dp_cap_counts;
@@ -51,6 +52,11 @@ typedef struct dp_helper_policy {
     struct dp_cap_counts *counts;   /* with capture rules: the dumps the watcher writes count
                                        against max_dumps too (NULL = none) */
     int capture_fd;             /* a datagram socket to the watcher (removals), -1 = none */
+    /* httpd's request slots (the page the parent shares with its children,
+     * inherited): what a profile's samples of a worker thread are labelled
+     * with; written by the workers, so labels only. NULL when there is none. */
+    const struct dp_slot *slots;
+    size_t nslots;
 } dp_helper_policy;
 
 struct dp_capture_rule;

@@ -288,7 +288,11 @@ int dp_request_check(const dp_request *rq, char *msg, size_t msglen)
         BAD("not a diagproc request");
     if (rq->version != DP_PROTO_VERSION)
         BAD("protocol version %u is not %u", rq->version, DP_PROTO_VERSION);
-    if (rq->op == DP_OP_CAPTURES ? rq->pid != 0 : (rq->pid <= 0 || rq->pid >= 4194304))
+    if (rq->op == DP_OP_PROFILE && rq->what == DP_PROF_SITE) {
+        if (rq->pid != 0)
+            BAD("a profile of the site names no pid");
+    }
+    else if (rq->op == DP_OP_CAPTURES ? rq->pid != 0 : (rq->pid <= 0 || rq->pid >= 4194304))
         BAD("pid %d is out of range", rq->pid);
     if (rq->keep_running_tid < 0 || rq->keep_running_tid >= 4194304)
         BAD("tid %d is out of range", rq->keep_running_tid);
@@ -331,16 +335,16 @@ int dp_request_check(const dp_request *rq, char *msg, size_t msglen)
             BAD("timeout %u is too long", rq->timeout_s);
         break;
     case DP_OP_PROFILE:
-        if (rq->what < DP_PROF_START || rq->what > DP_PROF_RUNNING)
+        if (rq->what < DP_PROF_START || rq->what > DP_PROF_SITE)
             BAD("unknown profile operation %u", rq->what);
         if (rq->what == DP_PROF_RUNNING && (rq->dump_type != 0 || rq->timeout_s != 0))
             BAD("the running query takes no rate and no duration");
-        if ((rq->what == DP_PROF_START || rq->what == DP_PROF_RUN)
+        if ((rq->what == DP_PROF_START || rq->what == DP_PROF_RUN || rq->what == DP_PROF_SITE)
             && (rq->dump_type < DP_PROF_HZ_MIN || rq->dump_type > DP_PROF_HZ_MAX))
             BAD("profile rate %llu Hz is out of range", (unsigned long long)rq->dump_type);
-        if (rq->timeout_s > (rq->what == DP_PROF_RUN ? DP_PROF_RUN_MAX_SECONDS
-                                                     : DP_PROF_MAX_SECONDS)
-            || (rq->what == DP_PROF_RUN && rq->timeout_s == 0))
+        if (rq->timeout_s > (rq->what == DP_PROF_START ? DP_PROF_MAX_SECONDS
+                                                       : DP_PROF_RUN_MAX_SECONDS)
+            || ((rq->what == DP_PROF_RUN || rq->what == DP_PROF_SITE) && rq->timeout_s == 0))
             BAD("profile duration %u s is out of range", rq->timeout_s);
         break;
     default:        /* the operations that take no item and no dumpType (stacks) */

@@ -45,9 +45,11 @@ enum dp_dump_what { DP_DUMP_RAW = 0, DP_DUMP_ZIP = 1, DP_DUMP_RAW_GZIP = 2,
  * carries the rate in Hz (DP_PROF_HZ_MIN..MAX). The answer to STOP and RUN,
  * after OK: PROF_STACK records, one PROF_SUMMARY, END. RUNNING (no rate, no
  * duration, no action needed) answers OK with size 1 while a profile samples
- * pid, 0 otherwise, then END: the process detail's is_profile_running. */
+ * pid, 0 otherwise, then END: the process detail's is_profile_running. SITE
+ * (pid 0) samples every process httpd forked and every local backend they
+ * are proxying to, together, for timeout_s seconds, and answers as RUN. */
 enum dp_prof_what { DP_PROF_START = 1, DP_PROF_STOP = 2, DP_PROF_RUN = 3,
-                    DP_PROF_RUNNING = 4 };
+                    DP_PROF_RUNNING = 4, DP_PROF_SITE = 5 };
 #define DP_PROF_HZ_MIN 1
 #define DP_PROF_HZ_MAX 1000
 #define DP_PROF_HZ_DEFAULT 99
@@ -114,7 +116,9 @@ enum dp_frame_type {
                                runtime, str version, str why unsupported (absent = supported) */
     /* A profile (DP_OP_PROFILE): one record per distinct stack, then a summary. */
     DP_FR_PROF_STACK = 12,  /* u32 count, i32 tid, str runtime ("native", "PHP", "CPython"),
-                               u32 frames, then per frame, root first: str name, str file */
+                               i32 pid, str url, str vhost (the request it served; absent =
+                               not known), u32 frames, then per frame, root first: str name,
+                               str file */
     DP_FR_PROF_SUMMARY = 13 /* u64 samples, u64 lost (could not be read), u64 duration µs,
                                u32 hz, u32 flags (DP_PS_*), u64 start (µs since the epoch) */
 };

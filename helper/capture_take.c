@@ -336,7 +336,7 @@ static int write_core(const dp_capture_job *job, const char *dir, apr_pool_t *p)
 
 /* The profiler answers on a socket (its frames go with sendmsg): a pair,
  * whose other end a child copies into the file. */
-static int send_to_file(dp_profiler *pr, int fd, const char *name)
+static int send_to_file(dp_prof_store *store, int fd, const char *name)
 {
     int sv[2], status = 1, rc;
     pid_t copier;
@@ -354,7 +354,7 @@ static int send_to_file(dp_profiler *pr, int fd, const char *name)
         _exit(n == 0 ? 0 : 1);
     }
     close(sv[1]);
-    rc = copier > 0 ? dp_profiler_send(pr, sv[0], name, 0) : -1;
+    rc = copier > 0 ? dp_prof_send(store, sv[0], name, 0) : -1;
     close(sv[0]);
     if (copier > 0 && (waitpid(copier, &status, 0) != copier || status != 0))
         rc = -1;
@@ -367,6 +367,7 @@ static int send_to_file(dp_profiler *pr, int fd, const char *name)
 static int write_profile(const dp_capture_job *job, const char *dir, apr_pool_t *p)
 {
     dp_error err = { 0 };
+    dp_prof_store *store = dp_prof_store_make(DP_PROF_HZ_DEFAULT, NULL, 0, p);
     dp_profiler *pr;
     dp_stat st;
     long long end;
@@ -374,8 +375,9 @@ static int write_profile(const dp_capture_job *job, const char *dir, apr_pool_t 
     struct timespec ts;
 
     if (dp_read_stat(job->pid, 0, &st, &err) != 0
-        || dp_profiler_open(&pr, job->pid, DP_PROF_HZ_DEFAULT, p, &err) != 0)
+        || dp_profiler_open(&pr, store, job->pid, 0, p, &err) != 0)
         return -1;
+    dp_prof_began(store);
     clock_gettime(CLOCK_MONOTONIC, &ts);
     end = ts.tv_sec * 1000000LL + ts.tv_nsec / 1000 + job->rule->profile_s * 1000000LL;
     for (;;) {
@@ -384,12 +386,12 @@ static int write_profile(const dp_capture_job *job, const char *dir, apr_pool_t 
         clock_gettime(CLOCK_MONOTONIC, &ts);
         if (ts.tv_sec * 1000000LL + ts.tv_nsec / 1000 >= end)
             break;
-        usleep((useconds_t)dp_profiler_delay_us(pr));
+        usleep((useconds_t)dp_prof_delay_us(store));
     }
-    dp_profiler_ended(pr);
+    dp_prof_ended(store);
     fd = open(apr_pstrcat(p, dir, "/profile.dpprof", NULL),
               O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    rc = fd >= 0 ? send_to_file(pr, fd, st.comm) : -1;
+    rc = fd >= 0 ? send_to_file(store, fd, st.comm) : -1;
     if (fd >= 0 && close(fd) != 0)
         rc = -1;
     dp_profiler_close(pr);

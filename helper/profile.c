@@ -55,6 +55,7 @@ typedef struct session {
     pid_t pid;
     int listen_fd, slot, target_fd, daemon_fd, watch_fd;
     unsigned flags;         /* DP_PS_* */
+    dp_prof_store *st;
     dp_profiler *pr;
     int sampling;
     int listening;          /* a session's sampler; not the one-call profile */
@@ -131,11 +132,20 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* The session's store and the target's profiler; a worker's samples are
+ * labelled with the requests its threads serve. */
+static int open_profiler(session *s, const dp_helper_policy *pol, const dp_request *rq,
+                         apr_pool_t *p, dp_error *err)
+{
+    s->st = dp_prof_store_make((unsigned)rq->dump_type, pol->slots, pol->nslots, p);
+    return dp_profiler_open(&s->pr, s->st, s->pid, dp_ppid_of(s->pid) == pol->httpd_pid, p, err);
+}
+
 static void stop_sampling(session *s, unsigned why)
 {
     s->flags |= why;
     s->sampling = 0;
-    dp_profiler_ended(s->pr);
+    dp_prof_ended(s->st);
     dp_prof_set_state(s->slot, DP_PE_KEPT);
 }
 
@@ -168,7 +178,7 @@ static int serve_stop(session *s, const char *name)
         s->listening = 0;
         stop_sampling(s, 0);
         dp_prof_set_state(s->slot, DP_PE_FETCHING);
-        dp_profiler_send(s->pr, wfd, name, s->flags);
+        dp_prof_send(s->st, wfd, name, s->flags);
         ok = 1;
     }
     if (wfd >= 0)
@@ -200,7 +210,7 @@ static int sample_loop(session *s, uint64_t deadline_ms, const char *name)
             keep_until = mono_ms() + KEEP_SECONDS * 1000u;
         if (keep_until && mono_ms() >= keep_until)
             return -1;
-        wait_ms = keep_until ? 1000 : (int)(dp_profiler_delay_us(s->pr) / 1000u);
+        wait_ms = keep_until ? 1000 : (int)(dp_prof_delay_us(s->st) / 1000u);
         if (poll(pf, 4, wait_ms) < 0 && errno != EINTR)
             return -1;
         if (pf[1].revents)
@@ -258,13 +268,12 @@ static void close_fds(unsigned from, unsigned to)
         close((int)from);
 }
 
-static void close_others(const session *s, int fd)
+void dp_prof_keep_fds(int *keep, int n)
 {
-    int keep[6] = { 2, fd, s->listen_fd, s->target_fd, s->daemon_fd, s->watch_fd };
     int i, from = 3;
 
-    qsort(keep, 6, sizeof(int), cmp_int);
-    for (i = 0; i < 6; i++) {
+    qsort(keep, (size_t)n, sizeof(int), cmp_int);
+    for (i = 0; i < n; i++) {
         if (keep[i] < from)
             continue;
         if (keep[i] > from)
@@ -272,6 +281,12 @@ static void close_others(const session *s, int fd)
         from = keep[i] + 1;
     }
     close_fds((unsigned)from, ~0U);
+}
+
+static void close_others(const session *s, int fd)
+{
+    int keep[6] = { 2, fd, s->listen_fd, s->target_fd, s->daemon_fd, s->watch_fd };
+    dp_prof_keep_fds(keep, 6);
 }
 
 /* A start that starts nothing: its error, except that a start while a
@@ -297,7 +312,10 @@ static void run_sampler(session *s, int fd, const dp_helper_policy *pol, const d
     uint64_t deadline;
 
     prctl(PR_SET_NAME, "diagproc-prof");
-    setsid();           /* not in the request child's process group */
+    /* not in the request child's process group; and a session is a
+     * scheduling group of its own (autogroup): mostly asleep, the sampler
+     * runs when its period says even while the target's group is busy */
+    setsid();
     if (claim(s, &err) != 0)
         return refuse_start(fd, &err, name, 0);
     if (listen_on_nonce(s, pol) != 0) {
@@ -306,7 +324,7 @@ static void run_sampler(session *s, int fd, const dp_helper_policy *pol, const d
     }
     s->listening = 1;
     close_others(s, fd);
-    if (dp_profiler_open(&s->pr, s->pid, (unsigned)rq->dump_type, p, &err) != 0)
+    if (open_profiler(s, pol, rq, p, &err) != 0)
         return refuse_start(fd, &err, name, 1);
     /* the duration counts from the first sample, not from the objects' opening */
     deadline = mono_ms() + (uint64_t)(rq->timeout_s ? rq->timeout_s : DP_PROF_MAX_SECONDS) * 1000u;
@@ -331,7 +349,7 @@ static void run_sampler(session *s, int fd, const dp_helper_policy *pol, const d
 static void start(int fd, const dp_helper_policy *pol, const dp_request *rq,
                   const char *name, apr_pool_t *p)
 {
-    session s = { rq->pid, -1, -1, -1, -1, -1, 0, NULL, 1, 0, -1 };
+    session s = { rq->pid, -1, -1, -1, -1, -1, 0, NULL, NULL, 1, 0, -1 };
     dp_error err = { 0 };
     pid_t child = fork();
 
@@ -421,16 +439,18 @@ static void stop(int fd, const dp_helper_policy *pol, const dp_request *rq)
 
 /* One call: this request's child samples and answers; the worker's going
  * away ends it. */
-static void run(int fd, const dp_request *rq, const char *name, apr_pool_t *p)
+static void run(int fd, const dp_helper_policy *pol, const dp_request *rq, const char *name,
+                apr_pool_t *p)
 {
-    session s = { rq->pid, -1, -1, -1, -1, fd, 0, NULL, 1, 0, -1 };
+    session s = { rq->pid, -1, -1, -1, -1, fd, 0, NULL, NULL, 1, 0, -1 };
     dp_error err = { 0 };
     int rc;
 
     if (claim(&s, &err) != 0)
         return send_error(fd, &err);
     close_others(&s, fd);
-    if (dp_profiler_open(&s.pr, s.pid, (unsigned)rq->dump_type, p, &err) != 0) {
+    setsid();           /* a scheduling group of its own, as a session's sampler */
+    if (open_profiler(&s, pol, rq, p, &err) != 0) {
         close_session(&s);
         return send_error(fd, &err);
     }
@@ -439,7 +459,7 @@ static void run(int fd, const dp_request *rq, const char *name, apr_pool_t *p)
     rc = sample_loop(&s, mono_ms() + (uint64_t)rq->timeout_s * 1000u, name);
     close_session(&s);      /* the entry is free before the answer arrives */
     if (rc == 0)
-        dp_profiler_send(s.pr, fd, name, s.flags);
+        dp_prof_send(s.st, fd, name, s.flags);
     dp_profiler_close(s.pr);
 }
 
@@ -460,7 +480,7 @@ void dp_profile_serve(int fd, const dp_helper_policy *pol, const dp_request *rq,
         stop(fd, pol, rq);
         break;
     case DP_PROF_RUN:
-        run(fd, rq, name, p);
+        run(fd, pol, rq, name, p);
         break;
     case DP_PROF_RUNNING:
         if (dp_frame_send_ok(fd, dp_prof_sampling(rq->pid) ? 1 : 0, "") == 0)

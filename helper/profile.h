@@ -12,26 +12,45 @@
 #include <apr_pools.h>
 #include "common/dp_error.h"
 #include "common/proto.h"
+#include "common/slots.h"
 #include "helper/policy.h"
 
 #define DP_PROF_MAX_STACKS 20000                /* distinct stacks kept */
 #define DP_PROF_MAX_BYTES (64u * 1024 * 1024)   /* their bytes */
 
 struct Dwfl;
+typedef struct dp_prof_store dp_prof_store;
 typedef struct dp_profiler dp_profiler;
 
-/* Opens pid's objects (before any sample), for sampling at hz. */
-int dp_profiler_open(dp_profiler **out, pid_t pid, unsigned hz, apr_pool_t *p, dp_error *err);
-/* One sample of every running thread: 0, or -1 when the target is gone. */
-int dp_profiler_tick(dp_profiler *pr);
+/* The samples of a profile at hz (of one process or several), each stack
+ * labelled with its process, thread, runtime and, for httpd's threads, the
+ * request slots[nslots] say it serves (NULL: no labels). */
+dp_prof_store *dp_prof_store_make(unsigned hz, const dp_slot *slots, size_t nslots,
+                                  apr_pool_t *p);
+/* Sampling begins now (the summary's start and duration count from here;
+ * the store's making is the default). */
+void dp_prof_began(dp_prof_store *st);
 /* The wait before the next sample, in µs: the period jittered by ±50 %, so
  * that the samples do not keep step with a loop of the target. */
-uint64_t dp_profiler_delay_us(dp_profiler *pr);
-/* The answer: OK, the PROF_STACK records, PROF_SUMMARY, END. 0, or -1. */
-int dp_profiler_send(dp_profiler *pr, int fd, const char *name, unsigned flags);
-void dp_profiler_close(dp_profiler *pr);
+uint64_t dp_prof_delay_us(dp_prof_store *st);
 /* Sampling has ended (the summary's duration ends here). */
-void dp_profiler_ended(dp_profiler *pr);
+void dp_prof_ended(dp_prof_store *st);
+/* The answer: OK, the PROF_STACK records, PROF_SUMMARY, END. 0, or -1. */
+int dp_prof_send(dp_prof_store *st, int fd, const char *name, unsigned flags);
+
+/* Opens pid's objects (before any sample) for samples into st; httpd: pid
+ * is one of httpd's processes (its threads' requests label the samples). */
+int dp_profiler_open(dp_profiler **out, dp_prof_store *st, pid_t pid, int httpd, apr_pool_t *p,
+                     dp_error *err);
+/* Labels a sample of thread tid of process pid with its request: uri and
+ * vhost come filled with what the profiler knows ("" when nothing), and
+ * may be changed (terminated, within their sizes). */
+typedef void dp_prof_label_fn(void *arg, pid_t pid, pid_t tid, char uri[DP_SLOT_URI],
+                              char vhost[64]);
+void dp_profiler_set_label(dp_profiler *pr, dp_prof_label_fn *fn, void *arg);
+/* One sample of every running thread: 0, or -1 when the target is gone. */
+int dp_profiler_tick(dp_profiler *pr);
+void dp_profiler_close(dp_profiler *pr);
 
 /* ---- one thread's native stack, stopped alone (helper/profile_native.c) */
 typedef struct dp_native_sampler dp_native_sampler;
@@ -75,6 +94,12 @@ void dp_profile_serve(int fd, const dp_helper_policy *pol, const dp_request *rq,
  * start; -1 when no session of pid is found. For a stop after the target
  * exited. */
 long dp_profile_owner(pid_t pid);
+/* Closes every descriptor above 2 but keep[n] (sorted in place): a process
+ * that samples for minutes must not hold the daemon's socket or other
+ * workers' pending connections open (a worker would not see them close). */
+void dp_prof_keep_fds(int *keep, int n);
+/* A profile of the whole site (DP_PROF_SITE, helper/profile_site.c). */
+void dp_profile_site(int fd, const dp_helper_policy *pol, const dp_request *rq, apr_pool_t *p);
 /* The parent pid of pid, or -1. */
 pid_t dp_ppid_of(pid_t pid);
 

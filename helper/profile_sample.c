@@ -17,24 +17,44 @@
 #include "helper/profile.h"
 #include "helper/stacks.h"
 #include "helper/lang_target.h"
+#include "helper/phpreq.h"
 
-#define KEY_MAX (64 + DP_PROF_MAX_FRAMES * 2 * (2 + DP_PROF_NAME_MAX))
+/* A walk read while the target changed a frame is read again at once, up
+ * to this many times in all, before the sample counts as lost: a call-heavy
+ * loop pushes and pops frames all the time. */
+#define WALK_TRIES 3
 
-struct dp_profiler {
-    pid_t pid;
+#define KEY_MAX (64 + 2 * (2 + DP_SLOT_URI) + DP_PROF_MAX_FRAMES * 2 * (2 + DP_PROF_NAME_MAX))
+
+/* The samples of one profile, of one process or of several. */
+struct dp_prof_store {
     unsigned hz;
-    apr_pool_t *pool, *tick;
-    Dwfl *dwfl;
-    dp_lang_target lt;
-    dp_native_sampler *ns;
+    apr_pool_t *pool;
     apr_hash_t *stacks;         /* key bytes -> uint32_t count */
     uint64_t samples, lost, bytes, start_us, start_mono, end_mono;
     unsigned flags;             /* DP_PS_FULL */
     uint64_t rng;
-    /* the stack being built: frames innermost first, reversed into key */
+    const dp_slot *slots;       /* httpd's requests, for the labels */
+    size_t nslots;
+    unsigned char key[KEY_MAX];
+};
+
+struct dp_profiler {
+    pid_t pid;
+    dp_prof_store *st;
+    int httpd;                  /* one of httpd's processes: requests from the slots */
+    int php;                    /* else its PHP's request (req_at) labels its samples */
+    dp_phpreq_at req_at;
+    dp_prof_label_fn *label;    /* and then this, when set */
+    void *label_arg;
+    apr_pool_t *pool, *tick;
+    apr_hash_t *slot_hints;     /* tid -> the slot it was found in last */
+    Dwfl *dwfl;
+    dp_lang_target lt;
+    dp_native_sampler *ns;
+    /* the stack being built: frames innermost first, reversed into the key */
     int nframes;
     const char *names[DP_PROF_MAX_FRAMES], *files[DP_PROF_MAX_FRAMES];
-    unsigned char key[KEY_MAX];
 };
 
 static uint64_t mono_us(void)
@@ -44,16 +64,43 @@ static uint64_t mono_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-int dp_profiler_open(dp_profiler **out, pid_t pid, unsigned hz, apr_pool_t *p, dp_error *err)
+dp_prof_store *dp_prof_store_make(unsigned hz, const dp_slot *slots, size_t nslots,
+                                  apr_pool_t *p)
+{
+    dp_prof_store *st = apr_pcalloc(p, sizeof(*st));
+
+    st->hz = hz;
+    st->pool = p;
+    st->stacks = apr_hash_make(p);
+    st->slots = slots;
+    st->nslots = nslots;
+    if (getrandom(&st->rng, sizeof(st->rng), 0) != sizeof(st->rng) || !st->rng)
+        st->rng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)getpid();
+    dp_prof_began(st);
+    return st;
+}
+
+void dp_prof_began(dp_prof_store *st)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    st->start_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    st->start_mono = mono_us();
+}
+
+int dp_profiler_open(dp_profiler **out, dp_prof_store *st, pid_t pid, int httpd, apr_pool_t *p,
+                     dp_error *err)
 {
     dp_profiler *pr = apr_pcalloc(p, sizeof(*pr));
     apr_hash_t *kinds;
     dp_stacks *s = apr_pcalloc(p, sizeof(*s));
-    struct timespec ts;
 
     pr->pid = pid;
-    pr->hz = hz;
+    pr->st = st;
+    pr->httpd = httpd && st->slots;
     pr->pool = p;
+    pr->slot_hints = apr_hash_make(p);
     apr_pool_create(&pr->tick, p);
     if (!(pr->dwfl = dp_stacks_open_modules(pid, &kinds, p, err)))
         return -1;
@@ -61,14 +108,18 @@ int dp_profiler_open(dp_profiler **out, pid_t pid, unsigned hz, apr_pool_t *p, d
     dp_lang_target_init(&pr->lt, pr->dwfl, kinds, pid, s, p);
     pr->lt.no_lines = 1;        /* a profile counts functions, not lines */
     pr->ns = dp_native_sampler_open(pr->dwfl, pid, p);
-    pr->stacks = apr_hash_make(p);
-    if (getrandom(&pr->rng, sizeof(pr->rng), 0) != sizeof(pr->rng) || !pr->rng)
-        pr->rng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)pid;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    pr->start_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-    pr->start_mono = mono_us();
+    if (!pr->httpd) {
+        dp_error ignored = { 0 };
+        pr->php = dp_phpreq_locate(&pr->lt, &pr->req_at, &ignored) == 0;
+    }
     *out = pr;
     return 0;
+}
+
+void dp_profiler_set_label(dp_profiler *pr, dp_prof_label_fn *fn, void *arg)
+{
+    pr->label = fn;
+    pr->label_arg = arg;
 }
 
 void dp_profiler_close(dp_profiler *pr)
@@ -79,15 +130,15 @@ void dp_profiler_close(dp_profiler *pr)
     }
 }
 
-uint64_t dp_profiler_delay_us(dp_profiler *pr)
+uint64_t dp_prof_delay_us(dp_prof_store *st)
 {
-    uint64_t period = 1000000u / pr->hz, r;
+    uint64_t period = 1000000u / st->hz, r;
 
     /* xorshift64*: uniform in [period/2, 3*period/2), the mean is the period */
-    pr->rng ^= pr->rng >> 12;
-    pr->rng ^= pr->rng << 25;
-    pr->rng ^= pr->rng >> 27;
-    r = pr->rng * 0x2545f4914f6cdd1dULL;
+    st->rng ^= st->rng >> 12;
+    st->rng ^= st->rng << 25;
+    st->rng ^= st->rng >> 27;
+    r = st->rng * 0x2545f4914f6cdd1dULL;
     return period / 2 + (r >> 11) % (period ? period : 1);
 }
 
@@ -128,36 +179,72 @@ static void push_frame(void *arg, const char *name, const char *file)
     }
 }
 
-/* The stack built (innermost first) counted once under tid and runtime. */
+/* The request thread tid serves: from httpd's slots (URI and vhost), from
+ * its PHP's SG(request_info) (URI and query), then as the label function
+ * says; empty strings when not known. */
+static void request_of(dp_profiler *pr, pid_t tid, char uri[DP_SLOT_URI], char vhost[64])
+{
+    int *hint = apr_hash_get(pr->slot_hints, &tid, sizeof(tid));
+
+    uri[0] = vhost[0] = '\0';
+    if (pr->httpd) {
+        if (!hint) {
+            pid_t *key = apr_pmemdup(pr->pool, &tid, sizeof(tid));
+            hint = apr_palloc(pr->pool, sizeof(*hint));
+            *hint = -1;
+            apr_hash_set(pr->slot_hints, key, sizeof(*key), hint);
+        }
+        if (dp_slot_request_of(pr->st->slots, pr->st->nslots, pr->pid, tid, hint, uri,
+                               vhost) != 0)
+            uri[0] = vhost[0] = '\0';
+    }
+    else if (pr->php) {
+        dp_phpreq r;
+        dp_phpreq_read_at(&pr->lt, &pr->req_at, &r);
+        if (*r.uri)
+            snprintf(uri, DP_SLOT_URI, "%s%s%s", r.uri, *r.query ? "?" : "", r.query);
+    }
+    if (pr->label)
+        pr->label(pr->label_arg, pr->pid, tid, uri, vhost);
+}
+
+/* The stack built (innermost first) counted once under its process, thread,
+ * runtime and request. */
 static void count_stack(dp_profiler *pr, pid_t tid, const char *runtime)
 {
-    unsigned char *o = put_u32(pr->key, (uint32_t)tid);
+    dp_prof_store *st = pr->st;
+    char uri[DP_SLOT_URI], vhost[64];
+    unsigned char *o = put_u32(st->key, (uint32_t)tid);
     uint32_t *count;
     size_t len;
     int i;
 
+    request_of(pr, tid, uri, vhost);
     o = put_str(o, runtime);
+    o = put_u32(o, (uint32_t)pr->pid);
+    o = put_str(o, uri[0] ? uri : NULL);
+    o = put_str(o, vhost[0] ? vhost : NULL);
     o = put_u32(o, (uint32_t)pr->nframes);
     for (i = pr->nframes - 1; i >= 0; i--) {
         o = put_str(o, pr->names[i]);
         o = put_str(o, pr->files[i]);
     }
-    len = (size_t)(o - pr->key);
-    pr->samples++;
-    if ((count = apr_hash_get(pr->stacks, pr->key, (apr_ssize_t)len))) {
+    len = (size_t)(o - st->key);
+    st->samples++;
+    if ((count = apr_hash_get(st->stacks, st->key, (apr_ssize_t)len))) {
         (*count)++;
         return;
     }
-    if (apr_hash_count(pr->stacks) >= DP_PROF_MAX_STACKS || pr->bytes + len > DP_PROF_MAX_BYTES) {
-        pr->flags |= DP_PS_FULL;
-        pr->samples--;
-        pr->lost++;
+    if (apr_hash_count(st->stacks) >= DP_PROF_MAX_STACKS || st->bytes + len > DP_PROF_MAX_BYTES) {
+        st->flags |= DP_PS_FULL;
+        st->samples--;
+        st->lost++;
         return;
     }
-    count = apr_palloc(pr->pool, sizeof(*count));
+    count = apr_palloc(st->pool, sizeof(*count));
     *count = 1;
-    pr->bytes += len;
-    apr_hash_set(pr->stacks, apr_pmemdup(pr->pool, pr->key, len), (apr_ssize_t)len, count);
+    st->bytes += len;
+    apr_hash_set(st->stacks, apr_pmemdup(st->pool, st->key, len), (apr_ssize_t)len, count);
 }
 
 /* ------------------------------------------------------------ a tick */
@@ -214,14 +301,14 @@ static void sample_thread(dp_profiler *pr, dp_stacks *s, dp_stack_thread *th)
 
     pr->nframes = 0;
     if (th->why) {
-        pr->lost++;     /* a frame changed under the walk: read while it ran */
+        pr->st->lost++; /* a frame changed under the walk: read while it ran */
         return;
     }
     if (th->lang->nelts > 0 && s->runtime && !strcmp(s->runtime, "PHP")
         && !is_php_root(&APR_ARRAY_IDX(th->lang, th->lang->nelts - 1, dp_lang_frame))) {
         /* every PHP chain ends in a script's top-level code: this one was
          * read while a call frame was being pushed or popped */
-        pr->lost++;
+        pr->st->lost++;
         return;
     }
     if (th->lang->nelts > 0) {
@@ -234,16 +321,33 @@ static void sample_thread(dp_profiler *pr, dp_stacks *s, dp_stack_thread *th)
         return;
     }
     if (dp_native_sample(pr->ns, th->tid, push_frame, pr, pr->tick) != 0) {
-        pr->lost++;     /* it could not be stopped or unwound */
+        pr->st->lost++; /* it could not be stopped or unwound */
         return;
     }
     count_stack(pr, th->tid, "native");
 }
 
+/* A walk that read a frame while it changed: some thread's walk failed, or
+ * a PHP chain does not end in a script's top-level code (read while a call
+ * frame was being pushed or popped). */
+static int torn(const dp_stacks *s)
+{
+    int i;
+
+    for (i = 0; i < s->threads->nelts; i++) {
+        const dp_stack_thread *th = &APR_ARRAY_IDX(s->threads, i, dp_stack_thread);
+        if (th->why || (th->lang->nelts > 0 && s->runtime && !strcmp(s->runtime, "PHP")
+                        && !is_php_root(&APR_ARRAY_IDX(th->lang, th->lang->nelts - 1,
+                                                       dp_lang_frame))))
+            return 1;
+    }
+    return 0;
+}
+
 int dp_profiler_tick(dp_profiler *pr)
 {
     dp_stacks *s;
-    int i;
+    int i, tries;
 
     apr_pool_clear(pr->tick);
     s = apr_pcalloc(pr->tick, sizeof(*s));
@@ -251,9 +355,19 @@ int dp_profiler_tick(dp_profiler *pr)
         return -1;
     if (s->threads->nelts == 0)
         return 0;       /* nobody on a CPU: no sample */
-    dp_lang_target_live(&pr->lt, s, pr->tick);
-    if (!dp_pystack_walk(&pr->lt))
-        dp_phpstack_walk(&pr->lt);
+    for (tries = 0; tries < WALK_TRIES; tries++) {
+        for (i = 0; i < s->threads->nelts; i++) {
+            dp_stack_thread *th = &APR_ARRAY_IDX(s->threads, i, dp_stack_thread);
+            apr_array_clear(th->lang);
+            th->why = NULL;
+            th->flags = 0;
+        }
+        dp_lang_target_live(&pr->lt, s, pr->tick);     /* nothing cached from a torn walk */
+        if (!dp_pystack_walk(&pr->lt))
+            dp_phpstack_walk(&pr->lt);
+        if (!torn(s))
+            break;
+    }
     for (i = 0; i < s->threads->nelts; i++)
         sample_thread(pr, s, &APR_ARRAY_IDX(s->threads, i, dp_stack_thread));
     return 0;
@@ -261,7 +375,7 @@ int dp_profiler_tick(dp_profiler *pr)
 
 /* ------------------------------------------------------------ the answer */
 
-int dp_profiler_send(dp_profiler *pr, int fd, const char *name, unsigned flags)
+int dp_prof_send(dp_prof_store *pr, int fd, const char *name, unsigned flags)
 {
     apr_hash_index_t *hi;
     unsigned char sum[48], *o;
@@ -270,7 +384,7 @@ int dp_profiler_send(dp_profiler *pr, int fd, const char *name, unsigned flags)
         pr->end_mono = mono_us();
     if (dp_frame_send_ok(fd, UINT64_MAX, name) != 0)
         return -1;
-    for (hi = apr_hash_first(pr->tick, pr->stacks); hi; hi = apr_hash_next(hi)) {
+    for (hi = apr_hash_first(pr->pool, pr->stacks); hi; hi = apr_hash_next(hi)) {
         const void *key;
         apr_ssize_t klen;
         void *val;
@@ -296,7 +410,7 @@ int dp_profiler_send(dp_profiler *pr, int fd, const char *name, unsigned flags)
     return dp_frame_send_end(fd);
 }
 
-void dp_profiler_ended(dp_profiler *pr)
+void dp_prof_ended(dp_prof_store *pr)
 {
     if (!pr->end_mono)
         pr->end_mono = mono_us();

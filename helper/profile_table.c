@@ -144,6 +144,8 @@ int dp_prof_claim(pid_t target, long owner, dp_error *err)
     }
     if (busy || slot < 0) {
         unlock_table(me);
+        if (busy && !target)
+            return dp_fail(err, 409, "A profile of the whole site is already running.");
         if (busy)
             return dp_fail(err, 409, "Profiling for process '%d' is already running.",
                            (int)target);

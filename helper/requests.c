@@ -463,6 +463,15 @@ static void do_profile(int fd, const dp_helper_policy *pol, const dp_request *rq
     dp_stat st;
 
     memset(&st, 0, sizeof(st));
+    if (rq->what == DP_PROF_SITE) {
+        /* each process of the site is checked as it is found */
+        if (!(dp_policy_actions(pol, rq->allow_section, rq->scope_section) & DP_ACT_PROFILE)) {
+            dp_fail(&err, 403, "Profiling is not enabled for this location (DiagProcAllow).");
+            dp_refuse_request(serving_peer, rq, &err);
+            return dp_daemon_send_error(fd, &err);
+        }
+        return dp_profile_site(fd, pol, rq, p);
+    }
     if (rq->what == DP_PROF_RUNNING)
         /* whether a profile samples pid, and nothing of the process: the
          * detail of any process the worker shows asks it, refusing none */

@@ -96,7 +96,8 @@ int dp_unix_peer(int nl, unsigned long long inode, unsigned long long *peer, cha
 }
 
 /* One listener of the dump: each inode of its queue mapped to it. */
-static void add_listener(struct nlmsghdr *h, apr_hash_t *out, apr_pool_t *p)
+static void add_listener(struct nlmsghdr *h, apr_hash_t *out, apr_hash_t *by_name,
+                         apr_pool_t *p)
 {
     struct unix_diag_msg *m = NLMSG_DATA(h);
     dp_unix_listener *l;
@@ -113,6 +114,8 @@ static void add_listener(struct nlmsghdr *h, apr_hash_t *out, apr_pool_t *p)
         if (a->rta_type == UNIX_DIAG_NAME)
             copy_name(a, name, sizeof(name));
     l->name = apr_pstrdup(p, name);
+    if (by_name && *name)
+        apr_hash_set(by_name, l->name, APR_HASH_KEY_STRING, l);
     alen = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof(*m)));
     for (a = (struct rtattr *)(m + 1); RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
         const uint32_t *icons = RTA_DATA(a);
@@ -130,7 +133,7 @@ static void add_listener(struct nlmsghdr *h, apr_hash_t *out, apr_pool_t *p)
     }
 }
 
-apr_hash_t *dp_unix_queues(int nl, size_t max, apr_pool_t *p)
+apr_hash_t *dp_unix_queues(int nl, size_t max, apr_hash_t *by_name, apr_pool_t *p)
 {
     apr_hash_t *out = apr_hash_make(p);
     char *buf = apr_palloc(p, 32768);
@@ -147,7 +150,7 @@ apr_hash_t *dp_unix_queues(int nl, size_t max, apr_pool_t *p)
             if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR)
                 return out;
             if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY && seen++ < max)
-                add_listener(h, out, p);
+                add_listener(h, out, by_name, p);
         }
     }
 }

@@ -20,11 +20,12 @@ int dp_unix_peer(int nl, unsigned long long inode, unsigned long long *peer, cha
 /* A connection not accepted yet waits in its listener's queue: every
  * listening unix socket's queue, as a hash of the connecting socket's inode
  * (unsigned long long) to its listener (dp_unix_listener); at most max
- * listeners read. NULL when sock_diag cannot be asked. */
+ * listeners read. by_name (when not NULL) gets every named listener by its
+ * path. NULL when sock_diag cannot be asked. */
 typedef struct dp_unix_listener {
     unsigned long long inode;
     const char *name;
 } dp_unix_listener;
-apr_hash_t *dp_unix_queues(int nl, size_t max, apr_pool_t *p);
+apr_hash_t *dp_unix_queues(int nl, size_t max, apr_hash_t *by_name, apr_pool_t *p);
 
 #endif

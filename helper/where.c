@@ -259,7 +259,7 @@ static int unix_conn(where_ctx *w, unsigned long long inode, conn *c)
     if (!peer) {
         if (!w->queues_read) {
             w->queues_read = 1;
-            w->queues = dp_unix_queues(w->nl, WHERE_MAX_TCP, w->p);
+            w->queues = dp_unix_queues(w->nl, WHERE_MAX_TCP, NULL, w->p);
         }
         if (!w->queues || (l = apr_hash_get(w->queues, &inode, sizeof(inode))) == NULL)
             return -1;  /* not connected */

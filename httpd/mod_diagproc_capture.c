@@ -213,7 +213,8 @@ static int capture_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *
     return OK;
 }
 
-int dp_capture_watch_config(apr_pool_t *pconf, dp_watch_config *out)
+int dp_capture_watch_config(apr_pool_t *pconf, const dp_helper_policy *pol,
+                            dp_watch_config *out)
 {
     (void)pconf;
     memset(out, 0, sizeof(*out));
@@ -225,6 +226,14 @@ int dp_capture_watch_config(apr_pool_t *pconf, dp_watch_config *out)
     out->rules = (const dp_capture_rule *)rules->elts;
     out->nrules = rules->nelts;
     out->counts = counts;
+    out->httpd_pid = getpid();
+    out->workers_uid = pol->peer_uid;
+    out->all_users = pol->all_users;
+    out->uids = pol->uids;
+    out->nuids = pol->nuids;
+    out->max_dumps = pol->max_dumps;
+    out->snapshot = pol->snapshot;
+    out->log_level = pol->log_level;
     return 1;
 }
 

@@ -14,9 +14,12 @@ const char *dp_capture_cmd_rule(cmd_parms *cmd, void *d, const char *args);
 
 /* The spool's directory (DiagProcSpool, else under the runtime directory). */
 const char *dp_capture_spool(void);
-/* The rules, spool and counters for the watcher; 0 when no rule is set
- * (then no watcher runs). */
-int dp_capture_watch_config(apr_pool_t *pconf, dp_watch_config *out);
+/* The watcher's configuration: the rules, spool and counters, and from the
+ * helper's policy (pol) its ceiling and limits (the caller adds what reads
+ * the scoreboard, and the instance); 0 when no rule is set (then no
+ * watcher runs). */
+int dp_capture_watch_config(apr_pool_t *pconf, const dp_helper_policy *pol,
+                            dp_watch_config *out);
 
 void dp_capture_register_hooks(apr_pool_t *p);
 

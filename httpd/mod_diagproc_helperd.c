@@ -34,8 +34,8 @@
 #include "common/proto.h"
 #include "helper/daemon.h"
 #include "helper/watch.h"
-#include "httpd/mod_diagproc_capture.h"
 #include "httpd/mod_diagproc_scoreboard.h"
+#include "httpd/mod_diagproc_capture.h"
 #include "scoreboard.h"
 #include "proc/procfs.h"
 #include "httpd/mod_diagproc_config.h"
@@ -376,7 +376,7 @@ static void setup_captures(apr_pool_t *pconf, server_rec *s)
     policy.spool = dp_capture_spool();
     policy.capture_fd = -1;
     policy.counts = NULL;
-    if (!dp_capture_watch_config(pconf, &watch_cfg))
+    if (!dp_capture_watch_config(pconf, &policy, &watch_cfg))
         return;
     if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, watch_pair) != 0) {
         watch_pair[0] = watch_pair[1] = -1;
@@ -390,15 +390,7 @@ static void setup_captures(apr_pool_t *pconf, server_rec *s)
     watch_cfg.capture_fd = watch_pair[1];
     watch_cfg.inflight = dp_scoreboard_inflight;
     watch_cfg.workers = dp_scoreboard_workers;
-    watch_cfg.httpd_pid = getpid();
-    watch_cfg.workers_uid = policy.peer_uid;
-    watch_cfg.all_users = policy.all_users;
-    watch_cfg.uids = policy.uids;
-    watch_cfg.nuids = policy.nuids;
-    watch_cfg.max_dumps = policy.max_dumps;
-    watch_cfg.snapshot = policy.snapshot;
     watch_cfg.instance = dp_instance_name(s);
-    watch_cfg.log_level = policy.log_level;
 }
 
 static int watch_pre_mpm(apr_pool_t *p, ap_scoreboard_e sb_type)
@@ -548,6 +540,11 @@ static int dp_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
                                               : DP_IOPRIO_VALUE(DP_IOPRIO_CLASS_BE, 7);
     policy_sections(pconf);
     policy.log_level = ap_get_server_module_loglevel(s, APLOG_MODULE_INDEX);
+    if (dp_shared_page()) {
+        policy.slots = dp_shared_page()->slots;
+        policy.nslots = (size_t)dp_shared_page()->server_limit
+                        * (size_t)dp_shared_page()->thread_limit;
+    }
     backoff_s = 0;
     stopping = 0;
     retry_proc.pid = 0;

@@ -158,8 +158,8 @@ static int send_profile(request_rec *r, const dp_profile *pf, int fmt, pid_t pid
 {
     size_t len = 0;
     char *body = NULL;
-    const char *title = apr_psprintf(r->pool, "%s (%d)", name && *name ? name : "process",
-                                     (int)pid);
+    const char *title = pid ? apr_psprintf(r->pool, "%s (%d)", name && *name ? name : "process",
+                                           (int)pid) : "site";
 
     if (fmt == 0)
         body = dp_profile_pprof(pf, r->pool, &len);
@@ -171,9 +171,12 @@ static int send_profile(request_rec *r, const dp_profile *pf, int fmt, pid_t pid
         return dp_send_error(r, HTTP_INTERNAL_SERVER_ERROR, "The profile could not be "
                              "written as %s.", formats[fmt]);
     apr_table_setn(r->headers_out, "Content-Disposition",
-                   apr_psprintf(r->pool, "attachment; filename=\"profile_%s_%s_%d.%s\"",
-                                safe_name(r->pool, dp_instance_name(r->server)),
-                                safe_name(r->pool, name), (int)pid, extensions[fmt]));
+                   pid ? apr_psprintf(r->pool, "attachment; filename=\"profile_%s_%s_%d.%s\"",
+                                      safe_name(r->pool, dp_instance_name(r->server)),
+                                      safe_name(r->pool, name), (int)pid, extensions[fmt])
+                       : apr_psprintf(r->pool, "attachment; filename=\"profile_%s_site.%s\"",
+                                      safe_name(r->pool, dp_instance_name(r->server)),
+                                      extensions[fmt]));
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
     apr_table_setn(r->headers_out, "X-DiagProc-Profile",
                    apr_psprintf(r->pool, "format=%s; hz=%u; samples=%" APR_UINT64_T_FMT
@@ -290,6 +293,33 @@ int dp_route_profile(request_rec *r, const char **seg)
         return DONE;
     }
     return answer_profile(r, hc, fmt, pid);
+}
+
+/* GET P/profile: every process of the site at once (helper/profile_site.c),
+ * each sample labelled with its process and the request it served. */
+int dp_route_profile_site(request_rec *r, const char **seg)
+{
+    long hz = DP_PROF_HZ_DEFAULT, seconds = PROFILE_DEFAULT_SECONDS;
+    dp_request rq;
+    dp_helper_conn *hc;
+    dp_error err = { 0 };
+    int rv, fmt = format_param(r, &rv);
+
+    (void)seg;
+    if (fmt < 0 || (rv = dp_require_allowed(r, DP_ACT_PROFILE)) != OK
+        || (rv = int_param(r, "hz", DP_PROF_HZ_MIN, DP_PROF_HZ_MAX, &hz)) != OK
+        || (rv = int_param(r, "seconds", 1, DP_PROF_RUN_MAX_SECONDS, &seconds)) != OK)
+        return rv;
+    if (r->header_only)
+        return head_only(r);
+    fill_request(&rq, 0, DP_PROF_SITE, hz, seconds);
+    if (dp_helper_call(r, &rq, &hc, &err) != 0)
+        return dp_send_dp_error(r, &err);
+    if (wait_answer(r, hc, seconds) != 0) {
+        dp_helper_close(hc);
+        return DONE;
+    }
+    return answer_profile(r, hc, fmt, 0);
 }
 
 int dp_profile_running(request_rec *r, pid_t pid)

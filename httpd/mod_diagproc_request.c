@@ -320,6 +320,8 @@ int dp_audited(request_rec *r, unsigned action, int (*fn)(request_rec *, const c
             name = apr_pstrdup(r->pool, st.comm);
         }
     }
+    else
+        name = seg[0];      /* a route of no process: P/profile names "profile" */
     rv = fn(r, seg);
     dp_audit_log(r, action, pid, uid, name, r->status);
     return rv;

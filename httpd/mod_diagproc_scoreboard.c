@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <dlfcn.h>
 
 #include "httpd.h"
 #include "http_config.h"
@@ -18,6 +19,7 @@
 #include "http_request.h"
 #include "ap_mpm.h"
 #include "scoreboard.h"
+#include "mod_proxy.h"
 #include "apr_strings.h"
 
 #include "httpd/mod_diagproc_config.h"
@@ -75,20 +77,30 @@ static int slot_of(conn_rec *c, int *child, int *thread)
     return 0;
 }
 
+/* The shared entry of the slot r's connection occupies; NULL when there is
+ * none (no page, a subrequest or internal redirect, no slot). */
+static dp_slot *slot_entry(request_rec *r, int *child, int *thread)
+{
+    dp_shared *sh = dp_shared_page();
+
+    if (!sh || r->main || r->prev || slot_of(r->connection, child, thread) != 0
+        || *child >= sh->server_limit || *thread >= sh->thread_limit)
+        return NULL;
+    return &sh->slots[(size_t)*child * (size_t)sh->thread_limit + (size_t)*thread];
+}
+
 /* Notes the kernel thread id of the thread reading this request: one store
  * into the slot's entry of the shared page, as the request is created, so
  * before the scoreboard shows the thread serving it. */
 static int note_thread(request_rec *r)
 {
-    dp_shared *sh = dp_shared_page();
     int child, thread;
+    dp_slot *e = slot_entry(r, &child, &thread);
 
-    if (!sh || r->main || r->prev || slot_of(r->connection, &child, &thread) != 0
-        || child >= sh->server_limit || thread >= sh->thread_limit)
-        return DECLINED;
-    dp_slot *e = &sh->slots[(size_t)child * (size_t)sh->thread_limit + (size_t)thread];
-    __atomic_store_n(&e->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELAXED);
-    __atomic_store_n(&e->pid, getpid(), __ATOMIC_RELEASE);
+    if (e) {
+        __atomic_store_n(&e->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELAXED);
+        __atomic_store_n(&e->pid, getpid(), __ATOMIC_RELEASE);
+    }
     return DECLINED;
 }
 
@@ -104,27 +116,112 @@ static void slot_str(char *dst, size_t cap, const char *src)
  * Context) -- once its headers are read, under the entry's sequence count. */
 static int note_request(request_rec *r)
 {
-    dp_shared *sh = dp_shared_page();
     int child, thread;
     worker_score ws;
-    dp_slot *e;
-    uint32_t seq;
+    dp_slot *e = slot_entry(r, &child, &thread);
 
-    if (!sh || r->main || r->prev || slot_of(r->connection, &child, &thread) != 0
-        || child >= sh->server_limit || thread >= sh->thread_limit)
+    if (!e)
         return DECLINED;
     ap_copy_scoreboard_worker(&ws, child, thread);
-    e = &sh->slots[(size_t)child * (size_t)sh->thread_limit + (size_t)thread];
-    seq = __atomic_load_n(&e->seq, __ATOMIC_RELAXED);
-    __atomic_store_n(&e->seq, seq + 1, __ATOMIC_RELAXED);
-    __atomic_thread_fence(__ATOMIC_RELEASE);
+    dp_slot_write_begin(e);
     e->req_pid = getpid();
     e->req_count = ws.access_count;
+    e->serving = 1;
     slot_str(e->uri, sizeof(e->uri), r->unparsed_uri);
     slot_str(e->vhost, sizeof(e->vhost), r->server->server_hostname);
     slot_str(e->unique_id, sizeof(e->unique_id), apr_table_get(r->subprocess_env, "UNIQUE_ID"));
     slot_str(e->traceparent, sizeof(e->traceparent), apr_table_get(r->headers_in, "traceparent"));
-    __atomic_store_n(&e->seq, seq + 2, __ATOMIC_RELEASE);
+    dp_slot_write_end(e);
+    return DECLINED;
+}
+
+/* mod_proxy's worker of a URL: its ap_proxy_get_worker and its module,
+ * found at run time (this module does not need mod_proxy loaded). */
+typedef proxy_worker *(*get_worker_fn)(apr_pool_t *, proxy_balancer *, proxy_server_conf *,
+                                       const char *);
+
+static proxy_worker *proxy_worker_of(request_rec *r, const char *url)
+{
+    static get_worker_fn get_worker;
+    static module *proxy;
+    static int looked;
+    void *conf;
+
+    if (!looked) {
+        looked = 1;
+        proxy = ap_find_linked_module("mod_proxy.c");
+        get_worker = (get_worker_fn)(uintptr_t)dlsym(RTLD_DEFAULT, "ap_proxy_get_worker");
+    }
+    if (!proxy || !get_worker || !(conf = ap_get_module_config(r->server->module_config, proxy)))
+        return NULL;
+    return get_worker(r->pool, NULL, conf, url);
+}
+
+/* Where a proxied request went when that is a process of this host, as
+ * the slot keeps it: "unix:PATH" or "tcp:PORT" (a loopback host), else "".
+ * From mod_proxy's worker of the URL (r->filename "proxy:URL", which no
+ * longer names a unix socket: its worker does), or a SetHandler
+ * "proxy:unix:PATH|..." in r->handler. */
+static void backend_of(request_rec *r, char *out, size_t cap)
+{
+    const char *url = NULL;
+    proxy_worker *w;
+    apr_uri_t uri;
+
+    out[0] = '\0';
+    if (r->handler && !strncasecmp(r->handler, "proxy:unix:", 11)) {
+        apr_snprintf(out, cap, "unix:%.*s", (int)strcspn(r->handler + 11, "|"), r->handler + 11);
+        return;
+    }
+    if (r->filename && !strncmp(r->filename, "proxy:", 6))
+        url = r->filename + 6;
+    else if (r->handler && !strncmp(r->handler, "proxy:", 6))
+        url = r->handler + 6;
+    if (!url)
+        return;
+    if ((w = proxy_worker_of(r, url)) && w->s->uds_path[0]) {
+        apr_snprintf(out, cap, "unix:%s", w->s->uds_path);
+        return;
+    }
+    if (apr_uri_parse(r->pool, url, &uri) == APR_SUCCESS && uri.hostname && uri.port
+        && (!strcasecmp(uri.hostname, "localhost") || !strncmp(uri.hostname, "127.", 4)
+            || !strcmp(uri.hostname, "::1")))
+        apr_snprintf(out, cap, "tcp:%u", (unsigned)uri.port);
+}
+
+/* Where the request is proxied to ("" when it is not), noted before
+ * mod_proxy's handler runs: the site's profile labels a backend's samples
+ * with the request sent to its pool, and finds the pool's processes from
+ * it. */
+static int note_backend(request_rec *r)
+{
+    int child, thread;
+    dp_slot *e = slot_entry(r, &child, &thread);
+    char backend[sizeof(e->backend)];
+
+    if (!e)
+        return DECLINED;
+    backend_of(r, backend, sizeof(backend));
+    if (strcmp(backend, e->backend)) {
+        dp_slot_write_begin(e);
+        memcpy(e->backend, backend, sizeof(backend));
+        dp_slot_write_end(e);
+    }
+    return DECLINED;
+}
+
+/* The request is over once logged: a profile's samples of this thread are
+ * no longer its. */
+static int note_request_done(request_rec *r)
+{
+    int child, thread;
+    dp_slot *e = slot_entry(r, &child, &thread);
+
+    if (e && e->serving) {
+        dp_slot_write_begin(e);
+        e->serving = 0;
+        dp_slot_write_end(e);
+    }
     return DECLINED;
 }
 
@@ -134,35 +231,18 @@ static void slot_request(int child, int thread, unsigned long count, thread_copy
                          pid_t pid)
 {
     dp_shared *sh = dp_shared_page();
-    int tries;
+    dp_slot e;
 
     memset(x, 0, sizeof(*x));
     if (!sh || child >= sh->server_limit || thread >= sh->thread_limit)
         return;
-    dp_slot *e = &sh->slots[(size_t)child * (size_t)sh->thread_limit + (size_t)thread];
-    for (tries = 0; tries < 3; tries++) {
-        uint32_t seq = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
-        if (seq & 1)
-            continue;
-        int mine = e->req_pid == pid && e->req_count == count;
-        if (mine) {
-            memcpy(x->uri, e->uri, sizeof(x->uri));
-            memcpy(x->vhost, e->vhost, sizeof(x->vhost));
-            memcpy(x->unique_id, e->unique_id, sizeof(x->unique_id));
-            memcpy(x->traceparent, e->traceparent, sizeof(x->traceparent));
-        }
-        __atomic_thread_fence(__ATOMIC_ACQUIRE);
-        if (__atomic_load_n(&e->seq, __ATOMIC_RELAXED) == seq) {
-            if (!mine)
-                memset(x, 0, sizeof(*x));
-            TERMINATE(x->uri);
-            TERMINATE(x->vhost);
-            TERMINATE(x->unique_id);
-            TERMINATE(x->traceparent);
-            return;
-        }
-    }
-    memset(x, 0, sizeof(*x));
+    if (dp_slot_copy(&sh->slots[(size_t)child * (size_t)sh->thread_limit + (size_t)thread],
+                     &e) != 0 || e.req_pid != pid || e.req_count != count)
+        return;
+    memcpy(x->uri, e.uri, sizeof(x->uri));
+    memcpy(x->vhost, e.vhost, sizeof(x->vhost));
+    memcpy(x->unique_id, e.unique_id, sizeof(x->unique_id));
+    memcpy(x->traceparent, e.traceparent, sizeof(x->traceparent));
 }
 
 static pid_t thread_tid(int child, int thread, pid_t pid)
@@ -176,102 +256,6 @@ static pid_t thread_tid(int child, int thread, pid_t pid)
     if (__atomic_load_n(&e->pid, __ATOMIC_ACQUIRE) != pid)
         return 0;
     return __atomic_load_n(&e->tid, __ATOMIC_RELAXED);
-}
-
-/* ------------------------------------------------------------------ roles */
-
-typedef struct worker_proc {
-    pid_t pid;
-    int slot, generation;
-} worker_proc;
-
-struct dp_roles {
-    pid_t parent, helper, reserved;
-    int reserved_generation;
-    int nworkers;
-    worker_proc *workers;       /* sorted by pid */
-};
-
-static int by_pid(const void *a, const void *b)
-{
-    const worker_proc *x = a, *y = b;
-    return (x->pid > y->pid) - (x->pid < y->pid);
-}
-
-dp_roles *dp_roles_take(apr_pool_t *p)
-{
-    dp_roles *roles = apr_pcalloc(p, sizeof(*roles));
-    dp_shared *sh = dp_shared_page();
-    int i, sl = 0;
-
-    roles->parent = getppid();
-    if (sh) {
-        roles->helper = __atomic_load_n(&sh->helper_pid, __ATOMIC_ACQUIRE);
-        roles->reserved = __atomic_load_n(&sh->reserved_pid, __ATOMIC_ACQUIRE);
-        roles->reserved_generation = sh->reserved_generation;
-    }
-    if (!ap_scoreboard_image)
-        return roles;
-    sl = ap_scoreboard_image->global->server_limit;
-    roles->workers = apr_pcalloc(p, sizeof(worker_proc) * (size_t)(sl > 0 ? sl : 1));
-    for (i = 0; i < sl; i++) {
-        process_score ps = *ap_get_scoreboard_process(i);     /* a copy */
-        if (ps.pid <= 0)
-            continue;
-        roles->workers[roles->nworkers].pid = ps.pid;
-        roles->workers[roles->nworkers].slot = i;
-        roles->workers[roles->nworkers].generation = ps.generation;
-        roles->nworkers++;
-    }
-    qsort(roles->workers, (size_t)roles->nworkers, sizeof(worker_proc), by_pid);
-    return roles;
-}
-
-const char *dp_role_of(const dp_roles *roles, pid_t pid, int *slot, int *generation)
-{
-    worker_proc key = { pid, 0, 0 }, *w;
-
-    *slot = -1;
-    *generation = -1;
-    if (pid <= 0)
-        return NULL;
-    if (pid == roles->parent)
-        return "parent";
-    if (pid == roles->helper)
-        return "helper";
-    if (pid == roles->reserved) {
-        *generation = roles->reserved_generation;
-        return "reserved";
-    }
-    w = roles->nworkers ? bsearch(&key, roles->workers, (size_t)roles->nworkers,
-                                  sizeof(worker_proc), by_pid) : NULL;
-    if (!w)
-        return NULL;
-    *slot = w->slot;
-    *generation = w->generation;
-    return "worker";
-}
-
-void dp_jw_role(dp_jsonw *w, const dp_roles *roles, pid_t pid)
-{
-    int slot, gen;
-    const char *role = dp_role_of(roles, pid, &slot, &gen);
-
-    if (!role)
-        return;
-    dp_jw_raw(w, ",", 1);
-    dp_jw_key(w, "httpd_role");
-    dp_jw_cstr(w, role);
-    if (slot >= 0) {
-        dp_jw_raw(w, ",", 1);
-        dp_jw_key(w, "httpd_slot");
-        dp_jw_int(w, slot);
-    }
-    if (gen >= 0) {
-        dp_jw_raw(w, ",", 1);
-        dp_jw_key(w, "httpd_generation");
-        dp_jw_int(w, gen);
-    }
 }
 
 /* --------------------------------------------------------------- threads */
@@ -533,21 +517,6 @@ int dp_scoreboard_inflight(dp_inflight *out, int max)
     return n;
 }
 
-int dp_scoreboard_workers(pid_t *out, int max)
-{
-    int i, sl, n = 0;
-
-    if (!ap_scoreboard_image)
-        return 0;
-    sl = ap_scoreboard_image->global->server_limit;
-    for (i = 0; i < sl && n < max; i++) {
-        process_score ps = *ap_get_scoreboard_process(i);
-        if (ps.pid > 0)
-            out[n++] = ps.pid;
-    }
-    return n;
-}
-
 /* ---------------------------------------------------------------- hooks */
 
 static int shared_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
@@ -565,4 +534,6 @@ void dp_scoreboard_register_hooks(apr_pool_t *p)
     ap_hook_post_config(shared_post_config, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_create_request(note_thread, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_post_read_request(note_request, NULL, NULL, APR_HOOK_REALLY_LAST);
+    ap_hook_handler(note_backend, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_log_transaction(note_request_done, NULL, NULL, APR_HOOK_REALLY_LAST);
 }

@@ -6,22 +6,7 @@
 #include <sys/types.h>
 #include <apr_pools.h>
 #include "common/proto.h"
-
-/* What a scoreboard slot's thread serves, beside what the scoreboard says:
- * its kernel thread id (stored as the request is created) and what the
- * scoreboard cuts or leaves out (stored once the request's headers are
- * read, under seq: odd while the strings are being written). */
-#define DP_SLOT_URI 256
-typedef struct dp_slot {
-    pid_t pid;                  /* the process that wrote tid: a new process in */
-    pid_t tid;                  /* the slot makes an old entry void */
-    uint32_t seq;
-    pid_t req_pid;              /* the process and the slot's scoreboard access count */
-    unsigned long req_count;    /* when the request below was stored: it is the one the
-                                   scoreboard shows only while both are the same */
-    char uri[DP_SLOT_URI];      /* unparsed, query included */
-    char vhost[64], unique_id[32], traceparent[64];
-} dp_slot;
+#include "common/slots.h"
 
 typedef struct dp_shared {
     pid_t helper_pid;

@@ -465,6 +465,8 @@
                 + ` · updated ${fmtLocal(Date.now())}`;
         }
         poll(refresh, withStacks ? DETAIL_EVERY_MS : LIST_EVERY_MS);
+        if (ALLOW.has('profile'))
+            body.append(el('h2', null, 'Where the time goes: the whole site'), ...profileView(`${BASE}/profile`));
     }
 
     /* --------------------------------------------------------- captures */
@@ -537,6 +539,92 @@
         }
         poll(refresh, LIST_EVERY_MS);
     }
+
+    /* A sampled profile (of url: a process's or the site's) as a flame graph
+     * (root on top): folded stacks ("frame;frame count" a line) into a tree
+     * of nested boxes whose widths are their share of the samples; a frame
+     * is text, its title gives its share; a click zooms into it; the filter
+     * keeps the stacks with a frame that contains its text, the URL list
+     * those of one request (their root frame, "[url VHOST URI]"). */
+    function profileView(url) {
+        const secs = el('select', { id: 'prof-secs', 'aria-label': 'Seconds' },
+            [5, 10, 30].map(n => el('option', { value: n }, `${n} s`)));
+        const go = el('button', { type: 'button', id: 'prof-go', onclick: run }, 'Profile');
+        const filter = el('input', { type: 'search', id: 'prof-filter', placeholder: 'Keep stacks with…',
+            'aria-label': 'Keep the stacks with a frame containing', oninput: () => draw() });
+        const urls = el('select', { id: 'prof-url', 'aria-label': 'Request', hidden: true, onchange: () => draw() });
+        const note = el('p', { class: 'note' }, 'Samples the running threads (99 Hz) for the time chosen.');
+        const graph = el('div', { id: 'flame', class: 'flame' });
+        let stacks = [], zoom = [];
+        async function run() {
+            go.disabled = true;
+            note.className = 'note';
+            note.textContent = `Sampling for ${secs.value} s…`;
+            try {
+                const r = await fetch(`${url}?seconds=${secs.value}&format=folded`,
+                    { cache: 'no-store', credentials: 'same-origin' });
+                const t = await r.text();
+                if (!r.ok) {
+                    let m = `${r.status} ${r.statusText}`;
+                    try { m = JSON.parse(t).Message || m; } catch (e) { /* not JSON */ }
+                    throw new Error(m);
+                }
+                stacks = t.split('\n').map(l => /^(.*) (\d+)$/.exec(l)).filter(Boolean)
+                    .map(m => [m[1].split(';'), +m[2]]);
+                const by = new Map();
+                for (const [fr, n] of stacks)
+                    if (fr[0].startsWith('[url '))
+                        by.set(fr[0], (by.get(fr[0]) || 0) + n);
+                urls.replaceChildren(el('option', { value: '' }, 'every request'),
+                    ...[...by].sort((a, b) => b[1] - a[1]).map(([u, n]) => el('option', { value: u }, `${u.slice(5, -1)} (${n})`)));
+                urls.hidden = !by.size;
+                zoom = [];
+                note.textContent = (r.headers.get('X-DiagProc-Profile') || '').replace(/; /g, ', ');
+                draw();
+            } catch (e) {
+                note.className = 'err';
+                note.textContent = e.message;
+            }
+            go.disabled = false;
+        }
+        function draw() {
+            const q = filter.value.trim().toLowerCase();
+            const root = { name: 'all', n: 0, kids: new Map() };
+            for (const [fr, n] of stacks) {
+                if ((q && !fr.some(f => f.toLowerCase().includes(q))) || (urls.value && fr[0] !== urls.value))
+                    continue;
+                if (zoom.some((z, i) => fr[i] !== z))
+                    continue;
+                let t = root;
+                t.n += n;
+                for (const f of fr.slice(zoom.length)) {
+                    if (!t.kids.has(f))
+                        t.kids.set(f, { name: f, n: 0, kids: new Map() });
+                    t = t.kids.get(f);
+                    t.n += n;
+                }
+            }
+            if (zoom.length)
+                root.name = zoom[zoom.length - 1];
+            const total = root.n;
+            let left = 2000;
+            const box = (t, path, share) => {
+                const pct = (100 * t.n / total).toFixed(1) + ' %';
+                const f = el('button', { type: 'button', class: 'fg-f', title: `${t.name}\n${pct} (${t.n} samples)`,
+                    onclick: () => { zoom = path.length ? zoom.concat(path) : zoom.slice(0, -1); draw(); } },
+                    t.name);
+                const kids = el('div', { class: 'fg-k' }, [...t.kids.values()].sort((a, b) => b.n - a.n)
+                    .filter(k => k.n / total >= 0.002 && left-- > 0)
+                    .map(k => box(k, path.concat(k.name), k.n / t.n)));
+                const n = el('div', { class: 'fg-n' }, f, kids);
+                n.style.width = (100 * share) + '%';
+                return n;
+            };
+            graph.replaceChildren(total ? box(root, [], 1) : el('p', { class: 'note' }, stacks.length ? 'No stack matches.' : ''));
+        }
+        return [el('div', { class: 'bar' }, secs, go, urls, filter), note, el('div', { class: 'scroll' }, graph)];
+    }
+
 
     /* ----------------------------------------------------------- detail */
 
@@ -781,82 +869,6 @@
             return out;
         }
 
-        /* A sampled profile as a flame graph (root on top): folded stacks
-         * ("frame;frame count" a line) into a tree of nested boxes whose
-         * widths are their share of the samples; a frame is text, its title
-         * gives its share; a click zooms into it; the filter keeps the stacks
-         * with a frame that contains its text. */
-        function profileTab() {
-            const secs = el('select', { id: 'prof-secs', 'aria-label': 'Seconds' },
-                [5, 10, 30].map(n => el('option', { value: n }, `${n} s`)));
-            const go = el('button', { type: 'button', id: 'prof-go', onclick: run }, 'Profile');
-            const filter = el('input', { type: 'search', id: 'prof-filter', placeholder: 'Keep stacks with…',
-                'aria-label': 'Keep the stacks with a frame containing', oninput: () => draw() });
-            const note = el('p', { class: 'note' }, 'Samples the running threads (99 Hz) for the time chosen.');
-            const graph = el('div', { id: 'flame', class: 'flame' });
-            let stacks = [], zoom = [];
-            async function run() {
-                go.disabled = true;
-                note.className = 'note';
-                note.textContent = `Sampling for ${secs.value} s…`;
-                try {
-                    const r = await fetch(`${BASE}/${proc.id}/profile?seconds=${secs.value}&format=folded`,
-                        { cache: 'no-store', credentials: 'same-origin' });
-                    const t = await r.text();
-                    if (!r.ok) {
-                        let m = `${r.status} ${r.statusText}`;
-                        try { m = JSON.parse(t).Message || m; } catch (e) { /* not JSON */ }
-                        throw new Error(m);
-                    }
-                    stacks = t.split('\n').map(l => /^(.*) (\d+)$/.exec(l)).filter(Boolean)
-                        .map(m => [m[1].split(';'), +m[2]]);
-                    zoom = [];
-                    note.textContent = (r.headers.get('X-DiagProc-Profile') || '').replace(/; /g, ', ');
-                    draw();
-                } catch (e) {
-                    note.className = 'err';
-                    note.textContent = e.message;
-                }
-                go.disabled = false;
-            }
-            function draw() {
-                const q = filter.value.trim().toLowerCase();
-                const root = { name: 'all', n: 0, kids: new Map() };
-                for (const [fr, n] of stacks) {
-                    if (q && !fr.some(f => f.toLowerCase().includes(q)))
-                        continue;
-                    if (zoom.some((z, i) => fr[i] !== z))
-                        continue;
-                    let t = root;
-                    t.n += n;
-                    for (const f of fr.slice(zoom.length)) {
-                        if (!t.kids.has(f))
-                            t.kids.set(f, { name: f, n: 0, kids: new Map() });
-                        t = t.kids.get(f);
-                        t.n += n;
-                    }
-                }
-                if (zoom.length)
-                    root.name = zoom[zoom.length - 1];
-                const total = root.n;
-                let left = 2000;
-                const box = (t, path, share) => {
-                    const pct = (100 * t.n / total).toFixed(1) + ' %';
-                    const f = el('button', { type: 'button', class: 'fg-f', title: `${t.name}\n${pct} (${t.n} samples)`,
-                        onclick: () => { zoom = path.length ? zoom.concat(path) : zoom.slice(0, -1); draw(); } },
-                        t.name);
-                    const kids = el('div', { class: 'fg-k' }, [...t.kids.values()].sort((a, b) => b.n - a.n)
-                        .filter(k => k.n / total >= 0.002 && left-- > 0)
-                        .map(k => box(k, path.concat(k.name), k.n / t.n)));
-                    const n = el('div', { class: 'fg-n' }, f, kids);
-                    n.style.width = (100 * share) + '%';
-                    return n;
-                };
-                graph.replaceChildren(total ? box(root, [], 1) : el('p', { class: 'note' }, stacks.length ? 'No stack matches.' : ''));
-            }
-            return [el('div', { class: 'bar' }, secs, go, filter), note, el('div', { class: 'scroll' }, graph)];
-        }
-
         function fieldTab(key) {
             return () => objectTable(proc[key]);
         }
@@ -868,7 +880,7 @@
             if (ALLOW.has('stacks'))
                 tabList.push(['stacks', 'Stacks', stacksTab]);
             if (ALLOW.has('profile'))
-                tabList.push(['profile', 'Profile', profileTab]);
+                tabList.push(['profile', 'Profile', () => profileView(`${BASE}/${proc.id}/profile`)]);
             /* fields a later server adds, such as the requests a worker serves */
             for (const [k, v] of Object.entries(proc))
                 if (isTabField(k, v) && !['threads', 'modules'].includes(k))

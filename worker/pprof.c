@@ -176,8 +176,13 @@ char *dp_profile_pprof(const dp_profile *pf, apr_pool_t *p, size_t *len)
         dp_pb_init(&sample, p);
         dp_pb_bytes(&sample, 1, ids.buf, ids.len);      /* location_id, packed */
         dp_pb_bytes(&sample, 2, vals.buf, vals.len);    /* value, packed */
+        label(&sample, &t, "pid", NULL, st->pid);
         label(&sample, &t, "thread", NULL, st->tid);
         label(&sample, &t, "runtime", st->runtime, 0);
+        if (st->url)
+            label(&sample, &t, "url", st->url, 0);
+        if (st->vhost)
+            label(&sample, &t, "vhost", st->vhost, 0);
         pb_msg(&prof, 2, &sample);
     }
     dp_pb_uint(&prof, 9, pf->start_us * 1000u);         /* time_nanos */

@@ -32,6 +32,9 @@ static int add_stack(dp_profile *pf, dp_rec_reader *r)
     st->count = dp_rec_get_u32(r);
     st->tid = (int32_t)dp_rec_get_u32(r);
     st->runtime = get_str(r, pf->pool);
+    st->pid = (int32_t)dp_rec_get_u32(r);
+    st->url = get_str(r, pf->pool);
+    st->vhost = get_str(r, pf->pool);
     n = dp_rec_get_u32(r);
     if (r->bad || n > DP_PROF_MAX_FRAMES || !st->runtime)
         return -1;
@@ -68,6 +71,13 @@ int dp_profile_add(dp_profile *pf, int type, const void *payload, size_t len)
     return 0;
 }
 
+const char *dp_profile_url_frame(const dp_prof_stack *st, apr_pool_t *p)
+{
+    if (!st->url)
+        return NULL;
+    return apr_pstrcat(p, "[url ", st->vhost ? st->vhost : "-", " ", st->url, "]", NULL);
+}
+
 /* ------------------------------------------------------------ folded */
 
 static char *folded_frame(const dp_prof_frame *f, apr_pool_t *p)
@@ -97,8 +107,11 @@ char *dp_profile_folded(const dp_profile *pf, apr_pool_t *p, size_t *len)
         const dp_prof_stack *st = &APR_ARRAY_IDX(pf->stacks, i, dp_prof_stack);
         char *line = "";
         uint64_t *c;
+        const char *url = dp_profile_url_frame(st, p);
         if (st->nframes == 0)
             continue;
+        if (url)
+            line = apr_pstrcat(p, folded_frame(&(dp_prof_frame){ url, NULL }, p), ";", NULL);
         for (j = 0; j < st->nframes; j++)
             line = apr_pstrcat(p, line, j ? ";" : "", folded_frame(&st->frames[j], p), NULL);
         if (!(c = apr_hash_get(lines, line, APR_HASH_KEY_STRING))) {
@@ -185,6 +198,10 @@ char *dp_profile_speedscope(const dp_profile *pf, const char *title, apr_pool_t 
             json_array_append_new(profiles, prof);
             apr_hash_set(by_thread, key, APR_HASH_KEY_STRING, prof);
         }
+        const char *url = dp_profile_url_frame(st, p);
+        if (url)
+            json_array_append_new(sample, json_integer(frame_index(
+                seen, frames, &(dp_prof_frame){ url, NULL }, p)));
         for (j = 0; j < st->nframes; j++)
             json_array_append_new(sample, json_integer(frame_index(seen, frames,
                                                                    &st->frames[j], p)));

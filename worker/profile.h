@@ -16,8 +16,9 @@ typedef struct dp_prof_frame {
 
 typedef struct dp_prof_stack {
     uint32_t count;
-    int32_t tid;
+    int32_t tid, pid;
     const char *runtime;            /* "PHP", "CPython", "native" */
+    const char *url, *vhost;        /* the request it served: NULL when not known */
     int nframes;
     dp_prof_frame *frames;          /* root first */
 } dp_prof_stack;
@@ -36,13 +37,17 @@ int dp_profile_add(dp_profile *pf, int type, const void *payload, size_t len);
 
 /* Collapsed stacks: "root;...;leaf count\n" per distinct stack (threads
  * merged), sorted; a frame is "name (file)" or "name", with ';' and line
- * breaks in names replaced. */
+ * breaks in names replaced. A stack of a known request has the request as
+ * its root frame: "[url VHOST URL]" (dp_profile_url_frame). */
 char *dp_profile_folded(const dp_profile *pf, apr_pool_t *p, size_t *len);
 /* speedscope's file format: one "sampled" profile per thread. */
+/* The root frame of a stack of a known request (folded and speedscope). */
+const char *dp_profile_url_frame(const dp_prof_stack *st, apr_pool_t *p);
 char *dp_profile_speedscope(const dp_profile *pf, const char *title, apr_pool_t *p,
                             size_t *len);
 /* pprof: profile.proto gzip'd; sample types samples/count and cpu/nanoseconds,
- * labels thread (num) and runtime (str). NULL on a compression failure. */
+ * labels pid and thread (num), runtime, url and vhost (str; the last two
+ * when known). NULL on a compression failure. */
 char *dp_profile_pprof(const dp_profile *pf, apr_pool_t *p, size_t *len);
 
 /* ---- the protobuf writer's pieces, for the unit tests */

@@ -23,6 +23,7 @@ import time
 from tap import ok, is_, like, diag, done_testing
 from dphttpd import Httpd, spawn, worker_user, BUILD, ROOT, IS_ROOT
 from elfcore import prpsinfo
+import procstate
 
 TARGET = os.path.join(BUILD, "targets", "proc_target")
 P = "/diagnostics/processes"
@@ -259,6 +260,14 @@ is_(r.status, 404, "fleet view: another path below it is 404")
 front.expect_log("AH01102", "AH00898", "DP00002")    # logged by the proxy and the fleet view
 os.killpg(web["web2"].proc.pid, signal.SIGSTOP)
 try:
+    # every process of web2 stopped before it is asked (a busy machine runs
+    # the signal's delivery late); which did not, if one does not
+    web2_procs = [web["web2"].proc.pid] + [int(k) for k in procstate.children(web["web2"].proc.pid)]
+    if not ok(procstate.settle(lambda: all(set(procstate.thread_states(p)) <= {"T"}
+                                           for p in web2_procs), secs=5),
+              "web2's processes are all stopped"):
+        diag({p: (procstate.thread_states(p), os.getpgid(p) if os.path.exists(f"/proc/{p}") else None)
+              for p in web2_procs})
     t0 = time.time()
     r = front.get(fleet_url, headers=JSON)
     took = time.time() - t0

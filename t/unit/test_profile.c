@@ -17,20 +17,30 @@
 
 static apr_pool_t *pool;
 
-/* A stack record: count, tid, runtime, then n frames (name, file) root first. */
-static void stack_rec(dp_rec *r, uint32_t count, uint32_t tid, const char *runtime, int n,
-                      const char *const *names)
+/* A stack record: count, tid, runtime, pid 100, the request (url, vhost;
+ * NULL: not known), then n frames (name, file) root first. */
+static void stack_req_rec(dp_rec *r, uint32_t count, uint32_t tid, const char *runtime,
+                          const char *url, const char *vhost, int n, const char *const *names)
 {
     int i;
     r->len = 0;
     dp_rec_put_u32(r, count);
     dp_rec_put_u32(r, tid);
     dp_rec_put_cstr(r, runtime);
+    dp_rec_put_u32(r, 100);
+    dp_rec_put_cstr(r, url);
+    dp_rec_put_cstr(r, vhost);
     dp_rec_put_u32(r, (uint32_t)n);
     for (i = 0; i < n; i++) {
         dp_rec_put_cstr(r, names[i]);
         dp_rec_put_cstr(r, i ? "/srv/app.py" : NULL);
     }
+}
+
+static void stack_rec(dp_rec *r, uint32_t count, uint32_t tid, const char *runtime, int n,
+                      const char *const *names)
+{
+    stack_req_rec(r, count, tid, runtime, NULL, NULL, n, names);
 }
 
 static void summary_rec(dp_rec *r)
@@ -60,6 +70,9 @@ static dp_profile *sample_profile(void)
     assert_int_equal(dp_profile_add(pf, DP_FR_PROF_STACK, r.buf, r.len), 0);
     stack_rec(&r, 1, 11, "CPython", 2, c);
     assert_int_equal(dp_profile_add(pf, DP_FR_PROF_STACK, r.buf, r.len), 0);
+    /* a worker thread's stack while it served a request */
+    stack_req_rec(&r, 2, 13, "CPython", "/a.php?x=1", "shop.example", 3, b);
+    assert_int_equal(dp_profile_add(pf, DP_FR_PROF_STACK, r.buf, r.len), 0);
     summary_rec(&r);
     assert_int_equal(dp_profile_add(pf, DP_FR_PROF_SUMMARY, r.buf, r.len), 0);
     return pf;
@@ -72,7 +85,11 @@ static void test_records(void **state)
     (void)state;
 
     assert_true(pf->complete);
-    assert_int_equal(pf->stacks->nelts, 4);
+    assert_int_equal(pf->stacks->nelts, 5);
+    assert_int_equal(APR_ARRAY_IDX(pf->stacks, 0, dp_prof_stack).pid, 100);
+    assert_null(APR_ARRAY_IDX(pf->stacks, 0, dp_prof_stack).url);
+    assert_string_equal(APR_ARRAY_IDX(pf->stacks, 4, dp_prof_stack).url, "/a.php?x=1");
+    assert_string_equal(APR_ARRAY_IDX(pf->stacks, 4, dp_prof_stack).vhost, "shop.example");
     assert_int_equal(pf->samples, 10);
     assert_int_equal(pf->lost, 1);
     assert_int_equal(pf->hz, 100);
@@ -91,6 +108,9 @@ static void test_records(void **state)
     dp_rec_put_u32(&r, 1);
     dp_rec_put_u32(&r, 1);
     dp_rec_put_cstr(&r, "native");
+    dp_rec_put_u32(&r, 1);
+    dp_rec_put_cstr(&r, NULL);
+    dp_rec_put_cstr(&r, NULL);
     dp_rec_put_u32(&r, DP_PROF_MAX_FRAMES + 1);
     assert_int_equal(dp_profile_add(pf, DP_FR_PROF_STACK, r.buf, r.len), -1);
 }
@@ -101,11 +121,13 @@ static void test_folded(void **state)
     char *text = dp_profile_folded(sample_profile(), pool, &len);
     (void)state;
 
-    /* threads merged, sorted, root first, ';' in a name replaced */
+    /* threads merged, sorted, root first, ';' in a name replaced; a
+     * request's stack under its request */
     assert_string_equal(text,
         "<module>;main (/srv/app.py);seventy (/srv/app.py) 7\n"
         "<module>;main (/srv/app.py);thirty (/srv/app.py) 3\n"
-        "<module>;odd:name (/srv/app.py) 1\n");
+        "<module>;odd:name (/srv/app.py) 1\n"
+        "[url shop.example /a.php?x=1];<module>;main (/srv/app.py);thirty (/srv/app.py) 2\n");
     assert_int_equal(len, strlen(text));
 }
 
@@ -120,13 +142,15 @@ static void test_speedscope(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "$schema")),
                         "https://www.speedscope.app/file-format-schema.json");
     frames = json_object_get(json_object_get(j, "shared"), "frames");
-    /* <module>, main, seventy, thirty, odd;name: each frame once */
-    assert_int_equal(json_array_size(frames), 5);
+    /* <module>, main, seventy, thirty, odd;name, the request: each frame once */
+    assert_int_equal(json_array_size(frames), 6);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(frames, 5), "name")),
+                        "[url shop.example /a.php?x=1]");
     assert_string_equal(json_string_value(json_object_get(json_array_get(frames, 2), "name")),
                         "seventy");
     assert_null(json_object_get(json_array_get(frames, 0), "file"));
     profs = json_object_get(j, "profiles");
-    assert_int_equal(json_array_size(profs), 2);        /* threads 11 and 12 */
+    assert_int_equal(json_array_size(profs), 3);        /* threads 11, 12 and 13 */
     p0 = json_array_get(profs, 0);
     assert_string_equal(json_string_value(json_object_get(p0, "type")), "sampled");
     assert_string_equal(json_string_value(json_object_get(p0, "name")), "thread 11 (CPython)");
@@ -257,14 +281,24 @@ static void test_pprof(void **state)
                 }
         }
     }
-    assert_int_equal(nsamples, 4);
-    assert_int_equal(nfunctions, 5);
+    assert_int_equal(nsamples, 5);
+    assert_int_equal(nfunctions, 5);        /* the request is a label, not a frame */
     assert_int_equal(nlocations, 5);
     assert_int_equal(period, 10000000);     /* 100 Hz in ns */
     assert_string_equal(strings[0], "");
     for (k = 0; k < (size_t)nstr && strcmp(strings[k], "samples"); k++)
         ;
     assert_true(k < (size_t)nstr);
+    {
+        static const char *const labels[] = { "pid", "thread", "runtime", "url", "/a.php?x=1",
+                                              "vhost", "shop.example" };
+        size_t l;
+        for (l = 0; l < sizeof(labels) / sizeof(labels[0]); l++) {
+            for (k = 0; k < (size_t)nstr && strcmp(strings[k], labels[l]); k++)
+                ;
+            assert_true(k < (size_t)nstr);
+        }
+    }
     /* ids follow first appearance, leaf first: seventy is location 1 */
     assert_int_equal(first_leaf, 1);
 }

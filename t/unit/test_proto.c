@@ -80,8 +80,17 @@ static void test_every_field_is_checked(void **state)
     { char m[256]; assert_int_equal(dp_request_check(&rq, m, sizeof(m)), 0); }
     rq = good(DP_OP_DUMP); rq.timeout_s = 100000;        expect_bad(rq, "too long");
     rq = good(DP_OP_STACKS); rq.dump_type = 2;           expect_bad(rq, "takes no item and no dumpType");
-    rq = good(DP_OP_PROFILE); rq.what = DP_PROF_RUNNING + 1;
+    rq = good(DP_OP_PROFILE); rq.what = DP_PROF_SITE + 1;
     expect_bad(rq, "unknown profile operation");
+    /* the site's profile names no process; every other operation one */
+    rq = good(DP_OP_PROFILE); rq.what = DP_PROF_SITE; rq.dump_type = 99; rq.timeout_s = 5;
+    expect_bad(rq, "names no pid");
+    rq.pid = 0;
+    { char m[256]; assert_int_equal(dp_request_check(&rq, m, sizeof(m)), 0); }
+    rq.timeout_s = 0;                                    expect_bad(rq, "duration 0 s");
+    rq.timeout_s = 301;                                  expect_bad(rq, "duration 301 s");
+    rq = good(DP_OP_PROFILE); rq.what = DP_PROF_RUN; rq.pid = 0;
+    expect_bad(rq, "pid 0 is out of range");
     rq = good(DP_OP_PROFILE); rq.what = DP_PROF_RUNNING;
     { char m[256]; assert_int_equal(dp_request_check(&rq, m, sizeof(m)), 0); }
     rq = good(DP_OP_PROFILE); rq.what = DP_PROF_RUNNING; rq.dump_type = 99;
