@@ -34,8 +34,13 @@ def of(h, rule):
 
 
 def watcher(h):
-    m = re.findall(r"DP00063: diagproc: capture watcher (\d+) started", h.error_log())
-    return int(m[-1]) if m else None
+    """The watcher's pid from its start line (httpd listens before it forks
+    the watcher: on a busy machine the line comes after start() returns)."""
+    found = []
+    procstate.settle(lambda: found.extend(re.findall(r"DP00063: diagproc: capture watcher "
+                                                     r"(\d+) started", h.error_log())) or found,
+                     10)
+    return int(found[-1]) if found else None
 
 
 def core_of(c):
