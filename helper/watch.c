@@ -276,6 +276,8 @@ static void check_status(int r, long long now)
     uint64_t n;
     char detail[96];
     pid_t pid;
+    dp_stat st;
+    dp_error err;
 
     if (!cfg->counts || strcmp(cfg->counts->names[r], rule->name) != 0)
         return;
@@ -284,7 +286,9 @@ static void check_status(int r, long long now)
     if ((long long)n < rule->count || !dp_cap_may_fire(rule, &windows[r], now))
         return;
     pid = __atomic_load_n(&cfg->counts->last_pid[r], __ATOMIC_RELAXED);
-    if (pid > 0 && kill(pid, 0) != 0 && errno == ESRCH)
+    /* that worker may have ended since (a graceful restart's old generation):
+     * gone or a zombie, the capture names no process, and no refusal is logged */
+    if (pid > 0 && (dp_read_stat(pid, 0, &st, &err) != 0 || st.state == 'Z'))
         pid = 0;
     snprintf(detail, sizeof(detail), "%llu responses %d-%d within %lld s",
              (unsigned long long)n, rule->status_lo, rule->status_hi, rule->window_s);
