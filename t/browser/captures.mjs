@@ -24,8 +24,9 @@ try {
     const link = await page.$(`#captures a[href$="/captures/${cfg.id}/stacks.json"]`);
     check('an artifact is a link to its download', link);
     await page.screenshot({ path: path.join(cfg.out_dir, 'captures-desktop.png') });
-    const button = await page.$('#captures tbody tr button');
-    await button.click();
+    // a locator, not a handle: the page redraws its rows every 3 s, and a
+    // handle taken before a redraw is detached by the time a busy machine clicks
+    await page.locator('#captures tbody tr button').first().click();
     await page.waitForFunction(() => document.body.textContent.includes('No capture yet.'),
                                null, { timeout: 15000 });
     check('Remove removes it', true);
