@@ -31,6 +31,8 @@
 #include "httpd/mod_diagproc_scoreboard.h"
 #include "httpd/mod_diagproc_fleet.h"
 #include "httpd/mod_diagproc_dumpable.h"
+#include "httpd/mod_diagproc_capture.h"
+#include "httpd/mod_diagproc_captures.h"
 #include "worker/route.h"
 #include "common/actions.h"
 #include "apr_strings.h"
@@ -58,6 +60,10 @@ static const struct dp_route {
     { "profile",            "GET, HEAD",         ACT(dp_route_profile_site, DP_ACT_PROFILE),
                                                  NONE, NONE },
     { "ui/{}",              "GET, HEAD",         READ(dp_route_ui),       NONE, NONE },
+    /* captures audit themselves: their line names the capture */
+    { "captures",           "GET, HEAD",         READ(dp_route_captures), NONE, NONE },
+    { "captures/{}",        "DELETE",            NONE, READ(dp_route_capture_delete), NONE },
+    { "captures/{}/{}",     "GET, HEAD",         READ(dp_route_capture_artifact), NONE, NONE },
     { "{}",                 "GET, HEAD, DELETE", READ(dp_route_detail),
                                                  ACT(dp_route_kill, DP_ACT_KILL), NONE },
     { "{}/stop",            "POST",              NONE, NONE, ACT(dp_route_kill, DP_ACT_KILL) },
@@ -183,6 +189,7 @@ static void dp_register_hooks(apr_pool_t *p)
     ap_hook_insert_error_filter(dp_error_instance, NULL, NULL, APR_HOOK_MIDDLE);
     dp_fleet_register_hooks(p);
     dp_helperd_register_hooks(p);
+    dp_capture_register_hooks(p);
     dp_dumpable_register_hooks(p);
     dp_reserved_register_hooks(p);
     dp_zip_filter_register(p);

@@ -17,6 +17,7 @@ enum dp_op {
     DP_OP_DUMP = 3,         /* core (raw) or bundle (zip) */
     DP_OP_STACKS = 4,       /* backtraces of every thread: DP_FR_STACK_* records */
     DP_OP_PROFILE = 5,      /* sampled profiles: what = DP_PROF_* (common/proto.h) */
+    DP_OP_CAPTURES = 6,     /* the capture spool: list, one artifact, delete (dp_cap_what) */
     DP_OP_END               /* one past the last: a new operation goes above */
 };
 
@@ -29,7 +30,8 @@ struct dp_request;
     X(FULLDUMP,    0x04, "fulldump",    DP_OP_DUMP,       "Dumps with more than the minimal memory") \
     X(ENVIRONMENT, 0x08, "environment", DP_OP_PROC_READ,  "Reading environments") \
     X(STACKS,      0x10, "stacks",      DP_OP_STACKS,     "Live stacks") \
-    X(PROFILE,     0x20, "profile",     DP_OP_PROFILE,    "Profiling")
+    X(PROFILE,     0x20, "profile",     DP_OP_PROFILE,    "Profiling") \
+    X(CAPTURES,    0x40, "captures",    DP_OP_CAPTURES,   "Captures")
 
 enum {
 #define DP_ACTION_BIT(id, bit, word, op, subject) DP_ACT_##id = bit,

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+struct dp_cap_counts;
+
 /* One configuration section that uses DiagProcAllow or DiagProcUsers. */
 typedef struct dp_helper_section {
     unsigned allow;             /* DP_ACT_* */
@@ -50,12 +52,47 @@ typedef struct dp_helper_policy {
      * highest rate, a profile's store of stacks (bytes) */
     int prof_sessions, prof_seconds, prof_hz;
     size_t prof_bytes;
+    const char *spool;          /* DiagProcSpool's directory (DP_OP_CAPTURES reads it) */
+    struct dp_cap_counts *counts;   /* with capture rules: the dumps the watcher writes count
+                                       against max_dumps too (NULL = none) */
+    int capture_fd;             /* a datagram socket to the watcher (removals), -1 = none */
     /* httpd's request slots (the page the parent shares with its children,
      * inherited): what a profile's samples of a worker thread are labelled
      * with; written by the workers, so labels only. NULL when there is none. */
     const struct dp_slot *slots;
     size_t nslots;
 } dp_helper_policy;
+
+struct dp_capture_rule;
+struct dp_inflight;
+
+/* The capture watcher's configuration (helper/watch.h), as the parent hands
+ * it over when it forks the watcher (root, outside the workers). */
+typedef struct dp_watch_config {
+    const char *spool;
+    unsigned long long quota_bytes;
+    long quota_files;           /* captures kept at most */
+    const struct dp_capture_rule *rules;
+    int nrules;
+    struct dp_cap_counts *counts;   /* the workers' status counters (shared memory) */
+    /* What httpd's scoreboard and the module's shared page say now, read in
+     * the watcher (a copy of the parent's code and mappings): the requests
+     * being served, and the workers' pids. Each returns how many it wrote. */
+    int (*inflight)(struct dp_inflight *out, int max);
+    int (*workers)(pid_t *out, int max);
+    pid_t httpd_pid;
+    uid_t workers_uid;
+    /* the helper's ceiling (dp_helper_policy's all_users, uids): a backend a
+     * request waits on is captured only within it */
+    int all_users;
+    const uid_t *uids;
+    int nuids;
+    int max_dumps;              /* DiagProcMaxDumps: dump captures at one time */
+    int snapshot;
+    const char *instance;
+    int capture_fd;             /* the other end of dp_helper_policy.capture_fd */
+    int log_level;
+} dp_watch_config;
 
 /* ioprio_set(2) values for dump_ioprio */
 #define DP_IOPRIO_VALUE(cls, level) (((cls) << 13) | (level))

@@ -5,6 +5,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 #include "common/proto.h"
+#include "common/capture.h"
 #include "common/dumptype.h"
 
 int dp_write_full(int fd, const void *buf, size_t n)
@@ -291,7 +292,7 @@ int dp_request_check(const dp_request *rq, char *msg, size_t msglen)
         if (rq->pid != 0)
             BAD("a profile of the site names no pid");
     }
-    else if (rq->pid <= 0 || rq->pid >= 4194304)
+    else if (rq->op == DP_OP_CAPTURES ? rq->pid != 0 : (rq->pid <= 0 || rq->pid >= 4194304))
         BAD("pid %d is out of range", rq->pid);
     if (rq->keep_running_tid < 0 || rq->keep_running_tid >= 4194304)
         BAD("tid %d is out of range", rq->keep_running_tid);
@@ -311,6 +312,19 @@ int dp_request_check(const dp_request *rq, char *msg, size_t msglen)
     case DP_OP_KILL:
         if (rq->what != 0)
             BAD("kill takes no item");
+        break;
+    case DP_OP_CAPTURES:
+        if (rq->what > DP_CAP_DELETE)
+            BAD("unknown captures item %u", rq->what);
+        if (!memchr(rq->cap_id, '\0', sizeof(rq->cap_id))
+            || !memchr(rq->cap_name, '\0', sizeof(rq->cap_name)))
+            BAD("capture id or name is not terminated");
+        if (rq->what == DP_CAP_LIST ? (rq->cap_id[0] || rq->cap_name[0])
+            : (!dp_cap_name_ok(rq->cap_id)
+               || (rq->what == DP_CAP_GET ? !dp_cap_name_ok(rq->cap_name) : rq->cap_name[0] != 0)))
+            BAD("bad capture id or artifact name");
+        if (rq->dump_type != 0)
+            BAD("captures take no dumpType");
         break;
     case DP_OP_DUMP:
         if (rq->what > DP_DUMP_RAW_ZSTD)

@@ -11,7 +11,7 @@
 #include "common/actions.h"     /* enum dp_op */
 
 #define DP_PROTO_MAGIC   0x31485044u     /* "DPH1" */
-#define DP_PROTO_VERSION 2u
+#define DP_PROTO_VERSION 3u
 #define DP_SECRET_LEN 32     /* the per-generation secret every request carries */
 
 
@@ -71,6 +71,13 @@ enum dp_prof_what { DP_PROF_START = 1, DP_PROF_STOP = 2, DP_PROF_RUN = 3,
 #define DP_PROF_SOCK_FMT "diagproc-profile-%ld-%ld-%s"
 #define DP_PROF_NONCE_HEX 32
 
+/* what, for DP_OP_CAPTURES: the spool's listing (per capture one DATA frame:
+ * "id\0" + its metadata JSON without the closing brace + "\0" + per artifact
+ * "name\tsize\n"), one artifact's bytes (cap_id, cap_name), or the removal of
+ * a capture (cap_id). */
+enum dp_cap_what { DP_CAP_LIST = 0, DP_CAP_GET = 1, DP_CAP_DELETE = 2 };
+#define DP_CAP_ARG_MAX 97       /* DP_CAP_ID_MAX + 1 (common/capture.h) */
+
 typedef struct dp_request {
     uint32_t magic, version, op, what;      /* what: dp_priv, dp_dump_what or dp_prof_what */
     int32_t pid;
@@ -87,6 +94,9 @@ typedef struct dp_request {
      * contents; it only believes the numbers. */
     int32_t allow_section, scope_section;
     unsigned char secret[DP_SECRET_LEN];
+    /* DP_OP_CAPTURES: a capture's id and an artifact's name ("" = none):
+     * [A-Za-z0-9._-], not starting with '.', NUL-terminated */
+    char cap_id[DP_CAP_ARG_MAX], cap_name[DP_CAP_ARG_MAX];
 } dp_request;
 
 /* Frames: [type:1][length:4 little-endian][payload] */

@@ -29,6 +29,7 @@
 #include "common/proto.h"
 #include "proc/procfs.h"
 #include "helper/requests.h"
+#include "common/capture.h"
 
 /* ------------------------------------------------------------ privileges */
 
@@ -93,6 +94,18 @@ typedef struct dump_child {
 } dump_child;
 
 static volatile sig_atomic_t dumps_running;
+static dp_cap_counts *shared_dumps;     /* the capture watcher's dumps count too */
+
+static void publish_dumps(void)
+{
+    if (shared_dumps)
+        __atomic_store_n(&shared_dumps->dumps_helper, (int32_t)dumps_running, __ATOMIC_RELAXED);
+}
+
+static int watcher_dumps(void)
+{
+    return shared_dumps ? __atomic_load_n(&shared_dumps->dumps_watcher, __ATOMIC_RELAXED) : 0;
+}
 static dump_child *dump_children;
 static int max_children;
 
@@ -163,6 +176,7 @@ static void reap(void)
                 after_dump(&dump_children[i], status);
                 dump_children[i].pid = 0;
                 dumps_running--;
+                publish_dumps();
             }
 }
 
@@ -177,7 +191,7 @@ static int free_dump_slot(pid_t target)
         busy = 0;
         for (i = 0; i < max_children; i++)
             busy |= dump_children[i].pid && dump_children[i].target == target;
-        if (!busy && dumps_running < max_children)
+        if (!busy && dumps_running + watcher_dumps() < max_children)
             for (i = 0; i < max_children; i++)
                 if (!dump_children[i].pid)
                     return i;
@@ -252,8 +266,10 @@ static void dispatch(const dp_helper_policy *pol, pending *w, int complete)
             return;
         }
         if (slot < 0) {
-            dp_fail(&err, 503, "%d dumps are already running (DiagProcMaxDumps %d); try "
-                    "again shortly.", (int)dumps_running, pol->max_dumps);
+            int held = (int)dumps_running + watcher_dumps();
+            dp_fail(&err, 503, "%d dump%s already running (DiagProcMaxDumps %d; the capture "
+                    "rules' take %d of them); try again shortly.", held,
+                    held == 1 ? " is" : "s are", pol->max_dumps, watcher_dumps());
             dp_daemon_send_error(fd, &err);
             return;
         }
@@ -288,6 +304,7 @@ static void dispatch(const dp_helper_policy *pol, pending *w, int complete)
         dump_children[slot].target = w->rq.pid;
         dump_children[slot].since = since;
         dumps_running++;
+        publish_dumps();
     }
     if (child < 0) {
         dp_fail(&err, 503, "The helper cannot fork: %s.", strerror(errno));
@@ -382,6 +399,8 @@ static void start(int listen_fd, const dp_helper_policy *pol)
     apr_initialize();
     dp_daemon_pid = getpid();
     max_children = pol->max_dumps > 0 ? pol->max_dumps : 1;
+    shared_dumps = pol->counts;
+    publish_dumps();
     dump_children = calloc((size_t)max_children, sizeof(dump_child));
     /* the profiles' table: shared with the request children and their
      * samplers only, so it is mapped before the first fork */

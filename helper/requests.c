@@ -28,6 +28,7 @@
 #include "proc/protect.h"
 #include "common/format.h"
 #include "helper/requests.h"
+#include "helper/spool.h"
 #include "common/actions.h"
 
 pid_t dp_daemon_pid;     /* the helper daemon itself */
@@ -524,6 +525,9 @@ void dp_daemon_serve_one(int fd, const dp_helper_policy *pol, const struct ucred
         break;
     case DP_OP_STACKS:
         do_stacks(fd, pol, rq, peer->pid, p);
+        break;
+    case DP_OP_CAPTURES:
+        dp_spool_serve(fd, pol, rq, p);
         break;
     case DP_OP_PROFILE:
         do_profile(fd, pol, rq, p);

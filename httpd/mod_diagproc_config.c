@@ -21,6 +21,7 @@
 
 #include "httpd/mod_diagproc_config.h"
 #include "common/proto.h"
+#include "httpd/mod_diagproc_capture.h"
 #include "httpd/mod_diagproc_fleet.h"
 #include "common/actions.h"
 #include "common/helper_config.h"
@@ -532,6 +533,11 @@ const command_rec dp_config_cmds[] = {
     AP_INIT_TAKE1("DiagProcDumpIOPriority", set_dump_ioprio, NULL, RSRC_CONF,
                   "I/O priority of the process writing a dump: idle, best-effort[:0-7], "
                   "unchanged (default best-effort:7)"),
+    AP_INIT_TAKE3("DiagProcSpool", dp_capture_cmd_spool, NULL, RSRC_CONF,
+                  "DIR BYTES FILES: the capture spool (root's, mode 0700) and its quota"),
+    AP_INIT_RAW_ARGS("DiagProcCapture", dp_capture_cmd_rule, NULL, RSRC_CONF,
+                     "NAME when=TRIGGER [path=GLOB] [vhost=GLOB] [users=LIST] do=ACTION "
+                     "[limit=COUNT/WINDOW] [cooldown=DURATION]: a capture rule"),
     AP_INIT_TAKE1("DiagProcListen", set_listen, NULL, RSRC_CONF,
                   "[address:]port served by a reserved diagnostics process (may repeat)"),
     { NULL }

@@ -1,5 +1,6 @@
 /* The fleet view on a front httpd: one list of every member's processes,
- * each entry with its instance. The members are asked through httpd's own
+ * or of every member's captures (its captures route), each entry with its
+ * instance. The members are asked through httpd's own
  * subrequests to the URL-paths that reach them on this server (as
  * mod_include's virtual includes do), so mod_proxy does the HTTP, the
  * connection reuse and the timeouts. A member that fails, or does not
@@ -98,10 +99,20 @@ static const char *failure(request_rec *r, request_rec *rr, int status, const dp
     return apr_psprintf(r->pool, "answered %d%s%s", status, msg ? ": " : "", msg ? msg : "");
 }
 
+/* What the fleet view lists: the members' route that answers it, the key
+ * of the answer that holds it, what an answer that is not a list is called. */
+typedef struct fleet_list {
+    const char *route, *key, *not_a_list;
+} fleet_list;
+
+static const fleet_list fleet_processes = { "", "processes", "answer is not a process list" };
+static const fleet_list fleet_captures = { "/captures", "captures",
+                                           "answer is not a list of captures" };
+
 /* Asks one member for its list; appends its entries to procs, and its
  * status to instances. */
-static void ask_member(request_rec *r, const dp_fleet_member *m, const char *query,
-                       json_t *procs, json_t *instances)
+static void ask_member(request_rec *r, const dp_fleet_member *m, const fleet_list *what,
+                       const char *query, json_t *procs, json_t *instances)
 {
     json_t *st = json_object(), *list = NULL;
     const char *reported;
@@ -114,7 +125,7 @@ static void ask_member(request_rec *r, const dp_fleet_member *m, const char *que
     json_object_set_new(st, "href", json_string(apr_pstrcat(r->pool, dp_client_origin(r),
                                                             m->path, NULL)));
     memset(&cap, 0, sizeof(cap));
-    rr = ap_sub_req_lookup_uri(apr_pstrcat(r->pool, m->path, query, NULL), r,
+    rr = ap_sub_req_lookup_uri(apr_pstrcat(r->pool, m->path, what->route, query, NULL), r,
                                r->output_filters);
     status = rr->status;
     if (status == HTTP_OK) {
@@ -139,9 +150,8 @@ static void ask_member(request_rec *r, const dp_fleet_member *m, const char *que
     else if (cap.too_large)
         json_object_set_new(st, "error", json_string("answer larger than 16 MiB"));
     else if (!json_is_array(list))
-        json_object_set_new(st, "error", json_string(cap.read_failed
-                                                     ? "answer cut short"
-                                                     : "answer is not a process list"));
+        json_object_set_new(st, "error", json_string(cap.read_failed ? "answer cut short"
+                                                                     : what->not_a_list));
     else {
         for (i = 0; i < json_array_size(list); i++) {
             json_t *e = json_array_get(list, i);
@@ -164,10 +174,33 @@ static void ask_member(request_rec *r, const dp_fleet_member *m, const char *que
     ap_destroy_sub_req(rr);
 }
 
+/* Captures newest first across the members: their ids begin with the UTC
+ * time to the millisecond. */
+static int newest_first(const void *a, const void *b)
+{
+    const char *x = json_string_value(json_object_get(*(json_t *const *)a, "id"));
+    const char *y = json_string_value(json_object_get(*(json_t *const *)b, "id"));
+    return strcmp(y ? y : "", x ? x : "");
+}
+
+static void sort_newest_first(apr_pool_t *p, json_t *list)
+{
+    size_t i, n = json_array_size(list);
+    json_t **e = apr_palloc(p, (n ? n : 1) * sizeof(*e));
+
+    for (i = 0; i < n; i++)
+        e[i] = json_incref(json_array_get(list, i));
+    qsort(e, n, sizeof(*e), newest_first);
+    json_array_clear(list);
+    for (i = 0; i < n; i++)
+        json_array_append_new(list, e[i]);
+}
+
 static int fleet_handler(request_rec *r)
 {
     dp_dir_conf *dc;
     const char *prefix, *all, *query = "";
+    const fleet_list *what = &fleet_processes;
     json_t *procs, *instances;
     int i;
 
@@ -178,9 +211,12 @@ static int fleet_handler(request_rec *r)
         return dp_send_error(r, HTTP_INTERNAL_SERVER_ERROR,
                              "A fleet view cannot be a member of a fleet view.");
     prefix = dp_prefix(r);
-    if (strcmp(r->uri, prefix) && strcmp(r->uri, apr_pstrcat(r->pool, prefix, "/", NULL)))
-        return dp_send_error(r, HTTP_NOT_FOUND, "The fleet view is %s only; a process of a "
-                             "member is reached through the member's href.", prefix);
+    if (!strcmp(r->uri, apr_pstrcat(r->pool, prefix, fleet_captures.route, NULL)))
+        what = &fleet_captures;
+    else if (strcmp(r->uri, prefix) && strcmp(r->uri, apr_pstrcat(r->pool, prefix, "/", NULL)))
+        return dp_send_error(r, HTTP_NOT_FOUND, "The fleet view is %s and %s%s only; a process "
+                             "or a capture of a member is reached through the member's href.",
+                             prefix, prefix, fleet_captures.route);
     r->allowed |= AP_METHOD_BIT << M_GET;
     if (r->method_number != M_GET) {
         apr_table_setn(r->headers_out, "Allow", "GET");
@@ -190,7 +226,7 @@ static int fleet_handler(request_rec *r)
     all = apr_table_get(dp_query(r), "allUsers");
     if (all && strcmp(all, "true") && strcmp(all, "false"))
         return dp_send_error(r, HTTP_BAD_REQUEST, "allUsers must be true or false.");
-    if (all && !strcmp(all, "true"))
+    if (all && !strcmp(all, "true") && what == &fleet_processes)
         query = "?allUsers=true";
     dc = dp_dir_config(r);
     if (!dc || !dc->fleet || dc->fleet->nelts == 0)
@@ -199,9 +235,12 @@ static int fleet_handler(request_rec *r)
     procs = json_array();
     instances = json_array();
     for (i = 0; i < dc->fleet->nelts; i++)
-        ask_member(r, &APR_ARRAY_IDX(dc->fleet, i, dp_fleet_member), query, procs, instances);
+        ask_member(r, &APR_ARRAY_IDX(dc->fleet, i, dp_fleet_member), what, query, procs,
+                   instances);
+    if (what == &fleet_captures)
+        sort_newest_first(r->pool, procs);
     return dp_send_json(r, HTTP_OK, json_pack("{s:o,s:o}", "instances", instances,
-                                              "processes", procs));
+                                              what->key, procs));
 }
 
 void dp_fleet_register_hooks(apr_pool_t *p)

@@ -33,6 +33,10 @@
 #include "httpd/mod_diagproc_shared.h"
 #include "common/proto.h"
 #include "helper/daemon.h"
+#include "helper/watch.h"
+#include "httpd/mod_diagproc_scoreboard.h"
+#include "httpd/mod_diagproc_capture.h"
+#include "scoreboard.h"
 #include "proc/procfs.h"
 #include "httpd/mod_diagproc_config.h"
 #include "httpd/mod_diagproc_helperd.h"
@@ -51,7 +55,13 @@ static server_rec *main_server;
 static apr_pool_t *helper_pool;
 
 
-static void close_inherited_fds(int keep)
+/* The capture watcher (helper/watch.h) and the datagram pair between it
+ * and the helper (a removal); -1 = none. */
+static dp_watch_config watch_cfg;
+static int watch_pair[2] = { -1, -1 };
+static apr_proc_t watch_proc;
+
+static void close_inherited_fds(int keep, int keep2)
 {
     DIR *d = opendir("/proc/self/fd");
     struct dirent *de;
@@ -59,7 +69,7 @@ static void close_inherited_fds(int keep)
 
     while (d && (de = readdir(d)) != NULL) {
         int fd = atoi(de->d_name);
-        if (fd > 2 && fd != keep && fd != dfd)
+        if (fd > 2 && fd != keep && fd != keep2 && fd != dfd)
             close(fd);
     }
     if (d)
@@ -140,7 +150,7 @@ static int start_helper(apr_pool_t *p, server_rec *s)
         return -1;
     }
     if (pid == 0) {
-        close_inherited_fds(fd);
+        close_inherited_fds(fd, watch_pair[0]);
         dp_daemon_main(fd, &policy);    /* unblocks the signals */
         _exit(0);
     }
@@ -171,7 +181,7 @@ static void schedule_retry(server_rec *s, const char *why)
     pid = fork_blocked();
     if (pid == 0) {
         sigset_t none;
-        close_inherited_fds(-1);
+        close_inherited_fds(-1, -1);
         signal(SIGTERM, SIG_DFL);
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
@@ -280,6 +290,116 @@ static void retry_maintenance(int reason, void *data, apr_wait_t status)
         dp_shared_set_helper_retry(0);
         break;
     }
+}
+
+static void start_watcher(apr_pool_t *p, server_rec *s);
+
+/* A watcher that dies is replaced, unless it could not start (its line
+ * says why: the next restart of httpd tries again). */
+static void watch_maintenance(int reason, void *data, apr_wait_t status)
+{
+    switch (reason) {
+    case APR_OC_REASON_DEATH:
+    case APR_OC_REASON_LOST:
+        watch_proc.pid = 0;
+        apr_proc_other_child_unregister(data);
+        if (mpm_stopping())
+            break;
+        if (status == DP_WATCH_STARTUP_ERROR
+            || (WIFEXITED(status) && WEXITSTATUS(status) == DP_WATCH_STARTUP_ERROR)) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, main_server, DPLOGNO(00066)
+                         "diagproc: the capture watcher could not start (its line above says "
+                         "why); no captures until httpd restarts");
+            break;
+        }
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, main_server, DPLOGNO(00067)
+                     "diagproc: the capture watcher died; starting a new one");
+        start_watcher(helper_pool, main_server);
+        break;
+    case APR_OC_REASON_RESTART:
+        if (watch_proc.pid > 0)
+            kill(watch_proc.pid, SIGTERM);
+        break;
+    case APR_OC_REASON_UNREGISTER:
+        if (watch_proc.pid > 0)
+            end_child(watch_proc.pid, SIGTERM);
+        watch_proc.pid = 0;
+        break;
+    }
+}
+
+/* Forked once httpd's scoreboard exists (the watcher reads it from its copy
+ * of the parent's mappings): post_config of a restart, pre_mpm of a start. */
+static void start_watcher(apr_pool_t *p, server_rec *s)
+{
+    pid_t pid;
+
+    if (!watch_cfg.nrules || !ap_scoreboard_image)
+        return;
+    if (watch_proc.pid > 0) {
+        apr_proc_other_child_unregister(&watch_proc);   /* stops it */
+        watch_proc.pid = 0;
+    }
+    pid = fork_blocked();
+    if (pid == 0) {
+        close_inherited_fds(watch_pair[1], -1);
+        dp_watch_main(&watch_cfg);      /* unblocks the signals */
+        _exit(0);
+    }
+    if (pid < 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, DPLOGNO(00062)
+                     "diagproc: cannot fork the capture watcher; no captures until the next "
+                     "restart");
+        return;
+    }
+    watch_proc.pid = pid;
+    apr_proc_other_child_register(&watch_proc, watch_maintenance, &watch_proc, NULL, p);
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, DPLOGNO(00063)
+                 "diagproc: capture watcher %d started (%d rules, spool %s)", (int)pid,
+                 watch_cfg.nrules, watch_cfg.spool);
+}
+
+static apr_status_t watch_cleanup(void *data)
+{
+    (void)data;
+    if (watch_pair[0] >= 0)
+        close(watch_pair[0]);
+    if (watch_pair[1] >= 0)
+        close(watch_pair[1]);
+    watch_pair[0] = watch_pair[1] = -1;
+    return APR_SUCCESS;
+}
+
+static void setup_captures(apr_pool_t *pconf, server_rec *s)
+{
+    watch_proc.pid = 0;
+    policy.spool = dp_capture_spool();
+    policy.capture_fd = -1;
+    policy.counts = NULL;
+    if (!dp_capture_watch_config(pconf, &policy, &watch_cfg))
+        return;
+    if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, watch_pair) != 0) {
+        watch_pair[0] = watch_pair[1] = -1;
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, DPLOGNO(00064)
+                     "diagproc: no socket pair for the capture watcher; DELETE of a capture "
+                     "answers 503");
+    }
+    apr_pool_cleanup_register(pconf, NULL, watch_cleanup, apr_pool_cleanup_null);
+    policy.capture_fd = watch_pair[0];
+    policy.counts = watch_cfg.counts;
+    watch_cfg.capture_fd = watch_pair[1];
+    watch_cfg.inflight = dp_scoreboard_inflight;
+    watch_cfg.workers = dp_scoreboard_workers;
+    watch_cfg.instance = dp_instance_name(s);
+}
+
+static int watch_pre_mpm(apr_pool_t *p, ap_scoreboard_e sb_type)
+{
+    (void)p;
+    (void)sb_type;
+    if (main_server && helper_pool)
+        start_watcher(helper_pool, main_server);
+    return OK;
 }
 
 static apr_status_t helper_cleanup(void *data)
@@ -446,8 +566,10 @@ static int dp_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
     }
     apr_pool_cleanup_register(pconf, NULL, helper_cleanup, apr_pool_cleanup_null);
     dp_shared_watch_children(pconf);     /* a dead helper is seen at once */
+    setup_captures(pconf, s);
     if (start_helper(pconf, s) != 0)
         schedule_retry(s, "see the line above");
+    start_watcher(pconf, s);
     return OK;
 }
 
@@ -458,6 +580,12 @@ static void dp_helperd_child_init(apr_pool_t *p, server_rec *s)
     (void)p;
     (void)s;
     signal(SIGCHLD, SIG_DFL);
+    /* the workers never reach the watcher: only the helper asks it */
+    if (watch_pair[0] >= 0)
+        close(watch_pair[0]);
+    if (watch_pair[1] >= 0)
+        close(watch_pair[1]);
+    watch_pair[0] = watch_pair[1] = -1;
 }
 
 void dp_helperd_register_hooks(apr_pool_t *p)
@@ -465,4 +593,5 @@ void dp_helperd_register_hooks(apr_pool_t *p)
     (void)p;
     ap_hook_post_config(dp_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(dp_helperd_child_init, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_pre_mpm(watch_pre_mpm, NULL, NULL, APR_HOOK_REALLY_LAST);
 }

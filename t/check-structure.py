@@ -45,7 +45,7 @@ MAY_INCLUDE = {
     ".": {"common", "proc", "worker", "httpd"},
 }
 # the parent's launcher of the helper forks it and calls its entry point
-LAUNCHER = {"httpd/mod_diagproc_helperd.c": {"helper/daemon.h"}}
+LAUNCHER = {"httpd/mod_diagproc_helperd.c": {"helper/daemon.h", "helper/watch.h"}}
 
 n = 0
 failed = 0

@@ -436,7 +436,8 @@
         const tbody = el('tbody');
         document.title = 'Requests in flight';
         body.append(h1, el('div', { class: 'bar' },
-            el('a', { href: BASE || '/' }, 'all processes'), status),
+            el('a', { href: BASE || '/' }, 'all processes'),
+            ALLOW.has('captures') ? [' · ', el('a', { href: `${BASE}/captures` }, 'captures')] : null, status),
             el('div', { class: 'scroll' }, el('table', { id: 'requests' },
                 el('thead', null, el('tr', null, ['age', 'request', 'client', 'where', 'worker']
                     .map(t => el('th', { class: t === 'age' ? 'n' : null }, t)))), tbody)));
@@ -466,6 +467,77 @@
         poll(refresh, withStacks ? DETAIL_EVERY_MS : LIST_EVERY_MS);
         if (ALLOW.has('profile'))
             body.append(el('h2', null, 'Where the time goes: the whole site'), ...profileView(`${BASE}/profile`));
+    }
+
+    /* --------------------------------------------------------- captures */
+
+    /* What the capture rules took (P/captures), newest first: each with its
+     * rule, trigger, process and request, its artifacts as downloads, and
+     * a Remove button. */
+    function capturesView() {
+        const h1 = el('h1', null, 'Captures');
+        const status = el('span', { class: 'note', id: 'status', 'aria-live': 'polite' });
+        const tbody = el('tbody');
+        document.title = 'Captures';
+        body.append(h1, el('div', { class: 'bar' },
+            el('a', { href: BASE || '/' }, 'all processes'), ' · ',
+            el('a', { href: `${BASE}/requests` }, 'requests in flight'), status),
+            el('div', { class: 'scroll' }, el('table', { id: 'captures' },
+                el('thead', null, el('tr', null, ['time', 'rule', 'trigger', 'process', 'request', 'artifacts', '']
+                    .map(t => el('th', null, t)))), tbody)));
+
+        async function remove(c, button) {
+            button.disabled = true;
+            try {
+                const r = await fetch(`${BASE}/captures/${encodeURIComponent(c.id)}`,
+                    { method: 'DELETE', headers: JSON_HDRS, credentials: 'same-origin' });
+                if (r.status !== 204) {
+                    let m = `${r.status} ${r.statusText}`;
+                    try { m = (await r.json()).Message || m; } catch (e) { /* keep the status */ }
+                    throw new Error(m);
+                }
+                await refresh();
+            } catch (e) {
+                button.disabled = false;
+                status.replaceChildren(el('span', { class: 'err' }, 'Remove failed: ' + e.message));
+            }
+        }
+
+        function row(c) {
+            const q = c.request;
+            const button = el('button', { type: 'button' }, 'Remove');
+            button.addEventListener('click', () => remove(c, button));
+            return el('tr', null,
+                el('td', null, isoMs(c.time) != null ? fmtLocal(isoMs(c.time)) : '—',
+                    el('div', { class: 'note' }, c.id)),
+                el('td', null, c.rule),
+                el('td', null, el('code', null, c.trigger || ''),
+                    c.detail ? el('div', { class: 'note' }, c.detail) : null),
+                el('td', { class: 'n' }, c.pid != null ? pageLink(`${BASE}/${c.pid}`, String(c.pid)) : '—'),
+                el('td', null, q ? [el('code', null, q.uri || q.request || ''),
+                    q.vhost ? el('div', { class: 'note' }, q.vhost) : null,
+                    q.backend && q.backend.pid != null
+                        ? el('div', { class: 'note' }, `served by ${q.backend.name || ''} ${q.backend.pid} for worker ${q.pid}`)
+                        : null] : '—'),
+                el('td', null, (c.artifacts || []).map(a => el('div', null,
+                    pageLink(a.href, a.name), el('span', { class: 'note' }, `  ${fmtBytes(a.size)}`)))),
+                el('td', null, button));
+        }
+
+        async function refresh() {
+            let d;
+            try {
+                d = await getJSON(`${BASE}/captures`);
+            } catch (e) {
+                status.replaceChildren(el('span', { class: 'err' }, e.message));
+                return;
+            }
+            tbody.replaceChildren(...(d || []).map(row));
+            if (!d || !d.length)
+                tbody.replaceChildren(el('tr', { class: 'ph' }, el('td', { colspan: 7 }, 'No capture yet.')));
+            status.textContent = `${(d || []).length} captures, newest first · updated ${fmtLocal(Date.now())}`;
+        }
+        poll(refresh, LIST_EVERY_MS);
     }
 
     /* A sampled profile (of url: a process's or the site's) as a flame graph
@@ -873,6 +945,8 @@
         detailView(+m[1]);
     else if (rest === '/requests')
         requestsView();
+    else if (rest === '/captures')
+        capturesView();
     else
         listView();
 })();

@@ -6,11 +6,15 @@
 # same instance; a full dump through the front is of the named instance's
 # process; the fleet view lists both members' targets with their instance,
 # and names a member that does not answer in time (stopped with SIGSTOP) or
-# at all (stopped) while still showing the other; forwarded headers from a
+# at all (stopped) while still showing the other; the fleet view of the
+# captures lists every member's, newest first, each with its instance and
+# hrefs through the front; forwarded headers from a
 # client the backend does not trust, or sent through the front, change no
 # href, while the trusted front's do.
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -33,14 +37,37 @@ scope = {"web1": "dptest2", "web2": "dptest3"} if IS_ROOT else {"web1": None, "w
 WORKER = worker_user()
 
 
+# each member's spool holds captures of its own (a rule that never fires
+# makes httpd use it), their times interleaved across the members
+CAPTURES = {"web1": ["20260101T000001.000Z-slow-1", "20260101T000003.000Z-slow-2"],
+            "web2": ["20260101T000002.000Z-errors-1"]}
+spools = {}
+
+
+def spool_of(name):
+    spool = os.path.join(tempfile.mkdtemp(prefix="dpfleetspool-"), "spool")
+    for cid in CAPTURES[name]:
+        os.makedirs(os.path.join(spool, cid))
+        with open(os.path.join(spool, cid, "meta.json"), "w") as f:
+            json.dump({"id": cid, "time": "2026-01-01T00:00:00Z", "rule": cid.split("-")[1],
+                       "trigger": "request-age>5s", "pid": None, "request": None}, f)
+        with open(os.path.join(spool, cid, "stacks.json"), "w") as f:
+            json.dump({"capture": cid, "instance": name}, f)
+    os.chmod(spool, 0o700)
+    spools[name] = spool
+    return spool
+
+
 def backend(name, addr):
     # the workers' own user too, for id 0
     users = f"DiagProcUsers {WORKER} {scope[name]}\n" if scope[name] else ""
     return Httpd(addr=addr,
                  server_conf=f"DiagProcInstanceName {name}\nDiagProcTrustedProxies 127.0.0.1\n"
+                             f"DiagProcSpool {spool_of(name)} 1M 20\n"
+                             "DiagProcCapture never when=request-age>1h\n"
                              "<Location /diagnostics/denied>\n    SetHandler diagproc\n"
                              "    Require all denied\n</Location>\n",
-                 locations={P: "DiagProcAllow dump fulldump kill\n" + users}).start()
+                 locations={P: "DiagProcAllow dump fulldump kill captures\n" + users}).start()
 
 
 web = {"web1": backend("web1", "127.0.0.2"), "web2": backend("web2", "127.0.0.3")}
@@ -206,6 +233,28 @@ r = front.get("/diagnostics/fleet/processes", headers={"Accept": "text/html"})
 like(r.headers.get("content-type", ""), r"^application/json",
      "the members are asked for JSON whatever the browser accepts")
 
+# the fleet view of the captures: every member's, newest first
+r = front.get("/diagnostics/fleet/processes/captures", headers=JSON)
+is_(r.status, 200, "fleet view of the captures answers")
+fc = r.json() or {}
+st = {i["name"]: i for i in fc.get("instances", [])}
+ok(sorted(st) == ["web1", "web2"] and all(i.get("status") == 200 and i.get("count") == len(
+    CAPTURES[n]) for n, i in st.items()), "both members answered, counting their captures")
+caps = fc.get("captures", [])
+is_([(c.get("id"), c.get("instance")) for c in caps],
+    sorted(((cid, n) for n, ids in CAPTURES.items() for cid in ids), reverse=True),
+    "every member's captures, newest first across the members, each with its instance")
+ok(caps and all(a["href"].startswith(f"{FRONT}{inst(c['instance'])}/captures/{c['id']}/")
+                for c in caps for a in c.get("artifacts", [])),
+   "each artifact's href leads to its capture through the front")
+href = next((a["href"] for c in caps if c.get("instance") == "web2"
+             for a in c.get("artifacts", []) if a["name"] == "stacks.json"), "")
+r = front.get(path_of(href), headers=JSON)
+is_((r.status, (r.json() or {}).get("instance")), (200, "web2"),
+    "…and downloads it from that member")
+r = front.get("/diagnostics/fleet/processes/captures/x", headers=JSON)
+is_(r.status, 404, "fleet view: another path below it is 404")
+
 # a member that does not answer in time: web2 stopped with SIGSTOP (its
 # listening socket still accepts, nothing reads)
 front.expect_log("AH01102", "AH00898", "DP00002")    # logged by the proxy and the fleet view
@@ -248,6 +297,12 @@ ok(any(e["id"] == targets["web1"].pid and e["instance"] == "web1"
        for e in fv.get("processes", [])), "web1's target still listed")
 r = front.get(inst("web2"), headers=JSON)
 ok(r.status in (502, 503), f"web2 addressed directly: the proxy's {r.status}")
+r = front.get("/diagnostics/fleet/processes/captures", headers=JSON)
+fc = r.json() or {}
+st = {i["name"]: i for i in fc.get("instances", [])}
+ok(r.status == 200 and st.get("web2", {}).get("status") in (502, 503)
+   and [c["id"] for c in fc.get("captures", [])] == sorted(CAPTURES["web1"], reverse=True),
+   "fleet view of the captures with web2 stopped: web2 named, web1's captures listed")
 
 # --- forwarded headers: trusted front only ---
 w1 = web["web1"]
@@ -281,4 +336,6 @@ is_((r.status, r.headers.get("x-diagproc-instance")), (403, "web1"),
 r = w1.get("/server-status?auto", headers=JSON, source=UNTRUSTED)
 is_((r.status, r.headers.get("x-diagproc-instance")), (403, None),
     "other handlers' answers do not")
+for spool in spools.values():
+    shutil.rmtree(os.path.dirname(spool), ignore_errors=True)
 done_testing()

@@ -67,7 +67,8 @@ is_503(h.get(f"/p/{a.pid}/dump?dumpType=0"), r"already being dumped",
        "a second dump of a target being dumped")
 # ---- the helper's dump capacity full
 sb = stalled_dump(b.pid)
-is_503(h.get(f"/p/{c.pid}/dump?dumpType=0"), r"dumps are already running.*DiagProcMaxDumps 2",
+is_503(h.get(f"/p/{c.pid}/dump?dumpType=0"),
+       r"2 dumps are already running \(DiagProcMaxDumps 2; the capture rules' take 0 of them\)",
        "a third dump with DiagProcMaxDumps 2")
 sa.close()
 sb.close()

@@ -320,6 +320,15 @@ ServerLimit 2
                     out += f.read()[-6000:]
         return out
 
+    def error_log(self):
+        """The whole error log so far (logs() keeps the last 6000 characters:
+        a busy test's early lines are gone from it)."""
+        p = os.path.join(self.dir, "error.log")
+        if not os.path.exists(p):
+            return ""
+        with open(p, errors="replace") as f:
+            return f.read()
+
     def signal(self, cmd):
         """apache2 -k graceful / stop, as an operator would."""
         if cmd in ("stop", "graceful-stop"):
@@ -453,6 +462,35 @@ def favour_cpu(pid):
     if IS_ROOT:
         with open(f"/proc/{pid}/autogroup", "w") as f:
             f.write("-10")
+
+
+def cpu_share(user=None, secs=3):
+    """The share of a core (percent) a spinning process of user gets now, in
+    a session of its own as httpd's is (favoured as favour_cpu favours a
+    test's): the least of secs one-second looks. A rule on CPU is tested
+    against what this machine gives a spinner at the moment, which other
+    work decides (another session at autogroup nice -10 leaves an ordinary
+    one about 16 % of a core here), not against a fixed share."""
+    p = spawn([os.path.join(BUILD, "targets", "proc_target"), "--spin"], ready="ready",
+              user=user or worker_user())
+    favour_cpu(p.pid)
+
+    def ticks():
+        with open(f"/proc/{p.pid}/stat") as f:
+            v = f.read().rsplit(")", 1)[1].split()
+        return int(v[11]) + int(v[12])
+    hz = os.sysconf("SC_CLK_TCK")
+    least = None
+    try:
+        time.sleep(0.5)
+        for _ in range(secs):
+            t0, c0 = time.monotonic(), ticks()
+            time.sleep(1)
+            share = (ticks() - c0) * 100.0 / hz / (time.monotonic() - t0)
+            least = share if least is None else min(least, share)
+    finally:
+        kill_quietly(p)
+    return least
 
 
 def kill_quietly(p):

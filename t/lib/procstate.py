@@ -107,3 +107,27 @@ def listen_ports(pid):
     """The TCP ports pid holds a listening socket of."""
     inodes = _listening_inodes()
     return {inodes[i] for i in socket_inodes(pid) if i in inodes}
+
+
+def capture_time(cid):
+    """The Unix time a capture was taken, from its id (yyyymmddThhmmss.mmmZ-…)."""
+    import calendar
+    import re
+    m = re.match(r"^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)\.(\d{3})Z-", cid or "")
+    if not m:
+        return None
+    v = [int(x) for x in m.groups()]
+    return calendar.timegm((v[0], v[1], v[2], v[3], v[4], v[5], 0, 0, 0)) + v[6] / 1000.0
+
+
+def first_capture(listing, complete, t0, secs=12):
+    """Polls listing() (captures, newest first) until its first capture is
+    complete(c), for up to secs after t0: the list (empty when none came)
+    and the seconds from t0 to when the rule fired (the capture's id)."""
+    caps = []
+    while time.time() - t0 < secs:
+        caps = listing() or []
+        if caps and complete(caps[0]):
+            break
+        time.sleep(0.2)
+    return caps, (capture_time(caps[0]["id"]) if caps else time.time()) - t0
