@@ -50,8 +50,7 @@ struct dp_profiler {
     void *label_arg;
     apr_pool_t *pool, *tick;
     apr_hash_t *slot_hints;     /* tid -> the slot it was found in last */
-    apr_hash_t *cpu_seen;       /* tid -> its CPU time (ns) when it was last seen running */
-    uint64_t last_tick_us;
+    apr_hash_t *cpu_seen;       /* tid -> its run and wait times when last seen in state R */
     Dwfl *dwfl;
     dp_lang_target lt;
     dp_native_sampler *ns;
@@ -218,9 +217,16 @@ static void request_of(dp_profiler *pr, pid_t tid, char uri[DP_SLOT_URI], char v
         pr->label(pr->label_arg, pr->pid, tid, uri, vhost);
 }
 
+/* A thread's request as read before its stack was: a sample is labelled
+ * only with a request that was the same before and after (one that ended
+ * meanwhile, and the next one's, would label a stack that is not theirs). */
+typedef struct label {
+    char uri[DP_SLOT_URI], vhost[64];
+} label;
+
 /* The stack built (innermost first) counted once under its process, thread,
  * runtime and request. */
-static void count_stack(dp_profiler *pr, pid_t tid, const char *runtime)
+static void count_stack(dp_profiler *pr, pid_t tid, const char *runtime, const label *before)
 {
     dp_prof_store *st = pr->st;
     char uri[DP_SLOT_URI], vhost[64];
@@ -230,6 +236,8 @@ static void count_stack(dp_profiler *pr, pid_t tid, const char *runtime)
     int i;
 
     request_of(pr, tid, uri, vhost);
+    if (strcmp(uri, before->uri) || strcmp(vhost, before->vhost))
+        uri[0] = vhost[0] = '\0';
     o = put_str(o, runtime);
     o = put_u32(o, (uint32_t)pr->pid);
     o = put_str(o, uri[0] ? uri : NULL);
@@ -259,45 +267,52 @@ static void count_stack(dp_profiler *pr, pid_t tid, const char *runtime)
 
 /* ------------------------------------------------------------ a tick */
 
-/* A thread's CPU time in ns (/proc/.../schedstat's first field), 0 when
- * the kernel does not say. */
-static uint64_t cpu_ns(pid_t pid, pid_t tid)
+/* A thread's time on a CPU and waiting for one, in ns (/proc/.../schedstat:
+ * the kernel's run and run-queue times); -1 when the kernel does not say. */
+static int sched_times(pid_t pid, pid_t tid, uint64_t t[2])
 {
     char path[64], buf[128];
     FILE *f;
-    unsigned long long v = 0;
+    unsigned long long ran, waited;
+    int rc = -1;
 
     snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", (int)pid, (int)tid);
     if (!(f = fopen(path, "re")))
-        return 0;
-    if (!fgets(buf, sizeof(buf), f) || sscanf(buf, "%llu", &v) != 1)
-        v = 0;
+        return -1;
+    if (fgets(buf, sizeof(buf), f) && sscanf(buf, "%llu %llu", &ran, &waited) == 2) {
+        t[0] = ran;
+        t[1] = waited;
+        rc = 0;
+    }
     fclose(f);
-    return v;
+    return rc;
 }
 
 /* A thread in state R may be running, or waiting for a CPU: on a busy
- * machine a long burst of work waits more often than a short one, and
- * counting every R thread would weigh it more than its CPU time. So a
- * thread seen before is kept with the probability of the share of the time
- * since the last tick that it spent on a CPU: an estimate of on-CPU time,
- * whatever else runs. */
-static int on_cpu_share_kept(dp_profiler *pr, pid_t tid, uint64_t now_us)
+ * machine a long burst of work waits more often than a short one, so
+ * counting every R thread weighs it above its CPU time. A thread seen
+ * before is kept with the probability that R meant running since then:
+ * its run time over its run and run-queue time (schedstat). Without
+ * contention nothing waits and every R thread is kept. */
+static int running_not_waiting(dp_profiler *pr, pid_t tid)
 {
-    uint64_t cpu = cpu_ns(pr->pid, tid), *seen = apr_hash_get(pr->cpu_seen, &tid, sizeof(tid));
-    uint64_t wall_ns = (now_us - pr->last_tick_us) * 1000u, ran;
+    uint64_t now[2], *seen = apr_hash_get(pr->cpu_seen, &tid, sizeof(tid)), ran, waited;
     int keep = 1;
 
+    if (sched_times(pr->pid, tid, now) != 0)
+        return 1;
     if (!seen) {
         pid_t *key = apr_pmemdup(pr->pool, &tid, sizeof(tid));
-        seen = apr_pcalloc(pr->pool, sizeof(*seen));
+        seen = apr_pcalloc(pr->pool, 2 * sizeof(*seen));
         apr_hash_set(pr->cpu_seen, key, sizeof(*key), seen);
     }
-    else if (cpu && *seen && pr->last_tick_us && wall_ns) {
-        ran = cpu > *seen ? cpu - *seen : 0;
-        keep = ran >= wall_ns || next_random(pr->st) % wall_ns < ran;
+    else {
+        ran = now[0] > seen[0] ? now[0] - seen[0] : 0;
+        waited = now[1] > seen[1] ? now[1] - seen[1] : 0;
+        keep = !waited || next_random(pr->st) % (ran + waited) < ran;
     }
-    *seen = cpu;
+    seen[0] = now[0];
+    seen[1] = now[1];
     return keep;
 }
 
@@ -308,7 +323,6 @@ static int running_threads(dp_profiler *pr, dp_stacks *s)
     char path[64], buf[512];
     DIR *d;
     struct dirent *de;
-    uint64_t now = mono_us();
 
     snprintf(path, sizeof(path), "/proc/%d/task", (int)pr->pid);
     if (!(d = opendir(path)))
@@ -327,7 +341,7 @@ static int running_threads(dp_profiler *pr, dp_stacks *s)
         fclose(f);
         if (!rp || rp[1] != ' ' || rp[2] != 'R')
             continue;
-        if (!on_cpu_share_kept(pr, (pid_t)atoi(de->d_name), now))
+        if (!running_not_waiting(pr, (pid_t)atoi(de->d_name)))
             continue;
         th = apr_array_push(s->threads);
         memset(th, 0, sizeof(*th));
@@ -336,7 +350,6 @@ static int running_threads(dp_profiler *pr, dp_stacks *s)
         th->lang = apr_array_make(pr->tick, 16, sizeof(dp_lang_frame));
     }
     closedir(d);
-    pr->last_tick_us = now;
     return 0;
 }
 
@@ -352,7 +365,8 @@ static int is_php_root(const dp_lang_frame *f)
     return f->function && !strcmp(f->function, "{main}") && !f->class_name;
 }
 
-static void sample_thread(dp_profiler *pr, dp_stacks *s, dp_stack_thread *th)
+static void sample_thread(dp_profiler *pr, dp_stacks *s, dp_stack_thread *th,
+                          const label *before)
 {
     int j;
 
@@ -374,14 +388,14 @@ static void sample_thread(dp_profiler *pr, dp_stacks *s, dp_stack_thread *th)
             const dp_lang_frame *f = &APR_ARRAY_IDX(th->lang, j, dp_lang_frame);
             push_frame(pr, lang_name(pr->tick, f), f->file);
         }
-        count_stack(pr, th->tid, s->runtime);
+        count_stack(pr, th->tid, s->runtime, before);
         return;
     }
     if (dp_native_sample(pr->ns, th->tid, push_frame, pr, pr->tick) != 0) {
         pr->st->lost++; /* it could not be stopped or unwound */
         return;
     }
-    count_stack(pr, th->tid, "native");
+    count_stack(pr, th->tid, "native", before);
 }
 
 /* A walk that read a frame while it changed: some thread's walk failed, or
@@ -404,6 +418,7 @@ static int torn(const dp_stacks *s)
 int dp_profiler_tick(dp_profiler *pr)
 {
     dp_stacks *s;
+    label *before;
     int i, tries;
 
     apr_pool_clear(pr->tick);
@@ -412,6 +427,11 @@ int dp_profiler_tick(dp_profiler *pr)
         return -1;
     if (s->threads->nelts == 0)
         return 0;       /* nobody on a CPU: no sample */
+    before = apr_palloc(pr->tick, sizeof(*before) * (size_t)s->threads->nelts);
+    dp_lang_target_live(&pr->lt, s, pr->tick);         /* a PHP backend's own request */
+    for (i = 0; i < s->threads->nelts; i++)
+        request_of(pr, APR_ARRAY_IDX(s->threads, i, dp_stack_thread).tid, before[i].uri,
+                   before[i].vhost);
     for (tries = 0; tries < WALK_TRIES; tries++) {
         for (i = 0; i < s->threads->nelts; i++) {
             dp_stack_thread *th = &APR_ARRAY_IDX(s->threads, i, dp_stack_thread);
@@ -426,7 +446,7 @@ int dp_profiler_tick(dp_profiler *pr)
             break;
     }
     for (i = 0; i < s->threads->nelts; i++)
-        sample_thread(pr, s, &APR_ARRAY_IDX(s->threads, i, dp_stack_thread));
+        sample_thread(pr, s, &APR_ARRAY_IDX(s->threads, i, dp_stack_thread), &before[i]);
     return 0;
 }
 

@@ -25,11 +25,12 @@ try {
     const work = Object.fromEntries(['cheap', 'costly', 'fpm'].map(k => [k, share(fs, `${k}_work`)]));
     const sum = work.cheap + work.costly + work.fpm;
     facts.work = Object.fromEntries(Object.entries(work).map(([k, v]) => [k, +(100 * v / (sum || 1)).toFixed(1)]));
-    // their widths in the order of their costs (1, 2, 3), none below 1 % (the
-    // exact shares drift on a machine busy with other work: profile_site.t)
-    check('the three functions\' widths follow their costs: cheap < fpm < costly',
-          facts.work.cheap < facts.work.fpm && facts.work.fpm < facts.work.costly && facts.work.cheap >= 1,
-          JSON.stringify(facts.work));
+    // the two mod_php URLs (one worker thread) in about their costs' ratio,
+    // 3:1; php-fpm's well present (across processes the scheduler decides
+    // more than the sampler on a busy machine: profile_site.t)
+    const ratio = facts.work.cheap ? facts.work.costly / facts.work.cheap : 0;
+    check('the widths follow the costs: costly_work / cheap_work between 1.5 and 6, fpm_work at least 3 %',
+          ratio >= 1.5 && ratio <= 6 && facts.work.fpm >= 3, JSON.stringify(facts.work));
     const roots = fs.filter(f => f.text.startsWith('[url '));
     facts.roots = roots.map(f => [f.text, +f.pct.toFixed(1)]);
     check('a request of each URL is a frame under the root',

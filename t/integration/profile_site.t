@@ -36,18 +36,18 @@ def under_wrk(seconds, fn):
 
 
 def by_cost(counts, what):
-    """The URLs' shares come in the order of their costs, none below 1 %.
-    (An on-CPU sampler counts a thread that is runnable as well as one
-    that runs: on a machine whose CPUs other work keeps busy a long request
-    waits its turn more often than a short one and its share grows, so
-    the order is what holds, not the exact shares.)"""
+    """The split by URL follows the costs: the two mod_php URLs, served by
+    the same worker thread, in about their ratio (3:1 by the loops; about
+    2.8 by their requests' times alone), and php-fpm's URL well present.
+    (Across processes the scheduler decides more than the sampler: on a
+    machine busy with other work a session may get less than its share,
+    so only the same thread's two URLs are held to a ratio.)"""
     n = sum(counts.values())
     shares = {k: 100.0 * counts[k] / n if n else 0 for k in counts}
-    text = ", ".join(f"{k} {shares[k]:.1f} % (cost {COST[k]}, {100.0 * COST[k] / sum(COST.values()):.1f} %)"
-                     for k in sorted(COST, key=COST.get))
-    order = sorted(COST, key=COST.get)
-    ok(n and all(shares[a] < shares[b] for a, b in zip(order, order[1:]))
-       and min(shares.values()) >= 1, f"{what}: in the order of the URLs' costs: {text}")
+    text = ", ".join(f"{k} {shares[k]:.1f} % (cost {COST[k]})" for k in sorted(COST, key=COST.get))
+    ratio = counts["costly"] / counts["cheap"] if counts["cheap"] else 0
+    ok(1.5 <= ratio <= 6 and shares["fpm"] >= 3,
+       f"{what}: costly/cheap {ratio:.2f} (costs 3:1), php-fpm's URL {shares['fpm']:.1f} %: {text}")
 
 
 def url_key(frame):
