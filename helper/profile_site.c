@@ -304,7 +304,9 @@ void dp_profile_site(int fd, const dp_helper_policy *pol, const dp_request *rq, 
             look(&s);
             next_look = now + SITE_SCAN_MS;
         }
-        for (hi = apr_hash_first(p, s.targets); hi; hi = apr_hash_next(hi)) {
+        /* the hash's own iterator: one from the pool each tick would grow it for
+         * the whole profile */
+        for (hi = apr_hash_first(NULL, s.targets); hi; hi = apr_hash_next(hi)) {
             void *v;
             apr_hash_this(hi, NULL, NULL, &v);
             if (dp_profiler_tick(((target *)v)->pr) != 0)
