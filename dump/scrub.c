@@ -76,12 +76,14 @@ dp_scrub *dp_scrub_new(const char *env, size_t env_len, const char *const *publi
     /* about 64 filter bits per window: few false hits */
     for (s->gram_bits = 16; s->gram_bits < 30 && (1ULL << s->gram_bits) < env_len * 64;)
         s->gram_bits++;
-    s->own = malloc(CAP);
+    /* page-aligned: reads into it land on cache lines (see HOLD) */
+    if (posix_memalign((void **)&s->buf, 4096, CAP) != 0)
+        s->buf = NULL;
     s->mark = calloc(CAP / 64, sizeof(uint64_t));
     s->grams = calloc((1ULL << s->gram_bits) / 64, sizeof(uint64_t));
     s->wins = calloc((1ULL << s->gram_bits) / 64, sizeof(uint64_t));
     s->shorts = malloc((env_len / (DP_SCRUB_SHORT_MIN + 1) + 1) * sizeof(short_entry));
-    if (!s->own || !s->mark || !s->grams || !s->wins || !s->shorts || keyset_init(&pub, public_len) != 0
+    if (!s->buf || !s->mark || !s->grams || !s->wins || !s->shorts || keyset_init(&pub, public_len) != 0
         || keyset_init(&s->full, env_len) != 0)
         goto fail;
     for (k = 0; k < npublic; k++)
@@ -130,7 +132,7 @@ void dp_scrub_free(dp_scrub *s)
     free(s->grams);
     free(s->wins);
     free(s->shorts);
-    free(s->own);
+    free(s->buf);
     free(s->mark);
     free(s);
 }
@@ -208,15 +210,8 @@ static int pass(dp_scrub *s, int final)
     if (s->mark_lo < s->mark_hi)
         memset(s->mark + s->mark_lo / 64, 0, (s->mark_hi - 1) / 64 * 8 - s->mark_lo / 64 * 8 + 8);
     s->mark[0] |= held;
-    memcpy(s->held, s->buf + emit, s->n - emit);
-    if (s->buf == s->own) {
-        rc = dp_sink_write(s->next, s->buf, emit);
-        memcpy(s->buf, s->held, s->n - emit);
-    }
-    else {
-        rc = s->next->commit(s->next, emit);    /* the room is the next sink's again */
-        s->buf = NULL;
-    }
+    rc = emit ? dp_sink_write(s->next, s->buf, emit) : 0;
+    memmove(s->buf, s->buf + emit, s->n - emit);
     s->n -= emit;
     if (s->mark_hi > emit) {
         s->mark_lo = s->mark_lo > emit ? s->mark_lo - emit : 0;
@@ -229,33 +224,13 @@ static int pass(dp_scrub *s, int final)
     return rc;
 }
 
-/* Where the stream goes next: the next sink's own room when it lends one
- * (the ring's slot: the bytes are scrubbed where they lie and never copied
- * here), the bytes held back first; else our buffer. want: the room the
- * caller needs after them. */
+/* Room for want more bytes in the buffer, passing on what it holds when
+ * it has less. The stream is scrubbed in our own buffer and only then
+ * written on: a sink that lends its room (the ring's slot) lends memory the
+ * worker maps, where the environment would lie unscrubbed for a moment. */
 static int take_room(dp_scrub *s, size_t want)
 {
-    unsigned char *r;
-    size_t room;
-
-    if (s->buf && s->cap - s->n >= want)
-        return 0;
-    if (s->buf && pass(s, 0) != 0)
-        return -1;
-    if (s->buf)
-        return 0;                       /* our own buffer, with the held bytes at its front */
-    if (!s->next->reserve) {
-        s->buf = s->own;
-        s->cap = CAP;
-        memcpy(s->buf, s->held, s->n);
-        return 0;
-    }
-    if (!(r = s->next->reserve(s->next, want + HOLD, &room)))
-        return -1;
-    s->buf = r;
-    s->cap = room < CAP ? room : CAP;
-    memcpy(s->buf, s->held, s->n);
-    return 0;
+    return CAP - s->n >= want ? 0 : pass(s, 0);
 }
 
 static int scrub_write(dp_sink *o, const void *data, size_t len)
@@ -267,12 +242,12 @@ static int scrub_write(dp_sink *o, const void *data, size_t len)
         size_t k;
         if (take_room(s, 1) != 0)
             return -1;
-        k = s->cap - s->n < len ? s->cap - s->n : len;
+        k = CAP - s->n < len ? CAP - s->n : len;
         memcpy(s->buf + s->n, p, k);
         s->n += k;
         p += k;
         len -= k;
-        if (s->n == s->cap && pass(s, 0) != 0)
+        if (s->n == CAP && pass(s, 0) != 0)
             return -1;
     }
     return 0;
@@ -284,7 +259,7 @@ static void *scrub_reserve(dp_sink *o, size_t want, size_t *room)
 
     if (take_room(s, want) != 0)
         return NULL;
-    *room = s->cap - s->n;
+    *room = CAP - s->n;
     return s->buf + s->n;
 }
 
@@ -293,7 +268,7 @@ static int scrub_commit(dp_sink *o, size_t n)
     dp_scrub *s = o->ctx;
 
     s->n += n;
-    return s->n == s->cap ? pass(s, 0) : 0;
+    return s->n == CAP ? pass(s, 0) : 0;
 }
 
 void dp_scrub_sink(dp_scrub *s, dp_sink *next, dp_sink *out)
@@ -310,7 +285,7 @@ int dp_scrub_flush(dp_scrub *s)
 {
     if (!s->n)
         return 0;
-    return take_room(s, 0) != 0 ? -1 : pass(s, 1);
+    return pass(s, 1);
 }
 
 typedef struct in_place {

@@ -43,11 +43,11 @@ void dp_scrub_use_simd(dp_scrub *s, int on);
 /* Scrub one self-contained buffer in place; returns the bytes zeroed. */
 size_t dp_scrub_buffer(dp_scrub *s, void *buf, size_t len);
 
-/* A sink that scrubs what it is given and passes it on to next, in the
- * rooms next lends when it does (see dp_sink's reserve), else through its
- * own buffer; it lends rooms itself. Bytes reach next late (64 are held
- * back): dp_scrub_flush ends the
- * stream and passes the rest. Writes and flush return next's answer. */
+/* A sink that scrubs what it is given in its own buffer and only then
+ * writes it on to next (never in a room next lends: that may be memory
+ * another process reads); it lends rooms itself. Bytes reach next late (64
+ * are held back): dp_scrub_flush ends the stream and passes the rest.
+ * Writes and flush return next's answer. */
 void dp_scrub_sink(dp_scrub *s, dp_sink *next, dp_sink *out);
 int dp_scrub_flush(dp_scrub *s);
 

@@ -38,12 +38,9 @@ struct dp_scrub {
     unsigned gram_bits;             /* both bit sets' size, log2 */
     short_entry *shorts;            /* whole entries of 4..7 bytes */
     size_t nshorts;
-    unsigned char *own;             /* CAP bytes: our buffer, when the next sink lends none */
-    unsigned char *buf;             /* the stream: own, or the next sink's room (NULL: none) */
-    size_t cap;                     /* buf's size, at most CAP */
-    unsigned char held[HOLD];       /* the bytes held back, between two rooms */
+    unsigned char *buf;             /* CAP bytes: the stream, scrubbed here before it goes on */
     uint64_t *mark;                 /* CAP bits: which of its bytes to zero */
-    size_t n;                       /* bytes in buf (in held, while buf is NULL) */
+    size_t n;                       /* bytes in buf */
     size_t mark_lo, mark_hi;        /* marks lie in [mark_lo, mark_hi) */
     dp_sink *next;
     unsigned long long zeroed;

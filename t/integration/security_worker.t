@@ -30,8 +30,10 @@ ATTACK = r'''
 #include <dlfcn.h>
 #include <elf.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -119,6 +121,98 @@ static int frame(int fd, apr_pool_t *p, char **payload, uint32_t *len)
     return h[0];
 }
 
+/* One frame read with recvmsg, so that a file descriptor passed along
+ * with it (the dump ring's memfd) is taken too (*passed, else -1). */
+static int frame_fd(int fd, char *payload, uint32_t *len, int *passed)
+{
+    unsigned char h[5];
+    char ctl[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = { h, 5 };
+    struct msghdr m = { 0 };
+    struct cmsghdr *c;
+
+    *passed = -1;
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctl;
+    m.msg_controllen = sizeof(ctl);
+    if (recvmsg(fd, &m, MSG_WAITALL) != 5)
+        return -1;
+    for (c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+            memcpy(passed, CMSG_DATA(c), sizeof(int));
+    *len = (uint32_t)h[1] | (uint32_t)h[2] << 8 | (uint32_t)h[3] << 16 | (uint32_t)h[4] << 24;
+    if (*len > DP_FRAME_MAX || read_full(fd, payload, *len) != 0)
+        return -1;
+    return h[0];
+}
+
+/* The watcher: scans the whole ring, over and over, for the needle while
+ * the helper fills its slots. */
+typedef struct peek {
+    const char *ring, *needle;
+    size_t size, nlen;
+    volatile int stop;
+    unsigned long seen, passes;
+} peek;
+
+static void *watch_ring(void *arg)
+{
+    peek *pk = arg;
+    while (!pk->stop) {
+        if (memmem(pk->ring, pk->size, pk->needle, pk->nlen))
+            pk->seen++;
+        pk->passes++;
+    }
+    return NULL;
+}
+
+/* A dump relayed by the attacker itself: its ring mapped (read-only, as
+ * the worker gets it) and watched by a thread of its own for a value that
+ * the dump must not hold; every slot is acknowledged as mod_diagproc does. */
+static void peek_dump(request_rec *r, int fd, const char *needle)
+{
+    char *buf = apr_palloc(r->pool, DP_FRAME_MAX);
+    peek pk = { NULL, needle, 0, strlen(needle), 0, 0, 0 };
+    pthread_t th;
+    size_t slot_size = 0;
+    unsigned long slots = 0, in_sent = 0;
+    int type, passed, watching = 0;
+    uint32_t len;
+
+    while ((type = frame_fd(fd, buf, &len, &passed)) > 0 && type != DP_FR_END) {
+        if (type == DP_FR_RING && passed >= 0 && !watching && len >= 8) {
+            uint32_t n, size;
+            memcpy(&n, buf, 4);
+            memcpy(&size, buf + 4, 4);
+            slot_size = size;
+            pk.size = (size_t)n * size;
+            pk.ring = mmap(NULL, pk.size, PROT_READ, MAP_SHARED, passed, 0);
+            if (pk.ring != MAP_FAILED)
+                watching = pthread_create(&th, NULL, watch_ring, &pk) == 0;
+        }
+        else if (type == DP_FR_SLOT && watching && len >= 8) {
+            uint32_t slot, n;
+            memcpy(&slot, buf, 4);
+            memcpy(&n, buf + 4, 4);
+            slots++;
+            if ((size_t)slot * slot_size + n <= pk.size
+                && memmem(pk.ring + (size_t)slot * slot_size, n, needle, pk.nlen))
+                in_sent++;
+            if (send(fd, "k", 1, MSG_NOSIGNAL) != 1)
+                break;
+        }
+        if (passed >= 0)
+            close(passed);
+    }
+    if (watching) {
+        pk.stop = 1;
+        pthread_join(th, NULL);
+    }
+    ap_rprintf(r, "peeked slots %lu passes %lu seen %lu sent %lu end %d\n", slots, pk.passes,
+               pk.seen, in_sent, type == DP_FR_END);
+}
+
 static const char *arg(apr_table_t *t, const char *k, const char *dflt)
 {
     const char *v = apr_table_get(t, k);
@@ -203,6 +297,10 @@ static int attack(request_rec *r)
         memcpy(&status, pl, 4);
         ap_rprintf(r, "error %u %s\n", status, pl + 4);
     }
+    else if (type == DP_FR_OK && rq.op == DP_OP_DUMP && apr_table_get(q, "peek")) {
+        ap_rputs("ok\n", r);
+        peek_dump(r, fd, apr_table_get(q, "peek"));
+    }
     else if (type == DP_FR_OK) {
         ap_rputs("ok\n", r);
         /* the DATA of a read or a kill, up to END; a dump's first frame is enough */
@@ -243,7 +341,9 @@ ro_users = f"root {W}" if IS_ROOT else W
 h = Httpd(locations={"/ro": f"DiagProcUsers {ro_users}",
                      "/kill": "DiagProcAllow kill",
                      "/dump": f"DiagProcAllow dump\nDiagProcUsers {W}",
-                     "/env": "DiagProcAllow environment"},
+                     "/env": "DiagProcAllow environment",
+                     "/full": f"DiagProcAllow dump fulldump\nDiagProcUsers {W}",
+                     "/fullenv": f"DiagProcAllow dump fulldump environment\nDiagProcUsers {W}"},
           server_conf=f"LoadModule dpattack_module {attack_so}\n"
                       "<Location /attack>\n    SetHandler dpattack\n"
                       "    Require ip 127.0.0.0/8\n</Location>\n")
@@ -287,6 +387,39 @@ wpid, _, out, data = attack(op=1, what=3, pid=t.pid, **{"as": "/env"})
 is_(out, "ok", "the environment through the section that allows it: served")
 ok(f"{TOKEN}={VALUE}".encode() in data, "…and it holds the target's variable")
 ok(wpid in h.workers(), f"…asked by a real worker (pid {wpid}), not a test client")
+
+# ---- the dump ring: the worker maps it (read-only) for the whole dump. A
+# worker that watches it while the helper fills it must never see what the
+# dump leaves out: without `environment`, the target's variables are
+# scrubbed before they reach the ring, not in it. The target holds 64 MiB of
+# copies of its variable's value, so every slot of its heap would show one
+# for a moment if the scrubber worked in the ring.
+HOARD = ("import os, sys, time\n"
+         f"v = os.environ['{TOKEN}'].encode()\n"
+         "hoard = v * ((64 << 20) // len(v))\n"
+         "print('ready', flush=True)\n"
+         "time.sleep(3600)\n")
+hoarder = spawn(["/usr/bin/python3", "-c", HOARD], ready="ready", user=W,
+                env={TOKEN: VALUE, "PATH": "/usr/bin:/bin"})
+for loc, shown in (("/full", False), ("/fullenv", True)):
+    _, _, out, data = attack(op=3, what=0, pid=hoarder.pid, dumpType=2, peek=VALUE,
+                             **{"as": loc})
+    m = re.match(rb"peeked slots (\d+) passes (\d+) seen (\d+) sent (\d+) end 1",
+                 data.strip())
+    ok(out == "ok" and m and int(m.group(1)) > 100 and int(m.group(2)) > 100,
+       f"a full dump through {loc} relayed by the attacker, its ring watched by a thread of "
+       f"its own ({out}: {data.strip().decode(errors='replace')})")
+    if not m:
+        continue
+    if shown:
+        ok(int(m.group(3)) > 0 and int(m.group(4)) > 0,
+           "…with environment allowed, the watcher sees the value in the ring (the watch "
+           "can fail)")
+    else:
+        is_(int(m.group(3)), 0, "…without environment, the watcher never sees the value in "
+            "the ring, not even while a slot is being filled")
+        is_(int(m.group(4)), 0, "…and no slot the helper sends holds it")
+dphttpd.kill_quietly(hoarder)
 
 
 def refused(title, word, **q):
