@@ -7,9 +7,18 @@
 #include <zstd.h>
 #include "common/probe.h"
 #include "dump/encode.h"
+#include "common/clock.h"
 
 #define OUT_SIZE (256u * 1024)
 #define FLUSH_NS 200000000LL        /* encoded bytes wait at most this in the ring */
+/* The level follows who sets the pace: when the next sink has been
+ * blocked (waiting for the link) more than a quarter of the time, the next
+ * chunk goes up one level; less than a thirty-second, down one (the
+ * compressor is slower than the link). The share is averaged over the last
+ * few chunks: output comes out in bursts (zlib's buffer, zstd's jobs). */
+#define WAIT_UP 4
+#define WAIT_DOWN 32
+#define SHARE_ONE 1024              /* the averaged share's fixed point */
 
 struct dp_encoder {
     dp_encode_opts o;
@@ -22,18 +31,14 @@ struct dp_encoder {
     z_stream z;
     int zlib_ready;
     int stored;                     /* the stretch being encoded is passed through */
+    int lvl;                        /* the level of a stretch that compresses */
+    long long blocked, mark;        /* next's blocked ns, and the time, at the last chunk */
+    long long share;                /* blocked share of the time, averaged (SHARE_ONE = all) */
     int failed;
     long long since;                /* CLOCK_MONOTONIC ns: next holds bytes since then */
     int pending;                    /* next holds bytes it was not told to flush */
     dp_encode_stats st;
 };
-
-static long long now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static int emit(dp_encoder *e, size_t len)
 {
@@ -42,19 +47,49 @@ static int emit(dp_encoder *e, size_t len)
     e->st.out += len;
     if (!e->pending) {
         e->pending = 1;
-        e->since = now_ns();
+        e->since = dp_mono_ns();
     }
     if (dp_sink_write(e->next, e->out, len) != 0)
         return e->failed = -1;
     return 0;
 }
 
+static int zlib_level(dp_encoder *e, int lvl);
+
 static int level(const dp_encoder *e, int stored)
 {
     if (e->o.encoding == DP_ENC_GZIP)
-        return stored ? 0 : e->o.level ? e->o.level : DP_ENCODE_GZIP_LEVEL;
+        return stored ? 0 : e->lvl;
     /* the lowest level does no matching: its blocks come out raw */
-    return stored ? ZSTD_minCLevel() : e->o.level ? e->o.level : DP_ENCODE_ZSTD_LEVEL;
+    return stored ? ZSTD_minCLevel() : e->lvl;
+}
+
+/* The next chunk's level, from how long next was blocked since the last
+ * (a fixed level, o.level, or a next that does not tell, stays). */
+static void adapt(dp_encoder *e)
+{
+    int lo = e->o.encoding == DP_ENC_GZIP ? DP_ENCODE_GZIP_MIN : DP_ENCODE_ZSTD_MIN;
+    int hi = e->o.encoding == DP_ENC_GZIP ? DP_ENCODE_GZIP_MAX : DP_ENCODE_ZSTD_MAX;
+    long long now = dp_mono_ns(), span = now - e->mark, blocked;
+
+    if (e->o.level || !e->o.blocked_ns || span <= 0)
+        return;
+    blocked = e->o.blocked_ns(e->o.blocked_arg);
+    e->share = (3 * e->share + (blocked - e->blocked) * SHARE_ONE / span) / 4;
+    if (e->share * WAIT_UP > SHARE_ONE && e->lvl < hi)
+        e->lvl++;
+    else if (e->share * WAIT_DOWN < SHARE_ONE && e->lvl > lo)
+        e->lvl--;
+    e->blocked = blocked;
+    e->mark = now;
+}
+
+static int set_level(dp_encoder *e, int lvl)
+{
+    return e->o.encoding == DP_ENC_ZSTD
+           ? (ZSTD_isError(ZSTD_CCtx_setParameter(e->zc, ZSTD_c_compressionLevel, lvl))
+              ? (e->failed = -1) : 0)
+           : zlib_level(e, lvl);
 }
 
 static int zstd_feed(dp_encoder *e, const void *p, size_t len, ZSTD_EndDirective how)
@@ -108,19 +143,20 @@ static int zlib_level(dp_encoder *e, int lvl)
 /* The chunk in e->in, judged, then encoded at its level. */
 static int encode_chunk(dp_encoder *e)
 {
-    int stored = !dp_probe_compresses(e->probe, e->in, e->n), rc;
+    int stored = !dp_probe_compresses(e->probe, e->in, e->n), was = level(e, e->stored), rc;
 
-    if (stored != e->stored) {
-        e->stored = stored;
-        /* zstd applies it from its next job on (threads only: on one thread
-         * a frame keeps its level, and zstd's own look at each block, which
-         * emits raw ones for such data, is what remains); zlib ends the
-         * deflate block */
-        if (e->o.encoding == DP_ENC_ZSTD
-            ? ZSTD_isError(ZSTD_CCtx_setParameter(e->zc, ZSTD_c_compressionLevel,
-                                                  level(e, stored)))
-            : zlib_level(e, level(e, stored)) != 0)
-            return e->failed = -1;
+    adapt(e);
+    e->stored = stored;
+    /* zstd applies it from its next job on (threads only: on one thread a
+     * frame keeps its level, and zstd's own look at each block, which emits
+     * raw ones for such data, is what remains); zlib ends the deflate block */
+    if (level(e, stored) != was && set_level(e, level(e, stored)) != 0)
+        return -1;
+    if (!stored) {
+        if (!e->st.in || e->lvl < e->st.level_lo)
+            e->st.level_lo = e->lvl;
+        if (e->lvl > e->st.level_hi)
+            e->st.level_hi = e->lvl;
     }
     e->st.in += e->n;
     if (stored)
@@ -128,7 +164,7 @@ static int encode_chunk(dp_encoder *e)
     rc = e->o.encoding == DP_ENC_ZSTD ? zstd_feed(e, e->in, e->n, ZSTD_e_continue)
                                       : zlib_feed(e, e->in, e->n, Z_NO_FLUSH);
     e->n = 0;
-    if (rc == 0 && e->o.flush && e->pending && now_ns() - e->since > FLUSH_NS) {
+    if (rc == 0 && e->o.flush && e->pending && dp_mono_ns() - e->since > FLUSH_NS) {
         e->pending = 0;
         rc = e->o.flush(e->o.flush_arg);
     }
@@ -197,6 +233,12 @@ int dp_encoder_open(dp_encoder **out, const dp_encode_opts *o, dp_sink *next, dp
         return dp_fail(err, 500, "Unknown content coding %d.", e ? o->encoding : -1);
     e->o = *o;
     e->next = next;
+    e->lvl = o->level ? o->level : o->encoding == DP_ENC_GZIP ? DP_ENCODE_GZIP_LEVEL
+                                                               : DP_ENCODE_ZSTD_LEVEL;
+    e->st.level_lo = e->st.level_hi = e->lvl;
+    e->mark = dp_mono_ns();
+    e->share = SHARE_ONE / 8;       /* neither way, to begin with */
+    e->blocked = o->blocked_ns ? o->blocked_ns(o->blocked_arg) : 0;
     e->in = malloc(DP_ENCODE_CHUNK);
     e->out = malloc(OUT_SIZE);
     e->probe = dp_probe_new();

@@ -11,9 +11,13 @@
  * come out raw. The level changes inside the one stream.
  *
  * Level and threads (measured on the 2-core development machine: README,
- * "Dumps", and bench/dump_bench.py): zstd level DP_ENCODE_ZSTD_LEVEL on
- * DP_ENCODE_ZSTD_THREADS threads of its own beside the reading thread,
- * gzip level DP_ENCODE_GZIP_LEVEL (zlib has one thread). */
+ * "Dumps", and bench/dump_bench.py): zstd on DP_ENCODE_ZSTD_THREADS threads
+ * of its own beside the reading thread, gzip on one (zlib has no other).
+ * Both start at their _LEVEL and then follow who sets the pace, a chunk at
+ * a time: when writing on (the ring, the worker, the link) waits, the level
+ * goes up, up to _MAX; when it never waits, the compressor is what limits,
+ * and the level goes down, to _MIN (gzip's 0 is stored blocks: a slow
+ * compressor on a fast link then passes part of the stream through). */
 #ifndef DP_ENCODE_H
 #define DP_ENCODE_H
 
@@ -24,15 +28,19 @@
 enum dp_encoding { DP_ENC_IDENTITY = 0, DP_ENC_GZIP = 1, DP_ENC_ZSTD = 2 };
 
 #define DP_ENCODE_ZSTD_LEVEL 1
+#define DP_ENCODE_ZSTD_MIN (-4)
+#define DP_ENCODE_ZSTD_MAX 6
 #define DP_ENCODE_ZSTD_THREADS 2
 #define DP_ENCODE_GZIP_LEVEL 1
+#define DP_ENCODE_GZIP_MIN 0
+#define DP_ENCODE_GZIP_MAX 6
 #define DP_ENCODE_CHUNK (1u << 20)
 
 typedef struct dp_encoder dp_encoder;
 
 typedef struct dp_encode_opts {
     int encoding;                   /* DP_ENC_GZIP or DP_ENC_ZSTD */
-    int level;                      /* 0: the default for the encoding */
+    int level;                      /* 0: the default for the encoding, adapting; else fixed */
     int threads;                    /* zstd: -1 the default, 0 none (one thread) */
     /* Called when encoded bytes have waited in next for a while (the ring
      * holds a slot until it is full): pass them on now, so that a client
@@ -40,11 +48,17 @@ typedef struct dp_encode_opts {
      * zeros compress to almost nothing. NULL: never. */
     int (*flush)(void *arg);
     void *flush_arg;
+    /* The time next has spent blocked so far, in ns (the ring: waiting for
+     * the worker to pass slots on); the level adapts to it. NULL: the level
+     * stays at the default. */
+    long long (*blocked_ns)(void *arg);
+    void *blocked_arg;
 } dp_encode_opts;
 
 typedef struct dp_encode_stats {
     unsigned long long in, out;     /* bytes taken, bytes handed to next */
     unsigned long long stored;      /* bytes taken that were passed through */
+    int level_lo, level_hi;         /* the levels the compressible chunks had */
 } dp_encode_stats;
 
 /* An encoder writing to next; *in is where the uncompressed bytes go (it

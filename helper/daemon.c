@@ -30,6 +30,7 @@
 #include "proc/procfs.h"
 #include "helper/requests.h"
 #include "common/capture.h"
+#include "common/clock.h"
 
 /* ------------------------------------------------------------ privileges */
 
@@ -215,13 +216,6 @@ typedef struct pending {
 static pending waiting[PENDING_MAX];
 static int nwaiting;
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void drop_pending(int i)
 {
     close(waiting[i].fd);
@@ -348,7 +342,7 @@ static int accept_one(int listen_fd, const dp_helper_policy *pol)
     waiting[nwaiting].fd = fd;
     waiting[nwaiting].pidfd = pidfd;
     waiting[nwaiting].peer = peer;
-    waiting[nwaiting].deadline_ms = now_ms() + REQUEST_WAIT_MS;
+    waiting[nwaiting].deadline_ms = dp_mono_ms() + REQUEST_WAIT_MS;
     nwaiting++;
     return 0;
 }
@@ -447,7 +441,7 @@ void dp_daemon_main(int listen_fd, const dp_helper_policy *pol)
     /* one loop for all: an idle peer holds up no one, dropped after REQUEST_WAIT_MS */
     for (;;) {
         struct pollfd pf[PENDING_MAX + 2];
-        long long now = now_ms(), wait = -1;
+        long long now = dp_mono_ms(), wait = -1;
         int i, n;
 
         pf[0].fd = listen_fd;
@@ -476,7 +470,7 @@ void dp_daemon_main(int listen_fd, const dp_helper_policy *pol)
         }
         woken();
         reap();
-        now = now_ms();
+        now = dp_mono_ms();
         if (next_summary && next_summary <= now) {
             dp_audit_summary();
             next_summary = 0;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "helper/log.h"
+#include "common/clock.h"
 
 #define LINE_MAX_BYTES 2048     /* one write below PIPE_BUF: a piped log keeps it whole */
 #define NBUCKETS 64             /* kinds x uids; one more holds everything beyond */
@@ -43,13 +44,6 @@ void dp_log_init(int level)
     m = mmap(NULL, sizeof(audit_bucket) * (NBUCKETS + 1), PROT_READ | PROT_WRITE,
              MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     buckets = m == MAP_FAILED ? private_buckets : m;
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
 /* httpd's default error-log prefix: "[Mon Dec 07 17:00:00.123456 2026]
@@ -197,7 +191,7 @@ static unsigned long long secs_since(uint64_t since, uint64_t now)
 
 void dp_audit(uint32_t kind, long uid, const char *what, const char *fmt, ...)
 {
-    uint64_t now = now_ns(), left_out = 0, since = 0;
+    uint64_t now = dp_mono_ns(), left_out = 0, since = 0;
     char suffix[128];
     va_list ap;
 
@@ -225,7 +219,7 @@ int dp_audit_pending(void)
 
 int dp_audit_summary(void)
 {
-    uint64_t now = now_ns();
+    uint64_t now = dp_mono_ns();
     int i, lines = 0;
 
     for (i = 0; buckets && i <= NBUCKETS; i++) {

@@ -39,6 +39,7 @@
 
 #include "helper/profile.h"
 #include "helper/log.h"
+#include "common/clock.h"
 
 /* This request's child is the daemon's; the sampler, its grandchild, keeps
  * the daemon's pid from before its fork. */
@@ -125,13 +126,6 @@ static int claim(session *s, int limit, dp_error *err)
     return 0;
 }
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* The session's store and the target's profiler; a worker's samples are
  * labelled with the requests its threads serve. */
 static int open_profiler(session *s, const dp_helper_policy *pol, const dp_request *rq,
@@ -202,7 +196,7 @@ static int sample_loop(session *s, uint64_t deadline_ms, const char *name)
         struct pollfd pf[4] = { { s->listening ? s->listen_fd : -1, POLLIN, 0 },
                                 { s->daemon_fd, POLLIN, 0 },
                                 { s->target_fd, POLLIN, 0 }, { s->watch_fd, POLLIN, 0 } };
-        uint64_t now = mono_ms();
+        uint64_t now = dp_mono_ms();
         int wait_ms;
 
         if (s->sampling && now >= deadline_ms) {
@@ -211,8 +205,8 @@ static int sample_loop(session *s, uint64_t deadline_ms, const char *name)
                 return 0;
         }
         if (!keep_until && !s->sampling)
-            keep_until = mono_ms() + KEEP_SECONDS * 1000u;
-        if (keep_until && mono_ms() >= keep_until)
+            keep_until = dp_mono_ms() + KEEP_SECONDS * 1000u;
+        if (keep_until && dp_mono_ms() >= keep_until)
             return -1;
         wait_ms = keep_until ? 1000 : (int)(dp_prof_delay_us(s->st) / 1000u);
         if (poll(pf, 4, wait_ms) < 0 && errno != EINTR)
@@ -331,7 +325,7 @@ static void run_sampler(session *s, int fd, const dp_helper_policy *pol, const d
     if (open_profiler(s, pol, rq, p, &err) != 0)
         return refuse_start(fd, &err, name, 1);
     /* the duration counts from the first sample, not from the objects' opening */
-    deadline = mono_ms() + (uint64_t)(rq->timeout_s ? rq->timeout_s : (unsigned)pol->prof_seconds)
+    deadline = dp_mono_ms() + (uint64_t)(rq->timeout_s ? rq->timeout_s : (unsigned)pol->prof_seconds)
                            * 1000u;
     dp_frame_send_ok(fd, 0, name);
     dp_frame_send_end(fd);
@@ -461,7 +455,7 @@ static void run(int fd, const dp_helper_policy *pol, const dp_request *rq, const
     }
     dp_log(DP_LOG_NOTICE, DPLOGNO(10011) "helper: profile of pid %d (%s) for %u s at %u Hz",
            (int)s.pid, name, rq->timeout_s, (unsigned)rq->dump_type);
-    rc = sample_loop(&s, mono_ms() + (uint64_t)rq->timeout_s * 1000u, name);
+    rc = sample_loop(&s, dp_mono_ms() + (uint64_t)rq->timeout_s * 1000u, name);
     close_session(&s);      /* the entry is free before the answer arrives */
     if (rc == 0)
         dp_prof_send(s.st, fd, name, s.flags);

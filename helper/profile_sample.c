@@ -18,6 +18,7 @@
 #include "helper/stacks.h"
 #include "helper/lang_target.h"
 #include "helper/phpreq.h"
+#include "common/clock.h"
 
 /* A walk read while the target changed a frame is read again at once, up
  * to this many times in all, before the sample counts as lost: a call-heavy
@@ -59,13 +60,6 @@ struct dp_profiler {
     const char *names[DP_PROF_MAX_FRAMES], *files[DP_PROF_MAX_FRAMES];
 };
 
-static uint64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 dp_prof_store *dp_prof_store_make(unsigned hz, size_t max_bytes, const dp_slot *slots,
                                   size_t nslots, apr_pool_t *p)
 {
@@ -89,7 +83,7 @@ void dp_prof_began(dp_prof_store *st)
 
     clock_gettime(CLOCK_REALTIME, &ts);
     st->start_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-    st->start_mono = mono_us();
+    st->start_mono = dp_mono_us();
 }
 
 int dp_profiler_open(dp_profiler **out, dp_prof_store *st, pid_t pid, int httpd, apr_pool_t *p,
@@ -458,7 +452,7 @@ int dp_prof_send(dp_prof_store *pr, int fd, const char *name, unsigned flags)
     unsigned char sum[48], *o;
 
     if (!pr->end_mono)
-        pr->end_mono = mono_us();
+        pr->end_mono = dp_mono_us();
     if (dp_frame_send_ok(fd, UINT64_MAX, name) != 0)
         return -1;
     for (hi = apr_hash_first(pr->pool, pr->stacks); hi; hi = apr_hash_next(hi)) {
@@ -490,7 +484,7 @@ int dp_prof_send(dp_prof_store *pr, int fd, const char *name, unsigned flags)
 void dp_prof_ended(dp_prof_store *pr)
 {
     if (!pr->end_mono)
-        pr->end_mono = mono_us();
+        pr->end_mono = dp_mono_us();
 }
 
 pid_t dp_ppid_of(pid_t pid)

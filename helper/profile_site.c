@@ -30,6 +30,7 @@
 #include "proc/procfs.h"
 #include "proc/protect.h"
 #include "proc/sockets.h"
+#include "common/clock.h"
 
 #define SITE_MAX_TARGETS 256
 #define SITE_SCAN_MS 1000
@@ -57,13 +58,6 @@ struct site {
     apr_hash_t *backends;           /* the addresses seen in the slots, kept */
     int nrefused;
 };
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* SG's URI and query (uri, "" when not PHP) is this request's URI. */
 static int same_uri(const char *slot_uri, const char *uri)
@@ -202,13 +196,13 @@ static apr_hash_t *backend_listeners(site *s, apr_pool_t *lp)
 static void find_pools(site *s, apr_pool_t *lp)
 {
     apr_hash_t *want = backend_listeners(s, lp);
-    uint64_t until = mono_ms() + SITE_SCAN_BUDGET_MS;
+    uint64_t until = dp_mono_ms() + SITE_SCAN_BUDGET_MS;
     DIR *d;
     struct dirent *de;
 
     if (!apr_hash_count(want) || !(d = opendir("/proc")))
         return;
-    while ((de = readdir(d)) != NULL && mono_ms() < until) {
+    while ((de = readdir(d)) != NULL && dp_mono_ms() < until) {
         pid_t pid = (pid_t)atoi(de->d_name);
         char path[64], link[64];
         DIR *fds;
@@ -292,10 +286,10 @@ void dp_profile_site(int fd, const dp_helper_policy *pol, const dp_request *rq, 
      * objects takes a while (about 0.1 s each) */
     look(&s);
     dp_prof_began(s.st);
-    next_look = mono_ms() + SITE_SCAN_MS;
-    deadline = mono_ms() + (uint64_t)rq->timeout_s * 1000u;
+    next_look = dp_mono_ms() + SITE_SCAN_MS;
+    deadline = dp_mono_ms() + (uint64_t)rq->timeout_s * 1000u;
     while (!gone) {
-        uint64_t now = mono_ms(), began = now, spent;
+        uint64_t now = dp_mono_ms(), began = now, spent;
         struct pollfd pf[2] = { { fd, POLLIN, 0 }, { daemon_fd, POLLIN, 0 } };
         int wait_ms;
         if (now >= deadline)
@@ -313,7 +307,7 @@ void dp_profile_site(int fd, const dp_helper_policy *pol, const dp_request *rq, 
                 drop_target(&s, v);     /* exited: its samples stay */
         }
         /* the period counts from this tick's start: many targets take time */
-        spent = mono_ms() - began;
+        spent = dp_mono_ms() - began;
         wait_ms = (int)(dp_prof_delay_us(s.st) / 1000u);
         wait_ms = spent >= (uint64_t)wait_ms ? 0 : wait_ms - (int)spent;
         if (poll(pf, 2, wait_ms) < 0 && errno != EINTR)

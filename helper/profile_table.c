@@ -26,6 +26,7 @@
 
 #include "helper/profile.h"
 #include "proc/procfs.h"
+#include "common/clock.h"
 
 typedef struct entry {
     _Atomic uint64_t holder;            /* 0: free */
@@ -89,16 +90,9 @@ static int alive(uint64_t word)
            && (uint32_t)st.starttime == (uint32_t)word;
 }
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static int lock_table(uint64_t me)
 {
-    uint64_t until = mono_ms() + LOCK_WAIT_MS;
+    uint64_t until = dp_mono_ms() + LOCK_WAIT_MS;
     struct timespec pause = { 0, 200 * 1000 };
 
     for (;;) {
@@ -108,7 +102,7 @@ static int lock_table(uint64_t me)
         /* its holder died while it held it: take it over */
         if (!alive(cur) && atomic_compare_exchange_strong(&tab->lock, &cur, me))
             return 0;
-        if (mono_ms() >= until)
+        if (dp_mono_ms() >= until)
             return -1;
         nanosleep(&pause, NULL);
     }

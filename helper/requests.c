@@ -303,6 +303,11 @@ static int flush_ring(void *ring)
     return dp_ring_flush(ring);
 }
 
+static long long ring_blocked(void *ring)
+{
+    return ((dp_ring *)ring)->blocked_ns;
+}
+
 /* A raw core's encoder (DP_DUMP_RAW_GZIP, _ZSTD) into out, made before the
  * answer starts so that its failure is still an error answer. */
 static int open_encoder(const dp_request *rq, dp_sink *out, dump_out *way, dp_encoder **enc,
@@ -317,6 +322,8 @@ static int open_encoder(const dp_request *rq, dp_sink *out, dump_out *way, dp_en
     eo.threads = -1;
     eo.flush = flush_ring;
     eo.flush_arg = way->ring;
+    eo.blocked_ns = ring_blocked;
+    eo.blocked_arg = way->ring;
     return dp_encoder_open(enc, &eo, out, in, err);
 }
 

@@ -2,9 +2,11 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 #include "common/proto.h"
 #include "helper/ring.h"
+#include "common/clock.h"
 
 /* Dump bytes through the shared ring (DP_FR_RING in proto.h). */
 
@@ -33,13 +35,16 @@ int dp_ring_open(dp_ring *r, int fd)
  * one-byte acknowledgements come in the order the slots were sent. */
 static int take_slot(dp_ring *r)
 {
+    long long t0;
     char ack;
 
     if (r->taken)
         return 0;
     if (r->inflight == DP_RING_SLOTS) {
+        t0 = dp_mono_ns();
         if (dp_read_full(r->fd, &ack, 1) != 0)
             return -1;
+        r->blocked_ns += dp_mono_ns() - t0;
         r->inflight--;
     }
     r->taken = 1;

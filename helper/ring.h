@@ -10,6 +10,7 @@ typedef struct dp_ring {
     unsigned next, inflight;    /* the slot being filled; slots sent, not acknowledged */
     size_t fill;                /* bytes in slot `next` not sent yet (0: none taken) */
     int taken;                  /* slot `next` is ours (acknowledged or never used) */
+    long long blocked_ns;       /* time spent waiting for acknowledgements */
 } dp_ring;
 
 /* Makes the sealed memfd and passes it to the worker on fd; 0, or -1. */

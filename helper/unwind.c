@@ -19,6 +19,7 @@
 #include "helper/stacks.h"
 #include "common/proto.h"
 #include "helper/lang_target.h"
+#include "common/clock.h"
 
 #define USER_MIN 4096ULL
 #define USER_MAX 0x7fffffffffffULL
@@ -31,13 +32,6 @@ typedef struct unwind_ctx {
     struct timespec deadline;
     int timed_out;
 } unwind_ctx;
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static char *debuginfo_path = NULL;     /* libdwfl's default: .debug and /usr/lib/debug */
 static const Dwfl_Callbacks dwfl_callbacks = {
@@ -265,7 +259,7 @@ int dp_stacks_collect(pid_t pid, pid_t keep_running_tid, dp_stacks **out, apr_po
     dp_core_opts o;
     dp_core *core;
     Dwfl *dwfl;
-    uint64_t start = now_us(), stopped;
+    uint64_t start = dp_mono_us(), stopped;
     apr_array_header_t **activation;
     dp_lang_target lt;
     apr_hash_t *kinds;
@@ -281,7 +275,7 @@ int dp_stacks_collect(pid_t pid, pid_t keep_running_tid, dp_stacks **out, apr_po
     o.pid = pid;
     o.keep_running_tid = keep_running_tid;
     o.stop_only = 1;
-    stopped = now_us();
+    stopped = dp_mono_us();
     if (dp_core_open(&core, &o, p, err) != 0) {
         dwfl_end(dwfl);
         return -1;
@@ -317,7 +311,7 @@ int dp_stacks_collect(pid_t pid, pid_t keep_running_tid, dp_stacks **out, apr_po
     if (!u.timed_out)
         walk_interpreter(&lt, core);
     dp_core_close(core);
-    s->paused_us = now_us() - stopped;
+    s->paused_us = dp_mono_us() - stopped;
     for (i = 0; i < s->threads->nelts; i++) {
         dp_stack_thread *th = &APR_ARRAY_IDX(s->threads, i, dp_stack_thread);
         if (activation[i])
@@ -325,7 +319,7 @@ int dp_stacks_collect(pid_t pid, pid_t keep_running_tid, dp_stacks **out, apr_po
         place_lang_frames(th, s->runner);
     }
     dwfl_end(dwfl);
-    s->elapsed_us = now_us() - start;
+    s->elapsed_us = dp_mono_us() - start;
     *out = s;
     return 0;
 }

@@ -25,6 +25,7 @@
 #include "helper/watch_state.h"
 #include "helper/log.h"
 #include "proc/procfs.h"
+#include "common/clock.h"
 
 #define MAX_INFLIGHT 4096
 #define MAX_TARGETS 2048
@@ -63,13 +64,6 @@ static int ninflight;
 static unsigned seq;
 
 /* ------------------------------------------------------------ captures */
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int busy(pid_t target, int *dumps)
 {
@@ -356,7 +350,7 @@ static void check_process(pid_t pid, long uid, long long now, const pid_t *worke
     fresh = !w->seen;
     w->seen = 2;
     ticks = st.utime + st.stime;
-    at_ms = mono_ms();
+    at_ms = dp_mono_ms();
     /* over the time since the last look, which is a second only when the
      * watcher was not kept waiting: dividing by one second would make a
      * late look on a busy machine read more than the process had */
@@ -524,10 +518,10 @@ void dp_watch_main(const dp_watch_config *c)
 
     cfg = c;
     start();
-    next = mono_ms();
+    next = dp_mono_ms();
     while (!stop_asked) {
         struct pollfd pf = { cfg->capture_fd, POLLIN, 0 };
-        long long now = mono_ms();
+        long long now = dp_mono_ms();
         if (now >= next) {
             reap();
             tick();

@@ -29,6 +29,7 @@
 #include "helper/where.h"
 #include "proc/procfs.h"
 #include "proc/sockets.h"
+#include "common/clock.h"
 
 #define WHERE_MAX_THREADS 1024
 #define WHERE_MAX_FDS 64            /* per thread */
@@ -58,7 +59,7 @@ typedef struct where_ctx {
     const pid_t *skip;
     int nskip;
     apr_pool_t *p;
-    long long deadline_ms;
+    uint64_t deadline_ms;
     int memfd;                      /* /proc/PID/mem, opened when first needed */
     int nl;                         /* the sock_diag socket, opened when first needed */
     apr_hash_t *queues;             /* unix listeners' queues (dp_unix_queues), when read */
@@ -68,16 +69,9 @@ typedef struct where_ctx {
     apr_array_header_t *conns;      /* conn */
 } where_ctx;
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int late(const where_ctx *w)
 {
-    return now_ms() > w->deadline_ms;
+    return dp_mono_ms() > w->deadline_ms;
 }
 
 /* ------------------------------------------------- the target's memory */
@@ -455,7 +449,7 @@ int dp_where_collect(pid_t pid, const pid_t *skip, int nskip, char **out, size_t
     w.nskip = nskip;
     w.p = p;
     w.memfd = w.nl = -1;
-    w.deadline_ms = now_ms() + WHERE_MS;
+    w.deadline_ms = dp_mono_ms() + WHERE_MS;
     w.peers = apr_hash_make(p);
     w.conns = apr_array_make(p, 8, sizeof(conn));
     if ((tids = dp_list_tids(pid, p)) == NULL)

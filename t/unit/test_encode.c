@@ -115,7 +115,11 @@ static void encode(int encoding, int threads, const unsigned char *in, size_t n,
 {
     collect *cc = c;
     dp_sink next = { collect_write, cc, NULL, NULL }, sink;
-    dp_encode_opts o = { encoding, 0, threads, count_flush, NULL };
+    /* a fixed level: what these checks expect of the stream does not
+     * depend on how fast the collector is (test_level_follows_the_pace) */
+    dp_encode_opts o = { encoding, encoding == DP_ENC_GZIP ? DP_ENCODE_GZIP_LEVEL
+                                                           : DP_ENCODE_ZSTD_LEVEL,
+                         threads, count_flush, NULL, NULL, NULL };
     dp_encoder *e;
     dp_error err = { 0 };
     size_t off = 0, k = 0;
@@ -185,6 +189,64 @@ static void test_gzip(void **state)
     roundtrip(DP_ENC_GZIP, 0);
 }
 
+/* A next sink as slow as a thin link: each write waits as long as sending
+ * it at 1 MB/s would, and says how long it was blocked. */
+static long long slept_ns;
+
+static int slow_write(dp_sink *o, const void *d, size_t n)
+{
+    usleep((useconds_t)n);
+    slept_ns += (long long)n * 1000;
+    return collect_write(o, d, n);
+}
+
+static long long blocked(void *arg)
+{
+    (void)arg;
+    return slept_ns;
+}
+
+/* The adapting level (o.level 0): up to the top when writing on waits,
+ * down to the bottom when it never does; the stream decodes either way. */
+static void test_level_follows_the_pace(void **state)
+{
+    enum { N = 24 * MIB };
+    static const int encs[] = { DP_ENC_ZSTD, DP_ENC_GZIP };
+    static const int lo[] = { DP_ENCODE_ZSTD_MIN, DP_ENCODE_GZIP_MIN };
+    static const int hi[] = { DP_ENCODE_ZSTD_MAX, DP_ENCODE_GZIP_MAX };
+    unsigned char *in = malloc(N), *out = malloc(N + 1);
+    size_t i;
+    int k, slow;
+    (void)state;
+
+    for (i = 0; i < N; i++)         /* compressible everywhere: text with numbers */
+        in[i] = (unsigned char)("PyObject dict list str 'hello' "[i % 31] + (i / 4096 % 7));
+    for (k = 0; k < 2; k++)
+        for (slow = 0; slow < 2; slow++) {
+            collect c = { malloc(N + MIB), 0, N + MIB, 0 };   /* no realloc's copy in the way */
+            dp_sink next = { slow ? slow_write : collect_write, &c, NULL, NULL }, sink;
+            dp_encode_opts o = { encs[k], 0, -1, NULL, NULL, blocked, NULL };
+            dp_encode_stats st;
+            dp_encoder *e;
+            dp_error err = { 0 };
+            assert_int_equal(dp_encoder_open(&e, &o, &next, &sink, &err), 0);
+            for (i = 0; i < N; i += MIB)
+                assert_int_equal(dp_sink_write(&sink, in + i, MIB), 0);
+            assert_int_equal(dp_encoder_finish(e), 0);
+            dp_encoder_stats(e, &st);
+            dp_encoder_free(e);
+            decode(encs[k], &c, out, N);
+            assert_memory_equal(out, in, N);
+            if (slow)
+                assert_int_equal(st.level_hi, hi[k]);
+            else
+                assert_int_equal(st.level_lo, lo[k]);
+            free(c.p);
+        }
+    free(in);
+    free(out);
+}
+
 /* Random bytes alone cost the coding's headers, not a compressor's guess. */
 static void test_random_passes_through(void **state)
 {
@@ -222,7 +284,7 @@ static void test_unfinished_stream_is_incomplete(void **state)
     for (i = 0; i < 2; i++) {
         collect c = { 0 };
         dp_sink next = { collect_write, &c, NULL, NULL }, sink;
-        dp_encode_opts o = { enc[i], 0, -1, NULL, NULL };
+        dp_encode_opts o = { enc[i], 0, -1, NULL, NULL, NULL, NULL };
         dp_encoder *e;
         dp_error err = { 0 };
         assert_int_equal(dp_encoder_open(&e, &o, &next, &sink, &err), 0);
@@ -255,7 +317,7 @@ static void test_flush_after_a_wait(void **state)
     unsigned char *in = calloc(1, 2 * MIB);
     collect c = { 0 };
     dp_sink next = { collect_write, &c, NULL, NULL }, sink;
-    dp_encode_opts o = { DP_ENC_GZIP, 0, 0, count_flush, NULL };
+    dp_encode_opts o = { DP_ENC_GZIP, 0, 0, count_flush, NULL, NULL, NULL };
     dp_encoder *e;
     dp_error err = { 0 };
     (void)state;
@@ -277,7 +339,7 @@ static void test_failing_next(void **state)
     unsigned char *in = make_input();
     collect c = { 0 };
     dp_sink next = { collect_write, &c, NULL, NULL }, sink;
-    dp_encode_opts o = { DP_ENC_ZSTD, 0, -1, NULL, NULL };
+    dp_encode_opts o = { DP_ENC_ZSTD, 0, -1, NULL, NULL, NULL, NULL };
     dp_encoder *e;
     dp_error err = { 0 };
     (void)state;
@@ -298,6 +360,7 @@ int main(void)
         cmocka_unit_test(test_zstd_threads),
         cmocka_unit_test(test_zstd_one_thread),
         cmocka_unit_test(test_gzip),
+        cmocka_unit_test(test_level_follows_the_pace),
         cmocka_unit_test(test_random_passes_through),
         cmocka_unit_test(test_unfinished_stream_is_incomplete),
         cmocka_unit_test(test_flush_after_a_wait),
