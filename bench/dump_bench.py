@@ -30,6 +30,7 @@ import argparse
 import atexit
 import glob
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -311,6 +312,14 @@ def fetch(net, url, coding):
     return secs, int(r.stderr.split()[0]), int(r.stdout.split()[-1])
 
 
+def last_levels(h):
+    """The levels the helper's last compressed dump went through (its
+    DP10068 line: the level follows the pace of the link)."""
+    with open(os.path.join(h.dir, "error.log"), errors="replace") as f:
+        found = re.findall(r"DP10068: .*levels (-?\d+) to (-?\d+)", f.read())
+    return f" (levels {found[-1][0]}..{found[-1][1]})" if found else ""
+
+
 def transfer(args):
     net = Netns()
     h = t_py = t_rnd = None
@@ -332,10 +341,14 @@ def transfer(args):
                 # before the runs, on the server's side, which no rate limits
                 subprocess.run(["ip", "netns", "exec", net.srv, "curl", "-s", "-o", "/dev/null", url],
                                check=True)
-                got = {c: fetch(net, url, c) for c in ("identity", "zstd", "gzip")}
+                got, levels = {}, {}
+                for c in ("identity", "zstd", "gzip"):
+                    got[c] = fetch(net, url, c)
+                    levels[c] = last_levels(h) if c != "identity" else ""
                 rows.append((rate, name, got))
                 print(f"  {rate:>8} {name:15} " + "  ".join(
-                    f"{c} {s:6.2f} s {w / MIB:6.0f} MiB" for c, (s, w, _d) in got.items()), flush=True)
+                    f"{c} {s:6.2f} s {w / MIB:6.0f} MiB{levels[c]}"
+                    for c, (s, w, _d) in got.items()), flush=True)
         peak.stop.set()
         hwm = status_kb(worker, "VmHWM")
     finally:

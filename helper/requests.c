@@ -18,6 +18,7 @@
 #include "helper/kill.h"
 #include "helper/policy.h"
 #include "common/proto.h"
+#include "helper/log.h"
 #include "helper/ring.h"
 #include "helper/stacks.h"
 #include "helper/phpreq.h"
@@ -327,6 +328,18 @@ static int open_encoder(const dp_request *rq, dp_sink *out, dump_out *way, dp_en
     return dp_encoder_open(enc, &eo, out, in, err);
 }
 
+/* What the compression did, for whoever tunes it: the levels the pace
+ * chose, and the share passed through. */
+static void log_encoded(const dp_request *rq, const dp_encoder *enc)
+{
+    dp_encode_stats st;
+
+    dp_encoder_stats(enc, &st);
+    dp_log(DP_LOG_INFO, DPLOGNO(10068) "dump of pid %d: %llu bytes as %llu %s bytes, levels "
+           "%d to %d, %llu bytes passed through", (int)rq->pid, st.in, st.out,
+           rq->what == DP_DUMP_RAW_ZSTD ? "zstd" : "gzip", st.level_lo, st.level_hi, st.stored);
+}
+
 static int write_dump(const dp_request *rq, dp_core *core, dp_sink *out, dp_encoder *enc,
                       dp_sink *encoded, dump_out *way, apr_pool_t *p, dp_error *err)
 {
@@ -339,9 +352,10 @@ static int write_dump(const dp_request *rq, dp_core *core, dp_sink *out, dp_enco
     }
     if (!enc)
         return dp_core_write(core, out, err);
-    if (dp_core_write(core, encoded, err) != 0)
+    if (dp_core_write(core, encoded, err) != 0 || dp_encoder_finish(enc) != 0)
         return -1;
-    return dp_encoder_finish(enc);
+    log_encoded(rq, enc);
+    return 0;
 }
 
 static void do_dump(int fd, const dp_helper_policy *pol, const dp_request *rq,
@@ -351,7 +365,7 @@ static void do_dump(int fd, const dp_helper_policy *pol, const dp_request *rq,
     dp_stat st;
     dp_core_opts o;
     dp_core *core;
-    dp_ring rg;
+    dp_ring rg = { 0 };         /* the encoder reads its blocked time from the start */
     dp_sink out = { frames_write, &fd, NULL, NULL }, encoded;
     dump_out way = { fd, &rg };
     dp_encoder *enc = NULL;
