@@ -264,7 +264,7 @@ void dp_profile_site(int fd, const dp_helper_policy *pol, const dp_request *rq, 
     site s = { pol, *rq, p, NULL, apr_hash_make(p), apr_hash_make(p), apr_hash_make(p), 0 };
     int daemon_fd = (int)syscall(SYS_pidfd_open, getppid(), 0);
     int keep[3] = { 2, fd, daemon_fd }, slot, gone = 0;
-    uint64_t deadline, next_look = 0;
+    uint64_t deadline_us, next_look = 0;
     dp_error err = { 0 };
     apr_hash_index_t *hi;
 
@@ -287,12 +287,13 @@ void dp_profile_site(int fd, const dp_helper_policy *pol, const dp_request *rq, 
     look(&s);
     dp_prof_began(s.st);
     next_look = dp_mono_ms() + SITE_SCAN_MS;
-    deadline = dp_mono_ms() + (uint64_t)rq->timeout_s * 1000u;
+    /* in µs, as the duration is counted: whole ms would end it up to 1 ms short */
+    deadline_us = dp_mono_us() + (uint64_t)rq->timeout_s * 1000000u;
     while (!gone) {
         uint64_t now = dp_mono_ms(), began = now, spent;
         struct pollfd pf[2] = { { fd, POLLIN, 0 }, { daemon_fd, POLLIN, 0 } };
         int wait_ms;
-        if (now >= deadline)
+        if (dp_mono_us() >= deadline_us)
             break;
         if (now >= next_look) {
             look(&s);
