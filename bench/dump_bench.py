@@ -111,7 +111,7 @@ def relay(args):
     h = Httpd(locations={P: "DiagProcAllow dump fulldump",
                          "/env": "DiagProcAllow dump fulldump environment"},
               server_conf=f"DocumentRoot {d}\n<Directory {d}>\n    Require all granted\n"
-                          "</Directory>\n").start()
+                          "</Directory>\n" + args.conf.replace("\\n", "\n")).start()
     t = Target([TARGET, "--rss", str(args.mib), "--threads", "4", "--heartbeat"])
     runs = {"static": [], "dump": [], "env": []}
     pauses = []
@@ -312,6 +312,12 @@ def fetch(net, url, coding):
     return secs, int(r.stderr.split()[0]), int(r.stdout.split()[-1])
 
 
+def ratio(a, b):
+    """Time of a over time of b, each (seconds, wire bytes, decoded bytes);
+    nan when either was not fetched (--codings)."""
+    return a[0] / b[0] if a[1] and b[1] else float("nan")
+
+
 def last_levels(h):
     """The levels the helper's last compressed dump went through (its
     DP10068 line: the level follows the pace of the link)."""
@@ -336,6 +342,8 @@ def transfer(args):
         for rate in args.rates.split(","):
             net.rate(rate)
             for name, t in (("python objects", t_py), ("random bytes", t_rnd)):
+                if name.split()[0] not in args.targets.split(","):
+                    continue
                 url = f"http://{net.SERVER}:{NsHttpd.PORT}{P}/{t.pid}/dump?dumpType=2"
                 # the first dump leaves the target a page larger: once more
                 # before the runs, on the server's side, which no rate limits
@@ -343,8 +351,8 @@ def transfer(args):
                                check=True)
                 got, levels = {}, {}
                 for c in ("identity", "zstd", "gzip"):
-                    got[c] = fetch(net, url, c)
-                    levels[c] = last_levels(h) if c != "identity" else ""
+                    got[c] = fetch(net, url, c) if c in args.codings.split(",") else (0.0, 0, 0)
+                    levels[c] = last_levels(h) if c != "identity" and got[c][1] else ""
                 rows.append((rate, name, got))
                 print(f"  {rate:>8} {name:15} " + "  ".join(
                     f"{c} {s:6.2f} s {w / MIB:6.0f} MiB{levels[c]}"
@@ -364,10 +372,10 @@ def transfer(args):
           f" {'raw/gzip':>9} {'zstd MiB':>9} {'gzip MiB':>9}")
     for rate, name, got in rows:
         raw, zs, gz = got["identity"], got["zstd"], got["gzip"]
-        if not (zs[2] == gz[2] == raw[2]):
+        if len({x[2] for x in (raw, zs, gz) if x[1]}) > 1:
             print(f"  !! decoded sizes differ: raw {raw[2]}, zstd {zs[2]}, gzip {gz[2]}")
-        print(f"  {rate:>8} {name:15} {raw[0]:7.2f} {zs[0]:7.2f} {gz[0]:7.2f} {raw[0] / zs[0]:8.2f}x"
-              f" {raw[0] / gz[0]:8.2f}x {zs[1] / MIB:9.0f} {gz[1] / MIB:9.0f}")
+        print(f"  {rate:>8} {name:15} {raw[0]:7.2f} {zs[0]:7.2f} {gz[0]:7.2f} {ratio(raw, zs):8.2f}x"
+              f" {ratio(raw, gz):8.2f}x {zs[1] / MIB:9.0f} {gz[1] / MIB:9.0f}")
     print("  goals: python objects raw/zstd >= 3 at 1gbit; random bytes raw/zstd and raw/gzip >= 1 "
           "(within noise)")
     print(f"  serving worker's peak RSS (VmHWM) {hwm / 1024:.1f} MiB (goal <= 32); the dumping "
@@ -380,8 +388,10 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--rates", default="1gbit,100mbit")
     ap.add_argument("--only", choices=("relay", "transfer"))
+    ap.add_argument("--targets", default="python,random", help="the transfer's targets")
+    ap.add_argument("--codings", default="identity,zstd,gzip", help="the transfer's codings")
     ap.add_argument("--compare", action="store_true")
-    ap.add_argument("--conf", default="", help="more server configuration for the transfer's "
+    ap.add_argument("--conf", default="", help="more server configuration for the "
                     "httpd, lines separated by \\n (e.g. 'DiagProcDumpNice 0')")
     ap.add_argument("--module", help="another build of mod_diagproc.so to measure")
     args = ap.parse_args()

@@ -16,8 +16,10 @@
  * Both start at their _LEVEL and then follow who sets the pace, a chunk at
  * a time: when writing on (the ring, the worker, the link) waits, the level
  * goes up, up to _MAX; when it never waits, the compressor is what limits,
- * and the level goes down, to _MIN (gzip's 0 is stored blocks: a slow
- * compressor on a fast link then passes part of the stream through). */
+ * and the level goes down, to _MIN. zstd's negative levels trade a little
+ * ratio for speed, step by step; gzip's floor is 1, since its 0 (stored
+ * blocks) is a cliff, five times the bytes, which the socket buffers' lag
+ * made the level fall over on a slow link (README, "Dumps"). */
 #ifndef DP_ENCODE_H
 #define DP_ENCODE_H
 
@@ -32,7 +34,7 @@ enum dp_encoding { DP_ENC_IDENTITY = 0, DP_ENC_GZIP = 1, DP_ENC_ZSTD = 2 };
 #define DP_ENCODE_ZSTD_MAX 6
 #define DP_ENCODE_ZSTD_THREADS 2
 #define DP_ENCODE_GZIP_LEVEL 1
-#define DP_ENCODE_GZIP_MIN 0
+#define DP_ENCODE_GZIP_MIN 1
 #define DP_ENCODE_GZIP_MAX 6
 #define DP_ENCODE_CHUNK (1u << 20)
 
