@@ -111,10 +111,18 @@ is_((r.json() or {}).get("Message"), f"Process with an Id of {dead.pid} is not r
 me = h.get("/p/0").json()["id"]
 r = h.request("DELETE", "/p/0")
 is_(r.status, 204, "DELETE P/0 answers 204 before the worker ends")
+
+
+def gone(pid):
+    """Reaped, or a zombie: one read of its state (it can vanish between two)."""
+    st = stat_of(pid)
+    return not st or st[0] == "Z"
+
+
 deadline = time.time() + 5
-while time.time() < deadline and stat_of(me) and stat_of(me)[0] != "Z":
+while time.time() < deadline and not gone(me):
     time.sleep(0.05)
-ok(not stat_of(me) or stat_of(me)[0] == "Z", "the worker that served it is gone")
+ok(gone(me), "the worker that served it is gone")
 nxt = None
 deadline = time.time() + 10
 while time.time() < deadline:
