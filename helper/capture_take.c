@@ -24,6 +24,7 @@
 #include "proc/procfs.h"
 #include "common/format.h"
 #include "common/proto.h"
+#include "common/clock.h"
 
 static void jstr(FILE *f, const char *s)
 {
@@ -370,21 +371,18 @@ static int write_profile(const dp_capture_job *job, const char *dir, apr_pool_t 
     dp_prof_store *store = dp_prof_store_make(DP_PROF_HZ_DEFAULT, DP_PROF_DEF_BYTES, NULL, 0, p);
     dp_profiler *pr;
     dp_stat st;
-    long long end;
+    uint64_t end;
     int fd, rc;
-    struct timespec ts;
 
     if (dp_read_stat(job->pid, 0, &st, &err) != 0
         || dp_profiler_open(&pr, store, job->pid, 0, p, &err) != 0)
         return -1;
     dp_prof_began(store);
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    end = ts.tv_sec * 1000000LL + ts.tv_nsec / 1000 + job->rule->profile_s * 1000000LL;
+    end = dp_mono_us() + (uint64_t)job->rule->profile_s * 1000000u;
     for (;;) {
         if (dp_profiler_tick(pr) != 0)
             break;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        if (ts.tv_sec * 1000000LL + ts.tv_nsec / 1000 >= end)
+        if (dp_mono_us() >= end)
             break;
         usleep((useconds_t)dp_prof_delay_us(store));
     }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include "helper/kill.h"
 #include "proc/procfs.h"
+#include "common/clock.h"
 
 #define DP_KILL_MAX_MEMBERS 65536
 
@@ -120,15 +121,12 @@ static int add_children(tree *t, pid_t pid)
 /* Waits until every member has exited (its pidfd turns readable). */
 static void wait_gone(const tree *t, int timeout_ms)
 {
-    struct timespec t0, now;
+    uint64_t t0 = dp_mono_ms();
     int i;
 
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     for (i = 0; i < t->n; i++) {
         struct pollfd pfd = { t->m[i].fd, POLLIN, 0 };
-        long left;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        left = timeout_ms - ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000);
+        long left = timeout_ms - (long)(dp_mono_ms() - t0);
         if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
             return;
     }

@@ -105,22 +105,6 @@ static int read_full(int fd, void *buf, size_t n)
     return 0;
 }
 
-/* Reads one frame: its type, or -1 when the helper closed without one. */
-static int frame(int fd, apr_pool_t *p, char **payload, uint32_t *len)
-{
-    unsigned char h[5];
-    if (read_full(fd, h, 5) != 0)
-        return -1;
-    *len = (uint32_t)h[1] | (uint32_t)h[2] << 8 | (uint32_t)h[3] << 16 | (uint32_t)h[4] << 24;
-    if (*len > DP_FRAME_MAX)
-        return -1;
-    *payload = apr_palloc(p, *len + 1);
-    if (read_full(fd, *payload, *len) != 0)
-        return -1;
-    (*payload)[*len] = '\0';
-    return h[0];
-}
-
 /* One frame read with recvmsg, so that a file descriptor passed along
  * with it (the dump ring's memfd) is taken too (*passed, else -1). */
 static int frame_fd(int fd, char *payload, uint32_t *len, int *passed)
@@ -145,6 +129,21 @@ static int frame_fd(int fd, char *payload, uint32_t *len, int *passed)
     if (*len > DP_FRAME_MAX || read_full(fd, payload, *len) != 0)
         return -1;
     return h[0];
+}
+
+/* Reads one frame into pool memory: its type, or -1 when the helper closed
+ * without one; a descriptor passed along is closed. */
+static int frame(int fd, apr_pool_t *p, char **payload, uint32_t *len)
+{
+    int passed, type;
+
+    *payload = apr_palloc(p, DP_FRAME_MAX + 1);
+    type = frame_fd(fd, *payload, len, &passed);
+    if (passed >= 0)
+        close(passed);
+    if (type >= 0)
+        (*payload)[*len] = '\0';
+    return type;
 }
 
 /* The watcher: scans the whole ring, over and over, for the needle while
